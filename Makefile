@@ -1,0 +1,42 @@
+# Enreach tools. `make run` starts the app, `make test` runs every check and test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PGDIR := $(CURDIR)/var/pgtest
+export DJANGO_SETTINGS_MODULE ?= enreach.settings
+
+.PHONY: run test lint typecheck migrations-check test-sqlite test-postgres bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.installed
+	DEBUG=$${DEBUG:-true} $(PY) scripts/run.py
+
+test: $(VENV)/.installed lint migrations-check test-sqlite test-postgres
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+migrations-check: $(VENV)/.installed
+	DJANGO_SETTINGS_MODULE=enreach.settings_test $(PY) manage.py makemigrations --check --dry-run
+
+test-sqlite: $(VENV)/.installed
+	@echo "== pytest on SQLite =="
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-postgres: $(VENV)/.installed
+	@echo "== pytest on PostgreSQL =="
+	@url=$$(scripts/pgtest.sh start $(PGDIR)) || exit 1; \
+	  trap 'scripts/pgtest.sh stop $(PGDIR)' EXIT; \
+	  env -u REDIS_URL DATABASE_URL=$$url $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed
+	$(PY) bench/export_bench.py
+
+clean:
+	rm -rf $(VENV) var/pgtest
