@@ -261,9 +261,7 @@ def virtual_machine_from_api(data: dict[str, Any]) -> VirtualMachineRecord:
 
 def site_from_api(data: dict[str, Any]) -> SiteRecord:
     """Parse one object of ``/api/dcim/sites/``."""
-    return SiteRecord(
-        id=data["id"], name=_name(data), region=_name(data.get("region")), group=_name(data.get("group"))
-    )
+    return SiteRecord(id=data["id"], name=_name(data), region=_name(data.get("region")), group=_name(data.get("group")))
 
 
 def tenant_from_api(data: dict[str, Any]) -> TenantRecord:
