@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PGDIR := $(CURDIR)/var/pgtest
-export DJANGO_SETTINGS_MODULE ?= enreach.settings
 
 .PHONY: run test lint typecheck migrations-check test-sqlite test-postgres bench clean
 
