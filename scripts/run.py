@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-GRACE_SECONDS = 10
+GRACE_SECONDS = float(os.environ.get("ENREACH_STOP_GRACE", "8"))
 
 
 def manage(*args: str) -> None:
@@ -52,6 +52,8 @@ def main() -> int:
     def on_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Explicit, because a shell that starts us in the background leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
         processes.append(start("manage.py", "qcluster"))
