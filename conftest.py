@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from rest_framework.test import APIClient
@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.roles import Role
 from accounts.services import user_create
+from integrations.netbox.fake_server import FakeNetbox
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -40,3 +41,15 @@ def client_for(make_user: Callable[..., User]) -> Callable[[str], APIClient]:
         return client
 
     return make
+
+
+@pytest.fixture
+def netbox(settings, tmp_path) -> Iterator[FakeNetbox]:
+    """A NetBox-shaped server on loopback, with the app configured to export from it into ``tmp_path``."""
+    with FakeNetbox(devices=40, vms=60) as server:
+        settings.NETBOX_URL = server.url
+        settings.NETBOX_TOKEN = server.token
+        settings.NETBOX_BACKOFF = 0.01
+        settings.NETBOX_RETRIES = 2
+        settings.DATA_DIR = tmp_path / "data"
+        yield server

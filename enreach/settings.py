@@ -207,7 +207,27 @@ NETBOX_TIMEOUT = env.float("NETBOX_TIMEOUT", default=60.0)
 NETBOX_EXTRA_HEADERS = env.str("NETBOX_EXTRA_HEADERS", default="")
 NETBOX_PAGE_SIZE = env.int("NETBOX_PAGE_SIZE", default=1000)
 NETBOX_WORKERS = env.int("NETBOX_WORKERS", default=4)
+# Attempts after the first on connection errors, 429 and 5xx, waiting NETBOX_BACKOFF * 2^n s (or Retry-After).
+NETBOX_RETRIES = env.int("NETBOX_RETRIES", default=4)
+NETBOX_BACKOFF = env.float("NETBOX_BACKOFF", default=0.5)
 
 # Bootstrap admin account, created by `manage.py ensure_admin` when no admin exists yet.
 ENREACH_ADMIN_USERNAME = env.str("ENREACH_ADMIN_USERNAME", default="admin")
 ENREACH_ADMIN_PASSWORD = env.str("ENREACH_ADMIN_PASSWORD", default="")
+
+# --- Exports -----------------------------------------------------------------------------------------------------
+# Folders of the newest N successful runs are kept under ENREACH_DATA_DIR/runs/.
+EXPORT_KEEP_RUNS = max(1, env.int("EXPORT_KEEP_RUNS", default=10))
+# Incremental runs fall back to a full fetch when the last full one is older than this: NetBox does not bump a
+# device's last_updated when a related object (rack, platform, IP address...) is renamed.
+EXPORT_FULL_EVERY_HOURS = env.float("EXPORT_FULL_EVERY_HOURS", default=24.0)
+# Prefix CSV cells starting with = + - @ with an apostrophe, for people who open CSVs in Excel.
+EXPORT_CSV_EXCEL_SAFE = env.bool("EXPORT_CSV_EXCEL_SAFE", default=False)
+# Workbook column order: comma-separated names, or the path of an .xlsx whose first row is the order.
+EXPORT_WORKBOOK_COLUMNS = env.list("EXPORT_WORKBOOK_COLUMNS", default=[])
+# A cron expression ("0 2 * * *") or a number of minutes ("60"); empty: no schedule.
+EXPORT_SCHEDULE = env.str("EXPORT_SCHEDULE", default="")
+# An active run without a sign of life for this long is marked failed, so it cannot block later runs.
+EXPORT_STALE_AFTER = env.int("EXPORT_STALE_AFTER", default=Q_CLUSTER["timeout"] + 300)
+# Set by `make run` when it started the demo NetBox because NETBOX_URL was empty.
+NETBOX_DEMO = env.bool("ENREACH_DEMO_NETBOX", default=False)

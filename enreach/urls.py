@@ -18,5 +18,7 @@ urlpatterns = [
     # A page for people: send them to sign in rather than answering 401.
     path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="schema")), name="docs"),
     path("api/auth/", include("accounts.api.urls")),
+    path("api/exports/", include("exports.api.urls")),
+    path("exports/", include("exports.urls")),
     path("metrics", views.metrics, name="metrics"),
 ]

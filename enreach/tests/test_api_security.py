@@ -24,9 +24,9 @@ def concrete(route: str) -> str | None:
     """A request path for a route, with every parameter filled in; None for format-suffix variants."""
     if "format" in route:
         return None
-    path = route.replace("^", "").replace("$", "").replace("\\", "").replace("/?", "/")
+    path = re.sub(r"\(\?P<\w+>[^)]*\)", "1", route)
     path = re.sub(r"<(?:(\w+):)?(\w+)>", "1", path)
-    path = re.sub(r"\(\?P<\w+>[^)]*\)", "1", path)
+    path = path.replace("^", "").replace("$", "").replace("\\", "").replace("/?", "/")
     return "/" + path
 
 

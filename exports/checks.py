@@ -1,0 +1,28 @@
+"""System checks for export settings: a bad value is reported by `manage.py check`, not at 2 a.m."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, register
+
+
+@register()
+def export_settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    from exports import transform
+    from exports.services import ExportError, export_schedule_parse
+
+    errors: list[CheckMessage] = []
+    if settings.EXPORT_SCHEDULE:
+        try:
+            export_schedule_parse(settings.EXPORT_SCHEDULE)
+        except ExportError as exc:
+            errors.append(Error(str(exc), id="exports.E001"))
+    order = settings.EXPORT_WORKBOOK_COLUMNS
+    if order and not (len(order) == 1 and order[0].lower().endswith(".xlsx")):
+        try:
+            transform.workbook_column_order(order)
+        except ValueError as exc:
+            errors.append(Error(f"EXPORT_WORKBOOK_COLUMNS: {exc}", id="exports.E002"))
+    return errors

@@ -1,0 +1,123 @@
+"""Export runs, the files they wrote, and the NetBox snapshots incremental runs reuse."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class ExportRun(models.Model):
+    """One NetBox → CMDB export: who asked, how it went step by step, what changed, and the files it wrote."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        COMMAND = "command", "Command"
+        SCHEDULE = "schedule", "Schedule"
+        API = "api", "API"
+        WEB = "web", "Web"
+        ADMIN = "admin", "Admin"
+
+    class Mode(models.TextChoices):
+        FULL = "full", "Full"
+        INCREMENTAL = "incremental", "Incremental"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="export_runs"
+    )
+    force = models.BooleanField(default=False, help_text="Fetch everything instead of only what changed.")
+    publish = models.BooleanField(default=True, help_text="Publish the files after a successful export.")
+    mode = models.CharField(max_length=16, choices=Mode.choices, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the executing worker.")
+    devices = models.PositiveIntegerField(null=True, blank=True)
+    vms = models.PositiveIntegerField(null=True, blank=True)
+    added = models.PositiveIntegerField(null=True, blank=True)
+    changed = models.PositiveIntegerField(null=True, blank=True)
+    removed = models.PositiveIntegerField(null=True, blank=True)
+    netbox_requests = models.PositiveIntegerField(null=True, blank=True)
+    reused_files = models.BooleanField(
+        default=False, help_text="Nothing changed in NetBox: the previous run's files were reused."
+    )
+    step = models.CharField(max_length=32, blank=True, help_text="The step being executed.")
+    progress = models.JSONField(default=dict, blank=True)
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds spent per step.")
+    changes = models.JSONField(default=dict, blank=True, help_text="Names added, changed and removed (capped).")
+    lookups_digest = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    log = models.TextField(blank=True)
+    # True while queued or running, NULL otherwise: the unique index lets only one run be active at a time.
+    active = models.BooleanField(null=True, default=True, unique=True, editable=False)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"Export #{self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def duration(self) -> float | None:
+        if self.started and self.finished:
+            return (self.finished - self.started).total_seconds()
+        return None
+
+
+class ExportArtifact(models.Model):
+    """A file written by a run, under ``ENREACH_DATA_DIR``, with its checksum."""
+
+    class Kind(models.TextChoices):
+        DEVICES = "devices", "Devices CSV"
+        VMS = "vms", "VMs CSV"
+        MERGED = "merged", "Merged CSV"
+        WORKBOOK = "workbook", "Workbook"
+
+    run = models.ForeignKey(ExportRun, on_delete=models.CASCADE, related_name="artifacts")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    path = models.CharField(max_length=500, help_text="Relative to ENREACH_DATA_DIR.")
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    rows = models.PositiveIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "kind"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="exports_artifact_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} (run {self.run_id})"
+
+
+class NetboxSnapshot(models.Model):
+    """The last exported state of one NetBox device or VM, reused by incremental runs for unchanged objects."""
+
+    class Kind(models.TextChoices):
+        DEVICE = "device", "Device"
+        VM = "vm", "Virtual machine"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    netbox_id = models.PositiveBigIntegerField()
+    name = models.CharField(max_length=255, blank=True)
+    last_updated = models.CharField(max_length=40)
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the stored record, to skip unchanged writes.")
+    data = models.JSONField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "netbox_id"], name="exports_snapshot_unique_object")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.netbox_id} {self.name}"

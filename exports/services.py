@@ -1,0 +1,522 @@
+"""The NetBox → CMDB export: requesting, queueing and executing runs.
+
+Every door (the ``netbox_update`` command, the API, the web page, the admin, the django-q2 schedule) ends in
+``export_run_request`` and ``export_run_execute``.
+
+A run writes its files into a folder of its own under ``ENREACH_DATA_DIR/runs/``, each through a temp file moved
+into place; the database records the files only once all of them are written. So a failed run never touches the
+files of the last successful one, which stay the "latest" files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from exports import transform, writers
+from exports.models import ExportArtifact, ExportRun, NetboxSnapshot
+from integrations.exceptions import IntegrationError
+from integrations.netbox.factory import netbox_client
+from integrations.netbox.records import (
+    DEVICE_OBJECT_TYPE,
+    VM_OBJECT_TYPE,
+    DeviceRecord,
+    VirtualMachineRecord,
+    device_from_dict,
+    record_to_dict,
+    virtual_machine_from_dict,
+)
+
+logger = logging.getLogger(__name__)
+
+DEVICES_CSV = "netbox_devices_export.csv"
+VMS_CSV = "netbox_vms_export.csv"
+MERGED_CSV = "netbox_merged_export.csv"
+WORKBOOK = "Systems CMDB.xlsx"
+ARTIFACT_KINDS = {
+    DEVICES_CSV: ExportArtifact.Kind.DEVICES,
+    VMS_CSV: ExportArtifact.Kind.VMS,
+    MERGED_CSV: ExportArtifact.Kind.MERGED,
+    WORKBOOK: ExportArtifact.Kind.WORKBOOK,
+}
+CHANGES_LISTED = 50  # names kept per kind and change type in ExportRun.changes
+SNAPSHOT_BATCH = 1000
+
+ProgressCallback = Callable[[ExportRun], None]
+Record = DeviceRecord | VirtualMachineRecord
+
+
+class ExportError(Exception):
+    """An export cannot be requested or executed as asked."""
+
+
+# --- Requesting -------------------------------------------------------------------------------------------------
+
+
+def export_run_reap_stale() -> int:
+    """Fail active runs whose worker stopped giving signs of life (killed, machine restarted).
+
+    Without this a dead worker would block every later export, since only one run may be active.
+    """
+    limit = timezone.now() - timedelta(seconds=settings.EXPORT_STALE_AFTER)
+    stale = ExportRun.objects.filter(active=True).exclude(heartbeat__gte=limit).filter(created__lt=limit)
+    count = 0
+    for run in stale:
+        if run.status == ExportRun.Status.QUEUED:
+            error = "Never started: no queue worker picked it up in time (is `manage.py qcluster` running?)."
+        else:
+            error = "Abandoned: the worker stopped giving signs of life before finishing."
+        _finish(run, status=ExportRun.Status.FAILED, error=error)
+        count += 1
+    return count
+
+
+def export_run_request(
+    *, trigger: str, user: Any = None, force: bool = False, publish: bool = True
+) -> tuple[ExportRun, bool]:
+    """Create a queued run, or return the run that is already queued or running.
+
+    Returns ``(run, created)``. Only one run can be active: the database's unique index on ``active`` decides
+    between concurrent requests.
+    """
+    if trigger not in ExportRun.Trigger.values:
+        raise ExportError(f"Unknown trigger {trigger!r}.")
+    export_run_reap_stale()
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                run = ExportRun.objects.create(
+                    trigger=trigger,
+                    requested_by=user if user is not None and user.is_authenticated else None,
+                    force=force,
+                    publish=publish,
+                )
+            return run, True
+        except IntegrityError:
+            active = ExportRun.objects.filter(active=True).first()
+            if active is not None:
+                return active, False
+    raise ExportError("Could not create an export run.")
+
+
+def export_run_enqueue(*, run: ExportRun) -> None:
+    """Hand the run to the django-q2 workers once the surrounding transaction commits."""
+    transaction.on_commit(
+        lambda: async_task(
+            "exports.tasks.export_run_execute_task", run.pk, task_name=f"export-run-{run.pk}", group="exports"
+        )
+    )
+
+
+# --- Executing ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Fetched:
+    """What a run learned from NetBox."""
+
+    devices: list[DeviceRecord] | None  # None when nothing changed and the files can be reused
+    vms: list[VirtualMachineRecord] | None
+    lookups: transform.Lookups
+    lookups_digest: str
+    snapshot_writes: dict[str, list[Record]] = field(default_factory=dict)
+    snapshot_deletes: dict[str, list[int]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    changes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+
+class _Recorder:
+    """Keeps the run row up to date: current step, per-step timings, progress (throttled) and log lines."""
+
+    def __init__(self, run: ExportRun, on_progress: ProgressCallback | None) -> None:
+        self.run = run
+        self.on_progress = on_progress
+        self._lock = threading.Lock()
+        self._last_save = 0.0
+
+    def log(self, message: str) -> None:
+        stamp = timezone.now().strftime("%H:%M:%S")
+        with self._lock:
+            self.run.log += f"{stamp} {message}\n"
+        logger.info("export run %s: %s", self.run.pk, message)
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.run.step = name
+        self.log(f"{name}…")
+        self.save(force=True)
+        started = time.perf_counter()
+        yield
+        self.run.timings[name] = round(time.perf_counter() - started, 3)
+
+    def progress(self, **values: int) -> None:
+        with self._lock:
+            self.run.progress.update(values)
+        self.save()
+
+    def save(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_save < 1.0:
+            return
+        self._last_save = now
+        self.run.heartbeat = timezone.now()
+        with self._lock:
+            ExportRun.objects.filter(pk=self.run.pk).update(
+                step=self.run.step,
+                progress=dict(self.run.progress),
+                timings=dict(self.run.timings),
+                log=self.run.log,
+                heartbeat=self.run.heartbeat,
+            )
+        if self.on_progress is not None:
+            self.on_progress(self.run)
+
+
+def export_run_execute(*, run: ExportRun, on_progress: ProgressCallback | None = None) -> ExportRun:
+    """Execute a queued run: fetch from NetBox, transform, write the files, record everything.
+
+    Never raises for an export failure: the run is marked failed with a readable reason and the previous files
+    stay as they were. A run that is not queued any more (delivered twice) is returned untouched.
+    """
+    claimed = ExportRun.objects.filter(pk=run.pk, status=ExportRun.Status.QUEUED).update(
+        status=ExportRun.Status.RUNNING, started=timezone.now(), heartbeat=timezone.now()
+    )
+    run.refresh_from_db()
+    if not claimed:
+        return run
+    recorder = _Recorder(run, on_progress)
+    folder = Path(settings.DATA_DIR) / "runs" / f"{run.pk:06d}"
+    try:
+        previous = ExportRun.objects.filter(status=ExportRun.Status.SUCCEEDED).order_by("-finished").first()
+        fetched = _fetch(run, recorder, previous)
+        if fetched.devices is None and previous is not None:
+            with recorder.step("write"):
+                files = _reuse_files(previous, folder)
+                run.reused_files = True
+                recorder.log("Nothing changed in NetBox: reused the previous run's files.")
+        else:
+            with recorder.step("write"):
+                files = _write_files(fetched, folder, recorder)
+        with recorder.step("save"):
+            _save(run, fetched, folder, files)
+        recorder.log(
+            f"Succeeded: {run.devices} devices, {run.vms} VMs; "
+            f"{run.added} added, {run.changed} changed, {run.removed} removed."
+        )
+        _finish(run, status=ExportRun.Status.SUCCEEDED)
+    except Exception as exc:  # every failure becomes a failed run, never a crash of the caller
+        reason = _reason(exc)
+        if not isinstance(exc, (IntegrationError, ExportError, ValueError, OSError)):
+            logger.exception("export run %s crashed", run.pk)
+            recorder.log(traceback.format_exc(limit=5))
+        recorder.log(f"Failed: {reason}")
+        shutil.rmtree(folder, ignore_errors=True)
+        _finish(run, status=ExportRun.Status.FAILED, error=reason)
+        return run
+    with contextlib.suppress(OSError):
+        export_files_prune()
+    return run
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, (IntegrationError, ExportError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _finish(run: ExportRun, *, status: str, error: str = "") -> None:
+    run.status = status
+    run.error = error
+    run.finished = timezone.now()
+    run.active = None
+    run.step = ""
+    run.save()
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _fetch(run: ExportRun, recorder: _Recorder, previous: ExportRun | None) -> _Fetched:
+    client = netbox_client()
+    full_every = timedelta(hours=settings.EXPORT_FULL_EVERY_HOURS)
+    incremental = (
+        not run.force
+        and previous is not None
+        and NetboxSnapshot.objects.exists()
+        and ExportRun.objects.filter(
+            status=ExportRun.Status.SUCCEEDED, mode=ExportRun.Mode.FULL, finished__gte=timezone.now() - full_every
+        ).exists()
+    )
+    run.mode = ExportRun.Mode.INCREMENTAL if incremental else ExportRun.Mode.FULL
+    ExportRun.objects.filter(pk=run.pk).update(mode=run.mode)
+    recorder.log(f"{run.mode.capitalize()} export from {settings.NETBOX_URL}")
+
+    with recorder.step("lookups"), ThreadPoolExecutor(max_workers=4) as pool:
+        sites = pool.submit(client.fetch_sites)
+        tenants = pool.submit(client.fetch_tenants)
+        device_contacts = pool.submit(client.fetch_contact_assignments, DEVICE_OBJECT_TYPE)
+        vm_contacts = pool.submit(client.fetch_contact_assignments, VM_OBJECT_TYPE)
+        contacts = [*device_contacts.result(), *vm_contacts.result()]
+        site_records, tenant_records = sites.result(), tenants.result()
+    lookups = transform.Lookups.from_records(sites=site_records, tenants=tenant_records, contact_assignments=contacts)
+    lookups_digest = _digest([lookups.sites, lookups.tenant_groups, sorted(lookups.contacts.items())])
+
+    with recorder.step("fetch"):
+        stored = {
+            kind: {
+                netbox_id: (last_updated, digest, name)
+                for netbox_id, last_updated, digest, name in NetboxSnapshot.objects.filter(kind=kind).values_list(
+                    "netbox_id", "last_updated", "digest", "name"
+                )
+            }
+            for kind in NetboxSnapshot.Kind.values
+        }
+        if incremental:
+            devices = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.DEVICE, stored["device"])
+            vms = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.VM, stored["vm"])
+        else:
+            devices = _full(client.fetch_devices(progress=lambda n: recorder.progress(devices_fetched=n)))
+            vms = _full(client.fetch_virtual_machines(progress=lambda n: recorder.progress(vms_fetched=n)))
+        run.netbox_requests = client.request_count
+
+    fetched = _Fetched(devices=None, vms=None, lookups=lookups, lookups_digest=lookups_digest)
+    unchanged = True
+    for kind, (current, changed_records) in {"device": devices, "vm": vms}.items():
+        previous_state = stored[kind]
+        current_ids = set(current)
+        added = [i for i in current_ids if i not in previous_state]
+        changed = [i for i in current_ids if i in previous_state and previous_state[i][0] != current[i]]
+        removed = [i for i in previous_state if i not in current_ids]
+        writes = [r for r in changed_records if previous_state.get(r.id, (None, None))[1] != _record_digest(r)]
+        fetched.snapshot_writes[kind] = writes
+        fetched.snapshot_deletes[kind] = removed
+        label = "devices" if kind == "device" else "vms"
+        fetched.counts[label] = len(current_ids)
+        fetched.counts["added"] = fetched.counts.get("added", 0) + len(added)
+        fetched.counts["changed"] = fetched.counts.get("changed", 0) + len(changed)
+        fetched.counts["removed"] = fetched.counts.get("removed", 0) + len(removed)
+        names = {r.id: r.name for r in changed_records}
+        fetched.changes[label] = {
+            "added": sorted(names.get(i, str(i)) for i in added)[:CHANGES_LISTED],
+            "changed": sorted(names.get(i, str(i)) for i in changed)[:CHANGES_LISTED],
+            "removed": sorted(previous_state[i][2] or str(i) for i in removed)[:CHANGES_LISTED],
+        }
+        unchanged = unchanged and not (added or changed or removed or writes)
+
+    if incremental and unchanged and previous is not None and previous.lookups_digest == lookups_digest:
+        return fetched
+    # Something changed: build complete record lists, from NetBox where fetched and snapshots for the rest.
+    fetched.devices = _complete(NetboxSnapshot.Kind.DEVICE, *devices, device_from_dict)  # type: ignore[assignment]
+    fetched.vms = _complete(NetboxSnapshot.Kind.VM, *vms, virtual_machine_from_dict)  # type: ignore[assignment]
+    return fetched
+
+
+def _record_digest(record: Record) -> str:
+    return _digest(record_to_dict(record))
+
+
+def _fetch_incremental(
+    client: Any, recorder: _Recorder, kind: str, stored: dict[int, tuple[str, str, str]]
+) -> tuple[dict[int, str], list[Record]]:
+    """The current ``id -> last_updated`` of every object, and full records for those that are new or changed."""
+    device = kind == NetboxSnapshot.Kind.DEVICE
+    current: dict[int, str] = client.fetch_last_updated("devices" if device else "virtual_machines")
+    wanted = sorted(i for i, last_updated in current.items() if stored.get(i, (None,))[0] != last_updated)
+    records: list[Record] = []
+    if wanted:
+        fetch = client.fetch_devices_by_id if device else client.fetch_virtual_machines_by_id
+        records = list(fetch(wanted))
+    # Objects edited between the listing and the re-fetch: trust the newer version; deleted meanwhile: drop them.
+    for record in records:
+        current[record.id] = record.last_updated
+    for missing in set(wanted) - {record.id for record in records}:
+        del current[missing]
+    recorder.progress(**{"devices_fetched" if device else "vms_fetched": len(records)})
+    return current, records
+
+
+def _full(records: list[Record]) -> tuple[dict[int, str], list[Record]]:
+    return {r.id: r.last_updated for r in records}, records
+
+
+def _complete(
+    kind: str, current: dict[int, str], fresh: list[Record], from_dict: Callable[[dict[str, Any]], Record]
+) -> list[Record]:
+    fresh_ids = {record.id for record in fresh}
+    reuse = [i for i in current if i not in fresh_ids]
+    records = list(fresh)
+    for start in range(0, len(reuse), SNAPSHOT_BATCH):
+        batch = reuse[start : start + SNAPSHOT_BATCH]
+        for data in NetboxSnapshot.objects.filter(kind=kind, netbox_id__in=batch).values_list("data", flat=True):
+            records.append(from_dict(data))
+    if len(records) != len(current):
+        raise ExportError("Stored snapshots are incomplete; run the export with --force.")
+    return records
+
+
+def _workbook_columns() -> tuple[str, ...]:
+    order = settings.EXPORT_WORKBOOK_COLUMNS
+    if len(order) == 1 and order[0].lower().endswith(".xlsx"):
+        order = writers.read_workbook_order(Path(order[0]))
+    return transform.workbook_column_order(order or None)
+
+
+def _write_files(fetched: _Fetched, folder: Path, recorder: _Recorder) -> dict[str, writers.FileInfo]:
+    assert fetched.devices is not None and fetched.vms is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    device_rows = transform.device_rows(fetched.devices, fetched.lookups)
+    vm_rows = transform.vm_rows(fetched.vms, fetched.lookups)
+    merged = transform.merged_rows(device_rows, vm_rows)
+    excel_safe = settings.EXPORT_CSV_EXCEL_SAFE
+    files = {
+        DEVICES_CSV: writers.write_csv(
+            folder / DEVICES_CSV, transform.DEVICE_COLUMNS, device_rows, excel_safe=excel_safe
+        ),
+        VMS_CSV: writers.write_csv(folder / VMS_CSV, transform.VM_COLUMNS, vm_rows, excel_safe=excel_safe),
+        MERGED_CSV: writers.write_csv(folder / MERGED_CSV, transform.MERGED_COLUMNS, merged, excel_safe=excel_safe),
+    }
+    recorder.progress(rows_written=len(merged))
+    columns = _workbook_columns()
+    files[WORKBOOK] = writers.write_workbook(
+        folder / WORKBOOK, columns, transform.reorder(merged, transform.MERGED_COLUMNS, columns)
+    )
+    recorder.progress(rows_written=len(merged) * 2)
+    return files
+
+
+def _reuse_files(previous: ExportRun, folder: Path) -> dict[str, writers.FileInfo]:
+    """Link (or copy) the previous run's files into this run's folder: same content, no rewrite."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for artifact in previous.artifacts.all():
+        source = Path(settings.DATA_DIR) / artifact.path
+        target = folder / artifact.name
+        temp = folder / f".{artifact.name}.tmp"
+        if not source.is_file():
+            raise ExportError(f"The previous run's file {artifact.name} is missing; run the export with --force.")
+        try:
+            os.link(source, temp)
+        except OSError:
+            shutil.copyfile(source, temp)
+        os.replace(temp, target)
+        files[artifact.name] = writers.FileInfo(
+            path=target, size=artifact.size, sha256=artifact.sha256, rows=artifact.rows
+        )
+    if set(files) != set(ARTIFACT_KINDS):
+        raise ExportError("The previous run's files are incomplete; run the export with --force.")
+    return files
+
+
+def _save(run: ExportRun, fetched: _Fetched, folder: Path, files: dict[str, writers.FileInfo]) -> None:
+    data_dir = Path(settings.DATA_DIR)
+    with transaction.atomic():
+        for kind, records in fetched.snapshot_writes.items():
+            snapshots = [
+                NetboxSnapshot(
+                    kind=kind,
+                    netbox_id=record.id,
+                    name=record.name[:255],
+                    last_updated=record.last_updated,
+                    digest=_record_digest(record),
+                    data=record_to_dict(record),
+                )
+                for record in records
+            ]
+            NetboxSnapshot.objects.bulk_create(
+                snapshots,
+                batch_size=SNAPSHOT_BATCH,
+                update_conflicts=True,
+                unique_fields=["kind", "netbox_id"],
+                update_fields=["name", "last_updated", "digest", "data"],
+            )
+        for kind, ids in fetched.snapshot_deletes.items():
+            for start in range(0, len(ids), SNAPSHOT_BATCH):
+                NetboxSnapshot.objects.filter(kind=kind, netbox_id__in=ids[start : start + SNAPSHOT_BATCH]).delete()
+        ExportArtifact.objects.bulk_create(
+            ExportArtifact(
+                run=run,
+                kind=ARTIFACT_KINDS[name],
+                name=name,
+                path=str(info.path.relative_to(data_dir)),
+                size=info.size,
+                sha256=info.sha256,
+                rows=info.rows,
+            )
+            for name, info in files.items()
+        )
+        run.devices = fetched.counts["devices"]
+        run.vms = fetched.counts["vms"]
+        run.added = fetched.counts["added"]
+        run.changed = fetched.counts["changed"]
+        run.removed = fetched.counts["removed"]
+        run.changes = fetched.changes
+        run.lookups_digest = fetched.lookups_digest
+        run.save()
+
+
+def export_files_prune() -> int:
+    """Delete the folders of successful runs beyond the newest ``EXPORT_KEEP_RUNS``; returns how many."""
+    keep = settings.EXPORT_KEEP_RUNS
+    old = ExportRun.objects.filter(status=ExportRun.Status.SUCCEEDED, artifacts__isnull=False).distinct()
+    old_runs = list(old.order_by("-finished")[keep:])
+    for run in old_runs:
+        shutil.rmtree(Path(settings.DATA_DIR) / "runs" / f"{run.pk:06d}", ignore_errors=True)
+        run.artifacts.all().delete()
+    return len(old_runs)
+
+
+# --- Schedule ----------------------------------------------------------------------------------------------------
+
+SCHEDULE_NAME = "NetBox export"
+
+
+def export_schedule_parse(value: str) -> tuple[str, dict[str, Any]]:
+    """``EXPORT_SCHEDULE`` as django-q2 schedule fields: a number of minutes, or a cron expression."""
+    from croniter import croniter
+    from django_q.models import Schedule
+
+    value = value.strip()
+    if value.isdigit() and int(value) > 0:
+        return Schedule.MINUTES, {"minutes": int(value), "cron": None}
+    if croniter.is_valid(value):
+        return Schedule.CRON, {"cron": value, "minutes": None}
+    raise ExportError(f"EXPORT_SCHEDULE={value!r} is neither a number of minutes nor a cron expression.")
+
+
+def export_schedule_sync() -> str:
+    """Create, update or remove the export schedule to match ``EXPORT_SCHEDULE``. Safe to call repeatedly."""
+    from django_q.models import Schedule
+
+    if not settings.EXPORT_SCHEDULE:
+        deleted, _ = Schedule.objects.filter(name=SCHEDULE_NAME).delete()
+        return "removed" if deleted else "none"
+    schedule_type, fields = export_schedule_parse(settings.EXPORT_SCHEDULE)
+    _, created = Schedule.objects.update_or_create(
+        name=SCHEDULE_NAME,
+        defaults={
+            "func": "exports.tasks.export_scheduled_task",
+            "schedule_type": schedule_type,
+            "repeats": -1,
+            **fields,
+        },
+    )
+    return "created" if created else "updated"

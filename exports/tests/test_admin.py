@@ -1,0 +1,33 @@
+import pytest
+
+from exports.models import ExportRun
+from exports.services import export_run_execute, export_run_request
+
+pytestmark = pytest.mark.django_db
+
+
+def test_runs_are_read_only_with_a_run_now_button(netbox, client_for, django_capture_on_commit_callbacks):
+    client = client_for("admin")
+    run, _ = export_run_request(trigger="web")
+    export_run_execute(run=run)
+    changelist = client.get("/admin/exports/exportrun/")
+    assert changelist.status_code == 200 and "Run export now" in changelist.content.decode()
+    detail = client.get(f"/admin/exports/exportrun/{run.pk}/change/")
+    assert detail.status_code == 200 and "Systems CMDB.xlsx" in detail.content.decode()
+    assert client.get("/admin/exports/exportrun/add/").status_code == 403
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/exports/exportrun/run-now/")
+    assert response.status_code == 302
+    newest = ExportRun.objects.latest("id")
+    assert newest.trigger == "admin" and newest.status == "succeeded"
+
+
+def test_admin_action_requests_a_run(client_for):
+    client = client_for("admin")
+    run, _ = export_run_request(trigger="web")
+    ExportRun.objects.filter(pk=run.pk).update(status="failed", active=None)
+    response = client.post(
+        "/admin/exports/exportrun/", {"action": "run_export_now", "_selected_action": [run.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    assert ExportRun.objects.filter(trigger="admin").count() == 1

@@ -1,0 +1,271 @@
+"""The export pipeline end to end against a NetBox-shaped server on loopback."""
+
+import csv
+from datetime import timedelta
+from pathlib import Path
+
+import openpyxl
+import pytest
+from django.core.checks import run_checks
+from django.utils import timezone
+from django_q.models import Schedule
+
+from exports import selectors, services, transform, writers
+from exports.models import ExportRun, NetboxSnapshot
+from exports.services import export_run_execute, export_run_request
+
+pytestmark = pytest.mark.django_db
+
+FILES = {"netbox_devices_export.csv", "netbox_vms_export.csv", "netbox_merged_export.csv", "Systems CMDB.xlsx"}
+
+
+def run_export(**kwargs) -> ExportRun:
+    run, created = export_run_request(trigger=ExportRun.Trigger.COMMAND, **kwargs)
+    assert created
+    return export_run_execute(run=run)
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.reader(handle))
+
+
+def files_of(run: ExportRun) -> dict[str, Path]:
+    return {artifact.name: selectors.artifact_path(artifact) for artifact in run.artifacts.all()}
+
+
+def workbook_values(path: Path) -> list[tuple]:
+    book = openpyxl.load_workbook(path, read_only=True)
+    return list(book["NetBox Inventory"].iter_rows(values_only=True))
+
+
+def test_full_export_writes_every_file_with_checksums(netbox):
+    run = run_export()
+    assert run.status == "succeeded", run.error
+    assert (run.mode, run.devices, run.vms, run.added, run.changed, run.removed) == ("full", 40, 60, 100, 0, 0)
+    files = files_of(run)
+    assert set(files) == FILES
+    for artifact in run.artifacts.all():
+        data = files[artifact.name].read_bytes()
+        assert artifact.size == len(data)
+        import hashlib
+
+        assert artifact.sha256 == hashlib.sha256(data).hexdigest()
+    devices = read_csv(files["netbox_devices_export.csv"])
+    assert devices[0] == list(transform.DEVICE_COLUMNS) and len(devices) == 41
+    vms = read_csv(files["netbox_vms_export.csv"])
+    assert vms[0] == list(transform.VM_COLUMNS) and len(vms) == 61
+    merged = read_csv(files["netbox_merged_export.csv"])
+    assert merged[0] == list(transform.MERGED_COLUMNS)
+    assert [row[-1] for row in merged[1:]] == ["devices"] * 40 + ["vms"] * 60
+    rows = workbook_values(files["Systems CMDB.xlsx"])
+    assert list(rows[0]) == list(transform.WORKBOOK_COLUMNS) and len(rows) == 101
+    # Every request was a bulk listing: no per-object detail call, no config-context rendering.
+    assert netbox.stats.get("detail_requests", 0) == 0
+    assert netbox.stats.get("config_context_renders", 0) == 0
+    assert run.netbox_requests == len(netbox.requests)
+    assert NetboxSnapshot.objects.count() == 100
+    assert set(run.timings) == {"lookups", "fetch", "write", "save"}
+    assert selectors.artifact_latest(name="Systems CMDB.xlsx").run == run
+
+
+def test_values_reach_the_files_exactly(netbox):
+    device = netbox.devices[0]
+    run = run_export()
+    files = files_of(run)
+    header, *rows = read_csv(files["netbox_devices_export.csv"])
+    by_id = {row[header.index("ID")]: dict(zip(header, row, strict=True)) for row in rows}
+    first = by_id[str(device["id"])]
+    assert first["Name"] == device["name"]
+    assert first["Status"] == device["status"]["label"]
+    assert first["Serial number"] == device["serial"]
+    assert first["Last updated"] == device["last_updated"][:19] + "Z"
+    book_rows = workbook_values(files["Systems CMDB.xlsx"])
+    book_header = book_rows[0]
+    book_first = dict(zip(book_header, next(r for r in book_rows[1:] if r[book_header.index("ID")] == device["id"])))
+    assert isinstance(book_first["ID"], int)
+    assert book_first["Serial number"] == device["serial"]
+
+
+def test_incremental_without_changes_reuses_the_files_and_skips_the_full_listing(netbox):
+    first = run_export()
+    netbox.reset_log()
+    second = run_export()
+    assert second.status == "succeeded", second.error
+    assert (second.mode, second.reused_files, second.added, second.changed, second.removed) == (
+        "incremental",
+        True,
+        0,
+        0,
+        0,
+    )
+    assert {a.name: a.sha256 for a in second.artifacts.all()} == {a.name: a.sha256 for a in first.artifacts.all()}
+    listing = [r for r in netbox.requests if r.path.startswith(("/api/dcim/devices/", "/api/virtualization/"))]
+    assert listing and all(r.query.get("fields") == ["id,last_updated"] for r in listing)
+
+
+def test_incremental_output_equals_a_full_export_of_the_same_state(netbox):
+    run_export()
+    changed_id = netbox.devices[3]["id"]
+    netbox.update_device(changed_id, serial="CHANGED-001", description="edited")
+    netbox.delete_vm(netbox.vms[5]["id"])
+    added_id = netbox.add_device(name="zz-new-device")
+    incremental = run_export()
+    assert incremental.status == "succeeded", incremental.error
+    assert incremental.mode == "incremental" and not incremental.reused_files
+    assert (incremental.added, incremental.changed, incremental.removed) == (1, 1, 1)
+    assert incremental.changes["devices"]["added"] == ["zz-new-device"]
+    # Only the changed and new objects were fetched in full.
+    by_id = [r for r in netbox.requests if "id" in r.query and r.path == "/api/dcim/devices/"]
+    assert by_id and sorted(int(i) for r in by_id for i in r.query["id"]) == sorted([changed_id, added_id])
+    full = run_export(force=True)
+    assert full.mode == "full" and (full.added, full.changed, full.removed) == (0, 0, 0)
+    incremental_files, full_files = files_of(incremental), files_of(full)
+    for name in FILES - {"Systems CMDB.xlsx"}:
+        assert incremental_files[name].read_bytes() == full_files[name].read_bytes(), name
+    assert workbook_values(incremental_files["Systems CMDB.xlsx"]) == workbook_values(full_files["Systems CMDB.xlsx"])
+    merged = read_csv(incremental_files["netbox_merged_export.csv"])
+    assert any(row[0] == "zz-new-device" for row in merged)
+    assert len(merged) == 1 + 41 + 59
+
+
+def test_a_renamed_contact_alone_rewrites_the_files(netbox):
+    # Renaming a contact does not bump the device's last_updated in NetBox; the bulk contact listing shows it.
+    run_export()
+    assignment = next(a for a in netbox.contact_assignments if a["object_type"] == "dcim.device")
+    assignment["contact"]["name"] = "Renamed Person"
+    netbox.invalidate()
+    run = run_export()
+    assert run.status == "succeeded" and run.mode == "incremental" and not run.reused_files
+    header, *rows = read_csv(files_of(run)["netbox_devices_export.csv"])
+    row = next(r for r in rows if r[header.index("ID")] == str(assignment["object_id"]))
+    assert "Renamed Person" in row[header.index("Contacts")]
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("revoked", "Invalid v1 token"),
+        ("server_error", "500"),
+        ("bad_json", "JSON"),
+    ],
+)
+def test_failure_keeps_the_last_good_export(netbox, fault, reason):
+    good = run_export()
+    good_files = {name: path.read_bytes() for name, path in files_of(good).items()}
+    netbox.update_device(netbox.devices[0]["id"], serial="would-change")
+    if fault == "revoked":
+        netbox.revoke_token()
+    elif fault == "server_error":
+        netbox.fail("/api/dcim/devices/", status=500, times=50)
+    else:
+        netbox.bad_json("/api/dcim/devices/", times=50)
+    failed = run_export(force=True)
+    assert failed.status == "failed"
+    assert reason.lower() in failed.error.lower()
+    assert "Failed:" in failed.log
+    assert selectors.export_run_last_success() == good
+    assert {name: path.read_bytes() for name, path in files_of(good).items()} == good_files
+    assert not (Path(good_files and files_of(good)["Systems CMDB.xlsx"]).parent.parent / f"{failed.pk:06d}").exists()
+    assert not failed.artifacts.exists()
+
+
+def test_a_crash_while_writing_keeps_the_last_good_export(netbox, monkeypatch):
+    good = run_export()
+    before = {name: path.read_bytes() for name, path in files_of(good).items()}
+    netbox.update_device(netbox.devices[0]["id"], serial="new")
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(writers, "write_workbook", explode)
+    failed = run_export()
+    assert failed.status == "failed" and failed.error == "RuntimeError: disk on fire"
+    assert {name: path.read_bytes() for name, path in files_of(good).items()} == before
+    # The snapshots were not advanced: the next run still sees the change.
+    monkeypatch.undo()
+    again = run_export()
+    assert again.status == "succeeded" and again.changed == 1
+
+
+def test_unconfigured_netbox_fails_with_a_clear_reason(settings, tmp_path):
+    settings.NETBOX_URL = ""
+    settings.DATA_DIR = tmp_path
+    run = run_export()
+    assert run.status == "failed"
+    assert "NETBOX_URL" in run.error
+
+
+def test_only_one_run_is_active_at_a_time(db):
+    first, created = export_run_request(trigger="api")
+    second, created_again = export_run_request(trigger="web")
+    assert created and not created_again and second == first
+    first.status = "failed"
+    first.active = None
+    first.save()
+    third, created = export_run_request(trigger="web")
+    assert created and third != first
+
+
+def test_stale_runs_are_reaped_so_they_cannot_block_exports(db, settings):
+    settings.EXPORT_STALE_AFTER = 60
+    stuck, _ = export_run_request(trigger="api")
+    ExportRun.objects.filter(pk=stuck.pk).update(
+        status="running", created=timezone.now() - timedelta(hours=2), heartbeat=timezone.now() - timedelta(hours=1)
+    )
+    _, created = export_run_request(trigger="api")
+    assert created
+    stuck.refresh_from_db()
+    assert stuck.status == "failed" and "Abandoned" in stuck.error
+
+
+def test_a_run_delivered_twice_executes_once(netbox):
+    run, _ = export_run_request(trigger="api")
+    assert export_run_execute(run=run).status == "succeeded"
+    requests = len(netbox.requests)
+    assert export_run_execute(run=run).status == "succeeded"
+    assert len(netbox.requests) == requests
+
+
+def test_old_run_folders_are_pruned(netbox, settings):
+    settings.EXPORT_KEEP_RUNS = 2
+    runs = [run_export(force=True) for _ in range(3)]
+    assert not runs[0].artifacts.exists()
+    assert not (Path(settings.DATA_DIR) / "runs" / f"{runs[0].pk:06d}").exists()
+    assert all(path.exists() for path in files_of(runs[2]).values())
+
+
+def test_workbook_column_order_from_a_setting(netbox, settings):
+    settings.EXPORT_WORKBOOK_COLUMNS = ["ID", "Name"]
+    run = run_export()
+    header = workbook_values(files_of(run)["Systems CMDB.xlsx"])[0]
+    assert header[:2] == ("ID", "Name") and len(header) == len(transform.MERGED_COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("value", "schedule_type", "field", "expected"),
+    [("60", Schedule.MINUTES, "minutes", 60), ("0 2 * * *", Schedule.CRON, "cron", "0 2 * * *")],
+)
+def test_schedule_is_created_idempotently(settings, value, schedule_type, field, expected):
+    settings.EXPORT_SCHEDULE = value
+    assert services.export_schedule_sync() == "created"
+    assert services.export_schedule_sync() == "updated"
+    schedule = Schedule.objects.get(name=services.SCHEDULE_NAME)
+    assert schedule.schedule_type == schedule_type and getattr(schedule, field) == expected
+    assert schedule.func == "exports.tasks.export_scheduled_task"
+    settings.EXPORT_SCHEDULE = ""
+    assert services.export_schedule_sync() == "removed"
+    assert not Schedule.objects.filter(name=services.SCHEDULE_NAME).exists()
+
+
+def test_bad_schedule_is_a_system_check_error(settings):
+    settings.EXPORT_SCHEDULE = "every tuesday"
+    errors = [e for e in run_checks() if e.id == "exports.E001"]
+    assert errors and "every tuesday" in errors[0].msg
+
+
+def test_scheduled_task_runs_an_export(netbox):
+    from exports.tasks import export_scheduled_task
+
+    assert export_scheduled_task() == "succeeded"
+    assert ExportRun.objects.get().trigger == "schedule"

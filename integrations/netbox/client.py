@@ -1,0 +1,554 @@
+"""NetboxClient: the one way this project talks to NetBox.
+
+One ``requests`` session carries the token, extra proxy headers, TLS setting and timeouts; pynetbox uses it for the
+small calls (``status()``), while bulk listings page over the same session as plain dicts and become the typed
+records of ``records.py``: a pynetbox ``Record`` costs about a millisecond per object and can trigger hidden GETs,
+which a 50,000-object export cannot afford.
+
+Bulk listings use NetBox's largest page (``MAX_PAGE_SIZE``, 1000 by default), ``ordering=id`` (offset paging is only
+stable with a unique order) and ``exclude=config_context`` (the only switch that skips NetBox's costly config
+context query). The first page gives ``count``; the remaining pages are fetched concurrently. Because rows can
+change during an offset walk, the unique ids fetched must equal ``count``; otherwise the walk is repeated once.
+
+Every failure leaves this module as an ``integrations.exceptions`` error naming the NetBox URL, never the token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from operator import itemgetter
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+import pynetbox  # type: ignore[import-untyped]
+import requests
+from pynetbox.core.query import ContentError, RequestError  # type: ignore[import-untyped]
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InsecureRequestWarning
+
+from integrations.exceptions import (
+    IntegrationNotConfigured,
+    NetboxAuthError,
+    NetboxError,
+    NetboxInconsistentData,
+    NetboxUnavailable,
+)
+from integrations.netbox.records import (
+    DEVICE_OBJECT_TYPE,
+    VM_OBJECT_TYPE,
+    ContactAssignmentRecord,
+    DeviceRecord,
+    SiteRecord,
+    TenantRecord,
+    VirtualMachineRecord,
+    contact_assignment_from_api,
+    device_from_api,
+    site_from_api,
+    tenant_from_api,
+    virtual_machine_from_api,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Kind = Literal["devices", "virtual_machines"]
+ProgressCallback = Callable[[int], None]
+
+ENDPOINTS: dict[str, str] = {
+    "devices": "dcim/devices/",
+    "virtual_machines": "virtualization/virtual-machines/",
+}
+V2_TOKEN_PREFIX = "nbt_"
+# Status codes worth another try: throttling and server/proxy trouble.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Ids per by-id request; with the query string capped below, the request line stays under the 4 KB that
+# gunicorn and many proxies allow.
+ID_BATCH_SIZE = 200
+MAX_QUERY_CHARS = 3000
+
+
+def parse_extra_headers(value: str | None) -> dict[str, str]:
+    """Parse ``NETBOX_EXTRA_HEADERS`` (``"K=V;K2=V2"``) into a dict; blank input gives ``{}``."""
+    headers: dict[str, str] = {}
+    for part in (value or "").split(";"):
+        if not part.strip():
+            continue
+        name, sep, header_value = part.partition("=")
+        if not sep or not name.strip():
+            raise IntegrationNotConfigured(f"NETBOX_EXTRA_HEADERS: expected NAME=VALUE, got {name.strip()!r}")
+        headers[name.strip()] = header_value.strip()
+    return headers
+
+
+def authorization_header(token: str) -> str:
+    """The Authorization header for a NetBox token: ``Bearer`` for v2 (``nbt_…``), ``Token`` for v1, or the
+    keyword the user already wrote."""
+    token = token.strip()
+    keyword, _, rest = token.partition(" ")
+    if rest and keyword.lower() in ("token", "bearer"):
+        return f"{keyword.capitalize()} {rest.strip()}"
+    return f"Bearer {token}" if token.startswith(V2_TOKEN_PREFIX) else f"Token {token}"
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way another attempt may fix."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None, malformed: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.malformed = malformed
+
+
+class _DefaultTimeoutAdapter(HTTPAdapter):
+    """Applies our timeout to requests that set none (pynetbox's ``status()`` does not)."""
+
+    def __init__(self, timeout: tuple[float, float], **kwargs: Any) -> None:
+        self.default_timeout = timeout
+        super().__init__(**kwargs)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.default_timeout
+        return super().send(request, **kwargs)
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def _error_message(response: requests.Response) -> str:
+    """NetBox's error body as one line: ``detail``, or ``field: message`` pairs, or the start of the text."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return response.text.strip()[:200] or response.reason or ""
+    if isinstance(body, dict):
+        if set(body) == {"detail"}:
+            return str(body["detail"])
+        return "; ".join(
+            f"{key}: {' '.join(map(str, value)) if isinstance(value, list) else value}" for key, value in body.items()
+        )
+    if isinstance(body, list):
+        return "; ".join(map(str, body))
+    return str(body)
+
+
+def _id_batches(ids: Sequence[int]) -> list[list[int]]:
+    """Split ids into batches of at most ID_BATCH_SIZE whose ``id=…&`` query stays under MAX_QUERY_CHARS."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    chars = 0
+    for object_id in ids:
+        cost = len(str(object_id)) + 4  # "id=" and "&"
+        if batch and (len(batch) >= ID_BATCH_SIZE or chars + cost > MAX_QUERY_CHARS):
+            batches.append(batch)
+            batch, chars = [], 0
+        batch.append(object_id)
+        chars += cost
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+class NetboxClient:
+    """Reads NetBox's REST API: bulk listings as typed records, change detection, counts and status.
+
+    Thread-safe for concurrent reads; ``request_count`` counts every HTTP attempt (retries included).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        verify_tls: bool = True,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        extra_headers: dict[str, str] | None = None,
+        retries: int = 4,
+        backoff: float = 0.5,
+        page_size: int = 1000,
+        workers: int = 4,
+        retry_after_cap: float = 30.0,
+    ) -> None:
+        url = (url or "").strip().rstrip("/")
+        if not url:
+            raise IntegrationNotConfigured("NetBox is not configured: set NETBOX_URL.")
+        if not url.startswith(("http://", "https://")):
+            raise IntegrationNotConfigured(f"NETBOX_URL must start with http:// or https://, got {url!r}")
+        if not (token or "").strip():
+            raise IntegrationNotConfigured("NetBox token missing: set NETBOX_TOKEN.")
+        # Accept the API root too: pynetbox and our paths both add /api themselves.
+        self.url = url.removesuffix("/api")
+        self.api_url = f"{self.url}/api/"
+        self.timeout = timeout
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self.page_size = max(1, page_size)
+        self.workers = max(1, workers)
+        self.retry_after_cap = retry_after_cap
+        self._lock = threading.Lock()
+        self._request_count = 0
+
+        header = authorization_header(token)
+        session = requests.Session()
+        session.headers.update({"Accept": "application/json", "User-Agent": "enreach-tools"})
+        session.headers.update(extra_headers or {})
+        session.headers["Authorization"] = header
+        session.verify = verify_tls
+        if not verify_tls:
+            # The operator chose this (self-signed NetBox); one warning in the log beats one per request.
+            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+            logger.warning("TLS certificate verification is off for NetBox at %s", self.url)
+        # Retries happen in _call, which also sees read errors and bad bodies that urllib3's Retry cannot.
+        adapter = _DefaultTimeoutAdapter(timeout, pool_connections=2, pool_maxsize=self.workers + 2, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self.session = session
+
+        self.api = pynetbox.api(self.url, token=header.partition(" ")[2])
+        self.api.http_session = session
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.session.close()
+
+    def __enter__(self) -> NetboxClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"NetboxClient(url={self.url!r})"
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent so far, retries included."""
+        with self._lock:
+            return self._request_count
+
+    # -- small calls -------------------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """``/api/status/``: NetBox, Django and Python versions, installed apps, workers."""
+
+        def attempt() -> Any:
+            try:
+                return self.api.status()
+            except RequestError as exc:
+                self._check_response(exc.req, "status/")
+                raise NetboxError(f"NetBox at {self.url} answered GET /api/status/ with an error: {exc}") from None
+            except (ContentError, requests.exceptions.JSONDecodeError) as exc:
+                raise _Retryable(f"malformed JSON ({exc})", malformed=True) from None
+
+        data = self._call("GET /api/status/", attempt)
+        if not isinstance(data, dict):
+            raise NetboxInconsistentData(f"NetBox at {self.url} answered /api/status/ with {type(data).__name__}")
+        return data
+
+    def count(self, kind: Kind) -> int:
+        """How many devices or virtual machines NetBox holds (one ``limit=1`` request)."""
+        page = self._get(_endpoint(kind), [("limit", "1"), ("fields", "id"), ("exclude", "config_context")])
+        return self._count_of(page, _endpoint(kind))
+
+    # -- bulk listings -----------------------------------------------------------------------------------------
+
+    def fetch_devices(self, progress: ProgressCallback | None = None) -> list[DeviceRecord]:
+        """Every device, in id order."""
+        return self._walk(ENDPOINTS["devices"], _BULK_PARAMS, device_from_api, _record_id, progress)
+
+    def fetch_virtual_machines(self, progress: ProgressCallback | None = None) -> list[VirtualMachineRecord]:
+        """Every virtual machine, in id order."""
+        return self._walk(ENDPOINTS["virtual_machines"], _BULK_PARAMS, virtual_machine_from_api, _record_id, progress)
+
+    def fetch_sites(self, progress: ProgressCallback | None = None) -> list[SiteRecord]:
+        """Every site with its region and site group (one listing instead of one lookup per device)."""
+        return self._walk("dcim/sites/", [("ordering", "id")], site_from_api, _record_id, progress)
+
+    def fetch_tenants(self, progress: ProgressCallback | None = None) -> list[TenantRecord]:
+        """Every tenant with its tenant group."""
+        return self._walk("tenancy/tenants/", [("ordering", "id")], tenant_from_api, _record_id, progress)
+
+    def fetch_contact_assignments(
+        self, object_type: str, progress: ProgressCallback | None = None
+    ) -> list[ContactAssignmentRecord]:
+        """Every contact assignment for ``dcim.device`` or ``virtualization.virtualmachine`` objects."""
+        if object_type not in (DEVICE_OBJECT_TYPE, VM_OBJECT_TYPE):
+            raise ValueError(f"object_type must be {DEVICE_OBJECT_TYPE!r} or {VM_OBJECT_TYPE!r}, got {object_type!r}")
+        params = [("object_type", object_type), ("ordering", "id")]
+        return self._walk("tenancy/contact-assignments/", params, contact_assignment_from_api, _record_id, progress)
+
+    # -- change detection --------------------------------------------------------------------------------------
+
+    def fetch_last_updated(self, kind: Kind, progress: ProgressCallback | None = None) -> dict[int, str]:
+        """``{id: last_updated}`` for every device or VM: the cheap listing incremental exports start from."""
+        params = [*_BULK_PARAMS, ("fields", "id,last_updated")]
+        pairs = self._walk(_endpoint(kind), params, _id_and_last_updated, itemgetter(0), progress)
+        return dict(pairs)
+
+    def fetch_devices_by_id(self, ids: Iterable[int], progress: ProgressCallback | None = None) -> list[DeviceRecord]:
+        """The devices with these ids, in id order (ids that no longer exist are simply absent)."""
+        return self._fetch_by_id(ENDPOINTS["devices"], ids, device_from_api, progress)
+
+    def fetch_virtual_machines_by_id(
+        self, ids: Iterable[int], progress: ProgressCallback | None = None
+    ) -> list[VirtualMachineRecord]:
+        """The virtual machines with these ids, in id order."""
+        return self._fetch_by_id(ENDPOINTS["virtual_machines"], ids, virtual_machine_from_api, progress)
+
+    # -- paging ------------------------------------------------------------------------------------------------
+
+    def _walk(
+        self,
+        path: str,
+        params: Sequence[tuple[str, str]],
+        parse: Callable[[dict[str, Any]], T],
+        key: Callable[[T], int],
+        progress: ProgressCallback | None,
+    ) -> list[T]:
+        """Every object of a listing; walks a second time if the listing changed under the first walk."""
+        problem = ""
+        for walk in (1, 2):
+            items, problem = self._walk_once(path, params, parse, key, progress)
+            if not problem:
+                return items
+            if walk == 1:
+                logger.warning("NetBox %s changed during the walk (%s); reading it again", path, problem)
+        raise NetboxInconsistentData(f"NetBox at {self.url}: /api/{path} kept changing while it was read ({problem})")
+
+    def _walk_once(
+        self,
+        path: str,
+        params: Sequence[tuple[str, str]],
+        parse: Callable[[dict[str, Any]], T],
+        key: Callable[[T], int],
+        progress: ProgressCallback | None,
+    ) -> tuple[list[T], str]:
+        base = [("limit", str(self.page_size)), *params]
+        first = self._get(path, base)
+        count = self._count_of(first, path)
+        first_items = self._parse_results(first, path, parse)
+        step = self.page_size
+        if len(first_items) < min(count, self.page_size):
+            # The server caps the page below what we asked for (a smaller MAX_PAGE_SIZE): step by what it gives.
+            step = len(first_items)
+            if step == 0:
+                return [], f"count is {count} but the first page is empty"
+        pages: dict[int, list[T]] = {0: first_items}
+        counts = {count}
+        fetched = len(first_items)
+        if progress:
+            progress(fetched)
+        offsets = list(range(step, count, step))
+        if offsets:
+            pool = ThreadPoolExecutor(max_workers=min(self.workers, len(offsets)), thread_name_prefix="netbox")
+            try:
+                futures: dict[Future[tuple[int, list[T]]], int] = {
+                    pool.submit(self._page, path, [*base, ("offset", str(offset))], parse): offset for offset in offsets
+                }
+                for future in as_completed(futures):
+                    page_count, items = future.result()
+                    pages[futures[future]] = items
+                    counts.add(page_count)
+                    fetched += len(items)
+                    if progress:
+                        progress(fetched)
+            finally:
+                # On failure, pages not yet started are dropped instead of each retrying against a dead NetBox.
+                pool.shutdown(wait=True, cancel_futures=True)
+        items = [item for offset in sorted(pages) for item in pages[offset]]
+        unique = {key(item): item for item in items}
+        if len(counts) > 1:
+            return [], f"count went from {count} to {sorted(counts - {count})}"
+        if len(unique) != count:
+            return [], f"{len(unique)} unique ids fetched for a count of {count}"
+        if len(unique) != len(items):
+            items = sorted(unique.values(), key=key)
+        return items, ""
+
+    def _page(
+        self, path: str, params: Sequence[tuple[str, str]], parse: Callable[[dict[str, Any]], T]
+    ) -> tuple[int, list[T]]:
+        page = self._get(path, params)
+        return self._count_of(page, path), self._parse_results(page, path, parse)
+
+    def _fetch_by_id(
+        self,
+        path: str,
+        ids: Iterable[int],
+        parse: Callable[[dict[str, Any]], T],
+        progress: ProgressCallback | None,
+    ) -> list[T]:
+        batches = _id_batches(sorted({int(i) for i in ids}))
+        if not batches:
+            return []
+        found: list[T] = []
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(batches)), thread_name_prefix="netbox") as pool:
+            futures = [pool.submit(self._fetch_batch, path, batch, parse) for batch in batches]
+            try:
+                for future in as_completed(futures):
+                    found.extend(future.result())
+                    if progress:
+                        progress(len(found))
+            except BaseException:
+                for pending in futures:
+                    pending.cancel()
+                raise
+        found.sort(key=_record_id)
+        return found
+
+    def _fetch_batch(self, path: str, batch: list[int], parse: Callable[[dict[str, Any]], T]) -> list[T]:
+        params = [("limit", str(self.page_size)), ("ordering", "id"), ("exclude", "config_context")]
+        params += [("id", str(object_id)) for object_id in batch]
+        items: list[T] = []
+        while True:
+            count, page_items = self._page(path, [*params, ("offset", str(len(items)))] if items else params, parse)
+            items += page_items
+            if not page_items or len(items) >= count:
+                return items
+
+    # -- one request -------------------------------------------------------------------------------------------
+
+    def _get(self, path: str, params: Sequence[tuple[str, str]]) -> Any:
+        url = self.api_url + path
+
+        def attempt() -> Any:
+            response = self.session.get(url, params=list(params), timeout=self.timeout)
+            self._check_response(response, path)
+            try:
+                return json.loads(response.content)
+            except ValueError as exc:
+                raise _Retryable(f"malformed JSON ({exc})", malformed=True) from None
+
+        return self._call(f"GET /api/{path}", attempt)
+
+    def _check_response(self, response: requests.Response, path: str) -> None:
+        """Raise for any answer that is not a usable 2xx JSON body."""
+        status = response.status_code
+        if status in RETRY_STATUSES:
+            raise _Retryable(f"HTTP {status}", retry_after=_retry_after_seconds(response.headers.get("Retry-After")))
+        if status in (401, 403):
+            raise NetboxAuthError(
+                f"NetBox at {self.url} rejected the token (HTTP {status}): {_error_message(response)}"
+            )
+        if status >= 300:
+            raise NetboxError(
+                f"NetBox at {self.url} answered GET /api/{path} with HTTP {status}: {_error_message(response)}"
+            )
+        content_type = response.headers.get("Content-Type", "")
+        if "json" not in content_type and response.content.lstrip()[:1] == b"<":
+            # An HTML page with 200 is a login portal or a web server, not a flaky NetBox: retrying will not help.
+            raise NetboxError(
+                f"{self.url} answered GET /api/{path} with an HTML page, not NetBox's API; check NETBOX_URL "
+                "and any proxy in front of NetBox"
+            )
+
+    def _call(self, what: str, attempt: Callable[[], T]) -> T:
+        """Run ``attempt`` with retries and exponential backoff, honouring ``Retry-After`` (capped)."""
+        reason = ""
+        malformed = False
+        attempts = self.retries + 1
+        for number in range(attempts):
+            with self._lock:
+                self._request_count += 1
+            try:
+                return attempt()
+            except _Retryable as exc:
+                reason, malformed, retry_after = exc.reason, exc.malformed, exc.retry_after
+            except requests.exceptions.SSLError as exc:
+                raise NetboxUnavailable(
+                    f"TLS to NetBox at {self.url} failed ({_short(exc)}); if NetBox uses a private CA, set "
+                    "NETBOX_VERIFY_TLS=false or install the CA"
+                ) from None
+            except requests.exceptions.InvalidURL as exc:
+                raise IntegrationNotConfigured(f"NETBOX_URL is not a valid URL: {self.url} ({exc})") from None
+            except requests.exceptions.RequestException as exc:
+                # Refused, reset, timed out, or the connection dropped mid-body (ChunkedEncodingError).
+                reason, malformed, retry_after = _short(exc), False, None
+            if number == attempts - 1:
+                break
+            backoff = self.backoff * 2**number
+            delay = backoff if retry_after is None else min(retry_after, self.retry_after_cap)
+            logger.warning(
+                "NetBox %s %s failed (%s); retry %d of %d in %.1fs",
+                self.url,
+                what,
+                reason,
+                number + 1,
+                self.retries,
+                delay,
+            )
+            time.sleep(delay)
+        if malformed:
+            raise NetboxInconsistentData(
+                f"NetBox at {self.url} answered {what} with malformed data {attempts} times: {reason}"
+            )
+        raise NetboxUnavailable(f"NetBox at {self.url} is unavailable: {what} failed {attempts} times ({reason})")
+
+    # -- page parsing ------------------------------------------------------------------------------------------
+
+    def _count_of(self, page: Any, path: str) -> int:
+        if not isinstance(page, dict) or not isinstance(page.get("count"), int):
+            raise NetboxInconsistentData(f"NetBox at {self.url}: /api/{path} did not answer with a page (no count)")
+        return int(page["count"])
+
+    def _parse_results(self, page: dict[str, Any], path: str, parse: Callable[[dict[str, Any]], T]) -> list[T]:
+        results = page.get("results")
+        if not isinstance(results, list):
+            raise NetboxInconsistentData(f"NetBox at {self.url}: /api/{path} answered a page without results")
+        try:
+            return [parse(obj) for obj in results]
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise NetboxInconsistentData(
+                f"NetBox at {self.url}: /api/{path} returned an object this client cannot read ({exc!r})"
+            ) from None
+
+
+_BULK_PARAMS: list[tuple[str, str]] = [("ordering", "id"), ("exclude", "config_context")]
+
+
+def _endpoint(kind: str) -> str:
+    try:
+        return ENDPOINTS[kind]
+    except KeyError:
+        raise ValueError(f"kind must be one of {sorted(ENDPOINTS)}, got {kind!r}") from None
+
+
+def _record_id(record: Any) -> int:
+    return int(record.id)
+
+
+def _id_and_last_updated(obj: dict[str, Any]) -> tuple[int, str]:
+    return int(obj["id"]), str(obj.get("last_updated") or "")
+
+
+def _short(exc: BaseException) -> str:
+    """An exception as one bounded line (requests' messages can run to several hundred characters)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
