@@ -1,6 +1,9 @@
 """Start Enreach tools locally: migrate, make sure an admin exists, then run the web server and a django-q2
 cluster side by side until Ctrl-C. Used by `make run`.
 
+With no NETBOX_URL configured it also starts a demo NetBox (the NetBox-shaped server the tests use, with a few
+hundred generated devices and VMs) on a loopback port and points the app at it, so a newcomer sees the whole flow.
+
 Each child runs in its own process group. On Ctrl-C (or SIGTERM) both groups get SIGTERM; a group still alive
 after a grace period gets SIGKILL, because qcluster can hang on stop. No process is left behind.
 """
@@ -10,14 +13,57 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
 GRACE_SECONDS = float(os.environ.get("ENREACH_STOP_GRACE", "8"))
+
+
+DEMO_DEVICES, DEMO_VMS = "300", "400"
+
+
+def configured_netbox_url() -> str:
+    """NETBOX_URL from the environment or the .env file, as the settings will see it."""
+    import environ
+
+    env = environ.Env()
+    environ.Env.read_env(ROOT / ".env", overwrite=False)
+    return str(env.str("NETBOX_URL", default=""))
+
+
+def start_demo_netbox() -> tuple[subprocess.Popen[bytes], str]:
+    """Start the demo NetBox on a free loopback port; returns the process and its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "integrations.netbox.fake_server",
+            "--port",
+            str(port),
+            "--devices",
+            DEMO_DEVICES,
+            "--vms",
+            DEMO_VMS,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    if "http://" not in line:
+        proc.kill()
+        raise SystemExit(f"The demo NetBox did not start: {line.strip() or 'no output'}")
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def manage(*args: str) -> None:
@@ -48,6 +94,7 @@ def main() -> int:
     manage("createcachetable")
     manage("ensure_admin")
     processes: list[subprocess.Popen[bytes]] = []
+    demo_note = ""
 
     def on_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -56,11 +103,21 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
+        if not configured_netbox_url():
+            from integrations.netbox.fake_server import DEFAULT_TOKEN
+
+            demo, url = start_demo_netbox()
+            processes.append(demo)
+            os.environ.update(NETBOX_URL=url, NETBOX_TOKEN=DEFAULT_TOKEN, ENREACH_DEMO_NETBOX="true")
+            demo_note = (
+                f"NETBOX_URL is not set: exporting from a DEMO NetBox at {url} with {DEMO_DEVICES} devices and "
+                f"{DEMO_VMS} VMs.\nSet NETBOX_URL and NETBOX_TOKEN (environment or .env) to use your NetBox.\n"
+            )
         processes.append(start("manage.py", "qcluster"))
         processes.append(start("manage.py", "runserver", "--noreload", address))
         print(
-            f"\nEnreach tools is running on http://{address}/ (admin: /admin/, API docs: /api/docs/). "
-            "Press Ctrl-C to stop.\n",
+            f"\nEnreach tools is running on http://{address}/ (exports: /exports/, admin: /admin/, "
+            f"API docs: /api/docs/). Press Ctrl-C to stop.\n{demo_note}",
             flush=True,
         )
         while all(proc.poll() is None for proc in processes):

@@ -1,5 +1,8 @@
-"""`make run`'s launcher: serves the app with a queue cluster and leaves no process behind on Ctrl-C."""
+"""`make run`'s launcher: serves the app with a queue cluster and a demo NetBox, exports through the real
+django-q2 cluster, and leaves no process behind on Ctrl-C."""
 
+import csv
+import io
 import os
 import signal
 import socket
@@ -8,6 +11,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,9 +48,37 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def export_through_the_api(base: str) -> dict:
+    """Sign in as the bootstrap admin, request an export and wait for the cluster to finish it."""
+    session = requests.Session()
+    session.get(f"{base}/accounts/login/", timeout=10)
+    login = session.post(
+        f"{base}/accounts/login/",
+        data={"username": "admin", "password": "first-Admin-pass-123", "next": "/exports/"},
+        headers={"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{base}/accounts/login/"},
+        timeout=10,
+    )
+    assert login.status_code == 200 and "Demo mode" in login.text
+    headers = {"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{base}/exports/"}
+    response = session.post(f"{base}/api/exports/runs/", json={}, headers=headers, timeout=10)
+    assert response.status_code == 202, response.text
+    run_id = response.json()["id"]
+    deadline = time.monotonic() + 60
+    run: dict = {}
+    while time.monotonic() < deadline:
+        run = session.get(f"{base}/api/exports/runs/{run_id}/", timeout=10).json()
+        if run["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.5)
+    download = session.get(f"{base}/api/exports/latest/netbox_merged_export.csv", timeout=10)
+    run["merged_rows"] = len(list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))) if download.ok else 0
+    return run
+
+
 def test_run_serves_the_app_and_stops_everything_on_ctrl_c(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
+    ignored = {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "NETBOX_URL", "NETBOX_TOKEN"}
+    env = {k: v for k, v in os.environ.items() if k not in ignored}
     env.update(
         DEBUG="true",
         ENREACH_VAR_DIR=str(tmp_path),
@@ -67,8 +100,11 @@ def test_run_serves_the_app_and_stops_everything_on_ctrl_c(tmp_path):
             except OSError:
                 time.sleep(0.5)
         assert b'"status":"ok"' in body
+        run = export_through_the_api(f"http://127.0.0.1:{port}")
+        assert run["status"] == "succeeded", run.get("error")
+        assert (run["devices"], run["vms"], run["merged_rows"]) == (300, 400, 701)
         spawned = descendants(proc.pid)
-        assert len(spawned) >= 3  # runserver, qcluster and its workers
+        assert len(spawned) >= 4  # demo NetBox, runserver, qcluster and its workers
         proc.send_signal(signal.SIGINT)
         output = proc.communicate(timeout=60)[0].decode()
     finally:
@@ -76,6 +112,7 @@ def test_run_serves_the_app_and_stops_everything_on_ctrl_c(tmp_path):
             proc.kill()
     assert proc.returncode == 0, output
     assert "Created admin account 'admin'" in output
+    assert "DEMO NetBox" in output
     assert "first-Admin-pass-123" not in output
     deadline = time.monotonic() + 5
     while any(alive(pid) for pid in spawned) and time.monotonic() < deadline:
