@@ -15,11 +15,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: $(VENV)/.installed
 	DEBUG=$${DEBUG:-true} $(PY) scripts/run.py
 
-test: $(VENV)/.installed lint migrations-check test-sqlite test-postgres
+test: $(VENV)/.installed lint typecheck migrations-check test-sqlite test-postgres
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy .
 
 migrations-check: $(VENV)/.installed
 	DJANGO_SETTINGS_MODULE=enreach.settings_test $(PY) manage.py makemigrations --check --dry-run

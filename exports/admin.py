@@ -25,7 +25,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class ExportArtifactInline(admin.TabularInline):
     model = ExportArtifact
-    fields = ["name", "kind", "size", "rows", "sha256", "download"]
+    fields = ("name", "kind", "size", "rows", "sha256", "download")
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -19,7 +19,7 @@ import shutil
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -354,8 +354,8 @@ def _fetch_incremental(
     return current, records
 
 
-def _full(records: list[Record]) -> tuple[dict[int, str], list[Record]]:
-    return {r.id: r.last_updated for r in records}, records
+def _full(records: Sequence[Record]) -> tuple[dict[int, str], list[Record]]:
+    return {r.id: r.last_updated for r in records}, list(records)
 
 
 def _complete(

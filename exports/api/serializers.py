@@ -25,7 +25,7 @@ class ExportArtifactSerializer(serializers.ModelSerializer):
 class ExportRunSerializer(serializers.ModelSerializer):
     """An export run: status, counts, changes, timings and files."""
 
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
     duration = serializers.FloatField(read_only=True, allow_null=True)
     artifacts = ExportArtifactSerializer(many=True, read_only=True)
 
