@@ -11,6 +11,7 @@ files of the last successful one, which stay the "latest" files.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -278,7 +279,7 @@ def _fetch(run: ExportRun, recorder: _Recorder, previous: ExportRun | None) -> _
         contacts = [*device_contacts.result(), *vm_contacts.result()]
         site_records, tenant_records = sites.result(), tenants.result()
     lookups = transform.Lookups.from_records(sites=site_records, tenants=tenant_records, contact_assignments=contacts)
-    lookups_digest = _digest([lookups.sites, lookups.tenant_groups, sorted(lookups.contacts.items())])
+    lookups_digest = _digest([sorted(getattr(lookups, f.name).items()) for f in dataclasses.fields(lookups)])
 
     with recorder.step("fetch"):
         stored = {

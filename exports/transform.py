@@ -287,6 +287,10 @@ class Lookups:
     sites: Mapping[int, tuple[str, str]] = field(default_factory=dict)
     tenant_groups: Mapping[int, str] = field(default_factory=dict)
     contacts: Mapping[tuple[str, int], str] = field(default_factory=dict)
+    # Current names by id: renaming a site or tenant does not bump last_updated on its devices and VMs, so
+    # incremental exports take names from these fresh listings rather than from stored records.
+    site_names: Mapping[int, str] = field(default_factory=dict)
+    tenant_names: Mapping[int, str] = field(default_factory=dict)
 
     @classmethod
     def from_records(
@@ -297,6 +301,7 @@ class Lookups:
         contact_assignments: Iterable[ContactAssignmentRecord] = (),
     ) -> Lookups:
         """Build the lookups from the bulk site, tenant and contact-assignment listings."""
+        sites, tenants = list(sites), list(tenants)
         by_object: dict[tuple[str, int], list[ContactAssignmentRecord]] = defaultdict(list)
         for assignment in contact_assignments:
             by_object[(assignment.object_type, assignment.object_id)].append(assignment)
@@ -304,6 +309,8 @@ class Lookups:
             sites={site.id: (site.region, site.group) for site in sites},
             tenant_groups={tenant.id: tenant.group for tenant in tenants},
             contacts={key: render_contacts(assignments) for key, assignments in by_object.items()},
+            site_names={site.id: site.name for site in sites},
+            tenant_names={tenant.id: tenant.name for tenant in tenants},
         )
 
     def region(self, site_id: int | None) -> str:
@@ -313,6 +320,14 @@ class Lookups:
     def site_group(self, site_id: int | None) -> str:
         """The site group of a site, or empty."""
         return self.sites.get(site_id, ("", ""))[1] if site_id is not None else ""
+
+    def site_name(self, site_id: int | None, default: str) -> str:
+        """The current name of a site, or ``default`` (the name the record carries)."""
+        return self.site_names.get(site_id, default) if site_id is not None else default
+
+    def tenant_name(self, tenant_id: int | None, default: str) -> str:
+        """The current name of a tenant, or ``default`` (the name the record carries)."""
+        return self.tenant_names.get(tenant_id, default) if tenant_id is not None else default
 
     def tenant_group(self, tenant_id: int | None) -> str:
         """The tenant group of a tenant, or empty."""
@@ -430,8 +445,8 @@ def device_row(record: DeviceRecord, lookups: Lookups) -> Row:
     return (
         record.name,
         record.status,
-        record.tenant,
-        record.site,
+        lookups.tenant_name(record.tenant_id, record.tenant),
+        lookups.site_name(record.site_id, record.site),
         record.location,
         record.rack,
         render_rack_position(record.face, record.position),
@@ -492,10 +507,10 @@ def vm_row(record: VirtualMachineRecord, lookups: Lookups) -> Row:
     return (
         record.name,
         record.status,
-        record.site,
+        lookups.site_name(record.site_id, record.site),
         record.cluster,
         record.role,
-        record.tenant,
+        lookups.tenant_name(record.tenant_id, record.tenant),
         render_number(record.vcpus),
         render_number(record.memory),
         render_number(record.disk),

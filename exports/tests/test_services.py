@@ -142,6 +142,24 @@ def test_a_renamed_contact_alone_rewrites_the_files(netbox):
     assert "Renamed Person" in row[header.index("Contacts")]
 
 
+@pytest.mark.parametrize("kind", ["tenants", "sites"])
+def test_a_renamed_site_or_tenant_reaches_incremental_output(netbox, kind):
+    # NetBox does not bump last_updated on the devices of a renamed site or tenant.
+    run_export()
+    column = {"tenants": "Tenant", "sites": "Site"}[kind]
+    target = netbox.devices[0][kind[:-1]]
+    netbox.rename(kind, target["id"], "Renamed & Co")
+    incremental = run_export()
+    assert incremental.mode == "incremental" and incremental.changed == 0
+    full = run_export(force=True)
+    incremental_files, full_files = files_of(incremental), files_of(full)
+    for name in FILES - {"Systems CMDB.xlsx"}:
+        assert incremental_files[name].read_bytes() == full_files[name].read_bytes(), name
+    header, *rows = read_csv(incremental_files["netbox_devices_export.csv"])
+    first = next(r for r in rows if r[header.index("ID")] == str(netbox.devices[0]["id"]))
+    assert first[header.index(column)] == "Renamed & Co"
+
+
 @pytest.mark.parametrize(
     ("fault", "reason"),
     [

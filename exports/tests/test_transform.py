@@ -7,7 +7,6 @@ import json
 import random
 from dataclasses import replace
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +21,10 @@ from exports.transform import (
     Lookups,
 )
 from integrations.netbox import records
+from integrations.netbox.fake_server import sample_dir
 from integrations.netbox.records import DeviceRecord, VirtualMachineRecord
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "netbox-sample"
+SAMPLE = sample_dir()
 
 
 def _names(text: str) -> list[str]:

@@ -316,6 +316,25 @@ class FakeNetbox:
         """The live contact assignment dicts in id order."""
         return self._live("contact_assignments")
 
+    @property
+    def tenants(self) -> list[dict[str, Any]]:
+        """The live tenant dicts in id order."""
+        return self._live("tenants")
+
+    def rename(self, kind: str, object_id: int, name: str) -> None:
+        """Rename a site or tenant (``kind`` "sites"/"tenants") as NetBox does: the listing and every nested
+        reference show the new name, but no device's or VM's ``last_updated`` changes."""
+        with self._lock:
+            target = self._collection(kind).objects[object_id]
+            target["name"] = target["display"] = name
+            key = kind[:-1]
+            for collection in ("devices", "vms"):
+                for obj in self._collection(collection).objects.values():
+                    nested = obj.get(key)
+                    if nested and nested.get("id") == object_id:
+                        obj[key] = {**nested, "name": name, "display": name}
+            self.invalidate()
+
     def invalidate(self) -> None:
         """Forget cached JSON and orderings after objects were edited in place."""
         with self._lock:
