@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "integrations",
     "exports",
     "chat",
+    "suggestions",
 ]
 
 MIDDLEWARE = [
@@ -231,3 +232,9 @@ EXPORT_SCHEDULE = env.str("EXPORT_SCHEDULE", default="")
 EXPORT_STALE_AFTER = env.int("EXPORT_STALE_AFTER", default=Q_CLUSTER["timeout"] + 300)
 # Set by `make run` when it started the demo NetBox because NETBOX_URL was empty.
 NETBOX_DEMO = env.bool("ENREACH_DEMO_NETBOX", default=False)
+
+# --- Accounts ------------------------------------------------------------------------------------------------------
+
+# --- Chat ----------------------------------------------------------------------------------------------------------
+
+# --- Suggestions ---------------------------------------------------------------------------------------------------

@@ -18,6 +18,11 @@ urlpatterns = [
     # A page for people: send them to sign in rather than answering 401.
     path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="schema")), name="docs"),
     path("api/auth/", include("accounts.api.urls")),
+    path("api/profile/", include("accounts.api.profile_urls")),
+    path("api/admin/", include("accounts.api.admin_urls")),
+    path("api/chat/", include("chat.api.urls")),
+    path("api/suggestions/", include("suggestions.api.urls")),
+    path("suggestions/", include("suggestions.urls")),
     path("api/exports/", include("exports.api.urls")),
     path("exports/", include("exports.urls")),
     path("metrics", views.metrics, name="metrics"),
