@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_q",
     "django_prometheus",
+    "enreach",
     "accounts",
     "integrations",
     "exports",
@@ -51,6 +52,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "enreach.logs.RequestIdMiddleware",
+    "enreach.tracing.TracingMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -58,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "enreach.logs.UserContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -85,7 +89,7 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------------------------------------
 # SQLite by default; DATABASE_URL (postgres://user:pass@host:port/name) switches to PostgreSQL.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'enreach.sqlite3'}")}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The web server, the django-q2 workers and management commands share one file: WAL lets readers and one
     # writer work side by side, IMMEDIATE transactions avoid "database is locked" on lock upgrades.
@@ -99,21 +103,32 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# django-prometheus's wrappers add query and connection metrics to the same backends.
+DATABASES["default"]["ENGINE"] = {
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+}.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and queue -----------------------------------------------------------------------------------------
 # The database cache is shared by the web server, the workers and management commands (unlike locmem).
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "enreach.cache_backends.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "BACKEND": "enreach.cache_backends.DatabaseCache",
             "LOCATION": "enreach_cache",
-            "OPTIONS": {"MAX_ENTRIES": 10000},
+            # Shared counters and named caches live here; culling would lose counts long before memory matters.
+            "OPTIONS": {"MAX_ENTRIES": 100000},
         }
     }
+# Named caches (integrations/caching.py) and their TTLs in seconds; CACHE_TTL_<NAME> overrides one.
+CACHE_TTLS = {
+    name: env.int(f"CACHE_TTL_{name.upper()}", default=default)
+    for name, default in {"default": 300, "netbox": 300, "confluence": 600, "cmdb": 3600}.items()
+}
 
 # django-q2 reads this at import time. timeout (a task's hard limit) must stay below retry (when an
 # unacknowledged task is handed out again), or a long export would run twice.
@@ -158,6 +173,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # Anonymous callers only reach public endpoints; failed token authentications have their own limit
+    # (TOKEN_FAILURE_LIMIT, see accounts/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"anon": env.str("THROTTLE_ANON_RATE", default="120/minute")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Enreach tools API",
@@ -165,6 +184,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Several models have a "status": give each choice set its own schema name.
+    "ENUM_NAME_OVERRIDES": {"ExportRunStatusEnum": "exports.models.ExportRun.Status"},
 }
 
 # /metrics is open unless METRICS_TOKEN is set; then scrapers send "Authorization: Bearer <token>".
@@ -191,13 +212,30 @@ STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
 
 # --- Logging ----------------------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# "json": one JSON object per line (for log shippers); "text": readable lines. Both carry the request id, user,
+# run id and step, and both redact secrets.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "text"}},
+    "filters": {"context": {"()": "enreach.logs.ContextFilter"}},
+    "formatters": {
+        "text": {"()": "enreach.logs.TextFormatter"},
+        "json": {"()": "enreach.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # django-q2 configures its own handler; send its records through ours only.
+        "django-q": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+    },
 }
 
 # --- Integrations -------------------------------------------------------------------------------------------------
@@ -234,7 +272,36 @@ EXPORT_STALE_AFTER = env.int("EXPORT_STALE_AFTER", default=Q_CLUSTER["timeout"] 
 NETBOX_DEMO = env.bool("ENREACH_DEMO_NETBOX", default=False)
 
 # --- Accounts ------------------------------------------------------------------------------------------------------
+# Fernet key(s) encrypting global keys at rest: comma-separated, the first encrypts, all decrypt. Without it, DEBUG
+# derives a development key from SECRET_KEY; production refuses to read or store global keys.
+ENREACH_ENCRYPTION_KEY = env.str("ENREACH_ENCRYPTION_KEY", default="")
+# Decided here, not from settings.DEBUG at run time: the test runner turns DEBUG off after loading the settings.
+ENREACH_ENCRYPTION_DEV_FALLBACK = DEBUG
+# Sign-in (page and admin) with a limit on failures per username + address.
+AUTHENTICATION_BACKENDS = ["accounts.backends.RateLimitedModelBackend"]
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=300)
+# Failed API token authentications per client address before answering 429.
+TOKEN_FAILURE_LIMIT = env.int("TOKEN_FAILURE_LIMIT", default=30)
+TOKEN_FAILURE_WINDOW = env.int("TOKEN_FAILURE_WINDOW", default=300)
 
 # --- Chat ----------------------------------------------------------------------------------------------------------
+# Any OpenAI-compatible chat-completions endpoint (OpenAI when empty, or e.g. http://localhost:11434/v1 for Ollama).
+# The key is the user's own key, then the global key "chat" (which may also carry the base URL), then CHAT_API_KEY.
+CHAT_API_BASE_URL = env.str("CHAT_API_BASE_URL", default="")
+CHAT_API_KEY = env.str("CHAT_API_KEY", default="")
+CHAT_MODEL = env.str("CHAT_MODEL", default="gpt-4o-mini")
+CHAT_TEMPERATURE = env.float("CHAT_TEMPERATURE", default=0.2)
+CHAT_TIMEOUT = env.float("CHAT_TIMEOUT", default=60.0)
+# The openai client's own retries of connection errors, 429 and 5xx (with backoff).
+CHAT_MAX_RETRIES = env.int("CHAT_MAX_RETRIES", default=2)
+# History sent to the provider, in approximate tokens (characters / 4); the oldest turns are dropped first.
+CHAT_HISTORY_TOKENS = env.int("CHAT_HISTORY_TOKENS", default=12000)
+# Rounds of tool calls the assistant may make before it must answer.
+CHAT_MAX_TOOL_ROUNDS = env.int("CHAT_MAX_TOOL_ROUNDS", default=5)
+# Sessions idle for longer are deleted by a daily task; 0 keeps them forever.
+CHAT_RETENTION_DAYS = env.int("CHAT_RETENTION_DAYS", default=90)
 
 # --- Suggestions ---------------------------------------------------------------------------------------------------
+# Suggestions per page on the board and in the API when the client sends no limit (the API caps limit at 200).
+SUGGESTIONS_PAGE_SIZE = max(1, env.int("SUGGESTIONS_PAGE_SIZE", default=50))

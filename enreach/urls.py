@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("accounts.urls")),
     path("api/health/", views.HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # A page for people: send them to sign in rather than answering 401.
@@ -24,6 +25,7 @@ urlpatterns = [
     path("api/suggestions/", include("suggestions.api.urls")),
     path("suggestions/", include("suggestions.urls")),
     path("api/exports/", include("exports.api.urls")),
+    path("api/integrations/", include("integrations.api.urls")),
     path("exports/", include("exports.urls")),
     path("metrics", views.metrics, name="metrics"),
 ]

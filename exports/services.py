@@ -11,6 +11,7 @@ files of the last successful one, which stay the "latest" files.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -32,9 +33,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from enreach.logs import log_context
+from enreach.tracing import span
 from exports import transform, writers
 from exports.models import ExportArtifact, ExportRun, NetboxSnapshot
+from integrations.caching import cache_event
 from integrations.exceptions import IntegrationError
+from integrations.netbox.client import NetboxClient
 from integrations.netbox.factory import netbox_client
 from integrations.netbox.records import (
     DEVICE_OBJECT_TYPE,
@@ -42,6 +47,7 @@ from integrations.netbox.records import (
     DeviceRecord,
     VirtualMachineRecord,
     device_from_dict,
+    record_digest,
     record_to_dict,
     virtual_machine_from_dict,
 )
@@ -138,7 +144,7 @@ class _Fetched:
     vms: list[VirtualMachineRecord] | None
     lookups: transform.Lookups
     lookups_digest: str
-    snapshot_writes: dict[str, list[Record]] = field(default_factory=dict)
+    snapshot_writes: dict[str, list[tuple[Record, str]]] = field(default_factory=dict)  # (record, digest)
     snapshot_deletes: dict[str, list[int]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     changes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
@@ -162,11 +168,12 @@ class _Recorder:
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
         self.run.step = name
-        self.log(f"{name}…")
-        self.save(force=True)
-        started = time.perf_counter()
-        yield
-        self.run.timings[name] = round(time.perf_counter() - started, 3)
+        with log_context(step=name), span(f"export.{name}", **{"export.run_id": self.run.pk}):
+            self.log(f"{name}…")
+            self.save(force=True)
+            started = time.perf_counter()
+            yield
+            self.run.timings[name] = round(time.perf_counter() - started, 3)
 
     def progress(self, **values: int) -> None:
         with self._lock:
@@ -203,6 +210,11 @@ def export_run_execute(*, run: ExportRun, on_progress: ProgressCallback | None =
     run.refresh_from_db()
     if not claimed:
         return run
+    with log_context(run_id=run.pk), span("export.run", **{"export.run_id": run.pk, "export.trigger": run.trigger}):
+        return _execute(run, on_progress)
+
+
+def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
     recorder = _Recorder(run, on_progress)
     folder = Path(settings.DATA_DIR) / "runs" / f"{run.pk:06d}"
     try:
@@ -223,6 +235,7 @@ def export_run_execute(*, run: ExportRun, on_progress: ProgressCallback | None =
             f"{run.added} added, {run.changed} changed, {run.removed} removed."
         )
         _finish(run, status=ExportRun.Status.SUCCEEDED)
+        cache_event("export_succeeded")
     except Exception as exc:  # every failure becomes a failed run, never a crash of the caller
         reason = _reason(exc)
         if not isinstance(exc, (IntegrationError, ExportError, ValueError, OSError)):
@@ -257,7 +270,14 @@ def _digest(value: Any) -> str:
 
 
 def _fetch(run: ExportRun, recorder: _Recorder, previous: ExportRun | None) -> _Fetched:
-    client = netbox_client()
+    with netbox_client() as client:
+        try:
+            return _fetch_with(client, run, recorder, previous)
+        finally:
+            client.flush_metrics()
+
+
+def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previous: ExportRun | None) -> _Fetched:
     full_every = timedelta(hours=settings.EXPORT_FULL_EVERY_HOURS)
     incremental = (
         not run.force
@@ -272,10 +292,13 @@ def _fetch(run: ExportRun, recorder: _Recorder, previous: ExportRun | None) -> _
     recorder.log(f"{run.mode.capitalize()} export from {settings.NETBOX_URL}")
 
     with recorder.step("lookups"), ThreadPoolExecutor(max_workers=4) as pool:
-        sites = pool.submit(client.fetch_sites)
-        tenants = pool.submit(client.fetch_tenants)
-        device_contacts = pool.submit(client.fetch_contact_assignments, DEVICE_OBJECT_TYPE)
-        vm_contacts = pool.submit(client.fetch_contact_assignments, VM_OBJECT_TYPE)
+        # Each listing runs in a copy of this context so its spans and log lines carry the run and step.
+        sites = pool.submit(contextvars.copy_context().run, client.fetch_sites)
+        tenants = pool.submit(contextvars.copy_context().run, client.fetch_tenants)
+        device_contacts = pool.submit(
+            contextvars.copy_context().run, client.fetch_contact_assignments, DEVICE_OBJECT_TYPE
+        )
+        vm_contacts = pool.submit(contextvars.copy_context().run, client.fetch_contact_assignments, VM_OBJECT_TYPE)
         contacts = [*device_contacts.result(), *vm_contacts.result()]
         site_records, tenant_records = sites.result(), tenants.result()
     lookups = transform.Lookups.from_records(sites=site_records, tenants=tenant_records, contact_assignments=contacts)
@@ -307,7 +330,8 @@ def _fetch(run: ExportRun, recorder: _Recorder, previous: ExportRun | None) -> _
         added = [i for i in current_ids if i not in previous_state]
         changed = [i for i in current_ids if i in previous_state and previous_state[i][0] != current[i]]
         removed = [i for i in previous_state if i not in current_ids]
-        writes = [r for r in changed_records if previous_state.get(r.id, (None, None))[1] != _record_digest(r)]
+        digests = [(r, record_digest(r)) for r in changed_records]
+        writes = [(r, digest) for r, digest in digests if previous_state.get(r.id, (None, None))[1] != digest]
         fetched.snapshot_writes[kind] = writes
         fetched.snapshot_deletes[kind] = removed
         label = "devices" if kind == "device" else "vms"
@@ -329,10 +353,6 @@ def _fetch(run: ExportRun, recorder: _Recorder, previous: ExportRun | None) -> _
     fetched.devices = _complete(NetboxSnapshot.Kind.DEVICE, *devices, device_from_dict)  # type: ignore[assignment]
     fetched.vms = _complete(NetboxSnapshot.Kind.VM, *vms, virtual_machine_from_dict)  # type: ignore[assignment]
     return fetched
-
-
-def _record_digest(record: Record) -> str:
-    return _digest(record_to_dict(record))
 
 
 def _fetch_incremental(
@@ -430,17 +450,17 @@ def _reuse_files(previous: ExportRun, folder: Path) -> dict[str, writers.FileInf
 def _save(run: ExportRun, fetched: _Fetched, folder: Path, files: dict[str, writers.FileInfo]) -> None:
     data_dir = Path(settings.DATA_DIR)
     with transaction.atomic():
-        for kind, records in fetched.snapshot_writes.items():
+        for kind, writes in fetched.snapshot_writes.items():
             snapshots = [
                 NetboxSnapshot(
                     kind=kind,
                     netbox_id=record.id,
                     name=record.name[:255],
                     last_updated=record.last_updated,
-                    digest=_record_digest(record),
+                    digest=digest,
                     data=record_to_dict(record),
                 )
-                for record in records
+                for record, digest in writes
             ]
             NetboxSnapshot.objects.bulk_create(
                 snapshots,

@@ -1,6 +1,26 @@
 from django.apps import AppConfig
 
 
+def _key_changed(name: str) -> None:
+    from integrations.caching import cache_event
+
+    cache_event("key_changed")
+
+
 class IntegrationsConfig(AppConfig):
     name = "integrations"
     verbose_name = "Integrations"
+
+    def ready(self) -> None:
+        from accounts.keys import key_change_hook_register
+        from integrations.caching import invalidate_on
+
+        # Named caches live in the shared cache backend, so this invalidates them for every process.
+        key_change_hook_register(_key_changed)
+
+        # What the caches hold goes stale when credentials change, an export lands or Confluence is written.
+        invalidate_on("key_changed", "netbox")
+        invalidate_on("export_succeeded", "netbox")
+        invalidate_on("export_succeeded", "cmdb")
+        invalidate_on("key_changed", "confluence")
+        invalidate_on("confluence_written", "confluence")

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 
+from integrations.caching import named_cache
 from integrations.netbox.factory import netbox_client
 
 
@@ -15,7 +16,11 @@ def netbox_status_get() -> dict[str, Any]:
     Raises ``IntegrationError`` subclasses with an operator-readable reason.
     """
     with netbox_client() as client:
-        status = client.status()
+        try:
+            status = client.status()
+            devices, vms = client.count("devices"), client.count("virtual_machines")
+        finally:
+            client.flush_metrics()
         return {
             "url": client.url,
             "demo": settings.NETBOX_DEMO,
@@ -23,7 +28,12 @@ def netbox_status_get() -> dict[str, Any]:
             "python_version": status.get("python-version", ""),
             "plugins": sorted(status.get("plugins") or {}),
             "token": "valid",
-            "devices": client.count("devices"),
-            "virtual_machines": client.count("virtual_machines"),
+            "devices": devices,
+            "virtual_machines": vms,
             "requests": client.request_count,
         }
+
+
+def netbox_status_cached() -> dict[str, Any]:
+    """``netbox_status_get`` through the ``netbox`` named cache (pages poll it; NetBox need not answer each time)."""
+    return named_cache("netbox").get_or_load("status", netbox_status_get)

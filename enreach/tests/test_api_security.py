@@ -20,11 +20,16 @@ def iter_routes(patterns=None, prefix=""):
             yield route
 
 
+def _sample(group: re.Match) -> str:
+    """A value the route's parameter pattern accepts (ids, names, keys)."""
+    return next((value for value in ("1", "admin", "netbox", "x") if re.fullmatch(group.group(1), value)), "1")
+
+
 def concrete(route: str) -> str | None:
     """A request path for a route, with every parameter filled in; None for format-suffix variants."""
     if "format" in route:
         return None
-    path = re.sub(r"\(\?P<\w+>[^)]*\)", "1", route)
+    path = re.sub(r"\(\?P<\w+>([^)]*)\)", _sample, route)
     path = re.sub(r"<(?:(\w+):)?(\w+)>", "1", path)
     path = path.replace("^", "").replace("$", "").replace("\\", "").replace("/?", "/")
     return "/" + path

@@ -10,7 +10,8 @@ them through JSON.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import hashlib
+from dataclasses import dataclass, fields
 from typing import Any
 
 # The NetBox object types used by contact assignments and custom fields.
@@ -282,11 +283,23 @@ def contact_assignment_from_api(data: dict[str, Any]) -> ContactAssignmentRecord
     )
 
 
+_FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in (DeviceRecord, VirtualMachineRecord)}
+
+
 def record_to_dict(record: DeviceRecord | VirtualMachineRecord) -> dict[str, Any]:
-    """A JSON-ready dict of a record (for snapshots)."""
-    data = asdict(record)
+    """A JSON-ready dict of a record (for snapshots).
+
+    A shallow copy: the values are already JSON types, and ``dataclasses.asdict`` deep-copies every nested value,
+    which made it the slowest step of a 50,000-object export.
+    """
+    data = {name: getattr(record, name) for name in _FIELD_NAMES[type(record)]}
     data["tags"] = list(record.tags)
     return data
+
+
+def record_digest(record: DeviceRecord | VirtualMachineRecord) -> str:
+    """A fingerprint of everything a record holds, to skip rewriting unchanged snapshots."""
+    return hashlib.sha256(repr(record).encode()).hexdigest()
 
 
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:

@@ -4,6 +4,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+# Requests are counted in the shared metrics, which live in the database cache.
+pytestmark = pytest.mark.django_db
+
 
 def test_netbox_status_reports_version_token_and_counts(netbox):
     out = StringIO()
