@@ -1,10 +1,98 @@
-"""Accounts in the Django admin."""
+"""Accounts in the Django admin: user provisioning, tokens, global keys and the audit trail.
 
-from django.contrib import admin
+Every change goes through ``accounts.services`` (the same functions as the API and ``manage.py users``), so the
+guard rails and the audit trail hold here too. Users are deactivated, never deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import password_validation
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.http import HttpRequest
+from django.contrib.auth.forms import SetPasswordForm
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 
-from accounts.models import ApiToken, User
+from accounts import keys, services
+from accounts.models import ApiToken, AuditEntry, GlobalKey, User
+from accounts.services import AccountError, AuditContext
+
+
+def _audit(request: HttpRequest) -> AuditContext:
+    return AuditContext.from_request(request, source=AuditEntry.Source.ADMIN)
+
+
+def _with_audit(form_class: type[forms.BaseForm], request: HttpRequest) -> type[forms.BaseForm]:
+    """A per-request subclass of the form that knows who acts (so ``clean`` can apply the guard rails)."""
+    return type(form_class.__name__, (form_class,), {"audit": _audit(request)})
+
+
+class UserProvisionForm(forms.ModelForm):
+    """Create a user with a role and an initial password."""
+
+    password1 = forms.CharField(label="Initial password", strip=False, widget=forms.PasswordInput)
+    password2 = forms.CharField(label="Initial password (again)", strip=False, widget=forms.PasswordInput)
+
+    class Meta:
+        model = User
+        fields = ["username", "role", "display_name", "email"]
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if data.get("password1") != data.get("password2"):
+            self.add_error("password2", "The two passwords differ.")
+        elif data.get("password1"):
+            candidate = User(username=data.get("username", ""), email=data.get("email", ""))
+            try:
+                password_validation.validate_password(data["password1"], user=candidate)
+            except forms.ValidationError as exc:
+                self.add_error("password1", exc)
+        return data
+
+
+class UserChangeForm(forms.ModelForm):
+    """Edit a user's profile, role and active flag, within the guard rails."""
+
+    audit: AuditContext | None = None
+
+    class Meta:
+        model = User
+        fields = ["display_name", "email", "role", "is_active"]
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        try:
+            services.user_change_check(
+                user=self.instance, role=data.get("role"), is_active=data.get("is_active"), by=self.audit
+            )
+        except AccountError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        return data
+
+
+TOKEN_FIELDS = ["prefix", "label", "read_only", "created", "expires", "last_used", "revoked"]
+
+
+class ApiTokenInline(admin.TabularInline):
+    model = ApiToken
+    fields = tuple(TOKEN_FIELDS)
+    readonly_fields = TOKEN_FIELDS
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(User)
@@ -12,31 +100,232 @@ class UserAdmin(DjangoUserAdmin):
     list_display = ["username", "display_name", "email", "role", "is_active", "last_login", "date_joined"]
     list_filter = ["role", "is_active"]
     search_fields = ["username", "display_name", "email"]
+    ordering = ["username"]
+    form = UserChangeForm
+    add_form = UserProvisionForm
     fieldsets = (
-        (None, {"fields": ("username", "password")}),
-        ("Profile", {"fields": ("display_name", "first_name", "last_name", "email")}),
-        ("Access", {"fields": ("role", "is_active", "groups")}),
+        (None, {"fields": ("username", "password_reset")}),
+        ("Profile", {"fields": ("display_name", "email")}),
+        ("Access", {"fields": ("role", "is_active")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
-    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("username", "role", "password1", "password2")}),)
-    readonly_fields = ["last_login", "date_joined"]
+    add_fieldsets = (
+        (
+            None,
+            {"classes": ("wide",), "fields": ("username", "role", "display_name", "email", "password1", "password2")},
+        ),
+    )
+    readonly_fields = ["username", "password_reset", "last_login", "date_joined"]
+    inlines = [ApiTokenInline]
+    actions = ["deactivate_users", "activate_users"]
 
-    def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:  # type: ignore[no-untyped-def]
-        from accounts.services import user_set_role
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [] if obj is None else self.readonly_fields
 
-        super().save_model(request, obj, form, change)
-        user_set_role(user=obj, role=obj.role)
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [] if obj is None else self.inlines
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        return _with_audit(super().get_form(request, obj, change=change, **kwargs), request)
+
+    @admin.display(description="Password")
+    def password_reset(self, user: User) -> str:
+        # Never the hash: only whether there is a password, and the way to reset it.
+        state = "set" if user.has_usable_password() else "none (cannot sign in with a password)"
+        url = reverse("admin:auth_user_password_change", args=[user.pk])
+        return format_html('{} · <a href="{}">Reset password</a>', state, url)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deactivate instead: a deleted user would take their runs, tokens and audit trail links with them.
+        return False
+
+    def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
+        if change:
+            return form.save(commit=False)
+        data = form.cleaned_data
+        return services.user_create(
+            username=data["username"],
+            password=data["password1"],
+            role=data["role"],
+            email=data.get("email", ""),
+            display_name=data.get("display_name", ""),
+            by=_audit(request),
+        )
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            return  # created by the service in save_form
+        data = form.cleaned_data
+        stored = User.objects.get(pk=obj.pk)
+        services.user_update(
+            user=stored,
+            by=_audit(request),
+            role=data["role"],
+            is_active=data["is_active"],
+            email=data["email"],
+            display_name=data["display_name"],
+        )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        if change:
+            super().save_related(request, form, formsets, change)
+
+    def _bulk(self, request: HttpRequest, queryset: QuerySet[User], *, is_active: bool) -> None:
+        done = 0
+        for user in queryset:
+            try:
+                services.user_update(user=user, is_active=is_active, by=_audit(request))
+                done += 1
+            except AccountError as exc:
+                self.message_user(request, f"{user.username}: {exc.message}", messages.ERROR)
+        if done:
+            verb = "activated" if is_active else "deactivated"
+            self.message_user(request, f"{done} user{'s' if done != 1 else ''} {verb}.", messages.SUCCESS)
+
+    @admin.action(description="Deactivate selected users", permissions=["change"])
+    def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        self._bulk(request, queryset, is_active=False)
+
+    @admin.action(description="Activate selected users", permissions=["change"])
+    def activate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        self._bulk(request, queryset, is_active=True)
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        """Reset a user's password through ``user_set_password`` (validated and audited)."""
+        user = get_object_or_404(User, pk=id)
+        if not self.has_change_permission(request, user):
+            raise PermissionDenied
+        form = SetPasswordForm(user, request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            services.user_set_password(user=user, password=form.cleaned_data["new_password1"], by=_audit(request))
+            self.message_user(request, f"Password of {user.username} reset.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:accounts_user_change", args=[user.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Reset the password of {user.username}",
+            "form": form,
+            "original": user,
+            "opts": self.opts,
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/accounts/user/reset_password.html", context)
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["prefix", "user", "label", "read_only", "created", "expires", "last_used", "revoked"]
-    list_filter = ["read_only"]
+    list_filter = ["read_only", ("revoked", admin.EmptyFieldListFilter)]
     list_select_related = ["user"]
     search_fields = ["prefix", "label", "user__username"]
-    readonly_fields = ["user", "prefix", "key_hash", "created", "last_used"]
-    exclude = ["key_hash"]
+    fields = ["user", *TOKEN_FIELDS]
+    readonly_fields = ["user", *TOKEN_FIELDS]
+    actions = ["revoke_tokens"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Tokens are created by their owner, who is the only one to see the secret.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: the row stays, for the record
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        tokens = list(queryset.select_related("user").filter(revoked__isnull=True))
+        for token in tokens:
+            services.api_token_revoke(token=token, by=_audit(request))
+        self.message_user(request, f"{len(tokens)} token{'s' if len(tokens) != 1 else ''} revoked.", messages.SUCCESS)
+
+
+class GlobalKeyForm(forms.ModelForm):
+    """Name, label, URL and a write-only value (never rendered back)."""
+
+    value = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="The secret. It is stored encrypted and never shown again; leave empty to keep the current one.",
+    )
+
+    class Meta:
+        model = GlobalKey
+        fields = ["name", "label", "url"]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        try:
+            services.global_key_name_check(name)
+        except AccountError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return name
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if not self.instance.pk and not data.get("value"):
+            self.add_error("value", "A value is required for a new key.")
+        try:
+            keys.configured_keys()
+        except keys.KeyUnavailable as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
+
+@admin.register(GlobalKey)
+class GlobalKeyAdmin(admin.ModelAdmin):
+    form = GlobalKeyForm
+    list_display = ["name", "label", "masked_value", "url", "updated", "updated_by"]
+    list_select_related = ["updated_by"]
+    search_fields = ["name", "label"]
+    readonly_fields = ["masked_value", "updated", "updated_by"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ["name", "label", "url", "value"]
+        return ["name", "label", "url", "masked_value", "value", "updated", "updated_by"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj is None else ["name", *self.readonly_fields]
+
+    @admin.display(description="Value")
+    def masked_value(self, key: GlobalKey) -> str:
+        return key.masked
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        saved = services.global_key_set(
+            name=obj.name,
+            value=data.get("value") or None,
+            label=data.get("label", ""),
+            url=data.get("url", ""),
+            by=_audit(request),
+        )
+        obj.pk, obj.value_encrypted, obj.hint = saved.pk, saved.value_encrypted, saved.hint
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        services.global_key_delete(name=obj.name, by=_audit(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[GlobalKey]) -> None:
+        for name in list(queryset.values_list("name", flat=True)):
+            services.global_key_delete(name=name, by=_audit(request))
+
+
+AUDIT_FIELDS = ["created", "actor", "actor_name", "source", "ip", "action", "target", "detail"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["created", "actor_name", "source", "ip", "action", "target"]
+    list_filter = ["action", "source"]
+    search_fields = ["actor_name", "target", "action", "ip"]
+    date_hierarchy = "created"
+    readonly_fields = AUDIT_FIELDS
+    fields = tuple(AUDIT_FIELDS)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

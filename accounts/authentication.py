@@ -11,6 +11,8 @@ from rest_framework.request import Request
 
 from accounts.models import ApiToken
 from accounts.services import token_hash
+from accounts.throttling import token_failures
+from enreach.logs import user_var
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -26,11 +28,18 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Invalid token header: expected '<Bearer|Token> <token>'.")
+        # Guessing tokens from one address is throttled: refused before the lookup once over the limit.
+        ident = request.META.get("REMOTE_ADDR", "")
+        wait = token_failures.blocked_for(ident)
+        if wait:
+            raise exceptions.Throttled(wait=wait, detail="Too many failed token authentications from your address.")
         secret = parts[1].decode(errors="replace")
         token = ApiToken.objects.select_related("user").filter(key_hash=token_hash(secret)).first()
         if token is None or not token.is_usable:
+            token_failures.record(ident)
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
         if not token.user.is_active:
+            token_failures.record(ident)
             raise exceptions.AuthenticationFailed("User inactive.")
         if token.read_only and request.method not in SAFE_METHODS:
             raise exceptions.PermissionDenied("This token is read-only.")
@@ -38,6 +47,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         now = timezone.now()
         if token.last_used is None or (now - token.last_used).total_seconds() > 60:
             ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+        user_var.set(token.user.get_username())  # log lines of this request name the token's owner
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:

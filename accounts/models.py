@@ -1,4 +1,4 @@
-"""Accounts: users with a role, and hashed personal API tokens."""
+"""Accounts: users with a role and preferences, hashed personal API tokens, encrypted global keys, audit entries."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ class User(AbstractUser):
 
     display_name = models.CharField(max_length=150, blank=True)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    preferences = models.JSONField(
+        default=dict, blank=True, help_text="Time zone, theme, default export dataset (see accounts.preferences)."
+    )
 
     class Meta:
         verbose_name = "user"
@@ -56,3 +59,65 @@ class ApiToken(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.revoked is None and (self.expires is None or self.expires > timezone.now())
+
+
+class GlobalKey(models.Model):
+    """A named secret used by an integration (``netbox``, ``atlassian``, ``backup``, chat providers...).
+
+    The value is stored encrypted with Fernet (see ``accounts.keys``); only its last four characters are kept in
+    clear, to show a hint like ``••••abcd``. Integrations read it through ``accounts.keys.secret_get``.
+    """
+
+    name = models.SlugField(max_length=64, unique=True, help_text="How integrations look the key up, e.g. netbox.")
+    label = models.CharField(max_length=150, blank=True)
+    url = models.CharField(
+        max_length=500, blank=True, help_text="Optional address of the service (not secret), e.g. the NetBox URL."
+    )
+    value_encrypted = models.TextField(editable=False)
+    hint = models.CharField(max_length=4, blank=True, editable=False, help_text="Last characters of the value.")
+    updated = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "global key"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def masked(self) -> str:
+        """The only form of the value ever shown: ``••••abcd`` (or ``••••`` for short values)."""
+        return "••••" + self.hint
+
+
+class AuditEntry(models.Model):
+    """Who did what to accounts, roles, tokens and keys, when, and from where. Never holds a secret."""
+
+    class Source(models.TextChoices):
+        API = "api", "API"
+        ADMIN = "admin", "Admin"
+        CLI = "cli", "Command line"
+        WEB = "web", "Web page"
+        SYSTEM = "system", "System"
+
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    actor_name = models.CharField(max_length=150, blank=True, help_text="Kept when the actor is gone.")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=40, db_index=True)
+    target = models.CharField(max_length=200, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.action} {self.target}"

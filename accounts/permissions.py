@@ -29,3 +29,13 @@ def capability_required(capability: str, *, unsafe: str | None = None) -> type[B
         HasCapability.__name__ = f"Has_{capability.replace('.', '_')}"
         _classes[key] = HasCapability
     return _classes[key]
+
+
+class IsAdminRole(BasePermission):
+    """Only active users with the admin role (user provisioning and roles)."""
+
+    message = "Only admins can manage users and roles."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_active and getattr(user, "role", None) == "admin")

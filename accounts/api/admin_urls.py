@@ -1,3 +1,12 @@
-from django.urls import path  # noqa: F401
+"""/api/admin/: user provisioning, roles and global keys."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from accounts.api import views
+
+router = SimpleRouter()
+router.register("users", views.UserAdminViewSet, basename="admin-user")
+router.register("roles", views.RoleAdminViewSet, basename="admin-role")
+router.register("keys", views.GlobalKeyViewSet, basename="admin-key")
+
+urlpatterns = [*router.urls]

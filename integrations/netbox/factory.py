@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from accounts.keys import KeyUnavailable, secret_get, secret_url_get
 from integrations.exceptions import IntegrationNotConfigured
 from integrations.netbox.client import NetboxClient, parse_extra_headers
 
 
 def netbox_client() -> NetboxClient:
-    """A client for the configured NetBox (``NETBOX_URL``, ``NETBOX_TOKEN`` and friends)."""
-    if not settings.NETBOX_URL:
+    """A client for the configured NetBox.
+
+    The token (and optionally the URL) come from the global key ``netbox`` when an admin has set one, else from
+    ``NETBOX_TOKEN`` / ``NETBOX_URL``; the other options from the settings.
+    """
+    try:
+        url = secret_url_get("netbox", settings.NETBOX_URL)
+        token = secret_get("netbox", settings.NETBOX_TOKEN)
+    except KeyUnavailable as exc:
+        raise IntegrationNotConfigured(f"NetBox token unreadable: {exc}") from None
+    if not url:
         raise IntegrationNotConfigured("NetBox is not configured: set NETBOX_URL and NETBOX_TOKEN.")
-    if not settings.NETBOX_TOKEN:
-        raise IntegrationNotConfigured("NetBox token missing: set NETBOX_TOKEN.")
+    if not token:
+        raise IntegrationNotConfigured("NetBox token missing: set NETBOX_TOKEN or the global key 'netbox'.")
     return NetboxClient(
-        url=settings.NETBOX_URL,
-        token=settings.NETBOX_TOKEN,
+        url=url,
+        token=token,
         verify_tls=settings.NETBOX_VERIFY_TLS,
         timeout=(min(10.0, settings.NETBOX_TIMEOUT), settings.NETBOX_TIMEOUT),
         extra_headers=parse_extra_headers(settings.NETBOX_EXTRA_HEADERS),
