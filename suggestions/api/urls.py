@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list = []
+from suggestions.api import views
+
+router = SimpleRouter()
+router.register("", views.SuggestionViewSet, basename="suggestion")
+
+urlpatterns = router.urls
