@@ -24,3 +24,27 @@ class NetboxUnavailable(NetboxError):
 
 class NetboxInconsistentData(NetboxError):
     """A listing changed during the walk (ids fetched differ from ``count``) or a page was malformed."""
+
+
+class LlmError(IntegrationError):
+    """The chat-completions provider failed or answered something we cannot use."""
+
+
+class LlmAuthError(LlmError):
+    """The provider rejected the API key (401/403)."""
+
+
+class LlmUnavailable(LlmError):
+    """The provider could not be reached or failed (connection error, 5xx)."""
+
+
+class LlmRateLimited(LlmUnavailable):
+    """The provider answered 429: too many requests or the quota is used up."""
+
+
+class LlmTimeout(LlmUnavailable):
+    """The provider did not answer within the timeout."""
+
+
+class LlmBadResponse(LlmError):
+    """The provider's answer was malformed (not JSON, or not a chat completion) or refused the request (4xx)."""

@@ -1,0 +1,87 @@
+"""Chat API shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from chat.models import ChatMessage, ChatSession
+
+
+class ChatSessionSerializer(serializers.ModelSerializer):
+    """A session as its owner sees it."""
+
+    message_count = serializers.IntegerField(read_only=True, default=0)
+
+    class Meta:
+        model = ChatSession
+        fields = ["id", "title", "context", "provider", "model", "message_count", "created", "updated"]
+        read_only_fields = ["id", "provider", "model", "message_count", "created", "updated"]
+
+
+class ChatSessionWriteSerializer(serializers.Serializer):
+    """What a client may set on a session: its title and context variables."""
+
+    title = serializers.CharField(required=False, allow_blank=True, max_length=200, trim_whitespace=True)
+    # Declared fields leave the class body (DRF's metaclass), so this does not shadow ``Serializer.context``.
+    context = serializers.JSONField(  # type: ignore[assignment]
+        required=False, help_text="An object of variables given to the assistant."
+    )
+
+    def validate_context(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
+
+
+class ChatUsageSerializer(serializers.Serializer):
+    """Token counts of one provider call, as the provider reported them."""
+
+    prompt_tokens = serializers.IntegerField(allow_null=True)
+    completion_tokens = serializers.IntegerField(allow_null=True)
+    total_tokens = serializers.IntegerField(allow_null=True)
+
+
+@extend_schema_field(ChatUsageSerializer(allow_null=True))
+class UsageField(serializers.Field):
+    """Token usage as one object, or null when the provider reported none."""
+
+    def to_representation(self, message: ChatMessage) -> dict[str, int | None] | None:
+        if message.total_tokens is None and message.prompt_tokens is None:
+            return None
+        return {
+            "prompt_tokens": message.prompt_tokens,
+            "completion_tokens": message.completion_tokens,
+            "total_tokens": message.total_tokens,
+        }
+
+
+class ChatMessageSerializer(serializers.ModelSerializer):
+    """A stored message. Assistant messages calling tools carry ``tool_calls``; tool results carry
+    ``tool_call_id`` and ``tool_name``."""
+
+    usage = UsageField(source="*", read_only=True)
+    # A plain string in the schema: an enum would collide with the user's "role" enum.
+    role = serializers.CharField(read_only=True, help_text="user, assistant, system or tool.")
+
+    class Meta:
+        model = ChatMessage
+        fields = ["id", "role", "content", "tool_calls", "tool_call_id", "tool_name", "provider", "model", "usage",
+                  "created"]  # fmt: skip
+        read_only_fields = fields
+
+
+class ChatMessagePostSerializer(serializers.Serializer):
+    """A user's message."""
+
+    content = serializers.CharField(max_length=20_000, trim_whitespace=True)
+
+
+class ChatUserKeySerializer(serializers.Serializer):
+    """The user's own provider key: set it (write-only), see only whether one is set and its hint."""
+
+    value = serializers.CharField(write_only=True, max_length=500, trim_whitespace=True)
+    configured = serializers.BooleanField(read_only=True)
+    hint = serializers.CharField(read_only=True, allow_null=True)
