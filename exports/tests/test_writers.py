@@ -7,11 +7,18 @@ import csv
 import gc
 import hashlib
 import json
+import posixpath
+import shutil
+import struct
+import subprocess
+import zipfile
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from openpyxl import Workbook, load_workbook
@@ -21,9 +28,10 @@ from openpyxl.worksheet.worksheet import Worksheet
 from exports import transform, writers
 from exports.transform import MERGED_COLUMNS, WORKBOOK_COLUMNS
 from integrations.netbox import records
+from integrations.netbox.fake_server import sample_dir
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "netbox-sample"
-ENGINES: list[writers.WorkbookEngine] = ["openpyxl", "xlsxwriter"]
+SAMPLE = sample_dir()
+ENGINES: list[writers.WorkbookEngine] = ["xml", "openpyxl", "xlsxwriter"]
 
 
 @cache
@@ -67,6 +75,55 @@ def _temp_files(directory: Path) -> list[Path]:
 
 def _cell(worksheet: Worksheet, row: int, column: str) -> Any:
     return worksheet.cell(row=row, column=WORKBOOK_COLUMNS.index(column) + 1)
+
+
+def _as_excel_reads(value: Any, engine: writers.WorkbookEngine) -> Any:
+    # XlsxWriter writes a carriage return as Excel's escape _x000D_, which Excel decodes and openpyxl does not.
+    return value.replace("_x000D_", "\r") if engine == "xlsxwriter" and isinstance(value, str) else value
+
+
+def _typed_cells(path: Path, *, read_only: bool, engine: writers.WorkbookEngine = "xml") -> list[list[tuple[Any, str]]]:
+    """Every cell of the first sheet as (value, openpyxl data type), empty cells left out."""
+    workbook = load_workbook(path, read_only=read_only)
+    try:
+        worksheet = workbook.worksheets[0]
+        return [
+            [(_as_excel_reads(cell.value, engine), cell.data_type) for cell in row if cell.value is not None]
+            for row in worksheet.iter_rows()
+        ]
+    finally:
+        workbook.close()
+
+
+def _widths(worksheet: Worksheet) -> dict[int, float]:
+    """Column number -> width; XlsxWriter stores a run of equal widths as one range."""
+    return {
+        column: dimension.width
+        for dimension in worksheet.column_dimensions.values()
+        for column in range(dimension.min, dimension.max + 1)
+    }
+
+
+def _local_extra_lengths(path: Path) -> dict[str, int]:
+    """The length of each zip member's extra field in its local header (the central directory can differ)."""
+    data = path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        return {
+            info.filename: struct.unpack_from("<H", data, info.header_offset + 28)[0] for info in archive.infolist()
+        }
+
+
+# Columns and rows that exercise every cell path of every engine: escaping, control characters, numbers of both
+# kinds, NaN and infinities, booleans, a mixed column, and text Excel would read as an escaped character.
+EDGE_COLUMNS = ('Text & "more" <x>', "ID", "Serial number", "Mixed", "Ratio", "Note")
+EDGE_ROWS: list[tuple[Any, ...]] = [
+    ("a & b < c > d \"q\" 'x'", 1, "000417", 1, 0.1, "_x0041_ is not A"),
+    ("  padded  ", 2, 417, "text", -0.5, "line1\r\nline2\rline3\n"),
+    ("emoji \U0001f600 ü", "3", "", True, 1e16, "ctl\x01\x02x and a lone \ud800 surrogate"),
+    ("=1+1", 4, "=x", 2.5, float("nan"), "#N/A"),
+    ("@SUM(A1)", 5, "-7", "", float("inf"), "-x"),
+    ("", 2**53, "+1", False, -float("inf"), "]]> <![CDATA[ &amp;"),
+]
 
 
 # CSV
@@ -312,16 +369,19 @@ def test_workbook_failure_while_rows_stream_leaves_the_previous_file_and_no_temp
     path = tmp_path / "Systems CMDB.xlsx"
     writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
     before = path.read_bytes()
-    prepared = writers._prepared_rows
     openpyxl_temp_files = set(ALL_TEMP_FILES)
+    # The xml engine takes its rows in batches (of 10 here), the others one by one: fail after 20 rows either way.
+    hook, items = ("_column_batches", 2) if engine == "xml" else ("_prepared_rows", 20)
+    monkeypatch.setattr(writers, "_XML_BATCH_ROWS", 10)
+    prepared = getattr(writers, hook)
 
-    def crash_after_some_rows(*args: Any, **kwargs: Any) -> Iterator[list[Any]]:
+    def crash_after_some_rows(*args: Any, **kwargs: Any) -> Iterator[Any]:
         for number, cells in enumerate(prepared(*args, **kwargs)):
-            if number == 20:
+            if number == items:
                 raise RuntimeError("disk full")
             yield cells
 
-    monkeypatch.setattr(writers, "_prepared_rows", crash_after_some_rows)
+    monkeypatch.setattr(writers, hook, crash_after_some_rows)
     with pytest.raises(RuntimeError, match="disk full"):
         writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
     gc.collect()  # a half-closed openpyxl stream would complain here
@@ -370,9 +430,198 @@ def test_workbook_row_generator_that_raises_leaves_the_previous_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Systems CMDB.xlsx"]
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_workbook_reads_back_the_same_in_read_only_and_normal_mode(
+    tmp_path: Path, workbook_rows: list[transform.Row], engine: writers.WorkbookEngine
+) -> None:
+    path = tmp_path / "Systems CMDB.xlsx"
+    writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
+    workbook = load_workbook(path, read_only=True)
+    assert workbook.sheetnames == ["NetBox Inventory"]
+    workbook.close()
+    cells = _typed_cells(path, read_only=True)
+    assert cells == _typed_cells(path, read_only=False)
+    assert len(cells) == 51
+    assert [value for value, _ in cells[0]] == list(WORKBOOK_COLUMNS)
+
+
+@pytest.mark.parametrize("engine", ["xml", "xlsxwriter"])
+def test_workbook_engines_write_the_same_cells_as_openpyxl(
+    tmp_path: Path, workbook_rows: list[transform.Row], engine: writers.WorkbookEngine
+) -> None:
+    for name, columns, rows in (("sample", WORKBOOK_COLUMNS, workbook_rows), ("edge", EDGE_COLUMNS, EDGE_ROWS)):
+        reference = writers.write_workbook(tmp_path / f"{name}-openpyxl.xlsx", columns, rows, engine="openpyxl")
+        other = writers.write_workbook(tmp_path / f"{name}-{engine}.xlsx", columns, rows, engine=engine)
+        cells = _typed_cells(other.path, read_only=True, engine=engine)
+        assert cells == _typed_cells(reference.path, read_only=True, engine="openpyxl"), name
+        first, second = load_workbook(reference.path).worksheets[0], load_workbook(other.path).worksheets[0]
+        assert second.freeze_panes == first.freeze_panes == "B2"
+        assert _widths(second) == _widths(first)
+        assert [(table.name, table.ref) for table in second.tables.values()] == [
+            (table.name, table.ref) for table in first.tables.values()
+        ]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_workbook_text_numbers_and_values_excel_cannot_store(tmp_path: Path, engine: writers.WorkbookEngine) -> None:
+    path = tmp_path / "edge.xlsx"
+    writers.write_workbook(
+        path, EDGE_COLUMNS, EDGE_ROWS, numeric_columns={"ID"}, text_columns={"Serial number"}, engine=engine
+    )
+    workbook = load_workbook(path)
+    worksheet = workbook.active
+    assert worksheet is not None
+    assert [column.name for column in worksheet.tables["NetBoxInventory"].tableColumns] == list(EDGE_COLUMNS)
+    rows = [[_as_excel_reads(cell.value, engine) for cell in row] for row in worksheet.iter_rows()]
+    assert rows[0] == list(EDGE_COLUMNS)
+    assert rows[1] == ["a & b < c > d \"q\" 'x'", 1, "000417", 1, 0.1, "_x0041_ is not A"]
+    assert rows[2] == ["  padded  ", 2, "417", "text", -0.5, "line1\r\nline2\rline3\n"]
+    assert rows[3] == ["emoji \U0001f600 ü", 3, None, True, 1e16, "ctlx and a lone  surrogate"]
+    assert rows[4] == ["=1+1", 4, "=x", 2.5, None, "#N/A"]  # NaN: no cell
+    assert rows[5] == ["@SUM(A1)", 5, "-7", None, None, "-x"]
+    assert rows[6] == [None, 2**53, "+1", False, None, "]]> <![CDATA[ &amp;"]
+    assert all(cell.data_type == "s" for row in worksheet.iter_rows() for cell in row if isinstance(cell.value, str))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_workbook_zip_has_pinned_dates_and_no_zip64_extras(tmp_path: Path, engine: writers.WorkbookEngine) -> None:
+    # Excel is strict about Zip64; small members must not carry its extra fields in their local headers.
+    path = tmp_path / "a.xlsx"
+    writers.write_workbook(path, EDGE_COLUMNS, EDGE_ROWS * 100, engine=engine)
+    with zipfile.ZipFile(path) as archive:
+        assert len({info.date_time for info in archive.infolist()}) == 1
+        assert archive.testzip() is None
+    assert set(_local_extra_lengths(path).values()) == {0}
+
+
+def test_xml_workbook_has_every_part_well_formed_and_declared(
+    tmp_path: Path, workbook_rows: list[transform.Row]
+) -> None:
+    path = tmp_path / "Systems CMDB.xlsx"
+    writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine="xml")
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        parts = {name: ElementTree.fromstring(archive.read(name)) for name in names}
+    assert names[0] == "[Content_Types].xml"
+    assert set(names) == {
+        "[Content_Types].xml",
+        "_rels/.rels",
+        "docProps/app.xml",
+        "docProps/core.xml",
+        "xl/workbook.xml",
+        "xl/_rels/workbook.xml.rels",
+        "xl/styles.xml",
+        "xl/theme/theme1.xml",
+        "xl/worksheets/sheet1.xml",
+        "xl/worksheets/_rels/sheet1.xml.rels",
+        "xl/tables/table1.xml",
+        "xl/sharedStrings.xml",
+    }
+    declared = {element.attrib["PartName"] for element in parts["[Content_Types].xml"] if "PartName" in element.attrib}
+    assert declared == {f"/{name}" for name in names if not name.endswith((".rels", "[Content_Types].xml"))}
+    # Every relationship points at a part that exists, relative to the folder above its _rels folder.
+    for rels in ("_rels/.rels", "xl/_rels/workbook.xml.rels", "xl/worksheets/_rels/sheet1.xml.rels"):
+        base = posixpath.dirname(posixpath.dirname(rels))
+        for relationship in parts[rels]:
+            assert posixpath.normpath(posixpath.join(base, relationship.attrib["Target"])) in names
+    main = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    sheet = parts["xl/worksheets/sheet1.xml"]
+    pane = sheet.find(f"{main}sheetViews/{main}sheetView/{main}pane")
+    assert pane is not None
+    assert pane.attrib == {
+        "xSplit": "1",
+        "ySplit": "1",
+        "topLeftCell": "B2",
+        "activePane": "bottomRight",
+        "state": "frozen",
+    }
+    assert list(sheet.iter(f"{main}f")) == []  # no formulas
+    assert {cell.attrib.get("t") for cell in sheet.iter(f"{main}c")} <= {None, "s", "b"}
+    table = parts["xl/tables/table1.xml"]
+    assert table.attrib["ref"] == "A1:BN51"
+    auto_filter = table.find(f"{main}autoFilter")
+    assert auto_filter is not None and auto_filter.attrib["ref"] == "A1:BN51"
+    style = table.find(f"{main}tableStyleInfo")
+    assert style is not None and style.attrib["name"] == "TableStyleMedium9" and style.attrib["showRowStripes"] == "1"
+    strings = parts["xl/sharedStrings.xml"]
+    assert int(strings.attrib["uniqueCount"]) == len(strings)
+
+
+def test_pinned_zip_deflates_at_its_level_and_gives_zip64_only_to_members_that_may_need_it(tmp_path: Path) -> None:
+    path = tmp_path / "a.zip"
+    data = b"0123456789abcdef" * 4096 + bytes(range(256)) * 64
+    with writers._PinnedZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open(archive.member("small", len(data)), "w") as stream:
+            stream.write(data)
+        with archive.open(archive.member("huge", zipfile.ZIP64_LIMIT), "w") as stream:
+            stream.write(data)
+        archive.writestr("whole", data)
+    assert _local_extra_lengths(path) == {"small": 0, "huge": 20, "whole": 0}
+    deflater = zlib.compressobj(1, zlib.DEFLATED, -15)
+    level_1 = deflater.compress(data) + deflater.flush()
+    with zipfile.ZipFile(path) as archive:
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert all(archive.read(name) == data for name in ("small", "huge", "whole"))
+        assert {info.compress_size for info in archive.infolist()} == {len(level_1)}
+
+
+def test_xml_workbook_cells_do_not_depend_on_the_batch_size(
+    tmp_path: Path, workbook_rows: list[transform.Row], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Shared strings are numbered column by column within a batch, so only the bytes depend on the batch size.
+    whole = writers.write_workbook(tmp_path / "a.xlsx", WORKBOOK_COLUMNS, workbook_rows, engine="xml")
+    monkeypatch.setattr(writers, "_XML_BATCH_ROWS", 7)
+    batched = writers.write_workbook(tmp_path / "b.xlsx", WORKBOOK_COLUMNS, workbook_rows, engine="xml")
+    assert _typed_cells(batched.path, read_only=True) == _typed_cells(whole.path, read_only=True)
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is not installed")
+def test_xml_workbook_opens_in_libreoffice_with_the_same_values(
+    tmp_path: Path, workbook_rows: list[transform.Row]
+) -> None:
+    path = tmp_path / "cmdb.xlsx"
+    writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine="xml")
+    # Raw values (not as shown), UTF-8, every sheet: LibreOffice names the CSV after the sheet.
+    options = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1"
+    profile = f"-env:UserInstallation=file://{tmp_path / 'profile'}"
+    command = ["soffice", profile, "--headless", "--convert-to", options, "--outdir", str(tmp_path), str(path)]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    header, *rows = _read_csv(tmp_path / "cmdb-NetBox Inventory.csv")
+    assert header == list(WORKBOOK_COLUMNS)
+    assert rows == [_as_csv_text(row) for row in workbook_rows]
+
+
 def test_workbook_rejects_duplicate_column_names(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unique"):
         writers.write_workbook(tmp_path / "x.xlsx", ("Name", "name"), [("a", "b")])
+
+
+@pytest.mark.parametrize(
+    ("columns", "sheet", "table", "message"),
+    [
+        ((), "Sheet", "Table", "columns"),
+        (("ok", ""), "Sheet", "Table", "non-empty"),
+        (("ok",), "a/b", "Table", "sheet name"),
+        (("ok",), "x" * 32, "Table", "sheet name"),
+        (("ok",), "Sheet", "Net Box", "table name"),
+        (("ok",), "Sheet", "A1", "table name"),
+        (("ok",), "Sheet", "1st", "table name"),
+    ],
+)
+def test_workbook_rejects_names_excel_would_refuse(
+    tmp_path: Path, columns: tuple[str, ...], sheet: str, table: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        writers.write_workbook(tmp_path / "x.xlsx", columns, [], sheet=sheet, table=table)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_workbook_rejects_more_rows_than_a_sheet_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writers, "EXCEL_MAX_ROWS", 3)
+    writers.write_workbook(tmp_path / "fits.xlsx", ("ID",), [(1,), (2,)])
+    with pytest.raises(ValueError, match="rows"):
+        writers.write_workbook(tmp_path / "x.xlsx", ("ID",), [(1,), (2,), (3,)])
+    assert not (tmp_path / "x.xlsx").exists()
 
 
 def test_column_widths_use_the_longest_line_and_cap_at_50() -> None:

@@ -1,0 +1,754 @@
+"""Benchmark the NetBox -> CMDB export against the fake NetBox on loopback, with issue 3's targets.
+
+Usage: ``.venv/bin/python bench/export_bench.py [--devices 20000] [--vms 30000] [--small] [--repeat 1] [--profile]``
+
+One run measures, each in a process of its own so that time and peak memory (``ru_maxrss``) do not mix:
+
+1. download once: every page of devices and VMs (``limit=1000&ordering=id&exclude=config_context``) fetched
+   sequentially with ``requests`` and JSON-decoded; the reference of the target. Bytes only, for information.
+2. full export: ``export_run_request(force=True)`` + ``export_run_execute`` on a fresh SQLite database.
+3. incremental export with no change: a second run on the same database.
+4. incremental export after a few changes made on the server (updated, added and deleted devices and VMs), then a
+   full export of the same NetBox state on a fresh database, whose files must have the same bytes.
+5. the naive baseline: pynetbox ``.all()`` with default settings, a pandas DataFrame of ``dict(record)`` rows and
+   ``to_excel`` (openpyxl) of the merged frame.
+
+The fake NetBox (``integrations.netbox.fake_server.FakeNetbox``) runs in another process, on a port the system picks,
+driven over stdin so the benchmark can change objects between runs and read its request counters. Django runs with
+``DEBUG=false`` (production: no SQL query log) unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import os
+import queue
+import resource
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TOKEN = "0123456789abcdef0123456789abcdef01234567"
+PAGE_PARAMS = {"limit": "1000", "ordering": "id", "exclude": "config_context"}
+ENDPOINTS = ("dcim/devices/", "virtualization/virtual-machines/")
+
+# Issue 3's targets.
+TARGET_FULL_VS_DOWNLOAD = 1.5
+TARGET_INCREMENTAL_VS_FULL = 0.10
+TARGET_PEAK_MB = 600.0
+
+
+class BenchError(Exception):
+    """The benchmark cannot go on; the message says why."""
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+# --- The fake NetBox, in its own process --------------------------------------------------------------------------
+
+
+def serve(devices: int, vms: int, token: str, seed: int) -> None:
+    """Run FakeNetbox on a free loopback port; answer ``reset``, ``stats`` and ``change N`` lines on stdin."""
+    sys.path.insert(0, str(ROOT))
+    from integrations.netbox.fake_server import FakeNetbox
+
+    netbox = FakeNetbox(devices, vms, token=token, seed=seed, host="127.0.0.1", port=0)
+    # SIGTERM raises SystemExit in the main thread, so the finally below still stops the server.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    url = netbox.start()
+    print(f"READY {url}", flush=True)
+    try:
+        for line in sys.stdin:
+            command, *arguments = line.split() or [""]
+            reply: dict[str, Any]
+            if command == "reset":
+                netbox.reset_log()
+                reply = {}
+            elif command == "stats":
+                reply = {**netbox.stats, "peak_mb": _rss_mb(field="VmHWM")}
+            elif command == "change":
+                reply = _change(netbox, int(arguments[0]))
+            else:
+                reply = {"error": f"unknown command {command!r}"}
+            print(json.dumps(reply), flush=True)
+    finally:
+        netbox.stop()
+
+
+def _change(netbox: Any, count: int) -> dict[str, Any]:
+    """Update ``count`` devices and VMs spread over the id range, add one of each and delete the last of each."""
+    device_ids = [device["id"] for device in netbox.devices]
+    vm_ids = [vm["id"] for vm in netbox.vms]
+    updated = 0
+    for ids, update in ((device_ids, netbox.update_device), (vm_ids, netbox.update_vm)):
+        step = max(1, (len(ids) - 1) // (count + 1))
+        for number in range(1, count + 1):
+            if number * step < len(ids) - 1:
+                update(ids[number * step], description=f"changed by the export benchmark ({number})")
+                updated += 1
+    added = [netbox.add_device(), netbox.add_vm()]
+    netbox.delete_device(device_ids[-1])
+    netbox.delete_vm(vm_ids[-1])
+    return {"updated": updated, "added": len(added), "deleted": 2}
+
+
+class FakeNetboxProcess:
+    """The fake NetBox in a subprocess: started with a deadline, always stopped (use it as a context manager)."""
+
+    def __init__(self, *, devices: int, vms: int, token: str, seed: int, start_timeout: float) -> None:
+        self.command = [sys.executable, str(Path(__file__).resolve()), "--serve", "--token", token]
+        self.command += ["--devices", str(devices), "--vms", str(vms), "--seed", str(seed)]
+        self.start_timeout = start_timeout
+        self.url = ""
+        self.process: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=40)
+
+    def __enter__(self) -> FakeNetboxProcess:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        threading.Thread(target=self._read, daemon=True, name="fake-netbox-stdout").start()
+        threading.Thread(target=self._read_stderr, daemon=True, name="fake-netbox-stderr").start()
+        line = self._next_line(self.start_timeout, "start")
+        if not line.startswith("READY http"):
+            raise BenchError(f"the fake NetBox printed {line!r} instead of its address{self._stderr_tail()}")
+        self.url = line.split()[1]
+        self.start_seconds = time.perf_counter() - started
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.strip())
+        self._lines.put(None)
+
+    def _read_stderr(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        for line in self.process.stderr:
+            self._stderr.append(line.rstrip())
+
+    def _next_line(self, timeout: float, what: str) -> str:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise BenchError(f"the fake NetBox did not {what} within {timeout:.0f} s{self._stderr_tail()}") from None
+        if line is None:
+            code = self.process.wait(timeout=5) if self.process else None
+            raise BenchError(f"the fake NetBox exited (code {code}) during {what}{self._stderr_tail()}")
+        return line
+
+    def _stderr_tail(self) -> str:
+        time.sleep(0.2)  # let the reader catch the last lines of a dying process
+        tail = "\n".join(self._stderr).strip()
+        return f"; its stderr:\n{tail}" if tail else ""
+
+    def ask(self, command: str, timeout: float = 300) -> dict[str, Any]:
+        """Send one command line, return the JSON reply."""
+        if self.process is None or self.process.stdin is None or self.process.poll() is not None:
+            raise BenchError(f"the fake NetBox is not running{self._stderr_tail()}")
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        reply: dict[str, Any] = json.loads(self._next_line(timeout, command))
+        return reply
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(OSError):
+                process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=15)
+        if process is not None and process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+
+
+# --- Measured children --------------------------------------------------------------------------------------------
+
+
+def child_download(url: str, token: str, repeat: int) -> dict[str, Any]:
+    """GET every page of devices and VMs sequentially: bytes only, then with json.loads; best of ``repeat``."""
+    import requests
+
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json"})
+
+    counts = {}
+    for endpoint in ENDPOINTS:
+        response = session.get(f"{url}/api/{endpoint}", params={**PAGE_PARAMS, "limit": "1"})
+        response.raise_for_status()
+        counts[endpoint] = response.json()["count"]
+
+    def walk(decode: bool) -> tuple[float, float, int, int, int]:
+        """Decoding reads ``count`` from the first page as a client must; bytes only uses the counts known."""
+        requests_made = total_bytes = objects = 0
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for endpoint in ENDPOINTS:
+            offset, count = 0, None if decode else counts[endpoint]
+            while count is None or offset < count:
+                response = session.get(f"{url}/api/{endpoint}", params={**PAGE_PARAMS, "offset": str(offset)})
+                response.raise_for_status()
+                body = response.content
+                requests_made += 1
+                total_bytes += len(body)
+                if decode:
+                    page = json.loads(body)
+                    count = page["count"]
+                    objects += len(page["results"])
+                offset += int(PAGE_PARAMS["limit"])
+        cpu_seconds = time.process_time() - cpu_started
+        return time.perf_counter() - started, cpu_seconds, requests_made, total_bytes, objects
+
+    walk(decode=False)  # warm-up: connection, server caches, page cache
+    raw = min((walk(decode=False) for _ in range(repeat)), key=lambda result: result[0])
+    decoded = min((walk(decode=True) for _ in range(repeat)), key=lambda result: result[0])
+    return {
+        "seconds": decoded[0],
+        "cpu_seconds": decoded[1],
+        "bytes_seconds": raw[0],
+        "requests": decoded[2],
+        "bytes": decoded[3],
+        "objects": decoded[4],
+        "peak_mb": _peak_mb(),
+    }
+
+
+def child_export(force: bool, profile_path: str | None) -> dict[str, Any]:
+    """One export run through the services, with its wall time, steps, requests and files."""
+    import django
+
+    setup_started = time.perf_counter()
+    django.setup()
+    from django.conf import settings
+
+    from exports.models import ExportRun
+    from exports.services import export_run_execute, export_run_request
+
+    setup_seconds = time.perf_counter() - setup_started
+    rss_before = _rss_mb()
+    run, _ = export_run_request(trigger=ExportRun.Trigger.COMMAND, force=force)
+    profiler = _Profiler() if profile_path else None
+    started, cpu_started = time.perf_counter(), time.process_time()
+    if profiler is not None:
+        with profiler:
+            export_run_execute(run=run)
+    else:
+        export_run_execute(run=run)
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    run.refresh_from_db()
+    if profiler is not None and profile_path:
+        profiler.report(Path(profile_path))
+    return {
+        "status": run.status,
+        "error": run.error,
+        "mode": run.mode,
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "setup_seconds": setup_seconds,
+        "timings": run.timings,
+        "requests": run.netbox_requests,
+        "reused_files": run.reused_files,
+        "devices": run.devices,
+        "vms": run.vms,
+        "added": run.added,
+        "changed": run.changed,
+        "removed": run.removed,
+        "files": {
+            artifact.name: {
+                "path": str(Path(settings.DATA_DIR) / artifact.path),
+                "sha256": artifact.sha256,
+                "size": artifact.size,
+                "rows": artifact.rows,
+            }
+            for artifact in run.artifacts.all()
+        },
+        "rss_before_mb": rss_before,
+        "peak_mb": _peak_mb(),
+    }
+
+
+class _Profiler:
+    """cProfile over the main thread and every thread started while it is on (the page fetches run in a pool)."""
+
+    def __init__(self) -> None:
+        import cProfile
+
+        self._make = cProfile.Profile
+        self.main = cProfile.Profile()
+        self.threads: list[Any] = []
+        self._original_run = threading.Thread.run
+
+    def __enter__(self) -> _Profiler:
+        profiles, make, original_run = self.threads, self._make, self._original_run
+
+        def run(thread: threading.Thread) -> None:
+            profile = make()
+            profiles.append(profile)
+            profile.enable()
+            try:
+                original_run(thread)
+            finally:
+                profile.disable()
+
+        threading.Thread.run = run  # type: ignore[method-assign]
+        self.main.enable()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.main.disable()
+        threading.Thread.run = self._original_run  # type: ignore[method-assign]
+
+    def report(self, path: Path, lines: int = 30) -> None:
+        import io
+        import pstats
+
+        out = io.StringIO()
+        stats = pstats.Stats(self.main, stream=out)
+        for profile in self.threads:
+            stats.add(profile)
+        stats.dump_stats(str(path.with_suffix(".prof")))
+        out.write(f"cProfile of the full export, main thread + {len(self.threads)} worker threads merged\n")
+        stats.sort_stats("tottime").print_stats(lines)
+        stats.sort_stats("cumulative").print_stats(lines)
+        path.write_text(out.getvalue(), encoding="utf-8")
+
+
+def child_baseline(url: str, token: str, out: str) -> dict[str, Any]:
+    """The naive way: pynetbox ``.all()`` (default settings), pandas frames of ``dict(record)``, ``to_excel``."""
+    import pandas as pd
+    import pynetbox
+
+    requests_made = 0
+
+    def count(response: Any, *args: Any, **kwargs: Any) -> None:
+        nonlocal requests_made
+        requests_made += 1
+
+    api = pynetbox.api(url, token=token)
+    api.http_session.hooks["response"].append(count)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    devices = list(api.dcim.devices.all())
+    vms = list(api.virtualization.virtual_machines.all())
+    fetched = time.perf_counter()
+    frames = []
+    for records, kind in ((devices, "devices"), (vms, "vms")):
+        frame = pd.DataFrame([dict(record) for record in records])
+        frame["netbox_type"] = kind
+        frames.append(frame)
+    merged = pd.concat(frames, ignore_index=True)
+    framed = time.perf_counter()
+    path = Path(out) / "baseline.xlsx"
+    merged.to_excel(path, index=False, engine="openpyxl")
+    finished = time.perf_counter()
+    return {
+        "seconds": finished - started,
+        "cpu_seconds": time.process_time() - cpu_started,
+        "timings": {
+            "fetch": round(fetched - started, 3),
+            "frame": round(framed - fetched, 3),
+            "to_excel": round(finished - framed, 3),
+        },
+        "requests": requests_made,
+        "rows": len(merged),
+        "columns": len(merged.columns),
+        "size": path.stat().st_size,
+        "peak_mb": _peak_mb(),
+    }
+
+
+# --- The parent ---------------------------------------------------------------------------------------------------
+
+
+class Bench:
+    """Runs the scenarios as child processes against one fake NetBox and collects their results."""
+
+    def __init__(self, args: argparse.Namespace, netbox: FakeNetboxProcess, work: Path) -> None:
+        self.args = args
+        self.netbox = netbox
+        self.work = work
+        self.log = work / "children.log"
+        self.secret_key = secrets.token_urlsafe(64)
+
+    def env(self, var_dir: Path) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("ENREACH_", "EXPORT_"))}
+        for name in ("DATABASE_URL", "REDIS_URL", "NETBOX_EXTRA_HEADERS", "NETBOX_VERIFY_TLS"):
+            env.pop(name, None)
+        env.update(
+            DJANGO_SETTINGS_MODULE="enreach.settings",
+            ENREACH_VAR_DIR=str(var_dir),
+            NETBOX_URL=self.netbox.url,
+            NETBOX_TOKEN=self.args.token,
+            DEBUG="true" if self.args.debug else "false",
+            SECRET_KEY=self.secret_key,
+            PYTHONPATH=str(ROOT),
+        )
+        return env
+
+    def child(self, mode: str, *, env: dict[str, str] | None = None, extra: list[str] | None = None) -> dict[str, Any]:
+        """Run ``--child mode`` and return its JSON, with the server's request count for it."""
+        command = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--url", self.netbox.url]
+        command += ["--token", self.args.token, "--repeat", str(self.args.repeat), *(extra or [])]
+        self.netbox.ask("reset")
+        with self.log.open("a") as log:
+            log.write(f"\n===== {mode} {' '.join(extra or [])}\n")
+            log.flush()
+            try:
+                completed = subprocess.run(
+                    command,
+                    cwd=ROOT,
+                    env=env or self.env(self.work),
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                    timeout=self.args.timeout,
+                )
+            except subprocess.TimeoutExpired:
+                raise BenchError(f"{mode} took longer than {self.args.timeout} s; see {self.log}") from None
+        if completed.returncode:
+            tail = self.log.read_text(encoding="utf-8", errors="replace")[-3000:]
+            raise BenchError(f"{mode} failed with exit code {completed.returncode}:\n{tail}")
+        result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+        result["server_requests"] = self.netbox.ask("stats").get("requests", 0)
+        if result.get("status", "succeeded") != "succeeded":
+            raise BenchError(f"{mode}: the run {result['status']}: {result.get('error')}")
+        return result
+
+    def fresh_database(self, name: str) -> tuple[Path, dict[str, str]]:
+        var_dir = self.work / name
+        var_dir.mkdir()
+        env = self.env(var_dir)
+        completed = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if completed.returncode:
+            raise BenchError(f"manage.py migrate failed:\n{completed.stderr[-3000:]}")
+        return var_dir, env
+
+    def export(self, env: dict[str, str], *, force: bool, profile: Path | None = None) -> dict[str, Any]:
+        extra = ["--force"] if force else []
+        if profile is not None:
+            extra += ["--profile-to", str(profile)]
+        return self.child("export", env=env, extra=extra)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _best(results: list[dict[str, Any]]) -> dict[str, Any]:
+    return min(results, key=lambda result: result["seconds"])
+
+
+def _same_files(left: dict[str, Any], right: dict[str, Any]) -> str:
+    """Which files differ in bytes between two runs ("identical" if none)."""
+    if set(left) != set(right):
+        return f"different file sets: {sorted(set(left) ^ set(right))}"
+    different = [name for name in sorted(left) if left[name]["sha256"] != right[name]["sha256"]]
+    return "identical" if not different else "DIFFERENT: " + ", ".join(different)
+
+
+def run_all(args: argparse.Namespace, netbox: FakeNetboxProcess, work: Path) -> dict[str, Any]:
+    bench = Bench(args, netbox, work)
+    results: dict[str, Any] = {"server_start": netbox.start_seconds, "load_before": os.getloadavg()}
+
+    _say("download once: every page, sequentially ...")
+    results["download"] = bench.child("download")
+    _say(f"  {results['download']['seconds']:.2f} s")
+
+    fulls, incrementals = [], []
+    for number in range(args.repeat):
+        _var_dir, env = bench.fresh_database(f"run{number}")
+        _say(f"full export (fresh database, force) {number + 1}/{args.repeat} ...")
+        fulls.append(bench.export(env, force=True))
+        _say(f"  {fulls[-1]['seconds']:.2f} s")
+        _say(f"incremental export, no change {number + 1}/{args.repeat} ...")
+        incrementals.append(bench.export(env, force=False))
+        incrementals[-1]["same_files"] = _same_files(fulls[-1]["files"], incrementals[-1]["files"])
+        _say(f"  {incrementals[-1]['seconds']:.2f} s")
+    results["full"], results["incremental"] = _best(fulls), _best(incrementals)
+
+    if args.changes > 0:
+        results["change"] = netbox.ask(f"change {args.changes}")
+        _say(f"incremental export after changes {results['change']} ...")
+        changed = bench.export(env, force=False)
+        _say(f"  {changed['seconds']:.2f} s")
+        _say("full export of the same NetBox state on a fresh database (to compare bytes) ...")
+        _var_dir, fresh_env = bench.fresh_database("after-changes")
+        reference = bench.export(fresh_env, force=True)
+        _say(f"  {reference['seconds']:.2f} s")
+        changed["same_files"] = _same_files(reference["files"], changed["files"])
+        results["changed"], results["full_after_changes"] = changed, reference
+
+    if args.profile:
+        _var_dir, env = bench.fresh_database("profile")
+        profile = work / "profile.txt"
+        _say("full export under cProfile ...")
+        results["profiled"] = bench.export(env, force=True, profile=profile)
+        results["profile"] = profile.read_text(encoding="utf-8")
+        if args.keep:
+            results["profile_path"] = str(profile.with_suffix(".prof"))
+
+    if not args.skip_baseline:
+        _say("naive baseline: pynetbox .all() + pandas to_excel ...")
+        results["baseline"] = bench.child("baseline", extra=["--out", str(work)])
+        _say(f"  {results['baseline']['seconds']:.2f} s")
+    results["server_peak_mb"] = netbox.ask("stats").get("peak_mb")
+    results["load_after"] = os.getloadavg()
+    return results
+
+
+def _ratio(numerator: float, denominator: float) -> str:
+    return f"{numerator / denominator:.2f}x" if denominator else "-"
+
+
+def report(args: argparse.Namespace, results: dict[str, Any]) -> bool:
+    """Print the tables; returns whether every target is met."""
+    download, full, incremental = results["download"], results["full"], results["incremental"]
+    changed, baseline = results.get("changed"), results.get("baseline")
+    print()
+    print(
+        f"Fake NetBox: {args.devices:,} devices + {args.vms:,} VMs on loopback (started in "
+        f"{results['server_start']:.1f} s, peak {results.get('server_peak_mb') or 0:.0f} MB, own process); "
+        f"DEBUG={'true' if args.debug else 'false'}; best of {args.repeat}."
+    )
+    load_before, load_after = results["load_before"], results["load_after"]
+    print(
+        f"{os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
+        "(other processes on the machine make the figures noisy; use --repeat to take the best of several)."
+    )
+    print()
+    header = f"{'scenario':<38} {'seconds':>8} {'CPU s':>7} {'requests':>9} {'peak MB':>8}  notes"
+    print(header)
+    print("-" * len(header))
+
+    def row(name: str, result: dict[str, Any], notes: str) -> None:
+        requests_made = result.get("requests")
+        if requests_made is None:
+            requests_made = result.get("server_requests", "-")
+        print(
+            f"{name:<38} {result['seconds']:>8.2f} {result['cpu_seconds']:>7.2f} {requests_made!s:>9} "
+            f"{result['peak_mb']:>8.0f}  {notes}"
+        )
+
+    row(
+        "download once (GET + json.loads)",
+        download,
+        f"bytes only {download['bytes_seconds']:.2f} s; {download['bytes'] / 1e6:.0f} MB, "
+        f"{download['objects']:,} objects",
+    )
+
+    def steps(result: dict[str, Any]) -> str:
+        return " ".join(f"{name} {seconds:.2f}" for name, seconds in result["timings"].items())
+
+    row("full export (force, fresh DB)", full, steps(full))
+    row(
+        "incremental export, no change",
+        incremental,
+        f"{steps(incremental)}; reused files: {incremental['reused_files']}; files {incremental['same_files']}",
+    )
+    if changed is not None:
+        reference = results["full_after_changes"]
+        row(
+            "incremental export, a few changes",
+            changed,
+            f"{steps(changed)}; +{changed['added']} ~{changed['changed']} -{changed['removed']}; "
+            f"files vs full export of the same state: {changed['same_files']}",
+        )
+        row("full export after the changes", reference, steps(reference))
+    if baseline is not None:
+        row(
+            "naive baseline (pynetbox + pandas)",
+            baseline,
+            " ".join(f"{name} {seconds:.2f}" for name, seconds in baseline["timings"].items())
+            + f"; {baseline['rows']:,} rows x {baseline['columns']} columns",
+        )
+    print()
+    print(
+        "Requests are the client's count (retries included); the server counted "
+        + ", ".join(
+            f"{name} {results[key]['server_requests']}"
+            for key, name in (
+                ("download", "download (warm-up, 2 counts and both passes)"),
+                ("full", "full"),
+                ("incremental", "incremental"),
+                ("changed", "changes"),
+                ("baseline", "baseline"),
+            )
+            if key in results
+        )
+        + "."
+    )
+    print(
+        f"Peak MB is each process's ru_maxrss (Django and imports included: "
+        f"{full['rss_before_mb'] or 0:.0f} MB resident before the full export started). CPU s is the measured "
+        "process's user + system time over the same span, all its threads, the server's excluded: less sensitive "
+        "than seconds to other load on the machine."
+    )
+
+    checks: list[tuple[str, str, str, bool | None]] = []
+    full_vs_download = full["seconds"] / download["seconds"]
+    checks.append(
+        (
+            "full / download",
+            f"{full_vs_download:.2f}x",
+            f"<= {TARGET_FULL_VS_DOWNLOAD}x",
+            full_vs_download <= TARGET_FULL_VS_DOWNLOAD,
+        )
+    )
+    checks.append(("  same, in CPU time", _ratio(full["cpu_seconds"], download["cpu_seconds"]), "(info)", None))
+    incremental_vs_full = incremental["seconds"] / full["seconds"]
+    checks.append(
+        (
+            "incremental (no change) / full",
+            f"{incremental_vs_full:.1%}",
+            f"< {TARGET_INCREMENTAL_VS_FULL:.0%}",
+            incremental_vs_full < TARGET_INCREMENTAL_VS_FULL,
+        )
+    )
+    if changed is not None:
+        checks.append(("incremental (changes) / full", f"{changed['seconds'] / full['seconds']:.1%}", "(info)", None))
+        checks.append(
+            (
+                "incremental output = full output",
+                changed["same_files"],
+                "identical",
+                changed["same_files"] == "identical",
+            )
+        )
+    if baseline is not None:
+        checks.append(("full / naive baseline", _ratio(full["seconds"], baseline["seconds"]), "(info)", None))
+        checks.append(("baseline peak MB", f"{baseline['peak_mb']:.0f}", "(info)", None))
+    exports = [full, incremental, *([changed, results["full_after_changes"]] if changed is not None else [])]
+    peak = max(result["peak_mb"] for result in exports)
+    checks.append(("export peak memory", f"{peak:.0f} MB", f"< {TARGET_PEAK_MB:.0f} MB", peak < TARGET_PEAK_MB))
+
+    print()
+    header = f"{'check':<34} {'value':>12} {'target':>10}  result"
+    print(header)
+    print("-" * len(header))
+    for name, value, target, passed in checks:
+        verdict = "-" if passed is None else ("PASS" if passed else "FAIL")
+        print(f"{name:<34} {value:>12} {target:>10}  {verdict}")
+    if "profile" in results:
+        print()
+        print(results["profile"])
+        if "profile_path" in results:
+            print(f"pstats file: {results['profile_path']}")
+    elif full_vs_download > TARGET_FULL_VS_DOWNLOAD:
+        print("\nThe full export misses its target: rerun with --profile to see where the time goes.")
+    return all(passed is not False for _, _, _, passed in checks)
+
+
+def main() -> None:
+    """Start the fake NetBox, run every scenario in its own process, print the figures and the verdicts."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=20_000)
+    parser.add_argument("--vms", type=int, default=30_000)
+    parser.add_argument("--small", action="store_true", help="a quick try: 2,000 devices and 3,000 VMs")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per scenario; the fastest is reported")
+    parser.add_argument("--changes", type=int, default=10, help="devices and VMs changed for scenario 4 (0: skip)")
+    parser.add_argument("--skip-baseline", action="store_true", help="skip the pynetbox + pandas baseline")
+    parser.add_argument("--profile", action="store_true", help="also run a full export under cProfile and print it")
+    parser.add_argument("--debug", action="store_true", help="run Django with DEBUG=true (keeps a SQL query log)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (databases, files, logs)")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per scenario")
+    parser.add_argument("--token", default=DEFAULT_TOKEN)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-to", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.small:
+        args.devices, args.vms = 2_000, 3_000
+    args.repeat = max(1, args.repeat)
+
+    if args.serve:
+        serve(args.devices, args.vms, args.token, args.seed)
+        return
+    if args.child:
+        sys.path.insert(0, str(ROOT))
+        if args.child == "download":
+            result = child_download(args.url, args.token, args.repeat)
+        elif args.child == "export":
+            result = child_export(args.force, args.profile_to)
+        elif args.child == "baseline":
+            result = child_baseline(args.url, args.token, args.out)
+        else:
+            raise SystemExit(f"unknown child {args.child!r}")
+        print(json.dumps(result))
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="export-bench-"))
+    start_timeout = 60 + (args.devices + args.vms) / 1000
+    _say(f"starting the fake NetBox ({args.devices:,} devices, {args.vms:,} VMs) ...")
+    try:
+        with FakeNetboxProcess(
+            devices=args.devices, vms=args.vms, token=args.token, seed=args.seed, start_timeout=start_timeout
+        ) as netbox:
+            _say(f"  {netbox.url} after {netbox.start_seconds:.1f} s")
+            results = run_all(args, netbox, work)
+        passed = report(args, results)
+    except BenchError as exc:
+        raise SystemExit(f"export_bench: {exc}") from None
+    finally:
+        if args.keep:
+            _say(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    sys.exit(0 if passed else 1)
+
+
+if __name__ == "__main__":
+    main()
