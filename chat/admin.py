@@ -7,17 +7,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from chat.models import ChatMessage, ChatSession
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+from enreach.admin import ReadOnlyAdmin
 
 
 class ChatMessageInline(admin.TabularInline):
