@@ -305,3 +305,33 @@ CHAT_RETENTION_DAYS = env.int("CHAT_RETENTION_DAYS", default=90)
 # --- Suggestions ---------------------------------------------------------------------------------------------------
 # Suggestions per page on the board and in the API when the client sends no limit (the API caps limit at 200).
 SUGGESTIONS_PAGE_SIZE = max(1, env.int("SUGGESTIONS_PAGE_SIZE", default=50))
+
+# --- Publishing (Confluence, backups) ------------------------------------------------------------------------------
+# Confluence: Cloud (https://example.atlassian.net/wiki, ATLASSIAN_EMAIL + API token) or Server/DC (personal
+# access token, no e-mail). The global key "atlassian" (admin) overrides the token and URL.
+ATLASSIAN_BASE_URL = env.str("ATLASSIAN_BASE_URL", default="")
+ATLASSIAN_EMAIL = env.str("ATLASSIAN_EMAIL", default="")
+ATLASSIAN_API_TOKEN = env.str("ATLASSIAN_API_TOKEN", default="")
+ATLASSIAN_VERIFY_TLS = env.bool("ATLASSIAN_VERIFY_TLS", default=True)
+ATLASSIAN_TIMEOUT = env.float("ATLASSIAN_TIMEOUT", default=30.0)
+ATLASSIAN_RETRIES = env.int("ATLASSIAN_RETRIES", default=3)
+ATLASSIAN_BACKOFF = env.float("ATLASSIAN_BACKOFF", default=1.0)
+# Pages to publish to; an empty id skips that part.
+CONFLUENCE_CMDB_PAGE_ID = env.str("CONFLUENCE_CMDB_PAGE_ID", default="")
+CONFLUENCE_DEVICES_PAGE_ID = env.str("CONFLUENCE_DEVICES_PAGE_ID", default="")
+CONFLUENCE_VMS_PAGE_ID = env.str("CONFLUENCE_VMS_PAGE_ID", default="")
+# Wrap the tables in the (Stiltsoft) table-filter / table-sort macros; needs the app installed in Confluence.
+CONFLUENCE_ENABLE_TABLE_FILTER = env.bool("CONFLUENCE_ENABLE_TABLE_FILTER", default=False)
+CONFLUENCE_ENABLE_TABLE_SORT = env.bool("CONFLUENCE_ENABLE_TABLE_SORT", default=False)
+# Backups of each successful run's files: a local directory, or SFTP when BACKUP_HOST is set.
+BACKUP_LOCAL_PATH = env.str("BACKUP_LOCAL_PATH", default="")
+BACKUP_HOST = env.str("BACKUP_HOST", default="")
+BACKUP_PORT = env.int("BACKUP_PORT", default=22)
+BACKUP_USER = env.str("BACKUP_USER", default="")
+BACKUP_PASSWORD = env.str("BACKUP_PASSWORD", default="")
+BACKUP_PRIVATE_KEY = env.str("BACKUP_PRIVATE_KEY", default="")  # path to a private key file
+BACKUP_KNOWN_HOSTS = env.str("BACKUP_KNOWN_HOSTS", default="")  # empty: accept and log an unknown host key
+BACKUP_REMOTE_PATH = env.str("BACKUP_REMOTE_PATH", default="enreach-backups")
+BACKUP_TIMEOUT = env.float("BACKUP_TIMEOUT", default=30.0)
+BACKUP_TIMESTAMPED = env.bool("BACKUP_TIMESTAMPED", default=True)  # one folder per backup (retention needs it)
+BACKUP_RETENTION = max(1, env.int("BACKUP_RETENTION", default=14))

@@ -9,7 +9,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from enreach.admin import ReadOnlyAdmin
-from exports.models import ExportArtifact, ExportRun, NetboxSnapshot
+from exports.models import ExportArtifact, ExportPublication, ExportRun, NetboxSnapshot
+from exports.publishing import PublishError, export_run_publish_again
 from exports.services import export_run_enqueue, export_run_request
 
 
@@ -26,6 +27,32 @@ class ExportArtifactInline(admin.TabularInline):
     @admin.display(description="Download")
     def download(self, artifact: ExportArtifact) -> str:
         return format_html('<a href="/api/exports/runs/{}/artifacts/{}">download</a>', artifact.run_id, artifact.name)
+
+
+class ExportPublicationInline(admin.TabularInline):
+    model = ExportPublication
+    fields = ("target", "status", "detail", "started", "finished")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+def _publish_again(modeladmin: admin.ModelAdmin, request: HttpRequest, runs: QuerySet[ExportRun], target: str) -> None:
+    if not request.user.has_capability("export.run"):  # type: ignore[union-attr]
+        modeladmin.message_user(request, "You may not publish exports.", messages.ERROR)
+        return
+    for run in runs:
+        try:
+            publications = export_run_publish_again(run=run, targets=[target])
+        except PublishError as exc:
+            modeladmin.message_user(request, str(exc), messages.WARNING)
+            continue
+        for publication in publications:
+            level = messages.ERROR if publication.status == ExportPublication.Status.FAILED else messages.SUCCESS
+            modeladmin.message_user(request, f"{publication}: {publication.detail}", level)
 
 
 def _request_run(modeladmin: admin.ModelAdmin, request: HttpRequest) -> None:
@@ -45,8 +72,8 @@ class ExportRunAdmin(ReadOnlyAdmin):
     list_select_related = ["requested_by"]
     search_fields = ["id", "error", "requested_by__username"]
     date_hierarchy = "created"
-    inlines = [ExportArtifactInline]
-    actions = ["run_export_now"]
+    inlines = [ExportArtifactInline, ExportPublicationInline]
+    actions = ["run_export_now", "publish_again", "back_up_now"]
     readonly_fields = [f.name for f in ExportRun._meta.fields if f.name != "active"]
     exclude = ["active"]
     change_list_template = "admin/exports/exportrun/change_list.html"
@@ -62,6 +89,14 @@ class ExportRunAdmin(ReadOnlyAdmin):
     @admin.action(description="Run export now")
     def run_export_now(self, request: HttpRequest, queryset: QuerySet[ExportRun]) -> None:
         _request_run(self, request)
+
+    @admin.action(description="Publish again to Confluence")
+    def publish_again(self, request: HttpRequest, queryset: QuerySet[ExportRun]) -> None:
+        _publish_again(self, request, queryset, ExportPublication.Target.CONFLUENCE)
+
+    @admin.action(description="Back up now")
+    def back_up_now(self, request: HttpRequest, queryset: QuerySet[ExportRun]) -> None:
+        _publish_again(self, request, queryset, ExportPublication.Target.BACKUP)
 
     def get_urls(self) -> list:  # type: ignore[type-arg]
         view = self.admin_site.admin_view(self.run_now_view)

@@ -121,3 +121,34 @@ class NetboxSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.netbox_id} {self.name}"
+
+
+class ExportPublication(models.Model):
+    """One attempt to publish a run's files to Confluence or copy them to the backup target.
+
+    Kept apart from the run: a failed publication never changes the export's own status.
+    """
+
+    class Target(models.TextChoices):
+        CONFLUENCE = "confluence", "Confluence"
+        BACKUP = "backup", "Backup"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    run = models.ForeignKey(ExportRun, on_delete=models.CASCADE, related_name="publications")
+    target = models.CharField(max_length=16, choices=Target.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    detail = models.TextField(blank=True, help_text="What was done, or why it failed.")
+    outcome = models.JSONField(default=dict, blank=True, help_text="Per page / per file results.")
+    started = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_target_display()} of export #{self.run_id} ({self.status})"

@@ -247,6 +247,11 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
         return run
     with contextlib.suppress(OSError):
         export_files_prune()
+    if run.publish:
+        # Imported here: publishing imports this module. It records its own outcome and never raises.
+        from exports.publishing import export_run_publish
+
+        export_run_publish(run=run)
     return run
 
 

@@ -48,3 +48,27 @@ class LlmTimeout(LlmUnavailable):
 
 class LlmBadResponse(LlmError):
     """The provider's answer was malformed (not JSON, or not a chat completion) or refused the request (4xx)."""
+
+
+class ConfluenceError(IntegrationError):
+    """Confluence failed or answered something we cannot use."""
+
+
+class ConfluenceAuthError(ConfluenceError):
+    """Confluence rejected the credentials (401/403)."""
+
+
+class ConfluenceNotFound(ConfluenceError):
+    """The page (or attachment) does not exist, or the account may not see it (404)."""
+
+
+class ConfluenceConflict(ConfluenceError):
+    """The page changed while we updated it, twice in a row (409)."""
+
+
+class ConfluenceUnavailable(ConfluenceError):
+    """Confluence could not be reached, timed out, or kept failing (429/5xx) after retries."""
+
+
+class BackupError(IntegrationError):
+    """A backup could not be written, verified or pruned."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,7 +15,8 @@ from rest_framework.views import APIView
 from accounts.permissions import capability_required
 from exports import selectors
 from exports.api.serializers import ExportRunDetailSerializer, ExportRunRequestSerializer, ExportRunSerializer
-from exports.models import ExportArtifact, ExportRun
+from exports.models import ExportArtifact, ExportPublication, ExportRun
+from exports.publishing import PublishError, export_run_publish_again
 from exports.services import export_run_enqueue, export_run_request
 
 CONTENT_TYPES = {
@@ -34,6 +36,28 @@ def artifact_response(artifact: ExportArtifact | None) -> FileResponse:
         raise Http404("The file is no longer on disk (pruned).") from None
     content_type = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
     return FileResponse(handle, as_attachment=True, filename=artifact.name, content_type=content_type)
+
+
+class ExportPublicationSerializer(serializers.ModelSerializer):
+    """One publish or backup attempt of a run."""
+
+    # Plain text: one enum for the targets in the schema is the request's (drf-spectacular warns on two names).
+    target = serializers.CharField(read_only=True, help_text="confluence or backup")
+
+    class Meta:
+        model = ExportPublication
+        fields = ["id", "run", "target", "status", "detail", "outcome", "started", "finished"]
+        read_only_fields = fields
+
+
+class ExportPublishRequestSerializer(serializers.Serializer):
+    """What to publish again: Confluence, the backup, or both (default)."""
+
+    targets = serializers.ListField(
+        child=serializers.ChoiceField(choices=ExportPublication.Target.choices),
+        default=list(ExportPublication.Target.values),
+        allow_empty=False,
+    )
 
 
 @extend_schema(tags=["exports"])
@@ -75,6 +99,28 @@ class ExportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             )
         export_run_enqueue(run=run)
         return Response(self._data(run), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=ExportPublishRequestSerializer,
+        responses={
+            202: ExportPublicationSerializer(many=True),
+            409: OpenApiResponse(description="The run did not succeed: nothing to publish."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def publish(self, request: Request, pk: str) -> Response:
+        """Publish a successful run to Confluence and/or back it up again; 202 with one outcome per target.
+
+        Failures of Confluence or the backup target are in the outcomes (``status: failed``), not HTTP errors.
+        """
+        run = self.get_object()
+        options = ExportPublishRequestSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        try:
+            publications = export_run_publish_again(run=run, targets=options.validated_data["targets"])
+        except PublishError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(ExportPublicationSerializer(publications, many=True).data, status=status.HTTP_202_ACCEPTED)
 
     def _data(self, run: ExportRun) -> dict:  # type: ignore[type-arg]
         run = selectors.export_run_list().get(pk=run.pk)

@@ -45,4 +45,6 @@ CASES = [
     ("GET", "/api/exports/runs/{run}/", None, READ),
     ("GET", "/api/exports/runs/{run}/artifacts/{name}", None, READ),
     ("GET", "/api/exports/latest/{name}", None, READ),
+    # Nothing is configured in the matrix: both targets are recorded as skipped, answered 202.
+    ("POST", "/api/exports/runs/{run}/publish/", {"targets": ["confluence", "backup"]}, RUN),
 ]

@@ -1,0 +1,37 @@
+"""Copy an export's files to the backup target (local directory or SFTP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from exports import selectors
+from exports.models import ExportPublication, ExportRun
+from exports.publishing import PublishError, export_backup
+
+
+class Command(BaseCommand):
+    """Back up the newest successful export, or ``--run ID``. Exits non-zero when the backup fails."""
+
+    help = "Copy an export's files to the backup target, verify them and prune old backups."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--run", type=int, help="The export run to back up (default: the newest successful).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["run"]:
+            run = ExportRun.objects.filter(pk=options["run"]).first()
+            if run is None:
+                raise CommandError(f"No export run #{options['run']}.")
+        else:
+            run = selectors.export_run_last_success()
+            if run is None:
+                raise CommandError("No successful export yet: run `manage.py netbox_update` first.")
+        try:
+            publication = export_backup(run=run)
+        except PublishError as exc:
+            raise CommandError(str(exc)) from None
+        if publication.status == ExportPublication.Status.FAILED:
+            raise CommandError(f"Backup of export #{run.pk} failed: {publication.detail}")
+        self.stdout.write(f"Backup of export #{run.pk} {publication.status}: {publication.detail}")

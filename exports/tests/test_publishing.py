@@ -1,0 +1,324 @@
+"""Publishing after an export: Confluence pages and attachments, and backups, with real artifacts from a run."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+from django.core.management import call_command
+
+from exports import publishing, selectors
+from exports.models import ExportPublication, ExportRun
+from exports.services import DEVICES_CSV, VMS_CSV, WORKBOOK, export_run_execute, export_run_request
+from integrations.confluence.fake_server import FakeConfluence
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def confluence(settings) -> Iterator[FakeConfluence]:
+    """A Confluence on loopback with the three pages, and the app configured to publish to it (Cloud style)."""
+    with FakeConfluence() as server:
+        server.add_page("11", "Systems CMDB")
+        server.add_page("22", "Devices")
+        server.add_page("33", "Virtual machines")
+        settings.ATLASSIAN_BASE_URL = server.url
+        settings.ATLASSIAN_EMAIL = server.email
+        settings.ATLASSIAN_API_TOKEN = server.token
+        settings.ATLASSIAN_RETRIES = 1
+        settings.ATLASSIAN_BACKOFF = 0.01
+        settings.CONFLUENCE_CMDB_PAGE_ID = "11"
+        settings.CONFLUENCE_DEVICES_PAGE_ID = "22"
+        settings.CONFLUENCE_VMS_PAGE_ID = "33"
+        yield server
+
+
+def run_export(*, publish: bool = True) -> ExportRun:
+    run, created = export_run_request(trigger=ExportRun.Trigger.COMMAND, publish=publish)
+    assert created
+    return export_run_execute(run=run)
+
+
+def table_rows(body: str) -> list[list[str]]:
+    """The table cells of a stored page body, parsed as XML (so a broken page fails here)."""
+    wrapped = f'<root xmlns:ac="http://atlassian.com/content" xmlns:ri="http://atlassian.com/ri">{body}</root>'
+    root = ElementTree.fromstring(wrapped)
+    return [["".join(cell.itertext()) for cell in row] for row in root.iter("tr")]
+
+
+def csv_rows(run: ExportRun, name: str) -> list[dict[str, str]]:
+    path = selectors.artifact_path(selectors.artifact_get(run_id=run.pk, name=name))
+    return list(csv.DictReader(path.open(newline="", encoding="utf-8-sig")))
+
+
+def test_successful_export_publishes_tables_and_attachments(netbox, confluence) -> None:
+    run = run_export()
+
+    assert run.status == ExportRun.Status.SUCCEEDED
+    publication = run.publications.get(target="confluence")
+    assert publication.status == ExportPublication.Status.SUCCEEDED, publication.detail
+    devices_page = confluence.pages["22"].current
+    assert devices_page.number == 2 and devices_page.minor_edit
+    assert f"#{run.pk}" in devices_page.message
+    rows = table_rows(devices_page.body)
+    assert rows[0] == ["Name", "Status", "Role", "IP Address", "OOB IP"]
+    expected = csv_rows(run, DEVICES_CSV)
+    assert len(rows) - 1 == len(expected) == 40
+    assert rows[1] == [expected[0][c] for c in ("Name", "Status", "Role", "IP Address", "OOB IP")]
+    assert 'ac:name="attachments"' in devices_page.body
+    assert "Last synced from NetBox export on " in devices_page.body
+    vm_rows = table_rows(confluence.pages["33"].current.body)
+    assert vm_rows[0] == ["Name", "Status", "Device", "Cluster", "IP Address"] and len(vm_rows) == 61
+    assert (
+        confluence.attachments_of("22")[DEVICES_CSV].current.data
+        == selectors.artifact_path(selectors.artifact_get(run_id=run.pk, name=DEVICES_CSV)).read_bytes()
+    )
+    assert VMS_CSV in confluence.attachments_of("33")
+    workbook = confluence.attachments_of("11")[WORKBOOK].current
+    assert f"#{run.pk}" in workbook.comment
+    assert hashlib.sha256(workbook.data).hexdigest() == selectors.artifact_get(run_id=run.pk, name=WORKBOOK).sha256
+
+
+def test_markup_in_names_appears_literally_and_keeps_the_page_valid(netbox, confluence) -> None:
+    netbox.update_device(netbox.devices[0]["id"], name="<script>alert(1)</script>")
+    netbox.update_device(netbox.devices[1]["id"], name="a & b")
+
+    run_export()
+
+    body = confluence.pages["22"].current.body
+    names = [row[0] for row in table_rows(body)]
+    assert "<script>alert(1)</script>" in names and "a & b" in names
+    assert "<script>" not in body and "&lt;script&gt;" in body
+
+
+def test_second_run_with_same_rows_leaves_pages_alone_but_new_workbook_version(netbox, confluence) -> None:
+    run_export()
+    netbox.update_device(netbox.devices[0]["id"], serial="NOT-IN-THE-TABLE")  # a column the page does not show
+
+    second = run_export()
+
+    assert confluence.pages["22"].current.number == 2  # unchanged table: no new page version
+    detail = second.publications.get(target="confluence").detail
+    assert "devices: unchanged" in detail
+    assert len(confluence.attachments_of("11")[WORKBOOK].versions) == 2  # history kept, same attachment id
+    assert len(confluence.attachments_of("22")[DEVICES_CSV].versions) == 2  # the CSV itself changed
+
+
+def test_changed_row_updates_the_page_to_the_next_version(netbox, confluence) -> None:
+    run_export()
+    netbox.update_device(netbox.devices[0]["id"], name="renamed-device")
+
+    run_export()
+
+    assert confluence.pages["22"].current.number == 3
+    assert "renamed-device" in [row[0] for row in table_rows(confluence.pages["22"].current.body)]
+
+
+def test_table_macros_wrap_the_table_when_enabled(netbox, confluence, settings) -> None:
+    settings.CONFLUENCE_ENABLE_TABLE_FILTER = True
+    settings.CONFLUENCE_ENABLE_TABLE_SORT = True
+
+    run_export()
+
+    body = confluence.pages["33"].current.body
+    assert re.search(r'ac:name="table-filter".*ac:name="table-sort".*<table', body, re.DOTALL)
+
+
+def test_confluence_failure_marks_publication_failed_not_the_export(netbox, confluence) -> None:
+    confluence.token = "rotated"  # our credentials no longer work
+
+    run = run_export()
+
+    run.refresh_from_db()
+    assert run.status == ExportRun.Status.SUCCEEDED and run.error == ""
+    publication = run.publications.get(target="confluence")
+    assert publication.status == ExportPublication.Status.FAILED
+    assert "401" in publication.detail and "rotated" not in publication.detail
+
+
+def test_missing_page_fails_that_part_only(netbox, confluence) -> None:
+    del confluence.pages["33"]
+
+    run = run_export()
+
+    publication = run.publications.get(target="confluence")
+    assert publication.status == ExportPublication.Status.FAILED
+    parts = {p["part"]: p["action"] for p in publication.outcome["parts"]}
+    assert parts == {"cmdb": "updated", "devices": "updated", "vms": "failed"}
+
+
+def test_no_publish_run_publishes_nothing(netbox, confluence) -> None:
+    run = run_export(publish=False)
+
+    assert not run.publications.exists()
+    assert confluence.writes() == []
+
+
+def test_dry_run_reads_but_writes_nothing(netbox, confluence) -> None:
+    run = run_export(publish=False)
+
+    publication, results = publishing.confluence_publish(run=run, dry_run=True)
+
+    assert publication is None
+    assert {r.part: r.action for r in results} == {"cmdb": "would update", "devices": "would update",
+                                                    "vms": "would update"}  # fmt: skip
+    assert confluence.writes() == [] and not run.publications.exists()
+
+
+def test_publishing_a_failed_run_is_refused(netbox, confluence) -> None:
+    run = ExportRun.objects.create(trigger="command", status=ExportRun.Status.FAILED, active=None)
+
+    with pytest.raises(publishing.PublishError, match="did not succeed"):
+        publishing.confluence_publish(run=run)
+
+
+def test_confluence_publish_command_publishes_chosen_parts(netbox, confluence) -> None:
+    run = run_export(publish=False)
+    out = io.StringIO()
+
+    call_command("confluence_publish", "--devices", stdout=out)
+
+    assert "devices: updated" in out.getvalue()
+    assert confluence.pages["22"].current.number == 2 and confluence.pages["33"].current.number == 1
+    assert run.publications.get().status == ExportPublication.Status.SUCCEEDED
+
+
+def test_confluence_publish_command_dry_run_prints_plan(netbox, confluence) -> None:
+    run_export(publish=False)
+    out = io.StringIO()
+
+    call_command("confluence_publish", "--dry-run", stdout=out)
+
+    assert "would update" in out.getvalue()
+    assert confluence.writes() == []
+
+
+# --- backups ---------------------------------------------------------------------------------------------------
+
+
+def backup_folders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir())
+
+
+def test_successful_export_is_backed_up_and_verified(netbox, settings, tmp_path) -> None:
+    settings.BACKUP_LOCAL_PATH = str(tmp_path / "backups")
+
+    run = run_export()
+
+    publication = run.publications.get(target="backup")
+    assert publication.status == ExportPublication.Status.SUCCEEDED, publication.detail
+    (folder,) = backup_folders(tmp_path / "backups")
+    assert folder.endswith(f"-run{run.pk:06d}")
+    for artifact in run.artifacts.all():
+        copy = tmp_path / "backups" / folder / artifact.name
+        assert hashlib.sha256(copy.read_bytes()).hexdigest() == artifact.sha256
+    assert {f["verified"] for f in publication.outcome["files"]} == {"size+sha256"}
+
+
+def test_backups_keep_only_the_newest_retention(netbox, settings, tmp_path) -> None:
+    root = tmp_path / "backups"
+    settings.BACKUP_LOCAL_PATH = str(root)
+    settings.BACKUP_RETENTION = 2
+    root.mkdir()
+    (root / "someone-elses-folder").mkdir()
+    runs = []
+    for index in range(3):
+        netbox.update_device(netbox.devices[0]["id"], name=f"device-{index}")
+        runs.append(run_export())
+
+    folders = [f for f in backup_folders(root) if f.startswith("enreach-")]
+    assert [int(f.rsplit("-run", 1)[1]) for f in folders] == [runs[1].pk, runs[2].pk]
+    assert (root / "someone-elses-folder").is_dir()
+
+
+def test_backup_of_a_pruned_run_fails_with_reason(netbox, settings, tmp_path) -> None:
+    settings.BACKUP_LOCAL_PATH = str(tmp_path / "backups")
+    run = run_export(publish=False)
+    selectors.artifact_path(run.artifacts.first()).unlink()
+
+    publication = publishing.export_backup(run=run)
+
+    assert publication.status == ExportPublication.Status.FAILED
+    assert "no longer on disk" in publication.detail
+
+
+def test_backup_into_unwritable_target_fails_without_failing_the_export(netbox, settings, tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    settings.BACKUP_LOCAL_PATH = str(blocker / "backups")
+
+    run = run_export()
+
+    assert run.status == ExportRun.Status.SUCCEEDED
+    assert run.publications.get(target="backup").status == ExportPublication.Status.FAILED
+
+
+def test_backup_exports_command_backs_up_a_given_run(netbox, settings, tmp_path) -> None:
+    settings.BACKUP_LOCAL_PATH = str(tmp_path / "backups")
+    settings.BACKUP_TIMESTAMPED = False
+    run = run_export(publish=False)
+    out = io.StringIO()
+
+    call_command("backup_exports", "--run", str(run.pk), stdout=out)
+
+    assert "succeeded" in out.getvalue()
+    assert (tmp_path / "backups" / WORKBOOK).is_file()
+
+
+# --- retry doors: API and admin ------------------------------------------------------------------------------
+
+
+def test_api_publish_retries_after_a_failure(netbox, confluence, client_for) -> None:
+    confluence.fail(500, times=10)
+    run = run_export()
+    assert run.publications.get().status == ExportPublication.Status.FAILED
+    confluence.clear_faults()
+
+    response = client_for("operator").post(f"/api/exports/runs/{run.pk}/publish/", {"targets": ["confluence"]},
+                                           format="json")  # fmt: skip
+
+    assert response.status_code == 202
+    (outcome,) = response.json()
+    assert (outcome["target"], outcome["status"]) == ("confluence", "succeeded")
+    assert confluence.pages["22"].current.number == 2
+    assert run.publications.count() == 2
+
+
+def test_api_publish_of_failed_run_is_409_and_unknown_target_400(client_for) -> None:
+    run = ExportRun.objects.create(trigger="command", status=ExportRun.Status.FAILED, active=None)
+    client = client_for("operator")
+
+    assert client.post(f"/api/exports/runs/{run.pk}/publish/", {}, format="json").status_code == 409
+    bad = client.post(f"/api/exports/runs/{run.pk}/publish/", {"targets": ["printer"]}, format="json")
+    assert bad.status_code == 400 and "targets" in bad.json()
+    assert client.post("/api/exports/runs/999999/publish/", {}, format="json").status_code == 404
+
+
+def test_admin_back_up_now_action_backs_up_selected_run(netbox, settings, tmp_path, client_for) -> None:
+    run = run_export(publish=False)
+    settings.BACKUP_LOCAL_PATH = str(tmp_path / "backups")
+
+    response = client_for("admin").post(
+        "/admin/exports/exportrun/", {"action": "back_up_now", "_selected_action": [run.pk]}, follow=True
+    )
+
+    assert response.status_code == 200 and "files verified" in response.content.decode()
+    assert run.publications.get(target="backup").status == ExportPublication.Status.SUCCEEDED
+
+
+def test_admin_publish_again_action_publishes(netbox, confluence, client_for) -> None:
+    run = run_export(publish=False)
+
+    response = client_for("admin").post(
+        "/admin/exports/exportrun/", {"action": "publish_again", "_selected_action": [run.pk]}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert run.publications.get(target="confluence").status == ExportPublication.Status.SUCCEEDED
+    assert confluence.pages["22"].current.number == 2

@@ -1,0 +1,1 @@
+"""Backup targets for export files: a local directory or an SFTP server."""

@@ -1,0 +1,251 @@
+"""Backup targets: copy files into a local directory or onto an SFTP server, verify them, prune old backups.
+
+A backup is a set of files put into one folder (``enreach-<UTC time>-run<id>`` when timestamped, else the root
+itself). Each file is written under a ``.part`` name and renamed once complete, so a half-written copy never
+looks like a backup. Verification: size and sha256 (local), size (SFTP: the protocol has no checksum). Retention
+only ever removes folders named ``enreach-…``: foreign files in the target are left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import posixpath
+import re
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+import paramiko
+
+from integrations.exceptions import BackupError, IntegrationNotConfigured
+
+logger = logging.getLogger(__name__)
+
+FOLDER_PREFIX = "enreach-"
+FOLDER_PATTERN = re.compile(r"^enreach-\d{8}T\d{6}Z-run\d+$")
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BackupFile:
+    """One local file to back up, with the size and sha256 it must have once copied."""
+
+    path: Path
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class CopiedFile:
+    name: str
+    size: int
+    verified: str  # "size+sha256" or "size"
+
+
+def folder_name(*, stamp: str, run_id: int) -> str:
+    """``enreach-20260101T120000Z-run000042``: sortable by time, recognisable by retention."""
+    return f"{FOLDER_PREFIX}{stamp}-run{run_id:06d}"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _LogUnknownHostKey(paramiko.MissingHostKeyPolicy):
+    """Accept a host key we have no record of, but say so in the log (set BACKUP_KNOWN_HOSTS to check it)."""
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        logger.warning(
+            "SFTP backup host %s has an unchecked %s key %s; set BACKUP_KNOWN_HOSTS to verify it",
+            hostname, key.get_name(), key.fingerprint,
+        )  # fmt: skip
+
+
+class BackupTarget(Protocol):
+    """Where backups go."""
+
+    description: str
+
+    def put(self, folder: str, files: list[BackupFile]) -> list[CopiedFile]: ...
+
+    def prune(self, keep: int) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalBackupTarget:
+    """A directory on this machine (or a mounted share)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        if not str(root).strip():
+            raise IntegrationNotConfigured("BACKUP_LOCAL_PATH is empty.")
+        self.root = Path(root)
+        self.description = f"local directory {self.root}"
+
+    def put(self, folder: str, files: list[BackupFile]) -> list[CopiedFile]:
+        """Copy ``files`` into ``root/folder`` (``folder`` may be empty), each verified by size and sha256."""
+        target = self.root / folder if folder else self.root
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackupError(f"Cannot create backup folder {target}: {exc.strerror or exc}") from None
+        copied = []
+        for item in files:
+            destination = target / item.name
+            partial = destination.with_name(destination.name + ".part")
+            try:
+                shutil.copyfile(item.path, partial)
+                size, digest = partial.stat().st_size, file_sha256(partial)
+                if size != item.size or digest != item.sha256:
+                    partial.unlink(missing_ok=True)
+                    raise BackupError(
+                        f"Backup copy of {item.name} does not match ({size} bytes, sha256 {digest[:12]}…; expected "
+                        f"{item.size} bytes, {item.sha256[:12]}…)"
+                    )
+                os.replace(partial, destination)
+            except OSError as exc:
+                partial.unlink(missing_ok=True)
+                raise BackupError(f"Cannot copy {item.name} to {target}: {exc.strerror or exc}") from None
+            copied.append(CopiedFile(item.name, size, "size+sha256"))
+        return copied
+
+    def prune(self, keep: int) -> list[str]:
+        """Remove all but the newest ``keep`` backup folders; return the names removed."""
+        try:
+            names = sorted(p.name for p in self.root.iterdir() if p.is_dir() and FOLDER_PATTERN.match(p.name))
+        except FileNotFoundError:
+            return []
+        removed = names[: max(0, len(names) - keep)]
+        for name in removed:
+            shutil.rmtree(self.root / name, ignore_errors=True)
+        return removed
+
+    def close(self) -> None:
+        pass
+
+
+class SftpBackupTarget:
+    """A directory on an SFTP server (paramiko), with a password or a private key."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int = 22,
+        user: str,
+        remote_path: str,
+        password: str = "",
+        private_key: str = "",
+        known_hosts: str = "",
+        timeout: float = 30.0,
+    ) -> None:
+        if not host or not user:
+            raise IntegrationNotConfigured("SFTP backups need BACKUP_HOST and BACKUP_USER.")
+        if not password and not private_key:
+            raise IntegrationNotConfigured("SFTP backups need BACKUP_PASSWORD or BACKUP_PRIVATE_KEY.")
+        self.remote_path = remote_path.rstrip("/") or "."
+        self.description = f"sftp://{user}@{host}:{port}/{self.remote_path.lstrip('/')}"
+        ssh = paramiko.SSHClient()
+        if known_hosts:
+            ssh.load_host_keys(known_hosts)
+            ssh.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:
+            ssh.set_missing_host_key_policy(_LogUnknownHostKey())
+        try:
+            ssh.connect(
+                host,
+                port=port,
+                username=user,
+                password=password or None,
+                key_filename=private_key or None,
+                timeout=timeout,
+                banner_timeout=timeout,
+                auth_timeout=timeout,
+                allow_agent=False,
+                look_for_keys=False,
+            )
+            self.sftp = ssh.open_sftp()
+            self.sftp.get_channel().settimeout(timeout)  # type: ignore[union-attr]
+        except paramiko.AuthenticationException:
+            ssh.close()
+            raise BackupError(f"{self.description}: authentication failed for user {user!r}") from None
+        except (TimeoutError, paramiko.SSHException, OSError) as exc:
+            ssh.close()
+            raise BackupError(f"{self.description}: cannot connect ({type(exc).__name__}: {exc})") from None
+        self.ssh = ssh
+
+    def __enter__(self) -> SftpBackupTarget:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _makedirs(self, path: str) -> None:
+        current = "/" if path.startswith("/") else ""
+        for part in [p for p in path.split("/") if p]:
+            current = posixpath.join(current, part) if current else part
+            try:
+                self.sftp.stat(current)
+            except FileNotFoundError:
+                self.sftp.mkdir(current)
+
+    def put(self, folder: str, files: list[BackupFile]) -> list[CopiedFile]:
+        """Upload ``files`` into ``remote_path/folder``, each verified by size."""
+        target = posixpath.join(self.remote_path, folder) if folder else self.remote_path
+        copied = []
+        try:
+            self._makedirs(target)
+            for item in files:
+                destination = posixpath.join(target, item.name)
+                partial = destination + ".part"
+                self.sftp.put(str(item.path), partial, confirm=False)
+                size = self.sftp.stat(partial).st_size
+                if size != item.size:
+                    self.sftp.remove(partial)
+                    raise BackupError(
+                        f"{self.description}: {item.name} arrived with {size} bytes, expected {item.size}"
+                    )
+                self.sftp.posix_rename(partial, destination)
+                copied.append(CopiedFile(item.name, int(size), "size"))
+        except (OSError, paramiko.SSHException) as exc:
+            raise BackupError(f"{self.description}: upload failed ({type(exc).__name__}: {exc})") from None
+        return copied
+
+    def prune(self, keep: int) -> list[str]:
+        """Remove all but the newest ``keep`` backup folders; return the names removed."""
+        try:
+            entries = self.sftp.listdir_attr(self.remote_path)
+        except FileNotFoundError:
+            return []
+        names = sorted(e.filename for e in entries if stat.S_ISDIR(e.st_mode or 0) and FOLDER_PATTERN.match(e.filename))
+        removed = names[: max(0, len(names) - keep)]
+        try:
+            for name in removed:
+                self._rmtree(posixpath.join(self.remote_path, name))
+        except (OSError, paramiko.SSHException) as exc:
+            raise BackupError(f"{self.description}: pruning old backups failed ({exc})") from None
+        return removed
+
+    def _rmtree(self, path: str) -> None:
+        for entry in self.sftp.listdir_attr(path):
+            child = posixpath.join(path, entry.filename)
+            if stat.S_ISDIR(entry.st_mode or 0):
+                self._rmtree(child)
+            else:
+                self.sftp.remove(child)
+        self.sftp.rmdir(path)
+
+    def close(self) -> None:
+        self.ssh.close()

@@ -1,0 +1,331 @@
+"""Confluence over atlassian-python-api 4.0.7: read and replace page bodies, upload or replace attachments.
+
+Auth: Confluence Cloud takes the account's e-mail and an API token (basic auth, base URL ending in ``/wiki``);
+Server/Data Center takes a personal access token (``Authorization: Bearer``). Give ``email`` for Cloud, leave it
+empty for Server/DC.
+
+Every public call retries on connection errors, timeouts, 429 and 5xx with exponential backoff, honouring
+``Retry-After`` (capped). A page update answered 409 (someone edited the page meanwhile) is re-read and sent once
+more with the new version number. Vendor exceptions never leave this module: callers see
+``integrations.exceptions.Confluence*``. Requests are counted per operation and HTTP status;
+``flush_metrics()`` adds them to ``enreach_confluence_requests_total`` (call it from the main thread).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import requests
+from atlassian import Confluence
+from atlassian.errors import ApiError
+from requests.exceptions import HTTPError
+
+from enreach.metrics import counter_add
+from integrations.exceptions import (
+    ConfluenceAuthError,
+    ConfluenceConflict,
+    ConfluenceError,
+    ConfluenceNotFound,
+    ConfluenceUnavailable,
+    IntegrationNotConfigured,
+)
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class ConfluencePage:
+    """A page as read with ``expand=body.storage,version``."""
+
+    id: str
+    title: str
+    version: int
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfluenceAttachment:
+    """An attachment after an upload: ``created`` is False when an existing one got a new version."""
+
+    id: str
+    title: str
+    version: int
+    created: bool
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def _response_of(exc: BaseException) -> requests.Response | None:
+    """The HTTP response behind a vendor exception (atlassian wraps HTTPError in ApiError(reason=...))."""
+    if isinstance(exc, HTTPError) and exc.response is not None:
+        return exc.response
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, HTTPError) and reason.response is not None:
+        return reason.response
+    return None
+
+
+def is_cloud_url(url: str) -> bool:
+    """Cloud sites live under ``…atlassian.net/wiki``; anything else is treated as Server/Data Center."""
+    return url.rstrip("/").endswith("/wiki") or ".atlassian.net" in url
+
+
+class ConfluenceClient:
+    """Reads and writes the pages and attachments that carry the CMDB. Not thread-safe: one per publish."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        email: str = "",
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        retry_after_cap: float = 30.0,
+        verify_tls: bool = True,
+    ) -> None:
+        url = (url or "").strip().rstrip("/")
+        if not url:
+            raise IntegrationNotConfigured("Confluence is not configured: set ATLASSIAN_BASE_URL.")
+        if not url.startswith(("http://", "https://")):
+            raise IntegrationNotConfigured(f"ATLASSIAN_BASE_URL must start with http:// or https://, got {url!r}")
+        if not (token or "").strip():
+            raise IntegrationNotConfigured("Confluence token missing: set ATLASSIAN_API_TOKEN.")
+        self.url = url
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self.retry_after_cap = retry_after_cap
+        self._operation = "other"
+        self._lock = threading.Lock()
+        self._responses: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.request_count = 0
+
+        session = requests.Session()
+        session.headers.update({"User-Agent": "enreach-tools"})
+        session.hooks["response"].append(self._on_response)
+        self.session = session
+        options: dict[str, Any] = {
+            "session": session,
+            "timeout": max(1, math.ceil(timeout)),
+            "verify_ssl": verify_tls,
+            "cloud": bool(email) or is_cloud_url(url),
+            # The library's own Retry-After handling sleeps uncapped and chokes on fractions and HTTP dates;
+            # _call retries instead.
+            "retry_with_header": False,
+            "backoff_and_retry": False,
+        }
+        if email:
+            options.update(username=email.strip(), password=token.strip())
+        else:
+            options["token"] = token.strip()
+        self.api = Confluence(url, **options)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> ConfluenceClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ConfluenceClient(url={self.url!r})"
+
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        with self._lock:
+            self.request_count += 1
+            self._responses[(self._operation, str(response.status_code))] += 1
+
+    def flush_metrics(self) -> None:
+        """Add the requests made so far to ``enreach_confluence_requests_total`` (call from the main thread)."""
+        with self._lock:
+            responses, self._responses = self._responses, collections.Counter()
+        for (operation, status), amount in responses.items():
+            counter_add("enreach_confluence_requests_total", {"operation": operation, "status": status}, amount)
+
+    # -- pages -------------------------------------------------------------------------------------------------
+
+    def page_get(self, page_id: str) -> ConfluencePage:
+        """The page's title, current version and storage-format body."""
+        data = self._call("page_get", f"GET page {page_id}", lambda: self.api.get_page_by_id(
+            page_id, expand="body.storage,version"
+        ))  # fmt: skip
+        try:
+            return ConfluencePage(
+                id=str(data["id"]),
+                title=str(data["title"]),
+                version=int(data["version"]["number"]),
+                body=str(((data.get("body") or {}).get("storage") or {}).get("value") or ""),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise ConfluenceError(f"Confluence at {self.url} answered page {page_id} with unexpected data") from None
+
+    def page_update(
+        self, page_id: str, *, title: str, body: str, version_comment: str = "", minor_edit: bool = True
+    ) -> ConfluencePage:
+        """Replace the page body (storage format) as version + 1. A 409 (edited meanwhile) is retried once."""
+
+        def update() -> Any:
+            return self.api.update_page(
+                page_id,
+                title,
+                body=body,
+                representation="storage",
+                minor_edit=minor_edit,
+                version_comment=version_comment or None,
+                always_update=True,  # the caller compares content itself; the library's check costs two GETs
+            )
+
+        try:
+            data = self._call("page_update", f"PUT page {page_id}", update)
+        except ConfluenceConflict:
+            logger.warning("Confluence page %s changed while we updated it; re-reading and retrying once", page_id)
+            try:
+                data = self._call("page_update", f"PUT page {page_id}", update)
+            except ConfluenceConflict:
+                raise ConfluenceConflict(
+                    f"Confluence page {page_id} kept changing while we updated it (409 twice); try again later"
+                ) from None
+        if not isinstance(data, dict):
+            raise ConfluenceNotFound(f"Confluence page {page_id} has no history (deleted, or not visible to us)")
+        return ConfluencePage(
+            id=str(data.get("id", page_id)),
+            title=str(data.get("title", title)),
+            version=int((data.get("version") or {}).get("number") or 0),
+            body=body,
+        )
+
+    # -- attachments -------------------------------------------------------------------------------------------
+
+    def attachment_list(self, page_id: str, *, filename: str = "") -> list[dict[str, Any]]:
+        """The page's attachments (only the one called ``filename`` when given)."""
+        data = self._call(
+            "attachment_list",
+            f"GET attachments of page {page_id}",
+            lambda: self.api.get_attachments_from_content(page_id, filename=filename or None),
+        )
+        results = data.get("results") if isinstance(data, dict) else None
+        if not isinstance(results, list):
+            raise ConfluenceError(f"Confluence at {self.url} answered the attachment list of {page_id} oddly")
+        return results
+
+    def attachment_upload(
+        self, page_id: str, *, name: str, content: bytes, content_type: str, comment: str
+    ) -> ConfluenceAttachment:
+        """Upload ``content`` as attachment ``name``: a new version of an existing one (history kept), or new."""
+        data = self._call(
+            "attachment_upload",
+            f"upload {name!r} to page {page_id}",
+            lambda: self.api.attach_content(content, name, content_type, page_id=page_id, comment=comment),
+        )
+        # A new attachment comes back as a list ({"results": [...]}), a new version as the attachment itself.
+        item = (data.get("results") or [None])[0] if isinstance(data, dict) and "results" in data else data
+        if not isinstance(item, dict) or "id" not in item:
+            raise ConfluenceError(f"Confluence at {self.url} answered the upload of {name!r} with unexpected data")
+        version = int((item.get("version") or {}).get("number") or 1)
+        return ConfluenceAttachment(id=str(item["id"]), title=str(item.get("title", name)), version=version,
+                                    created=version == 1)  # fmt: skip
+
+    # -- plumbing ----------------------------------------------------------------------------------------------
+
+    def _call(self, operation: str, what: str, attempt: Callable[[], T]) -> T:
+        """Run ``attempt`` with retries; translate vendor errors into ``Confluence*`` exceptions."""
+        self._operation = operation
+        attempts = self.retries + 1
+        reason = ""
+        try:
+            for number in range(attempts):
+                try:
+                    return self._once(what, attempt)
+                except _Retryable as exc:
+                    reason, retry_after = exc.reason, exc.retry_after
+                if number == attempts - 1:
+                    break
+                backoff = self.backoff * 2**number
+                delay = backoff if retry_after is None else min(retry_after, self.retry_after_cap)
+                logger.warning(
+                    "Confluence %s %s failed (%s); retry %d of %d in %.1fs",
+                    self.url, what, reason, number + 1, self.retries, delay,
+                )  # fmt: skip
+                time.sleep(delay)
+        finally:
+            self._operation = "other"
+        raise ConfluenceUnavailable(
+            f"Confluence at {self.url} is unavailable: {what} failed {attempts} times ({reason})"
+        )
+
+    def _once(self, what: str, attempt: Callable[[], T]) -> T:
+        try:
+            return attempt()
+        except requests.exceptions.SSLError as exc:
+            raise ConfluenceUnavailable(f"TLS to Confluence at {self.url} failed ({type(exc).__name__})") from None
+        except (HTTPError, ApiError) as exc:
+            response = _response_of(exc)
+            if response is None:
+                raise ConfluenceError(f"Confluence at {self.url}: {what} failed: {exc}") from None
+            self._raise_for(response, what, exc)
+            raise  # unreachable: _raise_for always raises
+        except requests.exceptions.RequestException as exc:
+            # Refused, reset or timed out: another attempt may work.
+            raise _Retryable(type(exc).__name__) from None
+        except ValueError as exc:  # a body that is not JSON (a proxy's HTML page)
+            raise ConfluenceError(f"Confluence at {self.url} answered {what} with something other than JSON") from exc
+
+    def _raise_for(self, response: requests.Response, what: str, exc: BaseException) -> None:
+        status = response.status_code
+        if status in RETRY_STATUSES:
+            raise _Retryable(f"HTTP {status}", _retry_after_seconds(response.headers.get("Retry-After")))
+        if status in (401, 403):
+            raise ConfluenceAuthError(
+                f"Confluence at {self.url} refused {what} (HTTP {status}): check ATLASSIAN_API_TOKEN "
+                "(and ATLASSIAN_EMAIL for Cloud) and the account's permissions on the page"
+            )
+        if status == 404:
+            raise ConfluenceNotFound(
+                f"Confluence at {self.url}: {what} found nothing (HTTP 404): check the page id and that the "
+                "account may see the page"
+            )
+        if status == 409:
+            raise ConfluenceConflict(f"Confluence at {self.url}: {what} conflicted (HTTP 409)")
+        raise ConfluenceError(f"Confluence at {self.url} answered {what} with HTTP {status}: {str(exc)[:200]}")

@@ -1,0 +1,165 @@
+"""ConfluenceClient against the Confluence-shaped server on loopback (requests as atlassian-python-api sends them)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from integrations.confluence.client import ConfluenceClient
+from integrations.confluence.fake_server import FakeConfluence
+from integrations.exceptions import (
+    ConfluenceAuthError,
+    ConfluenceConflict,
+    ConfluenceNotFound,
+    ConfluenceUnavailable,
+    IntegrationNotConfigured,
+)
+
+
+@pytest.fixture
+def confluence() -> Iterator[FakeConfluence]:
+    with FakeConfluence() as server:
+        server.add_page("100", "Devices", "<p>old</p>")
+        yield server
+
+
+def cloud_client(server: FakeConfluence, **options: object) -> ConfluenceClient:
+    defaults: dict[str, object] = {"email": server.email, "retries": 2, "backoff": 0.01, "timeout": 5}
+    defaults.update(options)
+    return ConfluenceClient(server.url, server.token, **defaults)  # type: ignore[arg-type]
+
+
+def test_cloud_client_sends_basic_auth_with_email_and_token(confluence: FakeConfluence) -> None:
+    page = cloud_client(confluence).page_get("100")
+
+    assert (page.title, page.version, page.body) == ("Devices", 1, "<p>old</p>")
+    request = confluence.requests[-1]
+    assert request.path == "/rest/api/content/100"
+    assert request.query == {"expand": "body.storage,version"}
+    expected = base64.b64encode(f"{confluence.email}:{confluence.token}".encode()).decode()
+    assert request.headers["authorization"] == f"Basic {expected}"
+
+
+def test_server_client_sends_personal_access_token_as_bearer(confluence: FakeConfluence) -> None:
+    confluence.context = "/confluence"
+    client = ConfluenceClient(confluence.url, confluence.token, retries=0)
+
+    assert client.page_get("100").version == 1
+    assert confluence.requests[-1].headers["authorization"] == f"Bearer {confluence.token}"
+
+
+def test_update_sends_next_version_as_minor_edit_with_comment(confluence: FakeConfluence) -> None:
+    page = cloud_client(confluence).page_update("100", title="Devices", body="<p>new</p>", version_comment="run 7")
+
+    assert page.version == 2
+    stored = confluence.pages["100"].current
+    assert (stored.number, stored.body, stored.minor_edit, stored.message) == (2, "<p>new</p>", True, "run 7")
+    put = next(r for r in confluence.requests if r.method == "PUT")
+    assert put.query == {"status": "current"}
+    assert put.json["body"]["storage"]["representation"] == "storage"
+
+
+def test_update_rereads_and_retries_once_on_version_conflict(confluence: FakeConfluence) -> None:
+    confluence.conflict_next_update()
+
+    page = cloud_client(confluence).page_update("100", title="Devices", body="<p>mine</p>")
+
+    assert page.version == 3  # version 2 was the concurrent edit
+    assert confluence.pages["100"].current.body == "<p>mine</p>"
+    assert [r.method for r in confluence.requests].count("PUT") == 2
+
+
+def test_update_gives_up_after_two_conflicts(confluence: FakeConfluence) -> None:
+    confluence.conflict_next_update(times=2)
+
+    with pytest.raises(ConfluenceConflict, match="409 twice"):
+        cloud_client(confluence).page_update("100", title="Devices", body="<p>mine</p>")
+
+
+def test_upload_creates_then_replaces_attachment_keeping_history(confluence: FakeConfluence) -> None:
+    client = cloud_client(confluence)
+
+    first = client.attachment_upload("100", name="a.csv", content=b"v1", content_type="text/csv", comment="run 1")
+    second = client.attachment_upload("100", name="a.csv", content=b"v2", content_type="text/csv", comment="run 2")
+
+    assert (first.created, second.created, first.id == second.id) == (True, False, True)
+    attachment = confluence.attachments_of("100")["a.csv"]
+    assert [(v.number, v.data, v.comment) for v in attachment.versions] == [(1, b"v1", "run 1"), (2, b"v2", "run 2")]
+    posts = [r for r in confluence.requests if r.method == "POST"]
+    assert [p.path for p in posts] == [
+        "/rest/api/content/100/child/attachment",
+        f"/rest/api/content/100/child/attachment/{first.id}/data",
+    ]
+    assert all(p.headers["x-atlassian-token"] == "no-check" for p in posts)
+    assert [r.query for r in confluence.requests if r.method == "GET"] == [{"filename": "a.csv"}] * 2
+    assert not [r for r in confluence.requests if r.method == "DELETE"]
+
+
+def test_wrong_token_is_an_auth_error_without_retries(confluence: FakeConfluence) -> None:
+    client = ConfluenceClient(confluence.url, "wrong", email=confluence.email, retries=3, backoff=0.01)
+
+    with pytest.raises(ConfluenceAuthError) as caught:
+        client.page_get("100")
+    assert "wrong" not in str(caught.value)
+    assert len(confluence.requests) == 1
+
+
+def test_unknown_page_is_not_found(confluence: FakeConfluence) -> None:
+    with pytest.raises(ConfluenceNotFound, match="404"):
+        cloud_client(confluence).page_get("999")
+
+
+def test_429_is_retried_after_retry_after(confluence: FakeConfluence) -> None:
+    confluence.fail(429, retry_after="0.3")
+    started = time.monotonic()
+
+    page = cloud_client(confluence).page_get("100")
+
+    assert page.version == 1
+    assert time.monotonic() - started >= 0.3
+    assert len(confluence.requests) == 2
+
+
+def test_server_errors_are_retried_then_reported_as_unavailable(confluence: FakeConfluence) -> None:
+    confluence.fail(500, times=5)
+
+    with pytest.raises(ConfluenceUnavailable, match="3 times"):
+        cloud_client(confluence).page_get("100")
+    assert len(confluence.requests) == 3
+
+
+def test_one_server_error_during_upload_is_retried(confluence: FakeConfluence) -> None:
+    confluence.fail(503, method="POST")
+
+    result = cloud_client(confluence).attachment_upload("100", name="x.csv", content=b"x", content_type="text/csv",
+                                                        comment="c")  # fmt: skip
+
+    assert result.version == 1
+    assert len(confluence.attachments_of("100")["x.csv"].versions) == 1
+
+
+def test_slow_server_times_out_as_unavailable(confluence: FakeConfluence) -> None:
+    confluence.delay = 1.5
+
+    with pytest.raises(ConfluenceUnavailable, match="Timeout"):
+        cloud_client(confluence, timeout=1, retries=0).page_get("100")
+
+
+def test_requests_are_counted_per_operation_and_status(confluence: FakeConfluence) -> None:
+    confluence.fail(500)
+    client = cloud_client(confluence)
+    client.page_get("100")
+
+    assert dict(client._responses) == {("page_get", "500"): 1, ("page_get", "200"): 1}
+    client.flush_metrics()
+    assert not client._responses
+
+
+def test_missing_url_or_token_is_not_configured() -> None:
+    with pytest.raises(IntegrationNotConfigured, match="ATLASSIAN_BASE_URL"):
+        ConfluenceClient("", "token")
+    with pytest.raises(IntegrationNotConfigured, match="ATLASSIAN_API_TOKEN"):
+        ConfluenceClient("https://example.atlassian.net/wiki", "")
