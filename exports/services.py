@@ -24,9 +24,9 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -66,6 +66,7 @@ ARTIFACT_KINDS = {
 }
 CHANGES_LISTED = 50  # names kept per kind and change type in ExportRun.changes
 SNAPSHOT_BATCH = 1000
+INCREMENTAL_SLACK = timedelta(minutes=1)
 
 ProgressCallback = Callable[[ExportRun], None]
 Record = DeviceRecord | VirtualMachineRecord
@@ -361,11 +362,12 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previ
 
 
 def _fetch_incremental(
-    client: Any, recorder: _Recorder, kind: str, stored: dict[int, tuple[str, str, str]]
+    client: NetboxClient, recorder: _Recorder, kind: str, stored: dict[int, tuple[str, str, str]]
 ) -> tuple[dict[int, str], list[Record]]:
     """The current ``id -> last_updated`` of every object, and full records for those that are new or changed."""
     device = kind == NetboxSnapshot.Kind.DEVICE
-    current: dict[int, str] = client.fetch_last_updated("devices" if device else "virtual_machines")
+    endpoint: Literal["devices", "virtual_machines"] = "devices" if device else "virtual_machines"
+    current = _current_state(client, endpoint, stored)
     wanted = sorted(i for i, last_updated in current.items() if stored.get(i, (None,))[0] != last_updated)
     records: list[Record] = []
     if wanted:
@@ -378,6 +380,33 @@ def _fetch_incremental(
         del current[missing]
     recorder.progress(**{"devices_fetched" if device else "vms_fetched": len(records)})
     return current, records
+
+
+def _current_state(
+    client: NetboxClient, endpoint: Literal["devices", "virtual_machines"], stored: dict[int, tuple[str, str, str]]
+) -> dict[int, str]:
+    """``id -> last_updated`` of every object now, asking NetBox as little as possible.
+
+    NetBox cannot list deletions, but its count can reveal them: with the objects updated since the newest stored
+    change (a minute of slack for transactions that committed late), ``stored + new - count`` is the number of
+    deleted objects. Only when that is not zero is the whole ``id,last_updated`` listing needed to find them.
+    """
+    if not stored:
+        return client.fetch_last_updated(endpoint)
+    newest = max(_parse_netbox_time(last_updated) for last_updated, _, _ in stored.values())
+    since = (newest - INCREMENTAL_SLACK).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    total = client.count(endpoint)
+    updated = client.fetch_updated_since(endpoint, since)
+    added = sum(1 for netbox_id in updated if netbox_id not in stored)
+    if len(stored) + added - total != 0:
+        return client.fetch_last_updated(endpoint)
+    current = {netbox_id: last_updated for netbox_id, (last_updated, _, _) in stored.items()}
+    current.update(updated)
+    return current
+
+
+def _parse_netbox_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _full(records: Sequence[Record]) -> tuple[dict[int, str], list[Record]]:

@@ -100,8 +100,27 @@ def test_incremental_without_changes_reuses_the_files_and_skips_the_full_listing
         0,
     )
     assert {a.name: a.sha256 for a in second.artifacts.all()} == {a.name: a.sha256 for a in first.artifacts.all()}
+    # Per kind: one count (limit=1) and one listing of what changed since the newest snapshot; no full listing.
     listing = [r for r in netbox.requests if r.path.startswith(("/api/dcim/devices/", "/api/virtualization/"))]
-    assert listing and all(r.query.get("fields") == ["id,last_updated"] for r in listing)
+    assert len(listing) == 4
+    assert sorted(r.query.get("limit") == ["1"] or "last_updated__gte" in r.query for r in listing) == [True] * 4
+
+
+def test_incremental_finds_deletions_through_the_count(netbox):
+    run_export()
+    deleted = netbox.devices[7]
+    netbox.delete_device(deleted["id"])
+    netbox.reset_log()
+    run = run_export()
+    assert (run.mode, run.removed, run.devices) == ("incremental", 1, 39)
+    assert run.changes["devices"]["removed"] == [deleted["name"]]
+    # The count showed a deletion, so the whole id listing ran to find which one.
+    full_listing = [
+        r
+        for r in netbox.requests
+        if r.path == "/api/dcim/devices/" and "last_updated__gte" not in r.query and r.query.get("limit") != ["1"]
+    ]
+    assert full_listing and all(r.query["fields"] == ["id,last_updated"] for r in full_listing)
 
 
 def test_incremental_output_equals_a_full_export_of_the_same_state(netbox):

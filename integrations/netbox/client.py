@@ -335,6 +335,11 @@ class NetboxClient:
         pairs = self._walk(_endpoint(kind), params, _id_and_last_updated, itemgetter(0), progress)
         return dict(pairs)
 
+    def fetch_updated_since(self, kind: Kind, since: str) -> dict[int, str]:
+        """``{id: last_updated}`` of the devices or VMs changed at or after ``since`` (ISO 8601): usually one page."""
+        params = [*_BULK_PARAMS, ("fields", "id,last_updated"), ("last_updated__gte", since)]
+        return dict(self._walk(_endpoint(kind), params, _id_and_last_updated, itemgetter(0), None))
+
     def fetch_devices_by_id(self, ids: Iterable[int], progress: ProgressCallback | None = None) -> list[DeviceRecord]:
         """The devices with these ids, in id order (ids that no longer exist are simply absent)."""
         return self._fetch_by_id(ENDPOINTS["devices"], ids, device_from_api, progress)
