@@ -297,36 +297,41 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previ
     ExportRun.objects.filter(pk=run.pk).update(mode=run.mode)
     recorder.log(f"{run.mode.capitalize()} export from {settings.NETBOX_URL}")
 
-    with recorder.step("lookups"), ThreadPoolExecutor(max_workers=4) as pool:
-        # Each listing runs in a copy of this context so its spans and log lines carry the run and step.
+    # The small bulk listings behind the lookups (sites, tenants, contacts) run while the devices and VMs are
+    # fetched; each in a copy of this context, so its spans and log lines carry the run.
+    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookups")
+    try:
         sites = pool.submit(contextvars.copy_context().run, client.fetch_sites)
         tenants = pool.submit(contextvars.copy_context().run, client.fetch_tenants)
         device_contacts = pool.submit(
             contextvars.copy_context().run, client.fetch_contact_assignments, DEVICE_OBJECT_TYPE
         )
         vm_contacts = pool.submit(contextvars.copy_context().run, client.fetch_contact_assignments, VM_OBJECT_TYPE)
-        contacts = [*device_contacts.result(), *vm_contacts.result()]
-        site_records, tenant_records = sites.result(), tenants.result()
+        with recorder.step("fetch"):
+            stored = {
+                kind: {
+                    netbox_id: (last_updated, digest, name)
+                    for netbox_id, last_updated, digest, name in NetboxSnapshot.objects.filter(kind=kind).values_list(
+                        "netbox_id", "last_updated", "digest", "name"
+                    )
+                }
+                for kind in NetboxSnapshot.Kind.values
+            }
+            if incremental:
+                devices = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.DEVICE, stored["device"])
+                vms = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.VM, stored["vm"])
+            else:
+                devices = _full(client.fetch_devices(progress=lambda n: recorder.progress(devices_fetched=n)))
+                vms = _full(client.fetch_virtual_machines(progress=lambda n: recorder.progress(vms_fetched=n)))
+        # What is left to wait for once the devices and VMs are in.
+        with recorder.step("lookups"):
+            contacts = [*device_contacts.result(), *vm_contacts.result()]
+            site_records, tenant_records = sites.result(), tenants.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    run.netbox_requests = client.request_count
     lookups = transform.Lookups.from_records(sites=site_records, tenants=tenant_records, contact_assignments=contacts)
     lookups_digest = _digest([sorted(getattr(lookups, f.name).items()) for f in dataclasses.fields(lookups)])
-
-    with recorder.step("fetch"):
-        stored = {
-            kind: {
-                netbox_id: (last_updated, digest, name)
-                for netbox_id, last_updated, digest, name in NetboxSnapshot.objects.filter(kind=kind).values_list(
-                    "netbox_id", "last_updated", "digest", "name"
-                )
-            }
-            for kind in NetboxSnapshot.Kind.values
-        }
-        if incremental:
-            devices = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.DEVICE, stored["device"])
-            vms = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.VM, stored["vm"])
-        else:
-            devices = _full(client.fetch_devices(progress=lambda n: recorder.progress(devices_fetched=n)))
-            vms = _full(client.fetch_virtual_machines(progress=lambda n: recorder.progress(vms_fetched=n)))
-        run.netbox_requests = client.request_count
 
     fetched = _Fetched(devices=None, vms=None, lookups=lookups, lookups_digest=lookups_digest)
     unchanged = True
