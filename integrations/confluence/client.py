@@ -20,8 +20,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -39,6 +37,7 @@ from integrations.exceptions import (
     ConfluenceUnavailable,
     IntegrationNotConfigured,
 )
+from integrations.http import retry_after_seconds
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,23 +70,6 @@ class _Retryable(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _response_of(exc: BaseException) -> requests.Response | None:
@@ -315,7 +297,7 @@ class ConfluenceClient:
     def _raise_for(self, response: requests.Response, what: str, exc: BaseException) -> None:
         status = response.status_code
         if status in RETRY_STATUSES:
-            raise _Retryable(f"HTTP {status}", _retry_after_seconds(response.headers.get("Retry-After")))
+            raise _Retryable(f"HTTP {status}", retry_after_seconds(response.headers.get("Retry-After")))
         if status in (401, 403):
             raise ConfluenceAuthError(
                 f"Confluence at {self.url} refused {what} (HTTP {status}): check ATLASSIAN_API_TOKEN "

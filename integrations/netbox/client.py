@@ -24,8 +24,6 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from operator import itemgetter
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -45,6 +43,7 @@ from integrations.exceptions import (
     NetboxInconsistentData,
     NetboxUnavailable,
 )
+from integrations.http import retry_after_seconds
 from integrations.netbox.records import (
     DEVICE_OBJECT_TYPE,
     VM_OBJECT_TYPE,
@@ -124,23 +123,6 @@ class _DefaultTimeoutAdapter(HTTPAdapter):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
         return super().send(request, **kwargs)
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _error_message(response: requests.Response) -> str:
@@ -494,7 +476,7 @@ class NetboxClient:
         """Raise for any answer that is not a usable 2xx JSON body."""
         status = response.status_code
         if status in RETRY_STATUSES:
-            raise _Retryable(f"HTTP {status}", retry_after=_retry_after_seconds(response.headers.get("Retry-After")))
+            raise _Retryable(f"HTTP {status}", retry_after=retry_after_seconds(response.headers.get("Retry-After")))
         if status in (401, 403):
             raise NetboxAuthError(
                 f"NetBox at {self.url} rejected the token (HTTP {status}): {_error_message(response)}"
