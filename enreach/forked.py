@@ -1,0 +1,100 @@
+"""Run one CPU-bound function in a forked child process while the caller goes on with other work.
+
+Python threads share one interpreter lock, so two CPU-bound jobs in threads take as long as one after the other. A
+forked child starts with a copy-on-write view of the parent's memory: the function sees the parent's objects (rows
+of a 50,000-object export) without pickling them, and only its result travels back, pickled, through a pipe.
+
+The child must not touch what it shares with the parent: database connections, sockets, locks held by other threads.
+Functions given here only compute and write files. It leaves with ``os._exit``: no atexit handlers, no buffered
+output or connection shutdown run twice.
+
+Where ``os.fork`` does not exist, or on macOS (whose system libraries are not fork-safe), the function simply runs
+in the caller when its result is asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+FORK_AVAILABLE = hasattr(os, "fork") and sys.platform != "darwin"
+
+
+class ChildProcessFailed(RuntimeError):
+    """The child died without a result, or its exception could not travel back."""
+
+
+@contextlib.contextmanager
+def forked(function: Callable[[], T], *, enabled: bool = True) -> Iterator[Callable[[], T]]:
+    """Start ``function()`` in a forked child; yield a ``result()`` function that waits for it.
+
+    ``result()`` returns what the function returned, or raises the exception it raised (same type and message).
+    Leaving the block without asking for the result (the caller's own work failed) kills the child.
+    """
+    if not (enabled and FORK_AVAILABLE):
+        yield function
+        return
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read_fd)
+        _child(function, write_fd)
+    os.close(write_fd)
+    done = False
+
+    def result() -> T:
+        nonlocal done
+        with os.fdopen(read_fd, "rb") as pipe:
+            payload = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        done = True
+        if not payload:
+            raise ChildProcessFailed(f"ended without a result ({_describe(status)})")
+        try:
+            ok, value = pickle.loads(payload)  # noqa: S301 (our own child's bytes, through our own pipe)
+        except Exception as exc:  # an exception class whose pickle cannot be loaded back
+            raise ChildProcessFailed(f"sent a result that could not be read back ({exc})") from None
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    try:
+        yield result
+    finally:
+        if not done:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            with contextlib.suppress(OSError):
+                os.close(read_fd)
+
+
+def _child(function: Callable[[], object], write_fd: int) -> None:
+    code = 0
+    try:
+        try:
+            payload = pickle.dumps((True, function()))
+        except BaseException as exc:  # everything goes back to the parent, which decides
+            try:
+                payload = pickle.dumps((False, exc))
+            except Exception:
+                payload = pickle.dumps((False, ChildProcessFailed(f"failed: {type(exc).__name__}: {exc}")))
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(payload)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"

@@ -1,0 +1,100 @@
+"""``enreach.forked``: a function run in a forked child, its result or exception brought back."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from enreach.forked import FORK_AVAILABLE, ChildProcessFailed, forked
+
+pytestmark = pytest.mark.skipif(not FORK_AVAILABLE, reason="needs os.fork")
+
+
+def test_the_child_sees_the_parents_objects_and_returns_its_result() -> None:
+    rows = [(number, f"row {number}") for number in range(10_000)]
+    parent = os.getpid()
+
+    with forked(lambda: (os.getpid(), len(rows), rows[-1])) as result:
+        child, count, last = result()
+
+    assert child != parent
+    assert (count, last) == (10_000, (9_999, "row 9999"))
+
+
+def test_work_in_the_child_runs_while_the_parent_works() -> None:
+    def slow() -> float:
+        time.sleep(0.5)
+        return time.monotonic()
+
+    started = time.monotonic()
+    with forked(slow) as result:
+        time.sleep(0.5)
+        finished = result()
+    assert time.monotonic() - started < 0.9  # both slept at once
+    assert finished - started >= 0.5
+
+
+def test_the_childs_exception_is_raised_in_the_parent_with_its_type() -> None:
+    def fail() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/runs/000001/Systems CMDB.xlsx")
+
+    with forked(fail) as result, pytest.raises(OSError) as caught:
+        result()
+    assert caught.value.errno == errno.ENOSPC
+    assert "No space left on device" in str(caught.value)
+
+
+class TwoArguments(Exception):
+    def __init__(self, first: str, second: str) -> None:  # pickles, but cannot be unpickled
+        super().__init__(f"{first}/{second}")
+
+
+def test_an_exception_that_cannot_be_read_back_is_a_clear_error() -> None:
+    def fail() -> None:
+        raise TwoArguments("a", "b")
+
+    with forked(fail) as result, pytest.raises(ChildProcessFailed, match="could not be read back"):
+        result()
+
+
+def test_an_exception_that_cannot_be_pickled_is_reported_by_name() -> None:
+    class Local(Exception):  # a local class cannot be pickled at all
+        pass
+
+    def fail() -> None:
+        raise Local("details")
+
+    with forked(fail) as result, pytest.raises(ChildProcessFailed, match=r"failed: Local: details"):
+        result()
+
+
+def test_a_child_that_dies_is_a_clear_error() -> None:
+    with forked(lambda: os._exit(3)) as result, pytest.raises(ChildProcessFailed, match="exit code 3"):
+        result()
+
+
+def test_leaving_the_block_early_kills_the_child(tmp_path: Path) -> None:
+    marker = tmp_path / "pid"
+
+    def linger() -> None:
+        marker.write_text(str(os.getpid()))
+        time.sleep(60)
+
+    with pytest.raises(RuntimeError, match="the parent's own work failed"), forked(linger):
+        deadline = time.monotonic() + 10
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise RuntimeError("the parent's own work failed")
+
+    child = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # killed and reaped: no such process any more
+
+
+def test_disabled_runs_the_function_in_the_caller() -> None:
+    with forked(os.getpid, enabled=False) as result:
+        assert result() == os.getpid()
