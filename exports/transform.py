@@ -22,10 +22,11 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from integrations.netbox.records import (
@@ -422,14 +423,30 @@ def render_custom_field(value: Any) -> Cell:
 
 
 def _custom_fields(custom_fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Custom fields keyed by normalised name. Sorted so two names that normalise alike resolve the same way on
-    every run: the first non-empty value wins."""
+    """Custom fields keyed by normalised name. When names normalise alike, the first non-empty value in sorted name
+    order wins, so every run resolves them the same way."""
     normalised: dict[str, Any] = {}
-    for name in sorted(custom_fields):
-        key = normalise_name(name)
-        if normalised.get(key) in (None, "", [], {}):
-            normalised[key] = custom_fields[name]
+    for key, names in _custom_field_plan(tuple(custom_fields)):
+        value = custom_fields[names[-1]]
+        for name in names[:-1]:
+            if custom_fields[name] not in _EMPTY_VALUES:
+                value = custom_fields[name]
+                break
+        normalised[key] = value
     return normalised
+
+
+_EMPTY_VALUES: tuple[Any, ...] = (None, "", [], {})
+
+
+@lru_cache(maxsize=256)
+def _custom_field_plan(names: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each normalised key with the custom field names that share it, sorted. Every object of a kind carries the
+    same names, so this is worked out once per export rather than once per object."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(names):
+        groups.setdefault(normalise_name(name), []).append(name)
+    return tuple((key, tuple(group)) for key, group in groups.items())
 
 
 def _first(*values: str) -> str:
@@ -556,9 +573,19 @@ def reorder(rows: Iterable[Sequence[Cell]], from_columns: Sequence[str], to_colu
     """Rows rearranged from one column order into another; a column the source lacks becomes ``""``."""
     indexes = _index_map(from_columns, to_columns)
     if all(index is not None for index in indexes):
-        # The common case (a pure permutation) without a per-cell branch.
-        return [tuple(row[index] for index in indexes) for row in rows]  # type: ignore[index]
-    return [tuple("" if index is None else row[index] for index in indexes) for row in rows]
+        pick = _picker(indexes)  # type: ignore[arg-type]
+        return [pick(row) for row in rows]
+    # Missing columns read an empty cell appended to each row.
+    pick = _picker([len(from_columns) if index is None else index for index in indexes])
+    return [pick((*row, "")) for row in rows]
+
+
+def _picker(indexes: Sequence[int]) -> Callable[[Sequence[Cell]], Row]:
+    """A function picking these positions from a row as a tuple, in C (``itemgetter``) rather than per cell."""
+    if len(indexes) == 1:
+        only = indexes[0]
+        return lambda row: (row[only],)
+    return itemgetter(*indexes)  # type: ignore[return-value]
 
 
 def merged_rows(device_rows: Iterable[Sequence[Cell]], vm_rows: Iterable[Sequence[Cell]]) -> list[Row]:
@@ -568,12 +595,13 @@ def merged_rows(device_rows: Iterable[Sequence[Cell]], vm_rows: Iterable[Sequenc
     for row in device_rows:
         if len(row) != len(DEVICE_COLUMNS):
             raise ValueError(f"A device row has {len(row)} values for {len(DEVICE_COLUMNS)} columns")
-        merged.append((*row, *device_padding))
+        merged.append(tuple(row) + device_padding)
     vm_list = list(vm_rows)
     for row in vm_list:
         if len(row) != len(VM_COLUMNS):
             raise ValueError(f"A VM row has {len(row)} values for {len(VM_COLUMNS)} columns")
-    merged.extend((*row, VM_TYPE_VALUE) for row in reorder(vm_list, VM_COLUMNS, MERGED_COLUMNS[:-1]))
+    vm_type = (VM_TYPE_VALUE,)
+    merged.extend(row + vm_type for row in reorder(vm_list, VM_COLUMNS, MERGED_COLUMNS[:-1]))
     return merged
 
 

@@ -1,6 +1,7 @@
 """The export pipeline end to end against a NetBox-shaped server on loopback."""
 
 import csv
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from django.core.checks import run_checks
 from django.utils import timezone
 from django_q.models import Schedule
 
+from enreach.forked import FORK_AVAILABLE
 from exports import selectors, services, transform, writers
 from exports.models import ExportRun, NetboxSnapshot
 from exports.services import export_run_execute, export_run_request
@@ -223,6 +225,19 @@ def test_a_crash_while_writing_keeps_the_last_good_export(netbox, monkeypatch):
     monkeypatch.undo()
     again = run_export()
     assert again.status == "succeeded" and again.changed == 1
+
+
+@pytest.mark.skipif(not FORK_AVAILABLE, reason="the workbook is written in a forked child only where fork exists")
+def test_a_writer_process_that_dies_fails_the_run_and_keeps_the_last_good_export(netbox, monkeypatch):
+    good = run_export()
+    before = {name: path.read_bytes() for name, path in files_of(good).items()}
+    netbox.update_device(netbox.devices[0]["id"], serial="newer")
+    monkeypatch.setattr(writers, "write_workbook", lambda *args, **kwargs: os._exit(9))  # as if OOM-killed
+    failed = run_export()
+    assert failed.status == "failed"
+    assert failed.error == ("The process writing the merged CSV and the workbook ended without a result (exit code 9).")
+    assert {name: path.read_bytes() for name, path in files_of(good).items()} == before
+    assert selectors.export_run_last_success() == good
 
 
 def test_unconfigured_netbox_fails_with_a_clear_reason(settings, tmp_path):

@@ -10,7 +10,7 @@ them through JSON.
 
 from __future__ import annotations
 
-import hashlib
+import json
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -283,7 +283,9 @@ def contact_assignment_from_api(data: dict[str, Any]) -> ContactAssignmentRecord
     )
 
 
-_FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in (DeviceRecord, VirtualMachineRecord)}
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls)) for cls in (DeviceRecord, VirtualMachineRecord)
+}
 
 
 def record_to_dict(record: DeviceRecord | VirtualMachineRecord) -> dict[str, Any]:
@@ -297,15 +299,17 @@ def record_to_dict(record: DeviceRecord | VirtualMachineRecord) -> dict[str, Any
     return data
 
 
-def record_digest(record: DeviceRecord | VirtualMachineRecord) -> str:
-    """A fingerprint of everything a record holds, to skip rewriting unchanged snapshots."""
-    return hashlib.sha256(repr(record).encode()).hexdigest()
+def record_json(record: DeviceRecord | VirtualMachineRecord) -> str:
+    """A record as compact JSON (``record_to_dict``): what a snapshot stores, and what its digest is taken of."""
+    return json.dumps(record_to_dict(record), separators=(",", ":"), ensure_ascii=False)
 
 
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:
-    names = {f.name for f in fields(cls)}
-    values = {key: value for key, value in data.items() if key in names}
-    values["tags"] = tuple(values.get("tags") or ())
+    names = _FIELD_NAMES[cls]
+    if len(data) != len(names) or not all(name in data for name in names):
+        # A snapshot from another version of this module: keep the fields that still exist.
+        data = {key: value for key, value in data.items() if key in names}
+    values = {**data, "tags": tuple(data.get("tags") or ())}
     return cls(**values)
 
 
