@@ -123,6 +123,23 @@ class NetboxSnapshot(models.Model):
         return f"{self.kind} {self.netbox_id} {self.name}"
 
 
+class ContactSnapshot(models.Model):
+    """The contacts of the last export, kept (as one row) so incremental runs need not list every assignment.
+
+    ``contacts`` holds the rendered Contacts cell per ``"<object type>:<object id>"``; ``state`` the
+    ``id -> last_updated`` of the NetBox listings it came from (device and VM contact assignments, contacts,
+    contact roles): while those are the same, the contacts are too.
+    """
+
+    state = models.JSONField()
+    contacts = models.JSONField()
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the rendered contacts.")
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"contacts of {len(self.contacts)} objects"
+
+
 class ExportPublication(models.Model):
     """One attempt to publish a run's files to Confluence or copy them to the backup target.
 

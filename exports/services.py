@@ -38,10 +38,10 @@ from enreach.forked import ChildProcessFailed, forked
 from enreach.logs import log_context
 from enreach.tracing import span
 from exports import transform, writers
-from exports.models import ExportArtifact, ExportRun, NetboxSnapshot
+from exports.models import ContactSnapshot, ExportArtifact, ExportRun, NetboxSnapshot
 from integrations.caching import cache_event
 from integrations.exceptions import IntegrationError
-from integrations.netbox.client import NetboxClient
+from integrations.netbox.client import Kind, NetboxClient
 from integrations.netbox.factory import netbox_client
 from integrations.netbox.records import (
     DEVICE_OBJECT_TYPE,
@@ -149,6 +149,7 @@ class _Fetched:
     lookups_digest: str
     snapshot_writes: dict[str, list[Record]] = field(default_factory=dict)  # snapshots to insert or replace
     snapshot_deletes: dict[str, list[int]] = field(default_factory=dict)
+    contact_snapshot: ContactSnapshot | None = None  # to save when the contacts were listed anew
     counts: dict[str, int] = field(default_factory=dict)
     changes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
@@ -322,24 +323,20 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previ
     ExportRun.objects.filter(pk=run.pk).update(mode=run.mode)
     recorder.log(f"{run.mode.capitalize()} export from {settings.NETBOX_URL}")
 
+    snapshot = ContactSnapshot.objects.first() if incremental else None
+    stored_contacts = None
+    if snapshot is not None:
+        stored_contacts = {listing: {int(i): t for i, t in ids.items()} for listing, ids in snapshot.state.items()}
     # The small bulk listings behind the lookups (sites, tenants, contacts) run while the devices and VMs are
     # fetched; each in a copy of this context, so its spans and log lines carry the run.
-    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookups")
+    pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="lookups")
     try:
         sites = pool.submit(contextvars.copy_context().run, client.fetch_sites)
         tenants = pool.submit(contextvars.copy_context().run, client.fetch_tenants)
-        device_contacts = pool.submit(
-            contextvars.copy_context().run, client.fetch_contact_assignments, DEVICE_OBJECT_TYPE
-        )
-        vm_contacts = pool.submit(contextvars.copy_context().run, client.fetch_contact_assignments, VM_OBJECT_TYPE)
+        contacts = pool.submit(contextvars.copy_context().run, _fetch_contacts, client, stored_contacts)
         with recorder.step("fetch"):
-            stored = {
-                kind: {
-                    netbox_id: (last_updated, digest, name)
-                    for netbox_id, last_updated, digest, name in NetboxSnapshot.objects.filter(kind=kind).values_list(
-                        "netbox_id", "last_updated", "digest", "name"
-                    )
-                }
+            stored: dict[str, dict[int, str]] = {  # kind -> netbox_id -> last_updated
+                kind: dict(NetboxSnapshot.objects.filter(kind=kind).values_list("netbox_id", "last_updated"))
                 for kind in NetboxSnapshot.Kind.values
             }
             if incremental:
@@ -350,24 +347,44 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previ
                 vms = _full(client.fetch_virtual_machines(progress=lambda n: recorder.progress(vms_fetched=n)))
         # What is left to wait for once the devices and VMs are in.
         with recorder.step("lookups"):
-            contacts = [*device_contacts.result(), *vm_contacts.result()]
+            contact_state, rendered = contacts.result()
             site_records, tenant_records = sites.result(), tenants.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     run.netbox_requests = client.request_count
-    lookups = transform.Lookups.from_records(sites=site_records, tenants=tenant_records, contact_assignments=contacts)
-    lookups_digest = _digest([sorted(getattr(lookups, f.name).items()) for f in dataclasses.fields(lookups)])
+    contact_snapshot = None
+    if rendered is None and snapshot is not None:  # the contact listings did not change: neither did the contacts
+        rendered = {
+            (key.rpartition(":")[0], int(key.rpartition(":")[2])): text for key, text in snapshot.contacts.items()
+        }
+        contacts_digest = snapshot.digest
+    else:
+        assert rendered is not None
+        contacts_digest = _digest(sorted(rendered.items()))
+        contact_snapshot = ContactSnapshot(
+            state=contact_state,
+            contacts={f"{object_type}:{object_id}": text for (object_type, object_id), text in rendered.items()},
+            digest=contacts_digest,
+        )
+    lookups = transform.Lookups.from_records(sites=site_records, tenants=tenant_records, contacts=rendered)
+    lookups_digest = _digest(
+        [sorted(getattr(lookups, f.name).items()) for f in dataclasses.fields(lookups) if f.name != "contacts"]
+        + [contacts_digest]
+    )
 
-    fetched = _Fetched(devices=None, vms=None, lookups=lookups, lookups_digest=lookups_digest)
+    fetched = _Fetched(
+        devices=None, vms=None, lookups=lookups, lookups_digest=lookups_digest, contact_snapshot=contact_snapshot
+    )
     unchanged = True
     for kind, (current, changed_records) in {"device": devices, "vm": vms}.items():
         previous_state = stored[kind]
         current_ids = set(current)
         added = [i for i in current_ids if i not in previous_state]
-        changed = [i for i in current_ids if i in previous_state and previous_state[i][0] != current[i]]
+        changed = [i for i in current_ids if i in previous_state and previous_state[i] != current[i]]
         removed = [i for i in previous_state if i not in current_ids]
         if incremental:  # a record NetBox touched without changing what we keep needs no write
-            writes = [r for r in changed_records if previous_state.get(r.id, ("", ""))[1] != _snapshot(r)[1]]
+            digests = _stored_values(kind, "digest", [r.id for r in changed_records])
+            writes = [r for r in changed_records if digests.get(r.id) != _snapshot(r)[1]]
         else:  # a full run rewrites every snapshot
             writes = list(changed_records)
         fetched.snapshot_writes[kind] = writes
@@ -381,7 +398,9 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previ
         fetched.changes[label] = {
             "added": sorted(names.get(i, str(i)) for i in added)[:CHANGES_LISTED],
             "changed": sorted(names.get(i, str(i)) for i in changed)[:CHANGES_LISTED],
-            "removed": sorted(previous_state[i][2] or str(i) for i in removed)[:CHANGES_LISTED],
+            "removed": sorted(name or str(i) for i, name in _stored_values(kind, "name", removed).items())[
+                :CHANGES_LISTED
+            ],
         }
         unchanged = unchanged and not (added or changed or removed or writes)
 
@@ -394,14 +413,57 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previ
     return fetched
 
 
+def _stored_values(kind: str, column: str, ids: Sequence[int]) -> dict[int, str]:
+    """``netbox_id -> column`` of the stored snapshots with these ids."""
+    values: dict[int, str] = {}
+    for start in range(0, len(ids), SNAPSHOT_BATCH):
+        batch = ids[start : start + SNAPSHOT_BATCH]
+        values.update(NetboxSnapshot.objects.filter(kind=kind, netbox_id__in=batch).values_list("netbox_id", column))
+    return values
+
+
+CONTACT_LISTINGS: tuple[Kind, ...] = ("contacts", "contact_roles", "device_contacts", "vm_contacts")
+
+
+def _fetch_contacts(
+    client: NetboxClient, stored: dict[str, dict[int, str]] | None
+) -> tuple[dict[str, dict[int, str]], dict[tuple[str, int], str] | None]:
+    """The ``id -> last_updated`` state of the contact listings, and the Contacts cells unless that state is the
+    stored one (``None``: the stored cells still hold).
+
+    NetBox bumps neither a device's ``last_updated`` when its contacts change nor an assignment's when its contact
+    or role is renamed, so the four listings' states decide. Contacts and roles are read before the assignments:
+    a rename in between shows as a change next time instead of being lost.
+    """
+    if stored is not None and set(stored) == set(CONTACT_LISTINGS):
+        with ThreadPoolExecutor(max_workers=len(CONTACT_LISTINGS), thread_name_prefix="contacts") as pool:
+            futures = {
+                listing: pool.submit(contextvars.copy_context().run, _current_state, client, listing, stored[listing])
+                for listing in CONTACT_LISTINGS
+            }
+            state: dict[str, dict[int, str]] = {listing: future.result() for listing, future in futures.items()}
+        if state == stored:
+            return state, None
+    else:
+        state = {"contacts": client.fetch_last_updated("contacts")}
+        state["contact_roles"] = client.fetch_last_updated("contact_roles")
+    assignments = {
+        "device_contacts": client.fetch_contact_assignments(DEVICE_OBJECT_TYPE),
+        "vm_contacts": client.fetch_contact_assignments(VM_OBJECT_TYPE),
+    }
+    for listing, records in assignments.items():
+        state[listing] = {record.id: record.last_updated for record in records}
+    return state, transform.contacts_by_object([*assignments["device_contacts"], *assignments["vm_contacts"]])
+
+
 def _fetch_incremental(
-    client: NetboxClient, recorder: _Recorder, kind: str, stored: dict[int, tuple[str, str, str]]
+    client: NetboxClient, recorder: _Recorder, kind: str, stored: dict[int, str]
 ) -> tuple[dict[int, str], list[Record]]:
     """The current ``id -> last_updated`` of every object, and full records for those that are new or changed."""
     device = kind == NetboxSnapshot.Kind.DEVICE
     endpoint: Literal["devices", "virtual_machines"] = "devices" if device else "virtual_machines"
     current = _current_state(client, endpoint, stored)
-    wanted = sorted(i for i, last_updated in current.items() if stored.get(i, (None,))[0] != last_updated)
+    wanted = sorted(i for i, last_updated in current.items() if stored.get(i) != last_updated)
     records: list[Record] = []
     if wanted:
         fetch = client.fetch_devices_by_id if device else client.fetch_virtual_machines_by_id
@@ -415,10 +477,8 @@ def _fetch_incremental(
     return current, records
 
 
-def _current_state(
-    client: NetboxClient, endpoint: Literal["devices", "virtual_machines"], stored: dict[int, tuple[str, str, str]]
-) -> dict[int, str]:
-    """``id -> last_updated`` of every object now, asking NetBox as little as possible.
+def _current_state(client: NetboxClient, endpoint: Kind, stored: dict[int, str]) -> dict[int, str]:
+    """``id -> last_updated`` of every object of a listing now, asking NetBox as little as possible.
 
     NetBox cannot list deletions, but its count can reveal them: with the objects updated since the newest stored
     change (a minute of slack for transactions that committed late), ``stored + new - count`` is the number of
@@ -426,16 +486,19 @@ def _current_state(
     """
     if not stored:
         return client.fetch_last_updated(endpoint)
-    newest = max(_parse_netbox_time(last_updated) for last_updated, _, _ in stored.values())
+    # NetBox writes UTC as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``: the first 19 characters sort like the times they
+    # name, to the second, and the slack covers the fraction dropped.
+    newest_text = max(last_updated[:19] for last_updated in stored.values())
+    if not newest_text:  # no stored object has a time: nothing to compare against
+        return client.fetch_last_updated(endpoint)
+    newest = _parse_netbox_time(newest_text + "Z")
     since = (newest - INCREMENTAL_SLACK).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     total = client.count(endpoint)
     updated = client.fetch_updated_since(endpoint, since)
     added = sum(1 for netbox_id in updated if netbox_id not in stored)
     if len(stored) + added - total != 0:
         return client.fetch_last_updated(endpoint)
-    current = {netbox_id: last_updated for netbox_id, (last_updated, _, _) in stored.items()}
-    current.update(updated)
-    return current
+    return {**stored, **updated}
 
 
 def _parse_netbox_time(value: str) -> datetime:
@@ -547,6 +610,9 @@ def _save(
     data_dir = Path(settings.DATA_DIR)
     with transaction.atomic():
         _snapshots_upsert(snapshots)
+        if fetched.contact_snapshot is not None:
+            ContactSnapshot.objects.all().delete()
+            fetched.contact_snapshot.save()
         for kind, ids in fetched.snapshot_deletes.items():
             for start in range(0, len(ids), SNAPSHOT_BATCH):
                 NetboxSnapshot.objects.filter(kind=kind, netbox_id__in=ids[start : start + SNAPSHOT_BATCH]).delete()

@@ -300,16 +300,15 @@ class Lookups:
         sites: Iterable[SiteRecord] = (),
         tenants: Iterable[TenantRecord] = (),
         contact_assignments: Iterable[ContactAssignmentRecord] = (),
+        contacts: Mapping[tuple[str, int], str] | None = None,
     ) -> Lookups:
-        """Build the lookups from the bulk site, tenant and contact-assignment listings."""
+        """Build the lookups from the bulk site, tenant and contact-assignment listings (or ``contacts`` already
+        rendered by ``contacts_by_object``)."""
         sites, tenants = list(sites), list(tenants)
-        by_object: dict[tuple[str, int], list[ContactAssignmentRecord]] = defaultdict(list)
-        for assignment in contact_assignments:
-            by_object[(assignment.object_type, assignment.object_id)].append(assignment)
         return cls(
             sites={site.id: (site.region, site.group) for site in sites},
             tenant_groups={tenant.id: tenant.group for tenant in tenants},
-            contacts={key: render_contacts(assignments) for key, assignments in by_object.items()},
+            contacts=contacts if contacts is not None else contacts_by_object(contact_assignments),
             site_names={site.id: site.name for site in sites},
             tenant_names={tenant.id: tenant.name for tenant in tenants},
         )
@@ -333,6 +332,14 @@ class Lookups:
     def tenant_group(self, tenant_id: int | None) -> str:
         """The tenant group of a tenant, or empty."""
         return self.tenant_groups.get(tenant_id, "") if tenant_id is not None else ""
+
+
+def contacts_by_object(assignments: Iterable[ContactAssignmentRecord]) -> dict[tuple[str, int], str]:
+    """The Contacts cell of every object that has assignments, keyed by (object type, object id)."""
+    by_object: dict[tuple[str, int], list[ContactAssignmentRecord]] = defaultdict(list)
+    for assignment in assignments:
+        by_object[(assignment.object_type, assignment.object_id)].append(assignment)
+    return {key: render_contacts(group) for key, group in by_object.items()}
 
 
 def render_contacts(assignments: Iterable[ContactAssignmentRecord]) -> str:

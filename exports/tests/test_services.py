@@ -13,7 +13,7 @@ from django_q.models import Schedule
 
 from enreach.forked import FORK_AVAILABLE
 from exports import selectors, services, transform, writers
-from exports.models import ExportRun, NetboxSnapshot
+from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
 from exports.services import export_run_execute, export_run_request
 
 pytestmark = pytest.mark.django_db
@@ -150,17 +150,58 @@ def test_incremental_output_equals_a_full_export_of_the_same_state(netbox):
     assert len(merged) == 1 + 41 + 59
 
 
-def test_a_renamed_contact_alone_rewrites_the_files(netbox):
-    # Renaming a contact does not bump the device's last_updated in NetBox; the bulk contact listing shows it.
+def assert_same_as_a_full_export(incremental: ExportRun) -> None:
+    full = run_export(force=True)
+    incremental_files, full_files = files_of(incremental), files_of(full)
+    for name in FILES - {"Systems CMDB.xlsx"}:
+        assert incremental_files[name].read_bytes() == full_files[name].read_bytes(), name
+
+
+def contacts_of(run: ExportRun, object_id: int) -> str:
+    header, *rows = read_csv(files_of(run)["netbox_devices_export.csv"])
+    return next(r for r in rows if r[header.index("ID")] == str(object_id))[header.index("Contacts")]
+
+
+def test_incremental_runs_do_not_list_every_contact_assignment_when_nothing_changed(netbox):
+    first = run_export()
+    assert ContactSnapshot.objects.count() == 1
+    netbox.reset_log()
+    second = run_export()
+    assert second.mode == "incremental" and second.reused_files
+    assignments = [r for r in netbox.requests if r.path == "/api/tenancy/contact-assignments/"]
+    # Per object type: a count (limit=1) and what changed since the newest assignment; nothing else.
+    assert len(assignments) == 4
+    assert all(r.query.get("limit") == ["1"] or "last_updated__gte" in r.query for r in assignments)
+    assert {a.sha256 for a in second.artifacts.all()} == {a.sha256 for a in first.artifacts.all()}
+
+
+@pytest.mark.parametrize("kind", ["contacts", "contact_roles"])
+def test_a_renamed_contact_or_role_alone_reaches_incremental_output(netbox, kind):
+    # NetBox bumps neither the device's nor the assignment's last_updated when a contact or role is renamed.
     run_export()
     assignment = next(a for a in netbox.contact_assignments if a["object_type"] == "dcim.device")
-    assignment["contact"]["name"] = "Renamed Person"
-    netbox.invalidate()
+    target = assignment["contact" if kind == "contacts" else "role"]
+    netbox.rename(kind, target["id"], "Renamed Person")
     run = run_export()
     assert run.status == "succeeded" and run.mode == "incremental" and not run.reused_files
-    header, *rows = read_csv(files_of(run)["netbox_devices_export.csv"])
-    row = next(r for r in rows if r[header.index("ID")] == str(assignment["object_id"]))
-    assert "Renamed Person" in row[header.index("Contacts")]
+    assert "Renamed Person" in contacts_of(run, assignment["object_id"])
+    assert_same_as_a_full_export(run)
+
+
+def test_added_and_removed_contact_assignments_reach_incremental_output(netbox):
+    run_export()
+    assigned = {a["object_id"] for a in netbox.contact_assignments if a["object_type"] == "dcim.device"}
+    bare = next(d for d in netbox.devices if d["id"] not in assigned)
+    existing = next(a for a in netbox.contact_assignments if a["object_type"] == "dcim.device")
+    added = netbox.add_contact_assignment("dcim.device", bare["id"], existing["contact"]["id"], existing["role"]["id"])
+    run = run_export()
+    assert run.mode == "incremental" and existing["contact"]["name"] in contacts_of(run, bare["id"])
+    assert_same_as_a_full_export(run)
+
+    netbox.delete_contact_assignment(added)
+    run = run_export()
+    assert run.mode == "incremental" and contacts_of(run, bare["id"]) == ""
+    assert_same_as_a_full_export(run)
 
 
 @pytest.mark.parametrize("kind", ["tenants", "sites"])

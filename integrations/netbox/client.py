@@ -62,12 +62,21 @@ from integrations.netbox.records import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Kind = Literal["devices", "virtual_machines"]
+Kind = Literal["devices", "virtual_machines", "device_contacts", "vm_contacts", "contacts", "contact_roles"]
 ProgressCallback = Callable[[int], None]
 
 ENDPOINTS: dict[str, str] = {
     "devices": "dcim/devices/",
     "virtual_machines": "virtualization/virtual-machines/",
+}
+# The listings whose ``id -> last_updated`` state incremental exports compare: path and filters.
+LISTINGS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "devices": (ENDPOINTS["devices"], (("exclude", "config_context"),)),
+    "virtual_machines": (ENDPOINTS["virtual_machines"], (("exclude", "config_context"),)),
+    "device_contacts": ("tenancy/contact-assignments/", (("object_type", DEVICE_OBJECT_TYPE),)),
+    "vm_contacts": ("tenancy/contact-assignments/", (("object_type", VM_OBJECT_TYPE),)),
+    "contacts": ("tenancy/contacts/", ()),
+    "contact_roles": ("tenancy/contact-roles/", ()),
 }
 V2_TOKEN_PREFIX = "nbt_"
 # Status codes worth another try: throttling and server/proxy trouble.
@@ -75,7 +84,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Ids per by-id request; with the query string capped below, the request line stays under the 4 KB that
 # gunicorn and many proxies allow.
 ID_BATCH_SIZE = 200
-CONTACT_FIELDS = "id,object_type,object_id,contact,role,priority"
+CONTACT_FIELDS = "id,object_type,object_id,contact,role,priority,last_updated"
 MAX_QUERY_CHARS = 3000
 
 
@@ -277,9 +286,10 @@ class NetboxClient:
         return data
 
     def count(self, kind: Kind) -> int:
-        """How many devices or virtual machines NetBox holds (one ``limit=1`` request)."""
-        page = self._get(_endpoint(kind), [("limit", "1"), ("fields", "id"), ("exclude", "config_context")])
-        return self._count_of(page, _endpoint(kind))
+        """How many objects a listing holds (one ``limit=1`` request), e.g. devices or virtual machines."""
+        path, filters = _listing(kind)
+        page = self._get(path, [("limit", "1"), ("fields", "id"), *filters])
+        return self._count_of(page, path)
 
     # -- bulk listings -----------------------------------------------------------------------------------------
 
@@ -312,15 +322,18 @@ class NetboxClient:
     # -- change detection --------------------------------------------------------------------------------------
 
     def fetch_last_updated(self, kind: Kind, progress: ProgressCallback | None = None) -> dict[int, str]:
-        """``{id: last_updated}`` for every device or VM: the cheap listing incremental exports start from."""
-        params = [*_BULK_PARAMS, ("fields", "id,last_updated")]
-        pairs = self._walk(_endpoint(kind), params, _id_and_last_updated, itemgetter(0), progress)
+        """``{id: last_updated}`` of every object of a listing: the cheap listing incremental exports start from."""
+        path, filters = _listing(kind)
+        params = [("ordering", "id"), *filters, ("fields", "id,last_updated")]
+        pairs = self._walk(path, params, _id_and_last_updated, itemgetter(0), progress)
         return dict(pairs)
 
     def fetch_updated_since(self, kind: Kind, since: str) -> dict[int, str]:
-        """``{id: last_updated}`` of the devices or VMs changed at or after ``since`` (ISO 8601): usually one page."""
-        params = [*_BULK_PARAMS, ("fields", "id,last_updated"), ("last_updated__gte", since)]
-        return dict(self._walk(_endpoint(kind), params, _id_and_last_updated, itemgetter(0), None))
+        """``{id: last_updated}`` of the objects of a listing changed at or after ``since`` (ISO 8601): usually
+        one page."""
+        path, filters = _listing(kind)
+        params = [("ordering", "id"), *filters, ("fields", "id,last_updated"), ("last_updated__gte", since)]
+        return dict(self._walk(path, params, _id_and_last_updated, itemgetter(0), None))
 
     def fetch_devices_by_id(self, ids: Iterable[int], progress: ProgressCallback | None = None) -> list[DeviceRecord]:
         """The devices with these ids, in id order (ids that no longer exist are simply absent)."""
@@ -562,11 +575,11 @@ def _endpoint_label(path: str) -> str:
     return "/".join("{id}" if part.isdigit() else part for part in path.split("/"))
 
 
-def _endpoint(kind: str) -> str:
+def _listing(kind: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     try:
-        return ENDPOINTS[kind]
+        return LISTINGS[kind]
     except KeyError:
-        raise ValueError(f"kind must be one of {sorted(ENDPOINTS)}, got {kind!r}") from None
+        raise ValueError(f"kind must be one of {sorted(LISTINGS)}, got {kind!r}") from None
 
 
 def _record_id(record: Any) -> int:

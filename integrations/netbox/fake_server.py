@@ -171,6 +171,21 @@ def _dumps(data: Any) -> bytes:
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
 
 
+def _referenced(assignments: dict[int, dict[str, Any]], key: str) -> dict[int, dict[str, Any]]:
+    """The contacts or roles the assignments refer to, as listing objects: the nested fields plus timestamps
+    (those of the first assignment that uses them)."""
+    objects: dict[int, dict[str, Any]] = {}
+    for assignment in assignments.values():
+        nested = assignment.get(key)
+        if nested and nested["id"] not in objects:
+            objects[nested["id"]] = {
+                **nested,
+                "created": assignment["created"],
+                "last_updated": assignment["created"],
+            }
+    return objects
+
+
 def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(TIME_FORMAT)
 
@@ -322,13 +337,20 @@ class FakeNetbox:
         return self._live("tenants")
 
     def rename(self, kind: str, object_id: int, name: str) -> None:
-        """Rename a site or tenant (``kind`` "sites"/"tenants") as NetBox does: the listing and every nested
-        reference show the new name, but no device's or VM's ``last_updated`` changes."""
+        """Rename a site, tenant, contact or contact role (``kind`` "sites", "tenants", "contacts",
+        "contact_roles") as NetBox does: the object's own ``last_updated`` moves, its listing and every nested
+        reference show the new name, but no device's, VM's or assignment's ``last_updated`` changes."""
+        key, holders = {
+            "sites": ("site", ("devices", "vms")),
+            "tenants": ("tenant", ("devices", "vms")),
+            "contacts": ("contact", ("contact_assignments",)),
+            "contact_roles": ("role", ("contact_assignments",)),
+        }[kind]
         with self._lock:
             target = self._collection(kind).objects[object_id]
             target["name"] = target["display"] = name
-            key = kind[:-1]
-            for collection in ("devices", "vms"):
+            target["last_updated"] = self._tick()
+            for collection in holders:
                 for obj in self._collection(collection).objects.values():
                     nested = obj.get(key)
                     if nested and nested.get("id") == object_id:
@@ -356,6 +378,39 @@ class FakeNetbox:
     def add_vm(self, **fields: Any) -> int:
         """Create a virtual machine (a generated one, with ``fields`` merged in); returns its id."""
         return self._add("vms", fields)
+
+    def add_contact_assignment(self, object_type: str, object_id: int, contact_id: int, role_id: int) -> int:
+        """Assign an existing contact with an existing role to a device or VM; returns the assignment's id."""
+        with self._lock:
+            assignments = self._collection("contact_assignments")
+            template = assignments.objects[min(assignments.objects)]
+            target = self._collection("devices" if object_type == "dcim.device" else "vms").objects[object_id]
+            contact = self._collection("contacts").objects[contact_id]
+            role = self._collection("contact_roles").objects[role_id]
+            assignment_id = self._next_ids["contact_assignments"]
+            self._next_ids["contact_assignments"] += 1
+            assignment = {
+                **template,
+                "id": assignment_id,
+                "url": f"{self._url}/api/tenancy/contact-assignments/{assignment_id}/",
+                "display": f"{contact['name']} ({template['priority']['label']}) -> {target['display']}",
+                "object_type": object_type,
+                "object_id": object_id,
+                "object": {key: target.get(key) for key in template["object"]},
+                "contact": {key: contact[key] for key in template["contact"]},
+                "role": {key: role[key] for key in template["role"]},
+            }
+            assignment["created"] = assignment["last_updated"] = self._tick()
+            assignments.objects[assignment_id] = assignment
+            assignments.changed()
+            return assignment_id
+
+    def delete_contact_assignment(self, assignment_id: int) -> None:
+        """Remove a contact assignment."""
+        with self._lock:
+            assignments = self._collection("contact_assignments")
+            del assignments.objects[assignment_id]
+            assignments.changed()
 
     def delete_device(self, device_id: int) -> None:
         """Delete a device and, as NetBox cascades, its contact assignments."""
@@ -551,6 +606,18 @@ class FakeNetbox:
                 assignments,
                 by_id,
                 ("id", "url", "display", "contact", "role", "priority"),
+            ),
+            # NetBox's contacts and contact roles carry more fields (group, title, email, ...); the sample shows them
+            # nested in assignments, so they are served with those fields plus their timestamps.
+            "contacts": _Collection(
+                "Contact", "tenancy/contacts/", _referenced(assignments, "contact"), by_name, brief
+            ),
+            "contact_roles": _Collection(
+                "ContactRole",
+                "tenancy/contact-roles/",
+                _referenced(assignments, "role"),
+                by_name,
+                ("id", "url", "display", "name", "slug", "description"),
             ),
             "sites": _Collection(
                 "Site",

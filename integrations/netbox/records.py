@@ -147,6 +147,7 @@ class ContactAssignmentRecord:
     contact: str
     role: str
     priority: str
+    last_updated: str = ""
 
 
 def _name(obj: dict[str, Any] | None, key: str = "name") -> str:
@@ -280,6 +281,7 @@ def contact_assignment_from_api(data: dict[str, Any]) -> ContactAssignmentRecord
         contact=_name(data.get("contact")),
         role=_name(data.get("role")),
         priority=str(priority.get("value") or "") if isinstance(priority, dict) else str(priority or ""),
+        last_updated=data.get("last_updated") or "",
     )
 
 
