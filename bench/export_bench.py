@@ -57,9 +57,51 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _children_peak_mb() -> float:
-    """The peak of the largest child process this one has waited for (the export forks one to write files)."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+class _MemorySampler:
+    """Samples this process's resident memory plus its children's private memory every ``interval`` seconds.
+
+    The export forks a child to write files; the pages the child shares copy-on-write with its parent are resident
+    once, so the memory both hold at once is the parent's RSS plus the child's private pages (``smaps_rollup``).
+    ``ru_maxrss`` cannot tell: it counts the shared pages in each process.
+    """
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="memory-sampler")
+
+    def __enter__(self) -> _MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            total = (_rss_mb() or 0.0) + sum(_private_mb(child) for child in _children())
+            self.peak_mb = max(self.peak_mb, total)
+            if self._stop.wait(self.interval):
+                return
+
+
+def _children() -> list[str]:
+    pids: list[str] = []
+    for task in Path("/proc/self/task").glob("*"):
+        with contextlib.suppress(OSError):
+            pids += (task / "children").read_text().split()
+    return pids
+
+
+def _private_mb(pid: str) -> float:
+    total_kb = 0
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                total_kb += int(line.split()[1])
+    return total_kb / 1024
 
 
 def _cpu_seconds() -> float:
@@ -285,11 +327,12 @@ def child_export(force: bool, profile_path: str | None) -> dict[str, Any]:
     run, _ = export_run_request(trigger=ExportRun.Trigger.COMMAND, force=force)
     profiler = _Profiler() if profile_path else None
     started, cpu_started = time.perf_counter(), _cpu_seconds()
-    if profiler is not None:
-        with profiler:
+    with _MemorySampler() as memory:
+        if profiler is not None:
+            with profiler:
+                export_run_execute(run=run)
+        else:
             export_run_execute(run=run)
-    else:
-        export_run_execute(run=run)
     seconds, cpu_seconds = time.perf_counter() - started, _cpu_seconds() - cpu_started
     run.refresh_from_db()
     if profiler is not None and profile_path:
@@ -319,9 +362,10 @@ def child_export(force: bool, profile_path: str | None) -> dict[str, Any]:
             for artifact in run.artifacts.all()
         },
         "rss_before_mb": rss_before,
-        # The forked writer shares the parent's pages copy-on-write; adding its peak counts those twice, so this is
-        # an upper bound of the memory the export held at once.
-        "peak_mb": _peak_mb() + _children_peak_mb(),
+        # This process's own peak, or more when its forked writer's private pages were added (sampled).
+        "peak_mb": max(_peak_mb(), memory.peak_mb),
+        "own_peak_mb": _peak_mb(),
+        "child_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
 
 
@@ -517,7 +561,7 @@ def run_all(args: argparse.Namespace, netbox: FakeNetboxProcess, work: Path) -> 
     results["download"] = bench.child("download")
     _say(f"  {results['download']['seconds']:.2f} s")
 
-    fulls, incrementals = [], []
+    fulls, incrementals, serials = [], [], []
     for number in range(args.repeat):
         _var_dir, env = bench.fresh_database(f"run{number}")
         _say(f"full export (fresh database, force) {number + 1}/{args.repeat} ...")
@@ -527,7 +571,14 @@ def run_all(args: argparse.Namespace, netbox: FakeNetboxProcess, work: Path) -> 
         incrementals.append(bench.export(env, force=False))
         incrementals[-1]["same_files"] = _same_files(fulls[-1]["files"], incrementals[-1]["files"])
         _say(f"  {incrementals[-1]['seconds']:.2f} s")
+        if args.compare_serial:  # interleaved with the runs above, so both see the same load
+            _var_dir, serial_env = bench.fresh_database(f"serial{number}")
+            _say(f"full export, files written in one process {number + 1}/{args.repeat} ...")
+            serials.append(bench.export({**serial_env, "EXPORT_PARALLEL_WRITE": "false"}, force=True))
+            _say(f"  {serials[-1]['seconds']:.2f} s")
     results["full"], results["incremental"] = _best(fulls), _best(incrementals)
+    if serials:
+        results["serial"] = _best(serials)
 
     if args.changes > 0:
         results["change"] = netbox.ask(f"change {args.changes}")
@@ -603,6 +654,8 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> bool:
         return " ".join(f"{name} {seconds:.2f}" for name, seconds in result["timings"].items())
 
     row("full export (force, fresh DB)", full, steps(full))
+    if "serial" in results:
+        row("  same, files written in one process", results["serial"], steps(results["serial"]))
     row(
         "incremental export, no change",
         incremental,
@@ -642,8 +695,10 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> bool:
     )
     print(
         f"Peak MB is each process's ru_maxrss (Django and imports included: "
-        f"{full['rss_before_mb'] or 0:.0f} MB resident before the full export started), plus for the exports the "
-        "peak of the child they fork to write files (pages shared copy-on-write counted twice: an upper bound). "
+        f"{full['rss_before_mb'] or 0:.0f} MB resident before the full export started); for the exports, the "
+        "larger of that and the export's resident memory plus the private memory of the child it forks to write "
+        f"files, sampled every 20 ms (full export: own peak {full['own_peak_mb']:.0f} MB, child "
+        f"{full['child_peak_mb']:.0f} MB of which most is shared copy-on-write). "
         "CPU s is the measured process's user + system time over the same span, all its threads and that child, "
         "the server's excluded: less sensitive than seconds to other load on the machine."
     )
@@ -711,6 +766,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario; the fastest is reported")
     parser.add_argument("--changes", type=int, default=10, help="devices and VMs changed for scenario 4 (0: skip)")
     parser.add_argument("--skip-baseline", action="store_true", help="skip the pynetbox + pandas baseline")
+    parser.add_argument(
+        "--compare-serial", action="store_true", help="also run full exports with EXPORT_PARALLEL_WRITE=false"
+    )
     parser.add_argument("--profile", action="store_true", help="also run a full export under cProfile and print it")
     parser.add_argument("--debug", action="store_true", help="run Django with DEBUG=true (keeps a SQL query log)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (databases, files, logs)")

@@ -324,9 +324,7 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previ
     recorder.log(f"{run.mode.capitalize()} export from {settings.NETBOX_URL}")
 
     snapshot = ContactSnapshot.objects.first() if incremental else None
-    stored_contacts = None
-    if snapshot is not None:
-        stored_contacts = {listing: {int(i): t for i, t in ids.items()} for listing, ids in snapshot.state.items()}
+    stored_contacts = _contact_state(snapshot) if snapshot is not None else None
     # The small bulk listings behind the lookups (sites, tenants, contacts) run while the devices and VMs are
     # fetched; each in a copy of this context, so its spans and log lines carry the run.
     pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="lookups")
@@ -352,24 +350,18 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previ
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     run.netbox_requests = client.request_count
-    contact_snapshot = None
-    if rendered is None and snapshot is not None:  # the contact listings did not change: neither did the contacts
-        rendered = {
-            (key.rpartition(":")[0], int(key.rpartition(":")[2])): text for key, text in snapshot.contacts.items()
-        }
-        contacts_digest = snapshot.digest
+    if rendered is None:  # the contact listings did not change: neither did the contacts
+        assert snapshot is not None
+        contact_snapshot = None
+        rendered = _contacts_of(snapshot)
     else:
-        assert rendered is not None
-        contacts_digest = _digest(sorted(rendered.items()))
-        contact_snapshot = ContactSnapshot(
-            state=contact_state,
-            contacts={f"{object_type}:{object_id}": text for (object_type, object_id), text in rendered.items()},
-            digest=contacts_digest,
-        )
+        contact_snapshot = _contact_snapshot(contact_state, rendered)
+        snapshot = contact_snapshot
     lookups = transform.Lookups.from_records(sites=site_records, tenants=tenant_records, contacts=rendered)
+    # The contacts enter the digest through their own, computed once when they were rendered.
     lookups_digest = _digest(
         [sorted(getattr(lookups, f.name).items()) for f in dataclasses.fields(lookups) if f.name != "contacts"]
-        + [contacts_digest]
+        + [snapshot.digest]
     )
 
     fetched = _Fetched(
@@ -454,6 +446,23 @@ def _fetch_contacts(
     for listing, records in assignments.items():
         state[listing] = {record.id: record.last_updated for record in records}
     return state, transform.contacts_by_object([*assignments["device_contacts"], *assignments["vm_contacts"]])
+
+
+def _contact_state(snapshot: ContactSnapshot) -> dict[str, dict[int, str]]:
+    return {listing: {int(i): stamp for i, stamp in ids.items()} for listing, ids in snapshot.state.items()}
+
+
+def _contacts_of(snapshot: ContactSnapshot) -> dict[tuple[str, int], str]:
+    keys = {key: key.rpartition(":") for key in snapshot.contacts}
+    return {(keys[key][0], int(keys[key][2])): text for key, text in snapshot.contacts.items()}
+
+
+def _contact_snapshot(state: dict[str, dict[int, str]], rendered: dict[tuple[str, int], str]) -> ContactSnapshot:
+    return ContactSnapshot(
+        state=state,
+        contacts={f"{object_type}:{object_id}": text for (object_type, object_id), text in rendered.items()},
+        digest=_digest(sorted(rendered.items())),
+    )
 
 
 def _fetch_incremental(
@@ -548,11 +557,11 @@ def _write_files(
     folder.mkdir(parents=True, exist_ok=True)
     device_rows = transform.device_rows(fetched.devices, fetched.lookups)
     vm_rows = transform.vm_rows(fetched.vms, fetched.lookups)
-    merged = transform.merged_rows(device_rows, vm_rows)
     excel_safe = settings.EXPORT_CSV_EXCEL_SAFE
     columns = _workbook_columns()
 
     def merged_files() -> dict[str, writers.FileInfo]:
+        merged = transform.merged_rows(device_rows, vm_rows)  # built where it is used: in the child
         return {
             MERGED_CSV: writers.write_csv(folder / MERGED_CSV, transform.MERGED_COLUMNS, merged, excel_safe=excel_safe),
             WORKBOOK: writers.write_workbook(
@@ -560,20 +569,21 @@ def _write_files(
             ),
         }
 
-    with forked(merged_files) as merged_result:
+    with forked(merged_files, enabled=settings.EXPORT_PARALLEL_WRITE) as merged_result:
         files = {
             DEVICES_CSV: writers.write_csv(
                 folder / DEVICES_CSV, transform.DEVICE_COLUMNS, device_rows, excel_safe=excel_safe
             ),
             VMS_CSV: writers.write_csv(folder / VMS_CSV, transform.VM_COLUMNS, vm_rows, excel_safe=excel_safe),
         }
-        recorder.progress(rows_written=len(merged))
+        rows = len(device_rows) + len(vm_rows)
+        recorder.progress(rows_written=rows)
         snapshots = _snapshot_rows(fetched.snapshot_writes)
         try:
             files.update(merged_result())
         except ChildProcessFailed as exc:
             raise ExportError(f"The process writing the merged CSV and the workbook {exc}.") from None
-    recorder.progress(rows_written=len(merged) * 2)
+    recorder.progress(rows_written=rows * 2)
     return {name: files[name] for name in ARTIFACT_KINDS}, snapshots
 
 
