@@ -145,6 +145,9 @@ def serve(devices: int, vms: int, token: str, seed: int) -> None:
                 reply = {**netbox.stats, "peak_mb": _rss_mb(field="VmHWM")}
             elif command == "change":
                 reply = _change(netbox, int(arguments[0]))
+            elif command == "server-time":
+                netbox.seconds_per_object = float(arguments[0]) / 1000
+                reply = {}
             else:
                 reply = {"error": f"unknown command {command!r}"}
             print(json.dumps(reply), flush=True)
@@ -264,7 +267,7 @@ class FakeNetboxProcess:
 # --- Measured children --------------------------------------------------------------------------------------------
 
 
-def child_download(url: str, token: str, repeat: int) -> dict[str, Any]:
+def child_download(url: str, token: str, repeat: int, decoded_only: bool = False) -> dict[str, Any]:
     """GET every page of devices and VMs sequentially: bytes only, then with json.loads; best of ``repeat``."""
     import requests
 
@@ -297,9 +300,12 @@ def child_download(url: str, token: str, repeat: int) -> dict[str, Any]:
         cpu_seconds = time.process_time() - cpu_started
         return time.perf_counter() - started, cpu_seconds, requests_made, total_bytes, objects
 
-    walk(decode=False)  # warm-up: connection, server caches, page cache
-    raw = min((walk(decode=False) for _ in range(repeat)), key=lambda result: result[0])
-    decoded = min((walk(decode=True) for _ in range(repeat)), key=lambda result: result[0])
+    if decoded_only:  # a slow server: one decoded walk is the figure
+        decoded = raw = walk(decode=True)
+    else:
+        walk(decode=False)  # warm-up: connection, server caches, page cache
+        raw = min((walk(decode=False) for _ in range(repeat)), key=lambda result: result[0])
+        decoded = min((walk(decode=True) for _ in range(repeat)), key=lambda result: result[0])
     return {
         "seconds": decoded[0],
         "cpu_seconds": decoded[1],
@@ -601,6 +607,19 @@ def run_all(args: argparse.Namespace, netbox: FakeNetboxProcess, work: Path) -> 
         if args.keep:
             results["profile_path"] = str(profile.with_suffix(".prof"))
 
+    if args.server_ms_per_object > 0:
+        netbox.ask(f"server-time {args.server_ms_per_object}")
+        try:
+            _say(f"with {args.server_ms_per_object} ms of server time per object: download once ...")
+            results["slow_download"] = bench.child("download", extra=["--decoded-only"])
+            _say(f"  {results['slow_download']['seconds']:.2f} s")
+            _var_dir, env = bench.fresh_database("slow")
+            _say("  full export ...")
+            results["slow_full"] = bench.export(env, force=True)
+            _say(f"  {results['slow_full']['seconds']:.2f} s")
+        finally:
+            netbox.ask("server-time 0")
+
     if not args.skip_baseline:
         _say("naive baseline: pynetbox .all() + pandas to_excel ...")
         results["baseline"] = bench.child("baseline", extra=["--out", str(work)])
@@ -670,6 +689,10 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> bool:
             f"files vs full export of the same state: {changed['same_files']}",
         )
         row("full export after the changes", reference, steps(reference))
+    if "slow_full" in results:
+        slow = f"{args.server_ms_per_object:g} ms/object server time"
+        row(f"download once, {slow}", results["slow_download"], "sequential, as the reference")
+        row(f"full export, {slow}", results["slow_full"], steps(results["slow_full"]))
     if baseline is not None:
         row(
             "naive baseline (pynetbox + pandas)",
@@ -714,6 +737,9 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> bool:
         )
     )
     checks.append(("  same, in CPU time", _ratio(full["cpu_seconds"], download["cpu_seconds"]), "(info)", None))
+    if "slow_full" in results:
+        ratio = _ratio(results["slow_full"]["seconds"], results["slow_download"]["seconds"])
+        checks.append(("  same, with server time", ratio, "(info)", None))
     incremental_vs_full = incremental["seconds"] / full["seconds"]
     checks.append(
         (
@@ -767,6 +793,12 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=10, help="devices and VMs changed for scenario 4 (0: skip)")
     parser.add_argument("--skip-baseline", action="store_true", help="skip the pynetbox + pandas baseline")
     parser.add_argument(
+        "--server-ms-per-object",
+        type=float,
+        default=0.0,
+        help="also measure download and full export with this much server time per listed object (info only)",
+    )
+    parser.add_argument(
         "--compare-serial", action="store_true", help="also run full exports with EXPORT_PARALLEL_WRITE=false"
     )
     parser.add_argument("--profile", action="store_true", help="also run a full export under cProfile and print it")
@@ -776,6 +808,7 @@ def main() -> None:
     parser.add_argument("--token", default=DEFAULT_TOKEN)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--decoded-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
@@ -792,7 +825,7 @@ def main() -> None:
     if args.child:
         sys.path.insert(0, str(ROOT))
         if args.child == "download":
-            result = child_download(args.url, args.token, args.repeat)
+            result = child_download(args.url, args.token, args.repeat, args.decoded_only)
         elif args.child == "export":
             result = child_export(args.force, args.profile_to)
         elif args.child == "baseline":

@@ -179,10 +179,12 @@ class _Recorder:
             yield
             self.run.timings[name] = round(time.perf_counter() - started, 3)
 
-    def progress(self, **values: int) -> None:
+    def progress(self, *, persist: bool = True, **values: int) -> None:
+        """Record progress; ``persist=False`` from other threads, which must not use the database."""
         with self._lock:
             self.run.progress.update(values)
-        self.save()
+        if persist:
+            self.save()
 
     def save(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -326,8 +328,9 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previ
     snapshot = ContactSnapshot.objects.first() if incremental else None
     stored_contacts = _contact_state(snapshot) if snapshot is not None else None
     # The small bulk listings behind the lookups (sites, tenants, contacts) run while the devices and VMs are
-    # fetched; each in a copy of this context, so its spans and log lines carry the run.
-    pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="lookups")
+    # fetched; each in a copy of this context, so its spans and log lines carry the run. The client keeps the
+    # requests in flight to NETBOX_WORKERS.
+    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookups")
     try:
         sites = pool.submit(contextvars.copy_context().run, client.fetch_sites)
         tenants = pool.submit(contextvars.copy_context().run, client.fetch_tenants)
@@ -340,9 +343,14 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previ
             if incremental:
                 devices = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.DEVICE, stored["device"])
                 vms = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.VM, stored["vm"])
-            else:
+            else:  # devices and VMs at once: their first pages (which give the counts) need not wait for each other
+                vm_records = pool.submit(
+                    contextvars.copy_context().run,
+                    client.fetch_virtual_machines,
+                    lambda n: recorder.progress(persist=False, vms_fetched=n),
+                )
                 devices = _full(client.fetch_devices(progress=lambda n: recorder.progress(devices_fetched=n)))
-                vms = _full(client.fetch_virtual_machines(progress=lambda n: recorder.progress(vms_fetched=n)))
+                vms = _full(vm_records.result())
         # What is left to wait for once the devices and VMs are in.
         with recorder.step("lookups"):
             contact_state, rendered = contacts.result()
@@ -482,7 +490,10 @@ def _fetch_incremental(
         current[record.id] = record.last_updated
     for missing in set(wanted) - {record.id for record in records}:
         del current[missing]
-    recorder.progress(**{"devices_fetched" if device else "vms_fetched": len(records)})
+    if device:
+        recorder.progress(devices_fetched=len(records))
+    else:
+        recorder.progress(vms_fetched=len(records))
     return current, records
 
 

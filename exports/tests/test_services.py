@@ -108,6 +108,18 @@ def test_incremental_without_changes_reuses_the_files_and_skips_the_full_listing
     assert sorted(r.query.get("limit") == ["1"] or "last_updated__gte" in r.query for r in listing) == [True] * 4
 
 
+def test_a_full_export_fetches_devices_and_vms_at_once(netbox, settings):
+    settings.NETBOX_PAGE_SIZE = 5
+    netbox.latency = 0.01
+    run = run_export(force=True)
+    assert run.status == "succeeded" and (run.devices, run.vms) == (40, 60)
+    paths = [r.path for r in netbox.requests]
+    device_pages = [i for i, path in enumerate(paths) if path == "/api/dcim/devices/"]
+    vm_pages = [i for i, path in enumerate(paths) if path == "/api/virtualization/virtual-machines/"]
+    # The VMs' first page did not wait for the devices' last.
+    assert len(device_pages) == 8 and vm_pages[0] < device_pages[-1]
+
+
 def test_incremental_finds_deletions_through_the_count(netbox):
     run_export()
     deleted = netbox.devices[7]

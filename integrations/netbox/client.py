@@ -171,7 +171,8 @@ def _id_batches(ids: Sequence[int]) -> list[list[int]]:
 class NetboxClient:
     """Reads NetBox's REST API: bulk listings as typed records, change detection, counts and status.
 
-    Thread-safe for concurrent reads; ``request_count`` counts every HTTP attempt (retries included).
+    Thread-safe for concurrent reads, with at most ``workers`` requests in flight across all of them (listings
+    walked at the same time share them); ``request_count`` counts every HTTP attempt (retries included).
     """
 
     def __init__(
@@ -205,6 +206,8 @@ class NetboxClient:
         self.workers = max(1, workers)
         self.retry_after_cap = retry_after_cap
         self._lock = threading.Lock()
+        # At most ``workers`` requests in flight, however many listings are walked at once.
+        self._slots = threading.BoundedSemaphore(self.workers)
         self._request_count = 0
         # (endpoint, HTTP status or "error") -> requests; flushed to the shared metrics by flush_metrics().
         self._responses: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -471,7 +474,8 @@ class NetboxClient:
         def attempt() -> Any:
             with span("netbox.request", **{"http.request.method": "GET", "netbox.endpoint": endpoint}) as current:
                 try:
-                    response = self.session.get(url, params=list(params), timeout=self.timeout)
+                    with self._slots:
+                        response = self.session.get(url, params=list(params), timeout=self.timeout)
                 except requests.exceptions.RequestException:
                     self._record(endpoint, "error")
                     raise

@@ -249,10 +249,14 @@ class FakeNetbox:
         self.host = host
         self.port = port
         self.latency = 0.0
+        # Seconds of server time per object listed, slept outside the lock (concurrent requests overlap, as on
+        # a NetBox with several workers): to imitate the serialisation time of a real NetBox.
+        self.seconds_per_object = 0.0
         self._lock = threading.RLock()
         self._log: list[LoggedRequest] = []
         self._stats: dict[str, int] = {}
         self._faults: list[_Fault] = []
+        self._in_flight = 0
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -490,7 +494,7 @@ class FakeNetbox:
     @property
     def stats(self) -> dict[str, int]:
         """Counters: requests, list_requests, detail_requests, objects_served, config_context_renders,
-        auth_failures, faults, bytes_sent."""
+        auth_failures, faults, bytes_sent, and max_in_flight (the most requests answered at once)."""
         with self._lock:
             return dict(self._stats)
 
@@ -668,6 +672,16 @@ class FakeNetbox:
         return None
 
     def _handle(self, handler: _Handler) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self._stats["max_in_flight"] = max(self._stats.get("max_in_flight", 0), self._in_flight)
+        try:
+            self._answer(handler)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _answer(self, handler: _Handler) -> None:
         if self.latency:
             time.sleep(self.latency)
         parts = urlsplit(handler.path)
@@ -885,6 +899,8 @@ class FakeNetbox:
             page = ids[offset : offset + limit] if count and offset <= count else []
             results = b",".join(self._render(collection, i, options) for i in page)
             self._count_rendered(collection, options, len(page), "list_requests")
+        if self.seconds_per_object:
+            time.sleep(len(page) * self.seconds_per_object)
         next_link = previous_link = None
         if offset + limit < count:
             next_link = self._link(path, query, limit=limit, offset=offset + limit)

@@ -7,6 +7,7 @@ import math
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -390,3 +391,13 @@ def test_client_repr_does_not_show_the_token(make_client: MakeClient) -> None:
     client = make_client()
     assert client.url in repr(client)
     assert "0123456789abcdef" not in repr(client)
+
+
+def test_listings_walked_at_once_share_the_workers(fake_netbox: FakeNetbox, make_client: MakeClient) -> None:
+    fake_netbox.latency = 0.02  # long enough for requests to overlap
+    client = make_client(page_size=5, workers=2)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        devices = pool.submit(client.fetch_devices)
+        vms = pool.submit(client.fetch_virtual_machines)
+        assert (len(devices.result()), len(vms.result())) == (50, 80)
+    assert fake_netbox.stats["max_in_flight"] == 2
