@@ -71,7 +71,6 @@ INCREMENTAL_SLACK = timedelta(minutes=1)
 
 ProgressCallback = Callable[[ExportRun], None]
 Record = DeviceRecord | VirtualMachineRecord
-SnapshotRow = tuple[str, int, str, str, str, str]
 
 
 class ExportError(Exception):
@@ -248,17 +247,20 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
     try:
         previous = ExportRun.objects.filter(status=ExportRun.Status.SUCCEEDED).order_by("-finished").first()
         fetched = _fetch(run, recorder, previous)
-        if fetched.devices is None and previous is not None:
+        with contextlib.ExitStack() as writing:
             with recorder.step("write"):
-                files = _reuse_files(previous, folder)
-                snapshots = _snapshot_rows(fetched.snapshot_writes)
-                run.reused_files = True
-                recorder.log("Nothing changed in NetBox: reused the previous run's files.")
-        else:
-            with recorder.step("write"):
-                files, snapshots = _write_files(fetched, folder, recorder)
-        with recorder.step("save"):
-            _save(run, fetched, folder, files, snapshots)
+                if fetched.devices is None and previous is not None:
+                    reused = _reuse_files(previous, folder)
+                    written: Callable[[], dict[str, writers.FileInfo]] = lambda: reused  # noqa: E731
+                    run.reused_files = True
+                    recorder.log("Nothing changed in NetBox: reused the previous run's files.")
+                else:
+                    written = writing.enter_context(_files_writing(fetched, folder, recorder))
+            # Snapshots, files and counts commit together or not at all. The snapshots are encoded and saved while
+            # the child writes the workbook; the transaction begins as late as it can (SQLite has one writer).
+            with recorder.step("save"), transaction.atomic():
+                _snapshots_save(fetched)
+                _save(run, fetched, written())
         recorder.log(
             f"Succeeded: {run.devices} devices, {run.vms} VMs; "
             f"{run.added} added, {run.changed} changed, {run.removed} removed."
@@ -556,13 +558,15 @@ def _workbook_columns() -> tuple[str, ...]:
     return transform.workbook_column_order(order or None)
 
 
-def _write_files(
+@contextlib.contextmanager
+def _files_writing(
     fetched: _Fetched, folder: Path, recorder: _Recorder
-) -> tuple[dict[str, writers.FileInfo], list[SnapshotRow]]:
-    """Write the four files, and encode the snapshots to save meanwhile.
+) -> Iterator[Callable[[], dict[str, writers.FileInfo]]]:
+    """Write the four files; yields a function that waits for them all.
 
     Once the rows are built, a forked child writes the merged CSV and the workbook (the larger half of the work)
-    while this process writes the devices and VMs CSVs and encodes the snapshots: both CPU cores instead of one.
+    while this process writes the devices and VMs CSVs and then runs the caller's block (encoding and saving the
+    snapshots): both CPU cores instead of one. Leaving the block with an error stops the child.
     """
     assert fetched.devices is not None and fetched.vms is not None
     folder.mkdir(parents=True, exist_ok=True)
@@ -589,13 +593,16 @@ def _write_files(
         }
         rows = len(device_rows) + len(vm_rows)
         recorder.progress(rows_written=rows)
-        snapshots = _snapshot_rows(fetched.snapshot_writes)
-        try:
-            files.update(merged_result())
-        except ChildProcessFailed as exc:
-            raise ExportError(f"The process writing the merged CSV and the workbook {exc}.") from None
-    recorder.progress(rows_written=rows * 2)
-    return {name: files[name] for name in ARTIFACT_KINDS}, snapshots
+
+        def written() -> dict[str, writers.FileInfo]:
+            try:
+                files.update(merged_result())
+            except ChildProcessFailed as exc:
+                raise ExportError(f"The process writing the merged CSV and the workbook {exc}.") from None
+            recorder.progress(rows_written=rows * 2)
+            return {name: files[name] for name in ARTIFACT_KINDS}
+
+        yield written
 
 
 def _reuse_files(previous: ExportRun, folder: Path) -> dict[str, writers.FileInfo]:
@@ -621,42 +628,40 @@ def _reuse_files(previous: ExportRun, folder: Path) -> dict[str, writers.FileInf
     return files
 
 
-def _save(
-    run: ExportRun,
-    fetched: _Fetched,
-    folder: Path,
-    files: dict[str, writers.FileInfo],
-    snapshots: list[SnapshotRow],
-) -> None:
+def _snapshots_save(fetched: _Fetched) -> None:
+    """Store what the next incremental run compares against: device and VM snapshots, and the contacts."""
+    _snapshots_upsert(fetched.snapshot_writes)
+    for kind, ids in fetched.snapshot_deletes.items():
+        for start in range(0, len(ids), SNAPSHOT_BATCH):
+            NetboxSnapshot.objects.filter(kind=kind, netbox_id__in=ids[start : start + SNAPSHOT_BATCH]).delete()
+    if fetched.contact_snapshot is not None:
+        ContactSnapshot.objects.all().delete()
+        fetched.contact_snapshot.save()
+
+
+def _save(run: ExportRun, fetched: _Fetched, files: dict[str, writers.FileInfo]) -> None:
+    """Record the run's files and counts."""
     data_dir = Path(settings.DATA_DIR)
-    with transaction.atomic():
-        _snapshots_upsert(snapshots)
-        if fetched.contact_snapshot is not None:
-            ContactSnapshot.objects.all().delete()
-            fetched.contact_snapshot.save()
-        for kind, ids in fetched.snapshot_deletes.items():
-            for start in range(0, len(ids), SNAPSHOT_BATCH):
-                NetboxSnapshot.objects.filter(kind=kind, netbox_id__in=ids[start : start + SNAPSHOT_BATCH]).delete()
-        ExportArtifact.objects.bulk_create(
-            ExportArtifact(
-                run=run,
-                kind=ARTIFACT_KINDS[name],
-                name=name,
-                path=str(info.path.relative_to(data_dir)),
-                size=info.size,
-                sha256=info.sha256,
-                rows=info.rows,
-            )
-            for name, info in files.items()
+    ExportArtifact.objects.bulk_create(
+        ExportArtifact(
+            run=run,
+            kind=ARTIFACT_KINDS[name],
+            name=name,
+            path=str(info.path.relative_to(data_dir)),
+            size=info.size,
+            sha256=info.sha256,
+            rows=info.rows,
         )
-        run.devices = fetched.counts["devices"]
-        run.vms = fetched.counts["vms"]
-        run.added = fetched.counts["added"]
-        run.changed = fetched.counts["changed"]
-        run.removed = fetched.counts["removed"]
-        run.changes = fetched.changes
-        run.lookups_digest = fetched.lookups_digest
-        run.save()
+        for name, info in files.items()
+    )
+    run.devices = fetched.counts["devices"]
+    run.vms = fetched.counts["vms"]
+    run.added = fetched.counts["added"]
+    run.changed = fetched.counts["changed"]
+    run.removed = fetched.counts["removed"]
+    run.changes = fetched.changes
+    run.lookups_digest = fetched.lookups_digest
+    run.save()
 
 
 def _snapshot(record: Record) -> tuple[str, str]:
@@ -665,21 +670,12 @@ def _snapshot(record: Record) -> tuple[str, str]:
     return text, hashlib.sha256(text.encode()).hexdigest()
 
 
-def _snapshot_rows(writes: dict[str, list[Record]]) -> list[SnapshotRow]:
-    """The snapshot table's rows for these records: kind, netbox_id, name, last_updated, digest, data."""
-    return [
-        (kind, record.id, record.name[:255], record.last_updated, digest, text)
-        for kind, records in writes.items()
-        for record in records
-        for text, digest in [_snapshot(record)]
-    ]
+def _snapshots_upsert(writes: dict[str, list[Record]]) -> None:
+    """Insert or replace the snapshots of these records, ``SNAPSHOT_BATCH`` rows per ``INSERT … ON CONFLICT``.
 
-
-def _snapshots_upsert(rows: list[SnapshotRow]) -> None:
-    """Insert or replace snapshots with one ``INSERT … ON CONFLICT DO UPDATE`` per batch.
-
-    Plain SQL (the same on SQLite and PostgreSQL) with the JSON already encoded: ``bulk_create`` would build a model
-    instance and encode the JSON again for each of 50,000 rows, which took longer than writing all the files.
+    Plain SQL (the same on SQLite and PostgreSQL) with each record's JSON encoded once, batch by batch so only one
+    batch of JSON is held at a time: ``bulk_create`` built a model instance and encoded the JSON again for each of
+    50,000 rows, which took longer than writing all the files.
     """
     table = connection.ops.quote_name(NetboxSnapshot._meta.db_table)
     data = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
@@ -691,8 +687,16 @@ def _snapshots_upsert(rows: list[SnapshotRow]) -> None:
         "digest = excluded.digest, data = excluded.data"
     )
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), SNAPSHOT_BATCH):
-            cursor.executemany(sql, rows[start : start + SNAPSHOT_BATCH])
+        for kind, records in writes.items():
+            for start in range(0, len(records), SNAPSHOT_BATCH):
+                cursor.executemany(
+                    sql,
+                    [
+                        (kind, record.id, record.name[:255], record.last_updated, digest, text)
+                        for record in records[start : start + SNAPSHOT_BATCH]
+                        for text, digest in [_snapshot(record)]
+                    ],
+                )
 
 
 def export_files_prune() -> int:

@@ -303,7 +303,11 @@ def record_to_dict(record: DeviceRecord | VirtualMachineRecord) -> dict[str, Any
 
 def record_json(record: DeviceRecord | VirtualMachineRecord) -> str:
     """A record as compact JSON (``record_to_dict``): what a snapshot stores, and what its digest is taken of."""
-    return json.dumps(record_to_dict(record), separators=(",", ":"), ensure_ascii=False)
+    return _JSON.encode(record_to_dict(record))
+
+
+# One encoder for every record: json.dumps with options builds a new one per call.
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:
