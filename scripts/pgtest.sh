@@ -3,7 +3,7 @@
 #   scripts/pgtest.sh start DIR   -> initdb + start in DIR, prints a DATABASE_URL
 #   scripts/pgtest.sh stop DIR    -> stop it and remove DIR
 set -euo pipefail
-cmd=${1:?start|stop}; dir=${2:?data directory}
+cmd=${1:?start|stop}; dir=$(realpath -m "${2:?data directory}")
 
 find_bin() {
   for d in $(command -v initdb >/dev/null 2>&1 && dirname "$(readlink -f "$(command -v initdb)")") \
@@ -20,16 +20,30 @@ bin=$(find_bin) || {
 }
 
 # initdb and postgres refuse to run as root: run them as an unprivileged user.
-as_user() { if [ "$(id -u)" = 0 ]; then runuser -u "$pguser" -- "$@"; else "$@"; fi; }
+as_user() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u "$pguser" -- "$@"); else "$@"; fi; }
 pguser=$(id -un)
 if [ "$(id -u)" = 0 ]; then
   pguser=postgres
   id "$pguser" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$pguser"
 fi
 
+# The server runs as $pguser, who may not be able to reach DIR (a checkout under a root-only directory): the
+# cluster then lives in a directory of its own under /tmp, whose path DIR/cluster keeps for `stop`.
+cluster_of() {
+  if [ "$(id -u)" = 0 ] && ! runuser -u "$pguser" -- test -x "$1" 2>/dev/null; then
+    if [ -f "$1/cluster" ]; then cat "$1/cluster"; else mktemp -d /tmp/enreach-pgtest.XXXXXX; fi
+  else
+    echo "$1"
+  fi
+}
+
 case "$cmd" in
 start)
-  rm -rf "$dir"; mkdir -p "$dir"; chown "$pguser" "$dir"; chmod 700 "$dir"
+  rm -rf "$dir"; mkdir -p "$dir"
+  cluster=$(cluster_of "$dir")
+  [ "$cluster" != "$dir" ] && echo "$cluster" >"$dir/cluster"
+  dir=$cluster
+  chown "$pguser" "$dir"; chmod 700 "$dir"
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   as_user "$bin/initdb" -D "$dir/data" -U enreach --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; exit 1; }
@@ -39,8 +53,10 @@ start)
   echo "postgres://enreach@127.0.0.1:$port/postgres"
   ;;
 stop)
-  [ -d "$dir/data" ] && as_user "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$dir"
+  cluster=$dir
+  [ -f "$dir/cluster" ] && cluster=$(cat "$dir/cluster")
+  [ -d "$cluster/data" ] && as_user "$bin/pg_ctl" -D "$cluster/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$cluster" "$dir"
   ;;
 *) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
 esac
