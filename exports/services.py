@@ -40,7 +40,7 @@ from enreach.tracing import span
 from exports import transform, writers
 from exports.models import ContactSnapshot, ExportArtifact, ExportRun, NetboxSnapshot
 from integrations.caching import cache_event
-from integrations.exceptions import IntegrationError
+from integrations.exceptions import IntegrationError, NetboxAuthError
 from integrations.netbox.client import Kind, NetboxClient
 from integrations.netbox.factory import netbox_client
 from integrations.netbox.records import (
@@ -447,8 +447,14 @@ def _fetch_contacts(
         if state == stored:
             return state, None
     else:
-        state = {"contacts": client.fetch_last_updated("contacts")}
-        state["contact_roles"] = client.fetch_last_updated("contact_roles")
+        try:
+            state = {"contacts": client.fetch_last_updated("contacts")}
+            state["contact_roles"] = client.fetch_last_updated("contact_roles")
+        except NetboxAuthError as exc:
+            # A token that may read assignments but not contacts or roles: without their state, every run lists
+            # the assignments (the stored state lacks two listings, so the check above never applies).
+            logger.warning("Contacts will be listed in full on every run: %s", exc)
+            state = {}
     assignments = {
         "device_contacts": client.fetch_contact_assignments(DEVICE_OBJECT_TYPE),
         "vm_contacts": client.fetch_contact_assignments(VM_OBJECT_TYPE),

@@ -200,6 +200,21 @@ def test_a_renamed_contact_or_role_alone_reaches_incremental_output(netbox, kind
     assert_same_as_a_full_export(run)
 
 
+def test_a_token_that_cannot_read_contacts_still_exports_them(netbox, caplog):
+    # NetBox answers 403 for a model the token has no view permission on; the assignments carry the names anyway.
+    netbox.fail("/api/tenancy/contacts/", status=403, times=10, body={"detail": "You do not have permission."})
+    first = run_export()
+    assert first.status == "succeeded", first.error
+    assert "Contacts will be listed in full on every run" in caplog.text
+    assignment = next(a for a in netbox.contact_assignments if a["object_type"] == "dcim.device")
+    assert assignment["contact"]["name"] in contacts_of(first, assignment["object_id"])
+    netbox.reset_log()
+    second = run_export()
+    assert second.status == "succeeded" and second.mode == "incremental"
+    listed = [r for r in netbox.requests if r.path == "/api/tenancy/contact-assignments/" and "limit" in r.query]
+    assert any(r.query["limit"] != ["1"] and "last_updated__gte" not in r.query for r in listed)
+
+
 def test_added_and_removed_contact_assignments_reach_incremental_output(netbox):
     run_export()
     assigned = {a["object_id"] for a in netbox.contact_assignments if a["object_type"] == "dcim.device"}
