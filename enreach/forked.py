@@ -47,11 +47,12 @@ def forked(function: Callable[[], T], *, enabled: bool = True) -> Iterator[Calla
         os.close(read_fd)
         _child(function, write_fd)
     os.close(write_fd)
+    pipe = os.fdopen(read_fd, "rb")
     done = False
 
     def result() -> T:
         nonlocal done
-        with os.fdopen(read_fd, "rb") as pipe:
+        with pipe:
             payload = pipe.read()
         _, status = os.waitpid(pid, 0)
         done = True
@@ -72,8 +73,7 @@ def forked(function: Callable[[], T], *, enabled: bool = True) -> Iterator[Calla
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            with contextlib.suppress(OSError):
-                os.close(read_fd)
+        pipe.close()
 
 
 def _child(function: Callable[[], object], write_fd: int) -> None:
