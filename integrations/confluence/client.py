@@ -7,7 +7,8 @@ empty for Server/DC.
 Every public call retries on connection errors, timeouts, 429 and 5xx with exponential backoff, honouring
 ``Retry-After`` (capped). A page update answered 409 (someone edited the page meanwhile) is re-read and sent once
 more with the new version number. Vendor exceptions never leave this module: callers see
-``integrations.exceptions.Confluence*``. Requests are counted per operation and HTTP status;
+``integrations.exceptions.Confluence*``, whose message carries Confluence's own reason (the error body's
+``message`` and ``data.errors``; never the token). Requests are counted per operation and HTTP status;
 ``flush_metrics()`` adds them to ``enreach_confluence_requests_total`` (call it from the main thread).
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +45,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REASON_LIMIT = 500
+# Confluence prefixes its messages with the Java exception's class: noise for an operator.
+_JAVA_EXCEPTION = re.compile(r"^(?:[a-z_][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error): ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +58,22 @@ class ConfluencePage:
     title: str
     version: int
     body: str
+    version_message: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class ConfluenceAttachment:
-    """An attachment after an upload: ``created`` is False when an existing one got a new version."""
+    """An attachment as listed or after an upload: ``created`` is False when an existing one got a new version.
+
+    ``size`` is -1 and ``comment`` empty when Confluence did not say.
+    """
 
     id: str
     title: str
     version: int
     created: bool
+    size: int = -1
+    comment: str = ""
 
 
 class _Retryable(Exception):
@@ -110,6 +121,7 @@ class ConfluenceClient:
         if not (token or "").strip():
             raise IntegrationNotConfigured("Confluence token missing: set ATLASSIAN_API_TOKEN.")
         self.url = url
+        self._token = token.strip()
         self.retries = max(0, retries)
         self.backoff = backoff
         self.retry_after_cap = retry_after_cap
@@ -179,6 +191,7 @@ class ConfluenceClient:
                 title=str(data["title"]),
                 version=int(data["version"]["number"]),
                 body=str(((data.get("body") or {}).get("storage") or {}).get("value") or ""),
+                version_message=str(data["version"].get("message") or ""),
             )
         except (KeyError, TypeError, ValueError):
             raise ConfluenceError(f"Confluence at {self.url} answered page {page_id} with unexpected data") from None
@@ -220,34 +233,81 @@ class ConfluenceClient:
 
     # -- attachments -------------------------------------------------------------------------------------------
 
-    def attachment_list(self, page_id: str, *, filename: str = "") -> list[dict[str, Any]]:
-        """The page's attachments (only the one called ``filename`` when given)."""
+    def attachment_find(self, page_id: str, name: str) -> ConfluenceAttachment | None:
+        """The page's attachment called ``name`` with its current version, size and comment; None if there is none."""
         data = self._call(
             "attachment_list",
-            f"GET attachments of page {page_id}",
-            lambda: self.api.get_attachments_from_content(page_id, filename=filename or None),
+            f"GET attachment {name!r} of page {page_id}",
+            lambda: self.api.get_attachments_from_content(page_id, filename=name, expand="version"),
         )
         results = data.get("results") if isinstance(data, dict) else None
         if not isinstance(results, list):
             raise ConfluenceError(f"Confluence at {self.url} answered the attachment list of {page_id} oddly")
-        return results
+        for item in results:
+            if isinstance(item, dict) and item.get("title") == name and "id" in item:
+                return self._attachment(item, name)
+        return None
 
     def attachment_upload(
-        self, page_id: str, *, name: str, content: bytes, content_type: str, comment: str
+        self,
+        page_id: str,
+        *,
+        name: str,
+        content: bytes,
+        content_type: str,
+        comment: str,
+        attachment_id: str | None = None,
     ) -> ConfluenceAttachment:
-        """Upload ``content`` as attachment ``name``: a new version of an existing one (history kept), or new."""
+        """Upload ``content`` as attachment ``name``: a new version of an existing one (history kept), or new.
+
+        ``attachment_id`` is the existing attachment's id when the caller has looked it up (saves a request);
+        without it the attachment is looked up by name first.
+        """
+        if attachment_id is None:
+            found = self.attachment_find(page_id, name)
+            attachment_id = found.id if found is not None else ""
+        try:
+            return self._upload(page_id, attachment_id, name, content, content_type, comment)
+        except ConfluenceError as exc:
+            # Created meanwhile (or by our own attempt whose answer was lost): add a version to that one instead.
+            if attachment_id or "same file name" not in str(exc):
+                raise
+            found = self.attachment_find(page_id, name)
+            if found is None:
+                raise
+            return self._upload(page_id, found.id, name, content, content_type, comment)
+
+    def _upload(
+        self, page_id: str, attachment_id: str, name: str, content: bytes, content_type: str, comment: str
+    ) -> ConfluenceAttachment:
+        path = f"rest/api/content/{page_id}/child/attachment" + (f"/{attachment_id}/data" if attachment_id else "")
         data = self._call(
             "attachment_upload",
             f"upload {name!r} to page {page_id}",
-            lambda: self.api.attach_content(content, name, content_type, page_id=page_id, comment=comment),
+            lambda: self.api.post(
+                path,
+                data={"comment": comment, "minorEdit": "true"},
+                headers={"X-Atlassian-Token": "no-check", "Accept": "application/json"},
+                files={"file": (name, content, content_type)},
+            ),
         )
         # A new attachment comes back as a list ({"results": [...]}), a new version as the attachment itself.
         item = (data.get("results") or [None])[0] if isinstance(data, dict) and "results" in data else data
         if not isinstance(item, dict) or "id" not in item:
             raise ConfluenceError(f"Confluence at {self.url} answered the upload of {name!r} with unexpected data")
+        return self._attachment(item, name)
+
+    @staticmethod
+    def _attachment(item: dict[str, Any], name: str) -> ConfluenceAttachment:
         version = int((item.get("version") or {}).get("number") or 1)
+        extensions = item.get("extensions") or {}
+        comment = (item.get("metadata") or {}).get("comment") or extensions.get("comment") or ""
+        try:
+            size = int(extensions.get("fileSize", -1))
+        except (TypeError, ValueError):
+            size = -1
         return ConfluenceAttachment(id=str(item["id"]), title=str(item.get("title", name)), version=version,
-                                    created=version == 1)  # fmt: skip
+                                    created=version == 1, size=size, comment=str(comment))  # fmt: skip
 
     # -- plumbing ----------------------------------------------------------------------------------------------
 
@@ -294,20 +354,45 @@ class ConfluenceClient:
         except ValueError as exc:  # a body that is not JSON (a proxy's HTML page)
             raise ConfluenceError(f"Confluence at {self.url} answered {what} with something other than JSON") from exc
 
+    def _reason(self, response: requests.Response) -> str:
+        """Confluence's own words for a failure: the body's ``message`` and ``data.errors``, one line, no token."""
+        try:
+            body = response.json()
+        except ValueError:
+            return ""
+        if not isinstance(body, dict):
+            return ""
+        texts = [_JAVA_EXCEPTION.sub("", str(body.get("message") or "").strip())]
+        errors = (body.get("data") or {}).get("errors") if isinstance(body.get("data"), dict) else None
+        for error in errors if isinstance(errors, list) else []:
+            message = error.get("message") if isinstance(error, dict) else error
+            if isinstance(message, dict):
+                message = message.get("translation") or message.get("key")
+            texts.append(str(message or "").strip())
+        reason = "; ".join(dict.fromkeys(t for t in texts if t))
+        reason = " ".join(reason.split())
+        if self._token:
+            reason = reason.replace(self._token, "[token]")
+        return reason[:REASON_LIMIT] + ("…" if len(reason) > REASON_LIMIT else "")
+
     def _raise_for(self, response: requests.Response, what: str, exc: BaseException) -> None:
         status = response.status_code
+        reason = self._reason(response)
+        said = f": {reason}" if reason else ""
         if status in RETRY_STATUSES:
-            raise _Retryable(f"HTTP {status}", retry_after_seconds(response.headers.get("Retry-After")))
+            raise _Retryable(f"HTTP {status}{said}", retry_after_seconds(response.headers.get("Retry-After")))
         if status in (401, 403):
             raise ConfluenceAuthError(
-                f"Confluence at {self.url} refused {what} (HTTP {status}): check ATLASSIAN_API_TOKEN "
+                f"Confluence at {self.url} refused {what} (HTTP {status}{said}): check ATLASSIAN_API_TOKEN "
                 "(and ATLASSIAN_EMAIL for Cloud) and the account's permissions on the page"
             )
         if status == 404:
             raise ConfluenceNotFound(
-                f"Confluence at {self.url}: {what} found nothing (HTTP 404): check the page id and that the "
+                f"Confluence at {self.url}: {what} found nothing (HTTP 404{said}): check the page id and that the "
                 "account may see the page"
             )
         if status == 409:
-            raise ConfluenceConflict(f"Confluence at {self.url}: {what} conflicted (HTTP 409)")
-        raise ConfluenceError(f"Confluence at {self.url} answered {what} with HTTP {status}: {str(exc)[:200]}")
+            raise ConfluenceConflict(f"Confluence at {self.url}: {what} conflicted (HTTP 409{said})")
+        if not reason:
+            reason = str(exc).replace(self._token, "[token]")[:200] if self._token else str(exc)[:200]
+        raise ConfluenceError(f"Confluence at {self.url} rejected {what} (HTTP {status}): {reason}")

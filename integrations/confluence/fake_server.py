@@ -5,35 +5,55 @@ Endpoints (under any context path before ``/rest/api/``, so ``…/wiki`` Cloud U
 - ``GET  /rest/api/content/{id}?expand=body.storage,version``          the page
 - ``GET  /rest/api/content/{id}/history``                              ``lastUpdated.number`` (update_page reads it)
 - ``PUT  /rest/api/content/{id}?status=current``                       new body; version must be current + 1 (409)
-- ``GET  /rest/api/content/{id}/child/attachment[?filename=]``         attachment list, filtered by file name
+- ``GET  /rest/api/content/{id}/child/attachment[?filename=&expand=version]``  attachments, filtered by file name
 - ``POST /rest/api/content/{id}/child/attachment``                     multipart create (needs X-Atlassian-Token)
 - ``POST /rest/api/content/{id}/child/attachment/{att}/data``          multipart new version of an attachment
 
-Auth: Basic ``email:token`` or ``Bearer token``; anything else is 401. Every request is recorded; pages keep their
-versions (body, message, minorEdit) and attachments keep every uploaded version (bytes, comment).
+Strict like the real server: a PUT must carry the next version number (else 409), ``type``, a title and a
+storage-format body that parses as XHTML (else 400 "Error parsing xhtml: …", with the parser's row and column);
+uploads need ``X-Atlassian-Token: no-check`` (else 403 "XSRF check failed") and a new attachment may not reuse a
+file name on the page (400); an attachment's ``version`` only appears when expanded. Errors have Confluence's
+shape: ``{"statusCode", "data": {"authorized", "valid", "errors": [{"message": {"translation", …}}],
+"successful"}, "message", "reason"}``.
 
-Faults: ``fail(status, times=1, method=..., path_contains=..., retry_after=...)``, ``conflict_next_update()`` (a
-concurrent edit bumps the version, the PUT gets 409), ``delay`` (seconds before answering: slow server). Standard
-library only.
+Auth: Basic ``email:token`` or ``Bearer token``; anything else is 401. Every request is recorded
+(``request_counts()`` counts them by method and path with ids as ``{id}``); pages keep their versions (body,
+message, minorEdit) and attachments keep every uploaded version (bytes, comment).
+
+Faults: ``fail(status, times=1, method=..., path_contains=..., retry_after=..., message=..., errors=...)``,
+``conflict_next_update()`` (a concurrent edit bumps the version, the PUT gets 409), ``delay`` (seconds before
+answering: slow server). Standard library only.
 """
 
 from __future__ import annotations
 
 import base64
+import collections
 import email.parser
 import email.policy
+import html.entities
 import itertools
 import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
+from xml.etree import ElementTree
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_EMAIL = "publisher@example.com"
 DEFAULT_TOKEN = "confluence-token-0123456789"
+BAD_REQUEST = "com.atlassian.confluence.api.service.exceptions.BadRequestException: "
+# Storage format is XHTML with Confluence's own namespaces; the server knows their prefixes without declarations.
+_STORAGE_ROOT = (
+    '<ac:confluence xmlns:ac="http://www.atlassian.com/schema/confluence/4/ac/" '
+    'xmlns:ri="http://www.atlassian.com/schema/confluence/4/ri/" xmlns:at="http://www.atlassian.com/schema/'
+    'confluence/4/at/">{}</ac:confluence>'
+)
+_XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
+_IDS = re.compile(r"/(?:\d+|att\d+)(?=/|$)")
 
 
 @dataclass
@@ -98,6 +118,8 @@ class Fault:
     method: str | None
     path_contains: str | None
     retry_after: str | None
+    message: str | None = None
+    errors: tuple[str, ...] = ()
 
 
 class FakeConfluence:
@@ -171,9 +193,11 @@ class FakeConfluence:
         method: str | None = None,
         path_contains: str | None = None,
         retry_after: str | None = None,
+        message: str | None = None,
+        errors: tuple[str, ...] = (),
     ) -> None:
-        """Answer the next ``times`` matching requests with ``status``."""
-        self._faults.append(Fault(status, times, method, path_contains, retry_after))
+        """Answer the next ``times`` matching requests with ``status`` (and ``message`` / ``data.errors``)."""
+        self._faults.append(Fault(status, times, method, path_contains, retry_after, message, tuple(errors)))
 
     def clear_faults(self) -> None:
         self._faults.clear()
@@ -185,7 +209,16 @@ class FakeConfluence:
         self._conflicts += times
 
     def writes(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.method in ("PUT", "POST")]
+        return [r for r in self.requests if r.method in ("PUT", "POST", "DELETE")]
+
+    def request_counts(self) -> collections.Counter[str]:
+        """Requests so far by ``"METHOD /path"``, ids as ``{id}``: ``{"GET /rest/api/content/{id}": 2, …}``."""
+        with self._lock:
+            return collections.Counter(f"{r.method} {_IDS.sub('/{id}', r.path)}" for r in self.requests)
+
+    def reset_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()
 
     # -- handling ----------------------------------------------------------------------------------------------
 
@@ -224,7 +257,8 @@ class FakeConfluence:
         fault = self._fault_for(method, path)
         if fault is not None:
             extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            return fault.status, extra, {"statusCode": fault.status, "message": f"Injected fault {fault.status}"}
+            return fault.status, extra, _error(fault.status, fault.message or f"Injected fault {fault.status}",
+                                               fault.errors)  # fmt: skip
         if not self._authorized(headers.get("authorization", "")):
             return 401, {"Content-Type": "text/html"}, "<html>Unauthorized</html>"
         with self._lock:
@@ -235,10 +269,10 @@ class FakeConfluence:
     ) -> tuple[int, dict[str, str], Any]:
         match = re.fullmatch(r"/rest/api/content/([^/]+)(/history|/child/attachment(?:/([^/]+)/data)?)?/?", path)
         if not match:
-            return 404, {}, {"statusCode": 404, "message": f"No endpoint {path}"}
+            return 404, {}, _error(404, f"No endpoint {path}")
         page = self.pages.get(match.group(1))
         if page is None:
-            return 404, {}, {"statusCode": 404, "message": f"No content found with id: {match.group(1)}"}
+            return 404, {}, _error(404, f"No content found with id: ContentId{{id={match.group(1)}}}")
         tail, attachment_id = match.group(2) or "", match.group(3)
         if tail == "" and method == "GET":
             return 200, {}, self._page_json(page, query.get("expand", ""))
@@ -248,13 +282,14 @@ class FakeConfluence:
             return 200, {}, {"latest": True, "lastUpdated": {"number": page.current.number}}
         if tail == "/child/attachment" and method == "GET":
             found = [a for a in self.attachments_of(page.id).values() if query.get("filename") in (None, a.title)]
-            results = [self._attachment_json(a) for a in found]
+            expand = query.get("expand", "").split(",")
+            results = [self._attachment_json(a, version="version" in expand) for a in found]
             return 200, {}, {"results": results, "start": 0, "limit": 50, "size": len(results)}
         if tail.startswith("/child/attachment") and method == "POST":
             if headers.get("x-atlassian-token") != "no-check":
-                return 403, {}, {"statusCode": 403, "message": "XSRF check failed"}
+                return 403, {}, _error(403, "XSRF check failed")
             return self._attachment_upload(page, attachment_id, headers.get("content-type", ""), body)
-        return 405, {}, {"statusCode": 405, "message": f"{method} not allowed on {path}"}
+        return 405, {}, _error(405, f"{method} not allowed on {path}")
 
     def _page_json(self, page: Page, expand: str) -> dict[str, Any]:
         data: dict[str, Any] = {"id": page.id, "type": "page", "status": "current", "title": page.title,
@@ -273,11 +308,18 @@ class FakeConfluence:
         version = data.get("version") or {}
         number = version.get("number")
         if number != page.current.number + 1:
-            return 409, {}, {"statusCode": 409, "message": f"Version must be incremented on update. Current "
-                                                           f"version is: {page.current.number}"}  # fmt: skip
+            return 409, {}, _error(409, f"Version must be incremented on update. Current version is: "
+                                        f"{page.current.number}")  # fmt: skip
         storage = (data.get("body") or {}).get("storage") or {}
         if data.get("type") != "page" or storage.get("representation") != "storage":
-            return 400, {}, {"statusCode": 400, "message": "Expected a page with a storage-format body"}
+            return 400, {}, _error(400, BAD_REQUEST + "Expected a page with a storage-format body")
+        if not str(data.get("title") or "").strip():
+            return 400, {}, _error(400, BAD_REQUEST + f"Could not update Content of type : class "
+                                   f"com.atlassian.confluence.pages.Page with id {page.id}",
+                                   ("Title cannot be empty",))  # fmt: skip
+        problem = storage_problem(str(storage.get("value", "")))
+        if problem:
+            return 400, {}, _error(400, BAD_REQUEST + "Error parsing xhtml: " + problem)
         page.title = data.get("title") or page.title
         page.versions.append(PageVersion(number, storage.get("value", ""), version.get("message", ""),
                                          bool(version.get("minorEdit"))))  # fmt: skip
@@ -288,34 +330,81 @@ class FakeConfluence:
     ) -> tuple[int, dict[str, str], Any]:
         fields, files = _multipart(content_type, body)
         if "file" not in files:
-            return 400, {}, {"statusCode": 400, "message": "No file part in the multipart body"}
+            return 400, {}, _error(400, "No file part in the multipart body")
         name, data, media_type = files["file"]
         comment = fields.get("comment", "")
         if attachment_id is None:
             if name in self.attachments_of(page.id):
-                return 400, {}, {"statusCode": 400, "message": "Cannot add a new attachment with same file name "
-                                                               "as an existing attachment: " + name}  # fmt: skip
+                return 400, {}, _error(400, BAD_REQUEST + "Cannot add a new attachment with same file name as an "
+                                       "existing attachment: " + name)  # fmt: skip
             attachment = Attachment(id=f"att{next(self._ids)}", page_id=page.id, title=name)
             attachment.versions.append(AttachmentVersion(1, data, comment, media_type))
             self.attachments[attachment.id] = attachment
             return 200, {}, {"results": [self._attachment_json(attachment)], "size": 1}
         existing = self.attachments.get(attachment_id)
         if existing is None or existing.page_id != page.id:
-            return 404, {}, {"statusCode": 404, "message": f"No attachment {attachment_id}"}
+            return 404, {}, _error(404, f"No attachment {attachment_id}")
         existing.versions.append(AttachmentVersion(existing.current.number + 1, data, comment, media_type))
         return 200, {}, self._attachment_json(existing)
 
-    def _attachment_json(self, attachment: Attachment) -> dict[str, Any]:
+    def _attachment_json(self, attachment: Attachment, *, version: bool = True) -> dict[str, Any]:
         current = attachment.current
-        return {
+        data: dict[str, Any] = {
             "id": attachment.id,
             "type": "attachment",
             "status": "current",
             "title": attachment.title,
-            "version": {"number": current.number, "message": current.comment},
             "metadata": {"mediaType": current.media_type, "comment": current.comment},
-            "extensions": {"mediaType": current.media_type, "fileSize": len(current.data)},
-        }
+            "extensions": {"mediaType": current.media_type, "fileSize": len(current.data), "comment": current.comment},
+            "_links": {"download": f"/download/attachments/{attachment.page_id}/{attachment.title}"
+                                   f"?version={current.number}&api=v2"},
+            "_expandable": {"container": "", "operations": "", "children": "", "history": "", "ancestors": "",
+                            "body": "", "descendants": "", "space": ""},
+        }  # fmt: skip
+        if version:
+            data["version"] = {"number": current.number, "message": current.comment, "minorEdit": True}
+        else:
+            data["_expandable"]["version"] = ""
+        return data
+
+
+def _error(status: int, message: str, errors: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An error body as Confluence sends it (``data.errors`` holds validation messages, when there are any)."""
+    reasons = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+               409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
+    return {
+        "statusCode": status,
+        "data": {
+            "authorized": status not in (401, 403),
+            "valid": not errors,
+            "allowedInReadOnlyMode": True,
+            "errors": [{"message": {"key": None, "args": [], "translation": text}} for text in errors],
+            "successful": False,
+        },
+        "message": message,
+        "reason": reasons.get(status, "Error"),
+    }
+
+
+def storage_problem(body: str) -> str:
+    """Why ``body`` is not valid storage format ("" when it is), worded like Confluence's XHTML parser."""
+
+    def entity(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in _XML_ENTITIES or name not in html.entities.name2codepoint:
+            return match.group(0)
+        return f"&#{html.entities.name2codepoint[name]};"
+
+    text = re.sub(r"&([A-Za-z][A-Za-z0-9]*);", entity, body)
+    try:
+        ElementTree.fromstring(_STORAGE_ROOT.format(text))
+    except ElementTree.ParseError as exc:
+        row, column = exc.position
+        if row == 1:
+            column -= _STORAGE_ROOT.index("{}")
+        reason = str(exc).split(":", 1)[0]
+        return f"{reason}\n at [row,col {{unknown-source}}]: [{row},{column + 1}]"
+    return ""
 
 
 def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes, str]]]:

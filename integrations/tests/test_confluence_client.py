@@ -7,12 +7,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from integrations.confluence.client import ConfluenceClient
 from integrations.confluence.fake_server import FakeConfluence
 from integrations.exceptions import (
     ConfluenceAuthError,
     ConfluenceConflict,
+    ConfluenceError,
     ConfluenceNotFound,
     ConfluenceUnavailable,
     IntegrationNotConfigured,
@@ -94,7 +96,9 @@ def test_upload_creates_then_replaces_attachment_keeping_history(confluence: Fak
         f"/rest/api/content/100/child/attachment/{first.id}/data",
     ]
     assert all(p.headers["x-atlassian-token"] == "no-check" for p in posts)
-    assert [r.query for r in confluence.requests if r.method == "GET"] == [{"filename": "a.csv"}] * 2
+    assert [r.query for r in confluence.requests if r.method == "GET"] == [
+        {"filename": "a.csv", "expand": "version", "limit": "50"}
+    ] * 2
     assert not [r for r in confluence.requests if r.method == "DELETE"]
 
 
@@ -163,3 +167,83 @@ def test_missing_url_or_token_is_not_configured() -> None:
         ConfluenceClient("", "token")
     with pytest.raises(IntegrationNotConfigured, match="ATLASSIAN_API_TOKEN"):
         ConfluenceClient("https://example.atlassian.net/wiki", "")
+
+
+def test_find_reads_the_attachment_version_size_and_comment(confluence: FakeConfluence) -> None:
+    client = cloud_client(confluence)
+    client.attachment_upload("100", name="a.csv", content=b"12345", content_type="text/csv", comment="sha256 abc")
+
+    found = client.attachment_find("100", "a.csv")
+
+    assert found is not None and (found.version, found.size, found.comment) == (1, 5, "sha256 abc")
+    assert client.attachment_find("100", "other.csv") is None
+
+
+def test_upload_to_a_known_attachment_is_one_post(confluence: FakeConfluence) -> None:
+    existing = confluence.add_attachment("100", "a.csv", b"v1")
+    confluence.reset_requests()
+
+    result = cloud_client(confluence).attachment_upload(
+        "100", name="a.csv", content=b"v2", content_type="text/csv", comment="c", attachment_id=existing.id
+    )
+
+    assert (result.id, result.version, result.size) == (existing.id, 2, 2)
+    assert confluence.request_counts() == {"POST /rest/api/content/{id}/child/attachment/{id}/data": 1}
+
+
+def test_creating_an_attachment_whose_name_exists_adds_a_version_instead(confluence: FakeConfluence) -> None:
+    existing = confluence.add_attachment("100", "a.csv", b"v1")
+
+    result = cloud_client(confluence).attachment_upload(
+        "100", name="a.csv", content=b"v2", content_type="text/csv", comment="c", attachment_id=""
+    )
+
+    assert (result.id, result.version) == (existing.id, 2)
+    assert [r.path for r in confluence.writes()] == [
+        "/rest/api/content/100/child/attachment",  # 400: same file name as an existing attachment
+        f"/rest/api/content/100/child/attachment/{existing.id}/data",
+    ]
+
+
+def test_invalid_storage_format_reports_confluences_parse_error(confluence: FakeConfluence) -> None:
+    client = cloud_client(confluence)
+
+    with pytest.raises(ConfluenceError) as caught:
+        client.page_update("100", title="Devices", body="<p><b>bold</p>")
+
+    message = str(caught.value)
+    assert "HTTP 400" in message and "Error parsing xhtml: mismatched tag" in message and "at [row,col" in message
+    assert "No space or no content type" not in message and "BadRequestException" not in message
+    assert confluence.pages["100"].current.number == 1
+
+
+def test_validation_errors_from_data_errors_reach_the_message(confluence: FakeConfluence) -> None:
+    with pytest.raises(ConfluenceError, match="Title cannot be empty"):
+        cloud_client(confluence).page_update("100", title="", body="<p>new</p>")
+
+
+def test_confluences_reason_is_kept_for_every_status_but_never_the_token(confluence: FakeConfluence) -> None:
+    confluence.fail(403, message=f"User publisher may not attach (token {confluence.token})", method="GET")
+    confluence.fail(500, times=3, message="Database is read-only", errors=("Try again later",))
+    client = cloud_client(confluence)
+
+    with pytest.raises(ConfluenceAuthError) as refused:
+        client.page_get("100")
+    with pytest.raises(ConfluenceUnavailable) as unavailable:
+        client.page_get("100")
+
+    assert "User publisher may not attach (token [token])" in str(refused.value)
+    assert confluence.token not in str(refused.value)
+    assert "HTTP 500: Database is read-only; Try again later" in str(unavailable.value)
+
+
+def test_fake_server_refuses_uploads_without_the_xsrf_header(confluence: FakeConfluence) -> None:
+    response = requests.post(
+        f"{confluence.url}/rest/api/content/100/child/attachment",
+        files={"file": ("a.csv", b"x", "text/csv")},
+        headers={"Authorization": f"Bearer {confluence.token}"},
+        timeout=5,
+    )
+
+    assert response.status_code == 403 and response.json()["message"] == "XSRF check failed"
+    assert confluence.attachments_of("100") == {}
