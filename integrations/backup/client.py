@@ -1,13 +1,16 @@
 """Backup targets: copy files into a local directory or onto an SFTP server, verify them, prune old backups.
 
 A backup is a set of files put into one folder (``enreach-<UTC time>-run<id>`` when timestamped, else the root
-itself). Each file is written under a ``.part`` name and renamed once complete, so a half-written copy never
-looks like a backup. Verification: size and sha256 (local), size (SFTP: the protocol has no checksum). Retention
-only ever removes folders named ``enreach-…``: foreign files in the target are left alone.
+itself). Each file is written under a ``.part`` name, read back and compared with the size and sha256 the export
+recorded (over SFTP too: the protocol has no checksum, so the copy is read back through the connection). Only
+when every copy matches are they renamed to their real names; otherwise every ``.part`` (and the folder, if this
+backup created it) is removed and ``BackupError`` lists one line per bad file, so a half-written or corrupted copy
+never looks like a backup. Retention only ever removes folders named ``enreach-…``: foreign files are left alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -45,7 +48,7 @@ class BackupFile:
 class CopiedFile:
     name: str
     size: int
-    verified: str  # "size+sha256" or "size"
+    verified: str  # "size+sha256": the copy was read back and hashed
 
 
 def folder_name(*, stamp: str, run_id: int) -> str:
@@ -59,6 +62,21 @@ def file_sha256(path: Path) -> str:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def mismatch(item: BackupFile, size: int, digest: str) -> str:
+    """One line saying how a copy differs from ``item`` ("" when it does not)."""
+    if size == item.size and digest == item.sha256:
+        return ""
+    return (
+        f"{item.name}: the copy read back has {size} bytes, sha256 {digest[:12]}…; expected {item.size} bytes, "
+        f"sha256 {item.sha256[:12]}… (removed)"
+    )
+
+
+def mismatch_error(where: str, lines: list[str], total: int) -> BackupError:
+    head = f"{where}: {len(lines)} of {total} copies did not match and nothing was kept:"
+    return BackupError("\n".join([head, *lines]))
 
 
 class _LogUnknownHostKey(paramiko.MissingHostKeyPolicy):
@@ -78,7 +96,9 @@ class BackupTarget(Protocol):
 
     def put(self, folder: str, files: list[BackupFile]) -> list[CopiedFile]: ...
 
-    def prune(self, keep: int) -> list[str]: ...
+    def check(self) -> str: ...
+
+    def prune(self, keep: int, *, dry_run: bool = False) -> list[str]: ...
 
     def close(self) -> None: ...
 
@@ -93,40 +113,54 @@ class LocalBackupTarget:
         self.description = f"local directory {self.root}"
 
     def put(self, folder: str, files: list[BackupFile]) -> list[CopiedFile]:
-        """Copy ``files`` into ``root/folder`` (``folder`` may be empty), each verified by size and sha256."""
+        """Copy ``files`` into ``root/folder`` (``folder`` may be empty), each read back and checked by sha256."""
         target = self.root / folder if folder else self.root
+        created = not target.exists()
         try:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BackupError(f"Cannot create backup folder {target}: {exc.strerror or exc}") from None
-        copied = []
-        for item in files:
-            destination = target / item.name
-            partial = destination.with_name(destination.name + ".part")
-            try:
+        copied, partials, bad = [], [], []
+        try:
+            for item in files:
+                partial = target / (item.name + ".part")
+                partials.append(partial)
                 shutil.copyfile(item.path, partial)
                 size, digest = partial.stat().st_size, file_sha256(partial)
-                if size != item.size or digest != item.sha256:
-                    partial.unlink(missing_ok=True)
-                    raise BackupError(
-                        f"Backup copy of {item.name} does not match ({size} bytes, sha256 {digest[:12]}…; expected "
-                        f"{item.size} bytes, {item.sha256[:12]}…)"
-                    )
-                os.replace(partial, destination)
-            except OSError as exc:
+                if problem := mismatch(item, size, digest):
+                    bad.append(problem)
+                copied.append(CopiedFile(item.name, size, "size+sha256"))
+            if bad:
+                raise mismatch_error(str(target), bad, len(files))
+            for partial in partials:
+                os.replace(partial, partial.with_name(partial.name.removesuffix(".part")))
+        except (OSError, BackupError) as exc:
+            for partial in partials:
                 partial.unlink(missing_ok=True)
-                raise BackupError(f"Cannot copy {item.name} to {target}: {exc.strerror or exc}") from None
-            copied.append(CopiedFile(item.name, size, "size+sha256"))
+            if created and folder:
+                shutil.rmtree(target, ignore_errors=True)
+            if isinstance(exc, BackupError):
+                raise
+            raise BackupError(f"Cannot copy to {target}: {exc.strerror or exc}") from None
         return copied
 
-    def prune(self, keep: int) -> list[str]:
-        """Remove all but the newest ``keep`` backup folders; return the names removed."""
+    def check(self) -> str:
+        """What a backup would write into (the root, or the nearest existing parent that would hold it)."""
+        nearest = self.root
+        while not nearest.exists() and nearest != nearest.parent:
+            nearest = nearest.parent
+        if not nearest.is_dir() or not os.access(nearest, os.W_OK):
+            raise BackupError(f"Cannot write backups under {self.root}: {nearest} is not a writable directory")
+        return f"{self.root} " + ("exists" if nearest == self.root else f"would be created in {nearest}")
+
+    def prune(self, keep: int, *, dry_run: bool = False) -> list[str]:
+        """Remove all but the newest ``keep`` backup folders; return the names removed (or, dry, to remove)."""
         try:
             names = sorted(p.name for p in self.root.iterdir() if p.is_dir() and FOLDER_PATTERN.match(p.name))
         except FileNotFoundError:
             return []
         removed = names[: max(0, len(names) - keep)]
-        for name in removed:
+        for name in [] if dry_run else removed:
             shutil.rmtree(self.root / name, ignore_errors=True)
         return removed
 
@@ -192,7 +226,9 @@ class SftpBackupTarget:
     ) -> None:
         self.close()
 
-    def _makedirs(self, path: str) -> None:
+    def _makedirs(self, path: str) -> list[str]:
+        """Create ``path`` and missing parents; return the folders created, outermost first."""
+        created = []
         current = "/" if path.startswith("/") else ""
         for part in [p for p in path.split("/") if p]:
             current = posixpath.join(current, part) if current else part
@@ -200,31 +236,77 @@ class SftpBackupTarget:
                 self.sftp.stat(current)
             except FileNotFoundError:
                 self.sftp.mkdir(current)
+                created.append(current)
+        return created
+
+    def _remote_sha256(self, path: str) -> tuple[int, str]:
+        """Size and sha256 of a remote file, read back through the SFTP connection."""
+        digest, size = hashlib.sha256(), 0
+        with self.sftp.open(path, "rb") as handle:
+            handle.prefetch()
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        return size, digest.hexdigest()
 
     def put(self, folder: str, files: list[BackupFile]) -> list[CopiedFile]:
-        """Upload ``files`` into ``remote_path/folder``, each verified by size."""
+        """Upload ``files`` into ``remote_path/folder``, each read back and checked by size and sha256."""
         target = posixpath.join(self.remote_path, folder) if folder else self.remote_path
-        copied = []
+        copied: list[CopiedFile] = []
+        partials: list[str] = []
+        created: list[str] = []
         try:
-            self._makedirs(target)
+            created = self._makedirs(target)
+            bad = []
             for item in files:
-                destination = posixpath.join(target, item.name)
-                partial = destination + ".part"
+                partial = posixpath.join(target, item.name) + ".part"
+                partials.append(partial)
                 self.sftp.put(str(item.path), partial, confirm=False)
-                size = self.sftp.stat(partial).st_size
-                if size != item.size:
-                    self.sftp.remove(partial)
-                    raise BackupError(
-                        f"{self.description}: {item.name} arrived with {size} bytes, expected {item.size}"
-                    )
-                self.sftp.posix_rename(partial, destination)
-                copied.append(CopiedFile(item.name, int(size), "size"))
-        except (OSError, paramiko.SSHException) as exc:
+                size, digest = self._remote_sha256(partial)
+                if problem := mismatch(item, size, digest):
+                    bad.append(problem)
+                copied.append(CopiedFile(item.name, size, "size+sha256"))
+            if bad:
+                raise mismatch_error(self.description, bad, len(files))
+            for partial in partials:
+                self.sftp.posix_rename(partial, partial.removesuffix(".part"))
+        except (OSError, paramiko.SSHException, BackupError) as exc:
+            self._discard(partials, created)
+            if isinstance(exc, BackupError):
+                raise
             raise BackupError(f"{self.description}: upload failed ({type(exc).__name__}: {exc})") from None
         return copied
 
-    def prune(self, keep: int) -> list[str]:
-        """Remove all but the newest ``keep`` backup folders; return the names removed."""
+    def _discard(self, partials: list[str], created: list[str]) -> None:
+        """Remove the ``.part`` copies of a failed backup and the folders it created (best effort)."""
+        for path in partials:
+            with contextlib.suppress(OSError, paramiko.SSHException):
+                self.sftp.remove(path)
+        for path in reversed(created):
+            with contextlib.suppress(OSError, paramiko.SSHException):
+                self.sftp.rmdir(path)
+
+    def check(self) -> str:
+        """Whether ``remote_path`` exists (or which existing parent it would be created in)."""
+        nearest = self.remote_path
+        try:
+            while True:
+                try:
+                    self.sftp.stat(nearest)
+                    break
+                except FileNotFoundError:
+                    parent = posixpath.dirname(nearest.rstrip("/"))
+                    if parent in (nearest, ""):
+                        nearest = "."
+                        self.sftp.stat(nearest)
+                        break
+                    nearest = parent
+        except (OSError, paramiko.SSHException) as exc:
+            raise BackupError(f"{self.description}: cannot read {nearest} ({type(exc).__name__}: {exc})") from None
+        return f"{self.description} " + ("exists" if nearest == self.remote_path else f"would be created in {nearest}")
+
+    def prune(self, keep: int, *, dry_run: bool = False) -> list[str]:
+        """Remove all but the newest ``keep`` backup folders; return the names removed (or, dry, to remove)."""
         try:
             entries = self.sftp.listdir_attr(self.remote_path)
         except FileNotFoundError:
@@ -232,7 +314,7 @@ class SftpBackupTarget:
         names = sorted(e.filename for e in entries if stat.S_ISDIR(e.st_mode or 0) and FOLDER_PATTERN.match(e.filename))
         removed = names[: max(0, len(names) - keep)]
         try:
-            for name in removed:
+            for name in [] if dry_run else removed:
                 self._rmtree(posixpath.join(self.remote_path, name))
         except (OSError, paramiko.SSHException) as exc:
             raise BackupError(f"{self.description}: pruning old backups failed ({exc})") from None

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import getpass
 import hashlib
-import os
-import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from integrations.backup.client import BackupFile, LocalBackupTarget, SftpBackupTarget, folder_name
 from integrations.exceptions import BackupError, IntegrationNotConfigured
-
-SSHD = "/usr/sbin/sshd"
+from integrations.tests.sshd import Sshd, free_port, start_sshd
 
 
 def make_files(folder: Path, contents: dict[str, bytes]) -> list[BackupFile]:
@@ -48,9 +41,18 @@ def test_local_copy_that_differs_from_the_recorded_checksum_fails(tmp_path: Path
     (item,) = make_files(tmp_path / "src", {"a.csv": b"x,y\n"})
     (tmp_path / "src" / "a.csv").write_bytes(b"x,z\n")  # changed on disk after the run recorded it
 
-    with pytest.raises(BackupError, match="does not match"):
+    with pytest.raises(BackupError, match=r"1 of 1 copies did not match(.|\n)*a.csv: the copy read back has 4 bytes"):
         LocalBackupTarget(tmp_path / "backups").put("", [item])
     assert not list((tmp_path / "backups").iterdir())
+
+
+def test_local_mismatch_keeps_nothing_of_that_backup(tmp_path: Path) -> None:
+    good, bad = make_files(tmp_path / "src", {"good.csv": b"1", "bad.csv": b"2"})
+    (tmp_path / "src" / "bad.csv").write_bytes(b"3")
+
+    with pytest.raises(BackupError, match=r"bad\.csv"):
+        LocalBackupTarget(tmp_path / "backups").put(folder_name(stamp="20260101T000000Z", run_id=1), [good, bad])
+    assert list((tmp_path / "backups").iterdir()) == []  # no folder that retention would count as a backup
 
 
 def test_local_prune_keeps_newest_and_ignores_foreign_folders(tmp_path: Path) -> None:
@@ -75,61 +77,18 @@ def test_empty_local_path_is_not_configured() -> None:
 # --- SFTP against a real sshd --------------------------------------------------------------------------------
 
 
-@dataclass
-class Sshd:
-    port: int
-    user: str
-    key: Path
-    home: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """OpenSSH's sshd on a free loopback port with its internal SFTP server."""
+    with start_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    """OpenSSH's sshd on a free loopback port: throwaway host and user keys, config in a temp dir, key auth only."""
-    if not os.path.exists(SSHD):
-        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "openssh-server"], check=True, capture_output=True)
-    base = tmp_path_factory.mktemp("sshd")
-    home = base / "sftp-root"
-    home.mkdir()
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / "host_key")], check=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / "user_key")], check=True)
-    shutil.copy(base / "user_key.pub", base / "authorized_keys")
-    user = getpass.getuser()
-    port = _free_port()
-    (base / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host_key'}\nPidFile {base / 'sshd.pid'}\n"
-        f"AuthorizedKeysFile {base / 'authorized_keys'}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
-        f"KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
-        f"AllowUsers {user}\nSubsystem sftp internal-sftp\nLogLevel ERROR\n"
-    )
-    if os.geteuid() == 0:
-        os.makedirs("/run/sshd", exist_ok=True)  # privilege separation directory sshd requires as root
-    process = subprocess.Popen(
-        [SSHD, "-D", "-e", "-f", str(base / "sshd_config")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"sshd did not start: {output}")
-            time.sleep(0.05)
-    try:
-        yield Sshd(port=port, user=user, key=base / "user_key", home=home)
-    finally:
-        process.terminate()
-        process.wait(timeout=5)
+def corrupting_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """sshd whose SFTP subsystem damages writes to the files named with ``corrupt()`` (a byte flipped, size kept)."""
+    with start_sshd(tmp_path_factory.mktemp("sshd-corrupting"), corrupting=True) as server:
+        yield server
 
 
 def sftp_target(sshd: Sshd, remote: str, **options: object) -> SftpBackupTarget:
@@ -151,7 +110,7 @@ def test_sftp_upload_is_verified_and_lands_complete(sshd: Sshd, tmp_path: Path) 
     folder = remote / "enreach-20260101T000000Z-run000001"
     assert sorted(p.name for p in folder.iterdir()) == ["a.csv", "b.csv"]
     assert (folder / "a.csv").read_bytes() == b"x,y\n" * 5000
-    assert [(c.size, c.verified) for c in copied] == [(20000, "size"), (0, "size")]
+    assert [(c.size, c.verified) for c in copied] == [(20000, "size+sha256"), (0, "size+sha256")]
 
 
 def test_sftp_prune_removes_old_backup_folders_only(sshd: Sshd, tmp_path: Path) -> None:
@@ -184,4 +143,34 @@ def test_sftp_unknown_host_key_is_rejected_with_known_hosts(sshd: Sshd, tmp_path
 
 def test_sftp_refused_port_is_a_backup_error() -> None:
     with pytest.raises(BackupError, match="cannot connect"):
-        SftpBackupTarget(host="127.0.0.1", port=_free_port(), user="u", password="p", remote_path="x", timeout=2)
+        SftpBackupTarget(host="127.0.0.1", port=free_port(), user="u", password="p", remote_path="x", timeout=2)
+
+
+def test_sftp_copy_with_right_size_but_wrong_content_fails_and_is_removed(
+    corrupting_sshd: Sshd, tmp_path: Path
+) -> None:
+    data = bytes(range(256)) * 400  # 100 KiB: several SFTP writes, each damaged
+    files = make_files(tmp_path / "src", {"a.csv": b"x,y\n", "Systems CMDB.xlsx": data})
+    corrupting_sshd.corrupt("Systems CMDB.xlsx.part")
+    remote = corrupting_sshd.home / "corrupt"
+    remote.mkdir()
+
+    with sftp_target(corrupting_sshd, str(remote)) as target, pytest.raises(BackupError) as caught:
+        target.put("enreach-20260101T000000Z-run000009", files)
+
+    lines = str(caught.value).splitlines()
+    assert lines[0].endswith("1 of 2 copies did not match and nothing was kept:")
+    assert lines[1].startswith("Systems CMDB.xlsx: the copy read back has 102400 bytes, sha256 ")
+    assert lines[1].endswith(f"expected 102400 bytes, sha256 {hashlib.sha256(data).hexdigest()[:12]}… (removed)")
+    assert list(remote.iterdir()) == []  # neither the bad copy nor the good one nor the backup folder is left
+
+
+def test_corrupting_sshd_passes_other_files_intact(corrupting_sshd: Sshd, tmp_path: Path) -> None:
+    files = make_files(tmp_path / "src", {"a.csv": b"x,y\n" * 5000})
+    corrupting_sshd.corrupt("Systems CMDB.xlsx.part")
+
+    with sftp_target(corrupting_sshd, str(corrupting_sshd.home / "intact")) as target:
+        copied = target.put("", files)
+
+    assert copied[0].verified == "size+sha256"
+    assert (corrupting_sshd.home / "intact" / "a.csv").read_bytes() == b"x,y\n" * 5000
