@@ -7,8 +7,15 @@ publication never changes the export run's own status.
 
 Confluence parts:
 - ``cmdb``: ``Systems CMDB.xlsx`` attached to ``CONFLUENCE_CMDB_PAGE_ID`` (a new attachment version, history kept).
-- ``devices`` / ``vms``: the page body replaced by a table of every row, and the CSV attached to the page. The page
-  is left alone when its table already holds the same content (hash of the table, not of the sync note).
+- ``devices`` / ``vms``: the page body replaced by a table of every row, and the CSV attached to the page.
+
+Nothing is written that Confluence already holds, so a publish without changes only reads:
+- a page is left alone when its whole rendered body (attachments macro, heading, table, filter/sort wrappers;
+  everything but the "Last synced" note) is unchanged: its current version's comment carries the sha256 of the
+  body we last wrote (``content sha256 …``), or its stored body hashes the same;
+- an attachment is uploaded only when the page's attachment of that name does not hold these bytes: the comment
+  of its current version carries the sha256 we uploaded (``sha256 …``) and its size matches.
+Someone else's edit or upload changes the comment, so the next publish writes again. ``force`` writes anyway.
 """
 
 from __future__ import annotations
@@ -28,9 +35,16 @@ from django.utils import timezone
 from exports import selectors
 from exports.models import ExportArtifact, ExportPublication, ExportRun
 from exports.services import DEVICES_CSV, VMS_CSV, WORKBOOK
-from integrations.backup.client import BackupFile, BackupTarget, LocalBackupTarget, SftpBackupTarget, folder_name
+from integrations.backup.client import (
+    BackupFile,
+    BackupTarget,
+    LocalBackupTarget,
+    SftpBackupTarget,
+    file_sha256,
+    folder_name,
+)
 from integrations.caching import cache_event
-from integrations.confluence.client import ConfluenceClient
+from integrations.confluence.client import ConfluenceAttachment, ConfluenceClient
 from integrations.confluence.factory import confluence_client, confluence_configured
 from integrations.exceptions import IntegrationError
 
@@ -46,7 +60,7 @@ CONTENT_TYPES = {
 }
 # XML 1.0 forbids these characters outright; escaping cannot save them, so they are dropped.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_TABLE = re.compile(r"<table\b.*?</table>", re.DOTALL)
+_SYNC_NOTE = re.compile(r"<p>Last synced from NetBox export on [^<]*</p>")
 
 
 class PublishError(Exception):
@@ -62,7 +76,11 @@ class PartResult:
     action: str  # "updated", "unchanged", "would update", "skipped", "failed"
     detail: str = ""
     attachments: list[dict[str, Any]] = field(default_factory=list)
-    table_sha256: str = ""
+    body_sha256: str = ""
+
+    @property
+    def line(self) -> str:
+        return f"{self.part}: {self.action}" + (f" ({self.detail})" if self.detail else "")
 
 
 # --- Storage format ------------------------------------------------------------------------------------------------
@@ -104,10 +122,9 @@ def page_storage(*, heading: str, table: str, synced: str, table_filter: bool, t
     )
 
 
-def table_digest(body: str) -> str:
-    """sha256 of the first table in a storage-format body ("" when there is none)."""
-    match = _TABLE.search(body or "")
-    return hashlib.sha256(match.group(0).encode()).hexdigest() if match else ""
+def body_digest(body: str) -> str:
+    """sha256 of a storage-format page body without its "Last synced" note: what "unchanged" compares."""
+    return hashlib.sha256(_SYNC_NOTE.sub("", body or "", count=1).encode()).hexdigest()
 
 
 # --- Confluence ----------------------------------------------------------------------------------------------------
@@ -132,86 +149,107 @@ def _csv_rows(artifact: ExportArtifact) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _attach(client: ConfluenceClient, page_id: str, artifact: ExportArtifact, comment: str) -> dict[str, Any]:
+def _holds(attachment: ConfluenceAttachment | None, artifact: ExportArtifact) -> bool:
+    """True when Confluence's current version of the attachment is the artifact's bytes (as we uploaded them)."""
+    return (
+        attachment is not None
+        and f"sha256 {artifact.sha256}" in attachment.comment
+        and attachment.size in (-1, artifact.size)
+    )
+
+
+def _attach(
+    client: ConfluenceClient,
+    page_id: str,
+    artifact: ExportArtifact,
+    comment: str,
+    current: ConfluenceAttachment | None,
+) -> dict[str, Any]:
     path = selectors.artifact_path(artifact)
     attachment = client.attachment_upload(
         page_id,
         name=artifact.name,
         content=path.read_bytes(),
         content_type=CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream"),
-        comment=comment,
+        comment=f"{comment} · sha256 {artifact.sha256}",
+        attachment_id=current.id if current is not None else None,
     )
     return {"name": artifact.name, "id": attachment.id, "version": attachment.version, "sha256": artifact.sha256}
 
 
-def _publish_table(client: ConfluenceClient, run: ExportRun, part: str, page_id: str, *, dry_run: bool) -> PartResult:
+def _publish_table(
+    client: ConfluenceClient, run: ExportRun, part: str, page_id: str, *, dry_run: bool, force: bool
+) -> PartResult:
     name, columns, heading = (
         (DEVICES_CSV, DEVICE_TABLE, "Devices") if part == "devices" else (VMS_CSV, VM_TABLE, "Virtual machines")
     )
     artifact = _artifact(run, name)
-    table = table_storage(columns, _csv_rows(artifact))
-    digest = hashlib.sha256(table.encode()).hexdigest()
-    result = PartResult(part=part, page_id=page_id, action="updated", table_sha256=digest)
+    body = page_storage(
+        heading=heading,
+        table=table_storage(columns, _csv_rows(artifact)),
+        synced=f"{(run.finished or timezone.now()).astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
+        table_filter=settings.CONFLUENCE_ENABLE_TABLE_FILTER,
+        table_sort=settings.CONFLUENCE_ENABLE_TABLE_SORT,
+    )
+    digest = body_digest(body)
+    result = PartResult(part=part, page_id=page_id, action="updated", body_sha256=digest)
     page = client.page_get(page_id)
-    changed = table_digest(page.body) != digest
+    page_same = not force and (f"sha256 {digest}" in page.version_message or body_digest(page.body) == digest)
+    current = client.attachment_find(page_id, artifact.name)
+    file_same = not force and _holds(current, artifact)
     if dry_run:
-        result.action = "would update" if changed else "unchanged"
-        result.detail = f"page {page.title!r} v{page.version}; {artifact.rows} rows; would attach {artifact.name}"
+        result.action = "unchanged" if page_same and file_same else "would update"
+        result.detail = (
+            f"page {page.title!r} v{page.version} {'unchanged' if page_same else 'would get v' + str(page.version + 1)}"
+            f", {artifact.rows} rows; {artifact.name} {'unchanged' if file_same else 'would be uploaded'}"
+        )
         return result
     comment = f"Uploaded by {_run_label(run)}"
-    if changed:
-        body = page_storage(
-            heading=heading,
-            table=table,
-            synced=f"{(run.finished or timezone.now()).astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
-            table_filter=settings.CONFLUENCE_ENABLE_TABLE_FILTER,
-            table_sort=settings.CONFLUENCE_ENABLE_TABLE_SORT,
-        )
-        updated = client.page_update(page_id, title=page.title, body=body, version_comment=comment)
-        result.detail = f"page {page.title!r} v{updated.version}, {artifact.rows} rows"
-    else:
+    if page_same:
         result.action = "unchanged"
-        result.detail = f"page {page.title!r} v{page.version} already shows these {artifact.rows} rows"
-    if changed or _last_attached_sha(part, artifact.name) != artifact.sha256:
-        result.attachments.append(_attach(client, page_id, artifact, comment))
+        notes = [f"page {page.title!r} v{page.version} already shows these {artifact.rows} rows"]
+    else:
+        updated = client.page_update(
+            page_id, title=page.title, body=body, version_comment=f"{comment} · content sha256 {digest}"
+        )
+        notes = [f"page {page.title!r} v{updated.version}, {artifact.rows} rows"]
+    if file_same:
+        assert current is not None
+        notes.append(f"{artifact.name} v{current.version} unchanged")
+    else:
+        result.attachments.append(_attach(client, page_id, artifact, comment, current))
+        notes.append(f"{artifact.name} v{result.attachments[0]['version']} uploaded")
+    result.detail = "; ".join(notes)
     return result
 
 
-def _last_attached_sha(part: str, name: str) -> str:
-    """sha256 of ``name`` as last attached by a successful publication (to avoid identical new versions)."""
-    last = ExportPublication.objects.filter(
-        target=ExportPublication.Target.CONFLUENCE, status=ExportPublication.Status.SUCCEEDED
-    ).first()
-    for item in last.outcome.get("parts", []) if last else []:
-        if item.get("part") == part:
-            for attachment in item.get("attachments", []):
-                if attachment.get("name") == name:
-                    return str(attachment.get("sha256", ""))
-    return ""
-
-
-def _publish_cmdb(client: ConfluenceClient, run: ExportRun, page_id: str, *, dry_run: bool) -> PartResult:
+def _publish_cmdb(client: ConfluenceClient, run: ExportRun, page_id: str, *, dry_run: bool, force: bool) -> PartResult:
     artifact = _artifact(run, WORKBOOK)
     result = PartResult(part="cmdb", page_id=page_id, action="updated")
-    if dry_run:
-        page = client.page_get(page_id)
+    current = client.attachment_find(page_id, artifact.name)
+    if not force and _holds(current, artifact):
+        assert current is not None
+        result.action = "unchanged"
+        result.detail = f"{artifact.name} v{current.version} already holds these {artifact.size} bytes"
+    elif dry_run:
         result.action = "would update"
-        result.detail = f"would attach {artifact.name} ({artifact.size} bytes) to page {page.title!r}"
-        return result
-    result.attachments.append(_attach(client, page_id, artifact, f"Uploaded by {_run_label(run)}"))
-    result.detail = f"{artifact.name} v{result.attachments[0]['version']}"
+        result.detail = f"would upload {artifact.name} ({artifact.size} bytes) to page {page_id}"
+    else:
+        result.attachments.append(_attach(client, page_id, artifact, f"Uploaded by {_run_label(run)}", current))
+        result.detail = f"{artifact.name} v{result.attachments[0]['version']} uploaded"
     return result
 
 
 def confluence_publish(
-    *, run: ExportRun, parts: Sequence[str] = PARTS, dry_run: bool = False
+    *, run: ExportRun, parts: Sequence[str] = PARTS, dry_run: bool = False, force: bool = False
 ) -> tuple[ExportPublication | None, list[PartResult]]:
     """Publish a successful run's files to the configured Confluence pages.
 
     Returns the recorded publication (None for a dry run) and one result per part. Parts whose page id is not
-    configured are skipped; a part that fails does not stop the others. Never raises for a Confluence failure:
-    the publication is recorded as failed with the reason. Raises ``PublishError`` for a run that did not
-    succeed or an unknown part.
+    configured are skipped; a part that fails does not stop the others, and when Confluence cannot be reached
+    at all every part fails with that reason. Only what changed is written; ``force`` writes a new page version
+    and new attachment versions anyway. Never raises for a Confluence failure: the publication is recorded as
+    failed with Confluence's reason. Raises ``PublishError`` for a run that did not succeed or an unknown part.
     """
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
@@ -228,23 +266,28 @@ def confluence_publish(
         publication = ExportPublication.objects.create(run=run, target=ExportPublication.Target.CONFLUENCE)
     results: list[PartResult] = []
     client: ConfluenceClient | None = None
+    unreachable = ""
     try:
         client = confluence_client()
+    except IntegrationError as exc:
+        unreachable = str(exc)
+    try:
         for part in [p for p in PARTS if p in parts]:
             page_id = str(page_ids[part] or "")
             if not page_id:
                 results.append(PartResult(part, "", "skipped", f"CONFLUENCE_{part.upper()}_PAGE_ID is not set"))
                 continue
+            if client is None:
+                results.append(PartResult(part, page_id, "failed", unreachable))
+                continue
             try:
                 if part == "cmdb":
-                    results.append(_publish_cmdb(client, run, page_id, dry_run=dry_run))
+                    results.append(_publish_cmdb(client, run, page_id, dry_run=dry_run, force=force))
                 else:
-                    results.append(_publish_table(client, run, part, page_id, dry_run=dry_run))
+                    results.append(_publish_table(client, run, part, page_id, dry_run=dry_run, force=force))
             except (IntegrationError, PublishError, OSError, ValueError) as exc:
                 logger.warning("publishing %s of export %s failed: %s", part, run.pk, exc)
                 results.append(PartResult(part, page_id, "failed", str(exc)))
-    except IntegrationError as exc:
-        results.append(PartResult("all", "", "failed", str(exc)))
     finally:
         if client is not None:
             client.flush_metrics()
@@ -256,7 +299,7 @@ def confluence_publish(
         _finish(
             publication,
             status=ExportPublication.Status.FAILED if failed else ExportPublication.Status.SUCCEEDED,
-            detail="; ".join(f"{r.part}: {r.action}" + (f" ({r.detail})" if r.detail else "") for r in results),
+            detail="\n".join(r.line for r in results),
             outcome={"parts": [asdict(r) for r in results]},
         )
     return publication, results
@@ -284,38 +327,58 @@ def _backup_target() -> BackupTarget:
     return LocalBackupTarget(settings.BACKUP_LOCAL_PATH)
 
 
-def export_backup(*, run: ExportRun) -> ExportPublication:
+def export_backup(*, run: ExportRun, dry_run: bool = False) -> ExportPublication:
     """Copy a successful run's files to the backup target, verify each copy, keep the newest N backups.
 
-    Never raises for a backup failure: the attempt is recorded as failed with the reason. Raises
+    Each copy is read back and its sha256 compared with the one the export recorded; when any differs nothing of
+    this backup is kept and old backups are not pruned. A dry run checks the files on disk (sha256 too), connects
+    to the target and reports what retention would remove, writing nothing; its publication is not saved. Never
+    raises for a backup failure: the attempt is recorded as failed with one line per failed file. Raises
     ``PublishError`` for a run that did not succeed.
     """
     if run.status != ExportRun.Status.SUCCEEDED:
         raise PublishError(f"Export #{run.pk} did not succeed ({run.status}); there is nothing to back up.")
-    publication = ExportPublication.objects.create(run=run, target=ExportPublication.Target.BACKUP)
+    publication = ExportPublication(run=run, target=ExportPublication.Target.BACKUP)
+    if not dry_run:
+        publication.save()
     if not backup_configured():
         _finish(publication, status=ExportPublication.Status.SKIPPED, detail="No backup target configured.")
         return publication
     target: BackupTarget | None = None
     try:
-        files = []
+        files, problems = [], []
         for artifact in run.artifacts.all():
             path = selectors.artifact_path(artifact)
             if not path.is_file():
-                raise PublishError(f"{artifact.name} of export #{run.pk} is no longer on disk (pruned).")
+                problems.append(f"{artifact.name} of export #{run.pk} is no longer on disk (pruned).")
+            elif dry_run and file_sha256(path) != artifact.sha256:
+                problems.append(f"{artifact.name} of export #{run.pk} changed on disk since the export (sha256).")
             files.append(BackupFile(path=path, name=artifact.name, size=artifact.size, sha256=artifact.sha256))
         if not files:
-            raise PublishError(f"Export #{run.pk} has no files.")
+            problems.append(f"Export #{run.pk} has no files.")
+        if problems:
+            raise PublishError("\n".join(problems))
         stamp = (run.finished or timezone.now()).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         folder = folder_name(stamp=stamp, run_id=run.pk) if settings.BACKUP_TIMESTAMPED else ""
         target = _backup_target()
+        where = target.description + (f"/{folder}" if folder else "")
+        if dry_run:
+            state = target.check()
+            removed = target.prune(settings.BACKUP_RETENTION, dry_run=True) if settings.BACKUP_TIMESTAMPED else []
+            _finish(
+                publication,
+                status=ExportPublication.Status.SUCCEEDED,
+                detail=f"would copy {len(files)} files to {where} ({state})"
+                + (f"; would remove {len(removed)} old backups: {', '.join(removed)}" if removed else ""),
+                outcome={"folder": folder, "files": [f.name for f in files], "removed": removed},
+            )
+            return publication
         copied = target.put(folder, files)
         removed = target.prune(settings.BACKUP_RETENTION) if settings.BACKUP_TIMESTAMPED else []
         _finish(
             publication,
             status=ExportPublication.Status.SUCCEEDED,
-            detail=f"{len(copied)} files verified in {target.description}"
-            + (f"/{folder}" if folder else "")
+            detail=f"{len(copied)} files verified by sha256 in {where}"
             + (f"; removed {len(removed)} old backups" if removed else ""),
             outcome={"folder": folder, "files": [asdict(c) for c in copied], "removed": removed},
         )
@@ -357,8 +420,12 @@ def export_run_publish(*, run: ExportRun) -> list[ExportPublication]:
     return publications
 
 
-def export_run_publish_again(*, run: ExportRun, targets: Sequence[str] = TARGETS) -> list[ExportPublication]:
+def export_run_publish_again(
+    *, run: ExportRun, targets: Sequence[str] = TARGETS, force: bool = False
+) -> list[ExportPublication]:
     """Publish and/or back up a successful run again on request (API, admin): one publication per target.
+
+    ``force`` writes new Confluence page and attachment versions even where nothing changed.
 
     A target that is not configured is recorded as skipped. Raises ``PublishError`` when the run did not succeed
     or a target is unknown; Confluence and backup failures are recorded, never raised.
@@ -371,7 +438,7 @@ def export_run_publish_again(*, run: ExportRun, targets: Sequence[str] = TARGETS
     publications = []
     if ExportPublication.Target.CONFLUENCE in targets:
         if confluence_configured():
-            publication, _ = confluence_publish(run=run)
+            publication, _ = confluence_publish(run=run, force=force)
             assert publication is not None  # not a dry run
         else:
             publication = ExportPublication.objects.create(run=run, target=ExportPublication.Target.CONFLUENCE)
@@ -383,8 +450,10 @@ def export_run_publish_again(*, run: ExportRun, targets: Sequence[str] = TARGETS
 
 
 def _finish(publication: ExportPublication, *, status: str, detail: str, outcome: dict[str, Any] | None = None) -> None:
+    """Record the end of an attempt (a dry run's unsaved publication stays unsaved)."""
     publication.status = status
     publication.detail = detail
     publication.outcome = outcome or {}
     publication.finished = timezone.now()
-    publication.save()
+    if publication.pk is not None:
+        publication.save()

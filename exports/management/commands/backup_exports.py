@@ -12,12 +12,19 @@ from exports.publishing import PublishError, export_backup
 
 
 class Command(BaseCommand):
-    """Back up the newest successful export, or ``--run ID``. Exits non-zero when the backup fails."""
+    """Back up the newest successful export, or ``--run ID``; each copy is read back and its sha256 checked.
+
+    ``--dry-run`` checks the files and connects to the target without writing. Exits non-zero, with one line per
+    failed file on stderr, when the backup fails or no backup target is configured.
+    """
 
     help = "Copy an export's files to the backup target, verify them and prune old backups."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--run", type=int, help="The export run to back up (default: the newest successful).")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Check the files and the target; copy and remove nothing."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["run"]:
@@ -29,9 +36,12 @@ class Command(BaseCommand):
             if run is None:
                 raise CommandError("No successful export yet: run `manage.py netbox_update` first.")
         try:
-            publication = export_backup(run=run)
+            publication = export_backup(run=run, dry_run=options["dry_run"])
         except PublishError as exc:
             raise CommandError(str(exc)) from None
+        what = "Dry run of the backup" if options["dry_run"] else "Backup"
         if publication.status == ExportPublication.Status.FAILED:
-            raise CommandError(f"Backup of export #{run.pk} failed: {publication.detail}")
-        self.stdout.write(f"Backup of export #{run.pk} {publication.status}: {publication.detail}")
+            raise CommandError(f"{what} of export #{run.pk} failed:\n{publication.detail}")
+        if publication.status == ExportPublication.Status.SKIPPED:
+            raise CommandError(f"{what} of export #{run.pk} skipped: {publication.detail}")
+        self.stdout.write(f"{what} of export #{run.pk} {publication.status}: {publication.detail}")
