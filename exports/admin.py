@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from enreach.admin import ReadOnlyAdmin
 from exports.models import ExportArtifact, ExportPublication, ExportRun, NetboxSnapshot
@@ -40,19 +40,21 @@ class ExportPublicationInline(admin.TabularInline):
         return False
 
 
-def _publish_again(modeladmin: admin.ModelAdmin, request: HttpRequest, runs: QuerySet[ExportRun], target: str) -> None:
+def _publish_again(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, runs: QuerySet[ExportRun], target: str, *, force: bool = False
+) -> None:
     if not request.user.has_capability("export.run"):  # type: ignore[union-attr]
         modeladmin.message_user(request, "You may not publish exports.", messages.ERROR)
         return
     for run in runs:
         try:
-            publications = export_run_publish_again(run=run, targets=[target])
+            publications = export_run_publish_again(run=run, targets=[target], force=force)
         except PublishError as exc:
             modeladmin.message_user(request, str(exc), messages.WARNING)
             continue
         for publication in publications:
             level = messages.ERROR if publication.status == ExportPublication.Status.FAILED else messages.SUCCESS
-            modeladmin.message_user(request, f"{publication}: {publication.detail}", level)
+            modeladmin.message_user(request, f"{publication}: {'; '.join(publication.detail.splitlines())}", level)
 
 
 def _request_run(modeladmin: admin.ModelAdmin, request: HttpRequest) -> None:
@@ -73,7 +75,7 @@ class ExportRunAdmin(ReadOnlyAdmin):
     search_fields = ["id", "error", "requested_by__username"]
     date_hierarchy = "created"
     inlines = [ExportArtifactInline, ExportPublicationInline]
-    actions = ["run_export_now", "publish_again", "back_up_now"]
+    actions = ["run_export_now", "publish_again", "publish_again_forced", "back_up_now"]
     readonly_fields = [f.name for f in ExportRun._meta.fields if f.name != "active"]
     exclude = ["active"]
     change_list_template = "admin/exports/exportrun/change_list.html"
@@ -94,6 +96,10 @@ class ExportRunAdmin(ReadOnlyAdmin):
     def publish_again(self, request: HttpRequest, queryset: QuerySet[ExportRun]) -> None:
         _publish_again(self, request, queryset, ExportPublication.Target.CONFLUENCE)
 
+    @admin.action(description="Publish again to Confluence, new versions even if unchanged")
+    def publish_again_forced(self, request: HttpRequest, queryset: QuerySet[ExportRun]) -> None:
+        _publish_again(self, request, queryset, ExportPublication.Target.CONFLUENCE, force=True)
+
     @admin.action(description="Back up now")
     def back_up_now(self, request: HttpRequest, queryset: QuerySet[ExportRun]) -> None:
         _publish_again(self, request, queryset, ExportPublication.Target.BACKUP)
@@ -107,6 +113,30 @@ class ExportRunAdmin(ReadOnlyAdmin):
         if request.method == "POST" and request.user.has_capability("export.run"):  # type: ignore[union-attr]
             _request_run(self, request)
         return HttpResponseRedirect(reverse("admin:exports_exportrun_changelist"))
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return super().has_view_permission(request, obj) or request.user.has_capability("export.download")  # type: ignore[union-attr]
+
+
+@admin.register(ExportPublication)
+class ExportPublicationAdmin(ReadOnlyAdmin):
+    """Every publish and backup attempt, with the target's own reason when it failed (one line per part)."""
+
+    list_display = ["id", "run", "target", "status", "started", "finished", "short_detail"]
+    list_filter = ["target", "status"]
+    list_select_related = ["run"]
+    search_fields = ["run__id", "detail"]
+    date_hierarchy = "started"
+    fields = ["run", "target", "status", "started", "finished", "detail_lines", "outcome"]
+    readonly_fields = fields
+
+    @admin.display(description="Detail")
+    def short_detail(self, publication: ExportPublication) -> str:
+        return "; ".join(publication.detail.splitlines())[:120]
+
+    @admin.display(description="Detail")
+    def detail_lines(self, publication: ExportPublication) -> str:
+        return format_html_join("", "<div>{}</div>", ((line,) for line in publication.detail.splitlines()))
 
     def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return super().has_view_permission(request, obj) or request.user.has_capability("export.download")  # type: ignore[union-attr]
