@@ -127,7 +127,7 @@ class ExportPublicationAdmin(ReadOnlyAdmin):
     list_select_related = ["run"]
     search_fields = ["run__id", "detail"]
     date_hierarchy = "started"
-    fields = ["run", "target", "status", "started", "finished", "detail_lines", "outcome"]
+    fields = ("run", "target", "status", "started", "finished", "detail_lines", "outcome")
     readonly_fields = fields
 
     @admin.display(description="Detail")

@@ -364,7 +364,11 @@ def export_backup(*, run: ExportRun, dry_run: bool = False) -> ExportPublication
         where = target.description + (f"/{folder}" if folder else "")
         if dry_run:
             state = target.check()
-            removed = target.prune(settings.BACKUP_RETENTION, dry_run=True) if settings.BACKUP_TIMESTAMPED else []
+            removed = (
+                target.prune(settings.BACKUP_RETENTION, dry_run=True, adding=folder)
+                if settings.BACKUP_TIMESTAMPED
+                else []
+            )
             _finish(
                 publication,
                 status=ExportPublication.Status.SUCCEEDED,

@@ -19,6 +19,7 @@ from exports.services import DEVICES_CSV, VMS_CSV, WORKBOOK, export_run_execute,
 from integrations.confluence.fake_server import BAD_REQUEST, FakeConfluence
 from integrations.confluence.fake_server import AttachmentVersion as FakeAttachmentVersion
 from integrations.confluence.fake_server import PageVersion as FakePageVersion
+from integrations.tests.sshd import Sshd, start_sshd
 
 pytestmark = pytest.mark.django_db
 
@@ -504,3 +505,105 @@ def test_a_body_confluence_cannot_parse_fails_with_its_parser_message(netbox, co
     assert results[0].action == "failed"
     assert "(HTTP 400): Error parsing xhtml: mismatched tag at [row,col {unknown-source}]" in results[0].detail
     assert confluence.pages["22"].current.number == 1
+
+
+# --- backups over SFTP, verified by content -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corrupting_sshd(tmp_path_factory) -> Iterator[Sshd]:
+    """A real sshd whose SFTP subsystem can damage chosen uploads (a byte flipped, the size kept)."""
+    with start_sshd(tmp_path_factory.mktemp("sshd"), corrupting=True) as server:
+        yield server
+
+
+@pytest.fixture
+def sftp_backups(corrupting_sshd, settings, tmp_path) -> Path:
+    """The app configured to back up over SFTP into a fresh folder of the sshd; returns that folder."""
+    root = corrupting_sshd.home / tmp_path.name
+    root.mkdir()
+    corrupting_sshd.corrupt()
+    settings.BACKUP_HOST, settings.BACKUP_PORT = "127.0.0.1", corrupting_sshd.port
+    settings.BACKUP_USER, settings.BACKUP_PRIVATE_KEY = corrupting_sshd.user, str(corrupting_sshd.key)
+    settings.BACKUP_PASSWORD, settings.BACKUP_KNOWN_HOSTS = "", ""
+    settings.BACKUP_REMOTE_PATH, settings.BACKUP_TIMEOUT = str(root), 10
+    settings.BACKUP_LOCAL_PATH = ""
+    return root
+
+
+def test_sftp_backup_is_read_back_and_checked_by_sha256(netbox, sftp_backups) -> None:
+    run = run_export()
+
+    publication = run.publications.get(target="backup")
+    assert publication.status == ExportPublication.Status.SUCCEEDED, publication.detail
+    assert "verified by sha256" in publication.detail
+    (folder,) = backup_folders(sftp_backups)
+    for artifact in run.artifacts.all():
+        assert hashlib.sha256((sftp_backups / folder / artifact.name).read_bytes()).hexdigest() == artifact.sha256
+    assert {f["verified"] for f in publication.outcome["files"]} == {"size+sha256"}
+
+
+def test_sftp_copy_damaged_in_transit_fails_the_backup_and_keeps_old_ones(
+    netbox, sftp_backups, corrupting_sshd, settings
+) -> None:
+    settings.BACKUP_RETENTION = 1
+    run_export()
+    (first,) = backup_folders(sftp_backups)
+    netbox.update_device(netbox.devices[0]["id"], name="renamed")
+    corrupting_sshd.corrupt(f"{WORKBOOK}.part")
+
+    run = run_export()
+
+    publication = run.publications.get(target="backup")
+    assert publication.status == ExportPublication.Status.FAILED
+    head, *lines = publication.detail.splitlines()
+    assert head.endswith(f"1 of {run.artifacts.count()} copies did not match and nothing was kept:")
+    size = selectors.artifact_get(run_id=run.pk, name=WORKBOOK).size
+    assert len(lines) == 1 and lines[0].startswith(f"{WORKBOOK}: the copy read back has {size} bytes, sha256 ")
+    assert backup_folders(sftp_backups) == [first]  # no bad copy left, and retention did not remove the good one
+    out = io.StringIO()
+    with pytest.raises(CommandError) as caught:
+        call_command("backup_exports", "--run", str(run.pk), stdout=out)
+    assert str(caught.value).splitlines()[2].startswith(f"{WORKBOOK}: the copy read back has {size} bytes")
+    assert backup_folders(sftp_backups) == [first]
+
+
+def test_backup_dry_run_connects_and_reports_without_writing(netbox, sftp_backups, settings) -> None:
+    settings.BACKUP_RETENTION = 1
+    run_export()
+    netbox.update_device(netbox.devices[0]["id"], name="renamed")
+    newest = run_export(publish=False)
+    before = backup_folders(sftp_backups)
+    out = io.StringIO()
+
+    call_command("backup_exports", "--dry-run", stdout=out)
+
+    assert len(before) == 1 and backup_folders(sftp_backups) == before
+    assert "Dry run of the backup" in out.getvalue() and "would copy 4 files to sftp://" in out.getvalue()
+    assert "/enreach-" in out.getvalue() and f"-run{newest.pk:06d} (" in out.getvalue()
+    assert f"would remove 1 old backups: {before[0]}" in out.getvalue()
+    assert ExportPublication.objects.filter(target="backup").count() == 1  # the dry run records nothing
+
+
+def test_backup_command_fails_with_a_line_per_missing_file_dry_run_too(netbox, settings, tmp_path) -> None:
+    settings.BACKUP_LOCAL_PATH = str(tmp_path / "backups")
+    run = run_export(publish=False)
+    for artifact in run.artifacts.filter(name__in=[DEVICES_CSV, VMS_CSV]):
+        selectors.artifact_path(artifact).unlink()
+
+    for args in (["--dry-run"], []):
+        with pytest.raises(CommandError) as caught:
+            call_command("backup_exports", *args, stdout=io.StringIO())
+        lines = str(caught.value).splitlines()[1:]
+        assert sorted(lines) == sorted(
+            f"{name} of export #{run.pk} is no longer on disk (pruned)." for name in (DEVICES_CSV, VMS_CSV)
+        )
+    assert not (tmp_path / "backups").exists()
+
+
+def test_backup_command_without_a_target_exits_non_zero(netbox, settings) -> None:
+    settings.BACKUP_LOCAL_PATH, settings.BACKUP_HOST = "", ""
+    run_export(publish=False)
+
+    with pytest.raises(CommandError, match="No backup target configured"):
+        call_command("backup_exports", stdout=io.StringIO())

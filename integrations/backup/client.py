@@ -98,7 +98,7 @@ class BackupTarget(Protocol):
 
     def check(self) -> str: ...
 
-    def prune(self, keep: int, *, dry_run: bool = False) -> list[str]: ...
+    def prune(self, keep: int, *, dry_run: bool = False, adding: str = "") -> list[str]: ...
 
     def close(self) -> None: ...
 
@@ -153,13 +153,18 @@ class LocalBackupTarget:
             raise BackupError(f"Cannot write backups under {self.root}: {nearest} is not a writable directory")
         return f"{self.root} " + ("exists" if nearest == self.root else f"would be created in {nearest}")
 
-    def prune(self, keep: int, *, dry_run: bool = False) -> list[str]:
-        """Remove all but the newest ``keep`` backup folders; return the names removed (or, dry, to remove)."""
+    def prune(self, keep: int, *, dry_run: bool = False, adding: str = "") -> list[str]:
+        """Remove all but the newest ``keep`` backup folders; return the names removed.
+
+        A dry run removes nothing and returns what would go once the folder ``adding`` is there too.
+        """
         try:
             names = sorted(p.name for p in self.root.iterdir() if p.is_dir() and FOLDER_PATTERN.match(p.name))
         except FileNotFoundError:
             return []
-        removed = names[: max(0, len(names) - keep)]
+        if dry_run and adding:
+            names = sorted({*names, adding})
+        removed = [name for name in names[: max(0, len(names) - keep)] if name != adding]
         for name in [] if dry_run else removed:
             shutil.rmtree(self.root / name, ignore_errors=True)
         return removed
@@ -305,14 +310,19 @@ class SftpBackupTarget:
             raise BackupError(f"{self.description}: cannot read {nearest} ({type(exc).__name__}: {exc})") from None
         return f"{self.description} " + ("exists" if nearest == self.remote_path else f"would be created in {nearest}")
 
-    def prune(self, keep: int, *, dry_run: bool = False) -> list[str]:
-        """Remove all but the newest ``keep`` backup folders; return the names removed (or, dry, to remove)."""
+    def prune(self, keep: int, *, dry_run: bool = False, adding: str = "") -> list[str]:
+        """Remove all but the newest ``keep`` backup folders; return the names removed.
+
+        A dry run removes nothing and returns what would go once the folder ``adding`` is there too.
+        """
         try:
             entries = self.sftp.listdir_attr(self.remote_path)
         except FileNotFoundError:
             return []
         names = sorted(e.filename for e in entries if stat.S_ISDIR(e.st_mode or 0) and FOLDER_PATTERN.match(e.filename))
-        removed = names[: max(0, len(names) - keep)]
+        if dry_run and adding:
+            names = sorted({*names, adding})
+        removed = [name for name in names[: max(0, len(names) - keep)] if name != adding]
         try:
             for name in [] if dry_run else removed:
                 self._rmtree(posixpath.join(self.remote_path, name))
