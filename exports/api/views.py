@@ -58,6 +58,9 @@ class ExportPublishRequestSerializer(serializers.Serializer):
         default=list(ExportPublication.Target.values),
         allow_empty=False,
     )
+    force = serializers.BooleanField(
+        default=False, help_text="Write new Confluence page and attachment versions even where nothing changed."
+    )
 
 
 @extend_schema(tags=["exports"])
@@ -117,7 +120,9 @@ class ExportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         options = ExportPublishRequestSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         try:
-            publications = export_run_publish_again(run=run, targets=options.validated_data["targets"])
+            publications = export_run_publish_again(
+                run=run, targets=options.validated_data["targets"], force=options.validated_data["force"]
+            )
         except PublishError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(ExportPublicationSerializer(publications, many=True).data, status=status.HTTP_202_ACCEPTED)

@@ -607,3 +607,17 @@ def test_backup_command_without_a_target_exits_non_zero(netbox, settings) -> Non
 
     with pytest.raises(CommandError, match="No backup target configured"):
         call_command("backup_exports", stdout=io.StringIO())
+
+
+def test_api_publish_writes_only_changes_unless_forced(netbox, confluence, client_for) -> None:
+    run = run_export()
+    client = client_for("operator")
+
+    plain = client.post(f"/api/exports/runs/{run.pk}/publish/", {"targets": ["confluence"]}, format="json")
+    assert plain.status_code == 202 and attachment_versions(confluence) == {WORKBOOK: 1, DEVICES_CSV: 1, VMS_CSV: 1}
+    forced = client.post(f"/api/exports/runs/{run.pk}/publish/", {"targets": ["confluence"], "force": True},
+                         format="json")  # fmt: skip
+
+    assert forced.status_code == 202 and forced.json()[0]["status"] == "succeeded"
+    assert attachment_versions(confluence) == {WORKBOOK: 2, DEVICES_CSV: 2, VMS_CSV: 2}
+    assert client.post(f"/api/exports/runs/{run.pk}/publish/", {"force": "maybe"}, format="json").status_code == 400
