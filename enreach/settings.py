@@ -269,8 +269,15 @@ EXPORT_WORKBOOK_COLUMNS = env.list("EXPORT_WORKBOOK_COLUMNS", default=[])
 EXPORT_PARALLEL_WRITE = env.bool("EXPORT_PARALLEL_WRITE", default=True)
 # A cron expression ("0 2 * * *") or a number of minutes ("60"); empty: no schedule.
 EXPORT_SCHEDULE = env.str("EXPORT_SCHEDULE", default="")
-# An active run without a sign of life for this long is marked failed, so it cannot block later runs.
-EXPORT_STALE_AFTER = env.int("EXPORT_STALE_AFTER", default=Q_CLUSTER["timeout"] + 300)
+# The executing process refreshes its run's heartbeat every EXPORT_HEARTBEAT seconds. A running run without one for
+# EXPORT_STALE_AFTER seconds is failed as abandoned (worker killed, machine gone) and queued again up to
+# EXPORT_RETRY_ABANDONED times; a run no worker picked up within EXPORT_QUEUED_STALE_AFTER seconds is failed.
+EXPORT_HEARTBEAT = env.float("EXPORT_HEARTBEAT", default=10.0)
+EXPORT_STALE_AFTER = env.int("EXPORT_STALE_AFTER", default=60)
+EXPORT_RETRY_ABANDONED = env.int("EXPORT_RETRY_ABANDONED", default=1)
+EXPORT_QUEUED_STALE_AFTER = env.int("EXPORT_QUEUED_STALE_AFTER", default=600)
+if EXPORT_STALE_AFTER < 3 * EXPORT_HEARTBEAT:
+    raise ImproperlyConfigured("EXPORT_STALE_AFTER must be at least three EXPORT_HEARTBEAT intervals.")
 # Set by `make run` when it started the demo NetBox because NETBOX_URL was empty.
 NETBOX_DEMO = env.bool("ENREACH_DEMO_NETBOX", default=False)
 
