@@ -190,6 +190,10 @@ SPECTACULAR_SETTINGS = {
 
 # /metrics is open unless METRICS_TOKEN is set; then scrapers send "Authorization: Bearer <token>".
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# prometheus_client's multiprocess mode (gunicorn.conf.py sets it for the web workers; the queue workers need the same
+# directory in their environment): every process writes its counts there and /metrics adds them all up.
+if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
+    Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 
 # --- Security (production) -----------------------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_HTTPS_PROXY", default=False) else None
