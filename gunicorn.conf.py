@@ -24,7 +24,8 @@ from gunicorn.glogging import Logger
 _root = Path(__file__).resolve().parent
 _var = Path(os.environ.get("ENREACH_VAR_DIR") or _root / "var")
 # Set before any worker imports prometheus_client (it picks its storage at import).
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_var / "prometheus"))
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_var / "prometheus")
 
 wsgi_app = "enreach.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
