@@ -144,7 +144,12 @@ Q_CLUSTER = {
     "sync": env.bool("Q_SYNC", default=False),
 }
 if REDIS_URL:
-    Q_CLUSTER["redis"] = REDIS_URL
+    # Bounded waits: a Redis host that drops packets must not hold a request (starting an export) for minutes.
+    # The workers' blocking pop waits 1 s, well within socket_timeout.
+    _timeouts = "&".join(f"{name}={value}" for name, value in (("socket_connect_timeout", 2), ("socket_timeout", 5)))
+    Q_CLUSTER["redis"] = (
+        REDIS_URL if "socket_timeout" in REDIS_URL else f"{REDIS_URL}{'&' if '?' in REDIS_URL else '?'}{_timeouts}"
+    )
 else:
     # Without an explicit broker django-q2 falls back to Redis on localhost.
     Q_CLUSTER["orm"] = "default"
