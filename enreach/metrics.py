@@ -28,6 +28,10 @@ COUNTERS = {
     "enreach_netbox_requests_total": ("NetBox API requests by endpoint and status.", ("endpoint", "status")),
     "enreach_confluence_requests_total": ("Confluence API requests by operation and status.", ("operation", "status")),
     "enreach_cache_events_total": ("Named cache events (hit, miss, load, eviction).", ("cache", "event")),
+    "enreach_export_runs_abandoned_total": (
+        "Runs failed by the sweeper because their worker went silent.",
+        ("retried",),
+    ),
 }
 _COUNTERS = {
     name: Counter(name.removesuffix("_total"), documentation, labels)

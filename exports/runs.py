@@ -27,6 +27,7 @@ from django.db import IntegrityError, close_old_connections, connection, transac
 from django.db.models import Q
 from django.utils import timezone
 
+from enreach.metrics import counter_add
 from exports.models import ExportRun
 
 logger = logging.getLogger(__name__)
@@ -141,7 +142,12 @@ def export_runs_sweep() -> SweepResult:
             now=now,
         )
     ]
-    retried = [retry.pk for retry in (_retry(run) for run in abandoned) if retry is not None]
+    retried = []
+    for run in abandoned:
+        retry = _retry(run)
+        if retry is not None:
+            retried.append(retry.pk)
+        counter_add("enreach_export_runs_abandoned_total", {"retried": "true" if retry is not None else "false"})
     folders, temp_files = _files_sweep()
     result = SweepResult(
         abandoned=[run.pk for run in abandoned],

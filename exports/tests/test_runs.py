@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 from django_q.conf import Conf
 from django_q.models import Schedule
+from prometheus_client import REGISTRY
 
 from enreach.tests.redis_server import RedisServer
 from exports.models import ExportRun
@@ -50,6 +51,7 @@ def test_the_heartbeat_thread_beats_while_the_block_runs_and_stops_after_it():
 def test_a_silent_run_is_failed_naming_its_worker_and_queued_again_once(db, netbox, settings):
     settings.EXPORT_STALE_AFTER = 60
     stuck = stuck_run(silent_for=61)
+    abandoned_before = REGISTRY.get_sample_value("enreach_export_runs_abandoned_total", {"retried": "true"}) or 0
 
     result = export_runs_sweep()
 
@@ -62,6 +64,7 @@ def test_a_silent_run_is_failed_naming_its_worker_and_queued_again_once(db, netb
     # django-q2 runs tasks inline in the tests: the retry was executed against the NetBox test server.
     assert retry.status == "succeeded" and retry.attempt == 2 and retry.trigger == stuck.trigger
     assert retry.devices == 40 and "Retry of abandoned export" in retry.log
+    assert REGISTRY.get_sample_value("enreach_export_runs_abandoned_total", {"retried": "true"}) == abandoned_before + 1
 
 
 def test_a_retry_that_is_abandoned_again_is_not_retried_a_second_time(db, settings):
