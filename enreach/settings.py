@@ -157,6 +157,8 @@ if Q_CLUSTER["timeout"] >= Q_CLUSTER["retry"]:
     raise ImproperlyConfigured("Q_TIMEOUT must be lower than Q_RETRY.")
 
 # --- Auth --------------------------------------------------------------------------------------------------
+# Sessions live in the database, never in the cache: a Redis outage must not sign anybody out or in.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
