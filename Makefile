@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PGDIR := $(CURDIR)/var/pgtest
 
-.PHONY: run test lint typecheck migrations-check test-sqlite test-postgres bench clean
+.PHONY: run test lint typecheck migrations-check test-sqlite test-postgres test-deploy bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: $(VENV)/.installed
 	DEBUG=$${DEBUG:-true} $(PY) scripts/run.py
 
-test: $(VENV)/.installed lint typecheck migrations-check test-sqlite test-postgres
+test: $(VENV)/.installed lint typecheck migrations-check test-sqlite test-postgres test-deploy
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -29,13 +29,19 @@ migrations-check: $(VENV)/.installed
 
 test-sqlite: $(VENV)/.installed
 	@echo "== pytest on SQLite =="
-	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -p no:cacheprovider -m "not deploy" $(PYTEST_ARGS)
 
 test-postgres: $(VENV)/.installed
 	@echo "== pytest on PostgreSQL =="
 	@url=$$(scripts/pgtest.sh start $(PGDIR)) || exit 1; \
 	  trap 'scripts/pgtest.sh stop $(PGDIR)' EXIT; \
-	  env -u REDIS_URL DATABASE_URL=$$url $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	  env -u REDIS_URL DATABASE_URL=$$url $(PY) -m pytest -p no:cacheprovider -m "not deploy" $(PYTEST_ARGS)
+
+# The README's production deploy, started for real (PostgreSQL, Redis, gunicorn, two qcluster): a few minutes.
+test-deploy: $(VENV)/.installed
+	@echo "== deploy test =="
+	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -p no:cacheprovider -m deploy -s enreach/tests/test_deploy.py
 
 bench: $(VENV)/.installed
 	$(PY) bench/export_bench.py

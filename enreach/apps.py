@@ -1,8 +1,19 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _create_cache_table(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:
+    # `migrate` is the only schema step of a deploy: the database cache's table comes with it (a no-op with Redis
+    # or when the table exists).
+    from django.core.management import call_command
+
+    call_command("createcachetable", database=using, verbosity=0)
 
 
 class EnreachConfig(AppConfig):
-    """Process-wide observability set-up: our metrics collector and, when configured, tracing."""
+    """Process-wide set-up: our metrics collector, tracing when configured, and the cache table on migrate."""
 
     name = "enreach"
     verbose_name = "Enreach tools"
@@ -13,3 +24,4 @@ class EnreachConfig(AppConfig):
 
         metrics_register()
         tracing_setup()
+        post_migrate.connect(_create_cache_table, sender=self)

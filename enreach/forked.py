@@ -4,6 +4,9 @@ Python threads share one interpreter lock, so two CPU-bound jobs in threads take
 forked child starts with a copy-on-write view of the parent's memory: the function sees the parent's objects (rows
 of a 50,000-object export) without pickling them, and only its result travels back, pickled, through a pipe.
 
+The child dies with its parent: on Linux it asks the kernel (``prctl(PR_SET_PDEATHSIG)``) for SIGKILL when the
+parent goes, so a ``kill -9`` of the worker does not leave a child writing into a run folder nobody will use.
+
 The child must not touch what it shares with the parent: database connections, sockets, locks held by other threads.
 Functions given here only compute and write files. It leaves with ``os._exit``: no atexit handlers, no buffered
 output or connection shutdown run twice.
@@ -15,6 +18,7 @@ in the caller when its result is asked for.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pickle
 import signal
@@ -25,6 +29,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 FORK_AVAILABLE = hasattr(os, "fork") and sys.platform != "darwin"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class ChildProcessFailed(RuntimeError):
@@ -42,9 +47,11 @@ def forked(function: Callable[[], T], *, enabled: bool = True) -> Iterator[Calla
         yield function
         return
     read_fd, write_fd = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child
         os.close(read_fd)
+        _die_with_parent(parent)
         _child(function, write_fd)
     os.close(write_fd)
     pipe = os.fdopen(read_fd, "rb")
@@ -74,6 +81,16 @@ def forked(function: Callable[[], T], *, enabled: bool = True) -> Iterator[Calla
                 os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         pipe.close()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask for SIGKILL when the parent dies; leave now if it already has (it died before we asked)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _child(function: Callable[[], object], write_fd: int) -> None:

@@ -1,24 +1,25 @@
 """Our Prometheus metrics, correct across processes.
 
-The web server, the django-q2 workers and management commands are separate processes, so process-local counters
-would each see a slice. Instead:
+The web server's workers, the django-q2 workers and management commands are separate processes, so plain
+process-local counters would each see a slice. Instead:
 
-- counters that happen anywhere (NetBox and Confluence requests, cache events) are kept in the shared Django
-  cache (database or Redis) with ``counter_add``;
-- everything about runs and the queue is read from the database at scrape time.
-
-``EnreachCollector`` turns both into metrics when ``/metrics`` is scraped.
+- counters that happen anywhere (NetBox and Confluence requests, named-cache events) are prometheus_client
+  counters. Under gunicorn and the queue cluster ``PROMETHEUS_MULTIPROC_DIR`` is set: every process writes its
+  counts to a file there and ``/metrics`` sums them all (``metrics_exposition``), so a scrape gives the same totals
+  whichever worker serves it, and a restart of Redis or of the cache loses nothing;
+- everything about runs and the queue is read from the database at scrape time (``EnreachCollector``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from django.core.cache import cache
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
 logger = logging.getLogger(__name__)
@@ -27,51 +28,49 @@ COUNTERS = {
     "enreach_netbox_requests_total": ("NetBox API requests by endpoint and status.", ("endpoint", "status")),
     "enreach_confluence_requests_total": ("Confluence API requests by operation and status.", ("operation", "status")),
     "enreach_cache_events_total": ("Named cache events (hit, miss, load, eviction).", ("cache", "event")),
+    "enreach_export_runs_abandoned_total": (
+        "Runs failed by the sweeper because their worker went silent.",
+        ("retried",),
+    ),
 }
-_INDEX_KEY = "enreach:metrics:index"
+_COUNTERS = {
+    name: Counter(name.removesuffix("_total"), documentation, labels)
+    for name, (documentation, labels) in COUNTERS.items()
+}
 DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, float("inf"))
 
 
-def _key(name: str, labels: Mapping[str, str]) -> str:
-    return f"enreach:metrics:{name}:" + json.dumps(sorted(labels.items()), separators=(",", ":"))
-
-
 def counter_add(name: str, labels: Mapping[str, str], amount: int = 1) -> None:
-    """Add to a shared counter. Never raises: metrics must not break the work they count."""
-    if name not in COUNTERS or amount <= 0:
+    """Add to one of our counters. Never raises: metrics must not break the work they count."""
+    if name not in _COUNTERS or amount <= 0:
         return
-    key = _key(name, labels)
     try:
-        if cache.add(key, amount, timeout=None):
-            index = set(cache.get(_INDEX_KEY) or ())
-            if key not in index:
-                cache.set(_INDEX_KEY, sorted(index | {key}), timeout=None)
-        else:
-            cache.incr(key, amount)
-    except Exception as exc:  # a cache outage must not fail an export
+        _COUNTERS[name].labels(**{label: labels.get(label, "") for label in COUNTERS[name][1]}).inc(amount)
+    except Exception as exc:  # a full disk under PROMETHEUS_MULTIPROC_DIR must not fail an export
         logger.warning("could not record metric %s: %s", name, exc)
 
 
-def counters() -> dict[str, list[tuple[dict[str, str], float]]]:
-    """Every shared counter with its labels and value."""
-    keys = list(cache.get(_INDEX_KEY) or ())
-    values = cache.get_many(keys) if keys else {}
-    result: dict[str, list[tuple[dict[str, str], float]]] = {name: [] for name in COUNTERS}
-    for key, value in values.items():
-        name, _, labels = key.removeprefix("enreach:metrics:").partition(":")
-        if name in result:
-            result[name].append((dict(json.loads(labels)), float(value)))
-    return result
+def multiprocess_enabled() -> bool:
+    """True when prometheus_client runs in multiprocess mode (gunicorn, qcluster: see gunicorn.conf.py)."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def metrics_exposition() -> bytes:
+    """The text exposition of every metric: of all processes in multiprocess mode, else of this process."""
+    if not multiprocess_enabled():
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    registry.register(EnreachCollector())
+    return generate_latest(registry)
 
 
 class EnreachCollector(Collector):
-    """Collects our metrics at scrape time from the shared cache and the database."""
+    """Collects run and queue metrics from the database (and the broker) at scrape time."""
 
     def describe(self) -> Iterator[Any]:
         # Registering a collector without describe() makes the registry call collect(), which would query the
         # database and the cache at import time.
-        for name, (documentation, labels) in COUNTERS.items():
-            yield CounterMetricFamily(name.removesuffix("_total"), documentation, labels=labels)
         yield CounterMetricFamily("enreach_export_runs", "", labels=("trigger", "status"))
         yield HistogramMetricFamily("enreach_export_duration_seconds", "", labels=("step",))
         yield GaugeMetricFamily("enreach_export_objects", "", labels=("kind",))
@@ -79,20 +78,11 @@ class EnreachCollector(Collector):
         yield GaugeMetricFamily("enreach_queue_tasks", "", labels=("state",))
 
     def collect(self) -> Iterator[Any]:
-        try:
-            yield from self._shared_counters()
-            yield from self._runs()
-            yield from self._queue()
-        except Exception as exc:  # a broken database shows up in /api/health/; the scrape still answers
-            logger.warning("metrics collection failed: %s", exc)
-
-    def _shared_counters(self) -> Iterator[Any]:
-        for name, samples in counters().items():
-            documentation, label_names = COUNTERS[name]
-            family = CounterMetricFamily(name.removesuffix("_total"), documentation, labels=label_names)
-            for labels, value in samples:
-                family.add_metric([labels.get(label, "") for label in label_names], value)
-            yield family
+        for part in (self._runs, self._queue):
+            try:
+                yield from part()
+            except Exception as exc:  # a broken database or broker shows up in /api/health/; the scrape answers
+                logger.warning("metrics collection failed: %s", exc)
 
     def _runs(self) -> Iterator[Any]:
         from django.db.models import Count

@@ -144,7 +144,12 @@ Q_CLUSTER = {
     "sync": env.bool("Q_SYNC", default=False),
 }
 if REDIS_URL:
-    Q_CLUSTER["redis"] = REDIS_URL
+    # Bounded waits: a Redis host that drops packets must not hold a request (starting an export) for minutes.
+    # The workers' blocking pop waits 1 s, well within socket_timeout.
+    _timeouts = "&".join(f"{name}={value}" for name, value in (("socket_connect_timeout", 2), ("socket_timeout", 5)))
+    Q_CLUSTER["redis"] = (
+        REDIS_URL if "socket_timeout" in REDIS_URL else f"{REDIS_URL}{'&' if '?' in REDIS_URL else '?'}{_timeouts}"
+    )
 else:
     # Without an explicit broker django-q2 falls back to Redis on localhost.
     Q_CLUSTER["orm"] = "default"
@@ -152,6 +157,8 @@ if Q_CLUSTER["timeout"] >= Q_CLUSTER["retry"]:
     raise ImproperlyConfigured("Q_TIMEOUT must be lower than Q_RETRY.")
 
 # --- Auth --------------------------------------------------------------------------------------------------
+# Sessions live in the database, never in the cache: a Redis outage must not sign anybody out or in.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -190,6 +197,10 @@ SPECTACULAR_SETTINGS = {
 
 # /metrics is open unless METRICS_TOKEN is set; then scrapers send "Authorization: Bearer <token>".
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# prometheus_client's multiprocess mode (gunicorn.conf.py sets it for the web workers; the queue workers need the same
+# directory in their environment): every process writes its counts there and /metrics adds them all up.
+if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
+    Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
 
 # --- Security (production) -----------------------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_HTTPS_PROXY", default=False) else None
@@ -269,8 +280,15 @@ EXPORT_WORKBOOK_COLUMNS = env.list("EXPORT_WORKBOOK_COLUMNS", default=[])
 EXPORT_PARALLEL_WRITE = env.bool("EXPORT_PARALLEL_WRITE", default=True)
 # A cron expression ("0 2 * * *") or a number of minutes ("60"); empty: no schedule.
 EXPORT_SCHEDULE = env.str("EXPORT_SCHEDULE", default="")
-# An active run without a sign of life for this long is marked failed, so it cannot block later runs.
-EXPORT_STALE_AFTER = env.int("EXPORT_STALE_AFTER", default=Q_CLUSTER["timeout"] + 300)
+# The executing process refreshes its run's heartbeat every EXPORT_HEARTBEAT seconds. A running run without one for
+# EXPORT_STALE_AFTER seconds is failed as abandoned (worker killed, machine gone) and queued again up to
+# EXPORT_RETRY_ABANDONED times; a run no worker picked up within EXPORT_QUEUED_STALE_AFTER seconds is failed.
+EXPORT_HEARTBEAT = env.float("EXPORT_HEARTBEAT", default=10.0)
+EXPORT_STALE_AFTER = env.int("EXPORT_STALE_AFTER", default=60)
+EXPORT_RETRY_ABANDONED = env.int("EXPORT_RETRY_ABANDONED", default=1)
+EXPORT_QUEUED_STALE_AFTER = env.int("EXPORT_QUEUED_STALE_AFTER", default=600)
+if EXPORT_STALE_AFTER < 3 * EXPORT_HEARTBEAT:
+    raise ImproperlyConfigured("EXPORT_STALE_AFTER must be at least three EXPORT_HEARTBEAT intervals.")
 # Set by `make run` when it started the demo NetBox because NETBOX_URL was empty.
 NETBOX_DEMO = env.bool("ENREACH_DEMO_NETBOX", default=False)
 

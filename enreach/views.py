@@ -15,11 +15,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django_q.brokers import get_broker
 from drf_spectacular.utils import extend_schema
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from enreach.metrics import metrics_exposition
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,9 @@ def _database() -> None:
 
 
 def _cache() -> None:
+    ping = getattr(cache, "ping", None)
+    if ping is not None:  # our Redis cache answers misses while Redis is down: ask Redis itself
+        ping()
     cache.set("enreach:health", "ok", 30)
     if cache.get("enreach:health") != "ok":
         raise RuntimeError("cache did not return the value just written")
@@ -62,10 +68,32 @@ def _broker() -> dict[str, Any]:
     return {"queued": broker.queue_size()}
 
 
-class HealthView(APIView):
-    """Public health check: database, cache and queue broker. HTTP 503 when any of them is down."""
+def _backends() -> dict[str, str]:
+    """What each component is (public: it names what to look at, and holds no secret)."""
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    cache_backend = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+    return {
+        "database": {"sqlite3": "sqlite", "postgresql": "postgresql"}.get(engine, engine),
+        "cache": "redis" if "Redis" in cache_backend else "database",
+        "broker": "redis" if "redis" in settings.Q_CLUSTER else "database",
+    }
 
-    authentication_classes: list[type] = []
+
+def _is_admin(request: Request) -> bool:
+    user = request.user
+    return bool(user is not None and user.is_authenticated and user.is_active and user.is_staff)
+
+
+class HealthView(APIView):
+    """Public health check: database, cache and queue broker, each ``ok`` or ``down``; HTTP 503 when one is down.
+
+    Everyone sees which component is down and what it is (``redis``, ``postgresql``...); the error text and
+    latencies are shown to signed-in admins only, since they can reveal hosts and versions.
+    """
+
+    # The session only (it lives in the database): who is signed in decides how much detail is shown, and no
+    # token check (whose failure limits live in the cache) stands between a monitor and the answer.
+    authentication_classes = [SessionAuthentication]
     permission_classes = [AllowAny]
     # Throttles keep their state in the cache, which may be the very thing that is down.
     throttle_classes: list[type] = []
@@ -74,8 +102,14 @@ class HealthView(APIView):
     def get(self, request: Request) -> Response:
         checks = {"database": _check("database", _database), "cache": _check("cache", _cache)}
         checks["broker"] = _check("broker", _broker)
-        healthy = all(check["status"] == "ok" for check in checks.values())
-        return Response({"status": "ok" if healthy else "down", "checks": checks}, status=200 if healthy else 503)
+        down = [name for name, check in checks.items() if check["status"] != "ok"]
+        backends = _backends()
+        if _is_admin(request):
+            shown = {name: {**check, "backend": backends[name]} for name, check in checks.items()}
+        else:
+            shown = {name: {"status": check["status"], "backend": backends[name]} for name, check in checks.items()}
+        body = {"status": "down" if down else "ok", "down": down, "checks": shown}
+        return Response(body, status=503 if down else 200)
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
@@ -84,4 +118,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
         expected = f"Bearer {settings.METRICS_TOKEN}"
         if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
             return HttpResponse("Unauthorized\n", status=401, content_type="text/plain")
-    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(metrics_exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from enreach.admin import ReadOnlyAdmin
 from exports.models import ExportArtifact, ExportPublication, ExportRun, NetboxSnapshot
 from exports.publishing import PublishError, export_run_publish_again
+from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
 
 
@@ -60,7 +61,11 @@ def _publish_again(
 def _request_run(modeladmin: admin.ModelAdmin, request: HttpRequest) -> None:
     run, created = export_run_request(trigger=ExportRun.Trigger.ADMIN, user=request.user)
     if created:
-        export_run_enqueue(run=run)
+        try:
+            export_run_enqueue(run=run)
+        except QueueUnavailable as exc:
+            modeladmin.message_user(request, f"Export #{run.pk} failed: {exc}", messages.ERROR)
+            return
         modeladmin.message_user(request, f"Export #{run.pk} queued.", messages.SUCCESS)
     else:
         modeladmin.message_user(request, f"Export #{run.pk} is already {run.status}.", messages.WARNING)

@@ -40,6 +40,16 @@ class ExportRun(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the executing worker.")
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the process executing the run.")
+    retry_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="retries",
+        help_text="The abandoned run this one repeats.",
+    )
+    attempt = models.PositiveSmallIntegerField(default=1, help_text="1, or 2 and more for retries of abandoned runs.")
     devices = models.PositiveIntegerField(null=True, blank=True)
     vms = models.PositiveIntegerField(null=True, blank=True)
     added = models.PositiveIntegerField(null=True, blank=True)

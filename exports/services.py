@@ -32,13 +32,13 @@ from typing import Any, Literal
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from enreach.forked import ChildProcessFailed, forked
 from enreach.logs import log_context
 from enreach.tracing import span
 from exports import transform, writers
 from exports.models import ContactSnapshot, ExportArtifact, ExportRun, NetboxSnapshot
+from exports.runs import export_run_send, export_runs_sweep, run_heartbeat, run_worker
 from integrations.caching import cache_event
 from integrations.exceptions import IntegrationError, NetboxAuthError
 from integrations.netbox.client import Kind, NetboxClient
@@ -81,21 +81,12 @@ class ExportError(Exception):
 
 
 def export_run_reap_stale() -> int:
-    """Fail active runs whose worker stopped giving signs of life (killed, machine restarted).
+    """Fail (and retry) runs whose worker stopped giving signs of life; see ``exports.runs.export_runs_sweep``.
 
     Without this a dead worker would block every later export, since only one run may be active.
     """
-    limit = timezone.now() - timedelta(seconds=settings.EXPORT_STALE_AFTER)
-    stale = ExportRun.objects.filter(active=True).exclude(heartbeat__gte=limit).filter(created__lt=limit)
-    count = 0
-    for run in stale:
-        if run.status == ExportRun.Status.QUEUED:
-            error = "Never started: no queue worker picked it up in time (is `manage.py qcluster` running?)."
-        else:
-            error = "Abandoned: the worker stopped giving signs of life before finishing."
-        _finish(run, status=ExportRun.Status.FAILED, error=error)
-        count += 1
-    return count
+    result = export_runs_sweep()
+    return len(result.abandoned) + len(result.never_started)
 
 
 def export_run_request(
@@ -128,11 +119,8 @@ def export_run_request(
 
 def export_run_enqueue(*, run: ExportRun) -> None:
     """Hand the run to the django-q2 workers once the surrounding transaction commits."""
-    transaction.on_commit(
-        lambda: async_task(
-            "exports.tasks.export_run_execute_task", run.pk, task_name=f"export-run-{run.pk}", group="exports"
-        )
-    )
+    # Raises QueueUnavailable (the run is then failed) when the broker is down.
+    transaction.on_commit(lambda: export_run_send(run=run))
 
 
 # --- Executing ----------------------------------------------------------------------------------------------------
@@ -210,7 +198,7 @@ def export_run_execute(*, run: ExportRun, on_progress: ProgressCallback | None =
     stay as they were. A run that is not queued any more (delivered twice) is returned untouched.
     """
     claimed = ExportRun.objects.filter(pk=run.pk, status=ExportRun.Status.QUEUED).update(
-        status=ExportRun.Status.RUNNING, started=timezone.now(), heartbeat=timezone.now()
+        status=ExportRun.Status.RUNNING, started=timezone.now(), heartbeat=timezone.now(), worker=run_worker()
     )
     run.refresh_from_db()
     if not claimed:
@@ -218,6 +206,7 @@ def export_run_execute(*, run: ExportRun, on_progress: ProgressCallback | None =
     with (
         log_context(run_id=run.pk),
         span("export.run", **{"export.run_id": run.pk, "export.trigger": run.trigger}),
+        run_heartbeat(run_id=run.pk),
         _gc_paused(),
     ):
         return _execute(run, on_progress)
@@ -293,6 +282,11 @@ def _reason(exc: BaseException) -> str:
 
 
 def _finish(run: ExportRun, *, status: str, error: str = "") -> None:
+    if run.pk is not None and not ExportRun.objects.filter(pk=run.pk, active=True).exists():
+        # The sweeper failed it as abandoned meanwhile (a worker silent for too long): its verdict stands.
+        logger.warning("export run %s finished after it was failed as abandoned; keeping that outcome", run.pk)
+        run.refresh_from_db()
+        return
     run.status = status
     run.error = error
     run.finished = timezone.now()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from exports.models import ExportRun
+from exports.runs import export_runs_sweep
 from exports.services import export_run_execute, export_run_request
 
 
@@ -18,3 +19,9 @@ def export_scheduled_task() -> str:
     if not created:
         return f"skipped: export #{run.pk} is already {run.status}"
     return export_run_execute(run=run).status
+
+
+def export_runs_sweep_task() -> str:
+    """Every minute: fail and retry abandoned runs, clean up after dead ones."""
+    result = export_runs_sweep()
+    return f"abandoned {result.abandoned}, never started {result.never_started}, retried {result.retried}"

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from exports import selectors
 from exports.models import ExportRun
+from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
 
 HISTORY_SIZE = 20
@@ -48,7 +49,11 @@ def export_run_now(request: HttpRequest) -> HttpResponse:
         trigger=ExportRun.Trigger.WEB, user=request.user, force=request.POST.get("force") == "1"
     )
     if created:
-        export_run_enqueue(run=run)
+        try:
+            export_run_enqueue(run=run)
+        except QueueUnavailable as exc:
+            messages.error(request, f"Export #{run.pk} failed: {exc}")
+            return redirect("exports:index")
         messages.success(request, f"Export #{run.pk} queued.")
     else:
         messages.info(request, f"Export #{run.pk} is already {run.status}.")

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EVENTS = ("hits", "misses", "loads", "evictions")
+# The singular label values of enreach_cache_events_total ("misses" is not "misse").
+EVENT_LABELS = {"hits": "hit", "misses": "miss", "loads": "load", "evictions": "eviction"}
 _MISSING = object()
 LOCK_SECONDS = 30  # a loader taking longer than this no longer blocks others
 WAIT_STEP = 0.05
@@ -83,7 +85,7 @@ class NamedCache:
                 cache.incr(stat_key, amount)
         except ValueError:  # evicted between add and incr
             cache.set(stat_key, amount, timeout=None)
-        counter_add("enreach_cache_events_total", {"cache": self.name, "event": event.removesuffix("s")}, amount)
+        counter_add("enreach_cache_events_total", {"cache": self.name, "event": EVENT_LABELS[event]}, amount)
 
     def _index(self) -> dict[str, float]:
         """key -> expiry of the entries loaded in the current generation (for Size and TTL evictions)."""

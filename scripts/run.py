@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -90,8 +91,11 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 def main() -> int:
     address = os.environ.get("ENREACH_ADDRESS", "127.0.0.1:8000")
+    # The web server and the queue cluster are separate processes: share their metrics (see gunicorn.conf.py).
+    metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(ROOT / "var" / "prometheus")))
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
     manage("migrate", "--noinput")
-    manage("createcachetable")
     manage("ensure_admin")
     processes: list[subprocess.Popen[bytes]] = []
     demo_note = ""

@@ -98,3 +98,45 @@ def test_leaving_the_block_early_kills_the_child(tmp_path: Path) -> None:
 def test_disabled_runs_the_function_in_the_caller() -> None:
     with forked(os.getpid, enabled=False) as result:
         assert result() == os.getpid()
+
+
+def test_the_child_dies_with_its_parent(tmp_path: Path) -> None:
+    """A kill -9 of the exporting process must not leave its writer child writing into the run folder."""
+    import signal
+    import subprocess
+    import sys
+
+    child_pid_file = tmp_path / "child.pid"
+    script = (
+        "import os, time\n"
+        "from enreach.forked import forked\n"
+        "def work():\n"
+        f"    open({str(child_pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(120)\n"
+        "with forked(work) as result:\n"
+        "    result()\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=root)
+    try:
+        deadline = time.monotonic() + 30
+        while not child_pid_file.exists() or not child_pid_file.read_text():
+            assert time.monotonic() < deadline, "the child never started"
+            time.sleep(0.05)
+        child = int(child_pid_file.read_text())
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+
+    deadline = time.monotonic() + 30
+    while _running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(child)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -17,6 +17,7 @@ from exports import selectors
 from exports.api.serializers import ExportRunDetailSerializer, ExportRunRequestSerializer, ExportRunSerializer
 from exports.models import ExportArtifact, ExportPublication, ExportRun
 from exports.publishing import PublishError, export_run_publish_again
+from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
 
 CONTENT_TYPES = {
@@ -63,6 +64,14 @@ class ExportPublishRequestSerializer(serializers.Serializer):
     )
 
 
+class QueueUnavailableSerializer(serializers.Serializer):
+    """Why an export could not start: the task queue's broker is down."""
+
+    detail = serializers.CharField()
+    id = serializers.IntegerField(help_text="The run, recorded as failed with the reason.")
+    reason = serializers.CharField(help_text="queue_unavailable")
+
+
 @extend_schema(tags=["exports"])
 class ExportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Export runs. Reading needs ``export.download``; requesting a run needs ``export.run``."""
@@ -88,7 +97,13 @@ class ExportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     @extend_schema(
         request=ExportRunRequestSerializer,
-        responses={202: ExportRunSerializer, 409: OpenApiResponse(description="An export is already active.")},
+        responses={
+            202: ExportRunSerializer,
+            409: OpenApiResponse(description="An export is already active."),
+            503: OpenApiResponse(
+                QueueUnavailableSerializer, description="The task queue is unreachable; the run is recorded failed."
+            ),
+        },
     )
     def create(self, request: Request) -> Response:
         """Request an export. 202 with the queued run, or 409 with the run that is already queued or running."""
@@ -100,7 +115,13 @@ class ExportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 {"detail": f"Export #{run.pk} is already {run.status}.", "id": run.pk, "run": self._data(run)},
                 status=status.HTTP_409_CONFLICT,
             )
-        export_run_enqueue(run=run)
+        try:
+            export_run_enqueue(run=run)
+        except QueueUnavailable as exc:
+            return Response(
+                {"detail": str(exc), "id": run.pk, "reason": "queue_unavailable"},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
         return Response(self._data(run), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(

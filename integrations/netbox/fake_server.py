@@ -1323,8 +1323,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vms", type=int, default=400)
     parser.add_argument("--token", default=DEFAULT_TOKEN)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--seconds-per-object", type=float, default=0.0, help="Server time per listed object (a slow NetBox)."
+    )
     args = parser.parse_args(argv)
     netbox = FakeNetbox(args.devices, args.vms, token=args.token, seed=args.seed, host=args.host, port=args.port)
+    netbox.seconds_per_object = args.seconds_per_object
     url = netbox.start()
     print(f"Fake NetBox at {url} ({args.devices} devices, {args.vms} virtual machines); Ctrl-C stops it", flush=True)
     stopped = threading.Event()

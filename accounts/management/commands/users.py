@@ -6,9 +6,11 @@ import getpass
 import json
 import secrets
 import sys
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from accounts import selectors, services
 from accounts.api.serializers import UserSerializer
@@ -17,7 +19,7 @@ from accounts.roles import Role
 
 
 class Command(BaseCommand):
-    """``users list|create|set-role|set-password|deactivate [--json]``.
+    """``users list|create|set-role|set-password|deactivate|token-create [--json]``.
 
     Passwords are never taken as arguments (they would show in the process list and shell history): they are
     read from standard input with ``--password-stdin``, asked interactively, or generated with ``--generate``
@@ -28,7 +30,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(
-            dest="action", required=True, metavar="{list,create,set-role,set-password,deactivate}"
+            dest="action", required=True, metavar="{list,create,set-role,set-password,deactivate,token-create}"
         )
         listing = sub.add_parser("list", help="List users.")
         listing.add_argument("--role", choices=Role.values)
@@ -45,7 +47,14 @@ class Command(BaseCommand):
         set_password.add_argument("username")
         deactivate = sub.add_parser("deactivate", help="Deactivate a user (there is no delete).")
         deactivate.add_argument("username")
-        for command in (listing, create, set_role, set_password, deactivate):
+        token = sub.add_parser(
+            "token-create", help="Create a personal API token for a user and print it once (for automation)."
+        )
+        token.add_argument("username")
+        token.add_argument("--read-only", action="store_true", help="The token may only read (GET).")
+        token.add_argument("--expires", type=int, metavar="DAYS", help="Expire after this many days.")
+        token.add_argument("--label", default="", help="What the token is for.")
+        for command in (listing, create, set_role, set_password, deactivate, token):
             command.add_argument("--json", action="store_true", help="Print the API's JSON shape.")
         for command in (create, set_password):
             group = command.add_mutually_exclusive_group()
@@ -57,6 +66,9 @@ class Command(BaseCommand):
         by = services.AuditContext.cli()
         action = options["action"]
         try:
+            if action == "token-create":
+                self._token_create(options, by)
+                return
             if action == "list":
                 users = selectors.user_list(role=options["role"], is_active=False if options["inactive"] else None)
                 self._print_users(list(users))
@@ -81,6 +93,24 @@ class Command(BaseCommand):
         except services.AccountError as exc:
             raise CommandError(exc.message) from None
         self._print_users([user], single=True)
+
+    def _token_create(self, options: dict[str, Any], by: services.AuditContext) -> None:
+        days = options["expires"]
+        if days is not None and not 1 <= days <= 3650:
+            raise CommandError("--expires must be between 1 and 3650 days.")
+        token, secret = services.api_token_create(
+            user=self._user(options["username"]),
+            label=options["label"] or "created with manage.py users token-create",
+            expires=timezone.now() + timedelta(days=days) if days else None,
+            read_only=options["read_only"],
+            by=by,
+        )
+        if self.as_json:
+            data = {"prefix": token.prefix, "token": secret, "read_only": token.read_only, "expires": token.expires}
+            self.stdout.write(json.dumps(data, default=str))
+        else:
+            # Only the secret on stdout, so `TOKEN=$(manage.py users token-create bot)` works; it is shown once.
+            self.stdout.write(secret)
 
     def _user(self, username: str) -> User:
         user = selectors.user_get(username=username)

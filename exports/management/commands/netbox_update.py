@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from exports.models import ExportRun
+from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_execute, export_run_request
 
 
@@ -35,7 +36,10 @@ class Command(BaseCommand):
             self.stdout.write(f"Export #{run.pk} is already {run.status}; following it.")
             run = self._wait(run, options["timeout"])
         elif options["queue"]:
-            export_run_enqueue(run=run)
+            try:
+                export_run_enqueue(run=run)
+            except QueueUnavailable as exc:
+                raise CommandError(f"Export #{run.pk} failed: {exc} (or run it inline, without --queue).") from None
             self.stdout.write(f"Export #{run.pk} queued.")
             run = self._wait(run, options["timeout"])
         else:
