@@ -5,7 +5,7 @@
   const alert = document.getElementById("alert-netbox");
   if (!status || !status.dataset.statusUrl) return;
   const fail = (detail) => {
-    status.textContent = "Unreachable: " + detail;
+    status.textContent = alert ? "Unreachable: see the alert above." : "Unreachable: " + detail;
     status.className = "error";
     if (alert) {
       alert.textContent = "";
