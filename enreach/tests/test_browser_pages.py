@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Group
 
 from accounts.models import ApiToken
-from accounts.services import api_token_create, user_create
+from accounts.roles import ROLE_CAPABILITIES, Role
+from accounts.services import api_token_create, role_set_capabilities, user_create
 from accounts.tests.test_browser import ARGS, chromium_path
 from exports.services import export_run_execute, export_run_request
 from integrations.caching import named_cache
@@ -93,6 +95,20 @@ class Tab:
         self.context.close()
 
 
+@pytest.fixture(autouse=True)
+def roles(transactional_db: None) -> None:
+    """The four roles with their seeded capabilities.
+
+    A transactional test before these may have flushed the rows the seeding migration wrote (and serialized
+    rollback does not always bring them back), so set them the way an admin would.
+    """
+    for role, capabilities in ROLE_CAPABILITIES.items():
+        if role == Role.ADMIN:
+            Group.objects.get_or_create(name=role)
+        else:
+            role_set_capabilities(role=role, capabilities=list(capabilities))
+
+
 @pytest.fixture
 def tab(chromium: Any, live_server: Any) -> Iterator[Any]:
     tabs: list[Tab] = []
@@ -146,7 +162,7 @@ def test_every_page_fits_the_width_without_console_errors(tab, netbox, width):
     ]:
         t.goto(path)
         t.check(name)
-    operator = root.groups.model.objects.get(name="operator")
+    operator = Group.objects.get(name="operator")
     t.goto(f"/admin/accounts/rolegroup/{operator.pk}/change/")
     assert t.page.locator("input[name=capabilities]").count() == 5
     t.check("admin-role")
