@@ -1,4 +1,4 @@
-"""Accounts in the Django admin: user provisioning, tokens, global keys and the audit trail.
+"""Accounts in the Django admin: user provisioning, roles, tokens, global keys and the audit trail.
 
 Every change goes through ``accounts.services`` (the same functions as the API and ``manage.py users``), so the
 guard rails and the audit trail hold here too. Users are deactivated, never deleted.
@@ -13,6 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import password_validation
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import SetPasswordForm
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -21,8 +22,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts import keys, services
-from accounts.models import ApiToken, AuditEntry, GlobalKey, User
+from accounts import keys, selectors, services
+from accounts.models import ApiToken, AuditEntry, GlobalKey, RoleGroup, User
+from accounts.roles import CAPABILITIES, Role
 from accounts.services import AccountError, AuditContext
 
 
@@ -329,3 +331,74 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class RoleForm(forms.ModelForm):
+    """A role's capabilities as checkboxes: the app's own capabilities, not Django's model permissions."""
+
+    capabilities = forms.MultipleChoiceField(
+        choices=list(CAPABILITIES.items()),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="What members of this role may do. The admin role always holds every capability.",
+    )
+
+    class Meta:
+        model = RoleGroup
+        fields: list[str] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["capabilities"].initial = selectors.role_capabilities(role=self.instance.name)
+            if self.instance.name == Role.ADMIN:
+                self.fields["capabilities"].disabled = True
+
+
+@admin.register(RoleGroup)
+class RoleAdmin(admin.ModelAdmin):
+    """The four built-in roles: capabilities edited as checkboxes; never added, renamed or deleted."""
+
+    form = RoleForm
+    list_display = ["role_label", "name", "capability_list", "active_users"]
+    fields = ["role_label", "name", "capabilities", "active_users"]
+    readonly_fields = ["role_label", "name", "active_users"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RoleGroup]:
+        return super().get_queryset(request).filter(name__in=Role.values)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Role")
+    def role_label(self, group: RoleGroup) -> str:
+        return str(group)
+
+    @admin.display(description="Capabilities")
+    def capability_list(self, group: RoleGroup) -> str:
+        caps = selectors.role_capabilities(role=group.name)
+        return ", ".join(CAPABILITIES[cap] for cap in caps) or "—"
+
+    @admin.display(description="Active users")
+    def active_users(self, group: RoleGroup) -> int:
+        return User.objects.filter(role=group.name, is_active=True).count()
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if obj.name == Role.ADMIN:
+            return  # nothing to change: the admin role holds every capability
+        try:
+            services.role_set_capabilities(
+                role=obj.name, capabilities=list(form.cleaned_data.get("capabilities") or []), by=_audit(request)
+            )
+        except AccountError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass  # the capabilities were saved by the service; the group's other permissions stay as they are
+
+
+# Roles are managed above, by capability; raw groups would let an admin delete or rename a built-in role.
+admin.site.unregister(Group)

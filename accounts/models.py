@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, Group
 from django.db import models
 from django.utils import timezone
 
@@ -121,3 +121,15 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.action} {self.target}"
+
+
+class RoleGroup(Group):
+    """A role as the admin shows it: the group of one of the four built-in roles, edited by capability."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "role"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return Role(self.name).label if self.name in Role.values else self.name

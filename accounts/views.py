@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LogoutView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
@@ -20,10 +21,13 @@ from accounts.services import AccountError, AuditContext
 class ProfileForm(forms.Form):
     display_name = forms.CharField(max_length=150, required=False)
     email = forms.EmailField(required=False)
-    time_zone = forms.ChoiceField(choices=())
-    theme = forms.ChoiceField(choices=[(t, t.capitalize()) for t in THEMES])
+    time_zone = forms.ChoiceField(choices=(), help_text="Every time on these pages and in the admin is shown in it.")
+    theme = forms.ChoiceField(
+        choices=[(t, "System (follow the browser)" if t == "system" else t.capitalize()) for t in THEMES]
+    )
     export_dataset = forms.ChoiceField(
         label="Default export dataset",
+        help_text="The file offered first on the home and exports pages.",
         choices=[(d, d.upper() if d == "vms" else d.capitalize()) for d in EXPORT_DATASETS],
     )
 
@@ -118,3 +122,15 @@ def profile(request: HttpRequest) -> HttpResponse:
         "new_token": new_token,
     }
     return render(request, "accounts/profile.html", context)
+
+
+class SignOutView(LogoutView):
+    """Django's logout, then a "signed out" message on the sign-in page it redirects to."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        was_signed_in = request.user.is_authenticated
+        response = super().post(request, *args, **kwargs)
+        if was_signed_in:
+            # The session is flushed; the message travels in the messages cookie (FallbackStorage).
+            messages.info(request, "You have been signed out.")
+        return response

@@ -1,4 +1,4 @@
-"""Project-level views: the home page, the health check and the metrics endpoint."""
+"""Project-level views: the health check and the metrics endpoint (the home page is ``exports.dashboard``)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 from django_q.brokers import get_broker
 from drf_spectacular.utils import extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -25,12 +23,6 @@ from rest_framework.views import APIView
 from enreach.metrics import metrics_exposition
 
 logger = logging.getLogger(__name__)
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    """The landing page for signed-in users."""
-    return render(request, "home.html")
 
 
 def _check(name: str, probe: Any) -> dict[str, Any]:
