@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from accounts.roles import Role
 from chat import tools
 from chat.models import ChatMessage
-from chat.services import chat_session_create, chat_user_key_set
+from chat.services import chat_message_stream, chat_session_create, chat_user_key_set
 from integrations.llm.fake_server import RecordedRequest, error, malformed, text, tool_call
 
 
@@ -228,7 +228,33 @@ def test_stream_failing_after_it_began_ends_with_an_error_event(client, session,
     assert events[0][0] == "tool"
     kind, data = events[-1]
     assert kind == "error" and data["status"] == 502 and "failed (HTTP 500)" in data["detail"]
-    assert roles(session) == ["user", "assistant", "tool"]
+    # The look-up had arrived: an interrupted answer keeps it and says why.
+    assert roles(session) == ["user", "assistant", "tool", "assistant"]
+    stored = session.messages.last()
+    assert data["message"]["id"] == stored.pk and "failed (HTTP 500)" in stored.interrupted
+    assert [lookup["tool"] for lookup in stored.grounding["lookups"]] == ["search_inventory"]
+
+
+def test_stream_failing_mid_answer_keeps_the_tokens_that_arrived_and_says_so(client, session, llm):
+    llm.script(text("Three servers run in FRA1 today.", fail_after=3))
+    events = sse(post(client, session, "FRA1?", stream=True))
+    assert [data["content"] for kind, data in events if kind == "delta"] == ["Three", " servers", " run"]
+    kind, data = events[-1]
+    assert kind == "error" and data["status"] == 502
+    assert data["message"]["content"] == "Three servers run" and data["message"]["interrupted"]
+    listed = client.get(f"/api/chat/sessions/{session.pk}/messages/").json()["results"]
+    assert (listed[-1]["content"], listed[-1]["interrupted"]) == ("Three servers run", data["message"]["interrupted"])
+
+
+def test_a_turn_closed_early_stores_what_was_sent_as_interrupted(session, llm):
+    llm.script(text("one two three four five six seven eight", chunk_delay=0.01))
+    events = chat_message_stream(session=session, content="Count")
+    received = [next(events) for _ in range(3)]  # three deltas, then the reader goes away (the stop button)
+    events.close()  # what the streamed response does when the WSGI server sees the client disconnect
+    assert [event.kind for event in received] == ["delta", "delta", "delta"]
+    assert roles(session) == ["user", "assistant"]
+    stopped = session.messages.last()
+    assert stopped.content == "one two three" and "stopped" in stopped.interrupted
 
 
 def test_a_half_finished_tool_call_is_not_resent(client, session, llm, export):
