@@ -501,3 +501,19 @@ def chat_retention_schedule_sync() -> str:
         defaults={"func": "chat.tasks.chat_retention_task", "schedule_type": Schedule.DAILY, "repeats": -1},
     )
     return "created" if created else "updated"
+
+
+# --- The chat page -----------------------------------------------------------------------------------------------
+
+
+def chat_page_state(*, user: Any) -> dict[str, Any]:
+    """What the chat page tells ``user`` before they ask: whether the assistant can answer (and what an admin must
+    set when it cannot), the export run the answers would rest on (None before the first successful export), and
+    the user's own key, masked."""
+    run = export_run_last_success()
+    key = selectors.chat_user_key_get(user=user)
+    return {
+        "provider_problem": chat_provider_problem(user=user),
+        "export": run,
+        "key_hint": key.masked if key else "",
+    }
