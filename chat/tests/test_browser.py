@@ -31,8 +31,8 @@ SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 WIDTHS = {"desktop": (1366, 900), "phone": (375, 812)}
 
 
-def _sign_in(browser: Any, base: str, username: str, *, width: int = 1366, height: int = 900) -> Any:
-    page = browser.new_page()
+def _sign_in(chromium: Any, base: str, username: str, *, width: int = 1366, height: int = 900) -> Any:
+    page = chromium.new_page()
     page.set_viewport_size({"width": width, "height": height})
     page.set_default_timeout(15_000)
     page.goto(f"{base}/accounts/login/?next=/chat/")
@@ -75,7 +75,12 @@ def _expected_rows(arguments: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def test_question_streams_shows_its_lookups_and_survives_a_reload(
-    llm, export, netbox, page, live_server, browser  # noqa: F811
+    llm,
+    export,
+    netbox,
+    page,
+    live_server,
+    browser,  # noqa: F811
 ):
     base = live_server.url
     arguments = {"site": "FRA1", "type": "vm"}
@@ -167,9 +172,7 @@ def test_stop_keeps_what_arrived_and_history_says_it_was_interrupted(llm, page, 
     llm.script(text(words, chunk_delay=0.05))
     page.fill("#chat-input", "Talk a lot")
     page.click("#chat-send")
-    page.wait_for_function(
-        "() => (document.querySelector('.chat-streamed') || {}).textContent?.split(' ').length > 3"
-    )
+    page.wait_for_function("() => (document.querySelector('.chat-streamed') || {}).textContent?.split(' ').length > 3")
     page.focus("#chat-stop")
     page.keyboard.press("Enter")
     page.wait_for_selector(".chat-interrupted")
@@ -284,4 +287,3 @@ def test_nav_link_shows_only_to_users_who_may_chat(browser, live_server, members
     assert page.locator("nav a[href='/chat/']").count() == 0
     assert page.goto(f"{live_server.url}/chat/").status == 403
     page.close()
-
