@@ -103,6 +103,9 @@ class ChatGroundingSerializer(serializers.Serializer):
     export = ChatGroundingExportSerializer(allow_null=True, required=False)
     lookups = ChatGroundingLookupSerializer(many=True, required=False)
 
+    def to_representation(self, instance: Any) -> Any:
+        return super().to_representation(instance) if instance else {}
+
 
 class ChatMessageSerializer(serializers.ModelSerializer):
     """A stored message. Assistant messages calling tools carry ``tool_calls``; tool results carry
