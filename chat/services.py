@@ -288,7 +288,12 @@ def _store_user_message(session: ChatSession, content: str, provider: ChatProvid
     if len(content) > MAX_CONTENT_CHARS:
         raise ChatError(f"The message is longer than {MAX_CONTENT_CHARS} characters.")
     with transaction.atomic():
-        message = ChatMessage.objects.create(session=session, role=ChatMessage.Role.USER, content=content)
+        last = selectors.chat_message_list(session=session).last()
+        if last is not None and last.role == ChatMessage.Role.USER and last.content == content:
+            # A retry of the question the provider failed to answer: ask it again rather than store it twice.
+            message = last
+        else:
+            message = ChatMessage.objects.create(session=session, role=ChatMessage.Role.USER, content=content)
         if session.title == DEFAULT_TITLE and not session.messages.filter(role="user").exclude(pk=message.pk).exists():
             session.title = " ".join(content.split())[:TITLE_CHARS]
         session.provider, session.model = provider.provider, provider.model

@@ -220,6 +220,17 @@ def test_provider_errors_give_a_readable_error_and_keep_the_user_message(
     assert list(session.messages.values_list("role", "content")) == [("user", "Hello?")]
 
 
+def test_retrying_an_unanswered_question_asks_it_again_without_storing_it_twice(client, session, llm):
+    llm.script(error(429), text("Yes."), text("Still yes."))
+    assert post(client, session, "Up?").status_code == 503
+    assert post(client, session, "Up?").status_code == 201
+    assert list(session.messages.values_list("role", "content")) == [("user", "Up?"), ("assistant", "Yes.")]
+    assert [m["role"] for m in llm.requests[1].messages] == ["system", "user"]
+    # Once answered, the same question again is a new question.
+    assert post(client, session, "Up?").status_code == 201
+    assert roles(session) == ["user", "assistant", "user", "assistant"]
+
+
 def test_stream_failing_after_it_began_ends_with_an_error_event(client, session, llm, export):
     llm.script(tool_call("search_inventory", {"site": "FRA1"}), error(500))
     response = post(client, session, "FRA1?", stream=True)

@@ -196,7 +196,11 @@ def test_stop_keeps_what_arrived_and_history_says_it_was_interrupted(llm, page, 
 
 def test_rate_limit_offers_retry_which_answers(llm, export, page, live_server):
     llm.script(error(429), text("Forty devices."))
-    page.fill("#chat-input", "How many devices?")
+    page.focus("#chat-input")
+    page.keyboard.type("How many devices")
+    page.keyboard.press("Shift+Enter")  # a new line, not sent
+    page.keyboard.type("in FRA1?")
+    assert page.input_value("#chat-input") == "How many devices\nin FRA1?" and not llm.requests
     page.keyboard.press("Enter")
     page.wait_for_selector("#chat-error:not([hidden])")
     assert "rate limiting" in page.inner_text("#chat-error-text")
@@ -205,6 +209,10 @@ def test_rate_limit_offers_retry_which_answers(llm, export, page, live_server):
     page.wait_for_selector(".chat-assistant:not(.streaming) .chat-markdown")
     assert page.inner_text(".chat-assistant .chat-markdown") == "Forty devices."
     assert page.locator("#chat-error").is_hidden()
+    assert llm.requests[-1].messages[-1] == {"role": "user", "content": "How many devices\nin FRA1?"}
+    # Asked once, shown once, stored once.
+    assert page.locator(".chat-user").count() == 1
+    assert list(ChatMessage.objects.values_list("role", flat=True)) == ["user", "assistant"]
 
 
 def test_states_without_provider_or_export_say_what_to_do(no_provider, page, live_server):

@@ -455,7 +455,10 @@
     setBusy(true);
     var ready = state.sessionId ? Promise.resolve() : createSession();
     ready.then(function () {
-      appendMessage({ role: "user", content: content });
+      // A retry asks the unanswered question again; the server does not store it twice, nor do we show it twice.
+      var last = $("chat-messages").lastElementChild;
+      var repeated = last && last.classList.contains("chat-user") && last.querySelector(".chat-text").textContent === content;
+      if (!repeated) appendMessage({ role: "user", content: content });
       $("chat-input").value = "";
       updateEmpty();
       scrollDown();
