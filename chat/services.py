@@ -222,6 +222,8 @@ def _turns(messages: Sequence[ChatMessage]) -> list[list[dict[str, Any]]]:
     for message in messages:
         if message.role == ChatMessage.Role.SYSTEM:
             continue
+        if message.role == ChatMessage.Role.ASSISTANT and not message.content and not message.tool_calls:
+            continue  # an answer interrupted before any text arrived: nothing to resend
         if message.role == ChatMessage.Role.USER or not turns:
             turns.append([])
         if message.tool_calls:

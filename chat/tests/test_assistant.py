@@ -268,6 +268,17 @@ def test_a_turn_closed_early_stores_what_was_sent_as_interrupted(session, llm):
     assert stopped.content == "one two three" and "stopped" in stopped.interrupted
 
 
+def test_interrupted_answers_are_resent_with_what_arrived_and_empty_ones_are_not(client, session, llm):
+    ChatMessage.objects.create(session=session, role="user", content="First")
+    ChatMessage.objects.create(session=session, role="assistant", content="Partly", interrupted="stopped")
+    ChatMessage.objects.create(session=session, role="user", content="Second")
+    ChatMessage.objects.create(session=session, role="assistant", content="", interrupted="stopped")
+    llm.script(text("Fine."))
+    assert post(client, session, "Third").status_code == 201
+    sent = [(m["role"], m["content"]) for m in llm.requests[0].messages[1:]]
+    assert sent == [("user", "First"), ("assistant", "Partly"), ("user", "Second"), ("user", "Third")]
+
+
 def test_a_half_finished_tool_call_is_not_resent(client, session, llm, export):
     # The first turn fails after the tool call was stored but before its result: history must stay valid.
     ChatMessage.objects.create(session=session, role="user", content="Earlier")

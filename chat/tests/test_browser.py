@@ -173,6 +173,8 @@ def test_stop_keeps_what_arrived_and_history_says_it_was_interrupted(llm, page, 
     page.fill("#chat-input", "Talk a lot")
     page.click("#chat-send")
     page.wait_for_function("() => (document.querySelector('.chat-streamed') || {}).textContent?.split(' ').length > 3")
+    assert page.is_visible("#chat-stop") and page.is_disabled("#chat-send")
+    _shot(page, "chat-streaming-1366")
     page.focus("#chat-stop")
     page.keyboard.press("Enter")
     page.wait_for_selector(".chat-interrupted")
@@ -194,6 +196,19 @@ def test_stop_keeps_what_arrived_and_history_says_it_was_interrupted(llm, page, 
     assert "stopped" in page.inner_text(".chat-assistant .chat-interrupted")
 
 
+def test_a_reply_failing_mid_stream_keeps_what_arrived_and_says_so(llm, page, live_server):
+    llm.script(text("Three servers run in FRA1 today.", fail_after=3, chunk_delay=0.05))
+    page.fill("#chat-input", "FRA1?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".chat-assistant .chat-interrupted")
+    assert page.inner_text(".chat-assistant .chat-markdown") == "Three servers run"
+    assert "error while generating the response" in page.inner_text(".chat-assistant .chat-interrupted")
+    assert page.is_visible("#chat-retry")
+    page.reload()
+    page.wait_for_selector(".chat-assistant .chat-interrupted")
+    assert page.inner_text(".chat-assistant .chat-markdown") == "Three servers run"
+
+
 def test_rate_limit_offers_retry_which_answers(llm, export, page, live_server):
     llm.script(error(429), text("Forty devices."))
     page.focus("#chat-input")
@@ -204,6 +219,7 @@ def test_rate_limit_offers_retry_which_answers(llm, export, page, live_server):
     page.keyboard.press("Enter")
     page.wait_for_selector("#chat-error:not([hidden])")
     assert "rate limiting" in page.inner_text("#chat-error-text")
+    _shot(page, "chat-retry-1366")
     page.focus("#chat-retry")
     page.keyboard.press("Enter")
     page.wait_for_selector(".chat-assistant:not(.streaming) .chat-markdown")
