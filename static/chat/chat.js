@@ -493,7 +493,14 @@
       answer.appendChild(panel);
     }
 
+    var titled = false;
+
     function handle(kind, data) {
+      if (!titled) {
+        // The server names a new conversation after its first question: show that name now, not at the end.
+        titled = true;
+        refreshSession(id).catch(function () {});
+      }
       if (kind === "delta") {
         received += data.content;
         text.textContent = received;
