@@ -12,7 +12,7 @@ from enreach.admin import ReadOnlyAdmin
 
 class ChatMessageInline(admin.TabularInline):
     model = ChatMessage
-    fields = ("created", "role", "content", "tool_name", "model", "total_tokens")
+    fields = ("created", "role", "content", "interrupted", "tool_name", "model", "total_tokens")
     readonly_fields = fields
     extra = 0
     can_delete = False

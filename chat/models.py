@@ -51,6 +51,10 @@ class ChatMessage(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     total_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Assistant answers: what the answer rests on (``chat.grounding``): the export run read and the look-ups made.
+    grounding = models.JSONField(default=dict, blank=True)
+    # Assistant answers cut short (provider error, dropped connection, stop): why; the content is what arrived.
+    interrupted = models.CharField(max_length=500, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

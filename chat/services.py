@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from chat import selectors, tools
+from chat import grounding, selectors, tools
 from chat.models import DEFAULT_TITLE, ChatMessage, ChatSession, ChatUserKey
 from exports.selectors import export_run_last_success
 from integrations.exceptions import LlmError, LlmRateLimited, LlmTimeout
@@ -34,6 +34,7 @@ MAX_CONTEXT_CHARS = 4_000
 MESSAGE_OVERHEAD_TOKENS = 4
 RETENTION_SCHEDULE_NAME = "Chat retention"
 NO_ANSWER = "I could not finish looking this up. Please ask a narrower question."
+STOPPED = "The reply was stopped before it was complete (the stop button, or the connection dropped)."
 
 
 class ChatError(Exception):
@@ -54,6 +55,8 @@ class ChatProviderError(ChatError):
     def __init__(self, message: str, status_code: int = 502) -> None:
         super().__init__(message)
         self.status_code = status_code
+        # The interrupted answer stored with what had arrived before the failure, if anything had.
+        self.message: ChatMessage | None = None
 
 
 @dataclass
@@ -129,10 +132,8 @@ def chat_session_delete(*, session: ChatSession) -> None:
 # --- Provider ----------------------------------------------------------------------------------------------------
 
 
-def chat_provider_resolve(*, user: Any) -> ChatProvider:
-    """The provider for ``user``'s turns. Key: the user's own, then the global key ``chat``, then ``CHAT_API_KEY``;
-    base URL: the global key's URL, then ``CHAT_API_BASE_URL``. Raises ``ChatNotConfigured`` when neither a key nor
-    a base URL (a keyless local server) is set."""
+def _provider_settings(user: Any) -> tuple[str, str]:
+    """The key and base URL for ``user``'s turns; raises ``ChatNotConfigured`` when there is neither."""
     from accounts.keys import KeyUnavailable, secret_get, secret_url_get
 
     try:
@@ -145,6 +146,23 @@ def chat_provider_resolve(*, user: Any) -> ChatProvider:
             "The chat assistant is not configured: an administrator must set CHAT_API_KEY (or the global key "
             '"chat", or CHAT_API_BASE_URL for a local server), or you can set your own key. History still works.'
         )
+    return key, base_url
+
+
+def chat_provider_problem(*, user: Any) -> str:
+    """Why ``user`` cannot chat now (no provider configured, an unreadable key), or "" when they can."""
+    try:
+        _provider_settings(user)
+    except ChatNotConfigured as exc:
+        return str(exc)
+    return ""
+
+
+def chat_provider_resolve(*, user: Any) -> ChatProvider:
+    """The provider for ``user``'s turns. Key: the user's own, then the global key ``chat``, then ``CHAT_API_KEY``;
+    base URL: the global key's URL, then ``CHAT_API_BASE_URL``. Raises ``ChatNotConfigured`` when neither a key nor
+    a base URL (a keyless local server) is set."""
+    key, base_url = _provider_settings(user)
     client = LlmClient(
         model=settings.CHAT_MODEL,
         api_key=key,
@@ -204,6 +222,8 @@ def _turns(messages: Sequence[ChatMessage]) -> list[list[dict[str, Any]]]:
     for message in messages:
         if message.role == ChatMessage.Role.SYSTEM:
             continue
+        if message.role == ChatMessage.Role.ASSISTANT and not message.content and not message.tool_calls:
+            continue  # an answer interrupted before any text arrived: nothing to resend
         if message.role == ChatMessage.Role.USER or not turns:
             turns.append([])
         if message.tool_calls:
@@ -270,7 +290,12 @@ def _store_user_message(session: ChatSession, content: str, provider: ChatProvid
     if len(content) > MAX_CONTENT_CHARS:
         raise ChatError(f"The message is longer than {MAX_CONTENT_CHARS} characters.")
     with transaction.atomic():
-        message = ChatMessage.objects.create(session=session, role=ChatMessage.Role.USER, content=content)
+        last = selectors.chat_message_list(session=session).last()
+        if last is not None and last.role == ChatMessage.Role.USER and last.content == content:
+            # A retry of the question the provider failed to answer: ask it again rather than store it twice.
+            message = last
+        else:
+            message = ChatMessage.objects.create(session=session, role=ChatMessage.Role.USER, content=content)
         if session.title == DEFAULT_TITLE and not session.messages.filter(role="user").exclude(pk=message.pk).exists():
             session.title = " ".join(content.split())[:TITLE_CHARS]
         session.provider, session.model = provider.provider, provider.model
@@ -278,7 +303,14 @@ def _store_user_message(session: ChatSession, content: str, provider: ChatProvid
     return message
 
 
-def _store_reply(session: ChatSession, provider: ChatProvider, reply: LlmReply, *, final: bool) -> ChatMessage:
+def _store_reply(
+    session: ChatSession,
+    provider: ChatProvider,
+    reply: LlmReply,
+    *,
+    final: bool,
+    grounding: dict[str, Any] | None = None,
+) -> ChatMessage:
     usage = reply.usage
     content = reply.content
     if final and not content.strip():
@@ -293,34 +325,68 @@ def _store_reply(session: ChatSession, provider: ChatProvider, reply: LlmReply, 
         prompt_tokens=usage.prompt_tokens if usage else None,
         completion_tokens=usage.completion_tokens if usage else None,
         total_tokens=usage.total_tokens if usage else None,
+        grounding=grounding or {},
     )
 
 
-def _turn(session: ChatSession, provider: ChatProvider, *, stream: bool) -> Iterator[ChatEvent]:
-    """Provider calls and tool calls until a text answer; yields events, raises ``ChatProviderError``."""
+def _store_interrupted(
+    session: ChatSession, provider: ChatProvider, content: str, grounding: dict[str, Any], reason: str
+) -> ChatMessage:
+    """What arrived of an answer that was cut short, with why, so history shows exactly that."""
+    message = ChatMessage.objects.create(
+        session=session,
+        role=ChatMessage.Role.ASSISTANT,
+        content=content,
+        provider=provider.provider,
+        model=provider.model,
+        grounding=grounding,
+        interrupted=reason[:500],
+    )
+    ChatSession.objects.filter(pk=session.pk).update(updated=timezone.now())
+    return message
+
+
+def _turn(session: ChatSession, provider: ChatProvider, *, stream: bool) -> Generator[ChatEvent, None, None]:
+    """Provider calls and tool calls until a text answer; yields events, raises ``ChatProviderError``.
+
+    Every look-up is recorded (``chat.grounding``) and stored with the answer. A turn cut short after something
+    arrived (text or look-ups) stores an interrupted answer with what arrived: on a provider error (attached to the
+    raised error as ``message``) and when the consumer stops reading (the browser's stop button, a dropped
+    connection: the generator is closed).
+    """
     messages = chat_history_for_provider(session=session)
     rounds = max(0, settings.CHAT_MAX_TOOL_ROUNDS)
+    grounding_data: dict[str, Any] = {"export": grounding.grounding_export(), "lookups": []}
+    parts: list[str] = []
+    pending: Iterator[str | LlmReply] | None = None
+    answered = False
     try:
         for round_ in range(rounds + 1):
             # The last round offers no tools, so the model has to answer with what it found.
             offered = tools.TOOL_DEFINITIONS if round_ < rounds else None
             reply: LlmReply | None = None
+            parts = []
             if stream:
-                for item in provider.client.stream(messages=messages, tools=offered):
+                pending = provider.client.stream(messages=messages, tools=offered)
+                for item in pending:
                     if isinstance(item, str):
+                        parts.append(item)
                         yield ChatEvent("delta", {"content": item})
                     else:
                         reply = item
+                pending = None
             else:
                 reply = provider.client.complete(messages=messages, tools=offered)
             assert reply is not None  # the client's stream always ends with the reply
             if not (reply.tool_calls and offered):
-                message = _store_reply(session, provider, reply, final=True)
+                message = _store_reply(session, provider, reply, final=True, grounding=grounding_data)
                 ChatSession.objects.filter(pk=session.pk).update(updated=timezone.now())
+                answered = True
                 yield ChatEvent("message", message=message)
                 return
             calling = _store_reply(session, provider, reply, final=False)
             messages.append(_as_provider_message(calling))
+            parts = []
             for call in reply.tool_calls:
                 yield ChatEvent("tool", {"name": call.name, "arguments": call.arguments})
                 result = tools.tool_run(name=call.name, arguments=call.arguments)
@@ -334,10 +400,24 @@ def _turn(session: ChatSession, provider: ChatProvider, *, stream: bool) -> Iter
                     model=provider.model,
                 )
                 messages.append(_as_provider_message(stored))
+                record = grounding.lookup_record(tool=call.name, arguments=call.arguments, result=result)
+                grounding_data["lookups"].append(record)
+                yield ChatEvent("lookup", record)
     except LlmError as exc:
         logger.warning("chat provider failed for session %s: %s", session.pk, exc)
-        raise _provider_error(exc) from None
+        error = _provider_error(exc)
+        if parts or grounding_data["lookups"]:
+            error.message = _store_interrupted(session, provider, "".join(parts), grounding_data, str(exc))
+        raise error from None
+    except GeneratorExit:
+        if not answered:
+            logger.info("chat reply of session %s stopped by the client", session.pk)
+            _store_interrupted(session, provider, "".join(parts), grounding_data, STOPPED)
+        raise
     finally:
+        close = getattr(pending, "close", None)
+        if close is not None:
+            close()
         provider.client.close()
 
 
@@ -356,9 +436,10 @@ def chat_message_post(*, session: ChatSession, content: str) -> ChatMessage:
     return final
 
 
-def chat_message_stream(*, session: ChatSession, content: str) -> Iterator[ChatEvent]:
+def chat_message_stream(*, session: ChatSession, content: str) -> Generator[ChatEvent, None, None]:
     """Like ``chat_message_post``, streaming: the checks and the user's message happen now, the turn as the
-    returned iterator is consumed (text deltas, tool calls, then the stored answer)."""
+    returned iterator is consumed (text deltas, tool calls and their look-ups, then the stored answer). Closing the
+    iterator early stores what had arrived as an interrupted answer."""
     provider = chat_provider_resolve(user=session.owner)
     _store_user_message(session, content, provider)
     return _turn(session, provider, stream=True)
@@ -427,3 +508,19 @@ def chat_retention_schedule_sync() -> str:
         defaults={"func": "chat.tasks.chat_retention_task", "schedule_type": Schedule.DAILY, "repeats": -1},
     )
     return "created" if created else "updated"
+
+
+# --- The chat page -----------------------------------------------------------------------------------------------
+
+
+def chat_page_state(*, user: Any) -> dict[str, Any]:
+    """What the chat page tells ``user`` before they ask: whether the assistant can answer (and what an admin must
+    set when it cannot), the export run the answers would rest on (None before the first successful export), and
+    the user's own key, masked."""
+    run = export_run_last_success()
+    key = selectors.chat_user_key_get(user=user)
+    return {
+        "provider_problem": chat_provider_problem(user=user),
+        "export": run,
+        "key_hint": key.masked if key else "",
+    }

@@ -41,6 +41,7 @@ urlpatterns = [
     path("api/profile/", include("accounts.api.profile_urls")),
     path("api/admin/", include("accounts.api.admin_urls")),
     path("api/chat/", include("chat.api.urls")),
+    path("chat/", include("chat.urls")),
     path("api/suggestions/", include("suggestions.api.urls")),
     path("suggestions/", include("suggestions.urls")),
     path("api/exports/", include("exports.api.urls")),

@@ -6,10 +6,13 @@ with ``Accept: text/event-stream``, streams the answer as server-sent events:
 
 - ``event: delta`` ``{"content": "…"}``: the next piece of the answer;
 - ``event: tool`` ``{"name", "arguments"}``: the assistant looks something up in the CMDB;
+- ``event: lookup``: that look-up's result as stored in the answer's grounding (tool, arguments, total, rows);
 - ``event: message``: the stored assistant message (the same shape as the JSON answer), last;
-- ``event: error`` ``{"detail", "status"}``: the provider failed after the stream had begun.
+- ``event: error`` ``{"detail", "status", "message"}``: the provider failed after the stream had begun;
+  ``message`` is the interrupted answer stored with what had arrived (or null).
 
-A provider failure before the first event is an ordinary JSON error with its status (502, 503, 504).
+A provider failure before the first event is an ordinary JSON error with its status (502, 503, 504). A client that
+stops reading (closes the connection) leaves an interrupted answer holding what it had been sent.
 """
 
 from __future__ import annotations
@@ -84,15 +87,23 @@ def _frame(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, cls=JSONEncoder, ensure_ascii=False)}\n\n"
 
 
-def _event_frames(events: Iterator[ChatEvent]) -> Iterator[str]:
+def _event_frames(first: ChatEvent, events: Iterator[ChatEvent]) -> Iterator[str]:
     try:
-        for event in events:
+        for event in itertools.chain([first], events):
             if event.kind == "message":
                 yield _frame("message", ChatMessageSerializer(event.message).data)
             else:
                 yield _frame(event.kind, event.data)
     except ChatError as exc:
-        yield _frame("error", {"detail": str(exc), "status": exc.status_code})
+        stored = getattr(exc, "message", None)
+        data = ChatMessageSerializer(stored).data if stored is not None else None
+        yield _frame("error", {"detail": str(exc), "status": exc.status_code, "message": data})
+    finally:
+        # The server closes this generator when the client goes away: close the turn now, so that it stores
+        # what had arrived, rather than whenever the garbage collector gets to it.
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
 
 
 def _own_session(request: Request, session_id: int) -> ChatSession:
@@ -176,7 +187,7 @@ class ChatMessageListView(GenericAPIView):
         responses={
             201: ChatMessageSerializer,
             (201, EVENT_STREAM): OpenApiResponse(
-                response=OpenApiTypes.STR, description="Server-sent events: delta, tool, message, error."
+                response=OpenApiTypes.STR, description="Server-sent events: delta, tool, lookup, message, error."
             ),
             502: OpenApiResponse(description="The provider failed or rejected the key (the message is kept)."),
             503: OpenApiResponse(description="No provider configured, or the provider is rate limiting."),
@@ -201,7 +212,7 @@ class ChatMessageListView(GenericAPIView):
         except ChatError as exc:
             _raise(exc)
         response = StreamingHttpResponse(
-            _event_frames(itertools.chain([first], events)), status=status.HTTP_201_CREATED, content_type=EVENT_STREAM
+            _event_frames(first, events), status=status.HTTP_201_CREATED, content_type=EVENT_STREAM
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from accounts.roles import Role
 from chat import tools
 from chat.models import ChatMessage
-from chat.services import chat_session_create, chat_user_key_set
+from chat.services import chat_message_stream, chat_session_create, chat_user_key_set
 from integrations.llm.fake_server import RecordedRequest, error, malformed, text, tool_call
 
 
@@ -220,6 +220,17 @@ def test_provider_errors_give_a_readable_error_and_keep_the_user_message(
     assert list(session.messages.values_list("role", "content")) == [("user", "Hello?")]
 
 
+def test_retrying_an_unanswered_question_asks_it_again_without_storing_it_twice(client, session, llm):
+    llm.script(error(429), text("Yes."), text("Still yes."))
+    assert post(client, session, "Up?").status_code == 503
+    assert post(client, session, "Up?").status_code == 201
+    assert list(session.messages.values_list("role", "content")) == [("user", "Up?"), ("assistant", "Yes.")]
+    assert [m["role"] for m in llm.requests[1].messages] == ["system", "user"]
+    # Once answered, the same question again is a new question.
+    assert post(client, session, "Up?").status_code == 201
+    assert roles(session) == ["user", "assistant", "user", "assistant"]
+
+
 def test_stream_failing_after_it_began_ends_with_an_error_event(client, session, llm, export):
     llm.script(tool_call("search_inventory", {"site": "FRA1"}), error(500))
     response = post(client, session, "FRA1?", stream=True)
@@ -228,7 +239,44 @@ def test_stream_failing_after_it_began_ends_with_an_error_event(client, session,
     assert events[0][0] == "tool"
     kind, data = events[-1]
     assert kind == "error" and data["status"] == 502 and "failed (HTTP 500)" in data["detail"]
-    assert roles(session) == ["user", "assistant", "tool"]
+    # The look-up had arrived: an interrupted answer keeps it and says why.
+    assert roles(session) == ["user", "assistant", "tool", "assistant"]
+    stored = session.messages.last()
+    assert data["message"]["id"] == stored.pk and "failed (HTTP 500)" in stored.interrupted
+    assert [lookup["tool"] for lookup in stored.grounding["lookups"]] == ["search_inventory"]
+
+
+def test_stream_failing_mid_answer_keeps_the_tokens_that_arrived_and_says_so(client, session, llm):
+    llm.script(text("Three servers run in FRA1 today.", fail_after=3))
+    events = sse(post(client, session, "FRA1?", stream=True))
+    assert [data["content"] for kind, data in events if kind == "delta"] == ["Three", " servers", " run"]
+    kind, data = events[-1]
+    assert kind == "error" and data["status"] == 502
+    assert data["message"]["content"] == "Three servers run" and data["message"]["interrupted"]
+    listed = client.get(f"/api/chat/sessions/{session.pk}/messages/").json()["results"]
+    assert (listed[-1]["content"], listed[-1]["interrupted"]) == ("Three servers run", data["message"]["interrupted"])
+
+
+def test_a_turn_closed_early_stores_what_was_sent_as_interrupted(session, llm):
+    llm.script(text("one two three four five six seven eight", chunk_delay=0.01))
+    events = chat_message_stream(session=session, content="Count")
+    received = [next(events) for _ in range(3)]  # three deltas, then the reader goes away (the stop button)
+    events.close()  # what the streamed response does when the WSGI server sees the client disconnect
+    assert [event.kind for event in received] == ["delta", "delta", "delta"]
+    assert roles(session) == ["user", "assistant"]
+    stopped = session.messages.last()
+    assert stopped.content == "one two three" and "stopped" in stopped.interrupted
+
+
+def test_interrupted_answers_are_resent_with_what_arrived_and_empty_ones_are_not(client, session, llm):
+    ChatMessage.objects.create(session=session, role="user", content="First")
+    ChatMessage.objects.create(session=session, role="assistant", content="Partly", interrupted="stopped")
+    ChatMessage.objects.create(session=session, role="user", content="Second")
+    ChatMessage.objects.create(session=session, role="assistant", content="", interrupted="stopped")
+    llm.script(text("Fine."))
+    assert post(client, session, "Third").status_code == 201
+    sent = [(m["role"], m["content"]) for m in llm.requests[0].messages[1:]]
+    assert sent == [("user", "First"), ("assistant", "Partly"), ("user", "Second"), ("user", "Third")]
 
 
 def test_a_half_finished_tool_call_is_not_resent(client, session, llm, export):

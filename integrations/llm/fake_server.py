@@ -15,7 +15,8 @@ Tests script it per request and read back what our code sent::
         assert llm.requests[1].messages[-1]["role"] == "tool"
 
 Faults: ``error(401|429|500)``, ``malformed()`` (a 200 whose JSON is cut), ``text(..., delay=5)`` (slow: a client
-with a shorter timeout gives up), ``text(..., chunk_delay=0.1)`` (slow tokens). With an empty script it echoes the
+with a shorter timeout gives up), ``text(..., chunk_delay=0.1)`` (slow tokens), ``text(..., fail_after=3)`` (a
+stream that fails after three tokens with an error event). With an empty script it echoes the
 last user message. Standard library only::
 
     python -m integrations.llm.fake_server --port 8766      # then CHAT_API_BASE_URL=http://127.0.0.1:8766/v1
@@ -55,6 +56,7 @@ class Scripted:
     delay: float = 0.0
     chunk_delay: float = 0.0
     finish_reason: str | None = None
+    fail_after: int | None = None  # streamed: send this many tokens, then an error event
 
 
 def text(
@@ -64,10 +66,18 @@ def text(
     delay: float = 0.0,
     chunk_delay: float = 0.0,
     finish_reason: str = "stop",
+    fail_after: int | None = None,
 ) -> Scripted:
-    """Answer ``content`` (streamed word by word when the request streams)."""
+    """Answer ``content`` (streamed word by word when the request streams). ``fail_after=N``: a streamed answer
+    sends N tokens, then an error event (``data: {"error": {...}}``, as OpenAI does when a stream fails)."""
     return Scripted(
-        "text", content=content, usage=usage, delay=delay, chunk_delay=chunk_delay, finish_reason=finish_reason
+        "text",
+        content=content,
+        usage=usage,
+        delay=delay,
+        chunk_delay=chunk_delay,
+        finish_reason=finish_reason,
+        fail_after=fail_after,
     )
 
 
@@ -370,7 +380,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk(b'data: {"id": "chatcmpl-broken", "choices": [{"delta": {"cont\n\n')
             return self._chunk(b"")
         self._event(chunk({"role": "assistant", "content": "" if not answer.calls else None}))
-        for piece in _TOKENS.findall(answer.content):
+        for sent, piece in enumerate(_TOKENS.findall(answer.content)):
+            if answer.fail_after is not None and sent >= answer.fail_after:
+                failure = error(500, "The server had an error while generating the response.").error
+                self._event({"error": failure})
+                return self._chunk(b"")
             if not fake._wait(answer.chunk_delay):
                 return
             self._event(chunk({"content": piece}))

@@ -43,3 +43,12 @@ def netbox_client() -> NetboxClient:
         retries=settings.NETBOX_RETRIES,
         backoff=settings.NETBOX_BACKOFF,
     )
+
+
+def netbox_url() -> str:
+    """The effective NetBox address (the global key ``netbox``'s URL, else ``NETBOX_URL``), without a trailing
+    slash; "" when none is set or the key store cannot be read."""
+    try:
+        return secret_url_get("netbox", settings.NETBOX_URL).rstrip("/")
+    except KeyUnavailable:
+        return ""
