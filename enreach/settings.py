@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "accounts",
     "integrations",
     "exports",
+    "cmdb",
     "chat",
     "suggestions",
 ]

@@ -9,6 +9,12 @@ from integrations.exceptions import IntegrationNotConfigured
 from integrations.netbox.client import NetboxClient, parse_extra_headers
 
 
+def netbox_url() -> str:
+    """The configured NetBox's address without a trailing slash (the global key ``netbox``'s URL first, then
+    ``NETBOX_URL``); empty when none is configured. Links to NetBox objects start with it."""
+    return secret_url_get("netbox", settings.NETBOX_URL).rstrip("/")
+
+
 def netbox_client() -> NetboxClient:
     """A client for the configured NetBox.
 
