@@ -31,7 +31,7 @@ from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -388,25 +388,50 @@ class CmdbTable:
 
     # --- counts -------------------------------------------------------------------------------------------------
 
-    def group_counts(self, rows: np.ndarray, label: str, *, split: bool = False) -> list[tuple[str, int]]:
+    def group_counts(
+        self, rows: Sequence[int] | np.ndarray, label: str, *, split: bool = False
+    ) -> list[tuple[str, int]]:
         """``(value, count)`` over ``rows``, most frequent first, ties in order of first appearance among ``rows``.
 
         ``split``: count each item of a comma-separated list (Tags) instead of the whole cell; a blank cell counts
         as ``""`` either way.
         """
         data = self._data[label]
-        codes = data.codes[rows]
+        codes = data.codes[np.asarray(rows, dtype=np.int64)]
         counts = np.bincount(codes, minlength=len(data.values))
         present, first = np.unique(codes, return_index=True)
         totals: dict[str, list[int]] = {}
         for code, seen in sorted(zip(present.tolist(), first.tolist(), strict=True), key=lambda pair: pair[1]):
             value = data.values[code]
-            items = [item.strip() for item in value.split(",") if item.strip()] if split else [value.strip()]
+            items = [item.strip() for item in value.split(",") if item.strip()] if split else [value]
             for position, item in enumerate(items or [""]):
                 entry = totals.setdefault(item, [0, seen, position])
                 entry[0] += int(counts[code])
         ordered = sorted(totals.items(), key=lambda pair: (-pair[1][0], pair[1][1], pair[1][2]))
         return [(value, total[0]) for value, total in ordered]
+
+
+class RowDicts(Sequence[dict[str, str]]):
+    """The table's rows as ``{label: text}`` dicts, made on demand (for code that reads rows one by one)."""
+
+    def __init__(self, table: CmdbTable) -> None:
+        self.table = table
+
+    def __len__(self) -> int:
+        return self.table.size
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, str]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, str]]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self.table.row(row) for row in range(self.table.size)[index]]
+        if not -self.table.size <= index < self.table.size:
+            raise IndexError(index)
+        return self.table.row(index % self.table.size)
 
 
 def _member(rows: np.ndarray, row: int) -> bool:
@@ -453,7 +478,7 @@ def _value_table(data: _ColumnData, condition: Filter) -> np.ndarray:
     elif op in RANGE_OPERATORS:
         table[:] = _range_table(data, op, raw)
     elif op == "has":
-        table[:] = [needle in {item.strip() for item in value.split(",")} for value in data.folded()]
+        table[:] = [needle in {item.strip() for item in value.split(",") if item.strip()} for value in data.folded()]
     elif op == "ip":
         match = _ip_matcher(raw.strip())
         table[:] = [match(value) for value in data.values]
