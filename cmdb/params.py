@@ -17,6 +17,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_OFFSET = 10_000_000
 MAX_VALUE_LENGTH = 200
+MAX_LIST_LENGTH = 4000
 MAX_ORDERING = 10
 MAX_RUN_ID = 2**63 - 1
 LOOKUPS = ("contains", "eq", "empty", "gte", "lte", "has", "ip")
@@ -56,16 +57,16 @@ def run_id(raw: str | None) -> int | None:
     return int(text)
 
 
-def _text(raw: str, name: str) -> str:
-    if len(raw) > MAX_VALUE_LENGTH:
-        raise QueryError(f"{name} is longer than {MAX_VALUE_LENGTH} characters.", field=name)
+def _text(raw: str, name: str, limit: int = MAX_VALUE_LENGTH) -> str:
+    if len(raw) > limit:
+        raise QueryError(f"{name} is longer than {limit} characters.", field=name)
     if "\x00" in raw:
         raise QueryError(f"{name} contains a NUL character.", field=name)
     return raw
 
 
 def _keys(raw: str, name: str) -> list[str]:
-    return [part.strip() for part in _text(raw, name).split(",") if part.strip()]
+    return [part.strip() for part in _text(raw, name, MAX_LIST_LENGTH).split(",") if part.strip()]
 
 
 def rows_request(

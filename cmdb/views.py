@@ -42,11 +42,23 @@ def cmdb_index(request: HttpRequest) -> HttpResponse:
         if source
         else {},
     }
+    freshness = selectors.cmdb_freshness(source.run) if source else None
     context = {
         "source": source,
         "problem": problem,
-        "freshness": selectors.cmdb_freshness(source.run) if source else None,
+        "freshness": freshness,
+        "schedule_text": _every(freshness["schedule_seconds"]) if freshness else "",
         "config": config,
         "datasets": DATASETS,
     }
     return render(request, "cmdb/index.html", context)
+
+
+def _every(seconds: int | None) -> str:
+    if not seconds:
+        return ""
+    if seconds % 86400 == 0:
+        return f"{seconds // 86400} day(s)"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} hour(s)"
+    return f"{max(1, seconds // 60)} minute(s)"
