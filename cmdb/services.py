@@ -121,8 +121,12 @@ def cmdb_view_clean(*, dataset: str, view: Any) -> dict[str, Any]:
 
 
 def _stored(user: User) -> dict[str, Any]:
+    """The user's ``cmdb`` preference as ``{"dataset": ..., "views": {dataset: view}}``, whatever was stored."""
     stored = (user.preferences or {}).get(PREFERENCE_KEY)
-    return stored if isinstance(stored, dict) else {}
+    if not isinstance(stored, dict):
+        return {}
+    views = stored.get("views")
+    return {**stored, "views": views if isinstance(views, dict) else {}}
 
 
 def cmdb_view_get(*, user: User, dataset: str) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 Pure: no Django. ``CmdbTable.from_csv`` reads a run's merged CSV (device rows then VM rows, ``netbox_type`` last)
 and keeps, per column, its distinct values and an ``int32`` code per row (``pandas.factorize``). Every filter is
 evaluated once per *distinct* value and then spread over the rows with one numpy take, sorting uses a rank per
-distinct value and ``numpy.lexsort``, and the global search runs ``str.find`` over one case-folded text of all
-rows. The devices and VMs datasets are views of the same table (their rows, their contract columns), so a run is
-held once. ``bench/cmdb_bench.py`` measures it at 20,000 devices + 30,000 VMs.
+distinct value and ``numpy.lexsort``, and the global search runs ``str.find`` over each column's case-folded
+distinct values. The devices and VMs datasets are views of the same table (their rows, their contract columns), so
+a run is held once. ``bench/cmdb_bench.py`` measures it at 20,000 devices + 30,000 VMs.
 
 Matching rules (the API, the page, the downloads and the chat assistant share them):
 
@@ -44,11 +44,8 @@ IP_COLUMNS = ("IP Address", "IPv4 Address", "IPv6 Address", "OOB IP")
 OPERATORS = ("contains", "eq", "empty", "notempty", "gte", "lte", "has", "ip")
 RANGE_OPERATORS = ("gte", "lte")
 
-# Separators of the search text: between cells and between rows. Stripped from cells and search terms, so a match
-# never spans two cells or two rows.
-_CELL_SEP = "\x1f"
-_ROW_SEP = "\x1e"
-_SEARCH_BLOCK_ROWS = 2048
+# Separates a column's distinct values in its search text; dropped from search terms, so a match stays in one value.
+_SEP = "\x1e"
 _DIGITS = re.compile(r"(\d+)")
 _DATE_BOUND = re.compile(r"\d{4}(?:-\d\d(?:-\d\d(?:T\d\d(?::\d\d(?::\d\d)?)?)?)?)?")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -121,13 +118,54 @@ class _ColumnData:
     values: list[str]
     empty_code: int
     _folded: list[str] | None = None
+    _array: np.ndarray | None = None
+    _text: str | None = None
+    _starts: list[int] = field(default_factory=list)
     _numbers: np.ndarray | None = None
     _ranks: dict[bool, np.ndarray] = field(default_factory=dict)
+
+    def array(self) -> np.ndarray:
+        """The distinct values as an object array, for taking cells by code."""
+        if self._array is None:
+            self._array = np.array(self.values, dtype=object)
+        return self._array
 
     def folded(self) -> list[str]:
         if self._folded is None:
             self._folded = [value.casefold() for value in self.values]
         return self._folded
+
+    def search(self, needle: str) -> np.ndarray | None:
+        """Which distinct values contain ``needle`` (folded), or ``None`` when none does.
+
+        ``str.find`` over one text of the folded distinct values, jumping to the next value after each hit; when
+        hits are many (a one-letter search), a plain test of every value is cheaper and takes over.
+        """
+        if self._text is None:
+            folded = [value.replace(_SEP, " ") for value in self.folded()]
+            starts: list[int] = []
+            position = 0
+            for value in folded:
+                starts.append(position)
+                position += len(value) + 1
+            self._starts, self._text = starts, _SEP.join(folded)
+        text, starts = self._text, self._starts
+        position = text.find(needle)
+        if position == -1:
+            return None
+        table = np.zeros(len(starts), dtype=bool)
+        last = len(starts) - 1
+        budget = max(64, len(starts) // 8)
+        while position != -1:
+            index = bisect_right(starts, position) - 1
+            table[index] = True
+            budget -= 1
+            if index >= last:
+                break
+            if not budget:
+                return np.array([needle in value for value in self.folded()], dtype=bool)
+            position = text.find(needle, starts[index + 1])
+        return table
 
     def numbers(self) -> np.ndarray:
         """The distinct values as floats; NaN for blanks and text."""
@@ -196,7 +234,6 @@ class CmdbTable:
         for label, cells in zip(labels, columns, strict=True):
             self._data[label] = _factorize(label, cells)
         self._lock = threading.Lock()
-        self._search_blocks: list[tuple[int, str, list[int]]] | None = None
         self._row_ids: dict[str, int] | None = None
         self._datasets = self._dataset_rows()
         self._columns = {name: self._dataset_columns(name) for name in DATASETS}
@@ -263,9 +300,7 @@ class CmdbTable:
         indexes = np.asarray(rows, dtype=np.int64)
         if not len(indexes):
             return iter(())
-        columns = [
-            np.array(self._data[label].values, dtype=object)[self._data[label].codes[indexes]] for label in labels
-        ]
+        columns = [self._data[label].array()[self._data[label].codes[indexes]] for label in labels]
         return zip(*columns, strict=True)
 
     def row_id(self, row: int) -> str:
@@ -332,59 +367,20 @@ class CmdbTable:
         return table[data.codes]
 
     def _search(self, term: str) -> np.ndarray:
-        needle = term.casefold().replace(_CELL_SEP, "").replace(_ROW_SEP, "")
+        """Rows with ``term`` in some cell: each column's distinct values are searched, then spread over the rows."""
+        needle = term.casefold().replace(_SEP, "")
         mask = np.zeros(self.size, dtype=bool)
         if not needle:
             mask[:] = True
             return mask
-        for first, text, starts in self._search_index():
-            find = text.find
-            last = len(starts) - 1
-            position = find(needle)
-            while position != -1:
-                row = bisect_right(starts, position) - 1
-                mask[first + row] = True
-                if row >= last:
-                    break
-                # The rest of this row cannot add anything: go on at the next one.
-                position = find(needle, starts[row + 1])
-        return mask
-
-    def _search_index(self) -> list[tuple[int, str, list[int]]]:
-        """Blocks of rows as one text each (folded cells, ``netbox_type`` left out), with where each row starts.
-
-        Blocks, rather than one text, keep a single non-ASCII character from widening the whole text to 2 or 4
-        bytes a character (``str`` is stored at the width of its widest character).
-        """
-        if self._search_blocks is None:
-            with self._lock:
-                if self._search_blocks is None:
-                    self._search_blocks = self._build_search_index()
-        return self._search_blocks
-
-    def _build_search_index(self) -> list[tuple[int, str, list[int]]]:
-        columns = []
         for label in self.labels:
             if label == TYPE_COLUMN:
                 continue
             data = self._data[label]
-            folded = [value.replace(_CELL_SEP, " ").replace(_ROW_SEP, " ") for value in data.folded()]
-            columns.append(np.array(folded, dtype=object)[data.codes])
-        blocks: list[tuple[int, str, list[int]]] = []
-        for first in range(0, self.size, _SEARCH_BLOCK_ROWS):
-            part = [column[first : first + _SEARCH_BLOCK_ROWS] for column in columns]
-            rows = (
-                [_CELL_SEP.join(cells) for cells in zip(*part, strict=True)]
-                if part
-                else [""] * min(_SEARCH_BLOCK_ROWS, self.size - first)
-            )
-            starts: list[int] = []
-            position = 0
-            for text in rows:
-                starts.append(position)
-                position += len(text) + 1
-            blocks.append((first, _ROW_SEP.join(rows), starts))
-        return blocks
+            table = data.search(needle)
+            if table is not None:
+                mask |= table[data.codes]
+        return mask
 
     # --- counts -------------------------------------------------------------------------------------------------
 

@@ -306,3 +306,15 @@ def test_the_page_without_an_export_says_so(db, viewer):
 
 def test_the_nav_links_to_the_page(export, viewer):
     assert 'href="/cmdb/"' in viewer.get("/exports/").content.decode()
+
+
+@pytest.mark.parametrize("stored", [[], {"views": []}, {"views": {"merged": "wide"}}, {"views": {"merged": {"q": 5}}}])
+def test_garbage_in_the_stored_preference_reads_as_the_default_view(export, make_user, stored):
+    user = make_user("viewer")
+    user.preferences = {"cmdb": stored}
+    user.save()
+    client = APIClient()
+    client.force_login(user)
+    assert client.get("/api/cmdb/merged/view/").json()["q"] == ""
+    assert client.put("/api/cmdb/merged/view/", {"q": "fra"}, format="json").json()["q"] == "fra"
+    assert client.get("/cmdb/").status_code == 200

@@ -136,16 +136,17 @@ def test_global_search_does_not_match_across_cells_or_rows_nor_the_type(table):
     assert names(table, Query(search="vm-")) == ["vm-b", "vm-a", "vm-c"]
 
 
-def test_search_spans_many_blocks(monkeypatch):
-    import cmdb.table as module
-
-    monkeypatch.setattr(module, "_SEARCH_BLOCK_ROWS", 3)
-    labels = ["Name", "netbox_type"]
-    cells = [[f"host-{n}" + ("-ü" if n == 7 else "") for n in range(20)], ["devices"] * 20]
-    table = CmdbTable(labels, cells)
-    found = [table.cell(r, "Name") for r in table.select(Query(search="host-1"))]
-    assert found == ["host-1", *(f"host-1{digit}" for digit in range(10))]
-    assert [table.cell(r, "Name") for r in table.select(Query(search="-Ü"))] == ["host-7-ü"]
+def test_search_with_many_or_few_hits_finds_the_same_rows():
+    labels = ["Name", "Description", "netbox_type"]
+    names = [f"host-{n}" + ("-ü" if n == 7 else "") for n in range(1000)]
+    descriptions = ["" if n % 3 else f"rack {n % 7}" for n in range(1000)]
+    table = CmdbTable(labels, [names, descriptions, ["devices"] * 1000])
+    for term in ("host", "host-1", "-Ü", "rack 3", "1", "x"):
+        words = term.casefold().split()
+        expected = [
+            n for n, d in zip(names, descriptions, strict=True) if all(w in n.casefold() or w in d for w in words)
+        ]
+        assert [table.cell(r, "Name") for r in table.select(Query(search=term))] == expected, term
 
 
 def test_sorting_puts_empty_cells_last_in_both_directions(table):
