@@ -75,6 +75,15 @@ def query_errors() -> Iterator[None]:
         raise NotFound(str(exc)) from exc
 
 
+class DatasetMixin:
+    """Checks the ``dataset`` of the URL once the request is authenticated and allowed."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        if kwargs.get("dataset") not in DATASETS:
+            raise NotFound(f"Unknown dataset; choose one of: {', '.join(DATASETS)}.")
+
+
 def _params(request: Request) -> dict[str, list[str]]:
     return {name: request.query_params.getlist(name) for name in request.query_params}
 
@@ -84,12 +93,13 @@ def _source(request: Request) -> selectors.CmdbSource:
 
 
 @extend_schema(tags=["cmdb"])
-class CmdbRowsView(APIView):
+class CmdbRowsView(DatasetMixin, APIView):
     """Rows of the devices, VMs or merged dataset of an export."""
 
     permission_classes = [capability_required("export.download")]
 
     @extend_schema(
+        operation_id="cmdb_rows_list",
         parameters=[*QUERY_PARAMS, *PAGE_PARAMS],
         responses={200: CmdbRowsSerializer, **ERRORS},
         description=FILTERS_HELP,
@@ -113,7 +123,7 @@ class CmdbRowsView(APIView):
 
 
 @extend_schema(tags=["cmdb"])
-class CmdbRowView(APIView):
+class CmdbRowView(DatasetMixin, APIView):
     """One device or VM: every column of the dataset, and its page in NetBox."""
 
     permission_classes = [capability_required("export.download")]
@@ -127,6 +137,7 @@ class CmdbRowView(APIView):
             OpenApiParameter("run", int, description="An export id; default: the newest successful export."),
         ],
         responses={200: CmdbRowSerializer, **ERRORS},
+        operation_id="cmdb_row_retrieve",
     )
     def get(self, request: Request, dataset: str, id: str) -> Response:
         with query_errors():
@@ -149,7 +160,7 @@ class CmdbRowView(APIView):
 
 
 @extend_schema(tags=["cmdb"])
-class CmdbDownloadView(APIView):
+class CmdbDownloadView(DatasetMixin, APIView):
     """The filtered, sorted rows with the chosen columns as a CSV (streamed) or the CMDB workbook."""
 
     permission_classes = [capability_required("export.download")]
@@ -193,7 +204,7 @@ class CmdbDownloadView(APIView):
 
 
 @extend_schema(tags=["cmdb"])
-class CmdbViewStateView(APIView):
+class CmdbViewStateView(DatasetMixin, APIView):
     """The signed-in user's saved grid view of a dataset (columns, widths, sort, filters, search, density)."""
 
     permission_classes = [capability_required("export.download")]

@@ -318,3 +318,15 @@ def test_garbage_in_the_stored_preference_reads_as_the_default_view(export, make
     assert client.get("/api/cmdb/merged/view/").json()["q"] == ""
     assert client.put("/api/cmdb/merged/view/", {"q": "fra"}, format="json").json()["q"] == "fra"
     assert client.get("/cmdb/").status_code == 200
+
+
+def test_an_unknown_dataset_is_a_json_404_after_authentication(export, viewer, api_client):
+    for url in (
+        "/api/cmdb/racks/rows/",
+        "/api/cmdb/racks/rows/1/",
+        "/api/cmdb/racks/download/",
+        "/api/cmdb/racks/view/",
+    ):
+        response = viewer.get(url)
+        assert response.status_code == 404 and "choose one of: devices, vms, merged" in response.json()["detail"]
+        assert api_client.get(url).status_code == 401
