@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from openpyxl import load_workbook
 
+from accounts.models import User
 from accounts.services import user_create
 from accounts.tests.test_browser import ARGS, chromium_path
 from exports import selectors as export_selectors
@@ -58,6 +61,16 @@ def export_run(netbox) -> ExportRun:
     return run
 
 
+def viewer_may_download() -> None:
+    """The viewer role with its export.download, whatever earlier transactional tests left of the seeded roles
+    (a flush recreates permissions with new ids, which the serialized role groups no longer point at)."""
+    permission, _ = Permission.objects.get_or_create(
+        content_type=ContentType.objects.get_for_model(User), codename="export_download",
+        defaults={"name": "Download exports"},
+    )  # fmt: skip
+    Group.objects.get_or_create(name="viewer")[0].permissions.add(permission)
+
+
 def merged_rows(run: ExportRun) -> list[dict[str, str]]:
     artifact = run.artifacts.get(name="netbox_merged_export.csv")
     with export_selectors.artifact_path(artifact).open(newline="", encoding="utf-8-sig") as handle:
@@ -94,6 +107,7 @@ def wait_saved(page: Any) -> None:
 
 @pytest.mark.parametrize("width", [1366, 375])
 def test_filter_sort_hide_reload_open_and_download_in_the_browser(browser, live_server, export_run, netbox, width):
+    viewer_may_download()
     user_create(username="vera", password=PASSWORD, role="viewer")
     context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
     page = context.new_page()
