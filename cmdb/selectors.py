@@ -91,11 +91,13 @@ def _table(artifact: ExportArtifact) -> CmdbTable:
                 raise CmdbUnavailable(
                     f"The files of export #{artifact.run_id} are no longer on disk (pruned)."
                 ) from None
+            finally:
+                with _tables_lock:
+                    _building.pop(key, None)
             with _tables_lock:
                 _tables[key] = table
                 while len(_tables) > CMDB_TABLES_KEPT:
                     _tables.popitem(last=False)
-                _building.pop(key, None)
     return table
 
 

@@ -330,3 +330,15 @@ def test_an_unknown_dataset_is_a_json_404_after_authentication(export, viewer, a
         response = viewer.get(url)
         assert response.status_code == 404 and "choose one of: devices, vms, merged" in response.json()["detail"]
         assert api_client.get(url).status_code == 401
+
+
+def test_a_runs_table_is_kept_in_memory_and_a_pruned_run_is_a_404(export, viewer):
+    assert viewer.get("/api/cmdb/merged/rows/").status_code == 200
+    artifact = export.artifacts.get(name="netbox_merged_export.csv")
+    export_selectors.artifact_path(artifact).unlink()
+    assert viewer.get("/api/cmdb/merged/rows/?q=fra1").json()["count"] > 0  # served from memory
+    from cmdb.selectors import cmdb_tables_clear
+
+    cmdb_tables_clear()
+    response = viewer.get("/api/cmdb/merged/rows/")
+    assert response.status_code == 404 and "no longer on disk" in response.json()["detail"]

@@ -204,3 +204,50 @@ def test_filter_sort_hide_reload_open_and_download_in_the_browser(browser, live_
         assert errors == []  # no failed request (4xx/5xx) and no script error on the way
     finally:
         context.close()
+
+
+def test_density_order_width_and_reset_are_remembered(browser, live_server, export_run):
+    viewer_may_download()
+    user_create(username="rhea", password=PASSWORD, role="viewer")
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto(f"{live_server.url}/accounts/login/?next=/cmdb/")
+        page.fill("#id_username", "rhea")
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/cmdb/")
+        page.click(".cmdb-tab[data-dataset='vms']")
+        wait_for_count(page, 60)
+        assert header_labels(page)[:3] == ["Name", "Status", "Site"]
+
+        page.select_option("#cmdb-density", "compact")
+        page.click("#cmdb-columns-toggle")
+        page.click("#cmdb-columns-list li[data-key='site'] button[aria-label='Move up Site']")
+        page.wait_for_function("document.querySelectorAll('#cmdb-grid tr.cmdb-labels th')[1].dataset.key === 'site'")
+        handle = page.locator("#cmdb-grid th[data-key='name'] .cmdb-resize").bounding_box()
+        page.mouse.move(handle["x"] + 3, handle["y"] + 5)
+        page.mouse.down()
+        page.mouse.move(handle["x"] + 163, handle["y"] + 5, steps=5)
+        page.mouse.up()
+        width = page.locator("#cmdb-grid tr.cmdb-labels th[data-key='name']").bounding_box()["width"]
+        wait_saved(page)
+
+        page.reload()
+        wait_for_count(page, 60)
+        assert page.get_attribute(".cmdb-tab[data-dataset='vms']", "aria-selected") == "true"  # the last tab
+        assert page.input_value("#cmdb-density") == "compact"
+        assert "cmdb-compact" in page.get_attribute("#cmdb-grid", "class")
+        assert header_labels(page)[:3] == ["Name", "Site", "Status"]
+        assert abs(page.locator("#cmdb-grid tr.cmdb-labels th[data-key='name']").bounding_box()["width"] - width) < 2
+        assert width > 200
+
+        page.click("#cmdb-reset")
+        page.wait_for_function("document.getElementById('cmdb-density').value === 'comfortable'")
+        assert header_labels(page)[:3] == ["Name", "Status", "Site"]
+        page.reload()
+        wait_for_count(page, 60)
+        assert page.input_value("#cmdb-density") == "comfortable"
+    finally:
+        context.close()
