@@ -10,6 +10,9 @@ from django.conf import settings
 
 THEMES = ("system", "light", "dark")
 EXPORT_DATASETS = ("devices", "vms", "merged")
+# Stored as given and read by their own app, not part of preferences_effective: the CMDB page's saved views
+# (an object, validated by cmdb.services).
+APP_PREFERENCES = ("cmdb",)
 
 
 @cache
@@ -28,6 +31,10 @@ def preference_errors(changes: dict[str, Any]) -> dict[str, str]:
     errors: dict[str, str] = {}
     known = preference_defaults()
     for key, value in changes.items():
+        if key in APP_PREFERENCES:
+            if value is not None and not isinstance(value, dict):
+                errors[key] = "Must be an object."
+            continue
         if key not in known:
             errors[key] = f"Unknown preference; choose among: {', '.join(sorted(known))}."
         elif value is None:

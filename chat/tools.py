@@ -1,9 +1,9 @@
 """The assistant's grounding tools: look-ups in the CMDB of the latest successful export.
 
-Each tool is a JSON-schema function definition sent to the provider plus a pure function over the merged CSV's
-rows (``exports.selectors.cmdb_rows_latest``). Results are JSON text, capped: at most ``MAX_ROWS`` rows and
-``MAX_RESULT_CHARS`` characters, always with the total number of matches, so a broad question cannot flood the
-model's context.
+Each tool is a JSON-schema function definition sent to the provider plus a function over the merged rows of the
+latest export, answered by the CMDB query layer (``cmdb.table``, the one the CMDB API and page use). Results are
+JSON text, capped: at most ``MAX_ROWS`` rows and ``MAX_RESULT_CHARS`` characters, always with the total number of
+matches, so a broad question cannot flood the model's context.
 
 Matching rules (documented to the model in the tool descriptions):
 - ``name``, ``site``, ``cluster``, ``tenant`` and ``where`` values: case-insensitive substring;
@@ -15,13 +15,12 @@ Matching rules (documented to the model in the tool descriptions):
 
 from __future__ import annotations
 
-import ipaddress
 import json
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from exports.selectors import cmdb_rows_latest
+from cmdb.selectors import CmdbUnavailable, cmdb_source
+from cmdb.table import Filter, Query, RowDicts
 
 MAX_ROWS = 50
 MAX_RESULT_CHARS = 12_000
@@ -142,10 +141,11 @@ def tool_run(*, name: str, arguments: str) -> str:
             raise ToolError("The arguments are not valid JSON.") from None
         if not isinstance(parsed, dict):
             raise ToolError("The arguments must be a JSON object.")
-        header, rows = cmdb_rows_latest()
-        if not header:
-            raise ToolError(NO_EXPORT)
-        result = runner(header, rows, parsed)
+        try:
+            table = cmdb_source().table
+        except CmdbUnavailable:
+            raise ToolError(NO_EXPORT) from None
+        result = runner(table.labels, RowDicts(table), parsed)
     except ToolError as exc:
         result = {"error": str(exc)}
     return _capped(result)
@@ -154,7 +154,7 @@ def tool_run(*, name: str, arguments: str) -> str:
 # --- the tools ------------------------------------------------------------------------------------------------
 
 
-def _search(header: list[str], rows: list[dict[str, str]], args: dict[str, Any]) -> dict[str, Any]:
+def _search(header: list[str], rows: RowDicts, args: dict[str, Any]) -> dict[str, Any]:
     matches, used = _filter(header, rows, args)
     limit = _int(args.get("limit"), default=MAX_ROWS, low=1, high=MAX_ROWS, field="limit")
     extra = [_column(header, c) for c in _strings(args.get("columns"), "columns")]
@@ -162,78 +162,70 @@ def _search(header: list[str], rows: list[dict[str, str]], args: dict[str, Any])
     return {
         "total": len(matches),
         "returned": min(limit, len(matches)),
-        "results": [_project(row, columns) for row in matches[:limit]],
+        "results": [_project(rows[row], columns) for row in matches[:limit]],
     }
 
 
-def _count(header: list[str], rows: list[dict[str, str]], args: dict[str, Any]) -> dict[str, Any]:
+def _count(header: list[str], rows: RowDicts, args: dict[str, Any]) -> dict[str, Any]:
     matches, _ = _filter(header, rows, args)
     result: dict[str, Any] = {"total": len(matches)}
     if args.get("group_by"):
         column = _column(header, str(args["group_by"]))
-        counts: Counter[str] = Counter()
-        for row in matches:
-            value = row.get(column, "")
-            if column == "Tags":
-                counts.update(_tags(value) or ["(none)"])
-            else:
-                counts[value or "(empty)"] += 1
+        blank = "(none)" if column == "Tags" else "(empty)"
+        counts = rows.table.group_counts(matches, column, split=column == "Tags")
         result["group_by"] = column
         result["groups"] = len(counts)
-        result["counts"] = [{"value": v, "count": n} for v, n in counts.most_common(MAX_GROUPS)]
+        result["counts"] = [{"value": v or blank, "count": n} for v, n in counts[:MAX_GROUPS]]
         if len(counts) > MAX_GROUPS:
             result["truncated"] = True
     return result
 
 
-def _show(header: list[str], rows: list[dict[str, str]], args: dict[str, Any]) -> dict[str, Any]:
+def _show(header: list[str], rows: RowDicts, args: dict[str, Any]) -> dict[str, Any]:
     name = str(args.get("name") or "").strip()
     if not name:
         raise ToolError("Give the name of the device or VM.")
-    wanted = name.casefold()
     kind = _type(args.get("type"))
-    candidates = [r for r in rows if not kind or r.get(TYPE_COLUMN) == kind]
-    found = [r for r in candidates if r.get("Name", "").casefold() == wanted]
+    of_kind = (Filter(TYPE_COLUMN, "eq", kind),) if kind else ()
+    found = [rows[row] for row in rows.table.select(Query(filters=(Filter("Name", "eq", name), *of_kind)))]
     if not found:
-        similar = [r["Name"] for r in candidates if wanted in r.get("Name", "").casefold()][:10]
-        return {"total": 0, "error": f"No device or VM is named {name!r}.", "similar_names": similar}
+        similar = rows.table.select(Query(filters=(Filter("Name", "contains", name), *of_kind)))[:10]
+        names = [rows.table.cell(row, "Name") for row in similar]
+        return {"total": 0, "error": f"No device or VM is named {name!r}.", "similar_names": names}
     return {"total": len(found), "results": [_project(row, [c for c in header if row.get(c)]) for row in found[:5]]}
 
 
-_RUNNERS: dict[str, Callable[[list[str], list[dict[str, str]], dict[str, Any]], dict[str, Any]]] = {
+# A runner gets the merged header, the rows (``RowDicts``: dicts made on demand, ``.table`` for queries) and the
+# model's arguments.
+_RUNNERS: dict[str, Callable[[list[str], RowDicts, dict[str, Any]], dict[str, Any]]] = {
     "search_inventory": _search,
     "count_inventory": _count,
     "show_object": _show,
 }
 
 
-# --- matching -------------------------------------------------------------------------------------------------
-
-Predicate = Callable[[dict[str, str]], bool]
+# --- matching: filters for the CMDB query layer ---------------------------------------------------------------
 
 
-def _filter(
-    header: list[str], rows: list[dict[str, str]], args: dict[str, Any]
-) -> tuple[list[dict[str, str]], list[str]]:
-    """Rows matching every filter in ``args``, and the columns the filters looked at."""
-    predicates: list[Predicate] = []
+def _filter(header: list[str], rows: RowDicts, args: dict[str, Any]) -> tuple[Sequence[int], list[str]]:
+    """The rows (indexes, in export order) matching every filter in ``args``, and the columns the filters looked at."""
+    filters: list[Filter] = []
+    any_of: list[tuple[Filter, ...]] = []
     used: list[str] = []
     for key in ("name", "site", "cluster", "tenant"):
         if args.get(key):
-            predicates.append(_contains(ALIASES[key], str(args[key])))
+            filters.append(Filter(ALIASES[key], "contains", str(args[key])))
             used.append(ALIASES[key])
     if args.get("status"):
-        wanted = str(args["status"]).strip().casefold()
-        predicates.append(lambda row: row.get("Status", "").casefold() == wanted)
+        filters.append(Filter("Status", "eq", str(args["status"])))
     if args.get("type"):
-        kind = _type(args["type"])
-        predicates.append(lambda row: row.get(TYPE_COLUMN) == kind)
+        filters.append(Filter(TYPE_COLUMN, "eq", _type(args["type"])))
     if args.get("tag"):
-        tag = str(args["tag"]).strip().casefold()
-        predicates.append(lambda row: tag in {t.casefold() for t in _tags(row.get("Tags", ""))})
+        filters.append(Filter("Tags", "has", str(args["tag"])))
     if args.get("ip"):
-        predicates.append(_ip_matcher(str(args["ip"]).strip()))
-        used += [c for c in IP_COLUMNS if c in header]
+        ip_columns = [c for c in IP_COLUMNS if c in header]
+        any_of.append(tuple(Filter(c, "ip", str(args["ip"]).strip()) for c in ip_columns))
+        used += ip_columns
     where = args.get("where") or {}
     if not isinstance(where, dict):
         raise ToolError('"where" must be an object of column name -> value.')
@@ -241,47 +233,14 @@ def _filter(
         column = _column(header, raw_column)
         used.append(column)
         if value is None or str(value).strip() == "":
-            predicates.append(_empty(column))
+            filters.append(Filter(column, "empty"))
         else:
-            predicates.append(_contains(column, str(value)))
+            filters.append(Filter(column, "contains", str(value)))
     unknown = set(args) - set(_FILTERS) - {"limit", "columns", "group_by"}
     if unknown:
         raise ToolError(f"Unknown argument(s): {', '.join(sorted(unknown))}.")
-    return [row for row in rows if all(p(row) for p in predicates)], used
-
-
-def _empty(column: str) -> Predicate:
-    return lambda row: not row.get(column, "").strip()
-
-
-def _contains(column: str, value: str) -> Predicate:
-    needle = value.strip().casefold()
-    return lambda row: needle in row.get(column, "").casefold()
-
-
-def _ip_matcher(value: str) -> Predicate:
-    def addresses(row: dict[str, str]) -> Iterable[str]:
-        for column in IP_COLUMNS:
-            for cell in row.get(column, "").replace(";", ",").split(","):
-                if cell.strip():
-                    yield cell.strip()
-
-    try:
-        if "/" in value:
-            network = ipaddress.ip_network(value, strict=False)
-            return lambda row: any(_in_network(a, network) for a in addresses(row))
-        address = ipaddress.ip_address(value)
-        return lambda row: any(a.split("/")[0] == str(address) for a in addresses(row))
-    except ValueError:
-        needle = value.casefold()
-        return lambda row: any(needle in a.casefold() for a in addresses(row))
-
-
-def _in_network(cell: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
-    try:
-        return ipaddress.ip_address(cell.split("/")[0]) in network
-    except ValueError:
-        return False
+    matches = rows.table.select(Query(filters=tuple(filters), any_of=tuple(any_of)))
+    return matches.tolist(), used
 
 
 def _column(header: list[str], name: str) -> str:
@@ -302,10 +261,6 @@ def _type(value: Any) -> str:
     if kind is None:
         raise ToolError('"type" must be "device" or "vm".')
     return kind
-
-
-def _tags(value: str) -> list[str]:
-    return [t.strip() for t in value.split(",") if t.strip()]
 
 
 def _strings(value: Any, field: str) -> list[str]:

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "accounts",
     "integrations",
     "exports",
+    "cmdb",
     "chat",
     "suggestions",
 ]

@@ -47,5 +47,7 @@ urlpatterns = [
     path("api/exports/", include("exports.api.urls")),
     path("api/integrations/", include("integrations.api.urls")),
     path("exports/", include("exports.urls")),
+    path("api/cmdb/", include("cmdb.api.urls")),
+    path("cmdb/", include("cmdb.urls")),
     path("metrics", views.metrics, name="metrics"),
 ]

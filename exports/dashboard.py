@@ -16,7 +16,7 @@ from django.shortcuts import render
 
 from exports import selectors
 from exports.models import ExportArtifact, ExportRun
-from integrations.netbox.factory import netbox_url_effective
+from integrations.netbox.factory import netbox_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ def dashboard_get() -> Dashboard:
 
     ``failed`` is the newest finished run when it failed: a success after a failure clears the alert.
     """
-    board = Dashboard(netbox_url=netbox_url_effective(), netbox_demo=settings.NETBOX_DEMO)
+    board = Dashboard(netbox_url=netbox_url(), netbox_demo=settings.NETBOX_DEMO)
     board.latest = ExportRun.objects.select_related("requested_by").order_by("-created", "-id").first()
     board.active = selectors.export_run_active()
     finished = (

@@ -9,14 +9,6 @@ from integrations.exceptions import IntegrationNotConfigured
 from integrations.netbox.client import NetboxClient, parse_extra_headers
 
 
-def netbox_url_effective() -> str:
-    """The NetBox URL exports use: the global key ``netbox``'s URL when an admin set one, else ``NETBOX_URL``.
-
-    Empty when neither is set. Reads no secret (the URL is stored in clear beside the key).
-    """
-    return secret_url_get("netbox", settings.NETBOX_URL)
-
-
 def netbox_client() -> NetboxClient:
     """A client for the configured NetBox.
 
@@ -24,7 +16,7 @@ def netbox_client() -> NetboxClient:
     ``NETBOX_TOKEN`` / ``NETBOX_URL``; the other options from the settings.
     """
     try:
-        url = netbox_url_effective()
+        url = secret_url_get("netbox", settings.NETBOX_URL)
         token = secret_get("netbox", settings.NETBOX_TOKEN)
     except KeyUnavailable as exc:
         raise IntegrationNotConfigured(f"NetBox token unreadable: {exc}") from None

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from cmdb.api import views
+
+# The dataset (devices, vms or merged) is checked by the views, after authentication: an unknown one is a JSON 404.
+urlpatterns = [
+    path("<str:dataset>/rows/", views.CmdbRowsView.as_view(), name="cmdb-rows"),
+    path("<str:dataset>/rows/<str:id>/", views.CmdbRowView.as_view(), name="cmdb-row"),
+    path("<str:dataset>/download/", views.CmdbDownloadView.as_view(), name="cmdb-download"),
+    path("<str:dataset>/view/", views.CmdbViewStateView.as_view(), name="cmdb-view"),
+]

@@ -1,0 +1,165 @@
+"""The CMDB page's saved views: per user and dataset, on the server, in the profile's preferences (key ``cmdb``).
+
+A view is what the grid shows: column order, hidden columns, widths, sort, per-column filters, the search, the
+density and the page size. It is checked against the dataset's contract columns and bounded before it is stored;
+unknown columns are dropped (an export may lose a column), wrong types are an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accounts.models import User
+from accounts.services import profile_update
+from cmdb.table import DATASETS, column_key
+from exports.transform import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
+
+PREFERENCE_KEY = "cmdb"
+DENSITIES = ("comfortable", "compact")
+PAGE_SIZES = (25, 50, 100, 200)
+FILTER_OPS = ("contains", "eq", "empty", "notempty", "gte", "lte", "between")
+MAX_TEXT = 200
+MIN_WIDTH, MAX_WIDTH = 40, 1200
+_CONTRACT = {"devices": DEVICE_COLUMNS, "vms": VM_COLUMNS, "merged": MERGED_COLUMNS}
+
+
+class CmdbViewInvalid(ValueError):
+    """A saved view is malformed; ``field`` names the part."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def cmdb_view_default() -> dict[str, Any]:
+    """The view of a user who saved none: every column in contract order, no sort, filter or search."""
+    return {
+        "columns": [],
+        "hidden": [],
+        "widths": {},
+        "ordering": [],
+        "filters": {},
+        "q": "",
+        "density": "comfortable",
+        "page_size": 50,
+    }
+
+
+def dataset_keys(dataset: str) -> list[str]:
+    """The column keys of a dataset according to the contract."""
+    return [column_key(label) for label in _CONTRACT[dataset]]
+
+
+def _text(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise CmdbViewInvalid("Must be text.", field=field)
+    return value[:MAX_TEXT]
+
+
+def _key_list(value: Any, field: str, keys: set[str]) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise CmdbViewInvalid("Must be a list of column keys.", field=field)
+    return [item for item in dict.fromkeys(value) if item in keys]
+
+
+def cmdb_view_clean(*, dataset: str, view: Any) -> dict[str, Any]:
+    """A stored-ready view: defaults for missing parts, unknown columns dropped, values bounded."""
+    if dataset not in DATASETS:
+        raise CmdbViewInvalid(f"Choose one of: {', '.join(DATASETS)}.", field="dataset")
+    if not isinstance(view, dict):
+        raise CmdbViewInvalid("A view is an object.", field="view")
+    unknown = sorted(set(view) - set(cmdb_view_default()))
+    if unknown:
+        raise CmdbViewInvalid(
+            f"Unknown part(s) {', '.join(unknown)}; a view has {', '.join(cmdb_view_default())}.", field=unknown[0]
+        )
+    keys = set(dataset_keys(dataset))
+    clean = cmdb_view_default()
+    if "columns" in view:
+        clean["columns"] = _key_list(view["columns"], "columns", keys)
+    if "hidden" in view:
+        clean["hidden"] = _key_list(view["hidden"], "hidden", keys)
+    if "widths" in view:
+        widths = view["widths"]
+        if not isinstance(widths, dict):
+            raise CmdbViewInvalid("Must be an object of column key -> pixels.", field="widths")
+        for key, width in widths.items():
+            if key in keys:
+                if not isinstance(width, int | float) or isinstance(width, bool):
+                    raise CmdbViewInvalid("A width is a number of pixels.", field="widths")
+                clean["widths"][key] = int(max(MIN_WIDTH, min(MAX_WIDTH, width)))
+    if "ordering" in view:
+        ordering = view["ordering"]
+        if not isinstance(ordering, list) or not all(isinstance(item, str) for item in ordering):
+            raise CmdbViewInvalid("Must be a list of column keys, - first for descending.", field="ordering")
+        clean["ordering"] = [item for item in dict.fromkeys(ordering) if item.lstrip("-") in keys][:10]
+    if "filters" in view:
+        filters = view["filters"]
+        if not isinstance(filters, dict):
+            raise CmdbViewInvalid("Must be an object of column key -> {op, value, value2}.", field="filters")
+        for key, condition in filters.items():
+            if key not in keys:
+                continue
+            if not isinstance(condition, dict) or condition.get("op") not in FILTER_OPS:
+                raise CmdbViewInvalid(f"A filter has an op among {', '.join(FILTER_OPS)}.", field="filters")
+            clean["filters"][key] = {
+                "op": condition["op"],
+                "value": _text(condition.get("value", ""), "filters"),
+                "value2": _text(condition.get("value2", ""), "filters"),
+            }
+    if "q" in view:
+        clean["q"] = _text(view["q"], "q")
+    if "density" in view:
+        if view["density"] not in DENSITIES:
+            raise CmdbViewInvalid(f"Choose one of: {', '.join(DENSITIES)}.", field="density")
+        clean["density"] = view["density"]
+    if "page_size" in view:
+        if view["page_size"] not in PAGE_SIZES:
+            raise CmdbViewInvalid(f"Choose one of: {', '.join(map(str, PAGE_SIZES))}.", field="page_size")
+        clean["page_size"] = view["page_size"]
+    return clean
+
+
+def _stored(user: User) -> dict[str, Any]:
+    """The user's ``cmdb`` preference as ``{"dataset": ..., "views": {dataset: view}}``, whatever was stored."""
+    stored = (user.preferences or {}).get(PREFERENCE_KEY)
+    if not isinstance(stored, dict):
+        return {}
+    views = stored.get("views")
+    return {**stored, "views": views if isinstance(views, dict) else {}}
+
+
+def cmdb_view_get(*, user: User, dataset: str) -> dict[str, Any]:
+    """The user's saved view of a dataset, or the default one."""
+    saved = _stored(user).get("views", {}).get(dataset)
+    if not isinstance(saved, dict):
+        return cmdb_view_default()
+    try:
+        return cmdb_view_clean(dataset=dataset, view=saved)
+    except CmdbViewInvalid:
+        return cmdb_view_default()
+
+
+def cmdb_dataset_get(*, user: User) -> str:
+    """The dataset the user looked at last (the CMDB page opens on it)."""
+    dataset = _stored(user).get("dataset")
+    return dataset if dataset in DATASETS else "merged"
+
+
+def cmdb_view_save(*, user: User, dataset: str, view: Any) -> dict[str, Any]:
+    """Store the user's view of a dataset (and remember the dataset as the one they look at); the stored view."""
+    clean = cmdb_view_clean(dataset=dataset, view=view)
+    stored = _stored(user)
+    views = {**stored.get("views", {}), dataset: clean}
+    profile_update(user=user, preferences={PREFERENCE_KEY: {**stored, "views": views, "dataset": dataset}})
+    return clean
+
+
+def cmdb_view_reset(*, user: User, dataset: str) -> dict[str, Any]:
+    """Forget the user's view of a dataset; the default view."""
+    if dataset not in DATASETS:
+        raise CmdbViewInvalid(f"Choose one of: {', '.join(DATASETS)}.", field="dataset")
+    stored = _stored(user)
+    views = {key: value for key, value in stored.get("views", {}).items() if key != dataset}
+    profile_update(user=user, preferences={PREFERENCE_KEY: {**stored, "views": views, "dataset": dataset}})
+    return cmdb_view_default()

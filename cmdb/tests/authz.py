@@ -1,0 +1,56 @@
+"""Authorization matrix of the CMDB API (run by enreach/tests/test_authorization_matrix.py).
+
+Reading rows, one row and downloads need ``export.download`` (every role); the saved view is one's own (any role
+may read and save it; a read-only token may only read it).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+
+from django.conf import settings
+from django.utils import timezone
+
+from exports.models import ExportArtifact, ExportRun
+from exports.transform import MERGED_COLUMNS
+
+# ROLES = ("anonymous", "viewer", "operator", "member", "admin", "read_only_token")
+FILE = "netbox_merged_export.csv"
+
+
+def make_objects(*, owner, other) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """A finished successful run whose merged CSV holds one device and one VM."""
+    run = ExportRun.objects.create(
+        trigger=ExportRun.Trigger.API, requested_by=owner, status=ExportRun.Status.SUCCEEDED, active=None
+    )
+    ExportRun.objects.filter(pk=run.pk).update(started=timezone.now(), finished=timezone.now())
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=MERGED_COLUMNS, restval="")
+    writer.writeheader()
+    writer.writerow({"Name": "sw-1", "ID": "7", "netbox_type": "devices"})
+    writer.writerow({"Name": "vm-1", "ID": "9", "netbox_type": "vms"})
+    content = buffer.getvalue().encode()
+    relative = f"runs/{run.pk}/{FILE}"
+    path = settings.DATA_DIR / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    ExportArtifact.objects.create(
+        run=run, kind=ExportArtifact.Kind.MERGED, name=FILE, path=relative, size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(), rows=2,
+    )  # fmt: skip
+    return {"run": run.pk}
+
+
+READ = {"anonymous": 401, "viewer": 200, "operator": 200, "member": 200, "admin": 200, "read_only_token": 200}
+WRITE = {**READ, "read_only_token": 403}
+
+CASES = [
+    ("GET", "/api/cmdb/merged/rows/?run={run}", None, READ),
+    ("GET", "/api/cmdb/devices/rows/devices-7/?run={run}", None, READ),
+    ("GET", "/api/cmdb/vms/download/?format=csv&run={run}", None, READ),
+    ("GET", "/api/cmdb/merged/view/", None, READ),
+    ("PUT", "/api/cmdb/merged/view/", {"density": "compact"}, WRITE),
+    ("DELETE", "/api/cmdb/merged/view/", None, WRITE),
+]
