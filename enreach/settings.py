@@ -53,6 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "enreach.logs.RequestIdMiddleware",
+    "enreach.api.ApiGuardMiddleware",
     "enreach.tracing.TracingMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -170,14 +171,25 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # drf-spectacular's, plus the error statuses operations really answer (enreach/api.py).
+    "DEFAULT_SCHEMA_CLASS": "enreach.schema.AutoSchema",
+    # JSON bodies are bounded in size and nesting; limit is capped and junk limit/offset is a 400 (enreach/api.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "enreach.api.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "enreach.api.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     # Anonymous callers only reach public endpoints; failed token authentications have their own limit
     # (TOKEN_FAILURE_LIMIT, see accounts/throttling.py).
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"anon": env.str("THROTTLE_ANON_RATE", default="120/minute")},
 }
+# Bounded API input: the largest page (limit), JSON body and JSON nesting accepted.
+API_MAX_LIMIT = env.int("API_MAX_LIMIT", default=500)
+API_JSON_MAX_BYTES = env.int("API_JSON_MAX_BYTES", default=2_621_440)
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Enreach tools API",
     "DESCRIPTION": "NetBox to CMDB exports, accounts and publishing.",
@@ -200,6 +212,10 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 X_FRAME_OPTIONS = "DENY"
+# Reverse proxies whose X-Forwarded-For is believed, for the client address of rate limits and the audit trail:
+# empty (none: REMOTE_ADDR is the client), a number of proxies in front of the app ("1"), or their networks
+# ("10.0.0.0/8,127.0.0.1").
+TRUSTED_PROXIES = env.str("TRUSTED_PROXIES", default="")
 
 # --- I18n, static ----------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -280,11 +296,14 @@ NETBOX_DEMO = env.bool("ENREACH_DEMO_NETBOX", default=False)
 ENREACH_ENCRYPTION_KEY = env.str("ENREACH_ENCRYPTION_KEY", default="")
 # Decided here, not from settings.DEBUG at run time: the test runner turns DEBUG off after loading the settings.
 ENREACH_ENCRYPTION_DEV_FALLBACK = DEBUG
-# Sign-in (page and admin) with a limit on failures per username + address.
+# Sign-in (page and admin) with a limit on failures per username + address (accounts/throttling.py).
 AUTHENTICATION_BACKENDS = ["accounts.backends.RateLimitedModelBackend"]
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=300)
-# Failed API token authentications per client address before answering 429.
+# Sign-in attempts per address across usernames (a success gives its attempt back).
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=30)
+# Failed API token authentications per client address (and per token prefix) before failures answer 429; a valid
+# token always works.
 TOKEN_FAILURE_LIMIT = env.int("TOKEN_FAILURE_LIMIT", default=30)
 TOKEN_FAILURE_WINDOW = env.int("TOKEN_FAILURE_WINDOW", default=300)
 

@@ -33,6 +33,23 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class UserCredentialsEndedSerializer(UserSerializer):
+    """A user after a password reset or deactivation: their API tokens were revoked, this many."""
+
+    tokens_revoked = serializers.IntegerField(read_only=True, help_text="API tokens revoked by this change.")
+
+    class Meta(UserSerializer.Meta):
+        fields = [*UserSerializer.Meta.fields, "tokens_revoked"]
+        read_only_fields = fields
+
+
+class PasswordChangedSerializer(serializers.Serializer):
+    """The answer to one's own password change: other sessions ended and one's API tokens were revoked."""
+
+    detail = serializers.CharField()
+    tokens_revoked = serializers.IntegerField()
+
+
 # The signed-in user as ``/api/auth/me`` shows them.
 MeSerializer = UserSerializer
 
