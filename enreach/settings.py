@@ -5,6 +5,7 @@ django-environ; ``.env.example`` lists them all. With nothing configured the app
 SQLite under ``var/``, the django-q2 ORM broker and Django's database cache.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -92,6 +93,14 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'enreach.sqlite3'}")}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # The database holds password hashes and encrypted keys: only the service's user may read it. SQLite gives its
+    # -wal and -shm files the database file's mode.
+    if DATABASES["default"]["NAME"] != ":memory:":
+        try:
+            os.close(os.open(DATABASES["default"]["NAME"], os.O_CREAT | os.O_WRONLY, 0o600))
+            os.chmod(DATABASES["default"]["NAME"], 0o600)
+        except OSError:
+            pass  # not ours to change (another user's file, a read-only mount): SQLite reports what matters
     # The web server, the django-q2 workers and management commands share one file: WAL lets readers and one
     # writer work side by side, IMMEDIATE transactions avoid "database is locked" on lock upgrades.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -276,7 +285,7 @@ EXPORT_KEEP_RUNS = max(1, env.int("EXPORT_KEEP_RUNS", default=10))
 # Incremental runs fall back to a full fetch when the last full one is older than this: NetBox does not bump a
 # device's last_updated when a related object (rack, platform, IP address...) is renamed.
 EXPORT_FULL_EVERY_HOURS = env.float("EXPORT_FULL_EVERY_HOURS", default=24.0)
-# Prefix CSV cells starting with = + - @ with an apostrophe, for people who open CSVs in Excel.
+# Prefix CSV cells starting with = + - @, a tab or a carriage return with an apostrophe (people who open CSVs in Excel).
 EXPORT_CSV_EXCEL_SAFE = env.bool("EXPORT_CSV_EXCEL_SAFE", default=False)
 # Workbook column order: comma-separated names, or the path of an .xlsx whose first row is the order.
 EXPORT_WORKBOOK_COLUMNS = env.list("EXPORT_WORKBOOK_COLUMNS", default=[])
