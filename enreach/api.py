@@ -191,7 +191,9 @@ class ApiGuardMiddleware:
     ) -> HttpResponse | None:
         for name, value in kwargs.items():
             if _ID_KWARG.match(name) and _too_big(value):
-                return handler404(request) if _api_path(request) else defaults.page_not_found(request, None)  # type: ignore[arg-type]
+                if _api_path(request):
+                    return _json_error(404, f"Object {value} does not exist.")
+                return defaults.page_not_found(request, None)  # type: ignore[arg-type]
         return None
 
 
