@@ -114,7 +114,7 @@ def _incr_locked(db_cache: DatabaseCache, key: str, timeout: int, delta: int) ->
     with transaction.atomic(using=db):
         connection = connections[db]
         if connection.features.has_select_for_update:
-            table = connection.ops.quote_name(db_cache._table)
+            table = connection.ops.quote_name(db_cache._table)  # type: ignore[attr-defined]
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"SELECT cache_key FROM {table} WHERE cache_key = %s FOR UPDATE",  # noqa: S608 (quoted name)

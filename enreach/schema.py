@@ -4,7 +4,7 @@ really answers (401, 403, 404, 400, 413, 429), in the shapes DRF answers them.""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse
@@ -32,7 +32,7 @@ class AutoSchema(SpectacularAutoSchema):
     operations with query parameters 400.
     """
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         method = self.method.upper()
         extra: dict[str, OpenApiResponse] = {}

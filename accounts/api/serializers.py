@@ -16,6 +16,8 @@ class UserSerializer(serializers.ModelSerializer):
 
     capabilities = serializers.ListField(child=serializers.CharField(), read_only=True)
     created = serializers.DateTimeField(source="date_joined", read_only=True)
+    # Plain text in the schema: an account without an address has "" (not a valid "format: email" value).
+    email = serializers.CharField(read_only=True, help_text="An email address, or empty.")
 
     class Meta:
         model = User
@@ -138,7 +140,7 @@ class RoleSerializer(serializers.Serializer):
 
 class RoleUpdateSerializer(serializers.Serializer):
     capabilities = serializers.ListField(
-        child=serializers.CharField(), allow_empty=True, help_text=f"Among: {', '.join(CAPABILITIES)}."
+        child=serializers.ChoiceField(choices=list(CAPABILITIES)), allow_empty=True, help_text="The role's capabilities"
     )
 
 
