@@ -46,7 +46,10 @@ class AutoSchema(SpectacularAutoSchema):
             extra["400"] = ERROR_400
         for code, response in extra.items():
             if code not in responses:
-                responses[code] = self._get_response_for_code(response, code, direction=direction)
+                # Errors are JSON whatever the client asked for (an event stream, a file).
+                responses[code] = self._get_response_for_code(
+                    response, code, media_types=["application/json"], direction=direction
+                )
         return responses
 
     def _requires_auth(self) -> bool:
