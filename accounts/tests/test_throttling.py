@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
@@ -20,6 +21,16 @@ from conftest import PASSWORD
 
 NEW_PASSWORD = "a-new-and-long-passphrase-42"
 PARALLEL = 20
+
+
+@pytest.fixture(autouse=True)
+def _limits(settings, request):
+    """Windows far longer than a test (no window boundary mid-test), and no counts left for the next test: the
+    database cache's table is not rolled back or flushed with the test database."""
+    settings.LOGIN_FAILURE_WINDOW = settings.TOKEN_FAILURE_WINDOW = 365 * 86400
+    yield
+    if "live_server" in request.fixturenames:  # the other tests' writes are rolled back with their transaction
+        caches["default"].clear()
 
 
 def bearer(secret: str) -> APIClient:

@@ -15,7 +15,7 @@ from accounts.services import user_create
 from accounts.tests.test_browser import ADMIN_PASSWORD, browser  # noqa: F401 (the fixture)
 from suggestions.models import Suggestion
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 RECORD_VIOLATIONS = """
 window.__cspViolations = [];
