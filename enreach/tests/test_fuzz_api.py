@@ -30,7 +30,7 @@ from integrations.netbox.fake_server import FakeNetbox
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db(transaction=True)]
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "12"))
-MAX_TIME = int(os.environ.get("FUZZ_MAX_TIME", "150"))
+MAX_TIME = int(os.environ.get("FUZZ_MAX_TIME", "120"))
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
 # The admin's id is far from the small ids the fuzzer tries first: resetting the fuzzing admin's own password would
 # revoke the token the run uses.
