@@ -334,3 +334,18 @@ def test_twenty_parallel_wrong_current_passwords_check_at_most_the_limit(setting
     )
     print(f"\n{PARALLEL} parallel wrong current passwords, limit 5: {codes.count(400)} x 400, {codes.count(429)} x 429")
     assert codes.count(400) == 5 and codes.count(429) == PARALLEL - 5
+
+
+@pytest.mark.django_db
+def test_the_users_command_says_the_tokens_were_revoked(make_user):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    user = make_user("viewer", username="uma")
+    api_token_create(user=user)
+    api_token_create(user=user)
+    err = StringIO()
+    call_command("users", "deactivate", "uma", stdout=StringIO(), stderr=err)
+    assert "2 API tokens of uma revoked." in err.getvalue()
+    assert not ApiToken.objects.filter(user=user, revoked__isnull=True).exists()
