@@ -7,6 +7,7 @@ Debian's Chromium through Playwright (see accounts/tests/test_browser.py). A vio
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,7 +57,7 @@ def sign_in(page: Any, base: str) -> None:
     page.wait_for_load_state()
 
 
-def test_pages_and_the_admin_work_under_the_policy(page, live_server):
+def test_pages_and_the_admin_work_under_the_policy(page, live_server, settings):
     base = live_server.url
     sign_in(page, base)
     suggestion = Suggestion.objects.create(title="Faster exports", classification=Suggestion.Classification.MUST)
@@ -84,6 +85,20 @@ def test_pages_and_the_admin_work_under_the_policy(page, live_server):
         if found := violations(page):
             problems[path] = found
     assert problems == {}
+    # Screenshots of the pages whose inline style moved to static files (var/ is not committed).
+    shots = Path(settings.VAR_DIR) / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    for name, path in [
+        ("suggestions", "/suggestions/"),
+        ("suggestion-detail", f"/suggestions/{suggestion.pk}/"),
+        ("admin-exportruns", "/admin/exports/exportrun/"),
+        ("admin-suggestions", "/admin/suggestions/suggestion/"),
+    ]:
+        for width in (1366, 375):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(base + path)
+            page.screenshot(path=str(shots / f"{name}-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1366, "height": 900})
     # The badges get their colours from the stylesheet, not from style attributes.
     page.goto(f"{base}/suggestions/")
     colour = page.eval_on_selector(".letter-badge.badge-must-have", "e => getComputedStyle(e).backgroundColor")
