@@ -25,10 +25,13 @@ def test_excel_safe_neutralises_a_leading_tab_or_carriage_return(tmp_path: Path)
 def test_export_files_are_created_readable_by_owner_and_group_only(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
-        info = writers.write_csv(tmp_path / "out.csv", ("a",), [("1",)])
+        files = [
+            writers.write_csv(tmp_path / "out.csv", ("a",), [("1",)]),
+            writers.write_workbook(tmp_path / "out.xlsx", ("a",), [("1",)]),
+        ]
     finally:
         os.umask(old)
-    assert stat.S_IMODE(info.path.stat().st_mode) == 0o640
+    assert [stat.S_IMODE(info.path.stat().st_mode) for info in files] == [0o640, 0o640]
 
 
 def test_the_sqlite_database_file_is_private(tmp_path: Path) -> None:
