@@ -31,11 +31,12 @@ test-sqlite: $(VENV)/.installed
 	@echo "== pytest on SQLite =="
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -p no:cacheprovider -m "not deploy" $(PYTEST_ARGS)
 
+# The schemathesis run (marker fuzz) is about the API, not the database: it runs once, in test-sqlite.
 test-postgres: $(VENV)/.installed
 	@echo "== pytest on PostgreSQL =="
 	@url=$$(scripts/pgtest.sh start $(PGDIR)) || exit 1; \
 	  trap 'scripts/pgtest.sh stop $(PGDIR)' EXIT; \
-	  env -u REDIS_URL DATABASE_URL=$$url $(PY) -m pytest -p no:cacheprovider -m "not deploy" $(PYTEST_ARGS)
+	  env -u REDIS_URL DATABASE_URL=$$url $(PY) -m pytest -p no:cacheprovider -m "not deploy and not fuzz" $(PYTEST_ARGS)
 
 # The README's production deploy, started for real (PostgreSQL, Redis, gunicorn, two qcluster): a few minutes.
 test-deploy: $(VENV)/.installed

@@ -167,22 +167,27 @@ class UserAdmin(DjangoUserAdmin):
             email=data["email"],
             display_name=data["display_name"],
         )
+        if getattr(stored, "tokens_revoked", None) is not None:
+            revoked = _tokens_text(stored.tokens_revoked)  # type: ignore[attr-defined]
+            self.message_user(request, f"{stored.username} deactivated; {revoked} revoked.", messages.WARNING)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         if change:
             super().save_related(request, form, formsets, change)
 
     def _bulk(self, request: HttpRequest, queryset: QuerySet[User], *, is_active: bool) -> None:
-        done = 0
+        done = revoked = 0
         for user in queryset:
             try:
                 services.user_update(user=user, is_active=is_active, by=_audit(request))
                 done += 1
+                revoked += getattr(user, "tokens_revoked", 0)
             except AccountError as exc:
                 self.message_user(request, f"{user.username}: {exc.message}", messages.ERROR)
         if done:
             verb = "activated" if is_active else "deactivated"
-            self.message_user(request, f"{done} user{'s' if done != 1 else ''} {verb}.", messages.SUCCESS)
+            tokens = "" if is_active else f"; {_tokens_text(revoked)} revoked"
+            self.message_user(request, f"{done} user{'s' if done != 1 else ''} {verb}{tokens}.", messages.SUCCESS)
 
     @admin.action(description="Deactivate selected users", permissions=["change"])
     def deactivate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
@@ -200,7 +205,10 @@ class UserAdmin(DjangoUserAdmin):
         form = SetPasswordForm(user, request.POST or None)
         if request.method == "POST" and form.is_valid():
             services.user_set_password(user=user, password=form.cleaned_data["new_password1"], by=_audit(request))
-            self.message_user(request, f"Password of {user.username} reset.", messages.SUCCESS)
+            revoked = _tokens_text(getattr(user, "tokens_revoked", 0))
+            self.message_user(
+                request, f"Password of {user.username} reset; {revoked} revoked, sessions ended.", messages.SUCCESS
+            )
             return HttpResponseRedirect(reverse("admin:accounts_user_change", args=[user.pk]))
         context = {
             **self.admin_site.each_context(request),
@@ -211,6 +219,10 @@ class UserAdmin(DjangoUserAdmin):
             "has_view_permission": True,
         }
         return TemplateResponse(request, "admin/accounts/user/reset_password.html", context)
+
+
+def _tokens_text(count: int) -> str:
+    return f"{count} API token{'s' if count != 1 else ''}"
 
 
 @admin.register(ApiToken)

@@ -10,11 +10,13 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from accounts.models import ApiToken
-from accounts.services import token_hash
-from accounts.throttling import token_failures
+from accounts.services import TOKEN_PREFIX, token_hash
+from accounts.throttling import client_ip, token_failure_record
 from enreach.logs import user_var
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# The stored prefix of a token (``ent_`` and 8 characters): failures are also counted per prefix.
+TOKEN_PREFIX_LENGTH = len(TOKEN_PREFIX) + 8
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -28,19 +30,17 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Invalid token header: expected '<Bearer|Token> <token>'.")
-        # Guessing tokens from one address is throttled: refused before the lookup once over the limit.
-        ident = request.META.get("REMOTE_ADDR", "")
-        wait = token_failures.blocked_for(ident)
-        if wait:
-            raise exceptions.Throttled(wait=wait, detail="Too many failed token authentications from your address.")
         secret = parts[1].decode(errors="replace")
+        # The token is looked up first: a valid token always works, whatever others sent from this address.
         token = ApiToken.objects.select_related("user").filter(key_hash=token_hash(secret)).first()
-        if token is None or not token.is_usable:
-            token_failures.record(ident)
+        if token is None or not token.is_usable or not token.user.is_active:
+            # Failures are counted per address and per token prefix; over the limit they answer 429, not 401.
+            wait = token_failure_record(address=client_ip(request), prefix=secret[:TOKEN_PREFIX_LENGTH])
+            if wait:
+                raise exceptions.Throttled(wait=wait, detail="Too many failed token authentications.")
+            if token is not None and token.is_usable:
+                raise exceptions.AuthenticationFailed("User inactive.")
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
-        if not token.user.is_active:
-            token_failures.record(ident)
-            raise exceptions.AuthenticationFailed("User inactive.")
         if token.read_only and request.method not in SAFE_METHODS:
             raise exceptions.PermissionDenied("This token is read-only.")
         # One write per minute at most: last_used is informational, not an audit trail.

@@ -26,6 +26,7 @@ from accounts import keys
 from accounts.models import ApiToken, AuditEntry, GlobalKey, User
 from accounts.preferences import preference_errors
 from accounts.roles import CAPABILITIES, Role, capability_codename
+from accounts.throttling import TooManyAttempts, client_ip, password_attempt_begin
 
 TOKEN_PREFIX = "ent_"
 KEY_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -38,6 +39,14 @@ class AccountError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class AccountThrottled(AccountError):
+    """Too many failed password checks: refused without checking. ``wait`` is in seconds."""
+
+    def __init__(self, message: str, *, field: str | None = None, wait: int = 0) -> None:
+        super().__init__(message, field=field)
+        self.wait = wait
 
 
 class GuardRailError(AccountError):
@@ -57,7 +66,7 @@ class AuditContext:
     def from_request(cls, request: HttpRequest, *, source: str) -> AuditContext:
         """The signed-in user of a web, admin or API request and the client's address."""
         user = request.user if request.user.is_authenticated else None
-        return cls(user=user, source=source, ip=request.META.get("REMOTE_ADDR") or None)  # type: ignore[arg-type]
+        return cls(user=user, source=source, ip=client_ip(request) or None)  # type: ignore[arg-type]
 
     @classmethod
     def cli(cls) -> AuditContext:
@@ -233,39 +242,64 @@ def user_update(
     if is_active is not None and is_active != user.is_active:
         user.is_active = is_active
         user.save(update_fields=["is_active"])
+        detail: dict[str, Any] = {}
+        if not is_active:
+            detail["tokens_revoked"] = user.tokens_revoked = _tokens_revoke_all(  # type: ignore[attr-defined]
+                user=user, by=by, reason="deactivation"
+            )
         action = "user.activate" if is_active else "user.deactivate"
-        audit_record(by=by, action=action, target=f"user:{user.username}")
+        audit_record(by=by, action=action, target=f"user:{user.username}", detail=detail)
     return user
 
 
 def user_deactivate(*, user: User, by: AuditContext | None = None) -> User:
-    """Deactivate instead of deleting: sign-in, sessions and tokens stop working, history is kept."""
+    """Deactivate instead of deleting: sign-in and sessions stop working, the API tokens are revoked (their number
+    in ``user.tokens_revoked``), history is kept."""
     return user_update(user=user, is_active=False, by=by)
 
 
 @transaction.atomic
 def user_set_password(*, user: User, password: str, by: AuditContext | None = None) -> User:
-    """Reset a user's password (validated). Their existing sessions stop working."""
+    """Reset a user's password (validated). Their existing sessions stop working and their API tokens are revoked;
+    ``user.tokens_revoked`` says how many."""
     _password_check(password, user=user)
     user.set_password(password)
     user.save(update_fields=["password"])
-    audit_record(by=by, action="user.password_reset", target=f"user:{user.username}")
+    revoked = _tokens_revoke_all(user=user, by=by, reason="password_reset")
+    audit_record(
+        by=by, action="user.password_reset", target=f"user:{user.username}", detail={"tokens_revoked": revoked}
+    )
+    user.tokens_revoked = revoked  # type: ignore[attr-defined]
     return user
 
 
-@transaction.atomic
 def password_change(*, user: User, current_password: str, new_password: str, by: AuditContext | None = None) -> User:
     """A user changes their own password: the current one is required, the new one validated.
 
-    Other sessions end because the session auth hash changes; the caller keeps the current session with
-    ``update_session_auth_hash``.
+    Checks of the current password are rate limited like sign-ins (per account at the address, and per address);
+    over the limit ``AccountThrottled`` is raised without checking. Other sessions end because the session auth
+    hash changes (the caller keeps the current session with ``update_session_auth_hash``) and the user's API
+    tokens are revoked.
     """
+    # Counted outside any transaction: a failure must stay counted when the change is refused.
+    try:
+        attempt = password_attempt_begin(
+            account=f"#{user.pk}", address=(by.ip if by else None) or "", what="current-password checks"
+        )
+    except TooManyAttempts as exc:
+        raise AccountThrottled(exc.message, field="current_password", wait=exc.wait) from None
     if not user.check_password(current_password or ""):
         raise AccountError("The current password is not correct.", field="current_password")
+    attempt.succeeded()
     _password_check(new_password, user=user, field="new_password")
-    user.set_password(new_password)
-    user.save(update_fields=["password"])
-    audit_record(by=by, action="user.password_change", target=f"user:{user.username}")
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        revoked = _tokens_revoke_all(user=user, by=by, reason="password_change")
+        audit_record(
+            by=by, action="user.password_change", target=f"user:{user.username}", detail={"tokens_revoked": revoked}
+        )
+    user.tokens_revoked = revoked  # type: ignore[attr-defined]
     return user
 
 
@@ -385,6 +419,22 @@ def api_token_revoke(*, token: ApiToken, by: AuditContext | None = None) -> ApiT
             by=by, action="token.revoke", target=f"token:{token.prefix}", detail={"owner": token.user.username}
         )
     return token
+
+
+def _tokens_revoke_all(*, user: User, by: AuditContext | None, reason: str) -> int:
+    """Revoke every usable token of ``user`` (credentials end together), one audit entry each; how many."""
+    count = 0
+    for token in ApiToken.objects.select_for_update().filter(user=user, revoked__isnull=True).order_by("pk"):
+        token.revoked = timezone.now()
+        token.save(update_fields=["revoked"])
+        audit_record(
+            by=by,
+            action="token.revoke",
+            target=f"token:{token.prefix}",
+            detail={"owner": user.username, "reason": reason},
+        )
+        count += 1
+    return count
 
 
 def global_key_name_check(name: str) -> None:

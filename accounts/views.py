@@ -85,7 +85,12 @@ def profile(request: HttpRequest) -> HttpResponse:
             try:
                 services.password_change(user=user, by=by, **password_form.cleaned_data)
                 update_session_auth_hash(request, user)
-                messages.success(request, "Password changed. Your other sessions have been signed out.")
+                revoked = user.tokens_revoked  # type: ignore[attr-defined]
+                messages.success(
+                    request,
+                    "Password changed. Your other sessions have been signed out and "
+                    f"{revoked} API token{'s' if revoked != 1 else ''} revoked.",
+                )
                 return redirect("accounts:profile")
             except AccountError as exc:
                 _apply(password_form, exc)

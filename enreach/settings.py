@@ -5,6 +5,7 @@ django-environ; ``.env.example`` lists them all. With nothing configured the app
 SQLite under ``var/``, the django-q2 ORM broker and Django's database cache.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -55,9 +56,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "enreach.logs.RequestIdMiddleware",
+    "enreach.api.ApiGuardMiddleware",
     "enreach.tracing.TracingMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "enreach.security.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -95,6 +98,14 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'enreach.sqlite3'}")}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # The database holds password hashes and encrypted keys: only the service's user may read it. SQLite gives its
+    # -wal and -shm files the database file's mode.
+    if DATABASES["default"]["NAME"] != ":memory:":
+        try:
+            os.close(os.open(DATABASES["default"]["NAME"], os.O_CREAT | os.O_WRONLY, 0o600))
+            os.chmod(DATABASES["default"]["NAME"], 0o600)
+        except OSError:
+            pass  # not ours to change (another user's file, a read-only mount): SQLite reports what matters
     # The web server, the django-q2 workers and management commands share one file: WAL lets readers and one
     # writer work side by side, IMMEDIATE transactions avoid "database is locked" on lock upgrades.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -181,14 +192,25 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # drf-spectacular's, plus the error statuses operations really answer (enreach/api.py).
+    "DEFAULT_SCHEMA_CLASS": "enreach.schema.AutoSchema",
+    # JSON bodies are bounded in size and nesting; limit is capped and junk limit/offset is a 400 (enreach/api.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "enreach.api.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "enreach.api.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     # Anonymous callers only reach public endpoints; failed token authentications have their own limit
     # (TOKEN_FAILURE_LIMIT, see accounts/throttling.py).
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"anon": env.str("THROTTLE_ANON_RATE", default="120/minute")},
 }
+# Bounded API input: the largest page (limit), JSON body and JSON nesting accepted.
+API_MAX_LIMIT = env.int("API_MAX_LIMIT", default=500)
+API_JSON_MAX_BYTES = env.int("API_JSON_MAX_BYTES", default=2_621_440)
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Enreach tools API",
     "DESCRIPTION": "NetBox to CMDB exports, accounts and publishing.",
@@ -219,6 +241,18 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 X_FRAME_OPTIONS = "DENY"
+# Self only: no inline script or style, no other hosts (enreach/security.py). Empty sends no policy.
+CONTENT_SECURITY_POLICY = env.str(
+    "CONTENT_SECURITY_POLICY",
+    default="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# Reverse proxies whose X-Forwarded-For is believed, for the client address of rate limits and the audit trail:
+# empty (none: REMOTE_ADDR is the client), a number of proxies in front of the app ("1"), or their networks
+# ("10.0.0.0/8,127.0.0.1").
+TRUSTED_PROXIES = env.str("TRUSTED_PROXIES", default="")
 
 # --- I18n, static ----------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -279,7 +313,7 @@ EXPORT_KEEP_RUNS = max(1, env.int("EXPORT_KEEP_RUNS", default=10))
 # Incremental runs fall back to a full fetch when the last full one is older than this: NetBox does not bump a
 # device's last_updated when a related object (rack, platform, IP address...) is renamed.
 EXPORT_FULL_EVERY_HOURS = env.float("EXPORT_FULL_EVERY_HOURS", default=24.0)
-# Prefix CSV cells starting with = + - @ with an apostrophe, for people who open CSVs in Excel.
+# Prefix CSV cells starting with = + - @, a tab or a carriage return with an apostrophe (people who open CSVs in Excel).
 EXPORT_CSV_EXCEL_SAFE = env.bool("EXPORT_CSV_EXCEL_SAFE", default=False)
 # Workbook column order: comma-separated names, or the path of an .xlsx whose first row is the order.
 EXPORT_WORKBOOK_COLUMNS = env.list("EXPORT_WORKBOOK_COLUMNS", default=[])
@@ -306,11 +340,14 @@ NETBOX_DEMO = env.bool("ENREACH_DEMO_NETBOX", default=False)
 ENREACH_ENCRYPTION_KEY = env.str("ENREACH_ENCRYPTION_KEY", default="")
 # Decided here, not from settings.DEBUG at run time: the test runner turns DEBUG off after loading the settings.
 ENREACH_ENCRYPTION_DEV_FALLBACK = DEBUG
-# Sign-in (page and admin) with a limit on failures per username + address.
+# Sign-in (page and admin) with a limit on failures per username + address (accounts/throttling.py).
 AUTHENTICATION_BACKENDS = ["accounts.backends.RateLimitedModelBackend"]
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=300)
-# Failed API token authentications per client address before answering 429.
+# Sign-in attempts per address across usernames (a success gives its attempt back).
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=30)
+# Failed API token authentications per client address (and per token prefix) before failures answer 429; a valid
+# token always works.
 TOKEN_FAILURE_LIMIT = env.int("TOKEN_FAILURE_LIMIT", default=30)
 TOKEN_FAILURE_WINDOW = env.int("TOKEN_FAILURE_WINDOW", default=300)
 

@@ -51,3 +51,9 @@ urlpatterns = [
     path("cmdb/", include("cmdb.urls")),
     path("metrics", views.metrics, name="metrics"),
 ]
+
+# Django's error pages, as JSON under /api/ (enreach/api.py).
+handler400 = "enreach.api.handler400"
+handler403 = "enreach.api.handler403"
+handler404 = "enreach.api.handler404"
+handler500 = "enreach.api.handler500"

@@ -619,6 +619,7 @@ def _reuse_files(previous: ExportRun, folder: Path) -> dict[str, writers.FileInf
             os.link(source, temp)
         except OSError:
             shutil.copyfile(source, temp)
+            os.chmod(temp, writers.FILE_MODE)
         os.replace(temp, target)
         files[artifact.name] = writers.FileInfo(
             path=target, size=artifact.size, sha256=artifact.sha256, rows=artifact.rows

@@ -59,7 +59,10 @@ EXCEL_MAX_TEXT = 32767
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_COLUMNS = 16_384
 
-_FORMULA_PREFIXES = ("=", "+", "-", "@")
+# OWASP's list of characters that start a formula in a spreadsheet (tab and carriage return too).
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Export files are readable by the service's group (a backup or web server user), never by everyone.
+FILE_MODE = 0o640
 _CSV_CHUNK_ROWS = 2000
 _HASH_CHUNK = 1 << 20
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -92,6 +95,7 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     temp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
         yield temp
+        os.chmod(temp, FILE_MODE)
         os.replace(temp, path)
     except BaseException:
         with suppress(FileNotFoundError):

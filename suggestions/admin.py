@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django.utils.html import format_html
+from django.utils.text import slugify
 
 from suggestions import selectors, services
 from suggestions.models import Suggestion, SuggestionComment
@@ -56,6 +57,9 @@ class SuggestionAdmin(admin.ModelAdmin):
     inlines = [CommentInline]
     actions = [_status_action(value, str(label)) for value, label in Suggestion.Status.choices]
 
+    class Media:
+        css = {"all": ["css/suggestions.css"]}  # the classification badges (no inline style under the CSP)
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Suggestion]:
         # The like and comment counts come from the selector's annotations: one query for the whole page.
         return selectors.suggestion_list(user=None, with_comments=False).order_by("-created", "-id")
@@ -63,11 +67,9 @@ class SuggestionAdmin(admin.ModelAdmin):
     @admin.display(description="", ordering="classification")
     def badge(self, suggestion: Suggestion) -> str:
         return format_html(
-            '<span title="{}" style="display:inline-block;width:1.5em;text-align:center;border-radius:4px;'
-            'font-weight:bold;background:{};color:{}">{}</span>',
+            '<span title="{}" class="admin-letter-badge letter-badge badge-{}">{}</span>',
             suggestion.classification,
-            suggestion.classification_color,
-            suggestion.style.text_color,
+            slugify(suggestion.classification),
             suggestion.classification_letter,
         )
 

@@ -16,6 +16,8 @@ class UserSerializer(serializers.ModelSerializer):
 
     capabilities = serializers.ListField(child=serializers.CharField(), read_only=True)
     created = serializers.DateTimeField(source="date_joined", read_only=True)
+    # Plain text in the schema: an account without an address has "" (not a valid "format: email" value).
+    email = serializers.CharField(read_only=True, help_text="An email address, or empty.")
 
     class Meta:
         model = User
@@ -31,6 +33,23 @@ class UserSerializer(serializers.ModelSerializer):
             "last_login",
         ]
         read_only_fields = fields
+
+
+class UserCredentialsEndedSerializer(UserSerializer):
+    """A user after a password reset or deactivation: their API tokens were revoked, this many."""
+
+    tokens_revoked = serializers.IntegerField(read_only=True, help_text="API tokens revoked by this change.")
+
+    class Meta(UserSerializer.Meta):
+        fields = [*UserSerializer.Meta.fields, "tokens_revoked"]
+        read_only_fields = fields
+
+
+class PasswordChangedSerializer(serializers.Serializer):
+    """The answer to one's own password change: other sessions ended and one's API tokens were revoked."""
+
+    detail = serializers.CharField()
+    tokens_revoked = serializers.IntegerField()
 
 
 # The signed-in user as ``/api/auth/me`` shows them.
@@ -121,7 +140,7 @@ class RoleSerializer(serializers.Serializer):
 
 class RoleUpdateSerializer(serializers.Serializer):
     capabilities = serializers.ListField(
-        child=serializers.CharField(), allow_empty=True, help_text=f"Among: {', '.join(CAPABILITIES)}."
+        child=serializers.ChoiceField(choices=list(CAPABILITIES)), allow_empty=True, help_text="The role's capabilities"
     )
 
 

@@ -13,7 +13,7 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, Throttled, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,6 +26,7 @@ from accounts.api.serializers import (
     GlobalKeySerializer,
     GlobalKeyWriteSerializer,
     MeSerializer,
+    PasswordChangedSerializer,
     PasswordChangeSerializer,
     PasswordResetSerializer,
     ProfileSerializer,
@@ -33,13 +34,16 @@ from accounts.api.serializers import (
     RoleSerializer,
     RoleUpdateSerializer,
     UserCreateSerializer,
+    UserCredentialsEndedSerializer,
     UserSerializer,
     UserUpdateSerializer,
 )
 from accounts.models import AuditEntry, User
 from accounts.permissions import IsAdminRole, capability_required
 from accounts.roles import Role
-from accounts.services import AccountError, AuditContext, GuardRailError
+from accounts.services import AccountError, AccountThrottled, AuditContext, GuardRailError
+from enreach.api import ErrorSerializer
+from enreach.schema import ERROR_400, ERROR_409
 
 
 class Conflict(APIException):
@@ -61,7 +65,9 @@ class AccountErrorsMixin:
     """Map domain errors to HTTP: ``GuardRailError`` -> 409, ``AccountError`` -> 400 with the field named."""
 
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, GuardRailError):
+        if isinstance(exc, AccountThrottled):
+            exc = Throttled(wait=exc.wait, detail=exc.message)
+        elif isinstance(exc, GuardRailError):
             exc = Conflict(_error_body(exc))
         elif isinstance(exc, AccountError):
             exc = ValidationError(_error_body(exc))
@@ -107,14 +113,24 @@ class ProfileView(AccountErrorsMixin, APIView):
 class PasswordChangeView(AccountErrorsMixin, APIView):
     """Change one's password. Other sessions end; a session making this request stays signed in."""
 
-    @extend_schema(request=PasswordChangeSerializer, responses={204: None})
+    @extend_schema(
+        request=PasswordChangeSerializer,
+        responses={
+            200: PasswordChangedSerializer,
+            400: ERROR_400,
+            429: OpenApiResponse(ErrorSerializer, description="Too many wrong current passwords; see Retry-After."),
+        },
+    )
     def post(self, request: Request) -> Response:
+        """Other sessions end and every API token of the user is revoked (the token making this request too)."""
         data = PasswordChangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.password_change(user=_me(request), by=self.audit(request), **data.validated_data)
+        user = services.password_change(user=_me(request), by=self.audit(request), **data.validated_data)
         if request.auth is None:  # signed in by session (a token request has none to keep)
             update_session_auth_hash(request._request, _me(request))
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        revoked = user.tokens_revoked  # type: ignore[attr-defined]
+        detail = f"Password changed: other sessions ended, {revoked} API token{'s' if revoked != 1 else ''} revoked."
+        return Response(PasswordChangedSerializer({"detail": detail, "tokens_revoked": revoked}).data)
 
 
 @extend_schema(tags=["profile"])
@@ -201,19 +217,22 @@ class UserAdminViewSet(AccountErrorsMixin, viewsets.GenericViewSet):
         user = services.user_update(user=self._user(), by=self.audit(request), **data.validated_data)
         return Response(UserSerializer(user).data)
 
-    @extend_schema(request=None, responses={200: UserSerializer, 409: OpenApiResponse()})
+    @extend_schema(request=None, responses={200: UserCredentialsEndedSerializer, 409: ERROR_409})
     @action(detail=True, methods=["post"])
     def deactivate(self, request: Request, pk: str) -> Response:
+        """Deactivate a user: sign-in and sessions stop, every API token is revoked (``tokens_revoked``)."""
         user = services.user_deactivate(user=self._user(), by=self.audit(request))
-        return Response(UserSerializer(user).data)
+        user.tokens_revoked = getattr(user, "tokens_revoked", 0)  # type: ignore[attr-defined]
+        return Response(UserCredentialsEndedSerializer(user).data)
 
-    @extend_schema(request=PasswordResetSerializer, responses=UserSerializer)
+    @extend_schema(request=PasswordResetSerializer, responses={200: UserCredentialsEndedSerializer, 400: ERROR_400})
     @action(detail=True, methods=["post"], url_path="reset-password")
     def reset_password(self, request: Request, pk: str) -> Response:
+        """Set a new password: the user's sessions end and every API token is revoked (``tokens_revoked``)."""
         data = PasswordResetSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_set_password(user=self._user(), by=self.audit(request), **data.validated_data)
-        return Response(UserSerializer(user).data)
+        return Response(UserCredentialsEndedSerializer(user).data)
 
 
 @extend_schema(tags=["admin"])

@@ -73,7 +73,7 @@ def test_deactivate_action_respects_the_guard_rails_and_there_is_no_delete(clien
         follow=True,
     )
     body = response.content.decode()
-    assert "You cannot deactivate yourself." in body and "1 user deactivated." in body
+    assert "You cannot deactivate yourself." in body and "1 user deactivated; 0 API tokens revoked." in body
     assert not User.objects.get(pk=jo.pk).is_active and User.objects.get(pk=admin.pk).is_active
     assert client.get(f"/admin/accounts/user/{jo.pk}/delete/").status_code == 403
     assert "delete_selected" not in client.get("/admin/accounts/user/").content.decode()

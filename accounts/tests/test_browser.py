@@ -124,14 +124,14 @@ def test_admin_provisions_a_user_in_the_browser(page, live_server):
     page.fill("#id_new_password1", "Another-browser-passphrase-7")
     page.fill("#id_new_password2", "Another-browser-passphrase-7")
     page.click("input[name=_reset]")
-    page.wait_for_selector("text=Password of quinn reset.")
+    page.wait_for_selector("text=Password of quinn reset;")
     assert User.objects.get(pk=quinn.pk).check_password("Another-browser-passphrase-7")
 
     page.goto(f"{base}/admin/accounts/user/")
     page.check(f"input[name=_selected_action][value='{quinn.pk}']")
     page.select_option("select[name=action]", "deactivate_users")
     page.click("button[name=index]")
-    page.wait_for_selector("text=1 user deactivated.")
+    page.wait_for_selector("text=1 user deactivated;")
     assert not User.objects.get(pk=quinn.pk).is_active
 
     # The guard rail shows in the form: the admin cannot demote themselves.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -11,10 +12,16 @@ from chat.markdown import markdown_html
 from chat.models import ChatMessage, ChatSession
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
+class ContextField(serializers.JSONField):
+    """Context variables: a JSON object (typed as one in the schema, so Swagger's "Try it out" sends one)."""
+
+
 class ChatSessionSerializer(serializers.ModelSerializer):
     """A session as its owner sees it."""
 
     message_count = serializers.IntegerField(read_only=True, default=0)
+    context = ContextField(read_only=True)  # type: ignore[assignment]
 
     class Meta:
         model = ChatSession
@@ -27,7 +34,7 @@ class ChatSessionWriteSerializer(serializers.Serializer):
 
     title = serializers.CharField(required=False, allow_blank=True, max_length=200, trim_whitespace=True)
     # Declared fields leave the class body (DRF's metaclass), so this does not shadow ``Serializer.context``.
-    context = serializers.JSONField(  # type: ignore[assignment]
+    context = ContextField(  # type: ignore[assignment]
         required=False, help_text="An object of variables given to the assistant."
     )
 

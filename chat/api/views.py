@@ -178,6 +178,7 @@ class ChatMessageListView(GenericAPIView):
         self.request.accepted_media_type = JSONRenderer.media_type
         return super().handle_exception(exc)
 
+    @extend_schema(responses=ChatMessageSerializer(many=True))
     def get(self, request: Request, session_id: int) -> Response:
         page = self.paginate_queryset(selectors.chat_message_list(session=_own_session(request, session_id)))
         return self.get_paginated_response(ChatMessageSerializer(page, many=True).data)

@@ -24,6 +24,12 @@ CONTENT_TYPES = {
     ".csv": "text/csv; charset=utf-8",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
+# A download is a CSV or a workbook (or, for another suffix, bytes).
+DOWNLOAD_RESPONSES = {
+    (200, "text/csv"): OpenApiTypes.BINARY,
+    (200, CONTENT_TYPES[".xlsx"]): OpenApiTypes.BINARY,
+    (200, "application/octet-stream"): OpenApiTypes.BINARY,
+}
 
 
 def artifact_response(artifact: ExportArtifact | None) -> FileResponse:
@@ -131,7 +137,7 @@ class ExportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             409: OpenApiResponse(description="The run did not succeed: nothing to publish."),
         },
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], pagination_class=None)
     def publish(self, request: Request, pk: str) -> Response:
         """Publish a successful run to Confluence and/or back it up again; 202 with one outcome per target.
 
@@ -158,7 +164,7 @@ class RunArtifactView(APIView):
 
     permission_classes = [capability_required("export.download")]
 
-    @extend_schema(tags=["exports"], responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(tags=["exports"], responses=DOWNLOAD_RESPONSES)
     def get(self, request: Request, pk: int, name: str) -> FileResponse:
         return artifact_response(selectors.artifact_get(run_id=pk, name=name))
 
@@ -168,6 +174,6 @@ class LatestArtifactView(APIView):
 
     permission_classes = [capability_required("export.download")]
 
-    @extend_schema(tags=["exports"], responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(tags=["exports"], responses=DOWNLOAD_RESPONSES)
     def get(self, request: Request, name: str) -> FileResponse:
         return artifact_response(selectors.artifact_latest(name=name))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from accounts.models import User
@@ -74,6 +75,8 @@ class MetaSerializer(serializers.Serializer):
     statuses = StatusMetaSerializer(many=True)
 
 
+# One object (items, total, meta), not a list: the list action must not wrap it in an array in the schema.
+@extend_schema_serializer(many=False)
 class SuggestionListSerializer(serializers.Serializer):
     items = SuggestionSerializer(many=True)
     total = serializers.IntegerField(help_text="How many suggestions match the filters, across all pages.")

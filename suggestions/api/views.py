@@ -137,7 +137,9 @@ class SuggestionViewSet(viewsets.ViewSet):
             services.suggestion_delete(suggestion=self._item(pk), user=current_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(methods=["POST", "DELETE"], parameters=ITEM_PARAMS, request=None, responses=SuggestionItemSerializer)
+    @extend_schema(
+        methods=["POST", "DELETE"], parameters=ITEM_PARAMS, request=None, responses={200: SuggestionItemSerializer}
+    )
     @action(detail=True, methods=["post", "delete"])
     def like(self, request: Request, pk: str) -> Response:
         """POST likes, DELETE takes the like back; both are idempotent."""
@@ -180,7 +182,7 @@ class SuggestionViewSet(viewsets.ViewSet):
         methods=["DELETE"],
         parameters=[*ITEM_PARAMS, OpenApiParameter("comment_id", int, OpenApiParameter.PATH)],
         request=None,
-        responses=SuggestionItemSerializer,
+        responses={200: SuggestionItemSerializer},
     )
     @action(detail=True, methods=["patch", "delete"], url_path=r"comments/(?P<comment_id>\d+)")
     def comment(self, request: Request, pk: str, comment_id: str) -> Response:

@@ -49,7 +49,7 @@ def test_board_shows_cards_with_letter_badge_status_likes_and_comment_count(
     assert response.status_code == 200
     card = page[page.index(f'id="suggestion-{suggestion.pk}"') :]
     card = card[: card.index("</article>")]
-    assert 'style="background: #7c3aed; color: #ffffff"' in card and ">M</span>" in card
+    assert 'class="letter-badge badge-must-have"' in card and ">M</span>" in card
     assert "New</span>" in card and "2 comments" in card
     assert 'value="unlike"' in card and "♥ 1" in card
     assert f'href="/suggestions/{suggestion.pk}/"' in card

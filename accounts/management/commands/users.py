@@ -93,6 +93,10 @@ class Command(BaseCommand):
         except services.AccountError as exc:
             raise CommandError(exc.message) from None
         self._print_users([user], single=True)
+        revoked = getattr(user, "tokens_revoked", None)
+        if revoked is not None:
+            # stderr: keeps --json output parseable.
+            self.stderr.write(f"{revoked} API token{'s' if revoked != 1 else ''} of {user.username} revoked.")
 
     def _token_create(self, options: dict[str, Any], by: services.AuditContext) -> None:
         days = options["expires"]
