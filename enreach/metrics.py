@@ -37,6 +37,9 @@ _COUNTERS = {
     name: Counter(name.removesuffix("_total"), documentation, labels)
     for name, (documentation, labels) in COUNTERS.items()
 }
+# Both outcomes exist from the start at 0, so `increase()` in an alert sees the first abandoned run.
+for _retried in ("true", "false"):
+    _COUNTERS["enreach_export_runs_abandoned_total"].labels(retried=_retried)
 DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, float("inf"))
 
 
