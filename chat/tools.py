@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from chat import quality_tool
 from exports.selectors import cmdb_rows_latest
 
 MAX_ROWS = 50
@@ -123,6 +124,7 @@ TOOL_DEFINITIONS: list[dict[str, Any]] = [
             },
         },
     },
+    quality_tool.DEFINITION,
 ]
 
 
@@ -204,7 +206,15 @@ _RUNNERS: dict[str, Callable[[list[str], list[dict[str, str]], dict[str, Any]], 
     "search_inventory": _search,
     "count_inventory": _count,
     "show_object": _show,
+    "data_quality": lambda header, rows, args: _data_quality(args),
 }
+
+
+def _data_quality(args: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return quality_tool.data_quality(args)
+    except quality_tool.QualityToolError as exc:
+        raise ToolError(str(exc)) from None
 
 
 # --- matching -------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,10 +93,10 @@ class RuleResult:
 
 @dataclass(slots=True)
 class QualityReport:
-    """Every enabled rule's result, and the findings as a frame in ``FINDING_COLUMNS`` order."""
+    """Every enabled rule's result, and the findings as rows in ``FINDING_COLUMNS`` order."""
 
     results: list[RuleResult]
-    findings: pd.DataFrame
+    findings: list[tuple[Any, ...]]  # in FINDING_COLUMNS order, by rule then by row
     seconds: float = 0.0
 
     @property
@@ -123,31 +124,39 @@ def _text(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _blank(frame: pd.DataFrame, column: str) -> pd.Series:
-    return _text(frame, column).str.strip() == ""
+    return _text(frame, column) == ""  # the frame's text is stripped already
 
 
 def _key(frame: pd.DataFrame, column: str) -> pd.Series:
-    """Values compared case- and space-insensitively (``Ö`` and ``ö`` alike: casefold)."""
-    return _text(frame, column).str.strip().str.casefold()
+    """Values compared case-insensitively (``Ö`` and ``ö`` alike: casefold)."""
+    return _text(frame, column).str.casefold()
 
 
 def parse_dates(values: pd.Series) -> pd.Series:
     """Dates as NetBox returns them (date fields ``YYYY-MM-DD``; datetime fields ``…THH:MM:SS[.ffffff]Z`` or with
-    an offset) as UTC calendar days (naive midnight); anything else, and empty cells, are ``NaT``."""
+    an offset) as UTC calendar days (naive midnight); anything else, and empty cells, are ``NaT``. Only the
+    non-empty cells are parsed: most objects have no date at all."""
     import pandas as pd
 
-    parsed = pd.to_datetime(values.str.strip(), errors="coerce", format="ISO8601", utc=True)
-    return parsed.dt.tz_convert(None).dt.normalize()
+    text = values.astype(object).str.strip()
+    filled = text[text != ""]
+    parsed = pd.to_datetime(filled, errors="coerce", format="ISO8601", utc=True)
+    days = parsed.dt.tz_convert(None).dt.normalize()
+    return days.reindex(values.index)
+
+
+def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
+    """``parse_dates`` of a column, once per report (three rules read the warranty date)."""
+    cache = frame.attrs.setdefault("dates", {})
+    if column not in cache:
+        cache[column] = parse_dates(_text(frame, column))
+    return cache[column]  # type: ignore[no-any-return]
 
 
 def _day(value: date) -> pd.Timestamp:
     import pandas as pd
 
     return pd.Timestamp(value.year, value.month, value.day)
-
-
-def _iso(dates: pd.Series) -> pd.Series:
-    return dates.dt.strftime("%Y-%m-%d")
 
 
 # --- the checks ------------------------------------------------------------------------------------------------
@@ -172,30 +181,30 @@ def _duplicate_names(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, An
 def _duplicate_serials(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, Any]:
     key = _key(frame, "Serial number")
     mask = (key != "") & key.duplicated(keep=False)
-    return mask, _text(frame, "Serial number").str.strip()
+    return mask, _text(frame, "Serial number")
 
 
 def _warranty_expired(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, Any]:
-    dates = parse_dates(_text(frame, WARRANTY_COLUMN))
-    return dates < _day(frame.attrs["today"]), _iso(dates)
+    dates = _dates(frame, WARRANTY_COLUMN)
+    return dates < _day(frame.attrs["today"]), dates
 
 
 def _warranty_expiring(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, Any]:
     import pandas as pd
 
-    dates = parse_dates(_text(frame, WARRANTY_COLUMN))
+    dates = _dates(frame, WARRANTY_COLUMN)
     today = _day(frame.attrs["today"])
     days = setting.threshold if setting.threshold is not None else 90
-    return (dates >= today) & (dates <= today + pd.Timedelta(days=days)), _iso(dates)
+    return (dates >= today) & (dates <= today + pd.Timedelta(days=days)), dates
 
 
 def _hardware_old(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, Any]:
     import pandas as pd
 
-    dates = parse_dates(_text(frame, BUY_DATE_COLUMN))
+    dates = _dates(frame, BUY_DATE_COLUMN)
     years = setting.threshold if setting.threshold is not None else 5
     limit = _day(frame.attrs["today"]) - pd.DateOffset(years=years)
-    return dates < limit, _iso(dates)
+    return dates < limit, dates
 
 
 def _unreadable_dates(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, Any]:
@@ -204,8 +213,8 @@ def _unreadable_dates(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, A
     mask = pd.Series(False, index=frame.index)
     value = pd.Series("", index=frame.index, dtype=object)
     for column in (WARRANTY_COLUMN, BUY_DATE_COLUMN):
-        text = _text(frame, column).str.strip()
-        bad = (text != "") & parse_dates(text).isna() & ~mask
+        text = _text(frame, column)
+        bad = (text != "") & _dates(frame, column).isna() & ~mask
         value = value.mask(bad, column + ": " + text)
         mask |= bad
     return mask, value
@@ -215,7 +224,7 @@ def _outside_allowed(column: str) -> Check:
     def check(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, Any]:
         allowed = {value.strip().casefold() for value in setting.allowed}
         key = _key(frame, column)
-        return (key != "") & ~key.isin(allowed), _text(frame, column).str.strip()
+        return (key != "") & ~key.isin(allowed), _text(frame, column)
 
     return check
 
@@ -258,8 +267,9 @@ def allowed_values_rule(column: str, severity: str = SEVERITY_WARNING) -> Rule:
 
 
 def quality_frame(rows: Sequence[Sequence[Any]], columns: Sequence[str], wanted: Sequence[str]) -> pd.DataFrame:
-    """The ``wanted`` columns of ``rows`` (tuples in ``columns`` order) as text, plus ``kind``. Columns the rows
-    do not have are left out (the rules reading them record an error)."""
+    """The ``wanted`` columns of ``rows`` (tuples in ``columns`` order) as stripped text (object dtype), plus
+    ``kind``; ``ID`` stays as it is. Columns the rows do not have are left out (rules reading them record an
+    error)."""
     import pandas as pd
 
     index = {name: position for position, name in enumerate(columns)}
@@ -267,11 +277,11 @@ def quality_frame(rows: Sequence[Sequence[Any]], columns: Sequence[str], wanted:
     for name in dict.fromkeys((NAME, ID, SITE, TYPE, *wanted)):
         if name in index:
             position = index[name]
-            data[name] = pd.Series([row[position] for row in rows], dtype=object)
-    frame = pd.DataFrame(data)
-    for name in frame.columns:
-        if name != ID:
-            frame[name] = frame[name].astype(str)
+            values = [row[position] for row in rows]
+            if name != ID:  # cells are str, int or float (transform's contract); text is compared stripped
+                values = [value.strip() if value.__class__ is str else str(value) for value in values]
+            data[name] = pd.Series(values, dtype=object)
+    frame = pd.DataFrame(data, index=pd.RangeIndex(len(rows)))
     frame["kind"] = frame[TYPE].map(_KIND_OF_TYPE).fillna("") if TYPE in frame.columns else ""
     return frame
 
@@ -284,38 +294,37 @@ def quality_evaluate(rows: Sequence[Sequence[Any]], columns: Sequence[str], conf
     frame = quality_frame(rows, columns, [c for rule, _ in enabled for c in rule.columns])
     frame.attrs["today"] = config.today
     results: list[RuleResult] = []
-    parts: list[pd.DataFrame] = []
+    findings: list[tuple[Any, ...]] = []
     for rule, setting in enabled:
         try:
             mask, value = rule.check(frame, setting)
             mask = pd.Series(mask, index=frame.index).fillna(False).astype(bool)
-            flagged = frame.loc[mask, [ID, NAME, SITE, "kind"]] if mask.any() else None
-            if flagged is not None:
-                values = value[mask] if isinstance(value, pd.Series) else value
-                parts.append(
-                    pd.DataFrame(
-                        {
-                            "rule": rule.id,
-                            "severity": rule.severity,
-                            "kind": flagged["kind"],
-                            "id": flagged[ID],
-                            "name": flagged[NAME],
-                            "site": flagged[SITE],
-                            "value": pd.Series(values, index=flagged.index).fillna("").astype(str)
-                            if isinstance(values, pd.Series)
-                            else values,
-                        }
-                    )
+            count = int(mask.sum())
+            if count:
+                flagged = frame.loc[mask]
+                if isinstance(value, pd.Series):
+                    values = value[mask]
+                    if pd.api.types.is_datetime64_any_dtype(values):
+                        values = values.dt.strftime("%Y-%m-%d")
+                    shown = values.fillna("").astype(str).tolist()
+                else:
+                    shown = [str(value)] * count
+                findings += zip(
+                    repeat(rule.id, count),
+                    repeat(rule.severity, count),
+                    flagged["kind"].tolist(),
+                    flagged[ID].tolist() if ID in flagged.columns else repeat("", count),
+                    flagged[NAME].tolist() if NAME in flagged.columns else repeat("", count),
+                    flagged[SITE].tolist() if SITE in flagged.columns else repeat("", count),
+                    shown,
+                    strict=False,
                 )
-            results.append(
-                RuleResult(rule.id, rule.label, rule.severity, rule.columns, int(mask.sum()), "", setting.threshold)
-            )
+            results.append(RuleResult(rule.id, rule.label, rule.severity, rule.columns, count, "", setting.threshold))
         except Exception as exc:  # a broken rule is reported, and the others still run
             results.append(
                 RuleResult(rule.id, rule.label, rule.severity, rule.columns, 0, _describe(exc), setting.threshold)
             )
-    findings = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(FINDING_COLUMNS))
-    return QualityReport(results=results, findings=findings[list(FINDING_COLUMNS)])
+    return QualityReport(results=results, findings=findings)
 
 
 def _describe(exc: BaseException) -> str:
@@ -357,9 +366,16 @@ def quality_config_build(
     return QualityConfig(rules=tuple(configured), today=today)
 
 
-def finding_rows(findings: pd.DataFrame) -> list[tuple[Any, ...]]:
-    """The findings as row tuples in ``FINDING_COLUMNS`` order, for the CSV and the workbook writers."""
-    return list(findings.itertuples(index=False, name=None))
+def pandas_preload() -> Callable[[], None]:
+    """Import pandas in a thread (about a second of CPU) while the export waits on NetBox; returns the function
+    that waits for it. Wait before forking: a child forked while another thread holds the import lock could hang.
+    """
+    import importlib
+    import threading
+
+    thread = threading.Thread(target=importlib.import_module, args=("pandas",), name="pandas-import", daemon=True)
+    thread.start()
+    return thread.join
 
 
 QUALITY_SHEET = "Data quality"
@@ -372,7 +388,7 @@ def quality_sheet_rows(report: QualityReport) -> list[tuple[Any, ...]]:
     rows += [(r.rule, r.label, r.severity, r.count, r.error) for r in report.results]
     rows.append(())
     rows.append(FINDING_COLUMNS)
-    rows += finding_rows(report.findings)
+    rows += report.findings
     return rows
 
 
@@ -385,7 +401,7 @@ def quality_files_write(
     started = time.perf_counter()
     try:
         report = quality_evaluate(rows, columns, config)
-        info = write_csv(path, FINDING_COLUMNS, finding_rows(report.findings))
+        info = write_csv(path, FINDING_COLUMNS, report.findings)
         sheets = [ExtraSheet(QUALITY_SHEET, quality_sheet_rows(report))] if sheet else []
     except Exception as exc:
         enabled = [rule for rule, setting in config.rules if setting.enabled]

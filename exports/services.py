@@ -249,9 +249,11 @@ def _gc_paused() -> Iterator[None]:
 def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
     recorder = _Recorder(run, on_progress)
     folder = Path(settings.DATA_DIR) / "runs" / f"{run.pk:06d}"
+    pandas_loaded = quality.pandas_preload() if settings.EXPORT_QUALITY else lambda: None
     try:
         previous = ExportRun.objects.filter(status=ExportRun.Status.SUCCEEDED).order_by("-finished").first()
         fetched = _fetch(run, recorder, previous)
+        pandas_loaded()  # before the writing child is forked
         with contextlib.ExitStack() as writing:
             with recorder.step("write"):
                 if fetched.devices is None and previous is not None:

@@ -835,8 +835,9 @@ class ExtraSheet:
     rows: Sequence[Sequence[Any]]
 
 
-def _xml_extra_sheet(rows: Sequence[Sequence[Any]]) -> Iterator[str]:
-    """An extra sheet's part: header row frozen, inline strings, a batch of rows per string."""
+def _xml_extra_sheet(rows: Sequence[Sequence[Any]], string_index: Callable[[str], str]) -> Iterator[str]:
+    """An extra sheet's part, a batch of rows per string: header row frozen, text in the shared strings (added
+    after the main sheet's, whose indexes stay as they are), a column of a batch at a time as in the main sheet."""
     width = max(map(len, rows), default=1)
     yield "".join(
         (
@@ -848,24 +849,31 @@ def _xml_extra_sheet(rows: Sequence[Sequence[Any]]) -> Iterator[str]:
         )
     )
     letters = [get_column_letter(index) for index in range(1, width + 1)]
-    iterator = iter(enumerate(rows, 1))
-    while batch := list(islice(iterator, _XML_BATCH_ROWS)):
-        parts: list[str] = []
-        for number, row in batch:
-            parts.append(f'<row r="{number}">')
-            for letter, value in zip(letters, row, strict=False):
-                if isinstance(value, bool):
-                    value = str(value)
-                if isinstance(value, str):
-                    if value:
-                        text = _escape_text(_excel_text(value))
-                        parts.append(
-                            f'<c r="{letter}{number}" t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
-                        )
-                elif isinstance(value, int | float) and math.isfinite(value):
-                    parts.append(f'<c r="{letter}{number}"><v>{value!r}</v></c>')
-            parts.append("</row>")
-        yield "".join(parts)
+    padding = ("",) * width
+    first = 1
+    for start in range(0, len(rows), _XML_BATCH_ROWS):
+        batch = [(*row, *padding[len(row) :]) for row in rows[start : start + _XML_BATCH_ROWS]]
+        numbers = list(map(str, range(first, first + len(batch))))
+        first += len(batch)
+        parts: list[Iterable[str]] = [[f'<row r="{number}">' for number in numbers]]
+        for letter, values in zip(letters, zip(*batch, strict=True), strict=True):
+            if all(value.__class__ is str for value in values):
+                texts = [string_index(_excel_text(value)) if value else "" for value in values]
+                parts.append(
+                    [
+                        f'<c r="{letter}{number}" t="s"><v>{text}</v></c>' if text else ""
+                        for number, text in zip(numbers, texts, strict=True)
+                    ]
+                )
+            else:
+                parts.append(
+                    [
+                        _xml_cell(letter, number, _excel_text(value) if isinstance(value, str) else value, string_index)
+                        for number, value in zip(numbers, values, strict=True)
+                    ]
+                )
+        parts.append(repeat("</row>", len(numbers)))
+        yield "".join(chain.from_iterable(zip(*parts, strict=False)))
     yield (
         '</sheetData><pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
         "</worksheet>"
@@ -905,7 +913,7 @@ def _save_xml(
             archive.writestr(name, text)
         for number, extra in enumerate(extra_sheets, 2):
             # Rendered first: its exact size decides on Zip64, which Excel wants only where needed.
-            chunks = [chunk.encode() for chunk in _xml_extra_sheet(extra.rows)]
+            chunks = [chunk.encode() for chunk in _xml_extra_sheet(extra.rows, strings.__getitem__)]
             member = archive.member(f"xl/worksheets/sheet{number}.xml", sum(map(len, chunks)))
             with archive.open(member, "w") as stream:
                 for chunk in chunks:

@@ -4,9 +4,33 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+MANAGE = ("qualityrulesetting", "qualityallowedvalues")
+
+
+def grant(apps, schema_editor):
+    """Admins manage the quality settings; every role may read the counts (like the runs, in 0002)."""
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    Permission = apps.get_model("auth", "Permission")
+    Group = apps.get_model("auth", "Group")
+
+    def permission(model, action):
+        content_type, _ = ContentType.objects.get_or_create(app_label="exports", model=model)
+        return Permission.objects.get_or_create(
+            content_type=content_type, codename=f"{action}_{model}", defaults={"name": f"Can {action} {model}"}
+        )[0]
+
+    manage = [permission(model, action) for model in MANAGE for action in ("add", "change", "delete", "view")]
+    view = permission("qualityrulecount", "view")
+    for group in Group.objects.filter(name="admin"):
+        group.permissions.add(*manage)
+    for group in Group.objects.filter(name__in=["admin", "member", "operator", "viewer"]):
+        group.permissions.add(view)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
+        ("accounts", "0002_seed_roles"),
         ('exports', '0004_contact_snapshot'),
     ]
 
@@ -61,4 +85,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('run', 'rule'), name='exports_quality_count_unique_rule')],
             },
         ),
+        migrations.RunPython(grant, migrations.RunPython.noop),
     ]

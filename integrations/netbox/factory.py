@@ -9,6 +9,13 @@ from integrations.exceptions import IntegrationNotConfigured
 from integrations.netbox.client import NetboxClient, parse_extra_headers
 
 
+def netbox_url() -> str:
+    """The NetBox address in effect: the global key ``netbox``'s URL when an admin has set one, else ``NETBOX_URL``.
+
+    Raises ``KeyUnavailable`` like ``secret_url_get`` when global keys cannot be read."""
+    return secret_url_get("netbox", settings.NETBOX_URL)
+
+
 def netbox_client() -> NetboxClient:
     """A client for the configured NetBox.
 
@@ -16,7 +23,7 @@ def netbox_client() -> NetboxClient:
     ``NETBOX_TOKEN`` / ``NETBOX_URL``; the other options from the settings.
     """
     try:
-        url = secret_url_get("netbox", settings.NETBOX_URL)
+        url = netbox_url()
         token = secret_get("netbox", settings.NETBOX_TOKEN)
     except KeyUnavailable as exc:
         raise IntegrationNotConfigured(f"NetBox token unreadable: {exc}") from None
