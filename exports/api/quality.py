@@ -24,7 +24,7 @@ class QualityRuleSerializer(serializers.Serializer):
     """One rule in a run: objects flagged, the change since the previous report, recent counts (oldest first)."""
 
     rule = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # the rule's label, not the field's
     severity = serializers.ChoiceField(choices=SEVERITIES)
     columns = serializers.ListField(child=serializers.CharField())
     count = serializers.IntegerField(min_value=0)

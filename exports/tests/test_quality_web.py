@@ -45,7 +45,7 @@ def test_findings_filter_by_rule_severity_site_and_kind_and_link_to_netbox(repor
     device = netbox.devices[8]
     site = device["site"]["name"]
     body = client.get(
-        "/api/exports/runs/%d/quality/" % report.pk,
+        f"/api/exports/runs/{report.pk}/quality/",
         {"rule": "warranty_expired", "severity": "error", "site": site.upper(), "kind": "device"},
     ).json()
     ids = [finding["id"] for finding in body["findings"]]
