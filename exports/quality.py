@@ -274,6 +274,7 @@ def quality_frame(rows: Sequence[Sequence[Any]], columns: Sequence[str], wanted:
 
     index = {name: position for position, name in enumerate(columns)}
     data: dict[str, Any] = {}
+    # Plain list comprehensions: measured faster here than itemgetter + zip or a joined-text check before strip.
     for name in dict.fromkeys((NAME, ID, SITE, TYPE, *wanted)):
         if name in index:
             position = index[name]
@@ -301,7 +302,6 @@ def quality_evaluate(rows: Sequence[Sequence[Any]], columns: Sequence[str], conf
             mask = pd.Series(mask, index=frame.index).fillna(False).astype(bool)
             count = int(mask.sum())
             if count:
-                flagged = frame.loc[mask]
                 if isinstance(value, pd.Series):
                     values = value[mask]
                     if pd.api.types.is_datetime64_any_dtype(values):
@@ -312,10 +312,10 @@ def quality_evaluate(rows: Sequence[Sequence[Any]], columns: Sequence[str], conf
                 findings += zip(
                     repeat(rule.id, count),
                     repeat(rule.severity, count),
-                    flagged["kind"].tolist(),
-                    flagged[ID].tolist() if ID in flagged.columns else repeat("", count),
-                    flagged[NAME].tolist() if NAME in flagged.columns else repeat("", count),
-                    flagged[SITE].tolist() if SITE in flagged.columns else repeat("", count),
+                    _picked(frame, "kind", mask, count),
+                    _picked(frame, ID, mask, count),
+                    _picked(frame, NAME, mask, count),
+                    _picked(frame, SITE, mask, count),
                     shown,
                     strict=False,
                 )
@@ -325,6 +325,11 @@ def quality_evaluate(rows: Sequence[Sequence[Any]], columns: Sequence[str], conf
                 RuleResult(rule.id, rule.label, rule.severity, rule.columns, 0, _describe(exc), setting.threshold)
             )
     return QualityReport(results=results, findings=findings)
+
+
+def _picked(frame: pd.DataFrame, column: str, mask: pd.Series, count: int) -> Any:
+    """A column's flagged cells, column by column: ``frame.loc[mask]`` would deep-copy the frame's attrs."""
+    return frame[column][mask].tolist() if column in frame.columns else repeat("", count)
 
 
 def _describe(exc: BaseException) -> str:
