@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,8 +129,12 @@ def _blank(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _key(frame: pd.DataFrame, column: str) -> pd.Series:
-    """Values compared case-insensitively (``Ö`` and ``ö`` alike: casefold)."""
-    return _text(frame, column).str.casefold()
+    """Values compared case-insensitively (``Ö`` and ``ö`` alike: casefold). A list comprehension: the cells are
+    str already, and pandas' ``.str`` machinery costs several times more per cell for object columns."""
+    import pandas as pd
+
+    text = _text(frame, column)
+    return pd.Series([value.casefold() for value in text.tolist()], index=text.index, dtype=object)
 
 
 def parse_dates(values: pd.Series) -> pd.Series:
@@ -138,8 +143,8 @@ def parse_dates(values: pd.Series) -> pd.Series:
     non-empty cells are parsed: most objects have no date at all."""
     import pandas as pd
 
-    text = values.astype(object).str.strip()
-    filled = text[text != ""]
+    text = values.astype(object)
+    filled = text[text != ""].str.strip()
     parsed = pd.to_datetime(filled, errors="coerce", format="ISO8601", utc=True)
     days = parsed.dt.tz_convert(None).dt.normalize()
     return days.reindex(values.index)
@@ -274,13 +279,16 @@ def quality_frame(rows: Sequence[Sequence[Any]], columns: Sequence[str], wanted:
 
     index = {name: position for position, name in enumerate(columns)}
     data: dict[str, Any] = {}
-    # Plain list comprehensions: measured faster here than itemgetter + zip or a joined-text check before strip.
+    # One column at a time through C-level map() calls: measured several times faster than comprehensions (and than
+    # transposing with zip(*rows)).
     for name in dict.fromkeys((NAME, ID, SITE, TYPE, *wanted)):
         if name in index:
-            position = index[name]
-            values = [row[position] for row in rows]
+            values = list(map(itemgetter(index[name]), rows))
             if name != ID:  # cells are str, int or float (transform's contract); text is compared stripped
-                values = [value.strip() if value.__class__ is str else str(value) for value in values]
+                try:
+                    values = list(map(str.strip, values))
+                except TypeError:  # a number in a text column (a numeric custom field)
+                    values = [value.strip() if value.__class__ is str else str(value) for value in values]
             data[name] = pd.Series(values, dtype=object)
     frame = pd.DataFrame(data, index=pd.RangeIndex(len(rows)))
     frame["kind"] = frame[TYPE].map(_KIND_OF_TYPE).fillna("") if TYPE in frame.columns else ""

@@ -268,3 +268,9 @@ def test_a_setting_switches_old_hardware_on_with_its_years(settings):
     settings.QUALITY_HARDWARE_MAX_AGE_YEARS = 4
     rules = {rule.id: setting for rule, setting in quality_config_current(today=TODAY).rules}
     assert rules["hardware_old"] == RuleSetting(enabled=True, threshold=4)
+
+
+def test_numbers_in_a_custom_field_column_are_compared_as_text():
+    rows = [row("number", 1, DTAP_state=3), row("float", 2, DTAP_state=2.5), row("text", 3, DTAP_state=" 3 ")]
+    report = evaluate(rows, allowed={"DTAP state": ["3"]})
+    assert [(f[4], f[6]) for f in flagged(report, "allowed_dtap_state")] == [("float", "2.5")]
