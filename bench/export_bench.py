@@ -47,6 +47,8 @@ ENDPOINTS = ("dcim/devices/", "virtualization/virtual-machines/")
 TARGET_FULL_VS_DOWNLOAD = 1.5
 TARGET_INCREMENTAL_VS_FULL = 0.10
 TARGET_PEAK_MB = 600.0
+# Issue 18: the data-quality report adds at most this much to a full export.
+TARGET_QUALITY_COST = 0.10
 
 
 class BenchError(Exception):
@@ -367,6 +369,11 @@ def child_export(force: bool, profile_path: str | None) -> dict[str, Any]:
             }
             for artifact in run.artifacts.all()
         },
+        "quality": {
+            "rules": run.quality_counts.count(),
+            "findings": sum(run.quality_counts.values_list("count", flat=True)),
+            "csv_mb": sum(a.size for a in run.artifacts.all() if a.name == "data_quality.csv") / 1e6,
+        },
         "rss_before_mb": rss_before,
         # This process's own peak, or more when its forked writer's private pages were added (sampled).
         "peak_mb": max(_peak_mb(), memory.peak_mb),
@@ -567,7 +574,7 @@ def run_all(args: argparse.Namespace, netbox: FakeNetboxProcess, work: Path) -> 
     results["download"] = bench.child("download")
     _say(f"  {results['download']['seconds']:.2f} s")
 
-    fulls, incrementals, serials = [], [], []
+    fulls, incrementals, serials, no_quality = [], [], [], []
     for number in range(args.repeat):
         _var_dir, env = bench.fresh_database(f"run{number}")
         _say(f"full export (fresh database, force) {number + 1}/{args.repeat} ...")
@@ -582,7 +589,14 @@ def run_all(args: argparse.Namespace, netbox: FakeNetboxProcess, work: Path) -> 
             _say(f"full export, files written in one process {number + 1}/{args.repeat} ...")
             serials.append(bench.export({**serial_env, "EXPORT_PARALLEL_WRITE": "false"}, force=True))
             _say(f"  {serials[-1]['seconds']:.2f} s")
+        if not args.skip_quality_compare:  # interleaved too: the same export without the data-quality report
+            _var_dir, plain_env = bench.fresh_database(f"no-quality{number}")
+            _say(f"full export without the data-quality report {number + 1}/{args.repeat} ...")
+            no_quality.append(bench.export({**plain_env, "EXPORT_QUALITY": "false"}, force=True))
+            _say(f"  {no_quality[-1]['seconds']:.2f} s")
     results["full"], results["incremental"] = _best(fulls), _best(incrementals)
+    if no_quality:
+        results["no_quality"] = _best(no_quality)
     if serials:
         results["serial"] = _best(serials)
 
@@ -629,6 +643,17 @@ def run_all(args: argparse.Namespace, netbox: FakeNetboxProcess, work: Path) -> 
     return results
 
 
+def _quality_note(result: dict[str, Any]) -> str:
+    quality = result.get("quality")
+    if not quality:
+        return ""
+    return (
+        f" (of which data quality {result['timings'].get('quality', 0):.2f} in the writing child: "
+        f"{quality['findings']:,} findings over {quality['rules']} rules, data_quality.csv "
+        f"{quality['csv_mb']:.1f} MB)"
+    )
+
+
 def _ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}x" if denominator else "-"
 
@@ -672,7 +697,9 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> bool:
     def steps(result: dict[str, Any]) -> str:
         return " ".join(f"{name} {seconds:.2f}" for name, seconds in result["timings"].items())
 
-    row("full export (force, fresh DB)", full, steps(full))
+    row("full export (force, fresh DB)", full, steps(full) + _quality_note(full))
+    if "no_quality" in results:
+        row("  same, without the data-quality report", results["no_quality"], steps(results["no_quality"]))
     if "serial" in results:
         row("  same, files written in one process", results["serial"], steps(results["serial"]))
     row(
@@ -740,6 +767,12 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> bool:
     if "slow_full" in results:
         ratio = _ratio(results["slow_full"]["seconds"], results["slow_download"]["seconds"])
         checks.append(("  same, with server time", ratio, "(info)", None))
+    if "no_quality" in results:
+        plain = results["no_quality"]
+        cost = full["seconds"] / plain["seconds"] - 1
+        checks.append(("data-quality report cost", f"{cost:+.1%}", f"<= {TARGET_QUALITY_COST:.0%}",
+                       cost <= TARGET_QUALITY_COST))  # fmt: skip
+        checks.append(("  same, in CPU time", f"{full['cpu_seconds'] / plain['cpu_seconds'] - 1:+.1%}", "(info)", None))
     incremental_vs_full = incremental["seconds"] / full["seconds"]
     checks.append(
         (
@@ -792,6 +825,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario; the fastest is reported")
     parser.add_argument("--changes", type=int, default=10, help="devices and VMs changed for scenario 4 (0: skip)")
     parser.add_argument("--skip-baseline", action="store_true", help="skip the pynetbox + pandas baseline")
+    parser.add_argument(
+        "--skip-quality-compare",
+        action="store_true",
+        help="skip the full export without the data-quality report (measures the report's cost)",
+    )
     parser.add_argument(
         "--server-ms-per-object",
         type=float,

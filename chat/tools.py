@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from chat import quality_tool
 from cmdb.selectors import CmdbUnavailable, cmdb_source
 from cmdb.table import Filter, Query, RowDicts
 
@@ -122,6 +123,7 @@ TOOL_DEFINITIONS: list[dict[str, Any]] = [
             },
         },
     },
+    quality_tool.DEFINITION,
 ]
 
 
@@ -201,7 +203,15 @@ _RUNNERS: dict[str, Callable[[list[str], RowDicts, dict[str, Any]], dict[str, An
     "search_inventory": _search,
     "count_inventory": _count,
     "show_object": _show,
+    "data_quality": lambda header, rows, args: _data_quality(args),
 }
+
+
+def _data_quality(args: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return quality_tool.data_quality(args)
+    except quality_tool.QualityToolError as exc:
+        raise ToolError(str(exc)) from None
 
 
 # --- matching: filters for the CMDB query layer ---------------------------------------------------------------

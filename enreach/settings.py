@@ -331,6 +331,19 @@ EXPORT_RETRY_ABANDONED = env.int("EXPORT_RETRY_ABANDONED", default=1)
 EXPORT_QUEUED_STALE_AFTER = env.int("EXPORT_QUEUED_STALE_AFTER", default=600)
 if EXPORT_STALE_AFTER < 3 * EXPORT_HEARTBEAT:
     raise ImproperlyConfigured("EXPORT_STALE_AFTER must be at least three EXPORT_HEARTBEAT intervals.")
+# Data quality after every export (exports/quality.py): the findings file data_quality.csv, counts per rule, and a
+# "Data quality" sheet in the workbook (EXPORT_QUALITY_SHEET). The admin's quality settings override these.
+EXPORT_QUALITY = env.bool("EXPORT_QUALITY", default=True)
+EXPORT_QUALITY_SHEET = env.bool("EXPORT_QUALITY_SHEET", default=True)
+QUALITY_WARRANTY_DAYS = env.int("QUALITY_WARRANTY_DAYS", default=90)
+# Devices bought more than this many years ago are findings; 0 switches the rule off (the default).
+QUALITY_HARDWARE_MAX_AGE_YEARS = env.int("QUALITY_HARDWARE_MAX_AGE_YEARS", default=0)
+QUALITY_DISABLED_RULES = env.list("QUALITY_DISABLED_RULES", default=[])
+# Allowed values per custom-field column, as JSON: {"DTAP state": ["Development", "Test", ...]}.
+QUALITY_ALLOWED_VALUES = env.json(
+    "QUALITY_ALLOWED_VALUES", default={"DTAP state": ["Development", "Test", "Acceptance", "Production"]}
+)
+
 # Set by `make run` when it started the demo NetBox because NETBOX_URL was empty.
 NETBOX_DEMO = env.bool("ENREACH_DEMO_NETBOX", default=False)
 

@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from enreach.admin import ReadOnlyAdmin
 from exports.models import ExportArtifact, ExportPublication, ExportRun, NetboxSnapshot
 from exports.publishing import PublishError, export_run_publish_again
+from exports.quality_admin import QualityRuleCountInline
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
 
@@ -79,7 +80,7 @@ class ExportRunAdmin(ReadOnlyAdmin):
     list_select_related = ["requested_by"]
     search_fields = ["id", "error", "requested_by__username"]
     date_hierarchy = "created"
-    inlines = [ExportArtifactInline, ExportPublicationInline]
+    inlines = [ExportArtifactInline, ExportPublicationInline, QualityRuleCountInline]
     actions = ["run_export_now", "publish_again", "publish_again_forced", "back_up_now"]
     readonly_fields = [f.name for f in ExportRun._meta.fields if f.name != "active"]
     exclude = ["active"]

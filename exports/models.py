@@ -5,6 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from exports.quality import BUILTIN_RULES, SEVERITIES
+from exports.transform import DEVICE_CUSTOM_FIELD_COLUMNS, VM_CUSTOM_FIELD_COLUMNS
+
 
 class ExportRun(models.Model):
     """One NetBox → CMDB export: who asked, how it went step by step, what changed, and the files it wrote."""
@@ -94,6 +97,7 @@ class ExportArtifact(models.Model):
         VMS = "vms", "VMs CSV"
         MERGED = "merged", "Merged CSV"
         WORKBOOK = "workbook", "Workbook"
+        QUALITY = "quality", "Data quality CSV"
 
     run = models.ForeignKey(ExportRun, on_delete=models.CASCADE, related_name="artifacts")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -179,3 +183,75 @@ class ExportPublication(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_target_display()} of export #{self.run_id} ({self.status})"
+
+
+class QualityRuleSetting(models.Model):
+    """An admin's override of a built-in data-quality rule: on or off, and its threshold (days or years).
+
+    The settings (``QUALITY_*``) give the defaults; a row here wins over them for its rule.
+    """
+
+    rule = models.CharField(
+        max_length=64, unique=True, choices=[(rule.id, rule.label) for rule in BUILTIN_RULES], help_text="The rule."
+    )
+    enabled = models.BooleanField(default=True)
+    threshold = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Days for 'Warranty expiring soon', years for 'Hardware older than the limit'; empty: the setting.",
+    )
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["rule"]
+
+    def __str__(self) -> str:
+        return f"{self.get_rule_display()} ({'on' if self.enabled else 'off'})"
+
+
+class QualityAllowedValues(models.Model):
+    """The allowed values of a custom-field column: values outside the set are data-quality findings.
+
+    A row here replaces ``QUALITY_ALLOWED_VALUES``'s list for its column; switch it off to drop the rule.
+    """
+
+    column = models.CharField(
+        max_length=64,
+        unique=True,
+        choices=[(c, c) for c in sorted({*DEVICE_CUSTOM_FIELD_COLUMNS, *VM_CUSTOM_FIELD_COLUMNS})],
+        help_text="A custom-field column of the CMDB.",
+    )
+    values = models.TextField(help_text="One allowed value per line (compared case-insensitively).")
+    enabled = models.BooleanField(default=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["column"]
+        verbose_name_plural = "quality allowed values"
+
+    def __str__(self) -> str:
+        return f"{self.column}: {', '.join(self.allowed)}"
+
+    @property
+    def allowed(self) -> list[str]:
+        return [line.strip() for line in self.values.splitlines() if line.strip()]
+
+
+class QualityRuleCount(models.Model):
+    """How many objects one data-quality rule flagged in a run (the trend across runs), or why it failed."""
+
+    run = models.ForeignKey(ExportRun, on_delete=models.CASCADE, related_name="quality_counts")
+    rule = models.CharField(max_length=64)
+    label = models.CharField(max_length=200)
+    severity = models.CharField(max_length=16, choices=[(s, s.capitalize()) for s in SEVERITIES])
+    columns = models.JSONField(default=list, blank=True, help_text="The columns the rule reads.")
+    threshold = models.PositiveIntegerField(null=True, blank=True)
+    count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="Why the rule could not run (it then flagged nothing).")
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "rule"], name="exports_quality_count_unique_rule")]
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.count} (run {self.run_id})"

@@ -36,8 +36,9 @@ from django.utils import timezone
 from enreach.forked import ChildProcessFailed, forked
 from enreach.logs import log_context
 from enreach.tracing import span
-from exports import transform, writers
+from exports import quality, transform, writers
 from exports.models import ContactSnapshot, ExportArtifact, ExportRun, NetboxSnapshot
+from exports.quality_services import quality_config_current, quality_counts_save, quality_summary_of
 from exports.runs import export_run_send, export_runs_sweep, run_heartbeat, run_worker
 from integrations.caching import cache_event
 from integrations.exceptions import IntegrationError, NetboxAuthError
@@ -59,12 +60,15 @@ DEVICES_CSV = "netbox_devices_export.csv"
 VMS_CSV = "netbox_vms_export.csv"
 MERGED_CSV = "netbox_merged_export.csv"
 WORKBOOK = "Systems CMDB.xlsx"
+QUALITY_CSV = "data_quality.csv"
 ARTIFACT_KINDS = {
     DEVICES_CSV: ExportArtifact.Kind.DEVICES,
     VMS_CSV: ExportArtifact.Kind.VMS,
     MERGED_CSV: ExportArtifact.Kind.MERGED,
     WORKBOOK: ExportArtifact.Kind.WORKBOOK,
+    QUALITY_CSV: ExportArtifact.Kind.QUALITY,
 }
+OPTIONAL_ARTIFACTS = frozenset((QUALITY_CSV,))  # absent when the data-quality report is off or failed
 CHANGES_LISTED = 50  # names kept per kind and change type in ExportRun.changes
 SNAPSHOT_BATCH = 1000
 INCREMENTAL_SLACK = timedelta(minutes=1)
@@ -139,6 +143,7 @@ class _Fetched:
     contact_snapshot: ContactSnapshot | None = None  # to save when the contacts were listed anew
     counts: dict[str, int] = field(default_factory=dict)
     changes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    quality: quality.QualitySummary | None = None  # the data-quality results, once the files are written
 
 
 class _Recorder:
@@ -233,15 +238,18 @@ def _gc_paused() -> Iterator[None]:
 def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
     recorder = _Recorder(run, on_progress)
     folder = Path(settings.DATA_DIR) / "runs" / f"{run.pk:06d}"
+    pandas_loaded = quality.pandas_preload() if settings.EXPORT_QUALITY else lambda: None
     try:
         previous = ExportRun.objects.filter(status=ExportRun.Status.SUCCEEDED).order_by("-finished").first()
         fetched = _fetch(run, recorder, previous)
+        pandas_loaded()  # before the writing child is forked
         with contextlib.ExitStack() as writing:
             with recorder.step("write"):
                 if fetched.devices is None and previous is not None:
                     reused = _reuse_files(previous, folder)
                     written: Callable[[], dict[str, writers.FileInfo]] = lambda: reused  # noqa: E731
                     run.reused_files = True
+                    fetched.quality = quality_summary_of(previous)  # same rows, same findings file
                     recorder.log("Nothing changed in NetBox: reused the previous run's files.")
                 else:
                     written = writing.enter_context(_files_writing(fetched, folder, recorder))
@@ -574,15 +582,30 @@ def _files_writing(
     vm_rows = transform.vm_rows(fetched.vms, fetched.lookups)
     excel_safe = settings.EXPORT_CSV_EXCEL_SAFE
     columns = _workbook_columns()
+    # Read here: the child must not use the database.
+    quality_config = quality_config_current() if settings.EXPORT_QUALITY else None
+    quality_sheet = settings.EXPORT_QUALITY_SHEET
 
-    def merged_files() -> dict[str, writers.FileInfo]:
+    def merged_files() -> tuple[dict[str, writers.FileInfo], quality.QualitySummary | None]:
         merged = transform.merged_rows(device_rows, vm_rows)  # built where it is used: in the child
-        return {
-            MERGED_CSV: writers.write_csv(folder / MERGED_CSV, transform.MERGED_COLUMNS, merged, excel_safe=excel_safe),
-            WORKBOOK: writers.write_workbook(
-                folder / WORKBOOK, columns, transform.reorder(merged, transform.MERGED_COLUMNS, columns)
-            ),
+        files = {
+            MERGED_CSV: writers.write_csv(folder / MERGED_CSV, transform.MERGED_COLUMNS, merged, excel_safe=excel_safe)
         }
+        sheets: list[writers.ExtraSheet] = []
+        summary = None
+        if quality_config is not None:  # the data-quality report, from the rows the child has anyway
+            info, sheets, summary = quality.quality_files_write(
+                merged, transform.MERGED_COLUMNS, quality_config, folder / QUALITY_CSV, sheet=quality_sheet
+            )
+            if info is not None:
+                files[QUALITY_CSV] = info
+        files[WORKBOOK] = writers.write_workbook(
+            folder / WORKBOOK,
+            columns,
+            transform.reorder(merged, transform.MERGED_COLUMNS, columns),
+            extra_sheets=sheets,
+        )
+        return files, summary
 
     with forked(merged_files, enabled=settings.EXPORT_PARALLEL_WRITE) as merged_result:
         files = {
@@ -596,11 +619,12 @@ def _files_writing(
 
         def written() -> dict[str, writers.FileInfo]:
             try:
-                files.update(merged_result())
+                merged, fetched.quality = merged_result()
+                files.update(merged)
             except ChildProcessFailed as exc:
                 raise ExportError(f"The process writing the merged CSV and the workbook {exc}.") from None
             recorder.progress(rows_written=rows * 2)
-            return {name: files[name] for name in ARTIFACT_KINDS}
+            return {name: files[name] for name in ARTIFACT_KINDS if name in files}
 
         yield written
 
@@ -624,7 +648,7 @@ def _reuse_files(previous: ExportRun, folder: Path) -> dict[str, writers.FileInf
         files[artifact.name] = writers.FileInfo(
             path=target, size=artifact.size, sha256=artifact.sha256, rows=artifact.rows
         )
-    if set(files) != set(ARTIFACT_KINDS):
+    if not set(ARTIFACT_KINDS) - OPTIONAL_ARTIFACTS <= set(files):
         raise ExportError("The previous run's files are incomplete; run the export with --force.")
     return files
 
@@ -662,6 +686,10 @@ def _save(run: ExportRun, fetched: _Fetched, files: dict[str, writers.FileInfo])
     run.removed = fetched.counts["removed"]
     run.changes = fetched.changes
     run.lookups_digest = fetched.lookups_digest
+    if fetched.quality is not None:
+        quality_counts_save(run=run, summary=fetched.quality)
+        if not run.reused_files:
+            run.timings["quality"] = round(fetched.quality.seconds, 3)
     run.save()
 
 

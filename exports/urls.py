@@ -1,9 +1,10 @@
 from django.urls import path
 
-from exports import views
+from exports import quality_views, views
 
 app_name = "exports"
 urlpatterns = [
     path("", views.export_index, name="index"),
     path("run/", views.export_run_now, name="run"),
+    path("quality/", quality_views.quality_findings_page, name="quality"),
 ]

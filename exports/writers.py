@@ -564,10 +564,21 @@ def _table_column_name(name: str) -> str:
 
 
 def _xml_parts(
-    columns: Sequence[str], widths: Sequence[int], rows: int, sheet: str, table: str, timestamp: datetime
+    columns: Sequence[str],
+    widths: Sequence[int],
+    rows: int,
+    sheet: str,
+    table: str,
+    timestamp: datetime,
+    extra: Sequence[str] = (),
 ) -> tuple[list[tuple[str, str]], str, str, list[tuple[str, str]]]:
-    """The package around the cells: the parts before the sheet, the sheet's head and tail, the parts after it."""
+    """The package around the cells: the parts before the sheet, the sheet's head and tail, the parts after it.
+
+    ``extra`` names further sheets (``xl/worksheets/sheet2.xml`` on), written by the caller; with none, the parts
+    are exactly those of a one-sheet workbook."""
     last = get_column_letter(len(columns))
+    extra_names = [_escape_attribute(name) for name in extra]
+    numbers = range(2, len(extra) + 2)
     ref = _table_ref(len(columns), rows)
     stamp = timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
     sheet_name = _escape_attribute(sheet)
@@ -583,6 +594,10 @@ def _xml_parts(
             f'<Override PartName="/xl/styles.xml" ContentType="{_CT}.spreadsheetml.styles+xml"/>',
             f'<Override PartName="/xl/theme/theme1.xml" ContentType="{_CT}.theme+xml"/>',
             f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{_CT}.spreadsheetml.worksheet+xml"/>',
+            *(
+                f'<Override PartName="/xl/worksheets/sheet{n}.xml" ContentType="{_CT}.spreadsheetml.worksheet+xml"/>'
+                for n in numbers
+            ),
             f'<Override PartName="/xl/tables/table1.xml" ContentType="{_CT}.spreadsheetml.table+xml"/>',
             f'<Override PartName="/xl/sharedStrings.xml" ContentType="{_CT}.spreadsheetml.sharedStrings+xml"/>',
             "</Types>",
@@ -603,8 +618,10 @@ def _xml_parts(
             f'xmlns:vt="{_NS_DOCUMENT}/docPropsVTypes">',
             "<Application>Microsoft Excel</Application><DocSecurity>0</DocSecurity><ScaleCrop>false</ScaleCrop>",
             '<HeadingPairs><vt:vector size="2" baseType="variant"><vt:variant><vt:lpstr>Worksheets</vt:lpstr>',
-            "</vt:variant><vt:variant><vt:i4>1</vt:i4></vt:variant></vt:vector></HeadingPairs>",
-            f'<TitlesOfParts><vt:vector size="1" baseType="lpstr"><vt:lpstr>{sheet_name}</vt:lpstr></vt:vector>',
+            f"</vt:variant><vt:variant><vt:i4>{1 + len(extra)}</vt:i4></vt:variant></vt:vector></HeadingPairs>",
+            f'<TitlesOfParts><vt:vector size="{1 + len(extra)}" baseType="lpstr"><vt:lpstr>{sheet_name}</vt:lpstr>',
+            *(f"<vt:lpstr>{name}</vt:lpstr>" for name in extra_names),
+            "</vt:vector>",
             "</TitlesOfParts><LinksUpToDate>false</LinksUpToDate><SharedDoc>false</SharedDoc>",
             "<HyperlinksChanged>false</HyperlinksChanged><AppVersion>12.0000</AppVersion></Properties>",
         )
@@ -624,7 +641,12 @@ def _xml_parts(
         (
             f'{_XML_HEAD}<workbook xmlns="{_NS_MAIN}" xmlns:r="{_NS_REL}"><workbookPr/>',
             '<bookViews><workbookView xWindow="240" yWindow="15" windowWidth="16095" windowHeight="9660"/>',
-            f'</bookViews><sheets><sheet name="{sheet_name}" sheetId="1" r:id="rId1"/></sheets>',
+            f'</bookViews><sheets><sheet name="{sheet_name}" sheetId="1" r:id="rId1"/>',
+            *(
+                f'<sheet name="{name}" sheetId="{n}" r:id="rId{n + 3}"/>'
+                for n, name in zip(numbers, extra_names, strict=True)
+            ),
+            "</sheets>",
             '<calcPr calcId="124519" fullCalcOnLoad="1"/></workbook>',
         )
     )
@@ -635,6 +657,10 @@ def _xml_parts(
             f'<Relationship Id="rId2" Type="{_NS_REL}/theme" Target="theme/theme1.xml"/>',
             f'<Relationship Id="rId3" Type="{_NS_REL}/styles" Target="styles.xml"/>',
             f'<Relationship Id="rId4" Type="{_NS_REL}/sharedStrings" Target="sharedStrings.xml"/>',
+            *(
+                f'<Relationship Id="rId{n + 3}" Type="{_NS_REL}/worksheet" Target="worksheets/sheet{n}.xml"/>'
+                for n in numbers
+            ),
             "</Relationships>",
         )
     )
@@ -804,6 +830,60 @@ def _write_encoded(stream: IO[bytes], chunks: Iterable[str]) -> None:
         stream.write(chunk.encode())
 
 
+@dataclass(frozen=True, slots=True)
+class ExtraSheet:
+    """A sheet after the main one (the xml engine only): its name and its rows, the first being a header. Cells
+    are text (inline, never a formula) or numbers; ``""`` and ``None`` leave a cell empty. No table, no typing."""
+
+    name: str
+    rows: Sequence[Sequence[Any]]
+
+
+def _xml_extra_sheet(rows: Sequence[Sequence[Any]], string_index: Callable[[str], str]) -> Iterator[str]:
+    """An extra sheet's part, a batch of rows per string: header row frozen, text in the shared strings (added
+    after the main sheet's, whose indexes stay as they are), a column of a batch at a time as in the main sheet."""
+    width = max(map(len, rows), default=1)
+    yield "".join(
+        (
+            f'{_XML_HEAD}<worksheet xmlns="{_NS_MAIN}" xmlns:r="{_NS_REL}">',
+            f'<dimension ref="A1:{get_column_letter(width)}{max(1, len(rows))}"/>',
+            '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" ',
+            'state="frozen"/><selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>',
+            '<sheetFormatPr defaultRowHeight="15"/><sheetData>',
+        )
+    )
+    letters = [get_column_letter(index) for index in range(1, width + 1)]
+    padding = ("",) * width
+    first = 1
+    for start in range(0, len(rows), _XML_BATCH_ROWS):
+        batch = [(*row, *padding[len(row) :]) for row in rows[start : start + _XML_BATCH_ROWS]]
+        numbers = list(map(str, range(first, first + len(batch))))
+        first += len(batch)
+        parts: list[Iterable[str]] = [[f'<row r="{number}">' for number in numbers]]
+        for letter, values in zip(letters, zip(*batch, strict=True), strict=True):
+            if all(value.__class__ is str for value in values):
+                texts = [string_index(_excel_text(value)) if value else "" for value in values]
+                parts.append(
+                    [
+                        f'<c r="{letter}{number}" t="s"><v>{text}</v></c>' if text else ""
+                        for number, text in zip(numbers, texts, strict=True)
+                    ]
+                )
+            else:
+                parts.append(
+                    [
+                        _xml_cell(letter, number, _excel_text(value) if isinstance(value, str) else value, string_index)
+                        for number, value in zip(numbers, values, strict=True)
+                    ]
+                )
+        parts.append(repeat("</row>", len(numbers)))
+        yield "".join(chain.from_iterable(zip(*parts, strict=False)))
+    yield (
+        '</sheetData><pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
+        "</worksheet>"
+    )
+
+
 def _save_xml(
     temp: Path,
     columns: Sequence[str],
@@ -813,11 +893,14 @@ def _save_xml(
     sheet: str,
     table: str,
     timestamp: datetime,
+    extra_sheets: Sequence[ExtraSheet] = (),
 ) -> None:
     """Write the workbook's parts as text: small parts whole, the sheet and the shared strings streamed in
     batches, so memory holds one batch of cells (plus the distinct strings, which the rows hold already)."""
     header = [_excel_text(name) for name in columns]
-    before, sheet_head, sheet_tail, after = _xml_parts(header, plan.widths, len(rows), sheet, table, timestamp)
+    before, sheet_head, sheet_tail, after = _xml_parts(
+        header, plan.widths, len(rows), sheet, table, timestamp, [extra.name for extra in extra_sheets]
+    )
     # Text -> its index as text, numbered as first seen; "" is no string and maps to "".
     strings: defaultdict[str, str] = defaultdict(map(str, count()).__next__)
     strings[""] = ""
@@ -832,6 +915,13 @@ def _save_xml(
             _write_encoded(stream, chain((sheet_head,), sheet_rows, (sheet_tail,)))
         for name, text in after:
             archive.writestr(name, text)
+        for number, extra in enumerate(extra_sheets, 2):
+            # Rendered first: its exact size decides on Zip64, which Excel wants only where needed.
+            chunks = [chunk.encode() for chunk in _xml_extra_sheet(extra.rows, strings.__getitem__)]
+            member = archive.member(f"xl/worksheets/sheet{number}.xml", sum(map(len, chunks)))
+            with archive.open(member, "w") as stream:
+                for chunk in chunks:
+                    stream.write(chunk)
         del strings[""]
         # UTF-8 takes at most 3 bytes per character here, an escape at most 5 (&amp;), the markup 40 per string.
         strings_bound = 200 + 5 * sum(map(len, strings)) + 40 * len(strings)
@@ -878,6 +968,7 @@ def write_workbook(
     text_columns: Collection[str] = TEXT_COLUMNS,
     timestamp: datetime = DEFAULT_TIMESTAMP,
     engine: WorkbookEngine = "xml",
+    extra_sheets: Sequence[ExtraSheet] = (),
 ) -> FileInfo:
     """Write ``columns`` and ``rows`` as an .xlsx at ``path``, atomically.
 
@@ -899,12 +990,18 @@ def write_workbook(
     (write-only, streams, memory stays flat: the reference implementation) or ``"xlsxwriter"`` (normal mode: it
     holds every cell until the end, about 530 MB more for 50,000 x 66). All three meet the rest of the contract and
     give the same cells; the bytes differ between engines. ``bench/writers_bench.py`` has the figures.
+
+    ``extra_sheets`` (xml engine only) come after the main sheet, which stays byte for byte what it is without them.
     """
     target = Path(path)
     if timestamp.tzinfo is not None:
         timestamp = timestamp.astimezone(UTC).replace(tzinfo=None)
     timestamp = timestamp.replace(microsecond=0)
     _check_names(columns, sheet, table)
+    for extra in extra_sheets:
+        _check_names(["x"], extra.name, table)
+    if extra_sheets and (engine != "xml" or len({sheet, *(e.name for e in extra_sheets)}) != 1 + len(extra_sheets)):
+        raise ValueError("Extra sheets need the xml engine and names of their own")
     if not isinstance(rows, Sequence):
         rows = list(rows)
     if len(rows) + 1 > EXCEL_MAX_ROWS:
@@ -914,7 +1011,10 @@ def write_workbook(
     plan = _plan_columns(columns, rows, kinds)
     save = _ENGINES[engine]
     with _atomic_path(target) as temp:
-        save(temp, columns, rows, kinds, plan, sheet, table, timestamp)
+        if extra_sheets:
+            _save_xml(temp, columns, rows, kinds, plan, sheet, table, timestamp, extra_sheets)
+        else:
+            save(temp, columns, rows, kinds, plan, sheet, table, timestamp)
         size, sha256 = _hash_file(temp)
     return FileInfo(path=target, size=size, sha256=sha256, rows=len(rows))
 

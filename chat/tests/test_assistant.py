@@ -72,7 +72,7 @@ def test_plain_answer_is_stored_and_returned(client, session, llm):
     assert [m["role"] for m in sent.messages] == ["system", "user"]
     assert sent.messages[1] == {"role": "user", "content": question}
     assert "search_inventory" in sent.messages[0]["content"]
-    assert sent.tool_names == ["search_inventory", "count_inventory", "show_object"]
+    assert sent.tool_names == ["search_inventory", "count_inventory", "show_object", "data_quality"]
 
     session.refresh_from_db()
     assert session.title == question[:60]

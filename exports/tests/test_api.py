@@ -24,6 +24,7 @@ def test_post_queues_a_run_that_the_queue_executes(netbox, client_for, django_ca
     assert detail["devices"] == 40 and detail["vms"] == 60
     assert {a["name"] for a in detail["artifacts"]} == {
         "netbox_devices_export.csv", "netbox_vms_export.csv", "netbox_merged_export.csv", "Systems CMDB.xlsx",
+        "data_quality.csv",
     }  # fmt: skip
     assert "Succeeded" in detail["log"]
 

@@ -18,7 +18,13 @@ from exports.services import export_run_execute, export_run_request
 
 pytestmark = pytest.mark.django_db
 
-FILES = {"netbox_devices_export.csv", "netbox_vms_export.csv", "netbox_merged_export.csv", "Systems CMDB.xlsx"}
+FILES = {
+    "netbox_devices_export.csv",
+    "netbox_vms_export.csv",
+    "netbox_merged_export.csv",
+    "Systems CMDB.xlsx",
+    "data_quality.csv",
+}
 
 
 def run_export(**kwargs) -> ExportRun:
@@ -67,7 +73,7 @@ def test_full_export_writes_every_file_with_checksums(netbox):
     assert netbox.stats.get("config_context_renders", 0) == 0
     assert run.netbox_requests == len(netbox.requests)
     assert NetboxSnapshot.objects.count() == 100
-    assert set(run.timings) == {"lookups", "fetch", "write", "save"}
+    assert set(run.timings) == {"lookups", "fetch", "write", "save", "quality"}
     assert selectors.artifact_latest(name="Systems CMDB.xlsx").run == run
 
 

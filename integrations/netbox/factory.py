@@ -16,7 +16,7 @@ def netbox_client() -> NetboxClient:
     ``NETBOX_TOKEN`` / ``NETBOX_URL``; the other options from the settings.
     """
     try:
-        url = secret_url_get("netbox", settings.NETBOX_URL)
+        url = netbox_url()
         token = secret_get("netbox", settings.NETBOX_TOKEN)
     except KeyUnavailable as exc:
         raise IntegrationNotConfigured(f"NetBox token unreadable: {exc}") from None
@@ -38,9 +38,10 @@ def netbox_client() -> NetboxClient:
 
 
 def netbox_url() -> str:
-    """The effective NetBox address (the global key ``netbox``'s URL, else ``NETBOX_URL``), without a trailing
-    slash; "" when none is set or the key store cannot be read."""
+    """The effective NetBox address (the global key ``netbox``'s URL, else ``NETBOX_URL``), without a trailing slash
+    or ``/api``: links to NetBox objects start with it. "" when none is set or the key store cannot be read."""
     try:
-        return secret_url_get("netbox", settings.NETBOX_URL).rstrip("/")
+        url = secret_url_get("netbox", settings.NETBOX_URL)
     except KeyUnavailable:
         return ""
+    return url.strip().rstrip("/").removesuffix("/api")

@@ -1,0 +1,194 @@
+"""The data-quality report of a real export of the fake NetBox: the artifact, the counts, the workbook sheet."""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from exports import quality, selectors
+from exports.models import ExportRun, QualityRuleCount
+from exports.quality_selectors import quality_rules_of
+from exports.services import export_run_execute, export_run_request
+
+pytestmark = pytest.mark.django_db
+
+CMDB_FILES = ("netbox_devices_export.csv", "netbox_vms_export.csv", "netbox_merged_export.csv")
+
+
+def run_export(**kwargs) -> ExportRun:
+    run, created = export_run_request(trigger=ExportRun.Trigger.COMMAND, **kwargs)
+    assert created
+    run = export_run_execute(run=run)
+    assert run.status == "succeeded", run.error
+    return run
+
+
+def path_of(run: ExportRun, name: str) -> Path:
+    return selectors.artifact_path(run.artifacts.get(name=name))
+
+
+def findings_of(run: ExportRun) -> list[dict[str, str]]:
+    with path_of(run, "data_quality.csv").open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def counts_of(run: ExportRun) -> dict[str, int]:
+    return dict(run.quality_counts.values_list("rule", "count"))
+
+
+@pytest.fixture
+def crafted(netbox):
+    """Devices 7..10 of the fake NetBox with known data-quality problems."""
+    devices = netbox.devices
+    first, second, third, fourth = (d["id"] for d in devices[6:10])
+    netbox.update_device(first, serial="DUP-1", custom_fields={**devices[6]["custom_fields"],
+                         "HW_warranty_expiration": "2001-01-31", "DTAP_state": "staging"})  # fmt: skip
+    netbox.update_device(second, serial="dup-1", custom_fields={**devices[7]["custom_fields"],
+                         "HW_warranty_expiration": "2999-01-01"})  # fmt: skip
+    netbox.update_device(third, serial="", rack=None)
+    netbox.update_device(fourth, custom_fields={**devices[9]["custom_fields"], "HW_buy_date": "01/02/2020"})
+    return {"first": first, "second": second, "third": third, "fourth": fourth}
+
+
+def test_an_export_writes_data_quality_csv_and_records_counts_per_rule(crafted):
+    run = run_export()
+    artifact = run.artifacts.get(name="data_quality.csv")
+    assert artifact.kind == "quality"
+    rows = findings_of(run)
+    assert artifact.rows == len(rows)
+    assert list(rows[0]) == list(quality.FINDING_COLUMNS)
+    by_rule: dict[str, set[str]] = {}
+    for row in rows:
+        by_rule.setdefault(row["rule"], set()).add(row["id"])
+    ids = {key: str(value) for key, value in crafted.items()}
+    assert {ids["first"], ids["second"]} <= by_rule["duplicate_serial"]
+    assert ids["first"] in by_rule["warranty_expired"]
+    assert ids["first"] in by_rule["allowed_dtap_state"]
+    assert ids["third"] in by_rule["device_no_serial"] and ids["third"] in by_rule["device_no_rack"]
+    assert ids["fourth"] in by_rule["date_unreadable"]
+    assert ids["second"] not in by_rule.get("warranty_expiring", set())
+    # The counts in the database are those of the file, rule by rule.
+    counts = counts_of(run)
+    assert counts == {rule: len([r for r in rows if r["rule"] == rule]) for rule in counts}
+    assert set(counts) >= set(quality.BUILTIN_RULE_IDS) - {"hardware_old"}
+    first = next(r for r in rows if r["rule"] == "warranty_expired" and r["id"] == ids["first"])
+    assert first["severity"] == "error" and first["kind"] == "device" and first["value"] == "2001-01-31"
+    assert first["site"] and first["name"]
+
+
+def test_the_workbook_gets_a_data_quality_sheet_read_back_with_openpyxl(crafted):
+    run = run_export()
+    workbook = openpyxl.load_workbook(path_of(run, "Systems CMDB.xlsx"), read_only=True)
+    try:
+        assert workbook.sheetnames == ["NetBox Inventory", "Data quality"]
+        sheet = list(workbook["Data quality"].iter_rows(values_only=True))
+    finally:
+        workbook.close()
+    assert sheet[0][:5] == quality.SUMMARY_HEADER
+    rules = list(run.quality_counts.order_by("id"))
+    assert [(r[0], r[3]) for r in sheet[1 : 1 + len(rules)]] == [(c.rule, c.count) for c in rules]
+    header_at = sheet.index(quality.FINDING_COLUMNS)
+    findings = sheet[header_at + 1 :]
+    assert len(findings) == len(findings_of(run))
+    expired = [f for f in findings if f[0] == "warranty_expired" and f[3] == crafted["first"]]
+    assert expired and expired[0][6] == "2001-01-31" and isinstance(expired[0][3], int)
+
+
+def test_the_cmdb_sheet_and_csvs_stay_byte_for_byte_the_same(netbox, settings):
+    with_report = run_export(force=True)
+    settings.EXPORT_QUALITY = False
+    without = run_export(force=True)
+    assert not without.artifacts.filter(name="data_quality.csv").exists()
+    assert not without.quality_counts.exists()
+    for name in CMDB_FILES:
+        assert path_of(with_report, name).read_bytes() == path_of(without, name).read_bytes(), name
+    with (
+        zipfile.ZipFile(path_of(with_report, "Systems CMDB.xlsx")) as left,
+        zipfile.ZipFile(path_of(without, "Systems CMDB.xlsx")) as right,
+    ):
+        assert left.read("xl/worksheets/sheet1.xml") == right.read("xl/worksheets/sheet1.xml")
+        assert left.read("xl/tables/table1.xml") == right.read("xl/tables/table1.xml")
+        assert "xl/worksheets/sheet2.xml" in left.namelist() and "xl/worksheets/sheet2.xml" not in right.namelist()
+        # The CMDB sheet's shared strings come first, so its indexes are the same.
+        strings = right.read("xl/sharedStrings.xml")
+        cmdb_strings = strings[strings.index(b"<si>") : strings.rindex(b"</si>")]
+        more_strings = left.read("xl/sharedStrings.xml")
+        assert more_strings[more_strings.index(b"<si>") :].startswith(cmdb_strings)
+
+
+def test_without_the_sheet_the_workbook_is_the_one_written_without_a_report(netbox, settings):
+    settings.EXPORT_QUALITY_SHEET = False
+    with_csv_only = run_export(force=True)
+    assert with_csv_only.artifacts.filter(name="data_quality.csv").exists()
+    settings.EXPORT_QUALITY = False
+    plain = run_export(force=True)
+    assert path_of(with_csv_only, "Systems CMDB.xlsx").read_bytes() == path_of(plain, "Systems CMDB.xlsx").read_bytes()
+
+
+def test_a_broken_rule_never_fails_the_export(netbox, settings, monkeypatch):
+    settings.QUALITY_ALLOWED_VALUES = {"DTAP state": ["Production"], "Not a column": ["x"]}
+
+    def boom(frame, setting):
+        raise RuntimeError("rule exploded")
+
+    broken = quality.Rule("device_no_serial", "Devices without serial number", "warning", ("Serial number",), boom)
+    monkeypatch.setattr(quality, "BUILTIN_RULES", (broken, *quality.BUILTIN_RULES[1:]))
+    run = run_export()
+    errors = dict(run.quality_counts.exclude(error="").values_list("rule", "error"))
+    assert errors == {
+        "device_no_serial": "RuntimeError: rule exploded",
+        "allowed_not_a_column": "KeyError: column 'Not a column' is not in the CMDB rows",
+    }
+    assert run.quality_counts.get(rule="device_no_primary_ip").error == ""
+    assert not any(row["rule"] == "device_no_serial" for row in findings_of(run))
+
+
+def test_a_report_that_fails_as_a_whole_still_lets_the_export_succeed(netbox, monkeypatch):
+    def broken(*args, **kwargs):
+        raise MemoryError("no room for the frame")
+
+    monkeypatch.setattr(quality, "quality_evaluate", broken)
+    run = run_export()
+    assert not run.artifacts.filter(name="data_quality.csv").exists()
+    assert set(run.quality_counts.values_list("error", flat=True)) == {
+        "The data-quality report failed: MemoryError: no room for the frame"
+    }
+    workbook = openpyxl.load_workbook(path_of(run, "Systems CMDB.xlsx"), read_only=True)
+    assert workbook.sheetnames == ["NetBox Inventory"]
+    workbook.close()
+
+
+def test_a_run_that_reuses_the_files_reuses_the_report(crafted):
+    full = run_export()
+    reused = run_export()
+    assert reused.reused_files
+    assert counts_of(reused) == counts_of(full)
+    assert path_of(reused, "data_quality.csv").read_bytes() == path_of(full, "data_quality.csv").read_bytes()
+
+
+def test_a_previous_run_without_a_report_can_still_be_reused(netbox, settings):
+    settings.EXPORT_QUALITY = False
+    run_export()
+    settings.EXPORT_QUALITY = True
+    reused = run_export()
+    assert reused.status == "succeeded" and reused.reused_files
+    assert not reused.quality_counts.exists()
+
+
+def test_counts_form_a_trend_with_the_change_since_the_previous_run(crafted, netbox):
+    first = run_export()
+    netbox.update_device(crafted["second"], serial="")  # one more device without serial, one less duplicate pair
+    second = run_export()
+    rules = {rule.rule: rule for rule in quality_rules_of(run=second)}
+    before, after = counts_of(first), counts_of(second)
+    assert after["device_no_serial"] == before["device_no_serial"] + 1
+    assert rules["device_no_serial"].change == 1 and rules["device_no_serial"].trend == [
+        before["device_no_serial"],
+        after["device_no_serial"],
+    ]
+    assert rules["duplicate_serial"].change == after["duplicate_serial"] - before["duplicate_serial"] < 0
+    assert QualityRuleCount.objects.filter(run=second).count() == len(rules)
