@@ -12,6 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import capability_required
+from enreach.api import ErrorSerializer
+from enreach.schema import ERROR_400
 from exports.models import ExportRun
 from exports.quality import KINDS, SEVERITIES
 from exports.quality_selectors import quality_artifact, quality_findings, quality_rules_of, quality_run_latest
@@ -81,8 +83,8 @@ QUERY_PARAMETERS = [
 ]
 RESPONSES: dict[int, Any] = {
     200: QualityReportSerializer,
-    400: OpenApiResponse(description="A filter is invalid (JSON: the field and why)."),
-    404: OpenApiResponse(description="No such successful run, or it has no data-quality report."),
+    400: ERROR_400,
+    404: OpenApiResponse(ErrorSerializer, description="No such successful run, or it has no data-quality report."),
 }
 
 
