@@ -508,7 +508,10 @@ def _fetch_incremental(
     current = _current_state(client, endpoint, stored)
     wanted = sorted(i for i, last_updated in current.items() if stored.get(i) != last_updated)
     records: list[Record] = []
-    recorder.progress(**{"devices_total" if device else "vms_total": len(wanted)})
+    if device:
+        recorder.progress(devices_total=len(wanted))
+    else:
+        recorder.progress(vms_total=len(wanted))
     if wanted:
         fetch = client.fetch_devices_by_id if device else client.fetch_virtual_machines_by_id
         records = list(fetch(wanted))
