@@ -120,3 +120,11 @@ def export_run_previous(*, run: ExportRun) -> ExportRun | None:
         if same is not None:
             return same
     return earlier.first()
+
+
+def netbox_url_effective() -> tuple[str, bool]:
+    """The NetBox URL exports use now, and whether the global key ``netbox`` set it (else ``NETBOX_URL``)."""
+    from accounts.keys import secret_url_get
+
+    url = secret_url_get("netbox", "")
+    return (url, True) if url else (settings.NETBOX_URL, False)
