@@ -54,7 +54,9 @@ class ExportRun(models.Model):
     timings = models.JSONField(default=dict, blank=True, help_text="Seconds spent per step.")
     changes = models.JSONField(default=dict, blank=True, help_text="Names added, changed and removed (capped).")
     lookups_digest = models.CharField(max_length=64, blank=True)
-    netbox_url = models.CharField(max_length=500, blank=True, help_text="The NetBox this run exported from.")
+    netbox_url = models.CharField(
+        "NetBox URL", max_length=500, blank=True, help_text="The NetBox this run exported from."
+    )
     compared = models.BooleanField(
         default=False, help_text="Its rows were compared with the previous export's, column by column."
     )
