@@ -86,6 +86,30 @@ def test_the_comparison_reads_old_rows_in_the_new_columns_when_the_columns_chang
     ]
 
 
+def test_cells_with_line_breaks_quotes_and_a_bom_are_compared_as_the_csv_reads_them(tmp_path):
+    header = ["ID", "Name", "Comments"]
+    old = write_csv(
+        tmp_path / "old.csv", [header, ["1", "a", 'two\r\nlines, "quoted"'], ["2", "b", "x"], ["3", "c", "y"]]
+    )
+    new = tmp_path / "new.csv"
+    rows = [header, ["1", "a", 'two\r\nlines, "quoted"'], ["2", "b", 'now\nthree\r\nlines "q"'], ["4", "d", ""]]
+    write_csv(new, rows)
+    new.write_bytes(b"\xef\xbb\xbf" + new.read_bytes())  # as the writers do for Excel
+    found = changes.files_compare("vm", old, new)
+    assert [(c.change, c.netbox_id, c.name, c.fields) for c in found] == [
+        ("added", 4, "d", {}),
+        ("changed", 2, "b", {"Comments": ["x", 'now\nthree\r\nlines "q"']}),
+        ("removed", 3, "c", {}),
+    ]
+
+
+def test_identical_files_list_nothing(tmp_path):
+    rows = [["Name", "ID"], *[[f"n{i}", str(i)] for i in range(1, 50)]]
+    assert (
+        changes.files_compare("device", write_csv(tmp_path / "a.csv", rows), write_csv(tmp_path / "b.csv", rows)) == []
+    )
+
+
 def test_a_switch_of_netbox_forces_a_full_run_said_in_the_log_and_compares_nothing(netbox):
     first = run_export()
     assert first.netbox_url == netbox.url.rstrip("/")
