@@ -39,6 +39,7 @@ from enreach.logs import log_context
 from enreach.tracing import span
 from exports import changes, transform, writers
 from exports.models import ContactSnapshot, ExportArtifact, ExportRun, NetboxSnapshot
+from exports.steps import step_label
 from integrations.caching import cache_event
 from integrations.exceptions import IntegrationError, NetboxAuthError
 from integrations.netbox.client import Kind, NetboxClient
@@ -172,7 +173,7 @@ class _Recorder:
     def step(self, name: str) -> Iterator[None]:
         self.run.step = name
         with log_context(step=name), span(f"export.{name}", **{"export.run_id": self.run.pk}):
-            self.log(f"{name}…")
+            self.log(f"{step_label(name)}…")
             self.save(force=True)
             started = time.perf_counter()
             yield
