@@ -43,6 +43,7 @@ CASES = [
     ("GET", "/api/exports/runs/", None, READ),
     ("POST", "/api/exports/runs/", {"force": False}, RUN),
     ("GET", "/api/exports/runs/{run}/", None, READ),
+    ("GET", "/api/exports/runs/{run}/changes/", None, READ),
     ("GET", "/api/exports/runs/{run}/artifacts/{name}", None, READ),
     ("GET", "/api/exports/latest/{name}", None, READ),
     # Nothing is configured in the matrix: both targets are recorded as skipped, answered 202.
