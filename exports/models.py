@@ -67,6 +67,12 @@ class ExportRun(models.Model):
     timings = models.JSONField(default=dict, blank=True, help_text="Seconds spent per step.")
     changes = models.JSONField(default=dict, blank=True, help_text="Names added, changed and removed (capped).")
     lookups_digest = models.CharField(max_length=64, blank=True)
+    netbox_url = models.CharField(
+        "NetBox URL", max_length=500, blank=True, help_text="The NetBox this run exported from."
+    )
+    compared = models.BooleanField(
+        default=False, help_text="Its rows were compared with the previous export's, column by column."
+    )
     error = models.TextField(blank=True)
     log = models.TextField(blank=True)
     # True while queued or running, NULL otherwise: the unique index lets only one run be active at a time.
@@ -114,6 +120,37 @@ class ExportArtifact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (run {self.run_id})"
+
+
+class ExportChange(models.Model):
+    """A device or VM a run added, removed or changed, with the columns that changed (old → new).
+
+    Computed at export time from the previous export's rows and the new ones (``exports.changes``).
+    """
+
+    class Kind(models.TextChoices):
+        DEVICE = "device", "Device"
+        VM = "vm", "Virtual machine"
+
+    class Change(models.TextChoices):
+        ADDED = "added", "Added"
+        CHANGED = "changed", "Changed"
+        REMOVED = "removed", "Removed"
+
+    run = models.ForeignKey(ExportRun, on_delete=models.CASCADE, related_name="object_changes")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    change = models.CharField(max_length=8, choices=Change.choices)
+    netbox_id = models.PositiveBigIntegerField()
+    name = models.CharField(max_length=255, blank=True)
+    columns = models.TextField(blank=True, help_text="The names of the changed columns, comma separated.")
+    fields = models.JSONField(default=dict, blank=True, help_text="Column -> [old, new] of each changed column.")
+
+    class Meta:
+        ordering = ["run", "kind", "change", "name", "netbox_id"]
+        indexes = [models.Index(fields=["run", "kind", "change"], name="exports_change_run_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name or self.netbox_id} {self.change} (run {self.run_id})"
 
 
 class NetboxSnapshot(models.Model):

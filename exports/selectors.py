@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
-from exports.models import ExportArtifact, ExportRun
+from exports.models import ExportArtifact, ExportChange, ExportRun
 
 
 def export_run_list(*, status: str | None = None) -> QuerySet[ExportRun]:
@@ -81,3 +82,49 @@ def cmdb_rows_latest() -> tuple[list[str], list[dict[str, str]]]:
         _cmdb_cache.clear()
         _cmdb_cache[artifact.sha256] = (header, rows)
         return header, rows
+
+
+def export_change_list(
+    *, run: ExportRun, kind: str | None = None, change: str | None = None, q: str = ""
+) -> QuerySet[ExportChange]:
+    """What a run added, changed and removed; ``q`` matches a name or a changed column's name."""
+    items = ExportChange.objects.filter(run=run)
+    if kind:
+        items = items.filter(kind=kind)
+    if change:
+        items = items.filter(change=change)
+    if q:
+        items = items.filter(Q(name__icontains=q) | Q(columns__icontains=q))
+    return items.order_by("kind", "change", "name", "netbox_id")
+
+
+def export_change_counts(*, run_ids: Iterable[int]) -> dict[int, dict[str, dict[str, int]]]:
+    """``run id -> kind -> change -> number of objects`` for these runs (one query)."""
+    counts: dict[int, dict[str, dict[str, int]]] = {}
+    rows = (
+        ExportChange.objects.filter(run_id__in=list(run_ids))
+        .values_list("run_id", "kind", "change")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for run_id, kind, change, n in rows:
+        counts.setdefault(run_id, {}).setdefault(kind, {})[change] = n
+    return counts
+
+
+def export_run_previous(*, run: ExportRun) -> ExportRun | None:
+    """The last successful run before ``run``, of the same mode when there is one: its timings make the estimate."""
+    earlier = ExportRun.objects.filter(status=ExportRun.Status.SUCCEEDED).exclude(pk=run.pk).order_by("-finished")
+    if run.mode:
+        same = earlier.filter(mode=run.mode).first()
+        if same is not None:
+            return same
+    return earlier.first()
+
+
+def netbox_url_effective() -> tuple[str, bool]:
+    """The NetBox URL exports use now, and whether the global key ``netbox`` set it (else ``NETBOX_URL``)."""
+    from accounts.keys import secret_url_get
+
+    url = secret_url_get("netbox", "")
+    return (url, True) if url else (settings.NETBOX_URL, False)

@@ -36,10 +36,11 @@ from django.utils import timezone
 from enreach.forked import ChildProcessFailed, forked
 from enreach.logs import log_context
 from enreach.tracing import span
-from exports import quality, transform, writers
+from exports import changes, quality, transform, writers
 from exports.models import ContactSnapshot, ExportArtifact, ExportRun, NetboxSnapshot
 from exports.quality_services import quality_config_current, quality_counts_save, quality_summary_of
 from exports.runs import export_run_send, export_runs_sweep, run_heartbeat, run_worker
+from exports.steps import step_label
 from integrations.caching import cache_event
 from integrations.exceptions import IntegrationError, NetboxAuthError
 from integrations.netbox.client import Kind, NetboxClient
@@ -165,7 +166,7 @@ class _Recorder:
     def step(self, name: str) -> Iterator[None]:
         self.run.step = name
         with log_context(step=name), span(f"export.{name}", **{"export.run_id": self.run.pk}):
-            self.log(f"{name}…")
+            self.log(f"{step_label(name)}…")
             self.save(force=True)
             started = time.perf_counter()
             yield
@@ -251,12 +252,22 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
                     run.reused_files = True
                     fetched.quality = quality_summary_of(previous)  # same rows, same findings file
                     recorder.log("Nothing changed in NetBox: reused the previous run's files.")
+                    comparison = changes.Comparison([], True, "")
                 else:
                     written = writing.enter_context(_files_writing(fetched, folder, recorder))
+                    # The devices and VMs CSVs are written; compared while the child writes the workbook.
+                    comparison = changes.changes_compute(
+                        run=run,
+                        previous=previous,
+                        new_files={ARTIFACT_KINDS[name]: folder / name for name in (DEVICES_CSV, VMS_CSV)},
+                    )
+                    recorder.log(comparison.note)
             # Snapshots, files and counts commit together or not at all. The snapshots are encoded and saved while
             # the child writes the workbook; the transaction begins as late as it can (SQLite has one writer).
             with recorder.step("save"), transaction.atomic():
                 _snapshots_save(fetched)
+                run.compared = comparison.compared
+                changes.changes_save(run=run, changes=comparison.changes)
                 _save(run, fetched, written())
         recorder.log(
             f"Succeeded: {run.devices} devices, {run.vms} VMs; "
@@ -325,9 +336,16 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previ
             status=ExportRun.Status.SUCCEEDED, mode=ExportRun.Mode.FULL, finished__gte=timezone.now() - full_every
         ).exists()
     )
+    # Snapshots of one NetBox say nothing about another: after a switch of NetBox (URL), a full run.
+    run.netbox_url = client.url.rstrip("/")
+    switched = previous is not None and bool(previous.netbox_url) and previous.netbox_url != run.netbox_url
+    incremental = incremental and not switched
     run.mode = ExportRun.Mode.INCREMENTAL if incremental else ExportRun.Mode.FULL
-    ExportRun.objects.filter(pk=run.pk).update(mode=run.mode)
-    recorder.log(f"{run.mode.capitalize()} export from {settings.NETBOX_URL}")
+    ExportRun.objects.filter(pk=run.pk).update(mode=run.mode, netbox_url=run.netbox_url)
+    if switched:
+        assert previous is not None
+        recorder.log(f"NetBox changed from {previous.netbox_url} to {run.netbox_url}: a full export.")
+    recorder.log(f"{run.mode.capitalize()} export from {run.netbox_url}")
 
     snapshot = ContactSnapshot.objects.first() if incremental else None
     stored_contacts = _contact_state(snapshot) if snapshot is not None else None
@@ -348,6 +366,7 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previ
                 devices = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.DEVICE, stored["device"])
                 vms = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.VM, stored["vm"])
             else:  # devices and VMs at once: their first pages (which give the counts) need not wait for each other
+                recorder.progress(devices_total=client.count("devices"), vms_total=client.count("virtual_machines"))
                 vm_records = pool.submit(
                     contextvars.copy_context().run,
                     client.fetch_virtual_machines,
@@ -492,6 +511,10 @@ def _fetch_incremental(
     current = _current_state(client, endpoint, stored)
     wanted = sorted(i for i, last_updated in current.items() if stored.get(i) != last_updated)
     records: list[Record] = []
+    if device:
+        recorder.progress(devices_total=len(wanted))
+    else:
+        recorder.progress(vms_total=len(wanted))
     if wanted:
         fetch = client.fetch_devices_by_id if device else client.fetch_virtual_machines_by_id
         records = list(fetch(wanted))
@@ -615,7 +638,7 @@ def _files_writing(
             VMS_CSV: writers.write_csv(folder / VMS_CSV, transform.VM_COLUMNS, vm_rows, excel_safe=excel_safe),
         }
         rows = len(device_rows) + len(vm_rows)
-        recorder.progress(rows_written=rows)
+        recorder.progress(rows_written=rows, rows_total=rows, files_written=len(files), files_total=len(ARTIFACT_KINDS))
 
         def written() -> dict[str, writers.FileInfo]:
             try:
@@ -623,8 +646,9 @@ def _files_writing(
                 files.update(merged)
             except ChildProcessFailed as exc:
                 raise ExportError(f"The process writing the merged CSV and the workbook {exc}.") from None
-            recorder.progress(rows_written=rows * 2)
-            return {name: files[name] for name in ARTIFACT_KINDS if name in files}
+            written_files = {name: files[name] for name in ARTIFACT_KINDS if name in files}
+            recorder.progress(files_written=len(written_files))
+            return written_files
 
         yield written
 

@@ -1,21 +1,27 @@
-"""The exports page: latest files, run button, live status and history."""
+"""The exports pages: latest files, run button, live progress and history; one page per run."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from exports import selectors
-from exports.models import ExportRun
+from exports.models import ExportChange, ExportRun
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
+from exports.steps import STEP_LABELS, step_bars
 
 HISTORY_SIZE = 20
+CHANGES_PER_PAGE = 100
 
 
 def _require(request: HttpRequest, capability: str) -> None:
@@ -23,21 +29,81 @@ def _require(request: HttpRequest, capability: str) -> None:
         raise PermissionDenied(f"You need the {capability!r} capability.")
 
 
+def _progress_config(active: ExportRun | None) -> dict[str, Any]:
+    """What the progress bar's script needs besides the run itself: step names and the previous run's times."""
+    previous = selectors.export_run_previous(run=active) if active is not None else None
+    return {
+        "steps": STEP_LABELS,
+        "previous": (
+            {"id": previous.pk, "mode": previous.mode, "duration": previous.duration, "timings": previous.timings}
+            if previous is not None
+            else None
+        ),
+    }
+
+
+def _netbox_context() -> dict[str, Any]:
+    url, from_key = selectors.netbox_url_effective()
+    return {"netbox_url": url, "netbox_from_key": from_key, "netbox_demo": settings.NETBOX_DEMO and not from_key}
+
+
 @login_required
 def export_index(request: HttpRequest) -> HttpResponse:
     """Latest files, the active run and the run history."""
     _require(request, "export.download")
     last = selectors.export_run_last_success()
+    active = selectors.export_run_active()
+    runs = list(selectors.export_run_list()[:HISTORY_SIZE])
+    counts = selectors.export_change_counts(run_ids=[run.pk for run in runs if run.compared])
+    history = [(run, counts.get(run.pk, {})) for run in runs]
     context = {
         "last": last,
         "files": list(last.artifacts.all()) if last else [],
-        "active": selectors.export_run_active(),
-        "runs": selectors.export_run_list()[:HISTORY_SIZE],
+        "active": active,
+        "history": history,
         "can_run": request.user.has_capability("export.run"),  # type: ignore[union-attr]
-        "netbox_url": settings.NETBOX_URL,
-        "netbox_demo": settings.NETBOX_DEMO,
+        "progress_config": _progress_config(active),
+        **_netbox_context(),
     }
     return render(request, "exports/index.html", context)
+
+
+class ChangeFilterForm(forms.Form):
+    """The filters of a run's list of changes."""
+
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    kind = forms.ChoiceField(required=False, choices=[("", "Devices and VMs"), *ExportChange.Kind.choices])
+    change = forms.ChoiceField(required=False, choices=[("", "Any change"), *ExportChange.Change.choices])
+
+
+@login_required
+def export_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One run: its files, step timings, log and what it changed (searchable, a page at a time)."""
+    _require(request, "export.download")
+    run = get_object_or_404(ExportRun.objects.select_related("requested_by"), pk=pk)
+    filters = ChangeFilterForm(request.GET or None)
+    wanted = filters.cleaned_data if filters.is_valid() else {}
+    items = selectors.export_change_list(
+        run=run, kind=wanted.get("kind") or None, change=wanted.get("change") or None, q=wanted.get("q", "")
+    )
+    page = Paginator(items, CHANGES_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    counts = selectors.export_change_counts(run_ids=[run.pk]).get(run.pk, {})
+    context = {
+        "run": run,
+        "files": list(run.artifacts.all()),
+        "bars": step_bars(run.timings),
+        "total_seconds": sum(float(v) for v in run.timings.values()),
+        "filters": filters,
+        "page": page,
+        "query": query.urlencode(),
+        "counts": counts,
+        "progress_config": _progress_config(run if run.is_active else None),
+        "publications": list(run.publications.all()),
+        **_netbox_context(),
+    }
+    return render(request, "exports/run.html", context)
 
 
 @login_required

@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from rest_framework import serializers
 
-from exports.models import ExportArtifact, ExportRun
+from exports.models import ExportArtifact, ExportChange, ExportRun
 
 
 class ExportArtifactSerializer(serializers.ModelSerializer):
@@ -34,7 +34,7 @@ class ExportRunSerializer(serializers.ModelSerializer):
         fields = [
             "id", "status", "trigger", "mode", "force", "publish", "requested_by", "created", "started",
             "finished", "duration", "step", "progress", "devices", "vms", "added", "changed", "removed",
-            "netbox_requests", "reused_files", "timings", "changes", "error", "artifacts",
+            "netbox_requests", "reused_files", "timings", "changes", "compared", "netbox_url", "error", "artifacts",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -52,3 +52,38 @@ class ExportRunRequestSerializer(serializers.Serializer):
 
     force = serializers.BooleanField(default=False, help_text="Fetch everything instead of only what changed.")
     publish = serializers.BooleanField(default=True, help_text="Publish the files after a successful export.")
+
+
+class ExportChangeSerializer(serializers.ModelSerializer):
+    """A device or VM a run added, changed or removed, with each changed column's old and new value."""
+
+    # Plain text: the artifacts' "kind" enum already has the schema name KindEnum.
+    kind = serializers.CharField(read_only=True, help_text="device or vm")
+    columns = serializers.DictField(
+        source="fields",
+        child=serializers.ListField(child=serializers.CharField(allow_blank=True), min_length=2, max_length=2),
+        read_only=True,
+        help_text="Column name -> [old value, new value], for changed objects; empty for added and removed ones.",
+    )
+
+    class Meta:
+        model = ExportChange
+        fields = ["kind", "change", "netbox_id", "name", "columns"]
+        read_only_fields = fields
+
+
+class ExportChangePageSerializer(serializers.Serializer):
+    """One page of a run's changes."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ExportChangeSerializer(many=True)
+
+
+class ExportChangeQuerySerializer(serializers.Serializer):
+    """The filters of a run's changes."""
+
+    kind = serializers.ChoiceField(choices=ExportChange.Kind.values, required=False)
+    change = serializers.ChoiceField(choices=ExportChange.Change.values, required=False)
+    q = serializers.CharField(required=False, allow_blank=True, max_length=200)

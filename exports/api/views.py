@@ -8,14 +8,22 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import capability_required
 from exports import selectors
-from exports.api.serializers import ExportRunDetailSerializer, ExportRunRequestSerializer, ExportRunSerializer
-from exports.models import ExportArtifact, ExportPublication, ExportRun
+from exports.api.serializers import (
+    ExportChangePageSerializer,
+    ExportChangeQuerySerializer,
+    ExportChangeSerializer,
+    ExportRunDetailSerializer,
+    ExportRunRequestSerializer,
+    ExportRunSerializer,
+)
+from exports.models import ExportArtifact, ExportChange, ExportPublication, ExportRun
 from exports.publishing import PublishError, export_run_publish_again
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
@@ -76,6 +84,28 @@ class QueueUnavailableSerializer(serializers.Serializer):
     detail = serializers.CharField()
     id = serializers.IntegerField(help_text="The run, recorded as failed with the reason.")
     reason = serializers.CharField(help_text="queue_unavailable")
+
+
+class StrictLimitOffsetPagination(LimitOffsetPagination):
+    """Limit/offset paging that answers 400 to a limit or offset that is not a number, instead of ignoring it."""
+
+    default_limit = 50
+    max_limit = 500
+
+    def get_limit(self, request: Request) -> int:
+        return min(self._number(request, self.limit_query_param, self.default_limit, minimum=1), self.max_limit)
+
+    def get_offset(self, request: Request) -> int:
+        return self._number(request, self.offset_query_param, 0, minimum=0)
+
+    @staticmethod
+    def _number(request: Request, name: str, default: int, *, minimum: int) -> int:
+        value = request.query_params.get(name)
+        if value is None or value == "":
+            return default
+        if not value.isdigit() or len(value) > 9 or int(value) < minimum:
+            raise ValidationError({name: [f"A whole number of at least {minimum}."]})
+        return int(value)
 
 
 @extend_schema(tags=["exports"])
@@ -153,6 +183,33 @@ class ExportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         except PublishError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(ExportPublicationSerializer(publications, many=True).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", str, enum=ExportChange.Kind.values, description="device or vm"),
+            OpenApiParameter("change", str, enum=ExportChange.Change.values),
+            OpenApiParameter("q", str, description="Part of a name or of a changed column's name (at most 200)."),
+            OpenApiParameter("limit", int, description="Objects per page (default 50, at most 500)."),
+            OpenApiParameter("offset", int, description="Objects to skip."),
+        ],
+        responses={
+            200: ExportChangePageSerializer,
+            400: OpenApiResponse(description="A filter or paging parameter is invalid."),
+            404: OpenApiResponse(description="No such run."),
+        },
+    )
+    @action(detail=True, methods=["get"], pagination_class=StrictLimitOffsetPagination)
+    def changes(self, request: Request, pk: str) -> Response:
+        """What a run added, changed and removed: one entry per device or VM, with each changed column old → new.
+
+        Empty for a first export and for one from another NetBox than the previous run's (``compared`` is false).
+        """
+        run = self.get_object()
+        query = ExportChangeQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        items = selectors.export_change_list(run=run, **query.validated_data)
+        page = self.paginate_queryset(items)
+        return self.get_paginated_response(ExportChangeSerializer(page, many=True).data)
 
     def _data(self, run: ExportRun) -> dict:  # type: ignore[type-arg]
         run = selectors.export_run_list().get(pk=run.pk)

@@ -46,6 +46,7 @@ CASES = [
     ("GET", "/api/exports/runs/", None, READ),
     ("POST", "/api/exports/runs/", {"force": False}, RUN),
     ("GET", "/api/exports/runs/{run}/", None, READ),
+    ("GET", "/api/exports/runs/{run}/changes/", None, READ),
     ("GET", "/api/exports/runs/{run}/artifacts/{name}", None, READ),
     ("GET", "/api/exports/latest/{name}", None, READ),
     ("GET", "/api/exports/runs/{run}/quality/", None, READ),

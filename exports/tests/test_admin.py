@@ -31,3 +31,27 @@ def test_admin_action_requests_a_run(client_for):
     )
     assert response.status_code == 200
     assert ExportRun.objects.filter(trigger="admin").count() == 1
+
+
+def test_run_page_shows_progress_timings_and_changes_as_tables_not_json(netbox, client_for):
+    client = client_for("admin")
+    first, _ = export_run_request(trigger="web")
+    export_run_execute(run=first)
+    netbox.update_device(netbox.devices[0]["id"], serial="ADMIN-SEEN-7")
+    run, _ = export_run_request(trigger="web")
+    run = export_run_execute(run=run)
+    page = client.get(f"/admin/exports/exportrun/{run.pk}/change/").content.decode()
+    assert '<table class="run-table">' in page
+    assert "<td>Devices to fetch</td>" in page and "<td>Files written</td><td>4</td>" in page
+    assert "<td>Fetching devices and VMs from NetBox</td>" in page and '<svg class="run-bar"' in page
+    assert "<strong>Serial number</strong>: " in page and " → ADMIN-SEEN-7" in page
+    assert "devices_total" not in page  # no raw JSON
+    assert f'href="/exports/runs/{run.pk}/"' in page
+
+
+def test_run_list_has_compact_columns(netbox, client_for):
+    run, _ = export_run_request(trigger="web")
+    export_run_execute(run=run)
+    page = client_for("admin").get("/admin/exports/exportrun/").content.decode()
+    assert "40 / 60" in page and "+100 ~0 -0" in page
+    assert 'style="' not in page.split('id="changelist"')[1].split("</form>")[0]

@@ -100,10 +100,16 @@ def test_times_on_the_dashboard_are_in_the_users_time_zone(netbox, make_user):
     assert "2026-01-15 21:00 JST" in page
 
 
-def test_the_quality_panel_slot_renders_a_panel_when_one_exists(client_for, settings, tmp_path):
-    panel = tmp_path / "quality" / "_dashboard_panel.html"
-    panel.parent.mkdir()
-    panel.write_text('<section class="card" id="quality-panel">Quality for {{ user.username }}</section>')
-    assert 'id="quality-panel"' not in client_for("viewer").get("/").content.decode()
-    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [*settings.TEMPLATES[0]["DIRS"], tmp_path]}]
-    assert 'id="quality-panel">Quality for viewer' in client_for("viewer").get("/").content.decode()
+def test_home_shows_the_data_quality_panel_of_the_latest_export(netbox, client_for):
+    assert "No data-quality report yet" in client_for("viewer").get("/").content.decode()
+    run = _run(netbox)
+    page = client_for("viewer").get("/").content.decode()
+    assert 'id="quality-panel"' in page and f"After export #{run.pk}" in page
+
+
+def test_home_has_no_quality_panel_for_users_who_may_not_download(client, make_user):
+    user = make_user("viewer")
+    user.groups.clear()
+    client.force_login(user)
+    assert 'id="quality-panel"' not in client.get("/").content.decode()
+

@@ -579,7 +579,10 @@ def test_backup_dry_run_connects_and_reports_without_writing(netbox, sftp_backup
     call_command("backup_exports", "--dry-run", stdout=out)
 
     assert len(before) == 1 and backup_folders(sftp_backups) == before
-    assert "Dry run of the backup" in out.getvalue() and f"would copy {newest.artifacts.count()} files to sftp://" in out.getvalue()
+    assert (
+        "Dry run of the backup" in out.getvalue()
+        and f"would copy {newest.artifacts.count()} files to sftp://" in out.getvalue()
+    )
     assert "/enreach-" in out.getvalue() and f"-run{newest.pk:06d} (" in out.getvalue()
     assert f"would remove 1 old backups: {before[0]}" in out.getvalue()
     assert ExportPublication.objects.filter(target="backup").count() == 1  # the dry run records nothing
