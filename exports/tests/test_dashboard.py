@@ -112,4 +112,3 @@ def test_home_has_no_quality_panel_for_users_who_may_not_download(client, make_u
     user.groups.clear()
     client.force_login(user)
     assert 'id="quality-panel"' not in client.get("/").content.decode()
-
