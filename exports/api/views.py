@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import capability_required
+from enreach.api import ErrorSerializer
 from exports import selectors
 from exports.api.serializers import (
     ExportChangePageSerializer,
@@ -195,7 +196,7 @@ class ExportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         responses={
             200: ExportChangePageSerializer,
             400: OpenApiResponse(description="A filter or paging parameter is invalid."),
-            404: OpenApiResponse(description="No such run."),
+            404: OpenApiResponse(ErrorSerializer, description="No such run."),
         },
     )
     @action(detail=True, methods=["get"], pagination_class=StrictLimitOffsetPagination)

@@ -42,7 +42,7 @@ def test_run_page_shows_progress_timings_and_changes_as_tables_not_json(netbox, 
     run = export_run_execute(run=run)
     page = client.get(f"/admin/exports/exportrun/{run.pk}/change/").content.decode()
     assert '<table class="run-table">' in page
-    assert "<td>Devices to fetch</td>" in page and "<td>Files written</td><td>4</td>" in page
+    assert "<td>Devices to fetch</td>" in page and "<td>Files written</td><td>5</td>" in page
     assert "<td>Fetching devices and VMs from NetBox</td>" in page and '<svg class="run-bar"' in page
     assert "<strong>Serial number</strong>: " in page and " → ADMIN-SEEN-7" in page
     assert "devices_total" not in page  # no raw JSON

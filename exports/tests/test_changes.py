@@ -129,7 +129,7 @@ def test_progress_records_the_totals_from_netbox_and_rows_written_once(netbox):
     assert (progress["devices_total"], progress["vms_total"]) == (40, 60)
     assert (progress["devices_fetched"], progress["vms_fetched"]) == (40, 60)
     assert progress["rows_written"] == progress["rows_total"] == 100
-    assert progress["files_written"] == progress["files_total"] == 4
+    assert progress["files_written"] == progress["files_total"] == 5  # with data_quality.csv
 
 
 def test_incremental_progress_totals_are_the_objects_to_fetch(netbox):
