@@ -20,13 +20,12 @@ from typing import Any
 
 from exports.models import ExportRun
 from exports.selectors import cmdb_rows_latest, export_run_last_success
-from integrations.netbox.factory import netbox_url
+from integrations.netbox.factory import netbox_object_url, netbox_url
 
 ROW_KEYS = ("results", "rows", "items", "objects", "issues")
 MAX_ROWS = 50
 MAX_CELL_CHARS = 500
 TYPE_COLUMN = "netbox_type"
-NETBOX_PATHS = {"device": "dcim/devices", "vm": "virtualization/virtual-machines"}
 _TYPES = {"device": "device", "devices": "device", "dcim.device": "device", "vm": "vm", "vms": "vm",
           "virtual machine": "vm", "virtual_machine": "vm", "virtualization.virtualmachine": "vm"}  # fmt: skip
 
@@ -103,9 +102,7 @@ def _linked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if len(candidates) == 1:
                 netbox_id = _int(candidates[0].get("ID"))
                 kind = kind or _kind(candidates[0].get(TYPE_COLUMN))
-        url = ""
-        if base.startswith(("http://", "https://")) and netbox_id is not None and kind in NETBOX_PATHS:
-            url = f"{base}/{NETBOX_PATHS[kind]}/{netbox_id}/"
+        url = netbox_object_url(kind=kind or "", object_id=netbox_id, base=base) if netbox_id is not None else ""
         linked.append(
             {
                 "name": name,

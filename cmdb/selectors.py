@@ -21,7 +21,7 @@ from django.utils import timezone
 from cmdb.table import NUMBER, CmdbTable, Column, Query, QueryError
 from exports.models import ExportArtifact, ExportRun
 from exports.selectors import MERGED_CSV_NAME, artifact_path, export_run_last_success
-from integrations.netbox.factory import netbox_url
+from integrations.netbox.factory import netbox_object_url
 
 CMDB_TABLES_KEPT = 2
 
@@ -157,14 +157,9 @@ def cmdb_row(*, table: CmdbTable, dataset: str, identifier: str) -> dict[str, An
 
 
 def cmdb_netbox_link(*, row_id: str) -> str:
-    """The object's page in NetBox (``<url>/dcim/devices/<id>/`` or ``…/virtualization/virtual-machines/<id>/``),
-    or ``""`` without a NetBox URL."""
-    base = netbox_url()
+    """The object's page in NetBox for a row id such as ``devices-12``, or ``""`` without a NetBox URL."""
     kind, _, number = row_id.partition("-")
-    if not base or not number.isdigit():
-        return ""
-    path = "dcim/devices" if kind == "devices" else "virtualization/virtual-machines"
-    return f"{base}/{path}/{number}/"
+    return netbox_object_url(kind=kind, object_id=number)
 
 
 def export_schedule_interval() -> timedelta | None:

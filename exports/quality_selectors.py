@@ -10,9 +10,9 @@ from typing import Any
 from django.db.models import QuerySet
 
 from exports.models import ExportArtifact, ExportRun, QualityRuleCount
-from exports.quality import FINDING_COLUMNS, KIND_DEVICE, KIND_VM, SEVERITIES
+from exports.quality import FINDING_COLUMNS, SEVERITIES
 from exports.selectors import artifact_path
-from integrations.netbox.factory import netbox_url
+from integrations.netbox.factory import netbox_object_url, netbox_url
 
 QUALITY_CSV_NAME = "data_quality.csv"
 TREND_RUNS = 10
@@ -199,18 +199,6 @@ def quality_findings(
         for row in matches[offset : offset + limit]
     ]
     return Findings(total=len(matches), rows=page, available=artifact is not None, sites=sites, rules=rules)
-
-
-def netbox_object_url(*, kind: str, object_id: str | int, base: str | None = None) -> str:
-    """The object's page in NetBox; empty when NetBox is not configured or the id is not a number."""
-    base = netbox_url() if base is None else base
-    if not base or not str(object_id).isdigit():
-        return ""
-    if kind == KIND_DEVICE:
-        return f"{base}/dcim/devices/{object_id}/"
-    if kind == KIND_VM:
-        return f"{base}/virtualization/virtual-machines/{object_id}/"
-    return ""
 
 
 __all__ = ["FINDING_COLUMNS", "Findings", "RuleTrend", "quality_findings", "quality_panel", "quality_rules_of"]

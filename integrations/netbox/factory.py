@@ -45,3 +45,22 @@ def netbox_url() -> str:
     except KeyUnavailable:
         return ""
     return url.strip().rstrip("/").removesuffix("/api")
+
+
+NETBOX_OBJECT_PATHS = {
+    "device": "dcim/devices",
+    "devices": "dcim/devices",
+    "vm": "virtualization/virtual-machines",
+    "vms": "virtualization/virtual-machines",
+}
+
+
+def netbox_object_url(*, kind: str, object_id: int | str, base: str | None = None) -> str:
+    """The object's page in NetBox (``<url>/dcim/devices/<id>/`` or ``<url>/virtualization/virtual-machines/<id>/``)
+    for a kind ``device``/``devices`` or ``vm``/``vms``; "" without an http(s) NetBox URL, a known kind or a
+    numeric id. ``base`` saves looking the URL up again for every row of a list."""
+    base = netbox_url() if base is None else base
+    path = NETBOX_OBJECT_PATHS.get(kind)
+    if not base.startswith(("http://", "https://")) or path is None or not str(object_id).isdigit():
+        return ""
+    return f"{base}/{path}/{object_id}/"
