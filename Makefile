@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PGDIR := $(CURDIR)/var/pgtest
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+# Tests run in two processes (pytest-xdist; the machines have two cores): `make test PYTEST_WORKERS=0` for one.
+PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 
 .PHONY: run test lint typecheck migrations-check test-sqlite test-postgres test-deploy bench clean
 
@@ -27,16 +31,17 @@ typecheck: $(VENV)/.installed
 migrations-check: $(VENV)/.installed
 	DJANGO_SETTINGS_MODULE=enreach.settings_test $(PY) manage.py makemigrations --check --dry-run
 
+# Everything but the deploy test runs on SQLite. PostgreSQL runs what depends on the database: not the browser
+# tests (pages), the schemathesis run (the API contract) or the deploy test, which run once.
 test-sqlite: $(VENV)/.installed
 	@echo "== pytest on SQLite =="
-	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -p no:cacheprovider -m "not deploy" $(PYTEST_ARGS)
+	env -u DATABASE_URL -u REDIS_URL $(PYTEST) $(XDIST) -m "not deploy" $(PYTEST_ARGS)
 
-# The schemathesis run (marker fuzz) is about the API, not the database: it runs once, in test-sqlite.
 test-postgres: $(VENV)/.installed
 	@echo "== pytest on PostgreSQL =="
 	@url=$$(scripts/pgtest.sh start $(PGDIR)) || exit 1; \
 	  trap 'scripts/pgtest.sh stop $(PGDIR)' EXIT; \
-	  env -u REDIS_URL DATABASE_URL=$$url $(PY) -m pytest -p no:cacheprovider -m "not deploy and not fuzz" $(PYTEST_ARGS)
+	  env -u REDIS_URL DATABASE_URL=$$url $(PYTEST) $(XDIST) -m "not deploy and not fuzz and not browser" $(PYTEST_ARGS)
 
 # The README's production deploy, started for real (PostgreSQL, Redis, gunicorn, two qcluster): a few minutes.
 test-deploy: $(VENV)/.installed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -53,3 +54,25 @@ def netbox(settings, tmp_path) -> Iterator[FakeNetbox]:
         settings.NETBOX_RETRIES = 2
         settings.DATA_DIR = tmp_path / "data"
         yield server
+
+
+# The data migrations that seed the roles and their capabilities, with their seeding functions.
+ROLE_SEEDS = (
+    ("accounts.migrations.0002_seed_roles", "seed"),
+    ("exports.migrations.0002_role_permissions", "grant"),
+    ("exports.migrations.0006_data_quality", "grant"),
+)
+
+
+@pytest.fixture
+def seeded_roles(transactional_db: None) -> None:
+    """The roles and capabilities the migrations seed, seeded again for a transactional test.
+
+    A transactional test's flush empties every table, so the seeded roles are gone for the next one. Restoring them
+    with ``serialized_rollback`` collides with the content types and permissions the flush re-creates under new ids
+    (UNIQUE constraint failed), so the seeding functions (idempotent) run again instead.
+    """
+    from django.apps import apps
+
+    for module, function in ROLE_SEEDS:
+        getattr(importlib.import_module(module), function)(apps, None)

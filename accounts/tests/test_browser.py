@@ -18,8 +18,7 @@ import pytest
 from accounts.models import AuditEntry, GlobalKey, User
 from accounts.services import user_create
 
-# serialized_rollback: the roles and capabilities seeded by migrations are there despite the flushes.
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_roles")]
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

@@ -6,14 +6,12 @@ Screenshots go to var/screenshots/chat-*.png. Select these tests with ``-m brows
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.apps import apps as django_apps
 from django.conf import settings
 
 from accounts.roles import Role
@@ -24,7 +22,7 @@ from chat.models import ChatMessage, ChatSession
 from exports.selectors import cmdb_rows_latest
 from integrations.llm.fake_server import error, text, tool_call
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_roles")]
 
 PASSWORD = "Chat-browser-passphrase-88"
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
@@ -50,9 +48,6 @@ def _shot(page: Any, name: str) -> None:
 
 @pytest.fixture
 def members(db: None) -> tuple[Any, Any]:
-    # The flush between transactional tests empties the roles the migrations seeded, and serialized_rollback does
-    # not bring them back in every run: seed them again (idempotent) so members hold chat.use.
-    importlib.import_module("accounts.migrations.0002_seed_roles").seed(django_apps, None)
     alice = user_create(username="alice", password=PASSWORD, role=Role.MEMBER)
     bob = user_create(username="bob", password=PASSWORD, role=Role.MEMBER)
     return alice, bob

@@ -8,7 +8,6 @@ Select these tests with ``-m browser``.
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 from collections.abc import Iterator
@@ -24,22 +23,11 @@ from accounts.tests.test_browser import ARGS, chromium_path
 from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_roles")]
 
 PASSWORD = "Browser-operator-passphrase-77"
 WIDTHS = (1366, 375)
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
-
-
-@pytest.fixture(autouse=True)
-def roles(transactional_db: None) -> None:
-    """The roles and capabilities the migrations seed, again: an earlier transactional test's flush removed them
-    (restoring them by ``serialized_rollback`` collides with the content types that flush re-creates)."""
-    from django.apps import apps
-
-    for module in ("accounts.migrations.0002_seed_roles", "exports.migrations.0002_role_permissions"):
-        migration = importlib.import_module(module)
-        (migration.seed if hasattr(migration, "seed") else migration.grant)(apps, None)
 
 
 @pytest.fixture(scope="module")
@@ -111,9 +99,7 @@ OUTSIDE_VIEWPORT = """() => {
 
 
 @pytest.fixture(params=WIDTHS, ids=[f"{w}px" for w in WIDTHS])
-def watched(
-    request: pytest.FixtureRequest, browser: Any, live_server: Any, netbox: Any, roles: None
-) -> Iterator[Watched]:
+def watched(request: pytest.FixtureRequest, browser: Any, live_server: Any, netbox: Any) -> Iterator[Watched]:
     user_create(username="olivia", password=PASSWORD, role="operator")
     browser.clear_cookies()
     page = browser.new_page()
@@ -196,7 +182,7 @@ def test_export_progress_reaches_100_and_the_run_page_shows_the_changed_column(w
     watched.check("export-run")
 
 
-def test_admin_run_list_keeps_its_columns_at_1366_and_the_run_page_has_tables(browser, live_server, netbox, roles):
+def test_admin_run_list_keeps_its_columns_at_1366_and_the_run_page_has_tables(browser, live_server, netbox):
     user_create(username="ada", password=PASSWORD, role="admin")
     first, _ = export_run_request(trigger=ExportRun.Trigger.ADMIN, publish=False)
     export_run_execute(run=first)

@@ -16,7 +16,7 @@ from accounts.tests.test_browser import ARGS, chromium_path
 from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_roles")]
 
 PASSWORD = "Quality-browser-passphrase-18"
 WIDTHS = (1366, 375)
