@@ -39,6 +39,7 @@ from enreach.tracing import span
 from exports import transform, writers
 from exports.models import ContactSnapshot, ExportArtifact, ExportRun, NetboxSnapshot
 from exports.runs import export_run_send, export_runs_sweep, run_heartbeat, run_worker
+from exports.snapshots import snapshots_outdated
 from integrations.caching import cache_event
 from integrations.exceptions import IntegrationError, NetboxAuthError
 from integrations.netbox.client import Kind, NetboxClient
@@ -317,6 +318,9 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previ
             status=ExportRun.Status.SUCCEEDED, mode=ExportRun.Mode.FULL, finished__gte=timezone.now() - full_every
         ).exists()
     )
+    if incremental and (outdated := snapshots_outdated()):
+        recorder.log(f"Full export instead of incremental: {outdated}")
+        incremental = False
     run.mode = ExportRun.Mode.INCREMENTAL if incremental else ExportRun.Mode.FULL
     ExportRun.objects.filter(pk=run.pk).update(mode=run.mode)
     recorder.log(f"{run.mode.capitalize()} export from {settings.NETBOX_URL}")
