@@ -37,6 +37,7 @@ from enreach.forked import ChildProcessFailed, forked
 from enreach.logs import log_context
 from enreach.tracing import span
 from exports import transform, writers
+from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
 from exports.models import ContactSnapshot, ExportArtifact, ExportRun, NetboxSnapshot
 from exports.runs import export_run_send, export_runs_sweep, run_heartbeat, run_worker
 from exports.snapshots import snapshots_outdated
@@ -56,10 +57,6 @@ from integrations.netbox.records import (
 
 logger = logging.getLogger(__name__)
 
-DEVICES_CSV = "netbox_devices_export.csv"
-VMS_CSV = "netbox_vms_export.csv"
-MERGED_CSV = "netbox_merged_export.csv"
-WORKBOOK = "Systems CMDB.xlsx"
 ARTIFACT_KINDS = {
     DEVICES_CSV: ExportArtifact.Kind.DEVICES,
     VMS_CSV: ExportArtifact.Kind.VMS,
@@ -269,7 +266,7 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
     with contextlib.suppress(OSError):
         export_files_prune()
     if run.publish:
-        # Imported here: publishing imports this module. It records its own outcome and never raises.
+        # Imported here, as it imports vendor clients. It records its own outcome and never raises.
         from exports.publishing import export_run_publish
 
         export_run_publish(run=run)
