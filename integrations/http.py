@@ -107,7 +107,7 @@ class CappedRetry(Retry):
         delay = self.get_backoff_time() if retry_after is None else retry_after
         last = self.history[-1] if self.history else None
         if last is not None:
-            reason = f"HTTP {last.status}" if last.status else _short(last.error) if last.error else "error"
+            reason = f"HTTP {last.status}" if last.status else one_line(last.error) if last.error else "error"
             logger.warning(
                 "%s %s %s failed (%s); retry %d of %d in %.2fs",
                 self.service,
@@ -201,7 +201,7 @@ def retry_body(
         except BodyFailure as exc:
             failure = exc
         except requests.exceptions.ChunkedEncodingError as exc:
-            failure = BodyFailure(f"body cut off ({_short(exc)})")
+            failure = BodyFailure(f"body cut off ({one_line(exc)})")
         if number == attempts - 1:
             break
         delay = backoff * 2**number
@@ -221,7 +221,7 @@ def failure_name(exc: BaseException) -> str:
     return type(reason).__name__ if isinstance(reason, BaseException) else type(exc).__name__
 
 
-def _short(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """An exception as one bounded line (requests' messages can run to several hundred characters)."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:300]}"

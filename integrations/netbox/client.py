@@ -49,6 +49,7 @@ from integrations.http import (
     ResilientAdapter,
     attempts_of,
     mount,
+    one_line,
     retry_body,
     retry_policy,
 )
@@ -539,7 +540,7 @@ class NetboxClient:
             ) from None
         except requests.exceptions.SSLError as exc:
             raise NetboxUnavailable(
-                f"TLS to NetBox at {self.url} failed ({_short(exc)}); if NetBox uses a private CA, set "
+                f"TLS to NetBox at {self.url} failed ({one_line(exc)}); if NetBox uses a private CA, set "
                 "NETBOX_VERIFY_TLS=false or install the CA"
             ) from None
         except requests.exceptions.InvalidURL as exc:
@@ -547,7 +548,8 @@ class NetboxClient:
         except requests.exceptions.RequestException as exc:
             # Refused, reset or timed out on every attempt urllib3 made.
             raise NetboxUnavailable(
-                f"NetBox at {self.url} is unavailable: {what} failed after {self.retries + 1} attempts ({_short(exc)})"
+                f"NetBox at {self.url} is unavailable: {what} failed after {self.retries + 1} attempts "
+                f"({one_line(exc)})"
             ) from None
 
     # -- page parsing ------------------------------------------------------------------------------------------
@@ -590,9 +592,3 @@ def _record_id(record: Any) -> int:
 
 def _id_and_last_updated(obj: dict[str, Any]) -> tuple[int, str]:
     return int(obj["id"]), str(obj.get("last_updated") or "")
-
-
-def _short(exc: BaseException) -> str:
-    """An exception as one bounded line (requests' messages can run to several hundred characters)."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:300]}"
