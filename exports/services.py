@@ -39,6 +39,7 @@ from enreach.tracing import span
 from exports import transform, writers
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
 from exports.models import ContactSnapshot, ExportArtifact, ExportRun, NetboxSnapshot
+from exports.publishing import export_run_publish
 from exports.runs import export_run_send, export_runs_sweep, run_heartbeat, run_worker
 from exports.snapshots import snapshots_outdated
 from integrations.caching import cache_event
@@ -265,10 +266,7 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
         return run
     with contextlib.suppress(OSError):
         export_files_prune()
-    if run.publish:
-        # Imported here, as it imports vendor clients. It records its own outcome and never raises.
-        from exports.publishing import export_run_publish
-
+    if run.publish:  # publishing records its own outcome and never raises
         export_run_publish(run=run)
     return run
 
