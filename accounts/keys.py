@@ -8,8 +8,8 @@ keys: the first encrypts, all of them decrypt (so a new key can be put first whi
 ``manage.py keys_rotate`` then re-encrypts everything with it). With DEBUG on and no key configured a development
 key is derived from ``SECRET_KEY``; with DEBUG off and no key, reading or writing a stored key refuses to run.
 
-Change hooks: integrations that cache clients or tokens register a callback with ``key_change_hook_register``
-(or connect to the ``global_key_changed`` signal); it is called with the key's name after the change is
+Change hooks: integrations that cache clients or tokens register a callback with ``key_change_hook_register``;
+it is called with the key's name after the change is
 committed, in the process that made the change. Other processes (workers) must not cache a secret for long.
 """
 
@@ -24,12 +24,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
-from django.dispatch import Signal
 
 logger = logging.getLogger(__name__)
-
-# Sent with ``name`` and ``action`` ("set" or "delete") once a key change is committed.
-global_key_changed = Signal()
 
 _hooks: list[Callable[[str], None]] = []
 
@@ -46,7 +42,7 @@ def key_change_hook_register(hook: Callable[[str], None]) -> Callable[[str], Non
 
 
 def key_change_notify(*, name: str, action: str) -> None:
-    """Run the hooks and send the signal once the current transaction commits."""
+    """Run the hooks once the current transaction commits."""
 
     def notify() -> None:
         for hook in list(_hooks):
@@ -54,7 +50,6 @@ def key_change_notify(*, name: str, action: str) -> None:
                 hook(name)
             except Exception:  # a broken cache hook must not undo or hide the key change
                 logger.exception("global key change hook %r failed for %s", hook, name)
-        global_key_changed.send(sender=None, name=name, action=action)
 
     transaction.on_commit(notify)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 
-from accounts.models import ApiToken, AuditEntry, GlobalKey, User
+from accounts.models import ApiToken, GlobalKey, User
 from accounts.roles import CAPABILITIES, Role, capability_codename
 
 
@@ -56,8 +56,3 @@ def api_token_list(*, user: User) -> QuerySet[ApiToken]:
 def global_key_list() -> QuerySet[GlobalKey]:
     """Global keys by name, with who changed them last."""
     return GlobalKey.objects.select_related("updated_by").order_by("name")
-
-
-def audit_list() -> QuerySet[AuditEntry]:
-    """The audit trail, newest first."""
-    return AuditEntry.objects.select_related("actor").order_by("-created", "-id")

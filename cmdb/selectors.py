@@ -19,8 +19,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from cmdb.table import NUMBER, CmdbTable, Column, Query, QueryError
+from exports.constants import MERGED_CSV
 from exports.models import ExportArtifact, ExportRun
-from exports.selectors import MERGED_CSV_NAME, artifact_path, export_run_last_success
+from exports.selectors import artifact_path, export_run_last_success
 from integrations.netbox.factory import netbox_object_url
 
 CMDB_TABLES_KEPT = 2
@@ -66,7 +67,7 @@ def cmdb_source(*, run_id: int | None = None) -> CmdbSource:
         if found.status != ExportRun.Status.SUCCEEDED:
             raise CmdbUnavailable(f"Export #{run_id} did not succeed ({found.status}): it has no rows to show.")
         run = found
-    artifact = run.artifacts.filter(name=MERGED_CSV_NAME).first()
+    artifact = run.artifacts.filter(name=MERGED_CSV).first()
     if artifact is None:
         raise CmdbUnavailable(f"Export #{run.pk} has no merged CSV.")
     return CmdbSource(run=run, artifact=artifact, table=_table(artifact))

@@ -57,7 +57,6 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "enreach.logs.RequestIdMiddleware",
     "enreach.api.ApiGuardMiddleware",
-    "enreach.tracing.TracingMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "enreach.security.SecurityHeadersMiddleware",
@@ -142,7 +141,7 @@ else:
 # Named caches (integrations/caching.py) and their TTLs in seconds; CACHE_TTL_<NAME> overrides one.
 CACHE_TTLS = {
     name: env.int(f"CACHE_TTL_{name.upper()}", default=default)
-    for name, default in {"default": 300, "netbox": 300, "confluence": 600, "cmdb": 3600}.items()
+    for name, default in {"default": 300, "netbox": 300}.items()
 }
 
 # django-q2 reads this at import time. timeout (a task's hard limit) must stay below retry (when an

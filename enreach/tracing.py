@@ -1,15 +1,19 @@
-"""OpenTelemetry tracing, on only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
+"""OpenTelemetry tracing, on only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (or a test passes an exporter).
 
-Without it every span below is OpenTelemetry's no-op span: nothing is recorded or sent. Spans cover requests
-(``TracingMiddleware``), export steps and NetBox/Confluence calls; threads that fetch pages run in a copy of the
-caller's context, so their spans nest under the step that started them.
+Switched on, ``tracing_setup`` installs OpenTelemetry's own instrumentation: Django's (one server span per request,
+named after the matched route, e.g. ``GET /api/exports/runs/``; an incoming W3C ``traceparent`` header continues
+the caller's trace) and requests' (one client span per outgoing HTTP call: NetBox, Confluence). Ours add the
+export run, its steps and each NetBox call (``netbox.request``) through ``span``; threads that fetch pages run in a
+copy of the caller's context, so their spans nest under the step that started them. Switched off, every span is
+OpenTelemetry's no-op span and neither Django nor requests is instrumented: nothing is recorded or sent. The
+standard ``OTEL_*`` variables apply (e.g. ``OTEL_PYTHON_DJANGO_EXCLUDED_URLS=health,metrics``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -19,11 +23,14 @@ _configured = False
 
 
 def tracing_setup(*, service_name: str = "enreach-tools", exporter: Any = None) -> bool:
-    """Install a tracer provider exporting to OTLP/HTTP (or to ``exporter``, for tests). Returns whether on."""
+    """Install a tracer provider exporting to OTLP/HTTP (or to ``exporter``, for tests) and instrument Django and
+    requests. Call before the first request is handled (``EnreachConfig.ready``). Returns whether tracing is on."""
     global _configured
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
     if _configured or (exporter is None and not endpoint):
         return _configured
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
@@ -36,8 +43,21 @@ def tracing_setup(*, service_name: str = "enreach-tools", exporter: Any = None) 
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    # Django's adds its middleware to settings.MIDDLEWARE: handlers built from now on trace every request.
+    DjangoInstrumentor().instrument(tracer_provider=provider, response_hook=_name_after_route)
+    RequestsInstrumentor().instrument(tracer_provider=provider)
     _configured = True
     return True
+
+
+def _name_after_route(current: trace.Span, request: HttpRequest, response: HttpResponse) -> None:
+    """Name the server span ``GET /api/exports/runs/``: Django's instrumentation keeps a router's regex anchors
+    (``api/exports/runs/$``) and drops the leading slash."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None and match.route and current.is_recording():
+        route = "/" + match.route.replace("^", "").replace("$", "")
+        current.update_name(f"{request.method} {route}")
+        current.set_attribute("http.route", route)
 
 
 def tracer() -> trace.Tracer:
@@ -49,27 +69,3 @@ def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
     """A span named ``name`` under the current one; exceptions are recorded and re-raised."""
     with tracer().start_as_current_span(name, attributes={k: v for k, v in attributes.items() if v is not None}) as s:
         yield s
-
-
-class TracingMiddleware:
-    """One server span per request, named after the matched route."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        with tracer().start_as_current_span(
-            f"{request.method} {request.path}",
-            kind=trace.SpanKind.SERVER,
-            attributes={"http.request.method": request.method or "", "url.path": request.path},
-        ) as current:
-            response = self.get_response(request)
-            match = getattr(request, "resolver_match", None)
-            if match is not None and match.route:
-                route = "/" + match.route.replace("^", "").replace("$", "")
-                current.update_name(f"{request.method} {route}")
-                current.set_attribute("http.route", route)
-            current.set_attribute("http.response.status_code", response.status_code)
-            if response.status_code >= 500:
-                current.set_status(trace.StatusCode.ERROR)
-            return response

@@ -33,8 +33,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from exports import selectors
+from exports.constants import DEVICES_CSV, VMS_CSV, WORKBOOK, XML_ILLEGAL_CHARS
 from exports.models import ExportArtifact, ExportPublication, ExportRun
-from exports.services import DEVICES_CSV, VMS_CSV, WORKBOOK
 from integrations.backup.client import (
     BackupFile,
     BackupTarget,
@@ -58,8 +58,6 @@ CONTENT_TYPES = {
     ".csv": "text/csv",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-# XML 1.0 forbids these characters outright; escaping cannot save them, so they are dropped.
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SYNC_NOTE = re.compile(r"<p>Last synced from NetBox export on [^<]*</p>")
 
 
@@ -88,7 +86,7 @@ class PartResult:
 
 def xml_text(value: object) -> str:
     """``value`` as text safe inside storage-format XML: escaped, invalid characters dropped."""
-    text = _XML_INVALID.sub("", "" if value is None else str(value))
+    text = XML_ILLEGAL_CHARS.sub("", "" if value is None else str(value))
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 

@@ -9,12 +9,12 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from exports.constants import QUALITY_CSV
 from exports.models import ExportArtifact, ExportRun, QualityRuleCount
 from exports.quality import FINDING_COLUMNS, SEVERITIES
 from exports.selectors import artifact_path
 from integrations.netbox.factory import netbox_object_url, netbox_url
 
-QUALITY_CSV_NAME = "data_quality.csv"
 TREND_RUNS = 10
 SPARK_WIDTH, SPARK_HEIGHT = 100, 24
 SEVERITY_ORDER = {severity: rank for rank, severity in enumerate(SEVERITIES)}
@@ -138,7 +138,7 @@ _FINDINGS_CACHED = 4
 
 
 def quality_artifact(*, run: ExportRun) -> ExportArtifact | None:
-    return run.artifacts.filter(name=QUALITY_CSV_NAME).first()
+    return run.artifacts.filter(name=QUALITY_CSV).first()
 
 
 def _findings_all(artifact: ExportArtifact) -> list[dict[str, str]]:

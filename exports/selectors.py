@@ -10,6 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
+from exports.constants import MERGED_CSV
 from exports.models import ExportArtifact, ExportChange, ExportRun
 
 
@@ -52,7 +53,6 @@ def artifact_path(artifact: ExportArtifact) -> Path:
     return Path(settings.DATA_DIR) / artifact.path
 
 
-MERGED_CSV_NAME = "netbox_merged_export.csv"
 # sha256 of the merged CSV -> (header, rows). One entry: only the latest export is ever asked for.
 _cmdb_cache: dict[str, tuple[list[str], list[dict[str, str]]]] = {}
 _cmdb_lock = threading.Lock()
@@ -64,7 +64,7 @@ def cmdb_rows_latest() -> tuple[list[str], list[dict[str, str]]]:
     Kept in memory per process, keyed by the file's sha256, so the chat assistant's repeated look-ups do not
     re-read the file; a new export has a new checksum and replaces the entry. Callers must not mutate the rows.
     """
-    artifact = artifact_latest(name=MERGED_CSV_NAME)
+    artifact = artifact_latest(name=MERGED_CSV)
     if artifact is None:
         return [], []
     with _cmdb_lock:

@@ -37,9 +37,12 @@ from enreach.forked import ChildProcessFailed, forked
 from enreach.logs import log_context
 from enreach.tracing import span
 from exports import changes, quality, transform, writers
+from exports.constants import DEVICES_CSV, MERGED_CSV, QUALITY_CSV, VMS_CSV, WORKBOOK
 from exports.models import ContactSnapshot, ExportArtifact, ExportRun, NetboxSnapshot
+from exports.publishing import export_run_publish
 from exports.quality_services import quality_config_current, quality_counts_save, quality_summary_of
 from exports.runs import export_run_send, export_runs_sweep, run_heartbeat, run_worker
+from exports.snapshots import snapshots_outdated
 from exports.steps import step_label
 from integrations.caching import cache_event
 from integrations.exceptions import IntegrationError, NetboxAuthError
@@ -57,11 +60,6 @@ from integrations.netbox.records import (
 
 logger = logging.getLogger(__name__)
 
-DEVICES_CSV = "netbox_devices_export.csv"
-VMS_CSV = "netbox_vms_export.csv"
-MERGED_CSV = "netbox_merged_export.csv"
-WORKBOOK = "Systems CMDB.xlsx"
-QUALITY_CSV = "data_quality.csv"
 ARTIFACT_KINDS = {
     DEVICES_CSV: ExportArtifact.Kind.DEVICES,
     VMS_CSV: ExportArtifact.Kind.VMS,
@@ -286,10 +284,7 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
         return run
     with contextlib.suppress(OSError):
         export_files_prune()
-    if run.publish:
-        # Imported here: publishing imports this module. It records its own outcome and never raises.
-        from exports.publishing import export_run_publish
-
+    if run.publish:  # publishing records its own outcome and never raises
         export_run_publish(run=run)
     return run
 
@@ -340,6 +335,9 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: _Recorder, previ
     run.netbox_url = client.url.rstrip("/")
     switched = previous is not None and bool(previous.netbox_url) and previous.netbox_url != run.netbox_url
     incremental = incremental and not switched
+    if incremental and (outdated := snapshots_outdated()):
+        recorder.log(f"Full export instead of incremental: {outdated}")
+        incremental = False
     run.mode = ExportRun.Mode.INCREMENTAL if incremental else ExportRun.Mode.FULL
     ExportRun.objects.filter(pk=run.pk).update(mode=run.mode, netbox_url=run.netbox_url)
     if switched:

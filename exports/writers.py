@@ -45,6 +45,7 @@ from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 from openpyxl.writer.excel import ExcelWriter
 from openpyxl.writer.theme import theme_xml
 
+from exports.constants import XML_ILLEGAL_CHARS
 from exports.transform import NUMERIC_COLUMNS, TEXT_COLUMNS
 
 WorkbookEngine = Literal["xml", "openpyxl", "xlsxwriter"]
@@ -70,9 +71,8 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 DEFAULT_TIMESTAMP = datetime(2000, 1, 1)
 _ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
-# XML 1.0 cannot carry these (nor can UTF-8 carry a lone surrogate); openpyxl refuses the control characters, so
-# they are all dropped from workbook text (the CSV keeps them).
-_ILLEGAL_XML_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# openpyxl refuses them too, so they are all dropped from workbook text (the CSV keeps them).
+_ILLEGAL_XML_CHARS = XML_ILLEGAL_CHARS
 # Bounded so that a digit string never becomes inf or trips Python's limit on int conversion.
 _NUMBER_TEXT = re.compile(r"-?\d{1,300}(?:\.\d{1,300})?")
 # Strings openpyxl would store as error cells instead of text.

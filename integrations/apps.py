@@ -18,9 +18,6 @@ class IntegrationsConfig(AppConfig):
         # Named caches live in the shared cache backend, so this invalidates them for every process.
         key_change_hook_register(_key_changed)
 
-        # What the caches hold goes stale when credentials change, an export lands or Confluence is written.
+        # NetBox's status goes stale when its credentials change or an export lands.
         invalidate_on("key_changed", "netbox")
         invalidate_on("export_succeeded", "netbox")
-        invalidate_on("export_succeeded", "cmdb")
-        invalidate_on("key_changed", "confluence")
-        invalidate_on("confluence_written", "confluence")

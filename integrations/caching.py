@@ -165,9 +165,6 @@ class NamedCache:
         size = sum(1 for until in self._index().values() if until > now)
         return CacheStats(name=self.name, size=size, ttl=self.ttl, **counts)
 
-    def reset_stats(self) -> None:
-        cache.delete_many([f"{self._prefix()}:stat:{event}" for event in EVENTS])
-
 
 _registry: dict[str, NamedCache] = {}
 _hooks: dict[str, set[str]] = defaultdict(set)

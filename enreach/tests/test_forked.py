@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import time
 from pathlib import Path
 
@@ -26,16 +27,26 @@ def test_the_child_sees_the_parents_objects_and_returns_its_result() -> None:
 
 
 def test_work_in_the_child_runs_while_the_parent_works() -> None:
-    def slow() -> float:
-        time.sleep(0.5)
-        return time.monotonic()
+    # A hand-shake instead of a stopwatch: the child says it runs, then waits for the parent's answer. Were the
+    # child only started by result(), the parent would never hear from it before asking.
+    parent_reads_child, child_writes = os.pipe()
+    child_reads_parent, parent_writes = os.pipe()
 
-    started = time.monotonic()
-    with forked(slow) as result:
-        time.sleep(0.5)
-        finished = result()
-    assert time.monotonic() - started < 0.9  # both slept at once
-    assert finished - started >= 0.5
+    def child() -> bytes:
+        os.write(child_writes, b"running")
+        ready, _, _ = select.select([child_reads_parent], [], [], 10)
+        return os.read(child_reads_parent, 100) if ready else b"no answer"
+
+    try:
+        with forked(child) as result:
+            ready, _, _ = select.select([parent_reads_child], [], [], 10)
+            assert ready, "the child did not run while the parent worked"
+            assert os.read(parent_reads_child, 100) == b"running"
+            os.write(parent_writes, b"carry on")
+            assert result() == b"carry on"
+    finally:
+        for fd in (parent_reads_child, child_writes, child_reads_parent, parent_writes):
+            os.close(fd)
 
 
 def test_the_childs_exception_is_raised_in_the_parent_with_its_type() -> None:

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
 from enreach.logs import ContextFilter, JsonFormatter, redact
@@ -141,9 +142,47 @@ def test_export_spans_nest_run_step_and_netbox_calls(netbox, spans):
     assert all(s.context.trace_id == root.context.trace_id for s in finished if s.name.startswith(("export", "netbox")))
 
 
+def server_spans(spans):
+    return [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+
+
 @pytest.mark.django_db
 def test_request_span_is_named_after_the_route(client_for, spans):
     spans.clear()
     client_for("viewer").get("/api/exports/runs/")
-    names = [s.name for s in spans.get_finished_spans()]
-    assert "GET /api/exports/runs/" in names
+    (server,) = server_spans(spans)
+    assert server.name == "GET /api/exports/runs/"
+    assert server.attributes["http.route"] == "/api/exports/runs/"
+    assert server.attributes["http.status_code"] == 200
+
+
+@pytest.mark.django_db
+def test_an_incoming_traceparent_continues_the_callers_trace(client_for, spans):
+    spans.clear()
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+    client_for("viewer").get("/api/exports/runs/", HTTP_TRACEPARENT=f"00-{trace_id}-{parent_id}-01")
+
+    (server,) = server_spans(spans)
+    assert format(server.context.trace_id, "032x") == trace_id
+    assert format(server.parent.span_id, "016x") == parent_id
+    assert server.parent.is_remote
+
+
+@pytest.mark.django_db
+def test_without_a_traceparent_a_request_starts_its_own_trace(client_for, spans):
+    spans.clear()
+    client_for("viewer").get("/api/exports/runs/")
+    (server,) = server_spans(spans)
+    assert server.parent is None
+
+
+@pytest.mark.django_db
+def test_netbox_calls_carry_an_http_client_span_under_their_netbox_span(netbox, spans):
+    spans.clear()
+    run()
+    finished = spans.get_finished_spans()
+    netbox_spans = {s.context.span_id: s for s in finished if s.name == "netbox.request"}
+    clients = [s for s in finished if s.kind == SpanKind.CLIENT]
+    assert clients and netbox_spans
+    assert all(s.parent is not None and s.parent.span_id in netbox_spans for s in clients if s.name == "GET")

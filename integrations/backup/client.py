@@ -21,11 +21,12 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
-
-import paramiko
+from typing import TYPE_CHECKING, Protocol
 
 from integrations.exceptions import BackupError, IntegrationNotConfigured
+
+if TYPE_CHECKING:
+    import paramiko
 
 logger = logging.getLogger(__name__)
 
@@ -79,14 +80,19 @@ def mismatch_error(where: str, lines: list[str], total: int) -> BackupError:
     return BackupError("\n".join([head, *lines]))
 
 
-class _LogUnknownHostKey(paramiko.MissingHostKeyPolicy):
-    """Accept a host key we have no record of, but say so in the log (set BACKUP_KNOWN_HOSTS to check it)."""
+def _log_unknown_host_key() -> paramiko.MissingHostKeyPolicy:
+    """A policy that accepts a host key we have no record of, but says so in the log (set BACKUP_KNOWN_HOSTS to
+    check it). Built on first use: paramiko is imported only when an SFTP backup runs."""
+    import paramiko
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        logger.warning(
-            "SFTP backup host %s has an unchecked %s key %s; set BACKUP_KNOWN_HOSTS to verify it",
-            hostname, key.get_name(), key.fingerprint,
-        )  # fmt: skip
+    class LogUnknownHostKey(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+            logger.warning(
+                "SFTP backup host %s has an unchecked %s key %s; set BACKUP_KNOWN_HOSTS to verify it",
+                hostname, key.get_name(), key.fingerprint,
+            )  # fmt: skip
+
+    return LogUnknownHostKey()
 
 
 class BackupTarget(Protocol):
@@ -194,12 +200,14 @@ class SftpBackupTarget:
             raise IntegrationNotConfigured("SFTP backups need BACKUP_PASSWORD or BACKUP_PRIVATE_KEY.")
         self.remote_path = remote_path.rstrip("/") or "."
         self.description = f"sftp://{user}@{host}:{port}/{self.remote_path.lstrip('/')}"
+        import paramiko  # on first use: only SFTP backups need it
+
         ssh = paramiko.SSHClient()
         if known_hosts:
             ssh.load_host_keys(known_hosts)
             ssh.set_missing_host_key_policy(paramiko.RejectPolicy())
         else:
-            ssh.set_missing_host_key_policy(_LogUnknownHostKey())
+            ssh.set_missing_host_key_policy(_log_unknown_host_key())
         try:
             ssh.connect(
                 host,
@@ -256,6 +264,8 @@ class SftpBackupTarget:
 
     def put(self, folder: str, files: list[BackupFile]) -> list[CopiedFile]:
         """Upload ``files`` into ``remote_path/folder``, each read back and checked by size and sha256."""
+        import paramiko
+
         target = posixpath.join(self.remote_path, folder) if folder else self.remote_path
         copied: list[CopiedFile] = []
         partials: list[str] = []
@@ -284,6 +294,8 @@ class SftpBackupTarget:
 
     def _discard(self, partials: list[str], created: list[str]) -> None:
         """Remove the ``.part`` copies of a failed backup and the folders it created (best effort)."""
+        import paramiko
+
         for path in partials:
             with contextlib.suppress(OSError, paramiko.SSHException):
                 self.sftp.remove(path)
@@ -293,6 +305,8 @@ class SftpBackupTarget:
 
     def check(self) -> str:
         """Whether ``remote_path`` exists (or which existing parent it would be created in)."""
+        import paramiko
+
         nearest = self.remote_path
         try:
             while True:
@@ -315,6 +329,8 @@ class SftpBackupTarget:
 
         A dry run removes nothing and returns what would go once the folder ``adding`` is there too.
         """
+        import paramiko
+
         try:
             entries = self.sftp.listdir_attr(self.remote_path)
         except FileNotFoundError:

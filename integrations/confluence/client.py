@@ -4,12 +4,15 @@ Auth: Confluence Cloud takes the account's e-mail and an API token (basic auth, 
 Server/Data Center takes a personal access token (``Authorization: Bearer``). Give ``email`` for Cloud, leave it
 empty for Server/DC.
 
-Every public call retries on connection errors, timeouts, 429 and 5xx with exponential backoff, honouring
-``Retry-After`` (capped). A page update answered 409 (someone edited the page meanwhile) is re-read and sent once
-more with the new version number. Vendor exceptions never leave this module: callers see
-``integrations.exceptions.Confluence*``, whose message carries Confluence's own reason (the error body's
-``message`` and ``data.errors``; never the token). Requests are counted per operation and HTTP status;
-``flush_metrics()`` adds them to ``enreach_confluence_requests_total`` (call it from the main thread).
+Connection errors, timeouts, 429 and 5xx are retried by urllib3 with exponential backoff, honouring ``Retry-After``
+(capped), through ``integrations.http``: reads and the page update (a PUT of a fixed version) are re-sent, an
+attachment upload (a POST) only when it never reached Confluence or was answered 429/503, never after a timeout or a
+lost answer, which could add a duplicate version. A read whose body is cut off is read again. A page update
+answered 409 (someone edited the page meanwhile) is re-read and sent once more with the new version number.
+Vendor exceptions never leave this module: callers see ``integrations.exceptions.Confluence*``, whose message
+carries Confluence's own reason (the error body's ``message`` and ``data.errors``; never the token). Requests are
+counted per operation and HTTP status, retried attempts included; ``flush_metrics()`` adds them to
+``enreach_confluence_requests_total`` (call it from the main thread).
 """
 
 from __future__ import annotations
@@ -19,15 +22,12 @@ import logging
 import math
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
 import requests
-from atlassian import Confluence
-from atlassian.errors import ApiError
 from requests.exceptions import HTTPError
 
 from enreach.metrics import counter_add
@@ -39,12 +39,20 @@ from integrations.exceptions import (
     ConfluenceUnavailable,
     IntegrationNotConfigured,
 )
-from integrations.http import retry_after_seconds
+from integrations.http import (
+    RETRY_STATUSES,
+    BodyFailure,
+    ResilientAdapter,
+    attempts_of,
+    failure_name,
+    mount,
+    retry_body,
+    retry_policy,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REASON_LIMIT = 500
 # Confluence prefixes its messages with the Java exception's class: noise for an operator.
 _JAVA_EXCEPTION = re.compile(r"^(?:[a-z_][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error): ")
@@ -74,13 +82,6 @@ class ConfluenceAttachment:
     created: bool
     size: int = -1
     comment: str = ""
-
-
-class _Retryable(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 def _response_of(exc: BaseException) -> requests.Response | None:
@@ -130,17 +131,21 @@ class ConfluenceClient:
         self._responses: collections.Counter[tuple[str, str]] = collections.Counter()
         self.request_count = 0
 
+        from atlassian import Confluence  # on first use: a command that never calls Confluence skips it
+
         session = requests.Session()
         session.headers.update({"User-Agent": "enreach-tools"})
         session.hooks["response"].append(self._on_response)
-        self.session = session
+        retry = retry_policy(service=f"Confluence {url}", retries=self.retries, backoff=backoff,
+                             retry_after_cap=retry_after_cap, on_retry=self._on_retry)  # fmt: skip
+        self.session = mount(session, ResilientAdapter(retry=retry, timeout=timeout))
         options: dict[str, Any] = {
             "session": session,
             "timeout": max(1, math.ceil(timeout)),
             "verify_ssl": verify_tls,
             "cloud": bool(email) or is_cloud_url(url),
             # The library's own Retry-After handling sleeps uncapped and chokes on fractions and HTTP dates;
-            # _call retries instead.
+            # the session's urllib3 Retry (integrations.http) retries instead.
             "retry_with_header": False,
             "backoff_and_retry": False,
         }
@@ -170,6 +175,12 @@ class ConfluenceClient:
         with self._lock:
             self.request_count += 1
             self._responses[(self._operation, str(response.status_code))] += 1
+
+    def _on_retry(self, method: str, path: str, status: str) -> None:
+        """An attempt urllib3 is about to repeat: counted like any other."""
+        with self._lock:
+            self.request_count += 1
+            self._responses[(self._operation, status)] += 1
 
     def flush_metrics(self) -> None:
         """Add the requests made so far to ``enreach_confluence_requests_total`` (call from the main thread)."""
@@ -290,6 +301,7 @@ class ConfluenceClient:
                 headers={"X-Atlassian-Token": "no-check", "Accept": "application/json"},
                 files={"file": (name, content, content_type)},
             ),
+            idempotent=False,
         )
         # A new attachment comes back as a list ({"results": [...]}), a new version as the attachment itself.
         item = (data.get("results") or [None])[0] if isinstance(data, dict) and "results" in data else data
@@ -311,33 +323,25 @@ class ConfluenceClient:
 
     # -- plumbing ----------------------------------------------------------------------------------------------
 
-    def _call(self, operation: str, what: str, attempt: Callable[[], T]) -> T:
-        """Run ``attempt`` with retries; translate vendor errors into ``Confluence*`` exceptions."""
+    def _call(self, operation: str, what: str, attempt: Callable[[], T], *, idempotent: bool = True) -> T:
+        """Run ``attempt`` (urllib3 retries its connection errors and statuses; a read whose body is cut off is read
+        again); translate vendor errors into ``Confluence*`` exceptions."""
         self._operation = operation
-        attempts = self.retries + 1
-        reason = ""
         try:
-            for number in range(attempts):
-                try:
-                    return self._once(what, attempt)
-                except _Retryable as exc:
-                    reason, retry_after = exc.reason, exc.retry_after
-                if number == attempts - 1:
-                    break
-                backoff = self.backoff * 2**number
-                delay = backoff if retry_after is None else min(retry_after, self.retry_after_cap)
-                logger.warning(
-                    "Confluence %s %s failed (%s); retry %d of %d in %.1fs",
-                    self.url, what, reason, number + 1, self.retries, delay,
-                )  # fmt: skip
-                time.sleep(delay)
+            if not idempotent:
+                return self._once(what, attempt)
+            return retry_body(lambda: self._once(what, attempt), service=f"Confluence {self.url}", what=what,
+                              retries=self.retries, backoff=self.backoff)  # fmt: skip
+        except BodyFailure as exc:
+            raise ConfluenceUnavailable(
+                f"Confluence at {self.url} is unavailable: {what} failed {exc.attempts} times ({exc.reason})"
+            ) from None
         finally:
             self._operation = "other"
-        raise ConfluenceUnavailable(
-            f"Confluence at {self.url} is unavailable: {what} failed {attempts} times ({reason})"
-        )
 
     def _once(self, what: str, attempt: Callable[[], T]) -> T:
+        from atlassian.errors import ApiError
+
         try:
             return attempt()
         except requests.exceptions.SSLError as exc:
@@ -348,9 +352,13 @@ class ConfluenceClient:
                 raise ConfluenceError(f"Confluence at {self.url}: {what} failed: {exc}") from None
             self._raise_for(response, what, exc)
             raise  # unreachable: _raise_for always raises
+        except requests.exceptions.ChunkedEncodingError:
+            raise  # the body was cut off: retry_body reads again when that is safe
         except requests.exceptions.RequestException as exc:
-            # Refused, reset or timed out: another attempt may work.
-            raise _Retryable(type(exc).__name__) from None
+            # Refused, reset or timed out on every attempt urllib3 was allowed to make.
+            raise ConfluenceUnavailable(
+                f"Confluence at {self.url} is unavailable: {what} failed ({failure_name(exc)})"
+            ) from None
         except ValueError as exc:  # a body that is not JSON (a proxy's HTML page)
             raise ConfluenceError(f"Confluence at {self.url} answered {what} with something other than JSON") from exc
 
@@ -380,7 +388,11 @@ class ConfluenceClient:
         reason = self._reason(response)
         said = f": {reason}" if reason else ""
         if status in RETRY_STATUSES:
-            raise _Retryable(f"HTTP {status}{said}", retry_after_seconds(response.headers.get("Retry-After")))
+            # urllib3 has already retried it as often as it may.
+            raise ConfluenceUnavailable(
+                f"Confluence at {self.url} is unavailable: {what} failed {attempts_of(response)} times "
+                f"(HTTP {status}{said})"
+            )
         if status in (401, 403):
             raise ConfluenceAuthError(
                 f"Confluence at {self.url} refused {what} (HTTP {status}{said}): check ATLASSIAN_API_TOKEN "

@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import openai
 
 from integrations.exceptions import (
     LlmAuthError,
@@ -24,6 +22,9 @@ from integrations.exceptions import (
     LlmTimeout,
     LlmUnavailable,
 )
+
+if TYPE_CHECKING:
+    import openai
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Keyless local servers (Ollama, vLLM without --api-key) ignore the key, but the openai client insists on one.
@@ -92,6 +93,8 @@ class LlmClient:
         self.temperature = temperature
         self.timeout = timeout
         self.provider = provider_name(self.base_url)
+        import openai  # on first use: the chat page and commands that never ask the model skip its 0.8 s import
+
         self._client = openai.OpenAI(
             api_key=api_key or NO_KEY, base_url=self.base_url, timeout=timeout, max_retries=max_retries
         )
@@ -115,6 +118,8 @@ class LlmClient:
 
     def complete(self, *, messages: Sequence[Message], tools: Sequence[dict[str, Any]] | None = None) -> LlmReply:
         """Ask for one complete answer."""
+        import openai
+
         try:
             completion = self._client.chat.completions.create(**self._arguments(messages, tools))
             return self._reply(completion)
@@ -132,6 +137,8 @@ class LlmClient:
         Tool-call fragments are assembled by their ``index``; usage comes from the final chunk
         (``stream_options.include_usage``).
         """
+        import openai
+
         arguments = self._arguments(messages, tools)
         try:
             stream = self._client.chat.completions.create(
@@ -204,6 +211,8 @@ class LlmClient:
         return LlmBadResponse(f"The chat provider at {self.provider} sent a malformed answer ({what}).")
 
     def _translate(self, exc: openai.APIError) -> LlmError:
+        import openai
+
         where = self.provider
         if isinstance(exc, openai.APITimeoutError):
             return LlmTimeout(f"The chat provider at {where} did not answer within {self.timeout:g} s.")

@@ -1,9 +1,13 @@
 """NetboxClient: the one way this project talks to NetBox.
 
-One ``requests`` session carries the token, extra proxy headers, TLS setting and timeouts; pynetbox uses it for the
-small calls (``status()``), while bulk listings page over the same session as plain dicts and become the typed
-records of ``records.py``: a pynetbox ``Record`` costs about a millisecond per object and can trigger hidden GETs,
-which a 50,000-object export cannot afford.
+pynetbox is the client of record: its ``requests`` session, set up here with the token, extra proxy headers, TLS
+setting, timeouts and the retry policy of ``integrations.http``, carries every call. pynetbox itself serves the small
+calls (``status()``), while bulk listings page over the same session as plain dicts and become the typed records of
+``records.py``: a pynetbox ``Record`` costs about a millisecond per object and can trigger hidden GETs, which a
+50,000-object export cannot afford. pynetbox is imported when the first client is built, not at start-up.
+
+Connection errors, read timeouts and 429/5xx answers are retried by urllib3 (``integrations.http``), honouring a
+capped ``Retry-After``; a body cut off mid-way or JSON that does not parse is read again by ``retry_body``.
 
 Bulk listings use NetBox's largest page (``MAX_PAGE_SIZE``, 1000 by default), ``ordering=id`` (offset paging is only
 stable with a unique order) and ``exclude=config_context`` (the only switch that skips NetBox's costly config
@@ -20,7 +24,6 @@ import contextvars
 import json
 import logging
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -28,10 +31,7 @@ from operator import itemgetter
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-import pynetbox  # type: ignore[import-untyped]
 import requests
-from pynetbox.core.query import ContentError, RequestError  # type: ignore[import-untyped]
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InsecureRequestWarning
 
 from enreach.metrics import counter_add
@@ -43,7 +43,16 @@ from integrations.exceptions import (
     NetboxInconsistentData,
     NetboxUnavailable,
 )
-from integrations.http import retry_after_seconds
+from integrations.http import (
+    RETRY_STATUSES,
+    BodyFailure,
+    ResilientAdapter,
+    attempts_of,
+    mount,
+    one_line,
+    retry_body,
+    retry_policy,
+)
 from integrations.netbox.records import (
     DEVICE_OBJECT_TYPE,
     VM_OBJECT_TYPE,
@@ -79,8 +88,6 @@ LISTINGS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "contact_roles": ("tenancy/contact-roles/", ()),
 }
 V2_TOKEN_PREFIX = "nbt_"
-# Status codes worth another try: throttling and server/proxy trouble.
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Ids per by-id request; with the query string capped below, the request line stays under the 4 KB that
 # gunicorn and many proxies allow.
 ID_BATCH_SIZE = 200
@@ -109,29 +116,6 @@ def authorization_header(token: str) -> str:
     if rest and keyword.lower() in ("token", "bearer"):
         return f"{keyword.capitalize()} {rest.strip()}"
     return f"Bearer {token}" if token.startswith(V2_TOKEN_PREFIX) else f"Token {token}"
-
-
-class _Retryable(Exception):
-    """One attempt failed in a way another attempt may fix."""
-
-    def __init__(self, reason: str, *, retry_after: float | None = None, malformed: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-        self.malformed = malformed
-
-
-class _DefaultTimeoutAdapter(HTTPAdapter):
-    """Applies our timeout to requests that set none (pynetbox's ``status()`` does not)."""
-
-    def __init__(self, timeout: tuple[float, float], **kwargs: Any) -> None:
-        self.default_timeout = timeout
-        super().__init__(**kwargs)
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.default_timeout
-        return super().send(request, **kwargs)
 
 
 def _error_message(response: requests.Response) -> str:
@@ -212,8 +196,11 @@ class NetboxClient:
         # (endpoint, HTTP status or "error") -> requests; flushed to the shared metrics by flush_metrics().
         self._responses: collections.Counter[tuple[str, str]] = collections.Counter()
 
+        import pynetbox  # type: ignore[import-untyped]  # on first use: a command that never calls NetBox skips it
+
         header = authorization_header(token)
-        session = requests.Session()
+        self.api = pynetbox.api(self.url, token=header.partition(" ")[2])
+        session: requests.Session = self.api.http_session
         session.headers.update({"Accept": "application/json", "User-Agent": "enreach-tools"})
         session.headers.update(extra_headers or {})
         session.headers["Authorization"] = header
@@ -222,14 +209,16 @@ class NetboxClient:
             # The operator chose this (self-signed NetBox); one warning in the log beats one per request.
             warnings.filterwarnings("ignore", category=InsecureRequestWarning)
             logger.warning("TLS certificate verification is off for NetBox at %s", self.url)
-        # Retries happen in _call, which also sees read errors and bad bodies that urllib3's Retry cannot.
-        adapter = _DefaultTimeoutAdapter(timeout, pool_connections=2, pool_maxsize=self.workers + 2, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        self.session = session
-
-        self.api = pynetbox.api(self.url, token=header.partition(" ")[2])
-        self.api.http_session = session
+        retry = retry_policy(
+            service=f"NetBox {self.url}",
+            retries=self.retries,
+            backoff=backoff,
+            retry_after_cap=retry_after_cap,
+            on_retry=self._on_retry,
+        )
+        # The default timeout covers pynetbox's calls, which set none.
+        adapter = ResilientAdapter(retry=retry, timeout=timeout, pool_connections=2, pool_maxsize=self.workers + 2)
+        self.session = mount(session, adapter)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -252,6 +241,16 @@ class NetboxClient:
         with self._lock:
             self._responses[(endpoint, status)] += 1
 
+    def _count_attempt(self) -> None:
+        with self._lock:
+            self._request_count += 1
+
+    def _on_retry(self, method: str, path: str, status: str) -> None:
+        """An attempt urllib3 is about to repeat: counted like any other."""
+        _, _, api_path = path.partition("/api/")
+        self._record(_endpoint_label(api_path), status)
+        self._count_attempt()
+
     def flush_metrics(self) -> None:
         """Add the requests made so far to ``enreach_netbox_requests_total`` (call from the main thread)."""
         with self._lock:
@@ -268,20 +267,25 @@ class NetboxClient:
     # -- small calls -------------------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """``/api/status/``: NetBox, Django and Python versions, installed apps, workers."""
+        """``/api/status/``: NetBox, Django and Python versions, installed apps, workers (read through pynetbox)."""
+        from pynetbox.core.query import ContentError, RequestError  # type: ignore[import-untyped]
 
         def attempt() -> Any:
-            try:
-                with span("netbox.request", **{"http.request.method": "GET", "netbox.endpoint": "status/"}):
+            with span("netbox.request", **{"http.request.method": "GET", "netbox.endpoint": "status/"}):
+                try:
                     data = self.api.status()
-                self._record("status/", "200")
-                return data
-            except RequestError as exc:
-                self._record("status/", str(exc.req.status_code))
-                self._check_response(exc.req, "status/")
-                raise NetboxError(f"NetBox at {self.url} answered GET /api/status/ with an error: {exc}") from None
-            except (ContentError, requests.exceptions.JSONDecodeError) as exc:
-                raise _Retryable(f"malformed JSON ({exc})", malformed=True) from None
+                except RequestError as exc:
+                    self._record("status/", str(exc.req.status_code))
+                    self._check_response(exc.req, "status/")
+                    raise NetboxError(f"NetBox at {self.url} answered GET /api/status/ with an error: {exc}") from None
+                except (ContentError, requests.exceptions.JSONDecodeError) as exc:
+                    self._record("status/", "200")
+                    raise BodyFailure(f"malformed JSON ({exc})", malformed=True) from None
+                except requests.exceptions.RequestException:
+                    self._record("status/", "error")
+                    raise
+            self._record("status/", "200")
+            return data
 
         data = self._call("GET /api/status/", attempt)
         if not isinstance(data, dict):
@@ -485,7 +489,7 @@ class NetboxClient:
             try:
                 return json.loads(response.content)
             except ValueError as exc:
-                raise _Retryable(f"malformed JSON ({exc})", malformed=True) from None
+                raise BodyFailure(f"malformed JSON ({exc})", malformed=True) from None
 
         return self._call(f"GET /api/{path}", attempt)
 
@@ -493,7 +497,11 @@ class NetboxClient:
         """Raise for any answer that is not a usable 2xx JSON body."""
         status = response.status_code
         if status in RETRY_STATUSES:
-            raise _Retryable(f"HTTP {status}", retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+            # urllib3 has already retried it as often as configured.
+            attempts = attempts_of(response)
+            raise NetboxUnavailable(
+                f"NetBox at {self.url} is unavailable: GET /api/{path} failed {attempts} times (HTTP {status})"
+            )
         if status in (401, 403):
             raise NetboxAuthError(
                 f"NetBox at {self.url} rejected the token (HTTP {status}): {_error_message(response)}"
@@ -511,46 +519,38 @@ class NetboxClient:
             )
 
     def _call(self, what: str, attempt: Callable[[], T]) -> T:
-        """Run ``attempt`` with retries and exponential backoff, honouring ``Retry-After`` (capped)."""
-        reason = ""
-        malformed = False
-        attempts = self.retries + 1
-        for number in range(attempts):
-            with self._lock:
-                self._request_count += 1
-            try:
-                return attempt()
-            except _Retryable as exc:
-                reason, malformed, retry_after = exc.reason, exc.malformed, exc.retry_after
-            except requests.exceptions.SSLError as exc:
-                raise NetboxUnavailable(
-                    f"TLS to NetBox at {self.url} failed ({_short(exc)}); if NetBox uses a private CA, set "
-                    "NETBOX_VERIFY_TLS=false or install the CA"
+        """Run ``attempt`` (urllib3 retries its connection errors and statuses), reading again a body that fails;
+        requests' errors become ``integrations.exceptions`` errors naming the URL."""
+        try:
+            return retry_body(
+                attempt,
+                service=f"NetBox {self.url}",
+                what=what,
+                retries=self.retries,
+                backoff=self.backoff,
+                on_attempt=self._count_attempt,
+            )
+        except BodyFailure as exc:
+            if exc.malformed:
+                raise NetboxInconsistentData(
+                    f"NetBox at {self.url} answered {what} with malformed data {exc.attempts} times: {exc.reason}"
                 ) from None
-            except requests.exceptions.InvalidURL as exc:
-                raise IntegrationNotConfigured(f"NETBOX_URL is not a valid URL: {self.url} ({exc})") from None
-            except requests.exceptions.RequestException as exc:
-                # Refused, reset, timed out, or the connection dropped mid-body (ChunkedEncodingError).
-                reason, malformed, retry_after = _short(exc), False, None
-            if number == attempts - 1:
-                break
-            backoff = self.backoff * 2**number
-            delay = backoff if retry_after is None else min(retry_after, self.retry_after_cap)
-            logger.warning(
-                "NetBox %s %s failed (%s); retry %d of %d in %.1fs",
-                self.url,
-                what,
-                reason,
-                number + 1,
-                self.retries,
-                delay,
-            )
-            time.sleep(delay)
-        if malformed:
-            raise NetboxInconsistentData(
-                f"NetBox at {self.url} answered {what} with malformed data {attempts} times: {reason}"
-            )
-        raise NetboxUnavailable(f"NetBox at {self.url} is unavailable: {what} failed {attempts} times ({reason})")
+            raise NetboxUnavailable(
+                f"NetBox at {self.url} is unavailable: {what} failed {exc.attempts} times ({exc.reason})"
+            ) from None
+        except requests.exceptions.SSLError as exc:
+            raise NetboxUnavailable(
+                f"TLS to NetBox at {self.url} failed ({one_line(exc)}); if NetBox uses a private CA, set "
+                "NETBOX_VERIFY_TLS=false or install the CA"
+            ) from None
+        except requests.exceptions.InvalidURL as exc:
+            raise IntegrationNotConfigured(f"NETBOX_URL is not a valid URL: {self.url} ({exc})") from None
+        except requests.exceptions.RequestException as exc:
+            # Refused, reset or timed out on every attempt urllib3 made.
+            raise NetboxUnavailable(
+                f"NetBox at {self.url} is unavailable: {what} failed after {self.retries + 1} attempts "
+                f"({one_line(exc)})"
+            ) from None
 
     # -- page parsing ------------------------------------------------------------------------------------------
 
@@ -592,9 +592,3 @@ def _record_id(record: Any) -> int:
 
 def _id_and_last_updated(obj: dict[str, Any]) -> tuple[int, str]:
     return int(obj["id"]), str(obj.get("last_updated") or "")
-
-
-def _short(exc: BaseException) -> str:
-    """An exception as one bounded line (requests' messages can run to several hundred characters)."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:300]}"

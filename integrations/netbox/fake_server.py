@@ -257,6 +257,8 @@ class FakeNetbox:
         self._stats: dict[str, int] = {}
         self._faults: list[_Fault] = []
         self._in_flight = 0
+        self._gather: threading.Barrier | None = None
+        self._gather_left = 0
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -474,6 +476,13 @@ class FakeNetbox:
         with self._lock:
             self._faults.append(_Fault("bad_json", path_prefix, times))
 
+    def gather_pages(self, pages: int, timeout: float = 10.0) -> None:
+        """Hold each of the next ``pages`` page requests beyond the first (those with an ``offset``) until that many
+        are in flight at once, or ``timeout`` passes (counted as ``gather_timeouts``): proves a client sends them
+        concurrently without timing it."""
+        with self._lock:
+            self._gather, self._gather_left = threading.Barrier(pages, timeout=timeout), pages
+
     def revoke_token(self) -> None:
         """Make every token invalid, as deleting it in NetBox would (set ``token`` again to restore one)."""
         self.token = ""
@@ -682,6 +691,16 @@ class FakeNetbox:
                 self._in_flight -= 1
 
     def _answer(self, handler: _Handler) -> None:
+        with self._lock:
+            barrier = self._gather if self._gather_left > 0 and "offset=" in handler.path else None
+            if barrier is not None:
+                self._gather_left -= 1
+        if barrier is not None:
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                with self._lock:
+                    self._count("gather_timeouts")
         if self.latency:
             time.sleep(self.latency)
         parts = urlsplit(handler.path)

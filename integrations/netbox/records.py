@@ -5,12 +5,15 @@ NetBox's REST API (4.x shapes, see ``shared/netbox-sample``) into a flat, slotte
 reduced to the name or label people read, and the ids needed for joins (site, tenant) are kept.
 
 Records are also what incremental exports store as snapshots, so ``record_to_dict`` / ``*_from_dict`` round-trip
-them through JSON.
+them through JSON, tagged with ``SNAPSHOT_SCHEMA``: a snapshot written by a version with other record fields is
+``SnapshotOutdated`` when read back, never a ``TypeError``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -289,6 +292,31 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {
     cls: tuple(f.name for f in fields(cls)) for cls in (DeviceRecord, VirtualMachineRecord)
 }
 
+# Bump when a record field keeps its name but changes what it holds. Added, removed or renamed fields change the
+# schema by themselves: it names the version and a digest of each record type's field names.
+SNAPSHOT_VERSION = 1
+SCHEMA_KEY = "_schema"
+
+
+def snapshot_schema(field_names: Iterable[str]) -> str:
+    """The schema of snapshots of a record with these fields: ``SNAPSHOT_VERSION`` and a digest of the names."""
+    return f"{SNAPSHOT_VERSION}-{hashlib.sha256(','.join(field_names).encode()).hexdigest()[:12]}"
+
+
+SNAPSHOT_SCHEMA: dict[type, str] = {cls: snapshot_schema(names) for cls, names in _FIELD_NAMES.items()}
+
+
+class SnapshotOutdated(ValueError):
+    """A stored snapshot was written by another version of the records: it cannot be read back as a record."""
+
+
+def snapshot_outdated(cls: type, data: dict[str, Any]) -> str:
+    """Why ``data`` (a stored snapshot) is not of this version's ``cls`` schema; ``""`` when it is."""
+    stored = data.get(SCHEMA_KEY) if isinstance(data, dict) else None
+    if stored != SNAPSHOT_SCHEMA[cls]:
+        return f"stored with snapshot schema {stored or 'none'}, this version uses {SNAPSHOT_SCHEMA[cls]}"
+    return ""
+
 
 def record_to_dict(record: DeviceRecord | VirtualMachineRecord) -> dict[str, Any]:
     """A JSON-ready dict of a record (for snapshots).
@@ -298,6 +326,7 @@ def record_to_dict(record: DeviceRecord | VirtualMachineRecord) -> dict[str, Any
     """
     data = {name: getattr(record, name) for name in _FIELD_NAMES[type(record)]}
     data["tags"] = list(record.tags)
+    data[SCHEMA_KEY] = SNAPSHOT_SCHEMA[type(record)]
     return data
 
 
@@ -311,16 +340,15 @@ _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:
-    names = _FIELD_NAMES[cls]
-    if len(data) != len(names) or not all(name in data for name in names):
-        # A snapshot from another version of this module: keep the fields that still exist.
-        data = {key: value for key, value in data.items() if key in names}
+    if data.get(SCHEMA_KEY) != SNAPSHOT_SCHEMA[cls]:
+        raise SnapshotOutdated(f"{cls.__name__} snapshot {snapshot_outdated(cls, data)}")
     values = {**data, "tags": tuple(data.get("tags") or ())}
+    del values[SCHEMA_KEY]
     return cls(**values)
 
 
 def device_from_dict(data: dict[str, Any]) -> DeviceRecord:
-    """Rebuild a device record from ``record_to_dict`` output."""
+    """Rebuild a device record from ``record_to_dict`` output; ``SnapshotOutdated`` if another version wrote it."""
     return _from_dict(DeviceRecord, data)  # type: ignore[no-any-return]
 
 

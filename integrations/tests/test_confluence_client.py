@@ -152,6 +152,40 @@ def test_slow_server_times_out_as_unavailable(confluence: FakeConfluence) -> Non
         cloud_client(confluence, timeout=1, retries=0).page_get("100")
 
 
+def test_an_upload_whose_answer_times_out_is_never_sent_again(confluence: FakeConfluence) -> None:
+    # Confluence may have stored the upload whose answer we never saw: a second POST would add a duplicate version.
+    existing = confluence.add_attachment("100", "a.csv", b"v1")
+    confluence.reset_requests()
+    confluence.delay = 1.5
+
+    with pytest.raises(ConfluenceUnavailable, match="Timeout"):
+        cloud_client(confluence, timeout=1, retries=3).attachment_upload(
+            "100", name="a.csv", content=b"v2", content_type="text/csv", comment="c", attachment_id=existing.id
+        )
+
+    assert confluence.request_counts() == {"POST /rest/api/content/{id}/child/attachment/{id}/data": 1}
+
+
+def test_an_upload_answered_500_is_not_sent_again(confluence: FakeConfluence) -> None:
+    # Unlike 429 and 503, a 500 does not say the upload was not stored.
+    confluence.fail(500, method="POST")
+
+    with pytest.raises(ConfluenceUnavailable, match="HTTP 500"):
+        cloud_client(confluence).attachment_upload("100", name="x.csv", content=b"x", content_type="text/csv",
+                                                   comment="c", attachment_id="")  # fmt: skip
+
+    assert len([r for r in confluence.requests if r.method == "POST"]) == 1
+
+
+def test_a_read_is_retried_on_server_errors_by_the_session(confluence: FakeConfluence) -> None:
+    confluence.fail(502, times=2)
+    client = cloud_client(confluence)
+
+    assert client.page_get("100").version == 1
+    assert client.request_count == 3
+    assert len(confluence.requests) == 3
+
+
 def test_requests_are_counted_per_operation_and_status(confluence: FakeConfluence) -> None:
     confluence.fail(500)
     client = cloud_client(confluence)
