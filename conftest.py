@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.roles import Role
 from accounts.services import user_create
-from integrations.netbox.fake_server import FakeNetbox
+from devtools.netbox import FakeNetbox
 
 PASSWORD = "correct-horse-battery-staple"
 

@@ -2,7 +2,7 @@
 
 Usage: ``.venv/bin/python bench/cmdb_bench.py [--devices 20000] [--vms 30000] [--repeat 40] [--keep]``
 
-1. A real full export of the loopback fake NetBox (``integrations.netbox.fake_server``) into a temporary
+1. A real full export of the loopback fake NetBox (``devtools.netbox``) into a temporary
    ``ENREACH_VAR_DIR`` with a fresh SQLite database, Django with ``DEBUG=false`` (production settings).
 2. Through the whole stack (Django test client signed in as a viewer: middleware, DRF, JSON), ``--repeat`` times
    each, printing p50/p95 in ms against the 150 ms target:
@@ -75,9 +75,9 @@ def _setup(work: Path) -> None:
 def _export(devices: int, vms: int) -> Any:
     from django.conf import settings
 
+    from devtools.netbox import FakeNetbox
     from exports.models import ExportRun
     from exports.services import export_run_execute, export_run_request
-    from integrations.netbox.fake_server import FakeNetbox
 
     started = time.perf_counter()
     with FakeNetbox(devices=devices, vms=vms) as server:

@@ -13,7 +13,7 @@ One run measures, each in a process of its own so that time and peak memory (``r
 5. the naive baseline: pynetbox ``.all()`` with default settings, a pandas DataFrame of ``dict(record)`` rows and
    ``to_excel`` (openpyxl) of the merged frame.
 
-The fake NetBox (``integrations.netbox.fake_server.FakeNetbox``) runs in another process, on a port the system picks,
+The fake NetBox (``devtools.netbox.FakeNetbox``) runs in another process, on a port the system picks,
 driven over stdin so the benchmark can change objects between runs and read its request counters. Django runs with
 ``DEBUG=false`` (production: no SQL query log) unless ``--debug`` is given.
 """
@@ -129,7 +129,7 @@ def _rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float | None:
 def serve(devices: int, vms: int, token: str, seed: int) -> None:
     """Run FakeNetbox on a free loopback port; answer ``reset``, ``stats`` and ``change N`` lines on stdin."""
     sys.path.insert(0, str(ROOT))
-    from integrations.netbox.fake_server import FakeNetbox
+    from devtools.netbox import FakeNetbox
 
     netbox = FakeNetbox(devices, vms, token=token, seed=seed, host="127.0.0.1", port=0)
     # SIGTERM raises SystemExit in the main thread, so the finally below still stops the server.

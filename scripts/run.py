@@ -47,7 +47,7 @@ def start_demo_netbox() -> tuple[subprocess.Popen[bytes], str]:
         [
             PYTHON,
             "-m",
-            "integrations.netbox.fake_server",
+            "devtools.netbox",
             "--port",
             str(port),
             "--devices",
@@ -108,7 +108,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         if not configured_netbox_url():
-            from integrations.netbox.fake_server import DEFAULT_TOKEN
+            from devtools.netbox import DEFAULT_TOKEN
 
             demo, url = start_demo_netbox()
             processes.append(demo)

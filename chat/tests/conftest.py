@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.llm import FakeLlm
 from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request
-from integrations.llm.fake_server import FakeLlm
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from accounts.roles import Role
 from chat import tools
 from chat.models import ChatMessage
 from chat.services import chat_message_stream, chat_session_create, chat_user_key_set
-from integrations.llm.fake_server import RecordedRequest, error, malformed, text, tool_call
+from devtools.llm import RecordedRequest, error, malformed, text, tool_call
 
 
 @pytest.fixture

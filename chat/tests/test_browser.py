@@ -19,8 +19,8 @@ from accounts.services import user_create
 from accounts.tests.test_browser import browser  # noqa: F401  (the module-scoped Chromium fixture)
 from chat import tools
 from chat.models import ChatMessage, ChatSession
+from devtools.llm import error, text, tool_call
 from exports.selectors import cmdb_rows_latest
-from integrations.llm.fake_server import error, text, tool_call
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_roles")]
 

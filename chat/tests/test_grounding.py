@@ -14,8 +14,8 @@ from chat import tools
 from chat.grounding import lookup_record
 from chat.models import ChatMessage
 from chat.services import chat_session_create
+from devtools.llm import text, tool_call
 from exports.selectors import cmdb_rows_latest
-from integrations.llm.fake_server import text, tool_call
 
 PATHS = {"devices": "dcim/devices", "vms": "virtualization/virtual-machines"}
 

@@ -84,11 +84,11 @@ class Deployment:
         netbox_port = free_port()
         netbox = self._spawn(
             "netbox",
-            [PYTHON, "-m", "integrations.netbox.fake_server", "--port", str(netbox_port), *NETBOX_OPTIONS],
+            [PYTHON, "-m", "devtools.netbox", "--port", str(netbox_port), *NETBOX_OPTIONS],
             env=dict(os.environ),
         )
         wait_for(lambda: _listening(netbox_port), timeout=30, what="the NetBox test server")
-        from integrations.netbox.fake_server import DEFAULT_TOKEN
+        from devtools.netbox import DEFAULT_TOKEN
 
         assert netbox.poll() is None
         self.env = {

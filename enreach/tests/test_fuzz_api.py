@@ -24,8 +24,8 @@ from django.core.cache import caches
 
 from accounts.models import User
 from accounts.services import api_token_create, user_set_role
-from integrations.llm.fake_server import FakeLlm
-from integrations.netbox.fake_server import FakeNetbox
+from devtools.llm import FakeLlm
+from devtools.netbox import FakeNetbox
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db(transaction=True)]
 

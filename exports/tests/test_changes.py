@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from accounts.services import global_key_set
+from devtools.netbox import FakeNetbox
 from exports import changes
 from exports.models import ExportChange, ExportRun
 from exports.services import export_run_execute, export_run_request
-from integrations.netbox.fake_server import FakeNetbox
 
 pytestmark = pytest.mark.django_db
 

@@ -13,12 +13,12 @@ from xml.etree import ElementTree
 import pytest
 from django.core.management import CommandError, call_command
 
+from devtools.confluence import BAD_REQUEST, FakeConfluence
+from devtools.confluence import AttachmentVersion as FakeAttachmentVersion
+from devtools.confluence import PageVersion as FakePageVersion
 from exports import publishing, selectors
 from exports.models import ExportPublication, ExportRun
 from exports.services import DEVICES_CSV, VMS_CSV, WORKBOOK, export_run_execute, export_run_request
-from integrations.confluence.fake_server import BAD_REQUEST, FakeConfluence
-from integrations.confluence.fake_server import AttachmentVersion as FakeAttachmentVersion
-from integrations.confluence.fake_server import PageVersion as FakePageVersion
 from integrations.tests.sshd import Sshd, start_sshd
 
 pytestmark = pytest.mark.django_db

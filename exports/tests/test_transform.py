@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from devtools.netbox import sample_dir
 from exports import transform
 from exports.transform import (
     DEVICE_COLUMNS,
@@ -21,7 +22,6 @@ from exports.transform import (
     Lookups,
 )
 from integrations.netbox import records
-from integrations.netbox.fake_server import sample_dir
 from integrations.netbox.records import DeviceRecord, VirtualMachineRecord
 
 SAMPLE = sample_dir()

@@ -25,10 +25,10 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.worksheet._writer import ALL_TEMP_FILES
 from openpyxl.worksheet.worksheet import Worksheet
 
+from devtools.netbox import sample_dir
 from exports import transform, writers
 from exports.transform import MERGED_COLUMNS, WORKBOOK_COLUMNS
 from integrations.netbox import records
-from integrations.netbox.fake_server import sample_dir
 
 SAMPLE = sample_dir()
 ENGINES: list[writers.WorkbookEngine] = ["xml", "openpyxl", "xlsxwriter"]

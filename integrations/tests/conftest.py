@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from devtools.netbox import SAMPLE_HOST, FakeNetbox, sample_dir
 from integrations.netbox.client import NetboxClient
-from integrations.netbox.fake_server import SAMPLE_HOST, FakeNetbox, sample_dir
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from devtools.confluence import FakeConfluence
 from integrations.confluence.client import ConfluenceClient
-from integrations.confluence.fake_server import FakeConfluence
 from integrations.exceptions import (
     ConfluenceAuthError,
     ConfluenceConflict,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from integrations.netbox.fake_server import MAX_PAGE_SIZE, FakeNetbox
+from devtools.netbox import MAX_PAGE_SIZE, FakeNetbox
 from integrations.tests.conftest import load_sample
 
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.llm import FakeLlm, error, malformed, text, tool_call, tool_calls
 from integrations.exceptions import LlmAuthError, LlmBadResponse, LlmRateLimited, LlmTimeout, LlmUnavailable
 from integrations.llm.client import LlmClient, LlmReply, LlmToolCall, LlmUsage, provider_name
-from integrations.llm.fake_server import FakeLlm, error, malformed, text, tool_call, tool_calls
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello?"}]
 TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}]

@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from integrations.llm.fake_server import FakeLlm, text, tool_call
+from devtools.llm import FakeLlm, text, tool_call
 
 
 @pytest.fixture

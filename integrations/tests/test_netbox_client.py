@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from devtools.netbox import FakeNetbox, LoggedRequest
 from integrations.exceptions import (
     IntegrationNotConfigured,
     NetboxAuthError,
@@ -19,7 +20,6 @@ from integrations.exceptions import (
     NetboxUnavailable,
 )
 from integrations.netbox.client import NetboxClient, authorization_header, parse_extra_headers
-from integrations.netbox.fake_server import FakeNetbox, LoggedRequest
 from integrations.netbox.records import (
     DEVICE_OBJECT_TYPE,
     VM_OBJECT_TYPE,

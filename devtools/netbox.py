@@ -8,7 +8,7 @@ truncated JSON, latency, a revoked token) can be injected per path so tests can 
 
 Standard library only, so it runs anywhere the project runs::
 
-    python -m integrations.netbox.fake_server --port 8765 --devices 300 --vms 400 --token <40 hex>
+    python -m devtools.netbox --port 8765 --devices 300 --vms 400 --token <40 hex>
 """
 
 from __future__ import annotations
@@ -199,13 +199,13 @@ def _parse_timestamp(value: str) -> datetime:
 
 
 def sample_dir() -> Path:
-    """Where the NetBox API samples live: ``$NETBOX_SAMPLE_DIR``, ``./samples`` next to this module, or the
+    """Where the NetBox API samples live: ``$NETBOX_SAMPLE_DIR``, ``netbox_samples/`` next to this module, or the
     shared ``netbox-sample`` folder beside the repository."""
     candidates = []
     if os.environ.get("NETBOX_SAMPLE_DIR"):
         candidates.append(Path(os.environ["NETBOX_SAMPLE_DIR"]))
     here = Path(__file__).resolve()
-    candidates += [here.parent / "samples", here.parents[3] / "shared" / "netbox-sample"]
+    candidates += [here.parent / "netbox_samples", here.parents[2] / "shared" / "netbox-sample"]
     for candidate in candidates:
         if (candidate / "devices_page.json").is_file():
             return candidate

@@ -19,7 +19,7 @@ with a shorter timeout gives up), ``text(..., chunk_delay=0.1)`` (slow tokens), 
 stream that fails after three tokens with an error event). With an empty script it echoes the
 last user message. Standard library only::
 
-    python -m integrations.llm.fake_server --port 8766      # then CHAT_API_BASE_URL=http://127.0.0.1:8766/v1
+    python -m devtools.llm --port 8766      # then CHAT_API_BASE_URL=http://127.0.0.1:8766/v1
 """
 
 from __future__ import annotations
