@@ -9,7 +9,7 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 PYTEST_WORKERS ?= 2
 XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 
-.PHONY: run test lint typecheck migrations-check test-sqlite test-postgres test-deploy bench clean
+.PHONY: run test lint typecheck imports migrations-check test-sqlite test-postgres test-deploy bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: $(VENV)/.installed
 	DEBUG=$${DEBUG:-true} $(PY) scripts/run.py
 
-test: $(VENV)/.installed lint typecheck migrations-check test-sqlite test-postgres test-deploy
+test: $(VENV)/.installed lint typecheck imports migrations-check test-sqlite test-postgres test-deploy
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -27,6 +27,10 @@ lint: $(VENV)/.installed
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy .
+
+# The layering in .importlinter: apps depend downwards, only integrations/ imports vendor SDKs, no devtools/.
+imports: $(VENV)/.installed
+	$(VENV)/bin/lint-imports
 
 migrations-check: $(VENV)/.installed
 	DJANGO_SETTINGS_MODULE=enreach.settings_test $(PY) manage.py makemigrations --check --dry-run

@@ -13,15 +13,13 @@ def _create_cache_table(sender: AppConfig, using: str = "default", **kwargs: Any
 
 
 class EnreachConfig(AppConfig):
-    """Process-wide set-up: our metrics collector, tracing when configured, and the cache table on migrate."""
+    """Process-wide set-up: tracing when configured, and the cache table on migrate."""
 
     name = "enreach"
     verbose_name = "Enreach tools"
 
     def ready(self) -> None:
-        from enreach.metrics import metrics_register
         from enreach.tracing import tracing_setup
 
-        metrics_register()
         tracing_setup()
         post_migrate.connect(_create_cache_table, sender=self)

@@ -17,7 +17,11 @@ class ExportsConfig(AppConfig):
     verbose_name = "Exports"
 
     def ready(self) -> None:
+        from enreach.metrics import collector_register
         from exports import checks  # noqa: F401  (registers the checks)
+        from exports.metrics import ExportsCollector
+
+        collector_register(ExportsCollector())
 
         # Every `migrate` (so every `make run` and deployment) brings the schedule in line with EXPORT_SCHEDULE.
         post_migrate.connect(_sync_schedule, sender=self)
