@@ -129,3 +129,15 @@ def test_page_names_the_netbox_of_the_global_key_not_the_demo(client_for, settin
     assert "Demo mode" not in page
     assert '<code id="netbox-url">https://netbox.example.net</code>' in page
     assert "127.0.0.1:8765" not in page
+
+
+def test_page_offers_the_users_preferred_dataset_first(netbox, make_user, client):
+    run, _ = export_run_request(trigger="api")
+    export_run_execute(run=run)
+    user = make_user("viewer")
+    user.preferences = {"export_dataset": "vms"}
+    user.save()
+    client.force_login(user)
+    page = client.get(reverse("exports:index")).content.decode()
+    names = re.findall(r"(netbox_\w+_export\.csv|Systems CMDB\.xlsx|data_quality\.csv)", page)
+    assert names[0] == "netbox_vms_export.csv"
