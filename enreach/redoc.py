@@ -3,7 +3,10 @@
 ReDoc's standalone bundle styles itself with styled-components, which injects ``<style>`` elements, and runs its
 search index in a Web Worker made from a ``blob:`` URL. The site's self-only policy blocks both, so this one view
 answers with the site's policy plus exactly those two allowances (``style-src 'unsafe-inline'``, ``worker-src
-blob:``); scripts stay self-only, and the middleware in ``enreach/security.py`` leaves a header a view set alone.
+blob:``), and with ``style-src-attr 'none'`` so the inline allowance covers ``<style>`` elements but not
+``style=""`` attributes (ReDoc sets element styles through the CSSOM, which a policy does not govern; a browser
+without ``style-src-attr`` falls back to ``style-src``). Scripts stay self-only, and the middleware in
+``enreach/security.py`` leaves a header a view set alone.
 The page's script is a file (``static/js/redoc.js``) that reads the schema URL from a ``data-`` attribute.
 """
 
@@ -30,6 +33,7 @@ def redoc_policy(site_policy: str) -> str:
     fallback = directives.get("default-src", ["'self'"])
     style = [s for s in directives.get("style-src", fallback) if s != "'none'"]
     directives["style-src"] = style + ([] if "'unsafe-inline'" in style else ["'unsafe-inline'"])
+    directives["style-src-attr"] = ["'none'"]
     directives["worker-src"] = ["blob:"]
     return "; ".join(" ".join([name, *sources]) for name, sources in directives.items())
 

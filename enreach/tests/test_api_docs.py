@@ -46,7 +46,7 @@ def test_redoc_page_alone_allows_inline_styles_and_blob_workers(client_for):
     assert policy == (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
         "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; worker-src blob:"
+        "frame-ancestors 'none'; style-src-attr 'none'; worker-src blob:"
     )
     assert "unsafe-inline" not in client.get("/api/docs/")["Content-Security-Policy"]
 
@@ -56,7 +56,7 @@ def test_redoc_policy_builds_on_a_replaced_site_policy_and_respects_none(client_
     settings.CONTENT_SECURITY_POLICY = "default-src 'self' https://intranet.example; frame-ancestors 'none'"
     assert client.get("/api/redoc/")["Content-Security-Policy"] == (
         "default-src 'self' https://intranet.example; frame-ancestors 'none'; "
-        "style-src 'self' https://intranet.example 'unsafe-inline'; worker-src blob:"
+        "style-src 'self' https://intranet.example 'unsafe-inline'; style-src-attr 'none'; worker-src blob:"
     )
     settings.CONTENT_SECURITY_POLICY = ""
     assert "Content-Security-Policy" not in client.get("/api/redoc/")
