@@ -3,9 +3,10 @@
 The policy (``CONTENT_SECURITY_POLICY``) allows only the app's own origin: no inline script, no inline style
 (``<style>`` or ``style=""``), no eval, no other hosts. Pages keep their JavaScript and CSS under ``static/`` and
 pass data through ``data-*`` attributes or ``json_script``. ``img-src`` also allows ``data:`` URLs (the admin's and
-Swagger UI's icons).
+Swagger UI's icons). A view may send its own header, which this middleware keeps: only ReDoc does
+(``enreach/redoc.py``, the site's policy plus inline ``<style>`` elements and ``blob:`` workers).
 
-A small middleware rather than django-csp: the policy is one fixed header with no nonces or per-view changes, and
+A small middleware rather than django-csp: the policy is one fixed header with no nonces and one per-view variant, and
 Django 6.0 brings its own CSP support that this will give way to.
 """
 

@@ -221,6 +221,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": False, "tryItOutEnabled": False, "deepLinking": True},
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"ExportRunStatusEnum": "exports.models.ExportRun.Status"},
 }
 

@@ -10,6 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from accounts.views import SignOutView
 from enreach import views
+from enreach.redoc import RedocView
 from exports.dashboard import home
 
 admin.site.site_header = "Enreach tools administration"
@@ -27,8 +28,7 @@ urlpatterns = [
     path("api/health/", views.HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # A page for people: send them to sign in rather than answering 401.
-    # Swagger UI from drf-spectacular-sidecar's static files (not ReDoc: it loads its logo from a CDN and injects
-    # <style> elements, which a self-only CSP blocks); the split view serves Swagger's
+    # Swagger UI from drf-spectacular-sidecar's static files; the split view serves Swagger's
     # settings as a script file, so the page has no inline script (CSP: self only).
     path(
         "api/docs/",
@@ -37,6 +37,8 @@ urlpatterns = [
         ),
         name="docs",
     ),
+    # ReDoc, also from the sidecar, with its own slightly wider policy (enreach/redoc.py).
+    path("api/redoc/", login_required(RedocView.as_view(url_name="schema")), name="redoc"),
     path("api/auth/", include("accounts.api.urls")),
     path("api/profile/", include("accounts.api.profile_urls")),
     path("api/admin/", include("accounts.api.admin_urls")),

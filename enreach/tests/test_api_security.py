@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 PUBLIC = {"api/health/"}
 # HTML pages under /api/ send anonymous people to the sign-in page instead.
-PAGES = {"api/docs/"}
+PAGES = {"api/docs/", "api/redoc/"}
 
 
 def iter_routes(patterns=None, prefix=""):

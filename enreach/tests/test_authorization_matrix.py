@@ -34,7 +34,7 @@ from accounts.services import api_token_create, user_create
 
 ROLES = ("anonymous", "viewer", "operator", "member", "admin", "read_only_token")
 # Public or page routes under /api/, checked by test_api_security.py instead.
-EXCLUDED_ROUTES = {"api/health/", "api/schema/", "api/docs/"}
+EXCLUDED_ROUTES = {"api/health/", "api/schema/", "api/docs/", "api/redoc/"}
 PASSWORD = "matrix-Passphrase-for-every-role-7"
 
 

@@ -258,3 +258,29 @@ def _luminance(css: str) -> float:
 def _is_red(css: str) -> bool:
     r, g, b = _rgb(css)
     return r > 150 and g < 100 and b < 100
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_redoc_renders_the_operations_under_its_own_policy_without_remote_requests(tab, width):
+    user_create(username="rita", password=PASSWORD, role="viewer")
+    t = tab(width)
+    t.sign_in("rita")
+    requests: list[str] = []
+    t.page.on("request", lambda r: requests.append(r.url))
+    # /api/redoc/ is not in CSP_PAGES: the browser enforces the policy the app itself sends for this page.
+    page = t.goto("/api/redoc/")
+    # The operation's section (ReDoc names it by tag and operation id) shows its method and path.
+    operation = page.locator("[data-section-id='tag/auth/operation/auth_me_retrieve']")
+    operation.wait_for()
+    assert "/api/auth/me/" in operation.inner_text()
+    assert page.locator("[role=menuitem]").count() > 10
+    if width >= 720:  # the search runs in ReDoc's blob: worker; at phone width it sits in the folded menu
+        page.fill("[role=search] input", "auth_me_retrieve")
+        result = page.locator("[data-role='search:results'] [role=menuitem]", has_text="auth_me_retrieve")
+        result.click()
+        page.wait_for_url(re.compile(r"#tag/auth/operation/auth_me_retrieve$"))
+    page.wait_for_load_state("networkidle")
+    remote = [url for url in requests if not url.startswith((t.base, "data:", "blob:"))]
+    assert remote == []
+    assert page.locator("img[alt='redocly logo']:not([hidden])").count() == 0
+    t.check("api-redoc", full_page=False)
