@@ -21,7 +21,7 @@ import numpy as np
 
 from cmdb.table import CmdbTable, Column
 from exports.transform import NUMERIC_COLUMNS, TEXT_COLUMNS
-from exports.writers import write_workbook
+from exports.writers import ColumnSizes, write_workbook
 
 CSV_BATCH_ROWS = 2000
 _FORMULA_PREFIXES = ("=", "+", "-", "@")
@@ -86,6 +86,7 @@ class TableRows(Sequence[tuple[str, ...]]):
 def workbook_open(*, table: CmdbTable, rows: np.ndarray, columns: Sequence[Column], timestamp: datetime) -> IO[bytes]:
     """The rows as the CMDB workbook, an open file whose name is already unlinked (it vanishes once closed)."""
     labels = [column.label for column in columns]
+    lines, longest = table.longest(rows, labels)
     with tempfile.TemporaryDirectory(prefix="cmdb-download-") as directory:
         path = Path(directory) / "rows.xlsx"
         write_workbook(
@@ -95,6 +96,7 @@ def workbook_open(*, table: CmdbTable, rows: np.ndarray, columns: Sequence[Colum
             numeric_columns=NUMERIC_COLUMNS,
             text_columns=TEXT_COLUMNS,
             timestamp=timestamp,
+            sizes=ColumnSizes(lines=lines, values=longest),
         )
         handle = open(path, "rb")  # noqa: SIM115 (the response closes it)
         os.unlink(path)

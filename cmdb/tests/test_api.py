@@ -17,6 +17,7 @@ from cmdb import params
 from exports import selectors as export_selectors
 from exports.models import ExportRun
 from exports.transform import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
+from exports.writers import write_workbook
 
 
 def merged_rows(run: ExportRun) -> list[dict[str, str]]:
@@ -218,6 +219,31 @@ def test_workbook_download_keeps_the_contracts_styling_and_types(export, viewer)
         assert row[0] == vm["Name"] and row[1] == int(vm["ID"])  # numbers typed as numbers
         assert row[2] == (vm["Serial number"] or None) and (row[2] is None or isinstance(row[2], str))
         assert row[3] == (float(vm["VCPUs"]) if vm["VCPUs"] else None)
+
+
+@pytest.mark.parametrize("dataset", ["merged", "devices", "vms"])
+def test_workbook_download_reads_back_as_the_grids_rows_and_columns(export, viewer, dataset, tmp_path):
+    query = "ordering=site,-name&name__empty=false&q=a"
+    grid = viewer.get(f"/api/cmdb/{dataset}/rows/?{query}&limit={params.MAX_LIMIT}").json()
+    assert 0 < grid["count"] == len(grid["results"])
+    response = viewer.get(f"/api/cmdb/{dataset}/download/?{query}&format=xlsx")
+    workbook = load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    sheet = workbook.worksheets[0]
+    cells = list(sheet.iter_rows(values_only=True))
+    assert list(cells[0]) == [column["label"] for column in grid["columns"]]
+    keys = [column["key"] for column in grid["columns"]]
+    assert [list(row) for row in cells[1:]] == [
+        [None if item[key] in ("", None) else item[key] for key in keys] for item in grid["results"]
+    ]
+    assert sheet.tables["NetBoxInventory"].ref == f"A1:{sheet.cell(1, len(keys)).column_letter}{grid['count'] + 1}"
+    # The widths are those the export's workbook writer fits when it reads the same rows whole.
+    source = {f"{r['netbox_type']}-{r['ID']}": r for r in merged_rows(export)}
+    text = [[source[item["row_id"]][label] for label in cells[0]] for item in grid["results"]]
+    reference = load_workbook(write_workbook(tmp_path / "reference.xlsx", list(cells[0]), text).path).worksheets[0]
+    assert list(reference.iter_rows(values_only=True)) == cells
+    assert {k: d.width for k, d in sheet.column_dimensions.items()} == {
+        k: d.width for k, d in reference.column_dimensions.items()
+    }
 
 
 def test_download_errors_are_json(export, viewer):

@@ -649,3 +649,104 @@ def test_read_workbook_order_from_an_operator_file_skips_blanks(tmp_path: Path) 
     order = writers.read_workbook_order(path)
     assert order == ["ID", "Name", "Tags"]
     assert transform.workbook_column_order(order)[:3] == ("ID", "Name", "Tags")
+
+
+# Column sizes known ahead (the CMDB's filtered downloads): one pass, text inline
+
+
+def _sizes(columns: tuple[str, ...] | list[str], rows: list[Any]) -> writers.ColumnSizes:
+    """What an index over the rows would know: per column the longest line and value, as text."""
+    texts = [["" if value is None else str(value) for value in column] for column in zip(*rows, strict=True)]
+    if not rows:
+        texts = [[] for _ in columns]
+    return writers.ColumnSizes(
+        lines=[max((len(line) for value in column for line in value.split("\n")), default=0) for column in texts],
+        values=[max(map(len, column), default=0) for column in texts],
+    )
+
+
+def _inline_as_excel_reads(cells: list[list[tuple[Any, str]]]) -> list[list[tuple[Any, str]]]:
+    # Excel decodes its _xHHHH_ escapes in inline strings as in shared strings; openpyxl only in shared strings.
+    return [[(v.replace("_x005F_", "_") if isinstance(v, str) else v, t) for v, t in row] for row in cells]
+
+
+class _OnePass(list[Any]):
+    """Rows that count how often they are read whole and refuse to be indexed (no second pass, no random access)."""
+
+    passes = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        self.passes += 1
+        return super().__iter__()
+
+    def __getitem__(self, index: Any) -> Any:
+        raise AssertionError("indexed")
+
+
+def test_workbook_with_known_sizes_reads_the_rows_once_and_writes_the_same_cells_inline(
+    tmp_path: Path, workbook_rows: list[transform.Row]
+) -> None:
+    for name, columns, rows in (("sample", WORKBOOK_COLUMNS, workbook_rows), ("edge", EDGE_COLUMNS, EDGE_ROWS)):
+        kwargs: dict[str, Any] = {}
+        if name == "edge":
+            kwargs = {"numeric_columns": {"ID"}, "text_columns": {"Serial number"}}
+        reference = writers.write_workbook(tmp_path / f"{name}.xlsx", columns, rows, **kwargs)
+        once = _OnePass(rows)
+        streamed = writers.write_workbook(
+            tmp_path / f"{name}-sized.xlsx", columns, once, sizes=_sizes(columns, rows), **kwargs
+        )
+        assert once.passes == 1 and streamed.rows == len(rows)
+        for read_only in (True, False):
+            cells = _inline_as_excel_reads(_typed_cells(streamed.path, read_only=read_only))
+            assert cells == _typed_cells(reference.path, read_only=read_only), name
+        first, second = load_workbook(reference.path).worksheets[0], load_workbook(streamed.path).worksheets[0]
+        assert second.freeze_panes == first.freeze_panes == "B2"
+        assert _widths(second) == _widths(first), name
+        assert [(t.name, t.ref, t.tableStyleInfo.name) for t in second.tables.values()] == [
+            (t.name, t.ref, t.tableStyleInfo.name) for t in first.tables.values()
+        ]
+        with zipfile.ZipFile(streamed.path) as archive:
+            names = archive.namelist()
+            parts = {part: ElementTree.fromstring(archive.read(part)) for part in names}
+            assert archive.testzip() is None
+        assert "xl/sharedStrings.xml" not in names
+        declared = {e.attrib["PartName"] for e in parts["[Content_Types].xml"] if "PartName" in e.attrib}
+        assert declared == {f"/{part}" for part in names if not part.endswith((".rels", "[Content_Types].xml"))}
+        for rels in ("_rels/.rels", "xl/_rels/workbook.xml.rels", "xl/worksheets/_rels/sheet1.xml.rels"):
+            base = posixpath.dirname(posixpath.dirname(rels))
+            for relationship in parts[rels]:
+                assert posixpath.normpath(posixpath.join(base, relationship.attrib["Target"])) in names
+        main = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+        sheet = parts["xl/worksheets/sheet1.xml"]
+        assert list(sheet.iter(f"{main}f")) == []  # no formulas
+        assert {cell.attrib.get("t") for cell in sheet.iter(f"{main}c")} <= {None, "inlineStr", "b"}
+    assert set(_local_extra_lengths(tmp_path / "edge-sized.xlsx").values()) == {0}
+
+
+def test_workbook_with_known_sizes_keeps_the_typing_edge_cases_and_many_batches(tmp_path: Path) -> None:
+    columns = ("ID", "Serial number", "Latitude", "Note", "Flag")
+    rows = [
+        (1, "000417", -33.8688, "#N/A", True),
+        (2, 417, "52.5", "bell\x07ring", ""),
+        (3, "", "", "=1+1", "x" * 40_000),
+    ] * 700  # more than one batch of rows
+    kwargs: dict[str, Any] = {"numeric_columns": {"ID", "Latitude"}, "text_columns": {"Serial number"}}
+    reference = writers.write_workbook(tmp_path / "edge.xlsx", columns, rows, **kwargs)
+    streamed = writers.write_workbook(tmp_path / "sized.xlsx", columns, rows, sizes=_sizes(columns, rows), **kwargs)
+    assert _typed_cells(streamed.path, read_only=True) == _typed_cells(reference.path, read_only=True)
+    assert len(_typed_cells(streamed.path, read_only=True)) == 2101
+
+
+def test_workbook_with_known_sizes_rejects_what_it_cannot_do(tmp_path: Path) -> None:
+    path = tmp_path / "a.xlsx"
+    sizes = _sizes(EDGE_COLUMNS, EDGE_ROWS)
+    with pytest.raises(ValueError, match="xml engine"):
+        writers.write_workbook(path, EDGE_COLUMNS, EDGE_ROWS, sizes=sizes, engine="openpyxl")
+    with pytest.raises(ValueError, match="xml engine"):
+        extra = [writers.ExtraSheet(name="More", rows=[("a",)])]
+        writers.write_workbook(path, EDGE_COLUMNS, EDGE_ROWS, sizes=sizes, extra_sheets=extra)
+    with pytest.raises(ValueError, match="Column sizes for 6 columns, not 5"):
+        writers.write_workbook(path, EDGE_COLUMNS[:5], [row[:5] for row in EDGE_ROWS], sizes=sizes)
+    with pytest.raises(ValueError, match="Row 3 has 5 values for 6 columns"):
+        writers.write_workbook(path, EDGE_COLUMNS, [*EDGE_ROWS[:2], EDGE_ROWS[2][:5]], sizes=sizes)
+    assert not path.exists()
