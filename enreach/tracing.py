@@ -43,11 +43,35 @@ def tracing_setup(*, service_name: str = "enreach-tools", exporter: Any = None) 
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    _collect_wsgi_path_as_wsgi_does()
     # Django's adds its middleware to settings.MIDDLEWARE: handlers built from now on trace every request.
     DjangoInstrumentor().instrument(tracer_provider=provider, response_hook=_name_after_route)
     RequestsInstrumentor().instrument(tracer_provider=provider)
     _configured = True
     return True
+
+
+def _collect_wsgi_path_as_wsgi_does() -> None:
+    """Let Django's instrumentation read a path with characters beyond Latin-1 instead of failing the request.
+
+    Django puts the decoded path in ``request.META["PATH_INFO"]``; the instrumentation quotes it as WSGI's
+    bytes-as-Latin-1 and raised UnicodeEncodeError (a 500) on ``/api/admin/keys/\U000f0ee5/``, which schemathesis
+    found. It gets the path back in WSGI's form (UTF-8 bytes read as Latin-1), as a WSGI server hands it over.
+    """
+    from opentelemetry.instrumentation.django.middleware import otel_middleware
+
+    collect = otel_middleware.wsgi_collect_request_attributes
+    if getattr(collect, "enreach_wsgi_path", False):
+        return
+
+    def collect_wsgi_path(environ: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if isinstance(path, str) and not path.isascii():
+            environ = {**environ, "PATH_INFO": path.encode("utf-8", "surrogateescape").decode("latin-1")}
+        return collect(environ, *args, **kwargs)
+
+    collect_wsgi_path.enreach_wsgi_path = True  # type: ignore[attr-defined]
+    otel_middleware.wsgi_collect_request_attributes = collect_wsgi_path
 
 
 def _name_after_route(current: trace.Span, request: HttpRequest, response: HttpResponse) -> None:

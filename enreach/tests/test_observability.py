@@ -186,3 +186,12 @@ def test_netbox_calls_carry_an_http_client_span_under_their_netbox_span(netbox, 
     clients = [s for s in finished if s.kind == SpanKind.CLIENT]
     assert clients and netbox_spans
     assert all(s.parent is not None and s.parent.span_id in netbox_spans for s in clients if s.name == "GET")
+
+
+@pytest.mark.django_db
+def test_a_path_beyond_latin_1_is_traced_not_a_server_error(client_for, spans):
+    spans.clear()
+    response = client_for("admin").get("/api/admin/keys/%C2%82%C3%998%F3%B0%BB%A5/")
+    assert response.status_code == 404
+    (server,) = server_spans(spans)
+    assert server.attributes["http.status_code"] == 404
