@@ -11,7 +11,8 @@ from django.core.checks import CheckMessage, Error, register
 @register()
 def export_settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     from exports import transform
-    from exports.services import ExportError, export_schedule_parse
+    from exports.errors import ExportError
+    from exports.schedule import export_schedule_parse
 
     errors: list[CheckMessage] = []
     if settings.EXPORT_SCHEDULE:

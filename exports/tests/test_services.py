@@ -12,8 +12,9 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from enreach.forked import FORK_AVAILABLE
-from exports import selectors, services, transform, writers
+from exports import selectors, transform, writers
 from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
+from exports.schedule import SCHEDULE_NAME, export_schedule_sync
 from exports.services import export_run_execute, export_run_request
 
 pytestmark = pytest.mark.django_db
@@ -374,14 +375,14 @@ def test_workbook_column_order_from_a_setting(netbox, settings):
 )
 def test_schedule_is_created_idempotently(settings, value, schedule_type, field, expected):
     settings.EXPORT_SCHEDULE = value
-    assert services.export_schedule_sync() == "created"
-    assert services.export_schedule_sync() == "updated"
-    schedule = Schedule.objects.get(name=services.SCHEDULE_NAME)
+    assert export_schedule_sync() == "created"
+    assert export_schedule_sync() == "updated"
+    schedule = Schedule.objects.get(name=SCHEDULE_NAME)
     assert schedule.schedule_type == schedule_type and getattr(schedule, field) == expected
     assert schedule.func == "exports.tasks.export_scheduled_task"
     settings.EXPORT_SCHEDULE = ""
-    assert services.export_schedule_sync() == "removed"
-    assert not Schedule.objects.filter(name=services.SCHEDULE_NAME).exists()
+    assert export_schedule_sync() == "removed"
+    assert not Schedule.objects.filter(name=SCHEDULE_NAME).exists()
 
 
 def test_bad_schedule_is_a_system_check_error(settings):
