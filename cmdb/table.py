@@ -35,7 +35,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from exports.transform import DEVICE_COLUMNS, MERGED_COLUMNS, NUMERIC_COLUMNS, TYPE_COLUMN, VM_COLUMNS
+from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, NUMERIC_COLUMNS, TYPE_COLUMN, VM_COLUMNS
 
 DATASETS = ("devices", "vms", "merged")
 NUMBER, TEXT, DATE = "number", "text", "date"

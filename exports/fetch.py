@@ -22,7 +22,7 @@ from typing import Any, Literal
 from django.conf import settings
 from django.utils import timezone
 
-from exports import quality, transform
+from exports import quality, render, transform
 from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
 from exports.recorder import RunRecorder
 from exports.snapshots import (
@@ -228,7 +228,7 @@ def _fetch_contacts(
     }
     for listing, records in assignments.items():
         state[listing] = {record.id: record.last_updated for record in records}
-    return state, transform.contacts_by_object([*assignments["device_contacts"], *assignments["vm_contacts"]])
+    return state, render.contacts_by_object([*assignments["device_contacts"], *assignments["vm_contacts"]])
 
 
 def _contact_state(snapshot: ContactSnapshot) -> dict[str, dict[int, str]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 
 from enreach.forked import ChildProcessFailed, forked
-from exports import quality, transform, writers
+from exports import columns, quality, transform, writers
 from exports.constants import DEVICES_CSV, MERGED_CSV, QUALITY_CSV, VMS_CSV, WORKBOOK
 from exports.errors import ExportError
 from exports.fetch import Fetched
@@ -34,7 +34,7 @@ def _workbook_columns() -> tuple[str, ...]:
     order = settings.EXPORT_WORKBOOK_COLUMNS
     if len(order) == 1 and order[0].lower().endswith(".xlsx"):
         order = writers.read_workbook_order(Path(order[0]))
-    return transform.workbook_column_order(order or None)
+    return columns.workbook_column_order(order or None)
 
 
 @contextlib.contextmanager
@@ -52,7 +52,7 @@ def files_writing(
     device_rows = transform.device_rows(fetched.devices, fetched.lookups)
     vm_rows = transform.vm_rows(fetched.vms, fetched.lookups)
     excel_safe = settings.EXPORT_CSV_EXCEL_SAFE
-    columns = _workbook_columns()
+    workbook_columns = _workbook_columns()
     # Read here: the child must not use the database.
     quality_config = quality_config_current() if settings.EXPORT_QUALITY else None
     quality_sheet = settings.EXPORT_QUALITY_SHEET
@@ -60,20 +60,20 @@ def files_writing(
     def merged_files() -> tuple[dict[str, writers.FileInfo], quality.QualitySummary | None]:
         merged = transform.merged_rows(device_rows, vm_rows)  # built where it is used: in the child
         files = {
-            MERGED_CSV: writers.write_csv(folder / MERGED_CSV, transform.MERGED_COLUMNS, merged, excel_safe=excel_safe)
+            MERGED_CSV: writers.write_csv(folder / MERGED_CSV, columns.MERGED_COLUMNS, merged, excel_safe=excel_safe)
         }
         sheets: list[writers.ExtraSheet] = []
         summary = None
         if quality_config is not None:  # the data-quality report, from the rows the child has anyway
             info, sheets, summary = quality.quality_files_write(
-                merged, transform.MERGED_COLUMNS, quality_config, folder / QUALITY_CSV, sheet=quality_sheet
+                merged, columns.MERGED_COLUMNS, quality_config, folder / QUALITY_CSV, sheet=quality_sheet
             )
             if info is not None:
                 files[QUALITY_CSV] = info
         files[WORKBOOK] = writers.write_workbook(
             folder / WORKBOOK,
-            columns,
-            transform.reorder(merged, transform.MERGED_COLUMNS, columns),
+            workbook_columns,
+            transform.reorder(merged, columns.MERGED_COLUMNS, workbook_columns),
             extra_sheets=sheets,
         )
         return files, summary
@@ -81,9 +81,9 @@ def files_writing(
     with forked(merged_files, enabled=settings.EXPORT_PARALLEL_WRITE) as merged_result:
         files = {
             DEVICES_CSV: writers.write_csv(
-                folder / DEVICES_CSV, transform.DEVICE_COLUMNS, device_rows, excel_safe=excel_safe
+                folder / DEVICES_CSV, columns.DEVICE_COLUMNS, device_rows, excel_safe=excel_safe
             ),
-            VMS_CSV: writers.write_csv(folder / VMS_CSV, transform.VM_COLUMNS, vm_rows, excel_safe=excel_safe),
+            VMS_CSV: writers.write_csv(folder / VMS_CSV, columns.VM_COLUMNS, vm_rows, excel_safe=excel_safe),
         }
         rows = len(device_rows) + len(vm_rows)
         files_total = len(ARTIFACT_KINDS) - (0 if quality_config is not None else len(OPTIONAL_ARTIFACTS))

@@ -9,7 +9,7 @@ import pytest
 
 from cmdb.table import DATE, NUMBER, TEXT, CmdbTable, Filter, Query, QueryError, RowDicts, column_key
 from exports import selectors as export_selectors
-from exports.transform import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
+from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
 
 LABELS = ["Name", "Status", "Site", "Tenant", "ID", "VCPUs", "Serial number", "Created", "Tags", "IP Address",
           "Comments", "netbox_type"]  # fmt: skip
