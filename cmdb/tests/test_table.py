@@ -7,7 +7,8 @@ import csv
 import numpy as np
 import pytest
 
-from cmdb.table import DATE, NUMBER, TEXT, CmdbTable, Filter, Query, QueryError, RowDicts, column_key
+from cmdb.query import DATE, NUMBER, TEXT, Filter, Query, QueryError, column_key
+from cmdb.table import CmdbTable, RowDicts
 from exports import selectors as export_selectors
 from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
 
