@@ -10,7 +10,8 @@ from rest_framework.test import APIClient
 from accounts.roles import Role
 from chat import tools
 from chat.models import ChatMessage
-from chat.services import chat_message_stream, chat_session_create, chat_user_key_set
+from chat.provider import chat_user_key_set
+from chat.services import chat_message_stream, chat_session_create
 from devtools.llm import RecordedRequest, error, malformed, text, tool_call
 
 
