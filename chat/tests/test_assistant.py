@@ -313,7 +313,7 @@ def test_users_own_key_comes_first(client, session, alice, llm):
 
 
 def test_global_key_comes_before_the_environment(client, session, llm):
-    from accounts.services import global_key_set
+    from accounts.global_keys import global_key_set
 
     global_key_set(name="chat", value="sk-global-chat-key-5678")
     llm.api_key = "sk-global-chat-key-5678"
