@@ -23,9 +23,12 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from accounts import keys, selectors, services
+from accounts.audit import AuditContext
+from accounts.errors import AccountError
+from accounts.global_keys import global_key_delete, global_key_name_check, global_key_set
 from accounts.models import ApiToken, AuditEntry, GlobalKey, RoleGroup, User
 from accounts.roles import CAPABILITIES, Role
-from accounts.services import AccountError, AuditContext
+from accounts.tokens import api_token_revoke
 
 
 def _audit(request: HttpRequest) -> AuditContext:
@@ -246,7 +249,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         tokens = list(queryset.select_related("user").filter(revoked__isnull=True))
         for token in tokens:
-            services.api_token_revoke(token=token, by=_audit(request))
+            api_token_revoke(token=token, by=_audit(request))
         self.message_user(request, f"{len(tokens)} token{'s' if len(tokens) != 1 else ''} revoked.", messages.SUCCESS)
 
 
@@ -267,7 +270,7 @@ class GlobalKeyForm(forms.ModelForm):
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
         try:
-            services.global_key_name_check(name)
+            global_key_name_check(name)
         except AccountError as exc:
             raise forms.ValidationError(exc.message) from None
         return name
@@ -306,7 +309,7 @@ class GlobalKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         data = form.cleaned_data
-        saved = services.global_key_set(
+        saved = global_key_set(
             name=obj.name,
             value=data.get("value") or None,
             label=data.get("label", ""),
@@ -316,11 +319,11 @@ class GlobalKeyAdmin(admin.ModelAdmin):
         obj.pk, obj.value_encrypted, obj.hint = saved.pk, saved.value_encrypted, saved.hint
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        services.global_key_delete(name=obj.name, by=_audit(request))
+        global_key_delete(name=obj.name, by=_audit(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[GlobalKey]) -> None:
         for name in list(queryset.values_list("name", flat=True)):
-            services.global_key_delete(name=name, by=_audit(request))
+            global_key_delete(name=name, by=_audit(request))
 
 
 AUDIT_FIELDS = ["created", "actor", "actor_name", "source", "ip", "action", "target", "detail"]

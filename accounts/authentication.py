@@ -10,8 +10,8 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from accounts.models import ApiToken
-from accounts.services import TOKEN_PREFIX, token_hash
 from accounts.throttling import client_ip, token_failure_record
+from accounts.tokens import TOKEN_PREFIX, token_hash
 from enreach.logs import user_var
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")

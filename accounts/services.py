@@ -2,16 +2,14 @@
 
 Writes that matter for security (provisioning, role and capability changes, passwords, tokens, global keys)
 record an ``AuditEntry``; callers say who acts and from where with an ``AuditContext``.
+
+Users, roles, passwords and profiles are here; the audit trail is ``accounts.audit``, API tokens
+``accounts.tokens``, global keys ``accounts.global_keys``, the errors ``accounts.errors``.
 """
 
 from __future__ import annotations
 
-import getpass
-import hashlib
-import re
 import secrets
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import password_validation
@@ -19,91 +17,14 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.http import HttpRequest
-from django.utils import timezone
 
-from accounts import keys
-from accounts.models import ApiToken, AuditEntry, GlobalKey, User
+from accounts.audit import AuditContext, audit_record
+from accounts.errors import AccountError, AccountThrottled, GuardRailError
+from accounts.models import User
 from accounts.preferences import preference_errors
 from accounts.roles import CAPABILITIES, Role, capability_codename
-from accounts.throttling import TooManyAttempts, client_ip, password_attempt_begin
-
-TOKEN_PREFIX = "ent_"
-KEY_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-class AccountError(Exception):
-    """A requested account change is not valid. ``field`` names the input at fault, when there is one."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class AccountThrottled(AccountError):
-    """Too many failed password checks: refused without checking. ``wait`` is in seconds."""
-
-    def __init__(self, message: str, *, field: str | None = None, wait: int = 0) -> None:
-        super().__init__(message, field=field)
-        self.wait = wait
-
-
-class GuardRailError(AccountError):
-    """A change that would lock administrators out: demoting or deactivating oneself or the last active admin."""
-
-
-@dataclass(frozen=True, slots=True)
-class AuditContext:
-    """Who performs a change and from where, for the audit trail."""
-
-    user: User | None = None
-    source: str = AuditEntry.Source.SYSTEM
-    ip: str | None = None
-    name: str = ""
-
-    @classmethod
-    def from_request(cls, request: HttpRequest, *, source: str) -> AuditContext:
-        """The signed-in user of a web, admin or API request and the client's address."""
-        user = request.user if request.user.is_authenticated else None
-        return cls(user=user, source=source, ip=client_ip(request) or None)  # type: ignore[arg-type]
-
-    @classmethod
-    def cli(cls) -> AuditContext:
-        """A management command: the operating-system account that ran it."""
-        try:
-            who = getpass.getuser()
-        except (KeyError, OSError):
-            who = "unknown"
-        return cls(source=AuditEntry.Source.CLI, name=f"cli:{who}")
-
-    @property
-    def actor_name(self) -> str:
-        return self.user.username if self.user is not None else self.name
-
-
-SYSTEM = AuditContext()
-
-
-def audit_record(
-    *, by: AuditContext | None, action: str, target: str = "", detail: dict[str, Any] | None = None
-) -> None:
-    """Write one audit entry. ``detail`` must never contain a secret."""
-    by = by or SYSTEM
-    AuditEntry.objects.create(
-        actor=by.user,
-        actor_name=by.actor_name,
-        source=by.source,
-        ip=by.ip,
-        action=action,
-        target=target,
-        detail=detail or {},
-    )
-
-
-def token_hash(token: str) -> str:
-    """The stored form of a token secret."""
-    return hashlib.sha256(token.encode()).hexdigest()
+from accounts.throttling import TooManyAttempts, password_attempt_begin
+from accounts.tokens import tokens_revoke_all
 
 
 def _password_check(password: str, *, user: User | None, field: str = "password") -> None:
@@ -244,7 +165,7 @@ def user_update(
         user.save(update_fields=["is_active"])
         detail: dict[str, Any] = {}
         if not is_active:
-            detail["tokens_revoked"] = user.tokens_revoked = _tokens_revoke_all(  # type: ignore[attr-defined]
+            detail["tokens_revoked"] = user.tokens_revoked = tokens_revoke_all(  # type: ignore[attr-defined]
                 user=user, by=by, reason="deactivation"
             )
         action = "user.activate" if is_active else "user.deactivate"
@@ -265,7 +186,7 @@ def user_set_password(*, user: User, password: str, by: AuditContext | None = No
     _password_check(password, user=user)
     user.set_password(password)
     user.save(update_fields=["password"])
-    revoked = _tokens_revoke_all(user=user, by=by, reason="password_reset")
+    revoked = tokens_revoke_all(user=user, by=by, reason="password_reset")
     audit_record(
         by=by, action="user.password_reset", target=f"user:{user.username}", detail={"tokens_revoked": revoked}
     )
@@ -295,7 +216,7 @@ def password_change(*, user: User, current_password: str, new_password: str, by:
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password"])
-        revoked = _tokens_revoke_all(user=user, by=by, reason="password_change")
+        revoked = tokens_revoke_all(user=user, by=by, reason="password_change")
         audit_record(
             by=by, action="user.password_change", target=f"user:{user.username}", detail={"tokens_revoked": revoked}
         )
@@ -379,138 +300,3 @@ def admin_ensure(*, username: str, password: str = "") -> tuple[User | None, str
         existing.save(update_fields=["password", "is_active"])
         return user_set_role(user=existing, role=Role.ADMIN), generated
     return user_create(username=username, password=password, role=Role.ADMIN, check_password=False), generated
-
-
-def api_token_create(
-    *,
-    user: User,
-    label: str = "",
-    expires: datetime | None = None,
-    read_only: bool = False,
-    by: AuditContext | None = None,
-) -> tuple[ApiToken, str]:
-    """Create a personal API token. The secret is returned once and only its hash is stored."""
-    if expires is not None and expires <= timezone.now():
-        raise AccountError("The expiry must be in the future.", field="expires")
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(
-        user=user,
-        label=label,
-        prefix=secret[: len(TOKEN_PREFIX) + 8],
-        key_hash=token_hash(secret),
-        expires=expires,
-        read_only=read_only,
-    )
-    audit_record(
-        by=by,
-        action="token.create",
-        target=f"token:{token.prefix}",
-        detail={"owner": user.username, "label": label, "read_only": read_only},
-    )
-    return token, secret
-
-
-def api_token_revoke(*, token: ApiToken, by: AuditContext | None = None) -> ApiToken:
-    """Revoke a token now. Revoked tokens stay listed (for the record) and never authenticate again."""
-    if token.revoked is None:
-        token.revoked = timezone.now()
-        token.save(update_fields=["revoked"])
-        audit_record(
-            by=by, action="token.revoke", target=f"token:{token.prefix}", detail={"owner": token.user.username}
-        )
-    return token
-
-
-def _tokens_revoke_all(*, user: User, by: AuditContext | None, reason: str) -> int:
-    """Revoke every usable token of ``user`` (credentials end together), one audit entry each; how many."""
-    count = 0
-    for token in ApiToken.objects.select_for_update().filter(user=user, revoked__isnull=True).order_by("pk"):
-        token.revoked = timezone.now()
-        token.save(update_fields=["revoked"])
-        audit_record(
-            by=by,
-            action="token.revoke",
-            target=f"token:{token.prefix}",
-            detail={"owner": user.username, "reason": reason},
-        )
-        count += 1
-    return count
-
-
-def global_key_name_check(name: str) -> None:
-    """Raise ``AccountError`` unless ``name`` is a valid key name."""
-    if not KEY_NAME_RE.match(name or ""):
-        raise AccountError(
-            "Key names are 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit.", field="name"
-        )
-
-
-@transaction.atomic
-def global_key_set(
-    *,
-    name: str,
-    value: str | None = None,
-    label: str | None = None,
-    url: str | None = None,
-    by: AuditContext | None = None,
-) -> GlobalKey:
-    """Create or change a global key. ``value=None`` keeps the stored value (to change only the label or URL)."""
-    global_key_name_check(name)
-    key = GlobalKey.objects.select_for_update().filter(name=name).first()
-    if key is None and not value:
-        raise AccountError("A value is required for a new key.", field="value")
-    if value is not None and not value:
-        raise AccountError("The value cannot be empty; delete the key instead.", field="value")
-    created = key is None
-    key = key or GlobalKey(name=name)
-    changed: list[str] = []
-    if value is not None:
-        try:
-            key.value_encrypted = keys.encrypt(value)
-        except keys.KeyUnavailable as exc:
-            raise AccountError(str(exc), field="value") from None
-        # Short values get no hint: four characters of an eight-character secret is half of it.
-        key.hint = value[-4:] if len(value) >= 12 else ""
-        changed.append("value")
-    if label is not None and label != key.label:
-        key.label = label
-        changed.append("label")
-    if url is not None and url != key.url:
-        key.url = url
-        changed.append("url")
-    key.updated_by = by.user if by else None
-    key.save()
-    audit_record(
-        by=by, action="key.create" if created else "key.update", target=f"key:{name}", detail={"fields": changed}
-    )
-    keys.key_change_notify(name=name, action="set")
-    return key
-
-
-@transaction.atomic
-def global_key_delete(*, name: str, by: AuditContext | None = None) -> None:
-    """Delete a global key: integrations fall back to the environment."""
-    deleted, _ = GlobalKey.objects.filter(name=name).delete()
-    if not deleted:
-        raise AccountError(f"No global key named {name!r}.", field="name")
-    audit_record(by=by, action="key.delete", target=f"key:{name}")
-    keys.key_change_notify(name=name, action="delete")
-
-
-@transaction.atomic
-def global_keys_rotate(*, old_keys: list[str], by: AuditContext | None = None) -> int:
-    """Re-encrypt every global key with the current encryption key; values may be under ``old_keys``.
-
-    All or nothing: one value that no key decrypts aborts the rotation.
-    """
-    count = 0
-    for key in GlobalKey.objects.select_for_update().order_by("pk"):
-        try:
-            key.value_encrypted = keys.rotate(key.value_encrypted, old_keys=old_keys)
-        except keys.KeyUnavailable as exc:
-            raise AccountError(f"{key.name}: {exc}") from None
-        # update(), not save(): re-encrypting is not a change of the value, "updated" keeps its meaning.
-        GlobalKey.objects.filter(pk=key.pk).update(value_encrypted=key.value_encrypted)
-        count += 1
-    audit_record(by=by, action="key.rotate", detail={"keys": count})
-    return count

@@ -13,9 +13,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from accounts import selectors, services
+from accounts.audit import AuditContext
+from accounts.errors import AccountError
 from accounts.models import AuditEntry, User
 from accounts.preferences import EXPORT_DATASETS, THEMES, preferences_effective, time_zones
-from accounts.services import AccountError, AuditContext
+from accounts.tokens import api_token_create, api_token_revoke
 
 
 class ProfileForm(forms.Form):
@@ -106,7 +108,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 
                 expires = timezone.make_aware(datetime.combine(data["expires"], time.max))
             try:
-                token, secret = services.api_token_create(
+                token, secret = api_token_create(
                     user=user, label=data["label"], expires=expires, read_only=data["read_only"], by=by
                 )
                 new_token = {"token": token, "secret": secret}
@@ -116,7 +118,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     elif action == "token-revoke":
         revoked = selectors.api_token_list(user=user).filter(pk=request.POST.get("token") or 0).first()
         if revoked is not None:
-            services.api_token_revoke(token=revoked, by=by)
+            api_token_revoke(token=revoked, by=by)
             messages.success(request, f"Token {revoked.prefix}… revoked.")
         return redirect("accounts:profile")
     context = {

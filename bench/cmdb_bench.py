@@ -137,7 +137,7 @@ def measure(args: argparse.Namespace) -> bool:
     count = response.json()["count"]
     print(f"first request (builds the run's table): {first_ms:.0f} ms; {count:,} merged rows; "
           f"RSS +{_rss_mb() - rss_before:.0f} MB")  # fmt: skip
-    from cmdb.table import Query
+    from cmdb.query import Query
 
     table = selectors.cmdb_source().table
     search_ms, _ = _timed(lambda: table.select(Query(search="first")))

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from exports import transform, writers  # noqa: E402
+from exports.columns import MERGED_COLUMNS, NUMERIC_COLUMNS, TEXT_COLUMNS, WORKBOOK_COLUMNS  # noqa: E402
 from integrations.netbox import records  # noqa: E402
 
 SAMPLE = ROOT.parent / "shared" / "netbox-sample"
@@ -108,7 +109,7 @@ def _csv_module(path: Path, columns: tuple[str, ...], rows: list[transform.Row])
 
 def _constant_memory(path: Path, columns: tuple[str, ...], rows: list[transform.Row]) -> None:
     # The same preparation as write_workbook, then XlsxWriter's streaming mode (which cannot add the table).
-    kinds = writers._column_kinds(columns, transform.NUMERIC_COLUMNS, transform.TEXT_COLUMNS)
+    kinds = writers._column_kinds(columns, NUMERIC_COLUMNS, TEXT_COLUMNS)
     plan = writers._plan_columns(columns, rows, kinds)
     writers._save_xlsxwriter(
         path,
@@ -127,14 +128,14 @@ def run_variant(variant: str, devices: int, vms: int, out: Path) -> dict[str, An
     """Build the rows, reset the memory peak, write once and report (runs inside the child process)."""
     started = time.perf_counter()
     merged = build_rows(devices, vms)
-    workbook_rows = transform.reorder(merged, transform.MERGED_COLUMNS, transform.WORKBOOK_COLUMNS)
+    workbook_rows = transform.reorder(merged, MERGED_COLUMNS, WORKBOOK_COLUMNS)
     build_seconds = time.perf_counter() - started
     if variant == "pandas-to-excel":
         import pandas  # noqa: F401  (imported before the reset so its own footprint is not billed to to_excel)
     rows_mb = _rss_mb("VmRSS")
     exact_peak = _reset_peak()
 
-    columns = transform.WORKBOOK_COLUMNS
+    columns = WORKBOOK_COLUMNS
     path = out / f"{variant}.xlsx"
     action: Callable[[], object]
     if variant == "xml":
@@ -149,10 +150,10 @@ def run_variant(variant: str, devices: int, vms: int, out: Path) -> dict[str, An
         action = lambda: _pandas(path, columns, workbook_rows)  # noqa: E731
     elif variant == "csv":
         path = out / f"{variant}.csv"
-        action = lambda: writers.write_csv(path, transform.MERGED_COLUMNS, merged)  # noqa: E731
+        action = lambda: writers.write_csv(path, MERGED_COLUMNS, merged)  # noqa: E731
     elif variant == "csv-module":
         path = out / f"{variant}.csv"
-        action = lambda: _csv_module(path, transform.MERGED_COLUMNS, merged)  # noqa: E731
+        action = lambda: _csv_module(path, MERGED_COLUMNS, merged)  # noqa: E731
     else:
         raise SystemExit(f"unknown variant {variant}")
 

@@ -5,7 +5,7 @@ from django.db.models.signals import post_migrate
 
 
 def _sync_schedule(sender: AppConfig, **kwargs: Any) -> None:
-    from chat.services import chat_retention_schedule_sync
+    from chat.retention import chat_retention_schedule_sync
 
     chat_retention_schedule_sync()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chat.services import chat_sessions_purge
+from chat.retention import chat_sessions_purge
 
 
 def chat_retention_task() -> str:

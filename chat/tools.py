@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from chat import quality_tool
+from cmdb.query import Filter, Query
 from cmdb.selectors import CmdbUnavailable, cmdb_source
-from cmdb.table import Filter, Query, RowDicts
+from cmdb.table import RowDicts
 
 MAX_ROWS = 50
 MAX_RESULT_CHARS = 12_000

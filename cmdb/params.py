@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from cmdb.table import CmdbTable, Column, Filter, Query, QueryError
+from cmdb.query import Column, Filter, Query, QueryError
+from cmdb.table import CmdbTable
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500

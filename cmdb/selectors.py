@@ -18,7 +18,8 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from cmdb.table import NUMBER, CmdbTable, Column, Query, QueryError
+from cmdb.query import NUMBER, Column, Query, QueryError
+from cmdb.table import CmdbTable
 from exports.constants import MERGED_CSV
 from exports.models import ExportArtifact, ExportRun
 from exports.selectors import artifact_path, export_run_last_success

@@ -11,8 +11,8 @@ from typing import Any
 
 from accounts.models import User
 from accounts.services import profile_update
-from cmdb.table import DATASETS, column_key
-from exports.transform import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
+from cmdb.query import DATASETS, column_key
+from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
 
 PREFERENCE_KEY = "cmdb"
 DENSITIES = ("comfortable", "compact")

@@ -11,7 +11,7 @@ from django.shortcuts import render
 
 from accounts.models import User
 from cmdb import selectors, services
-from cmdb.table import DATASETS
+from cmdb.query import DATASETS
 
 
 @login_required

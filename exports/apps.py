@@ -6,7 +6,7 @@ from django.db.models.signals import post_migrate
 
 def _sync_schedule(sender: AppConfig, **kwargs: Any) -> None:
     from exports.runs import export_sweep_schedule_sync
-    from exports.services import export_schedule_sync
+    from exports.schedule import export_schedule_sync
 
     export_schedule_sync()
     export_sweep_schedule_sync()

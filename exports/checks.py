@@ -7,11 +7,13 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 
+from exports import columns
+
 
 @register()
 def export_settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    from exports import transform
-    from exports.services import ExportError, export_schedule_parse
+    from exports.errors import ExportError
+    from exports.schedule import export_schedule_parse
 
     errors: list[CheckMessage] = []
     if settings.EXPORT_SCHEDULE:
@@ -22,7 +24,7 @@ def export_settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     order = settings.EXPORT_WORKBOOK_COLUMNS
     if order and not (len(order) == 1 and order[0].lower().endswith(".xlsx")):
         try:
-            transform.workbook_column_order(order)
+            columns.workbook_column_order(order)
         except ValueError as exc:
             errors.append(Error(f"EXPORT_WORKBOOK_COLUMNS: {exc}", id="exports.E002"))
     return errors

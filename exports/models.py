@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from exports.columns import DEVICE_CUSTOM_FIELD_COLUMNS, VM_CUSTOM_FIELD_COLUMNS
 from exports.quality import BUILTIN_RULES, SEVERITIES
-from exports.transform import DEVICE_CUSTOM_FIELD_COLUMNS, VM_CUSTOM_FIELD_COLUMNS
 
 
 class ExportRun(models.Model):

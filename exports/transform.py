@@ -1,34 +1,43 @@
-"""NetBox records -> CMDB rows, in the operators' column order.
+"""NetBox records -> CMDB rows, in the operators' column order (``exports.columns``), each cell rendered by
+``exports.render``; and rows rearranged between column orders.
 
-Pure functions: no Django, no I/O. The column names and their order are a contract with the people and scripts that
-read the CMDB files, so they live here as constants and every row is a tuple in exactly that order.
-
-Rendering conventions (the writers rely on them):
-
-- A cell is ``str``, ``int`` or ``float``. Empty is always ``""``, never ``None``, so a row compares equal to what
-  the csv module reads back and the workbook writer has one thing to skip.
-- Numbers stay numbers (ID, counts, Position, VCPUs, Memory (MB), Disk, Latitude, Longitude, VC Position,
-  VC Priority) so the workbook can type them; an integral float becomes an ``int`` (``41``, not ``41.0``).
-- Custom fields: ``None`` -> ``""``, booleans -> ``"True"``/``"False"``, numbers stay numbers, lists are joined
-  with ``", "``, objects render as their name (else display, label, value; JSON as a last resort, never a repr).
-  Select fields keep NetBox's value (the API returns the value, not the label).
-- Timestamps are UTC ``YYYY-MM-DDTHH:MM:SSZ``; a value that is not ISO 8601 is kept as NetBox sent it.
-- Rows are sorted by NetBox id, so the same records in any order give identical rows (incremental and full exports
-  must produce byte-identical files).
+Pure functions: no Django, no I/O. Every row is a tuple in exactly its columns' order. Rows are sorted by NetBox id,
+so the same records in any order give identical rows (incremental and full exports must produce byte-identical
+files).
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import lru_cache
 from operator import itemgetter
-from typing import Any
 
+from exports.columns import (
+    DEVICE_COLUMNS,
+    DEVICE_CUSTOM_FIELD_COLUMNS,
+    DEVICE_TYPE_VALUE,
+    MERGED_COLUMNS,
+    VM_COLUMNS,
+    VM_CUSTOM_FIELD_COLUMNS,
+    VM_ONLY_COLUMNS,
+    VM_TYPE_VALUE,
+)
+
+# exports/writers.py reads these two from here.
+from exports.columns import NUMERIC_COLUMNS as NUMERIC_COLUMNS
+from exports.columns import TEXT_COLUMNS as TEXT_COLUMNS
+from exports.render import (
+    Cell,
+    Row,
+    contacts_by_object,
+    custom_fields_normalised,
+    normalise_name,
+    render_custom_field,
+    render_number,
+    render_rack_position,
+    render_tags,
+    render_timestamp,
+)
 from integrations.netbox.records import (
     DEVICE_OBJECT_TYPE,
     VM_OBJECT_TYPE,
@@ -38,239 +47,6 @@ from integrations.netbox.records import (
     TenantRecord,
     VirtualMachineRecord,
 )
-
-Cell = str | int | float
-Row = tuple[Cell, ...]
-
-DEVICE_COLUMNS: tuple[str, ...] = (
-    "Name",
-    "Status",
-    "Tenant",
-    "Site",
-    "Location",
-    "Rack",
-    "Rack Position",
-    "Role",
-    "Manufacturer",
-    "Type",
-    "IP Address",
-    "ID",
-    "Tenant Group",
-    "Serial number",
-    "Asset tag",
-    "Region",
-    "Site Group",
-    "Parent Device",
-    "Position (Device Bay)",
-    "Position",
-    "Rack face",
-    "Latitude",
-    "Longitude",
-    "Airflow",
-    "IPv4 Address",
-    "IPv6 Address",
-    "OOB IP",
-    "Cluster",
-    "Virtual Chassis",
-    "VC Position",
-    "VC Priority",
-    "Description",
-    "Config Template",
-    "Comments",
-    "Contacts",
-    "Tags",
-    "Created",
-    "Last updated",
-    "Platform",
-    "Server Group",
-    "Backup",
-    "DTAP state",
-    "Harddisk",
-    "open actions",
-    "CPU",
-    "Memory",
-    "Monitor hardware",
-    "HW buy date",
-    "HW warranty expiration",
-    "Warranty type",
-    "Console ports",
-    "Console server ports",
-    "Power ports",
-    "Power outlets",
-    "Interfaces",
-    "Front ports",
-    "Rear ports",
-    "Device bays",
-    "Module bays",
-    "Inventory items",
-)
-
-VM_COLUMNS: tuple[str, ...] = (
-    "Name",
-    "Status",
-    "Site",
-    "Cluster",
-    "Role",
-    "Tenant",
-    "VCPUs",
-    "Memory (MB)",
-    "Disk",
-    "IP Address",
-    "ID",
-    "Device",
-    "Tenant Group",
-    "IPv4 Address",
-    "IPv6 Address",
-    "Description",
-    "Comments",
-    "Config Template",
-    "Serial number",
-    "Contacts",
-    "Tags",
-    "Created",
-    "Last updated",
-    "Platform",
-    "Interfaces",
-    "Virtual Disks",
-    "Backup",
-    "DTAP state",
-    "Harddisk",
-    "open actions",
-    "Server Group",
-)
-
-VM_ONLY_COLUMNS: tuple[str, ...] = ("VCPUs", "Memory (MB)", "Disk", "Device", "Virtual Disks")
-
-TYPE_COLUMN = "netbox_type"
-DEVICE_TYPE_VALUE = "devices"
-VM_TYPE_VALUE = "vms"
-
-MERGED_COLUMNS: tuple[str, ...] = DEVICE_COLUMNS + VM_ONLY_COLUMNS + (TYPE_COLUMN,)
-
-_WORKBOOK_HEAD: tuple[str, ...] = (
-    "Name",
-    "Status",
-    "Device",
-    "Role",
-    "netbox_type",
-    "Cluster",
-    "IP Address",
-    "OOB IP",
-    "Contacts",
-    "DTAP state",
-    "Platform",
-    "Backup",
-    "open actions",
-    "Server Group",
-    "Description",
-    "Tenant",
-    "Manufacturer",
-    "Type",
-    "Serial number",
-    "Region",
-    "Site",
-    "Location",
-    "Rack",
-    "Rack Position",
-    "Position",
-    "Rack face",
-    "Latitude",
-    "Longitude",
-    "Airflow",
-    "IPv4 Address",
-    "IPv6 Address",
-    "Virtual Chassis",
-    "VC Position",
-    "VC Priority",
-    "Config Template",
-    "Comments",
-    "Tags",
-    "Created",
-    "Last updated",
-    "Console ports",
-    "Console server ports",
-    "Power ports",
-    "Power outlets",
-    "Interfaces",
-    "Front ports",
-    "Rear ports",
-    "Device bays",
-    "Module bays",
-    "Inventory items",
-    "VCPUs",
-    "Memory (MB)",
-    "Disk",
-    "Virtual Disks",
-    "Harddisk",
-    "ID",
-    "Tenant Group",
-    "Asset tag",
-    "Site Group",
-    "Parent Device",
-    "Position (Device Bay)",
-)
-
-WORKBOOK_COLUMNS: tuple[str, ...] = _WORKBOOK_HEAD + tuple(c for c in MERGED_COLUMNS if c not in _WORKBOOK_HEAD)
-
-COUNT_COLUMNS: tuple[str, ...] = (
-    "Console ports",
-    "Console server ports",
-    "Power ports",
-    "Power outlets",
-    "Interfaces",
-    "Front ports",
-    "Rear ports",
-    "Device bays",
-    "Module bays",
-    "Inventory items",
-)
-
-# The columns the workbook types as numbers, and those it must keep as text even when they look numeric.
-NUMERIC_COLUMNS: frozenset[str] = frozenset(
-    (
-        "ID",
-        "Position",
-        "VCPUs",
-        "Memory (MB)",
-        "Disk",
-        "Latitude",
-        "Longitude",
-        "VC Position",
-        "VC Priority",
-        *COUNT_COLUMNS,
-    )
-)
-TEXT_COLUMNS: frozenset[str] = frozenset(("Serial number", "Asset tag"))
-
-DEVICE_CUSTOM_FIELD_COLUMNS: tuple[str, ...] = (
-    "Server Group",
-    "Backup",
-    "DTAP state",
-    "Harddisk",
-    "open actions",
-    "CPU",
-    "Memory",
-    "Monitor hardware",
-    "HW buy date",
-    "HW warranty expiration",
-    "Warranty type",
-)
-VM_CUSTOM_FIELD_COLUMNS: tuple[str, ...] = ("Backup", "DTAP state", "Harddisk", "open actions", "Server Group")
-
-# NetBox's ContactPriorityChoices in their own order; no priority sorts last, an unknown one just before it.
-_PRIORITY_RANK = {"primary": 0, "secondary": 1, "tertiary": 2, "inactive": 3}
-_UNKNOWN_PRIORITY_RANK = 4
-_NO_PRIORITY_RANK = 5
-
-# NetBox's own format (microseconds, "Z"); anything else goes through datetime for offsets and odd precisions.
-_NETBOX_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
-
-
-@lru_cache(maxsize=4096)
-def normalise_name(name: str) -> str:
-    """A custom field or column name reduced for matching: lowercase, without spaces, ``_`` and ``-``."""
-    return name.lower().replace(" ", "").replace("_", "").replace("-", "")
-
 
 _VIRTUAL_DISKS_KEY = normalise_name("Virtual Disks")
 _DEVICE_CF_KEYS = tuple(normalise_name(c) for c in DEVICE_CUSTOM_FIELD_COLUMNS)
@@ -334,128 +110,6 @@ class Lookups:
         return self.tenant_groups.get(tenant_id, "") if tenant_id is not None else ""
 
 
-def contacts_by_object(assignments: Iterable[ContactAssignmentRecord]) -> dict[tuple[str, int], str]:
-    """The Contacts cell of every object that has assignments, keyed by (object type, object id)."""
-    by_object: dict[tuple[str, int], list[ContactAssignmentRecord]] = defaultdict(list)
-    for assignment in assignments:
-        by_object[(assignment.object_type, assignment.object_id)].append(assignment)
-    return {key: render_contacts(group) for key, group in by_object.items()}
-
-
-def render_contacts(assignments: Iterable[ContactAssignmentRecord]) -> str:
-    """Contacts as ``"Name (Role), Name"``: by priority (primary, secondary, tertiary, inactive, none), then name,
-    then role; each rendered entry once."""
-
-    def rank(assignment: ContactAssignmentRecord) -> tuple[int, str, str]:
-        priority = assignment.priority.lower()
-        level = _PRIORITY_RANK.get(priority, _UNKNOWN_PRIORITY_RANK) if priority else _NO_PRIORITY_RANK
-        return (level, assignment.contact, assignment.role)
-
-    seen: dict[str, None] = {}
-    for assignment in sorted(assignments, key=rank):
-        if not assignment.contact:
-            continue
-        entry = f"{assignment.contact} ({assignment.role})" if assignment.role else assignment.contact
-        seen.setdefault(entry, None)
-    return ", ".join(seen)
-
-
-def render_tags(tags: Iterable[str]) -> str:
-    """Tags unique, sorted case-insensitively (ties by code point so the order is total), joined ``", "``."""
-    return ", ".join(sorted({tag for tag in tags if tag}, key=lambda tag: (tag.casefold(), tag)))
-
-
-def render_timestamp(value: str) -> str:
-    """A NetBox timestamp as UTC ``YYYY-MM-DDTHH:MM:SSZ`` (fractions dropped, offsets converted)."""
-    if not value:
-        return ""
-    if _NETBOX_TIMESTAMP.fullmatch(value):
-        return value[:19] + "Z"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        # Losing an unparseable value would hide it from the CMDB; keeping it shows the odd data.
-        return value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def render_number(value: int | float | None) -> Cell:
-    """A number as ``int`` when integral (NetBox sends positions and VCPUs as ``41.0``), ``""`` when absent."""
-    if value is None or isinstance(value, bool):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def render_rack_position(face: str, position: int | float | None) -> str:
-    """``"<face label> <position>"`` (``"Front 41"``); just the position without a face, empty without one."""
-    number = render_number(position)
-    if number == "":
-        return ""
-    return f"{face} {number}" if face else str(number)
-
-
-def _object_text(value: Mapping[str, Any]) -> str:
-    for key in ("name", "display", "label", "value"):
-        text = value.get(key)
-        if text is not None and text != "":
-            return str(text)
-    # Still not a Python repr: JSON with sorted keys is readable and deterministic.
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str) if value else ""
-
-
-def _text(value: Any) -> str:
-    rendered = render_custom_field(value)
-    return rendered if isinstance(rendered, str) else str(rendered)
-
-
-def render_custom_field(value: Any) -> Cell:
-    """One custom field value as a cell (see the module docstring for the rules)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, int | float):
-        return render_number(value)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Mapping):
-        return _object_text(value)
-    if isinstance(value, list | tuple):
-        return ", ".join(text for text in (_text(item) for item in value) if text)
-    return str(value)
-
-
-def _custom_fields(custom_fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Custom fields keyed by normalised name. When names normalise alike, the first non-empty value in sorted name
-    order wins, so every run resolves them the same way."""
-    normalised: dict[str, Any] = {}
-    for key, names in _custom_field_plan(tuple(custom_fields)):
-        value = custom_fields[names[-1]]
-        for name in names[:-1]:
-            if custom_fields[name] not in _EMPTY_VALUES:
-                value = custom_fields[name]
-                break
-        normalised[key] = value
-    return normalised
-
-
-_EMPTY_VALUES: tuple[Any, ...] = (None, "", [], {})
-
-
-@lru_cache(maxsize=256)
-def _custom_field_plan(names: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Each normalised key with the custom field names that share it, sorted. Every object of a kind carries the
-    same names, so this is worked out once per export rather than once per object."""
-    groups: dict[str, list[str]] = {}
-    for name in sorted(names):
-        groups.setdefault(normalise_name(name), []).append(name)
-    return tuple((key, tuple(group)) for key, group in groups.items())
-
-
 def _first(*values: str) -> str:
     for value in values:
         if value:
@@ -465,7 +119,7 @@ def _first(*values: str) -> str:
 
 def device_row(record: DeviceRecord, lookups: Lookups) -> Row:
     """One device as a row in ``DEVICE_COLUMNS`` order."""
-    cf = _custom_fields(record.custom_fields)
+    cf = custom_fields_normalised(record.custom_fields)
     return (
         record.name,
         record.status,
@@ -522,7 +176,7 @@ def device_row(record: DeviceRecord, lookups: Lookups) -> Row:
 
 def vm_row(record: VirtualMachineRecord, lookups: Lookups) -> Row:
     """One virtual machine as a row in ``VM_COLUMNS`` order."""
-    cf = _custom_fields(record.custom_fields)
+    cf = custom_fields_normalised(record.custom_fields)
     # The custom field is what operators maintain; NetBox's own count is the fallback when it is not defined.
     if _VIRTUAL_DISKS_KEY in cf:
         virtual_disks = render_custom_field(cf[_VIRTUAL_DISKS_KEY])
@@ -610,19 +264,3 @@ def merged_rows(device_rows: Iterable[Sequence[Cell]], vm_rows: Iterable[Sequenc
     vm_type = (VM_TYPE_VALUE,)
     merged.extend(row + vm_type for row in reorder(vm_list, VM_COLUMNS, MERGED_COLUMNS[:-1]))
     return merged
-
-
-def workbook_column_order(order: Sequence[str] | None = None) -> tuple[str, ...]:
-    """The workbook's column order: ``WORKBOOK_COLUMNS``, or an operator's ``order`` (names from a setting or the
-    first row of an .xlsx) followed by the remaining merged columns in merged order.
-
-    Raises ``ValueError`` for a name that is not a merged column: a typo would otherwise become an empty column.
-    """
-    if not order:
-        return WORKBOOK_COLUMNS
-    wanted = [name.strip() for name in order if name and name.strip()]
-    unknown = [name for name in wanted if name not in MERGED_COLUMNS]
-    if unknown:
-        raise ValueError(f"Unknown column name(s) in the workbook column order: {', '.join(unknown)}")
-    head = tuple(dict.fromkeys(wanted))
-    return head + tuple(name for name in MERGED_COLUMNS if name not in head)

@@ -38,10 +38,13 @@ from accounts.api.serializers import (
     UserSerializer,
     UserUpdateSerializer,
 )
+from accounts.audit import AuditContext
+from accounts.errors import AccountError, AccountThrottled, GuardRailError
+from accounts.global_keys import global_key_delete, global_key_set
 from accounts.models import AuditEntry, User
 from accounts.permissions import IsAdminRole, capability_required
 from accounts.roles import Role
-from accounts.services import AccountError, AccountThrottled, AuditContext, GuardRailError
+from accounts.tokens import api_token_create, api_token_revoke
 from enreach.api import ErrorSerializer
 from enreach.schema import ERROR_400, ERROR_409
 
@@ -145,7 +148,7 @@ class TokenListView(AccountErrorsMixin, APIView):
     def post(self, request: Request) -> Response:
         data = ApiTokenCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        token, secret = services.api_token_create(user=_me(request), by=self.audit(request), **data.validated_data)
+        token, secret = api_token_create(user=_me(request), by=self.audit(request), **data.validated_data)
         token.token = secret  # type: ignore[attr-defined]
         return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
 
@@ -159,7 +162,7 @@ class TokenDetailView(AccountErrorsMixin, APIView):
         token = selectors.api_token_list(user=_me(request)).filter(pk=pk).first()
         if token is None:
             raise Http404("No such token.")
-        services.api_token_revoke(token=token, by=self.audit(request))
+        api_token_revoke(token=token, by=self.audit(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -290,7 +293,7 @@ class GlobalKeyViewSet(AccountErrorsMixin, viewsets.ViewSet):
         data = GlobalKeyWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         existed = selectors.global_key_list().filter(name=name).exists()
-        key = services.global_key_set(name=name, by=self.audit(request), **data.validated_data)
+        key = global_key_set(name=name, by=self.audit(request), **data.validated_data)
         return Response(
             GlobalKeySerializer(key).data, status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED
         )
@@ -299,5 +302,5 @@ class GlobalKeyViewSet(AccountErrorsMixin, viewsets.ViewSet):
     def destroy(self, request: Request, name: str) -> Response:
         if not selectors.global_key_list().filter(name=name).exists():
             raise Http404("No such key.")
-        services.global_key_delete(name=name, by=self.audit(request))
+        global_key_delete(name=name, by=self.audit(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

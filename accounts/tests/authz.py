@@ -6,8 +6,9 @@ of the requesting users. Profile resources are one's own: another user's token i
 
 from __future__ import annotations
 
+from accounts.global_keys import global_key_set
 from accounts.models import User
-from accounts.services import api_token_create, global_key_set
+from accounts.tokens import api_token_create
 
 # ROLES = ("anonymous", "viewer", "operator", "member", "admin", "read_only_token")
 NEW_PASSWORD = "An0ther-long-passphrase-for-tests"

@@ -3,8 +3,9 @@
 import pytest
 from django.test import Client
 
+from accounts.global_keys import global_key_set
 from accounts.models import ApiToken, AuditEntry, GlobalKey, User
-from accounts.services import api_token_create, global_key_set
+from accounts.tokens import api_token_create
 
 pytestmark = pytest.mark.django_db
 

@@ -85,7 +85,8 @@ def test_admin_cannot_demote_or_deactivate_themselves(client, admin, make_user):
 
 
 def test_last_active_admin_cannot_be_demoted_or_deactivated(make_user):
-    from accounts.services import GuardRailError, user_deactivate, user_set_role
+    from accounts.errors import GuardRailError
+    from accounts.services import user_deactivate, user_set_role
 
     last = make_user("admin")
     other = make_user("admin")

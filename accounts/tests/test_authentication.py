@@ -5,7 +5,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
-from accounts.services import api_token_create
+from accounts.tokens import api_token_create
 
 pytestmark = pytest.mark.django_db
 

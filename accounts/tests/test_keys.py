@@ -9,9 +9,9 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts import keys
+from accounts.global_keys import global_key_delete, global_key_set
 from accounts.keys import KeyUnavailable, secret_get
 from accounts.models import GlobalKey
-from accounts.services import global_key_delete, global_key_set
 from integrations.exceptions import IntegrationError
 from integrations.services import netbox_status_get
 

@@ -10,7 +10,7 @@ from django.template import Context, Template
 from django.test import Client
 
 from accounts.models import ApiToken
-from accounts.services import api_token_create
+from accounts.tokens import api_token_create
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken, AuditEntry
-from accounts.services import api_token_create
+from accounts.tokens import api_token_create
 from conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -4,8 +4,9 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 
+from accounts.errors import AccountError
 from accounts.roles import CAPABILITIES, ROLE_CAPABILITIES, Role, capability_codename
-from accounts.services import AccountError, user_set_role
+from accounts.services import user_set_role
 
 pytestmark = pytest.mark.django_db
 

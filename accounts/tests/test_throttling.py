@@ -15,8 +15,8 @@ from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken, AuditEntry
-from accounts.services import api_token_create
 from accounts.throttling import client_ip
+from accounts.tokens import api_token_create
 from conftest import PASSWORD
 
 NEW_PASSWORD = "a-new-and-long-passphrase-42"

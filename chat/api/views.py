@@ -43,17 +43,16 @@ from chat.api.serializers import (
     ChatSessionWriteSerializer,
     ChatUserKeySerializer,
 )
+from chat.errors import ChatError
 from chat.models import ChatSession
+from chat.provider import chat_user_key_delete, chat_user_key_set
 from chat.services import (
-    ChatError,
     ChatEvent,
     chat_message_post,
     chat_message_stream,
     chat_session_create,
     chat_session_delete,
     chat_session_update,
-    chat_user_key_delete,
-    chat_user_key_set,
 )
 
 EVENT_STREAM = "text/event-stream"

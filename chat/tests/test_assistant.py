@@ -10,7 +10,8 @@ from rest_framework.test import APIClient
 from accounts.roles import Role
 from chat import tools
 from chat.models import ChatMessage
-from chat.services import chat_message_stream, chat_session_create, chat_user_key_set
+from chat.provider import chat_user_key_set
+from chat.services import chat_message_stream, chat_session_create
 from devtools.llm import RecordedRequest, error, malformed, text, tool_call
 
 
@@ -312,7 +313,7 @@ def test_users_own_key_comes_first(client, session, alice, llm):
 
 
 def test_global_key_comes_before_the_environment(client, session, llm):
-    from accounts.services import global_key_set
+    from accounts.global_keys import global_key_set
 
     global_key_set(name="chat", value="sk-global-chat-key-5678")
     llm.api_key = "sk-global-chat-key-5678"

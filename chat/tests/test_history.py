@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from accounts.roles import Role
+from chat.history import approx_tokens, chat_history_for_provider
 from chat.models import ChatMessage
-from chat.services import approx_tokens, chat_history_for_provider, chat_session_create
+from chat.services import chat_session_create
 
 
 @pytest.fixture

@@ -9,12 +9,8 @@ from django_q.models import Schedule
 
 from accounts.roles import Role
 from chat.models import ChatMessage, ChatSession
-from chat.services import (
-    RETENTION_SCHEDULE_NAME,
-    chat_retention_schedule_sync,
-    chat_session_create,
-    chat_sessions_purge,
-)
+from chat.retention import RETENTION_SCHEDULE_NAME, chat_retention_schedule_sync, chat_sessions_purge
+from chat.services import chat_session_create
 from chat.tasks import chat_retention_task
 
 

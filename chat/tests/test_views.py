@@ -6,7 +6,8 @@ import pytest
 from django.test import Client
 
 from accounts.roles import Role
-from chat.services import chat_session_create, chat_user_key_set
+from chat.provider import chat_user_key_set
+from chat.services import chat_session_create
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from accounts.permissions import capability_required
 from cmdb import params, selectors, services
 from cmdb.api.serializers import CmdbErrorSerializer, CmdbRowSerializer, CmdbRowsSerializer, CmdbViewSerializer
 from cmdb.downloads import csv_chunks, workbook_open
-from cmdb.table import DATASETS, QueryError
+from cmdb.query import DATASETS, QueryError
 
 FORMATS = ("csv", "xlsx")
 CONTENT_TYPES = {

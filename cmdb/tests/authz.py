@@ -13,8 +13,8 @@ import io
 from django.conf import settings
 from django.utils import timezone
 
+from exports.columns import MERGED_COLUMNS
 from exports.models import ExportArtifact, ExportRun
-from exports.transform import MERGED_COLUMNS
 
 # ROLES = ("anonymous", "viewer", "operator", "member", "admin", "read_only_token")
 FILE = "netbox_merged_export.csv"

@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 
 from cmdb import params
 from exports import selectors as export_selectors
+from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
 from exports.models import ExportRun
-from exports.transform import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
 from exports.writers import write_workbook
 
 

@@ -7,9 +7,10 @@ import csv
 import numpy as np
 import pytest
 
-from cmdb.table import DATE, NUMBER, TEXT, CmdbTable, Filter, Query, QueryError, RowDicts, column_key
+from cmdb.query import DATE, NUMBER, TEXT, Filter, Query, QueryError, column_key
+from cmdb.table import CmdbTable, RowDicts
 from exports import selectors as export_selectors
-from exports.transform import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
+from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
 
 LABELS = ["Name", "Status", "Site", "Tenant", "ID", "VCPUs", "Serial number", "Created", "Tags", "IP Address",
           "Comments", "netbox_type"]  # fmt: skip

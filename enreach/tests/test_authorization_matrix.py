@@ -30,7 +30,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from accounts.services import api_token_create, user_create
+from accounts.services import user_create
+from accounts.tokens import api_token_create
 
 ROLES = ("anonymous", "viewer", "operator", "member", "admin", "read_only_token")
 # Public or page routes under /api/, checked by test_api_security.py instead.

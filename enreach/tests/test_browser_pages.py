@@ -18,8 +18,9 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 
 from accounts.models import ApiToken
-from accounts.services import api_token_create, user_create
+from accounts.services import user_create
 from accounts.tests.test_browser import ARGS, chromium_path
+from accounts.tokens import api_token_create
 from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request
 from integrations.caching import named_cache

@@ -8,7 +8,7 @@ import logging
 import pytest
 from django.core.cache import cache
 
-from accounts.services import api_token_create
+from accounts.tokens import api_token_create
 from conftest import PASSWORD
 from enreach.tests.redis_server import RedisServer
 

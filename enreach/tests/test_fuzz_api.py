@@ -23,7 +23,8 @@ import pytest
 from django.core.cache import caches
 
 from accounts.models import User
-from accounts.services import api_token_create, user_set_role
+from accounts.services import user_set_role
+from accounts.tokens import api_token_create
 from devtools.llm import FakeLlm
 from devtools.netbox import FakeNetbox
 

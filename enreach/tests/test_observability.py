@@ -85,7 +85,7 @@ def test_a_request_id_is_generated_when_missing_or_unsafe(client):
 @pytest.mark.django_db
 def test_job_log_lines_carry_run_id_and_step(netbox, json_log):
     export_run = run()
-    lines = [line for line in json_log() if line["logger"] == "exports.services"]
+    lines = [line for line in json_log() if line["logger"] == "exports.recorder"]
     assert lines and all(line["run_id"] == export_run.pk for line in lines)
     assert {line.get("step") for line in lines} >= {"lookups", "fetch", "write", "save"}
 

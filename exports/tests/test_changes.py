@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from accounts.services import global_key_set
+from accounts.global_keys import global_key_set
 from devtools.netbox import FakeNetbox
 from exports import changes
 from exports.models import ExportChange, ExportRun

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from django.test import Client
 
-from accounts.services import global_key_set
+from accounts.global_keys import global_key_set
 from exports.dashboard import dashboard_get
 from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request

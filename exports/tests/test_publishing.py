@@ -17,8 +17,9 @@ from devtools.confluence import BAD_REQUEST, FakeConfluence
 from devtools.confluence import AttachmentVersion as FakeAttachmentVersion
 from devtools.confluence import PageVersion as FakePageVersion
 from exports import publishing, selectors
+from exports.constants import DEVICES_CSV, VMS_CSV, WORKBOOK
 from exports.models import ExportPublication, ExportRun
-from exports.services import DEVICES_CSV, VMS_CSV, WORKBOOK, export_run_execute, export_run_request
+from exports.services import export_run_execute, export_run_request
 from integrations.tests.sshd import Sshd, start_sshd
 
 pytestmark = pytest.mark.django_db

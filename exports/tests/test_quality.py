@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from exports import quality, transform
+from exports import columns, quality
 from exports.models import QualityAllowedValues, QualityRuleSetting
 from exports.quality import RuleSetting, quality_config_build, quality_evaluate
 from exports.quality_services import quality_config_current
 
 TODAY = date(2026, 6, 15)
-COLUMNS = transform.MERGED_COLUMNS
+COLUMNS = columns.MERGED_COLUMNS
 COMPLETE = {
     "Serial number": "SN-1",
     "IP Address": "10.0.0.1/24",

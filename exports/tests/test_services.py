@@ -12,8 +12,9 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from enreach.forked import FORK_AVAILABLE
-from exports import selectors, services, transform, writers
+from exports import columns, selectors, writers
 from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
+from exports.schedule import SCHEDULE_NAME, export_schedule_sync
 from exports.services import export_run_execute, export_run_request
 
 pytestmark = pytest.mark.django_db
@@ -60,14 +61,14 @@ def test_full_export_writes_every_file_with_checksums(netbox):
 
         assert artifact.sha256 == hashlib.sha256(data).hexdigest()
     devices = read_csv(files["netbox_devices_export.csv"])
-    assert devices[0] == list(transform.DEVICE_COLUMNS) and len(devices) == 41
+    assert devices[0] == list(columns.DEVICE_COLUMNS) and len(devices) == 41
     vms = read_csv(files["netbox_vms_export.csv"])
-    assert vms[0] == list(transform.VM_COLUMNS) and len(vms) == 61
+    assert vms[0] == list(columns.VM_COLUMNS) and len(vms) == 61
     merged = read_csv(files["netbox_merged_export.csv"])
-    assert merged[0] == list(transform.MERGED_COLUMNS)
+    assert merged[0] == list(columns.MERGED_COLUMNS)
     assert [row[-1] for row in merged[1:]] == ["devices"] * 40 + ["vms"] * 60
     rows = workbook_values(files["Systems CMDB.xlsx"])
-    assert list(rows[0]) == list(transform.WORKBOOK_COLUMNS) and len(rows) == 101
+    assert list(rows[0]) == list(columns.WORKBOOK_COLUMNS) and len(rows) == 101
     # Every request was a bulk listing: no per-object detail call, no config-context rendering.
     assert netbox.stats.get("detail_requests", 0) == 0
     assert netbox.stats.get("config_context_renders", 0) == 0
@@ -365,7 +366,7 @@ def test_workbook_column_order_from_a_setting(netbox, settings):
     settings.EXPORT_WORKBOOK_COLUMNS = ["ID", "Name"]
     run = run_export()
     header = workbook_values(files_of(run)["Systems CMDB.xlsx"])[0]
-    assert header[:2] == ("ID", "Name") and len(header) == len(transform.MERGED_COLUMNS)
+    assert header[:2] == ("ID", "Name") and len(header) == len(columns.MERGED_COLUMNS)
 
 
 @pytest.mark.parametrize(
@@ -374,14 +375,14 @@ def test_workbook_column_order_from_a_setting(netbox, settings):
 )
 def test_schedule_is_created_idempotently(settings, value, schedule_type, field, expected):
     settings.EXPORT_SCHEDULE = value
-    assert services.export_schedule_sync() == "created"
-    assert services.export_schedule_sync() == "updated"
-    schedule = Schedule.objects.get(name=services.SCHEDULE_NAME)
+    assert export_schedule_sync() == "created"
+    assert export_schedule_sync() == "updated"
+    schedule = Schedule.objects.get(name=SCHEDULE_NAME)
     assert schedule.schedule_type == schedule_type and getattr(schedule, field) == expected
     assert schedule.func == "exports.tasks.export_scheduled_task"
     settings.EXPORT_SCHEDULE = ""
-    assert services.export_schedule_sync() == "removed"
-    assert not Schedule.objects.filter(name=services.SCHEDULE_NAME).exists()
+    assert export_schedule_sync() == "removed"
+    assert not Schedule.objects.filter(name=SCHEDULE_NAME).exists()
 
 
 def test_bad_schedule_is_a_system_check_error(settings):

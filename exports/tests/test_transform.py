@@ -12,15 +12,9 @@ from typing import Any
 import pytest
 
 from devtools.netbox import sample_dir
-from exports import transform
-from exports.transform import (
-    DEVICE_COLUMNS,
-    MERGED_COLUMNS,
-    VM_COLUMNS,
-    VM_ONLY_COLUMNS,
-    WORKBOOK_COLUMNS,
-    Lookups,
-)
+from exports import columns, render, transform
+from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS, VM_ONLY_COLUMNS, WORKBOOK_COLUMNS
+from exports.transform import Lookups
 from integrations.netbox import records
 from integrations.netbox.records import DeviceRecord, VirtualMachineRecord
 
@@ -133,16 +127,16 @@ def test_workbook_columns_are_the_issue_order_then_the_rest_in_merged_order() ->
 
 
 def test_workbook_column_order_puts_the_operators_names_first() -> None:
-    assert transform.workbook_column_order(None) == WORKBOOK_COLUMNS
-    assert transform.workbook_column_order([]) == WORKBOOK_COLUMNS
-    order = transform.workbook_column_order([" ID ", "Name", "ID", ""])
+    assert columns.workbook_column_order(None) == WORKBOOK_COLUMNS
+    assert columns.workbook_column_order([]) == WORKBOOK_COLUMNS
+    order = columns.workbook_column_order([" ID ", "Name", "ID", ""])
     assert order[:2] == ("ID", "Name")
     assert order[2:] == tuple(name for name in MERGED_COLUMNS if name not in ("ID", "Name"))
 
 
 def test_workbook_column_order_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="Hostname"):
-        transform.workbook_column_order(["Name", "Hostname"])
+        columns.workbook_column_order(["Name", "Hostname"])
 
 
 # Device rows on the sample's edge-case devices (ids 1-6)
@@ -179,7 +173,7 @@ def test_device_1_counts_and_id_are_ints() -> None:
     cells = _device_cells(_device(1))
     assert cells["ID"] == 1
     assert cells["Interfaces"] == 5
-    for name in transform.COUNT_COLUMNS:
+    for name in columns.COUNT_COLUMNS:
         assert type(cells[name]) is int, name
 
 
@@ -237,19 +231,19 @@ def test_device_6_in_a_rack_without_position_has_empty_positions() -> None:
 
 
 def test_rack_position_rules() -> None:
-    assert transform.render_rack_position("Front", 41.0) == "Front 41"
-    assert transform.render_rack_position("Rear", 12.5) == "Rear 12.5"
-    assert transform.render_rack_position("", 7.0) == "7"
-    assert transform.render_rack_position("Front", None) == ""
+    assert render.render_rack_position("Front", 41.0) == "Front 41"
+    assert render.render_rack_position("Rear", 12.5) == "Rear 12.5"
+    assert render.render_rack_position("", 7.0) == "7"
+    assert render.render_rack_position("Front", None) == ""
 
 
 def test_numbers_are_ints_when_integral() -> None:
-    assert transform.render_number(41.0) == 41
-    assert type(transform.render_number(41.0)) is int
-    assert transform.render_number(41.5) == 41.5
-    assert transform.render_number(-33.8688) == -33.8688
-    assert transform.render_number(0) == 0
-    assert transform.render_number(None) == ""
+    assert render.render_number(41.0) == 41
+    assert type(render.render_number(41.0)) is int
+    assert render.render_number(41.5) == 41.5
+    assert render.render_number(-33.8688) == -33.8688
+    assert render.render_number(0) == 0
+    assert render.render_number(None) == ""
 
 
 def test_latitude_longitude_and_virtual_chassis_are_numbers() -> None:
@@ -300,7 +294,7 @@ def test_tags_are_sorted_and_unique() -> None:
     assert _device_cells(_device(19))["Tags"] == "decom-2027, managed-by-ansible, pci-dss"
     record = replace(_device(1), tags=("pci-dss", "critical", "pci-dss", "Backup"))
     assert _device_cells(record)["Tags"] == "Backup, critical, pci-dss"
-    assert transform.render_tags(("b", "a", "B", "a", "")) == "a, B, b"
+    assert render.render_tags(("b", "a", "B", "a", "")) == "a, B, b"
     assert _device_cells(_device(1))["Tags"] == ""
 
 
@@ -378,7 +372,7 @@ def test_region_site_group_and_tenant_group_come_from_the_lookups() -> None:
     ],
 )
 def test_timestamps_render_as_utc_seconds(value: str, expected: str) -> None:
-    assert transform.render_timestamp(value) == expected
+    assert render.render_timestamp(value) == expected
 
 
 def test_device_custom_fields_from_the_sample() -> None:
@@ -427,11 +421,11 @@ def test_custom_fields_match_by_normalised_name_and_render_plainly() -> None:
 
 
 def test_custom_field_values_never_render_as_python_reprs() -> None:
-    assert transform.render_custom_field({"id": 1, "label": "Gold"}) == "Gold"
-    assert transform.render_custom_field({"id": 1}) == '{"id": 1}'
-    assert transform.render_custom_field([True, None, 3, "x"]) == "True, 3, x"
-    assert transform.render_custom_field(False) == "False"
-    assert transform.render_custom_field(None) == ""
+    assert render.render_custom_field({"id": 1, "label": "Gold"}) == "Gold"
+    assert render.render_custom_field({"id": 1}) == '{"id": 1}'
+    assert render.render_custom_field([True, None, 3, "x"]) == "True, 3, x"
+    assert render.render_custom_field(False) == "False"
+    assert render.render_custom_field(None) == ""
 
 
 # VM rows

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 from django.utils.html import escape
 
-from accounts.services import global_key_set
+from accounts.global_keys import global_key_set
 from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request
 

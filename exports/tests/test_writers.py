@@ -27,7 +27,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from devtools.netbox import sample_dir
 from exports import transform, writers
-from exports.transform import MERGED_COLUMNS, WORKBOOK_COLUMNS
+from exports.columns import MERGED_COLUMNS, WORKBOOK_COLUMNS, workbook_column_order
 from integrations.netbox import records
 
 SAMPLE = sample_dir()
@@ -648,7 +648,7 @@ def test_read_workbook_order_from_an_operator_file_skips_blanks(tmp_path: Path) 
     workbook.save(path)
     order = writers.read_workbook_order(path)
     assert order == ["ID", "Name", "Tags"]
-    assert transform.workbook_column_order(order)[:3] == ("ID", "Name", "Tags")
+    assert workbook_column_order(order)[:3] == ("ID", "Name", "Tags")
 
 
 # Column sizes known ahead (the CMDB's filtered downloads): one pass, text inline

@@ -175,7 +175,8 @@ def test_cache_clear_command(fresh, capsys):
 
 @pytest.mark.django_db(transaction=True)
 def test_changing_a_global_key_invalidates_the_netbox_cache():
-    from accounts.services import AuditContext, global_key_set
+    from accounts.audit import AuditContext
+    from accounts.global_keys import global_key_set
 
     netbox = named_cache("netbox")
     netbox.get_or_load("status", lambda: "old")

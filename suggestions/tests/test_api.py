@@ -3,7 +3,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from accounts.services import api_token_create
+from accounts.tokens import api_token_create
 from suggestions.models import Suggestion, SuggestionComment
 from suggestions.services import suggestion_comment_create, suggestion_like, suggestion_update
 

@@ -6,7 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts import services
+from accounts.audit import AuditContext
+from accounts.errors import AccountError
+from accounts.global_keys import global_keys_rotate
 from accounts.keys import KeyUnavailable
 
 
@@ -30,7 +32,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            count = services.global_keys_rotate(old_keys=options["old_key"], by=services.AuditContext.cli())
-        except (services.AccountError, KeyUnavailable) as exc:
+            count = global_keys_rotate(old_keys=options["old_key"], by=AuditContext.cli())
+        except (AccountError, KeyUnavailable) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"Re-encrypted {count} global key{'s' if count != 1 else ''}."))

@@ -14,8 +14,11 @@ from django.utils import timezone
 
 from accounts import selectors, services
 from accounts.api.serializers import UserSerializer
+from accounts.audit import AuditContext
+from accounts.errors import AccountError
 from accounts.models import User
 from accounts.roles import Role
+from accounts.tokens import api_token_create
 
 
 class Command(BaseCommand):
@@ -63,7 +66,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.as_json = options["json"]
-        by = services.AuditContext.cli()
+        by = AuditContext.cli()
         action = options["action"]
         try:
             if action == "token-create":
@@ -90,7 +93,7 @@ class Command(BaseCommand):
                 user = services.user_set_password(user=user, password=self._password(options), by=by)
             else:
                 user = services.user_deactivate(user=self._user(options["username"]), by=by)
-        except services.AccountError as exc:
+        except AccountError as exc:
             raise CommandError(exc.message) from None
         self._print_users([user], single=True)
         revoked = getattr(user, "tokens_revoked", None)
@@ -98,11 +101,11 @@ class Command(BaseCommand):
             # stderr: keeps --json output parseable.
             self.stderr.write(f"{revoked} API token{'s' if revoked != 1 else ''} of {user.username} revoked.")
 
-    def _token_create(self, options: dict[str, Any], by: services.AuditContext) -> None:
+    def _token_create(self, options: dict[str, Any], by: AuditContext) -> None:
         days = options["expires"]
         if days is not None and not 1 <= days <= 3650:
             raise CommandError("--expires must be between 1 and 3650 days.")
-        token, secret = services.api_token_create(
+        token, secret = api_token_create(
             user=self._user(options["username"]),
             label=options["label"] or "created with manage.py users token-create",
             expires=timezone.now() + timedelta(days=days) if days else None,

@@ -1,0 +1,308 @@
+"""Fetching a run's data from NetBox: full or incremental (with the decision between them), the diff against the
+stored snapshots (added, changed, removed, which snapshots to write), and the contacts' listing state.
+
+Reads the stored snapshots but writes nothing but the run's mode and NetBox URL: what it learned comes back as a
+``Fetched`` for ``exports.services`` to save together with the files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from django.conf import settings
+from django.utils import timezone
+
+from exports import quality, render, transform
+from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
+from exports.recorder import RunRecorder
+from exports.snapshots import (
+    Record,
+    snapshot_encode,
+    snapshots_complete,
+    snapshots_outdated,
+    snapshots_values,
+)
+from integrations.exceptions import NetboxAuthError
+from integrations.netbox.client import Kind, NetboxClient
+from integrations.netbox.factory import netbox_client
+from integrations.netbox.records import (
+    DEVICE_OBJECT_TYPE,
+    VM_OBJECT_TYPE,
+    DeviceRecord,
+    VirtualMachineRecord,
+    device_from_dict,
+    virtual_machine_from_dict,
+)
+
+logger = logging.getLogger(__name__)
+
+CHANGES_LISTED = 50  # names kept per kind and change type in ExportRun.changes
+INCREMENTAL_SLACK = timedelta(minutes=1)
+
+
+@dataclass
+class Fetched:
+    """What a run learned from NetBox."""
+
+    devices: list[DeviceRecord] | None  # None when nothing changed and the files can be reused
+    vms: list[VirtualMachineRecord] | None
+    lookups: transform.Lookups
+    lookups_digest: str
+    snapshot_writes: dict[str, list[Record]] = field(default_factory=dict)  # snapshots to insert or replace
+    snapshot_deletes: dict[str, list[int]] = field(default_factory=dict)
+    contact_snapshot: ContactSnapshot | None = None  # to save when the contacts were listed anew
+    counts: dict[str, int] = field(default_factory=dict)
+    changes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    quality: quality.QualitySummary | None = None  # the data-quality results, once the files are written
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def export_fetch(run: ExportRun, recorder: RunRecorder, previous: ExportRun | None) -> Fetched:
+    with netbox_client() as client:
+        try:
+            return _fetch_with(client, run, recorder, previous)
+        finally:
+            client.flush_metrics()
+
+
+def _fetch_with(client: NetboxClient, run: ExportRun, recorder: RunRecorder, previous: ExportRun | None) -> Fetched:
+    full_every = timedelta(hours=settings.EXPORT_FULL_EVERY_HOURS)
+    incremental = (
+        not run.force
+        and previous is not None
+        and NetboxSnapshot.objects.exists()
+        and ExportRun.objects.filter(
+            status=ExportRun.Status.SUCCEEDED, mode=ExportRun.Mode.FULL, finished__gte=timezone.now() - full_every
+        ).exists()
+    )
+    # Snapshots of one NetBox say nothing about another: after a switch of NetBox (URL), a full run.
+    run.netbox_url = client.url.rstrip("/")
+    switched = previous is not None and bool(previous.netbox_url) and previous.netbox_url != run.netbox_url
+    incremental = incremental and not switched
+    if incremental and (outdated := snapshots_outdated()):
+        recorder.log(f"Full export instead of incremental: {outdated}")
+        incremental = False
+    run.mode = ExportRun.Mode.INCREMENTAL if incremental else ExportRun.Mode.FULL
+    ExportRun.objects.filter(pk=run.pk).update(mode=run.mode, netbox_url=run.netbox_url)
+    if switched:
+        assert previous is not None
+        recorder.log(f"NetBox changed from {previous.netbox_url} to {run.netbox_url}: a full export.")
+    recorder.log(f"{run.mode.capitalize()} export from {run.netbox_url}")
+
+    snapshot = ContactSnapshot.objects.first() if incremental else None
+    stored_contacts = _contact_state(snapshot) if snapshot is not None else None
+    # The small bulk listings behind the lookups (sites, tenants, contacts) run while the devices and VMs are
+    # fetched; each in a copy of this context, so its spans and log lines carry the run. The client keeps the
+    # requests in flight to NETBOX_WORKERS.
+    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookups")
+    try:
+        sites = pool.submit(contextvars.copy_context().run, client.fetch_sites)
+        tenants = pool.submit(contextvars.copy_context().run, client.fetch_tenants)
+        contacts = pool.submit(contextvars.copy_context().run, _fetch_contacts, client, stored_contacts)
+        with recorder.step("fetch"):
+            stored: dict[str, dict[int, str]] = {  # kind -> netbox_id -> last_updated
+                kind: dict(NetboxSnapshot.objects.filter(kind=kind).values_list("netbox_id", "last_updated"))
+                for kind in NetboxSnapshot.Kind.values
+            }
+            if incremental:
+                devices = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.DEVICE, stored["device"])
+                vms = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.VM, stored["vm"])
+            else:  # devices and VMs at once: their first pages (which give the counts) need not wait for each other
+                recorder.progress(devices_total=client.count("devices"), vms_total=client.count("virtual_machines"))
+                vm_records = pool.submit(
+                    contextvars.copy_context().run,
+                    client.fetch_virtual_machines,
+                    lambda n: recorder.progress(persist=False, vms_fetched=n),
+                )
+                devices = _full(client.fetch_devices(progress=lambda n: recorder.progress(devices_fetched=n)))
+                vms = _full(vm_records.result())
+        # What is left to wait for once the devices and VMs are in.
+        with recorder.step("lookups"):
+            contact_state, rendered = contacts.result()
+            site_records, tenant_records = sites.result(), tenants.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    run.netbox_requests = client.request_count
+    if rendered is None:  # the contact listings did not change: neither did the contacts
+        assert snapshot is not None
+        contact_snapshot = None
+        rendered = _contacts_of(snapshot)
+    else:
+        contact_snapshot = _contact_snapshot(contact_state, rendered)
+        snapshot = contact_snapshot
+    lookups = transform.Lookups.from_records(sites=site_records, tenants=tenant_records, contacts=rendered)
+    # The contacts enter the digest through their own, computed once when they were rendered.
+    lookups_digest = _digest(
+        [sorted(getattr(lookups, f.name).items()) for f in dataclasses.fields(lookups) if f.name != "contacts"]
+        + [snapshot.digest]
+    )
+
+    fetched = Fetched(
+        devices=None, vms=None, lookups=lookups, lookups_digest=lookups_digest, contact_snapshot=contact_snapshot
+    )
+    unchanged = True
+    for kind, (current, changed_records) in {"device": devices, "vm": vms}.items():
+        previous_state = stored[kind]
+        current_ids = set(current)
+        added = [i for i in current_ids if i not in previous_state]
+        changed = [i for i in current_ids if i in previous_state and previous_state[i] != current[i]]
+        removed = [i for i in previous_state if i not in current_ids]
+        if incremental:  # a record NetBox touched without changing what we keep needs no write
+            digests = snapshots_values(kind, "digest", [r.id for r in changed_records])
+            writes = [r for r in changed_records if digests.get(r.id) != snapshot_encode(r)[1]]
+        else:  # a full run rewrites every snapshot
+            writes = list(changed_records)
+        fetched.snapshot_writes[kind] = writes
+        fetched.snapshot_deletes[kind] = removed
+        label = "devices" if kind == "device" else "vms"
+        fetched.counts[label] = len(current_ids)
+        fetched.counts["added"] = fetched.counts.get("added", 0) + len(added)
+        fetched.counts["changed"] = fetched.counts.get("changed", 0) + len(changed)
+        fetched.counts["removed"] = fetched.counts.get("removed", 0) + len(removed)
+        names = {r.id: r.name for r in changed_records}
+        fetched.changes[label] = {
+            "added": sorted(names.get(i, str(i)) for i in added)[:CHANGES_LISTED],
+            "changed": sorted(names.get(i, str(i)) for i in changed)[:CHANGES_LISTED],
+            "removed": sorted(name or str(i) for i, name in snapshots_values(kind, "name", removed).items())[
+                :CHANGES_LISTED
+            ],
+        }
+        unchanged = unchanged and not (added or changed or removed or writes)
+
+    if incremental and unchanged and previous is not None and previous.lookups_digest == lookups_digest:
+        return fetched
+    # Something changed: build complete record lists, from NetBox where fetched and snapshots for the rest.
+    with recorder.step("reuse") if incremental else contextlib.nullcontext():
+        fetched.devices = snapshots_complete(NetboxSnapshot.Kind.DEVICE, *devices, device_from_dict)  # type: ignore[assignment]
+        fetched.vms = snapshots_complete(NetboxSnapshot.Kind.VM, *vms, virtual_machine_from_dict)  # type: ignore[assignment]
+    return fetched
+
+
+CONTACT_LISTINGS: tuple[Kind, ...] = ("contacts", "contact_roles", "device_contacts", "vm_contacts")
+
+
+def _fetch_contacts(
+    client: NetboxClient, stored: dict[str, dict[int, str]] | None
+) -> tuple[dict[str, dict[int, str]], dict[tuple[str, int], str] | None]:
+    """The ``id -> last_updated`` state of the contact listings, and the Contacts cells unless that state is the
+    stored one (``None``: the stored cells still hold).
+
+    NetBox bumps neither a device's ``last_updated`` when its contacts change nor an assignment's when its contact
+    or role is renamed, so the four listings' states decide. Contacts and roles are read before the assignments:
+    a rename in between shows as a change next time instead of being lost.
+    """
+    if stored is not None and set(stored) == set(CONTACT_LISTINGS):
+        with ThreadPoolExecutor(max_workers=len(CONTACT_LISTINGS), thread_name_prefix="contacts") as pool:
+            futures = {
+                listing: pool.submit(contextvars.copy_context().run, _current_state, client, listing, stored[listing])
+                for listing in CONTACT_LISTINGS
+            }
+            state: dict[str, dict[int, str]] = {listing: future.result() for listing, future in futures.items()}
+        if state == stored:
+            return state, None
+    else:
+        try:
+            state = {"contacts": client.fetch_last_updated("contacts")}
+            state["contact_roles"] = client.fetch_last_updated("contact_roles")
+        except NetboxAuthError as exc:
+            # A token that may read assignments but not contacts or roles: without their state, every run lists
+            # the assignments (the stored state lacks two listings, so the check above never applies).
+            logger.warning("Contacts will be listed in full on every run: %s", exc)
+            state = {}
+    assignments = {
+        "device_contacts": client.fetch_contact_assignments(DEVICE_OBJECT_TYPE),
+        "vm_contacts": client.fetch_contact_assignments(VM_OBJECT_TYPE),
+    }
+    for listing, records in assignments.items():
+        state[listing] = {record.id: record.last_updated for record in records}
+    return state, render.contacts_by_object([*assignments["device_contacts"], *assignments["vm_contacts"]])
+
+
+def _contact_state(snapshot: ContactSnapshot) -> dict[str, dict[int, str]]:
+    return {listing: {int(i): stamp for i, stamp in ids.items()} for listing, ids in snapshot.state.items()}
+
+
+def _contacts_of(snapshot: ContactSnapshot) -> dict[tuple[str, int], str]:
+    keys = {key: key.rpartition(":") for key in snapshot.contacts}
+    return {(keys[key][0], int(keys[key][2])): text for key, text in snapshot.contacts.items()}
+
+
+def _contact_snapshot(state: dict[str, dict[int, str]], rendered: dict[tuple[str, int], str]) -> ContactSnapshot:
+    return ContactSnapshot(
+        state=state,
+        contacts={f"{object_type}:{object_id}": text for (object_type, object_id), text in rendered.items()},
+        digest=_digest(sorted(rendered.items())),
+    )
+
+
+def _fetch_incremental(
+    client: NetboxClient, recorder: RunRecorder, kind: str, stored: dict[int, str]
+) -> tuple[dict[int, str], list[Record]]:
+    """The current ``id -> last_updated`` of every object, and full records for those that are new or changed."""
+    device = kind == NetboxSnapshot.Kind.DEVICE
+    endpoint: Literal["devices", "virtual_machines"] = "devices" if device else "virtual_machines"
+    current = _current_state(client, endpoint, stored)
+    wanted = sorted(i for i, last_updated in current.items() if stored.get(i) != last_updated)
+    records: list[Record] = []
+    if device:
+        recorder.progress(devices_total=len(wanted))
+    else:
+        recorder.progress(vms_total=len(wanted))
+    if wanted:
+        fetch = client.fetch_devices_by_id if device else client.fetch_virtual_machines_by_id
+        records = list(fetch(wanted))
+    # Objects edited between the listing and the re-fetch: trust the newer version; deleted meanwhile: drop them.
+    for record in records:
+        current[record.id] = record.last_updated
+    for missing in set(wanted) - {record.id for record in records}:
+        del current[missing]
+    if device:
+        recorder.progress(devices_fetched=len(records))
+    else:
+        recorder.progress(vms_fetched=len(records))
+    return current, records
+
+
+def _current_state(client: NetboxClient, endpoint: Kind, stored: dict[int, str]) -> dict[int, str]:
+    """``id -> last_updated`` of every object of a listing now, asking NetBox as little as possible.
+
+    NetBox cannot list deletions, but its count can reveal them: with the objects updated since the newest stored
+    change (a minute of slack for transactions that committed late), ``stored + new - count`` is the number of
+    deleted objects. Only when that is not zero is the whole ``id,last_updated`` listing needed to find them.
+    """
+    if not stored:
+        return client.fetch_last_updated(endpoint)
+    # NetBox writes UTC as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``: the first 19 characters sort like the times they
+    # name, to the second, and the slack covers the fraction dropped.
+    newest_text = max(last_updated[:19] for last_updated in stored.values())
+    if not newest_text:  # no stored object has a time: nothing to compare against
+        return client.fetch_last_updated(endpoint)
+    newest = _parse_netbox_time(newest_text + "Z")
+    since = (newest - INCREMENTAL_SLACK).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    total = client.count(endpoint)
+    updated = client.fetch_updated_since(endpoint, since)
+    added = sum(1 for netbox_id in updated if netbox_id not in stored)
+    if len(stored) + added - total != 0:
+        return client.fetch_last_updated(endpoint)
+    return {**stored, **updated}
+
+
+def _parse_netbox_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _full(records: Sequence[Record]) -> tuple[dict[int, str], list[Record]]:
+    return {r.id: r.last_updated for r in records}, list(records)

@@ -1,0 +1,138 @@
+"""The files of a run: writing them (the merged CSV and the workbook in a forked child while this process writes
+the devices and VMs CSVs), reusing the previous run's files when nothing changed, and pruning old runs' folders."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from django.conf import settings
+
+from enreach.forked import ChildProcessFailed, forked
+from exports import columns, quality, transform, writers
+from exports.constants import DEVICES_CSV, MERGED_CSV, QUALITY_CSV, VMS_CSV, WORKBOOK
+from exports.errors import ExportError
+from exports.fetch import Fetched
+from exports.models import ExportArtifact, ExportRun
+from exports.quality_services import quality_config_current
+from exports.recorder import RunRecorder
+
+ARTIFACT_KINDS = {
+    DEVICES_CSV: ExportArtifact.Kind.DEVICES,
+    VMS_CSV: ExportArtifact.Kind.VMS,
+    MERGED_CSV: ExportArtifact.Kind.MERGED,
+    WORKBOOK: ExportArtifact.Kind.WORKBOOK,
+    QUALITY_CSV: ExportArtifact.Kind.QUALITY,
+}
+OPTIONAL_ARTIFACTS = frozenset((QUALITY_CSV,))  # absent when the data-quality report is off or failed
+
+
+def _workbook_columns() -> tuple[str, ...]:
+    order = settings.EXPORT_WORKBOOK_COLUMNS
+    if len(order) == 1 and order[0].lower().endswith(".xlsx"):
+        order = writers.read_workbook_order(Path(order[0]))
+    return columns.workbook_column_order(order or None)
+
+
+@contextlib.contextmanager
+def files_writing(
+    fetched: Fetched, folder: Path, recorder: RunRecorder
+) -> Iterator[Callable[[], dict[str, writers.FileInfo]]]:
+    """Write the four files; yields a function that waits for them all.
+
+    Once the rows are built, a forked child writes the merged CSV and the workbook (the larger half of the work)
+    while this process writes the devices and VMs CSVs and then runs the caller's block (encoding and saving the
+    snapshots): both CPU cores instead of one. Leaving the block with an error stops the child.
+    """
+    assert fetched.devices is not None and fetched.vms is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    device_rows = transform.device_rows(fetched.devices, fetched.lookups)
+    vm_rows = transform.vm_rows(fetched.vms, fetched.lookups)
+    excel_safe = settings.EXPORT_CSV_EXCEL_SAFE
+    workbook_columns = _workbook_columns()
+    # Read here: the child must not use the database.
+    quality_config = quality_config_current() if settings.EXPORT_QUALITY else None
+    quality_sheet = settings.EXPORT_QUALITY_SHEET
+
+    def merged_files() -> tuple[dict[str, writers.FileInfo], quality.QualitySummary | None]:
+        merged = transform.merged_rows(device_rows, vm_rows)  # built where it is used: in the child
+        files = {
+            MERGED_CSV: writers.write_csv(folder / MERGED_CSV, columns.MERGED_COLUMNS, merged, excel_safe=excel_safe)
+        }
+        sheets: list[writers.ExtraSheet] = []
+        summary = None
+        if quality_config is not None:  # the data-quality report, from the rows the child has anyway
+            info, sheets, summary = quality.quality_files_write(
+                merged, columns.MERGED_COLUMNS, quality_config, folder / QUALITY_CSV, sheet=quality_sheet
+            )
+            if info is not None:
+                files[QUALITY_CSV] = info
+        files[WORKBOOK] = writers.write_workbook(
+            folder / WORKBOOK,
+            workbook_columns,
+            transform.reorder(merged, columns.MERGED_COLUMNS, workbook_columns),
+            extra_sheets=sheets,
+        )
+        return files, summary
+
+    with forked(merged_files, enabled=settings.EXPORT_PARALLEL_WRITE) as merged_result:
+        files = {
+            DEVICES_CSV: writers.write_csv(
+                folder / DEVICES_CSV, columns.DEVICE_COLUMNS, device_rows, excel_safe=excel_safe
+            ),
+            VMS_CSV: writers.write_csv(folder / VMS_CSV, columns.VM_COLUMNS, vm_rows, excel_safe=excel_safe),
+        }
+        rows = len(device_rows) + len(vm_rows)
+        files_total = len(ARTIFACT_KINDS) - (0 if quality_config is not None else len(OPTIONAL_ARTIFACTS))
+        recorder.progress(rows_written=rows, rows_total=rows, files_written=len(files), files_total=files_total)
+
+        def written() -> dict[str, writers.FileInfo]:
+            try:
+                merged, fetched.quality = merged_result()
+                files.update(merged)
+            except ChildProcessFailed as exc:
+                raise ExportError(f"The process writing the merged CSV and the workbook {exc}.") from None
+            written_files = {name: files[name] for name in ARTIFACT_KINDS if name in files}
+            # A failed data-quality report writes one file less than planned: the run is complete all the same.
+            recorder.progress(files_written=len(written_files), files_total=len(written_files))
+            return written_files
+
+        yield written
+
+
+def files_reuse(previous: ExportRun, folder: Path) -> dict[str, writers.FileInfo]:
+    """Link (or copy) the previous run's files into this run's folder: same content, no rewrite."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for artifact in previous.artifacts.all():
+        source = Path(settings.DATA_DIR) / artifact.path
+        target = folder / artifact.name
+        temp = folder / f".{artifact.name}.tmp"
+        if not source.is_file():
+            raise ExportError(f"The previous run's file {artifact.name} is missing; run the export with --force.")
+        try:
+            os.link(source, temp)
+        except OSError:
+            shutil.copyfile(source, temp)
+            os.chmod(temp, writers.FILE_MODE)
+        os.replace(temp, target)
+        files[artifact.name] = writers.FileInfo(
+            path=target, size=artifact.size, sha256=artifact.sha256, rows=artifact.rows
+        )
+    if not set(ARTIFACT_KINDS) - OPTIONAL_ARTIFACTS <= set(files):
+        raise ExportError("The previous run's files are incomplete; run the export with --force.")
+    return files
+
+
+def export_files_prune() -> int:
+    """Delete the folders of successful runs beyond the newest ``EXPORT_KEEP_RUNS``; returns how many."""
+    keep = settings.EXPORT_KEEP_RUNS
+    old = ExportRun.objects.filter(status=ExportRun.Status.SUCCEEDED, artifacts__isnull=False).distinct()
+    old_runs = list(old.order_by("-finished")[keep:])
+    for run in old_runs:
+        shutil.rmtree(Path(settings.DATA_DIR) / "runs" / f"{run.pk:06d}", ignore_errors=True)
+        run.artifacts.all().delete()
+    return len(old_runs)

@@ -1,0 +1,165 @@
+"""One cell at a time: NetBox values rendered as CMDB cells (numbers, timestamps, tags, rack positions, custom
+fields) and the Contacts cell of each object. Pure functions: no Django, no I/O.
+
+Rendering conventions (the writers rely on them):
+
+- A cell is ``str``, ``int`` or ``float``. Empty is always ``""``, never ``None``, so a row compares equal to what
+  the csv module reads back and the workbook writer has one thing to skip.
+- Numbers stay numbers (ID, counts, Position, VCPUs, Memory (MB), Disk, Latitude, Longitude, VC Position,
+  VC Priority) so the workbook can type them; an integral float becomes an ``int`` (``41``, not ``41.0``).
+- Custom fields: ``None`` -> ``""``, booleans -> ``"True"``/``"False"``, numbers stay numbers, lists are joined
+  with ``", "``, objects render as their name (else display, label, value; JSON as a last resort, never a repr).
+  Select fields keep NetBox's value (the API returns the value, not the label).
+- Timestamps are UTC ``YYYY-MM-DDTHH:MM:SSZ``; a value that is not ISO 8601 is kept as NetBox sent it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from integrations.netbox.records import ContactAssignmentRecord
+
+Cell = str | int | float
+Row = tuple[Cell, ...]
+
+# NetBox's ContactPriorityChoices in their own order; no priority sorts last, an unknown one just before it.
+_PRIORITY_RANK = {"primary": 0, "secondary": 1, "tertiary": 2, "inactive": 3}
+_UNKNOWN_PRIORITY_RANK = 4
+_NO_PRIORITY_RANK = 5
+
+# NetBox's own format (microseconds, "Z"); anything else goes through datetime for offsets and odd precisions.
+_NETBOX_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
+
+
+@lru_cache(maxsize=4096)
+def normalise_name(name: str) -> str:
+    """A custom field or column name reduced for matching: lowercase, without spaces, ``_`` and ``-``."""
+    return name.lower().replace(" ", "").replace("_", "").replace("-", "")
+
+
+def contacts_by_object(assignments: Iterable[ContactAssignmentRecord]) -> dict[tuple[str, int], str]:
+    """The Contacts cell of every object that has assignments, keyed by (object type, object id)."""
+    by_object: dict[tuple[str, int], list[ContactAssignmentRecord]] = defaultdict(list)
+    for assignment in assignments:
+        by_object[(assignment.object_type, assignment.object_id)].append(assignment)
+    return {key: render_contacts(group) for key, group in by_object.items()}
+
+
+def render_contacts(assignments: Iterable[ContactAssignmentRecord]) -> str:
+    """Contacts as ``"Name (Role), Name"``: by priority (primary, secondary, tertiary, inactive, none), then name,
+    then role; each rendered entry once."""
+
+    def rank(assignment: ContactAssignmentRecord) -> tuple[int, str, str]:
+        priority = assignment.priority.lower()
+        level = _PRIORITY_RANK.get(priority, _UNKNOWN_PRIORITY_RANK) if priority else _NO_PRIORITY_RANK
+        return (level, assignment.contact, assignment.role)
+
+    seen: dict[str, None] = {}
+    for assignment in sorted(assignments, key=rank):
+        if not assignment.contact:
+            continue
+        entry = f"{assignment.contact} ({assignment.role})" if assignment.role else assignment.contact
+        seen.setdefault(entry, None)
+    return ", ".join(seen)
+
+
+def render_tags(tags: Iterable[str]) -> str:
+    """Tags unique, sorted case-insensitively (ties by code point so the order is total), joined ``", "``."""
+    return ", ".join(sorted({tag for tag in tags if tag}, key=lambda tag: (tag.casefold(), tag)))
+
+
+def render_timestamp(value: str) -> str:
+    """A NetBox timestamp as UTC ``YYYY-MM-DDTHH:MM:SSZ`` (fractions dropped, offsets converted)."""
+    if not value:
+        return ""
+    if _NETBOX_TIMESTAMP.fullmatch(value):
+        return value[:19] + "Z"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        # Losing an unparseable value would hide it from the CMDB; keeping it shows the odd data.
+        return value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def render_number(value: int | float | None) -> Cell:
+    """A number as ``int`` when integral (NetBox sends positions and VCPUs as ``41.0``), ``""`` when absent."""
+    if value is None or isinstance(value, bool):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def render_rack_position(face: str, position: int | float | None) -> str:
+    """``"<face label> <position>"`` (``"Front 41"``); just the position without a face, empty without one."""
+    number = render_number(position)
+    if number == "":
+        return ""
+    return f"{face} {number}" if face else str(number)
+
+
+def _object_text(value: Mapping[str, Any]) -> str:
+    for key in ("name", "display", "label", "value"):
+        text = value.get(key)
+        if text is not None and text != "":
+            return str(text)
+    # Still not a Python repr: JSON with sorted keys is readable and deterministic.
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str) if value else ""
+
+
+def _text(value: Any) -> str:
+    rendered = render_custom_field(value)
+    return rendered if isinstance(rendered, str) else str(rendered)
+
+
+def render_custom_field(value: Any) -> Cell:
+    """One custom field value as a cell (see the module docstring for the rules)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, int | float):
+        return render_number(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return _object_text(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(text for text in (_text(item) for item in value) if text)
+    return str(value)
+
+
+def custom_fields_normalised(custom_fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Custom fields keyed by normalised name. When names normalise alike, the first non-empty value in sorted name
+    order wins, so every run resolves them the same way."""
+    normalised: dict[str, Any] = {}
+    for key, names in _custom_field_plan(tuple(custom_fields)):
+        value = custom_fields[names[-1]]
+        for name in names[:-1]:
+            if custom_fields[name] not in _EMPTY_VALUES:
+                value = custom_fields[name]
+                break
+        normalised[key] = value
+    return normalised
+
+
+_EMPTY_VALUES: tuple[Any, ...] = (None, "", [], {})
+
+
+@lru_cache(maxsize=256)
+def _custom_field_plan(names: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each normalised key with the custom field names that share it, sorted. Every object of a kind carries the
+    same names, so this is worked out once per export rather than once per object."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(names):
+        groups.setdefault(normalise_name(name), []).append(name)
+    return tuple((key, tuple(group)) for key, group in groups.items())
