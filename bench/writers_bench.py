@@ -29,17 +29,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from exports import transform, writers  # noqa: E402
+from devtools import workbooks as oracle  # noqa: E402
+from exports import cells, transform, writers  # noqa: E402
 from exports.columns import MERGED_COLUMNS, NUMERIC_COLUMNS, TEXT_COLUMNS, WORKBOOK_COLUMNS  # noqa: E402
 from integrations.netbox import records  # noqa: E402
 
 SAMPLE = ROOT.parent / "shared" / "netbox-sample"
 
 VARIANTS: dict[str, str] = {
-    "xml": "SpreadsheetML written directly, streamed into the zip (write_workbook engine=xml, the default)",
-    "openpyxl-write-only": "openpyxl write-only + lxml (write_workbook engine=openpyxl)",
+    "xml": "SpreadsheetML written directly, streamed into the zip (exports.workbook.write_workbook, production)",
+    "openpyxl-write-only": "openpyxl write-only + lxml (devtools.workbooks engine=openpyxl)",
     "openpyxl-write-only-no-lxml": "openpyxl write-only, OPENPYXL_LXML=False (informational)",
-    "xlsxwriter-table": "XlsxWriter normal mode + table (write_workbook engine=xlsxwriter)",
+    "xlsxwriter-table": "XlsxWriter normal mode + table (devtools.workbooks engine=xlsxwriter)",
     "xlsxwriter-constant-memory": "XlsxWriter constant_memory, no table (informational)",
     "pandas-to-excel": "pandas DataFrame.to_excel (naive baseline)",
     "csv": "write_csv, merged columns",
@@ -109,9 +110,9 @@ def _csv_module(path: Path, columns: tuple[str, ...], rows: list[transform.Row])
 
 def _constant_memory(path: Path, columns: tuple[str, ...], rows: list[transform.Row]) -> None:
     # The same preparation as write_workbook, then XlsxWriter's streaming mode (which cannot add the table).
-    kinds = writers._column_kinds(columns, NUMERIC_COLUMNS, TEXT_COLUMNS)
-    plan = writers._plan_columns(columns, rows, kinds)
-    writers._save_xlsxwriter(
+    kinds = cells._column_kinds(columns, NUMERIC_COLUMNS, TEXT_COLUMNS)
+    plan = cells._plan_columns(columns, rows, kinds)
+    oracle._save_xlsxwriter(
         path,
         columns,
         rows,
@@ -139,11 +140,11 @@ def run_variant(variant: str, devices: int, vms: int, out: Path) -> dict[str, An
     path = out / f"{variant}.xlsx"
     action: Callable[[], object]
     if variant == "xml":
-        action = lambda: writers.write_workbook(path, columns, workbook_rows, engine="xml")  # noqa: E731
+        action = lambda: writers.write_workbook(path, columns, workbook_rows)  # noqa: E731
     elif variant in ("openpyxl-write-only", "openpyxl-write-only-no-lxml"):
-        action = lambda: writers.write_workbook(path, columns, workbook_rows, engine="openpyxl")  # noqa: E731
+        action = lambda: oracle.write_workbook(path, columns, workbook_rows, engine="openpyxl")  # noqa: E731
     elif variant == "xlsxwriter-table":
-        action = lambda: writers.write_workbook(path, columns, workbook_rows, engine="xlsxwriter")  # noqa: E731
+        action = lambda: oracle.write_workbook(path, columns, workbook_rows, engine="xlsxwriter")  # noqa: E731
     elif variant == "xlsxwriter-constant-memory":
         action = lambda: _constant_memory(path, columns, workbook_rows)  # noqa: E731
     elif variant == "pandas-to-excel":

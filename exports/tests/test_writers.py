@@ -25,13 +25,15 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.worksheet._writer import ALL_TEMP_FILES
 from openpyxl.worksheet.worksheet import Worksheet
 
+from devtools import workbooks as oracle
 from devtools.netbox import sample_dir
-from exports import transform, writers
+from exports import cells as xlsx_cells
+from exports import transform, workbook, writers
 from exports.columns import MERGED_COLUMNS, WORKBOOK_COLUMNS, workbook_column_order
 from integrations.netbox import records
 
 SAMPLE = sample_dir()
-ENGINES: list[writers.WorkbookEngine] = ["xml", "openpyxl", "xlsxwriter"]
+ENGINES: list[oracle.WorkbookEngine] = ["xml", "openpyxl", "xlsxwriter"]
 
 
 @cache
@@ -77,12 +79,12 @@ def _cell(worksheet: Worksheet, row: int, column: str) -> Any:
     return worksheet.cell(row=row, column=WORKBOOK_COLUMNS.index(column) + 1)
 
 
-def _as_excel_reads(value: Any, engine: writers.WorkbookEngine) -> Any:
+def _as_excel_reads(value: Any, engine: oracle.WorkbookEngine) -> Any:
     # XlsxWriter writes a carriage return as Excel's escape _x000D_, which Excel decodes and openpyxl does not.
     return value.replace("_x000D_", "\r") if engine == "xlsxwriter" and isinstance(value, str) else value
 
 
-def _typed_cells(path: Path, *, read_only: bool, engine: writers.WorkbookEngine = "xml") -> list[list[tuple[Any, str]]]:
+def _typed_cells(path: Path, *, read_only: bool, engine: oracle.WorkbookEngine = "xml") -> list[list[tuple[Any, str]]]:
     """Every cell of the first sheet as (value, openpyxl data type), empty cells left out."""
     workbook = load_workbook(path, read_only=read_only)
     try:
@@ -234,10 +236,10 @@ def test_csv_failure_on_first_write_creates_no_target(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_workbook_sheet_table_panes_and_widths(
-    tmp_path: Path, workbook_rows: list[transform.Row], engine: writers.WorkbookEngine
+    tmp_path: Path, workbook_rows: list[transform.Row], engine: oracle.WorkbookEngine
 ) -> None:
     path = tmp_path / "Systems CMDB.xlsx"
-    writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
+    oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
     workbook = load_workbook(path)
     assert workbook.sheetnames == ["NetBox Inventory"]
     worksheet = workbook["NetBox Inventory"]
@@ -252,7 +254,7 @@ def test_workbook_sheet_table_panes_and_widths(
     assert worksheet.max_row == 51
 
     # Excel stores widths with its 5-pixel padding: 50 characters are 50.7109375.
-    characters = {width: chars for chars in range(256) if (width := writers._excel_width(chars))}
+    characters = {width: chars for chars in range(256) if (width := xlsx_cells._excel_width(chars))}
     widths = {
         worksheet.cell(row=1, column=column).column_letter: characters[worksheet.column_dimensions[letter].width]
         for letter in list(worksheet.column_dimensions)
@@ -267,10 +269,10 @@ def test_workbook_sheet_table_panes_and_widths(
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_workbook_numbers_are_numbers_and_text_stays_text(
-    tmp_path: Path, workbook_rows: list[transform.Row], engine: writers.WorkbookEngine
+    tmp_path: Path, workbook_rows: list[transform.Row], engine: oracle.WorkbookEngine
 ) -> None:
     path = tmp_path / "Systems CMDB.xlsx"
-    writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
+    oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
     worksheet = load_workbook(path)["NetBox Inventory"]
     device_1, device_2, device_3, device_4, device_5 = 2, 3, 4, 5, 6
     vm_3 = 2 + 25 + 2
@@ -306,7 +308,7 @@ def test_workbook_numbers_are_numbers_and_text_stays_text(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_workbook_typing_edge_cases(tmp_path: Path, engine: writers.WorkbookEngine) -> None:
+def test_workbook_typing_edge_cases(tmp_path: Path, engine: oracle.WorkbookEngine) -> None:
     path = tmp_path / "edge.xlsx"
     columns = ("ID", "Serial number", "Latitude", "Note", "Flag")
     rows = [
@@ -314,7 +316,7 @@ def test_workbook_typing_edge_cases(tmp_path: Path, engine: writers.WorkbookEngi
         (2, 417, "52.5", "bell\x07ring", ""),
         (3, "", "", "=1+1", "x" * 40_000),
     ]
-    writers.write_workbook(
+    oracle.write_workbook(
         path,
         columns,
         rows,
@@ -334,27 +336,27 @@ def test_workbook_typing_edge_cases(tmp_path: Path, engine: writers.WorkbookEngi
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_workbook_file_info_and_identical_bytes_for_identical_rows(
-    tmp_path: Path, workbook_rows: list[transform.Row], engine: writers.WorkbookEngine
+    tmp_path: Path, workbook_rows: list[transform.Row], engine: oracle.WorkbookEngine
 ) -> None:
-    first = writers.write_workbook(tmp_path / "a.xlsx", WORKBOOK_COLUMNS, workbook_rows, engine=engine)
+    first = oracle.write_workbook(tmp_path / "a.xlsx", WORKBOOK_COLUMNS, workbook_rows, engine=engine)
     data = first.path.read_bytes()
     assert (first.size, first.sha256, first.rows) == (len(data), hashlib.sha256(data).hexdigest(), 50)
-    second = writers.write_workbook(tmp_path / "b.xlsx", WORKBOOK_COLUMNS, iter(workbook_rows), engine=engine)
+    second = oracle.write_workbook(tmp_path / "b.xlsx", WORKBOOK_COLUMNS, iter(workbook_rows), engine=engine)
     assert second.sha256 == first.sha256
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_workbook_timestamp_is_the_document_date(tmp_path: Path, engine: writers.WorkbookEngine) -> None:
+def test_workbook_timestamp_is_the_document_date(tmp_path: Path, engine: oracle.WorkbookEngine) -> None:
     path = tmp_path / "dated.xlsx"
     moment = datetime(2026, 11, 28, 3, 4, 5, 678, tzinfo=UTC)
-    writers.write_workbook(path, ("ID",), [(1,)], timestamp=moment, engine=engine)
+    oracle.write_workbook(path, ("ID",), [(1,)], timestamp=moment, engine=engine)
     assert load_workbook(path).properties.created == datetime(2026, 11, 28, 3, 4, 5)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_workbook_with_no_rows_still_has_a_valid_table(tmp_path: Path, engine: writers.WorkbookEngine) -> None:
+def test_workbook_with_no_rows_still_has_a_valid_table(tmp_path: Path, engine: oracle.WorkbookEngine) -> None:
     path = tmp_path / "empty.xlsx"
-    info = writers.write_workbook(path, WORKBOOK_COLUMNS, [], engine=engine)
+    info = oracle.write_workbook(path, WORKBOOK_COLUMNS, [], engine=engine)
     assert info.rows == 0
     worksheet = load_workbook(path)["NetBox Inventory"]
     assert worksheet.tables["NetBoxInventory"].ref == "A1:BN2"
@@ -364,16 +366,17 @@ def test_workbook_with_no_rows_still_has_a_valid_table(tmp_path: Path, engine: w
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("engine", ENGINES)
 def test_workbook_failure_while_rows_stream_leaves_the_previous_file_and_no_temp_files(
-    tmp_path: Path, workbook_rows: list[transform.Row], engine: writers.WorkbookEngine, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, workbook_rows: list[transform.Row], engine: oracle.WorkbookEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "Systems CMDB.xlsx"
-    writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
+    oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
     before = path.read_bytes()
     openpyxl_temp_files = set(ALL_TEMP_FILES)
     # The xml engine takes its rows in batches (of 10 here), the others one by one: fail after 20 rows either way.
     hook, items = ("_column_batches", 2) if engine == "xml" else ("_prepared_rows", 20)
-    monkeypatch.setattr(writers, "_XML_BATCH_ROWS", 10)
-    prepared = getattr(writers, hook)
+    hooked = workbook if engine == "xml" else oracle
+    monkeypatch.setattr(workbook, "_XML_BATCH_ROWS", 10)
+    prepared = getattr(hooked, hook)
 
     def crash_after_some_rows(*args: Any, **kwargs: Any) -> Iterator[Any]:
         for number, cells in enumerate(prepared(*args, **kwargs)):
@@ -381,9 +384,9 @@ def test_workbook_failure_while_rows_stream_leaves_the_previous_file_and_no_temp
                 raise RuntimeError("disk full")
             yield cells
 
-    monkeypatch.setattr(writers, hook, crash_after_some_rows)
+    monkeypatch.setattr(hooked, hook, crash_after_some_rows)
     with pytest.raises(RuntimeError, match="disk full"):
-        writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
+        oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
     gc.collect()  # a half-closed openpyxl stream would complain here
     assert path.read_bytes() == before
     assert _temp_files(tmp_path) == []
@@ -393,10 +396,10 @@ def test_workbook_failure_while_rows_stream_leaves_the_previous_file_and_no_temp
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_workbook_failure_after_the_temp_file_is_written_leaves_the_previous_file(
-    tmp_path: Path, workbook_rows: list[transform.Row], engine: writers.WorkbookEngine, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, workbook_rows: list[transform.Row], engine: oracle.WorkbookEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "Systems CMDB.xlsx"
-    writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
+    oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
     before = path.read_bytes()
     seen_temp: list[Path] = []
 
@@ -405,9 +408,9 @@ def test_workbook_failure_after_the_temp_file_is_written_leaves_the_previous_fil
         assert temp.exists() and temp.parent == tmp_path
         raise OSError("I/O error")
 
-    monkeypatch.setattr(writers, "_hash_file", fail_to_hash)
+    monkeypatch.setattr(workbook, "_hash_file", fail_to_hash)
     with pytest.raises(OSError, match="I/O error"):
-        writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
+        oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
     assert seen_temp
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Systems CMDB.xlsx"]
@@ -432,10 +435,10 @@ def test_workbook_row_generator_that_raises_leaves_the_previous_file(
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_workbook_reads_back_the_same_in_read_only_and_normal_mode(
-    tmp_path: Path, workbook_rows: list[transform.Row], engine: writers.WorkbookEngine
+    tmp_path: Path, workbook_rows: list[transform.Row], engine: oracle.WorkbookEngine
 ) -> None:
     path = tmp_path / "Systems CMDB.xlsx"
-    writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
+    oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
     workbook = load_workbook(path, read_only=True)
     assert workbook.sheetnames == ["NetBox Inventory"]
     workbook.close()
@@ -447,11 +450,11 @@ def test_workbook_reads_back_the_same_in_read_only_and_normal_mode(
 
 @pytest.mark.parametrize("engine", ["xml", "xlsxwriter"])
 def test_workbook_engines_write_the_same_cells_as_openpyxl(
-    tmp_path: Path, workbook_rows: list[transform.Row], engine: writers.WorkbookEngine
+    tmp_path: Path, workbook_rows: list[transform.Row], engine: oracle.WorkbookEngine
 ) -> None:
     for name, columns, rows in (("sample", WORKBOOK_COLUMNS, workbook_rows), ("edge", EDGE_COLUMNS, EDGE_ROWS)):
-        reference = writers.write_workbook(tmp_path / f"{name}-openpyxl.xlsx", columns, rows, engine="openpyxl")
-        other = writers.write_workbook(tmp_path / f"{name}-{engine}.xlsx", columns, rows, engine=engine)
+        reference = oracle.write_workbook(tmp_path / f"{name}-openpyxl.xlsx", columns, rows, engine="openpyxl")
+        other = oracle.write_workbook(tmp_path / f"{name}-{engine}.xlsx", columns, rows, engine=engine)
         cells = _typed_cells(other.path, read_only=True, engine=engine)
         assert cells == _typed_cells(reference.path, read_only=True, engine="openpyxl"), name
         first, second = load_workbook(reference.path).worksheets[0], load_workbook(other.path).worksheets[0]
@@ -463,9 +466,9 @@ def test_workbook_engines_write_the_same_cells_as_openpyxl(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_workbook_text_numbers_and_values_excel_cannot_store(tmp_path: Path, engine: writers.WorkbookEngine) -> None:
+def test_workbook_text_numbers_and_values_excel_cannot_store(tmp_path: Path, engine: oracle.WorkbookEngine) -> None:
     path = tmp_path / "edge.xlsx"
-    writers.write_workbook(
+    oracle.write_workbook(
         path, EDGE_COLUMNS, EDGE_ROWS, numeric_columns={"ID"}, text_columns={"Serial number"}, engine=engine
     )
     workbook = load_workbook(path)
@@ -484,10 +487,10 @@ def test_workbook_text_numbers_and_values_excel_cannot_store(tmp_path: Path, eng
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_workbook_zip_has_pinned_dates_and_no_zip64_extras(tmp_path: Path, engine: writers.WorkbookEngine) -> None:
+def test_workbook_zip_has_pinned_dates_and_no_zip64_extras(tmp_path: Path, engine: oracle.WorkbookEngine) -> None:
     # Excel is strict about Zip64; small members must not carry its extra fields in their local headers.
     path = tmp_path / "a.xlsx"
-    writers.write_workbook(path, EDGE_COLUMNS, EDGE_ROWS * 100, engine=engine)
+    oracle.write_workbook(path, EDGE_COLUMNS, EDGE_ROWS * 100, engine=engine)
     with zipfile.ZipFile(path) as archive:
         assert len({info.date_time for info in archive.infolist()}) == 1
         assert archive.testzip() is None
@@ -498,7 +501,7 @@ def test_xml_workbook_has_every_part_well_formed_and_declared(
     tmp_path: Path, workbook_rows: list[transform.Row]
 ) -> None:
     path = tmp_path / "Systems CMDB.xlsx"
-    writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine="xml")
+    oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine="xml")
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         parts = {name: ElementTree.fromstring(archive.read(name)) for name in names}
@@ -550,7 +553,7 @@ def test_xml_workbook_has_every_part_well_formed_and_declared(
 def test_pinned_zip_deflates_at_its_level_and_gives_zip64_only_to_members_that_may_need_it(tmp_path: Path) -> None:
     path = tmp_path / "a.zip"
     data = b"0123456789abcdef" * 4096 + bytes(range(256)) * 64
-    with writers._PinnedZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+    with xlsx_cells._PinnedZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         with archive.open(archive.member("small", len(data)), "w") as stream:
             stream.write(data)
         with archive.open(archive.member("huge", zipfile.ZIP64_LIMIT), "w") as stream:
@@ -569,9 +572,9 @@ def test_xml_workbook_cells_do_not_depend_on_the_batch_size(
     tmp_path: Path, workbook_rows: list[transform.Row], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Shared strings are numbered column by column within a batch, so only the bytes depend on the batch size.
-    whole = writers.write_workbook(tmp_path / "a.xlsx", WORKBOOK_COLUMNS, workbook_rows, engine="xml")
-    monkeypatch.setattr(writers, "_XML_BATCH_ROWS", 7)
-    batched = writers.write_workbook(tmp_path / "b.xlsx", WORKBOOK_COLUMNS, workbook_rows, engine="xml")
+    whole = oracle.write_workbook(tmp_path / "a.xlsx", WORKBOOK_COLUMNS, workbook_rows, engine="xml")
+    monkeypatch.setattr(workbook, "_XML_BATCH_ROWS", 7)
+    batched = oracle.write_workbook(tmp_path / "b.xlsx", WORKBOOK_COLUMNS, workbook_rows, engine="xml")
     assert _typed_cells(batched.path, read_only=True) == _typed_cells(whole.path, read_only=True)
 
 
@@ -580,7 +583,7 @@ def test_xml_workbook_opens_in_libreoffice_with_the_same_values(
     tmp_path: Path, workbook_rows: list[transform.Row]
 ) -> None:
     path = tmp_path / "cmdb.xlsx"
-    writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine="xml")
+    oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine="xml")
     # Raw values (not as shown), UTF-8, every sheet: LibreOffice names the CSV after the sheet.
     options = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1"
     profile = f"-env:UserInstallation=file://{tmp_path / 'profile'}"
@@ -617,7 +620,7 @@ def test_workbook_rejects_names_excel_would_refuse(
 
 
 def test_workbook_rejects_more_rows_than_a_sheet_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writers, "EXCEL_MAX_ROWS", 3)
+    monkeypatch.setattr(workbook, "EXCEL_MAX_ROWS", 3)
     writers.write_workbook(tmp_path / "fits.xlsx", ("ID",), [(1,), (2,)])
     with pytest.raises(ValueError, match="rows"):
         writers.write_workbook(tmp_path / "x.xlsx", ("ID",), [(1,), (2,), (3,)])
@@ -741,7 +744,7 @@ def test_workbook_with_known_sizes_rejects_what_it_cannot_do(tmp_path: Path) -> 
     path = tmp_path / "a.xlsx"
     sizes = _sizes(EDGE_COLUMNS, EDGE_ROWS)
     with pytest.raises(ValueError, match="xml engine"):
-        writers.write_workbook(path, EDGE_COLUMNS, EDGE_ROWS, sizes=sizes, engine="openpyxl")
+        oracle.write_workbook(path, EDGE_COLUMNS, EDGE_ROWS, sizes=sizes, engine="openpyxl")
     with pytest.raises(ValueError, match="xml engine"):
         extra = [writers.ExtraSheet(name="More", rows=[("a",)])]
         writers.write_workbook(path, EDGE_COLUMNS, EDGE_ROWS, sizes=sizes, extra_sheets=extra)

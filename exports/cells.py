@@ -1,0 +1,249 @@
+"""What a workbook's cells are, whichever engine writes them: Excel's limits and names, text made acceptable to
+Excel, each column's typing, width and write plan, and the zip with pinned dates. Shared by the production writer
+(``exports.workbook``) and the comparison engines in ``devtools.workbooks``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import repeat
+from typing import Any
+from zipfile import ZipFile, ZipInfo
+
+from openpyxl.utils import get_column_letter
+
+from exports.atomic import _HASH_CHUNK
+from exports.constants import XML_ILLEGAL_CHARS
+
+DEFAULT_SHEET = "NetBox Inventory"
+DEFAULT_TABLE = "NetBoxInventory"
+TABLE_STYLE = "TableStyleMedium9"
+MAX_COLUMN_WIDTH = 50
+# Excel's limit per cell, counted in UTF-16 code units; longer text makes Excel "repair" the file.
+EXCEL_MAX_TEXT = 32767
+# Excel's sheet size: rows (header included) and columns.
+EXCEL_MAX_ROWS = 1_048_576
+EXCEL_MAX_COLUMNS = 16_384
+# Workbooks carry a document date and zip member dates; pinning them makes equal rows give equal bytes (and hashes).
+DEFAULT_TIMESTAMP = datetime(2000, 1, 1)
+_ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+
+# openpyxl refuses them too, so they are all dropped from workbook text (the CSV keeps them).
+_ILLEGAL_XML_CHARS = XML_ILLEGAL_CHARS
+# Bounded so that a digit string never becomes inf or trips Python's limit on int conversion.
+_NUMBER_TEXT = re.compile(r"-?\d{1,300}(?:\.\d{1,300})?")
+# Strings openpyxl would store as error cells instead of text.
+_EXCEL_ERROR_CODES = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"))
+
+
+def _excel_text(text: str) -> str:
+    """Text Excel accepts: no XML-illegal control characters, at most 32,767 UTF-16 code units."""
+    if _ILLEGAL_XML_CHARS.search(text):
+        text = _ILLEGAL_XML_CHARS.sub("", text)
+    # Fewer than half the limit in code points cannot exceed it in UTF-16 units; skip the encode for those.
+    if len(text) > EXCEL_MAX_TEXT // 2:
+        encoded = text.encode("utf-16-le")
+        if len(encoded) > 2 * EXCEL_MAX_TEXT:
+            text = encoded[: 2 * EXCEL_MAX_TEXT].decode("utf-16-le", errors="ignore")
+    return text
+
+
+# How a column's values are typed in the workbook.
+_NUMBER, _TEXT, _AUTO = "n", "s", "a"
+_PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))
+
+
+def _column_kinds(columns: Sequence[str], numeric: Collection[str], text: Collection[str]) -> list[str]:
+    return [_TEXT if name in text else _NUMBER if name in numeric else _AUTO for name in columns]
+
+
+@dataclass(frozen=True, slots=True)
+class _ColumnPlan:
+    """What the first pass over the rows learned, per column: its width; whether its cells need converting one by
+    one (``careful``, column indexes); its ``shape``, which lets the xml engine write a whole column of a batch at
+    once (``_TEXT``: only ``str``; ``_NUMBER``: only ``int``/``float`` and ``""``; ``_AUTO``: anything else, and
+    columns whose values need converting for every engine); and the length of its longest value in characters
+    (uncapped, for sizing the sheet)."""
+
+    widths: list[int]
+    careful: list[int]
+    shapes: list[str]
+    longest: list[int]
+
+
+def _plan_columns(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], kinds: Sequence[str], cap: int = MAX_COLUMN_WIDTH
+) -> _ColumnPlan:
+    """Measure every column in one pass. Joining a column's text lets C code do the scanning (longest line,
+    control characters, a leading ``=`` or ``#``), so per-cell Python work is only spent on the few columns that
+    need it: with 50,000 rows that is the difference between seconds and a fraction of one."""
+    widths: list[int] = []
+    careful: list[int] = []
+    shapes: list[str] = []
+    longest: list[int] = []
+    # zip(*rows) hands over one column at a time; an empty export still has its columns.
+    data: Iterable[Sequence[Any]] = zip(*rows, strict=True) if rows else repeat((), len(columns))
+    for index, (name, kind, values) in enumerate(zip(columns, kinds, data, strict=True)):
+        # Rows repeat their values a lot, so the checks run over each column's distinct values.
+        distinct = set(values)
+        types = set(map(type, distinct))
+        if types <= {str}:
+            # The common case: all text, blanks included (they join as empty lines, which change nothing).
+            joined = "\n".join(distinct)
+            separators = max(len(distinct) - 1, 0)
+            has_text = len(joined) > separators
+            longest_text = max(map(len, distinct), default=0)
+            multi_line = joined.count("\n") > separators
+            others: list[Any] = []
+        else:
+            # A set merges 1, 1.0 and True (and 0.0 and -0.0), which differ in type and print differently.
+            types = set(map(type, values))
+            pool = distinct if types <= {str, int} else values
+            texts = [value for value in pool if type(value) is str and value] if str in types else []
+            others = [value for value in pool if type(value) is not str and value is not None]
+            joined = "\n".join(texts)
+            has_text = bool(texts)
+            longest_text = max(map(len, texts), default=0)
+            multi_line = "\n" in joined
+        longest_line = max(map(len, joined.split("\n"))) if multi_line else longest_text
+        longest_other = max(map(len, map(str, others)), default=0)
+        widths.append(min(cap, max(len(name), longest_line, longest_other) + 2))
+        longest.append(max(longest_text, longest_other))
+        floats = [value for value in others if type(value) is float] if float in types else []
+        converted = bool(
+            (kind == _TEXT and others)
+            or (kind == _NUMBER and has_text)
+            or not types <= _PLAIN_TYPES
+            # Excel has no NaN or infinity; the sum of finite floats can only overflow, which just costs a closer look.
+            or not math.isfinite(sum(floats, 0.0))
+            or _ILLEGAL_XML_CHARS.search(joined)
+            or longest_text > EXCEL_MAX_TEXT // 2
+        )
+        # A leading "=" (formula) or "#" (error value) makes openpyxl and XlsxWriter guess a type; a line start is
+        # enough to look closer. Shared strings are never formulas, so the xml engine needs no closer look for these.
+        guessed = joined.startswith(("=", "#")) or "\n=" in joined or "\n#" in joined
+        if converted or guessed:
+            careful.append(index)
+        if converted:
+            shapes.append(_AUTO)
+        elif types <= {str}:
+            shapes.append(_TEXT)
+        elif not has_text and types <= {str, int, float}:
+            shapes.append(_NUMBER)
+        else:
+            shapes.append(_AUTO)
+    return _ColumnPlan(widths=widths, careful=careful, shapes=shapes, longest=longest)
+
+
+def column_widths(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, cap: int = MAX_COLUMN_WIDTH) -> list[int]:
+    """Column widths in Excel character units: the longest line in the column (header included) plus room for the
+    filter button, at most ``cap``."""
+    return _plan_columns(columns, rows, [_AUTO] * len(columns), cap).widths
+
+
+def _typed(value: Any, kind: str) -> Any:
+    """The value to store: ``None`` (no cell), a number, a bool, or text. Text columns never hold numbers; numeric
+    columns turn digit strings into numbers; other columns follow the Python type. NaN and infinities, which Excel
+    cannot store, leave the cell empty."""
+    if value is None or value == "":
+        return None
+    if kind == _TEXT:
+        text = value if isinstance(value, str) else str(value)
+    elif isinstance(value, bool | int):
+        return value
+    elif isinstance(value, float):
+        return value if math.isfinite(value) else None
+    else:
+        text = value if isinstance(value, str) else str(value)
+        if kind == _NUMBER and _NUMBER_TEXT.fullmatch(text):
+            return float(text) if "." in text else int(text)
+    return _excel_text(text) or None
+
+
+def _prepared_rows(
+    rows: Iterable[Sequence[Any]], kinds: Sequence[str], careful: Sequence[int], guard: Callable[[str], Any] | None
+) -> Iterator[list[Any]]:
+    """Rows as lists of ``None`` (no cell), numbers, bools and text; ``guard`` wraps text an engine would misread."""
+    for row in rows:
+        cells = [None if value == "" else value for value in row]
+        for index in careful:
+            value = cells[index]
+            if value is not None:
+                value = _typed(value, kinds[index])
+                if guard is not None and type(value) is str and (value[0] == "=" or value in _EXCEL_ERROR_CODES):
+                    value = guard(value)
+                cells[index] = value
+        yield cells
+
+
+class _PinnedZipFile(ZipFile):
+    """A zip whose members all carry the same date, so the archive's bytes depend on its content alone."""
+
+    def member(self, name: str, size: int = 0) -> ZipInfo:
+        """A new member called ``name``, compressed as the archive is. ``size`` (bytes, an upper bound is enough)
+        decides whether it needs Zip64 extensions: Excel is strict about Zip64, so only members that need them get
+        them."""
+        info = ZipInfo(name, date_time=_ZIP_DATE_TIME)
+        info.compress_type = self.compression
+        if sys.version_info >= (3, 13):
+            info.compress_level = self.compresslevel
+        else:
+            # ZipFile.open(ZipInfo, "w") only deflates at the archive's level if the member says so.
+            info._compresslevel = self.compresslevel  # type: ignore[attr-defined]
+        info.external_attr = 0o600 << 16
+        info.file_size = size
+        return info
+
+    def writestr(self, zinfo_or_arcname: str | ZipInfo, data: Any, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(zinfo_or_arcname, ZipInfo):
+            zinfo_or_arcname = self.member(zinfo_or_arcname)
+        super().writestr(zinfo_or_arcname, data, *args, **kwargs)
+
+    def write(self, filename: Any, arcname: Any = None, *args: Any, **kwargs: Any) -> None:
+        # Streamed, not read whole: openpyxl hands over the write-only sheet as a temp file this way.
+        name = arcname if arcname is not None else os.path.basename(filename)
+        with (
+            open(filename, "rb") as source,
+            self.open(self.member(name, os.fstat(source.fileno()).st_size), "w") as target,
+        ):
+            shutil.copyfileobj(source, target, _HASH_CHUNK)
+
+
+def _excel_width(characters: int) -> float:
+    """A width in characters as Excel stores it: with its 5-pixel padding for Calibri 11 (50 -> 50.7109375), the
+    same value XlsxWriter's ``set_column`` writes, so both engines give identical columns."""
+    pixels = int(characters * 7 + 0.5) + 5
+    return int(pixels / 7 * 256) / 256
+
+
+def _table_ref(width: int, rows: int) -> str:
+    # Excel needs at least one data row under a table header; an empty export gets one empty row.
+    return f"A1:{get_column_letter(width)}{max(rows, 1) + 1}"
+
+
+_INVALID_SHEET_NAME = re.compile(r"[\[\]:*?/\\]")
+# Excel's rule for table names: a letter, "_" or a backslash first, then letters, digits, "_", "." and backslashes,
+# and nothing that reads as a cell reference ("A1", "R1C1", "R", "C").
+_TABLE_NAME = re.compile(r"(?:[^\W\d]|\\)[\w.\\]{0,254}")
+_CELL_REFERENCE = re.compile(r"[A-Za-z]{1,3}\d+|[Rr]\d*[Cc]?\d*|[Cc]\d*")
+
+
+def _check_names(columns: Sequence[str], sheet: str, table: str) -> None:
+    """Names Excel would refuse or "repair" raise ``ValueError`` before anything is written."""
+    if not columns or len(columns) > EXCEL_MAX_COLUMNS:
+        raise ValueError(f"A sheet holds 1 to {EXCEL_MAX_COLUMNS:,} columns, not {len(columns):,}")
+    if not all(isinstance(name, str) and _excel_text(name).strip() for name in columns):
+        raise ValueError("Excel table column names must be non-empty text")
+    if len({name.casefold() for name in columns}) != len(columns):
+        raise ValueError("Excel table column names must be unique (case-insensitive)")
+    if not 0 < len(sheet) <= 31 or _INVALID_SHEET_NAME.search(sheet) or sheet.startswith("'") or sheet.endswith("'"):
+        raise ValueError(f"Invalid sheet name {sheet!r}: 1 to 31 characters, none of []:*?/\\, no outer quotes")
+    if not _TABLE_NAME.fullmatch(table) or _CELL_REFERENCE.fullmatch(table):
+        raise ValueError(f"Invalid table name {table!r}: a letter or _ first, then letters, digits, _ and .")

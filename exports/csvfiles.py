@@ -1,0 +1,83 @@
+"""Write CMDB rows to CSV, atomically (see ``exports.atomic``).
+
+UTF-8 without a BOM, the csv module's default dialect (RFC 4180: ``\\r\\n`` between records, fields with commas,
+quotes or line breaks quoted, line breaks inside a field kept as they are). Values are written exactly: ``""`` is
+an empty field, numbers as ``str()`` (shortest round-trip form). ``excel_safe=True`` is for people who double-click
+the CSV into Excel: a string starting with ``=``, ``+``, ``-`` or ``@`` gets a leading apostrophe, and the file starts
+with a UTF-8 BOM, without which Excel decodes the file in the local code page and mangles non-ASCII names.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from exports.atomic import FileInfo, _atomic_path, _check_widths
+
+# OWASP's list of characters that start a formula in a spreadsheet (tab and carriage return too).
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_CSV_CHUNK_ROWS = 2000
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class _ListSink:
+    """A file for ``csv.writer`` that collects each record in a list: cheaper than writing to a ``StringIO``."""
+
+    __slots__ = ("write",)
+
+    def __init__(self, parts: list[str]) -> None:
+        self.write = parts.append
+
+
+def _excel_safe(row: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(
+        "'" + value if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES) else value for value in row
+    )
+
+
+def write_csv(
+    path: str | os.PathLike[str], columns: Sequence[str], rows: Iterable[Sequence[Any]], *, excel_safe: bool = False
+) -> FileInfo:
+    """Write ``columns`` and ``rows`` as a CSV file at ``path``, atomically, hashing the bytes as they are written.
+
+    ``rows`` may be any iterable (a generator is consumed once). A row of the wrong length raises ``ValueError``
+    rather than shifting values into the wrong columns.
+    """
+    target = Path(path)
+    width = len(columns)
+    digest = hashlib.sha256()
+    size = 0
+    written = 0
+    parts: list[str] = []
+    writer = csv.writer(_ListSink(parts))
+    with _atomic_path(target) as temp, open(temp, "xb") as out:
+
+        def flush() -> None:
+            nonlocal size
+            data = "".join(parts).encode("utf-8")
+            parts.clear()
+            digest.update(data)
+            out.write(data)
+            size += len(data)
+
+        if excel_safe:
+            digest.update(_UTF8_BOM)
+            out.write(_UTF8_BOM)
+            size += len(_UTF8_BOM)
+        writer.writerow(columns)
+        iterator = iter(rows)
+        # Chunks keep the encode/hash/write calls few without holding the whole file in memory.
+        while chunk := list(islice(iterator, _CSV_CHUNK_ROWS)):
+            _check_widths(chunk, width, written + 1)
+            writer.writerows(map(_excel_safe, chunk) if excel_safe else chunk)
+            written += len(chunk)
+            flush()
+        flush()
+        out.flush()
+        os.fsync(out.fileno())
+    return FileInfo(path=target, size=size, sha256=digest.hexdigest(), rows=written)

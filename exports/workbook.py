@@ -1,0 +1,481 @@
+"""Write CMDB rows to an Excel workbook, atomically (see ``exports.atomic``): the production engine, which
+writes the SpreadsheetML itself (parts in ``exports.xlsxparts``), text as shared strings or inline, the sheet streamed
+into the zip a batch of rows at a time. Also ``read_workbook_order``. The openpyxl and XlsxWriter engines it is
+checked against live in ``devtools.workbooks``. No Django; settings arrive as arguments.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import chain, count, islice, repeat
+from pathlib import Path
+from typing import IO, Any
+from zipfile import ZIP_DEFLATED
+
+from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
+
+from exports.atomic import FileInfo, _atomic_path, _check_widths, _hash_file
+from exports.cells import (
+    _AUTO,
+    _ILLEGAL_XML_CHARS,
+    _NUMBER,
+    _TEXT,
+    DEFAULT_SHEET,
+    DEFAULT_TABLE,
+    DEFAULT_TIMESTAMP,
+    EXCEL_MAX_ROWS,
+    EXCEL_MAX_TEXT,
+    MAX_COLUMN_WIDTH,
+    _check_names,
+    _column_kinds,
+    _ColumnPlan,
+    _excel_text,
+    _PinnedZipFile,
+    _plan_columns,
+    _typed,
+)
+from exports.transform import NUMERIC_COLUMNS, TEXT_COLUMNS
+from exports.xlsxparts import (
+    _CT,
+    _NS_MAIN,
+    _NS_REL,
+    _XML_BATCH_ROWS,
+    _XML_CELL_MARKUP,
+    _XML_COMPRESS_LEVEL,
+    _XML_HEAD,
+    _XML_NUMBER_CHARS,
+    _escape_text,
+    _xml_parts,
+)
+
+# Saves a workbook's parts to a temp path: (temp, columns, rows, kinds, plan, sheet, table, timestamp).
+Save = Callable[..., None]
+
+
+def _column_batches(
+    rows: Iterable[Sequence[Any]], kinds: Sequence[str], careful: Sequence[int], size: int
+) -> Iterator[list[Sequence[Any]]]:
+    """The rows, ``size`` at a time, as columns; careful columns already converted by ``_typed``."""
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        columns: list[Sequence[Any]] = list(zip(*batch, strict=True))
+        for index in careful:
+            kind = kinds[index]
+            columns[index] = [_typed(value, kind) for value in columns[index]]
+        yield columns
+
+
+def _xml_cell(letter: str, number: str, value: Any, string_index: Callable[[str], str]) -> str:
+    """One cell of any type; an empty string for no cell. The per-cell path, for columns that need it."""
+    if value is None or isinstance(value, str):
+        return f'<c r="{letter}{number}" t="s"><v>{string_index(value)}</v></c>' if value else ""
+    if isinstance(value, bool):
+        return f'<c r="{letter}{number}" t="b"><v>{int(value)}</v></c>'
+    if isinstance(value, int):
+        return f'<c r="{letter}{number}"><v>{int(value)!r}</v></c>'
+    if isinstance(value, float) and math.isfinite(value):
+        return f'<c r="{letter}{number}"><v>{float(value)!r}</v></c>'
+    return ""
+
+
+def _xml_sheet_rows(
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    kinds: Sequence[str],
+    plan: _ColumnPlan,
+    string_index: Callable[[str], str],
+) -> Iterator[str]:
+    """``<row>`` elements, one string per batch of rows. Text goes to the shared strings (``string_index`` gives a
+    string's index, as text, and ``""`` for ``""``), so it is never a formula and each distinct value is escaped
+    and stored once. A whole column of a batch is written by one comprehension, and the batch is assembled by
+    ``str.join``: the per-cell Python work is one f-string."""
+    letters = [get_column_letter(index) for index in range(1, len(header) + 1)]
+    cells = (
+        f'<c r="{letter}1" t="s"><v>{string_index(name)}</v></c>' for letter, name in zip(letters, header, strict=True)
+    )
+    yield '<row r="1">' + "".join(cells) + "</row>"
+    first = 2
+    converted = [index for index in plan.careful if plan.shapes[index] == _AUTO]
+    for batch in _column_batches(rows, kinds, converted, _XML_BATCH_ROWS):
+        numbers = list(map(str, range(first, first + len(batch[0]))))
+        first += len(numbers)
+        parts: list[Iterable[str]] = [[f'<row r="{number}">' for number in numbers]]
+        for letter, shape, values in zip(letters, plan.shapes, batch, strict=True):
+            if shape == _TEXT:
+                indexes = list(map(string_index, values))
+                if any(indexes):
+                    parts.append(
+                        [
+                            f'<c r="{letter}{number}" t="s"><v>{index}</v></c>' if index else ""
+                            for number, index in zip(numbers, indexes, strict=True)
+                        ]
+                    )
+            elif shape == _NUMBER:
+                # str() of an int or a float is its shortest round-trip form; "" stays "".
+                texts = list(map(str, values))
+                if any(texts):
+                    parts.append(
+                        [
+                            f'<c r="{letter}{number}"><v>{text}</v></c>' if text else ""
+                            for number, text in zip(numbers, texts, strict=True)
+                        ]
+                    )
+            else:
+                parts.append(
+                    [
+                        _xml_cell(letter, number, value, string_index)
+                        for number, value in zip(numbers, values, strict=True)
+                    ]
+                )
+        parts.append(repeat("</row>", len(numbers)))
+        yield "".join(chain.from_iterable(zip(*parts, strict=False)))  # the last part repeats "</row>" forever
+
+
+def _xml_shared_strings(strings: Iterable[str], unique: int) -> Iterator[str]:
+    """The shared-strings part, a batch of strings at a time. Strings hold no NUL (``_ILLEGAL_XML_CHARS``), so a
+    batch is joined on it, escaped by a few C-speed replaces and split again."""
+    yield f'{_XML_HEAD}<sst xmlns="{_NS_MAIN}" uniqueCount="{unique}">'
+    iterator = iter(strings)
+    while batch := list(islice(iterator, _XML_BATCH_ROWS)):
+        escaped = _escape_text("\0".join(batch)).split("\0")
+        yield '<si><t xml:space="preserve">' + '</t></si><si><t xml:space="preserve">'.join(escaped) + "</t></si>"
+    yield "</sst>"
+
+
+def _write_encoded(stream: IO[bytes], chunks: Iterable[str]) -> None:
+    for chunk in chunks:
+        stream.write(chunk.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraSheet:
+    """A sheet after the main one (the xml engine only): its name and its rows, the first being a header. Cells
+    are text (inline, never a formula) or numbers; ``""`` and ``None`` leave a cell empty. No table, no typing."""
+
+    name: str
+    rows: Sequence[Sequence[Any]]
+
+
+def _xml_extra_sheet(rows: Sequence[Sequence[Any]], string_index: Callable[[str], str]) -> Iterator[str]:
+    """An extra sheet's part, a batch of rows per string: header row frozen, text in the shared strings (added
+    after the main sheet's, whose indexes stay as they are), a column of a batch at a time as in the main sheet."""
+    width = max(map(len, rows), default=1)
+    yield "".join(
+        (
+            f'{_XML_HEAD}<worksheet xmlns="{_NS_MAIN}" xmlns:r="{_NS_REL}">',
+            f'<dimension ref="A1:{get_column_letter(width)}{max(1, len(rows))}"/>',
+            '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" ',
+            'state="frozen"/><selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>',
+            '<sheetFormatPr defaultRowHeight="15"/><sheetData>',
+        )
+    )
+    letters = [get_column_letter(index) for index in range(1, width + 1)]
+    padding = ("",) * width
+    first = 1
+    for start in range(0, len(rows), _XML_BATCH_ROWS):
+        batch = [(*row, *padding[len(row) :]) for row in rows[start : start + _XML_BATCH_ROWS]]
+        numbers = list(map(str, range(first, first + len(batch))))
+        first += len(batch)
+        parts: list[Iterable[str]] = [[f'<row r="{number}">' for number in numbers]]
+        for letter, values in zip(letters, zip(*batch, strict=True), strict=True):
+            if all(value.__class__ is str for value in values):
+                texts = [string_index(_excel_text(value)) if value else "" for value in values]
+                parts.append(
+                    [
+                        f'<c r="{letter}{number}" t="s"><v>{text}</v></c>' if text else ""
+                        for number, text in zip(numbers, texts, strict=True)
+                    ]
+                )
+            else:
+                parts.append(
+                    [
+                        _xml_cell(letter, number, _excel_text(value) if isinstance(value, str) else value, string_index)
+                        for number, value in zip(numbers, values, strict=True)
+                    ]
+                )
+        parts.append(repeat("</row>", len(numbers)))
+        yield "".join(chain.from_iterable(zip(*parts, strict=False)))
+    yield (
+        '</sheetData><pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
+        "</worksheet>"
+    )
+
+
+def _save_xml(
+    temp: Path,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    kinds: Sequence[str],
+    plan: _ColumnPlan,
+    sheet: str,
+    table: str,
+    timestamp: datetime,
+    extra_sheets: Sequence[ExtraSheet] = (),
+) -> None:
+    """Write the workbook's parts as text: small parts whole, the sheet and the shared strings streamed in
+    batches, so memory holds one batch of cells (plus the distinct strings, which the rows hold already)."""
+    header = [_excel_text(name) for name in columns]
+    before, sheet_head, sheet_tail, after = _xml_parts(
+        header, plan.widths, len(rows), sheet, table, timestamp, [extra.name for extra in extra_sheets]
+    )
+    # Text -> its index as text, numbered as first seen; "" is no string and maps to "".
+    strings: defaultdict[str, str] = defaultdict(map(str, count()).__next__)
+    strings[""] = ""
+    # An upper bound on the sheet's size decides whether it needs Zip64, ahead of writing it.
+    row_bound = 30 + sum(_XML_CELL_MARKUP + max(length, _XML_NUMBER_CHARS) for length in plan.longest)
+    sheet_bound = len(sheet_head) + len(sheet_tail) + (len(rows) + 1) * row_bound
+    with _PinnedZipFile(temp, "w", ZIP_DEFLATED, compresslevel=_XML_COMPRESS_LEVEL) as archive:
+        for name, text in before:
+            archive.writestr(name, text)
+        sheet_rows = _xml_sheet_rows(header, rows, kinds, plan, strings.__getitem__)
+        with archive.open(archive.member("xl/worksheets/sheet1.xml", sheet_bound), "w") as stream:
+            _write_encoded(stream, chain((sheet_head,), sheet_rows, (sheet_tail,)))
+        for name, text in after:
+            archive.writestr(name, text)
+        for number, extra in enumerate(extra_sheets, 2):
+            # Rendered first: its exact size decides on Zip64, which Excel wants only where needed.
+            chunks = [chunk.encode() for chunk in _xml_extra_sheet(extra.rows, strings.__getitem__)]
+            member = archive.member(f"xl/worksheets/sheet{number}.xml", sum(map(len, chunks)))
+            with archive.open(member, "w") as stream:
+                for chunk in chunks:
+                    stream.write(chunk)
+        del strings[""]
+        # UTF-8 takes at most 3 bytes per character here, an escape at most 5 (&amp;), the markup 40 per string.
+        strings_bound = 200 + 5 * sum(map(len, strings)) + 40 * len(strings)
+        with archive.open(archive.member("xl/sharedStrings.xml", strings_bound), "w") as stream:
+            _write_encoded(stream, _xml_shared_strings(strings, len(strings)))
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnSizes:
+    """What a caller that indexes its rows knows ahead, per column and header excluded: the longest line and the
+    longest value, in characters. Given to ``write_workbook``, it replaces the pass over the rows (see there)."""
+
+    lines: Sequence[int]
+    values: Sequence[int]
+
+
+def _sized_plan(columns: Sequence[str], sizes: ColumnSizes, cap: int = MAX_COLUMN_WIDTH) -> _ColumnPlan:
+    """The plan from sizes known ahead: the widths ``_plan_columns`` would fit; every column converted per batch."""
+    if len(sizes.lines) != len(columns) or len(sizes.values) != len(columns):
+        raise ValueError(f"Column sizes for {len(sizes.values):,} columns, not {len(columns):,}")
+    return _ColumnPlan(
+        widths=[min(cap, max(len(name), line) + 2) for name, line in zip(columns, sizes.lines, strict=True)],
+        careful=list(range(len(columns))),
+        shapes=[_AUTO] * len(columns),
+        longest=list(sizes.values),
+    )
+
+
+# Inline text makes a batch's cells several times larger than shared-string indexes: smaller batches keep the
+# peak low (50,000 rows x 66 columns of the CMDB: about 19 MB of Python allocations at 1,000 rows a batch).
+_XML_INLINE_BATCH_ROWS = 250
+# An inline text cell without its reference and text: at most 10 characters of reference ("XFD1048576").
+_XML_INLINE_MARKUP = 70
+
+
+def _xml_inline_cell(letter: str, number: str, value: Any) -> str:
+    """One cell of any type, text inline; an empty string for no cell."""
+    if isinstance(value, str):
+        return f'<c r="{letter}{number}" t="inlineStr"><is><t xml:space="preserve">{_escape_text(value)}</t></is></c>'
+    return _xml_cell(letter, number, value, str)  # str: only text consults the index, and text is handled above
+
+
+def _xml_inline_cells(letter: str, numbers: Sequence[str], values: Sequence[Any], kind: str, short: bool) -> list[str]:
+    """One column of a batch as cells, text inline (``t="inlineStr"``, never a formula). Text columns (not number
+    columns) of short text (``short``) without a character XML cannot carry are kept as they are, checked for the
+    whole column at once; other columns are converted by ``_typed`` cell by cell."""
+    if (
+        kind != _NUMBER
+        and short
+        and all(value.__class__ is str for value in values)
+        and not _ILLEGAL_XML_CHARS.search("\n".join(values))
+    ):
+        texts: Sequence[Any] = values
+    else:
+        texts = [_typed(value, kind) for value in values]
+    if not all(text is None or text.__class__ is str for text in texts):
+        return [_xml_inline_cell(letter, number, value) for number, value in zip(numbers, texts, strict=True)]
+    # No NUL is left (XML cannot carry it), so the column is escaped as one string.
+    escaped = _escape_text("\0".join([text or "" for text in texts])).split("\0")
+    return [
+        f'<c r="{letter}{number}" t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>' if text else ""
+        for number, text in zip(numbers, escaped, strict=True)
+    ]
+
+
+def _xml_inline_rows(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], kinds: Sequence[str], plan: _ColumnPlan
+) -> Iterator[str]:
+    """``<row>`` elements, one string per batch of rows, in one pass over ``rows``: text inline, so nothing is kept
+    between batches (shared strings would grow with every distinct value)."""
+    letters = [get_column_letter(index) for index in range(1, len(header) + 1)]
+    yield '<row r="1">' + "".join(map(_xml_inline_cell, letters, repeat("1"), header)) + "</row>"
+    short = [longest <= EXCEL_MAX_TEXT // 2 for longest in plan.longest]
+    iterator = iter(rows)
+    first = 2
+    while batch := list(islice(iterator, _XML_INLINE_BATCH_ROWS)):
+        _check_widths(batch, len(header), first - 1)
+        numbers = list(map(str, range(first, first + len(batch))))
+        first += len(batch)
+        parts: list[Iterable[str]] = [[f'<row r="{number}">' for number in numbers]]
+        for letter, kind, fits, values in zip(letters, kinds, short, zip(*batch, strict=True), strict=True):
+            parts.append(_xml_inline_cells(letter, numbers, values, kind, fits))
+        parts.append(repeat("</row>", len(numbers)))
+        yield "".join(chain.from_iterable(zip(*parts, strict=False)))
+
+
+_SHARED_STRINGS_TYPE = (
+    f'<Override PartName="/xl/sharedStrings.xml" ContentType="{_CT}.spreadsheetml.sharedStrings+xml"/>'
+)
+_SHARED_STRINGS_REL = f'<Relationship Id="rId4" Type="{_NS_REL}/sharedStrings" Target="sharedStrings.xml"/>'
+
+
+def _save_xml_inline(
+    temp: Path,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    kinds: Sequence[str],
+    plan: _ColumnPlan,
+    sheet: str,
+    table: str,
+    timestamp: datetime,
+) -> None:
+    """The xml engine's workbook with its text inline and no shared strings, the rows read once, a batch at a time:
+    memory does not grow with the rows."""
+    header = [_excel_text(name) for name in columns]
+    before, sheet_head, sheet_tail, after = _xml_parts(header, plan.widths, len(rows), sheet, table, timestamp)
+    before[0] = (before[0][0], before[0][1].replace(_SHARED_STRINGS_TYPE, ""))
+    before[5] = (before[5][0], before[5][1].replace(_SHARED_STRINGS_REL, ""))
+    # An upper bound on the sheet's size decides whether it needs Zip64: an escape takes at most 5 bytes a character.
+    row_bound = 30 + sum(_XML_INLINE_MARKUP + 5 * max(length, _XML_NUMBER_CHARS) for length in plan.longest)
+    sheet_bound = len(sheet_head) + len(sheet_tail) + (len(rows) + 1) * row_bound
+    with _PinnedZipFile(temp, "w", ZIP_DEFLATED, compresslevel=_XML_COMPRESS_LEVEL) as archive:
+        for name, text in before:
+            archive.writestr(name, text)
+        sheet_rows = _xml_inline_rows(header, rows, kinds, plan)
+        with archive.open(archive.member("xl/worksheets/sheet1.xml", sheet_bound), "w") as stream:
+            _write_encoded(stream, chain((sheet_head,), sheet_rows, (sheet_tail,)))
+        for name, text in after:
+            archive.writestr(name, text)
+
+
+def write_workbook(
+    path: str | os.PathLike[str],
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    sheet: str = DEFAULT_SHEET,
+    table: str = DEFAULT_TABLE,
+    numeric_columns: Collection[str] = NUMERIC_COLUMNS,
+    text_columns: Collection[str] = TEXT_COLUMNS,
+    timestamp: datetime = DEFAULT_TIMESTAMP,
+    extra_sheets: Sequence[ExtraSheet] = (),
+    sizes: ColumnSizes | None = None,
+) -> FileInfo:
+    """Write ``columns`` and ``rows`` as an .xlsx at ``path``, atomically.
+
+    One sheet holding an Excel table over all rows (``TableStyleMedium9``, row stripes), header row and first column
+    frozen (``B2``), column widths fitted to the content (at most 50). Typing: ``text_columns`` are always text
+    (serials keep leading zeros), ``numeric_columns`` are numbers (a digit string becomes one), other columns follow
+    the Python type. Text is always a text cell, never a formula or an error value, whatever it starts with; control
+    characters XML cannot carry are dropped and text is cut at Excel's 32,767-character cell limit. ``""`` and
+    ``None`` leave the cell empty.
+
+    ``timestamp`` is the document's created/modified date (naive means UTC). It defaults to a fixed date, and the
+    zip members carry a fixed date too, so the same rows always give the same bytes; pass something derived from
+    the data (such as the newest Last updated) to show a meaningful date without losing that.
+
+    ``rows`` is materialised if it is not a sequence: the widths need a pass before the first row is written. More
+    rows or columns than a sheet holds raise ``ValueError``, as do an invalid sheet or table name.
+    The workbook's SpreadsheetML is written here, text as shared strings, the sheet streamed into the zip a batch of
+    rows at a time, so memory stays flat; ``devtools.workbooks`` writes the same cells with openpyxl and XlsxWriter
+    for comparison (``bench/writers_bench.py`` has the figures).
+
+    ``extra_sheets`` come after the main sheet, which stays byte for byte what it is without them.
+
+    ``sizes`` (no extra sheets), the columns' longest line and value known ahead (an index over the
+    rows has them cheaply), spares the pass over the rows: a ``rows`` sequence that makes its rows on demand is read
+    once, a batch at a time, and its text is written inline instead of as shared strings, so memory does not grow
+    with the rows (the CMDB's filtered downloads). Same widths, typing and styling; other bytes.
+    """
+    return write_workbook_with(
+        _save_xml,
+        path,
+        columns,
+        rows,
+        sheet=sheet,
+        table=table,
+        numeric_columns=numeric_columns,
+        text_columns=text_columns,
+        timestamp=timestamp,
+        extra_sheets=extra_sheets,
+        sizes=sizes,
+    )
+
+
+def write_workbook_with(
+    save: Save,
+    path: str | os.PathLike[str],
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    sheet: str = DEFAULT_SHEET,
+    table: str = DEFAULT_TABLE,
+    numeric_columns: Collection[str] = NUMERIC_COLUMNS,
+    text_columns: Collection[str] = TEXT_COLUMNS,
+    timestamp: datetime = DEFAULT_TIMESTAMP,
+    extra_sheets: Sequence[ExtraSheet] = (),
+    sizes: ColumnSizes | None = None,
+) -> FileInfo:
+    """``write_workbook`` with ``save`` writing the parts (the production engine or a comparison engine of
+    ``devtools.workbooks``): the checks, the typing and the column plan are the same whichever engine saves."""
+    engine = "xml" if save is _save_xml else "other"
+    target = Path(path)
+    if timestamp.tzinfo is not None:
+        timestamp = timestamp.astimezone(UTC).replace(tzinfo=None)
+    timestamp = timestamp.replace(microsecond=0)
+    _check_names(columns, sheet, table)
+    for extra in extra_sheets:
+        _check_names(["x"], extra.name, table)
+    if extra_sheets and (engine != "xml" or len({sheet, *(e.name for e in extra_sheets)}) != 1 + len(extra_sheets)):
+        raise ValueError("Extra sheets need the xml engine and names of their own")
+    if not isinstance(rows, Sequence):
+        rows = list(rows)
+    if len(rows) + 1 > EXCEL_MAX_ROWS:
+        raise ValueError(f"{len(rows):,} rows do not fit in a sheet of {EXCEL_MAX_ROWS:,} rows (header included)")
+    kinds = _column_kinds(columns, numeric_columns, text_columns)
+    if sizes is not None:
+        if engine != "xml" or extra_sheets:
+            raise ValueError("Column sizes known ahead need the xml engine and no extra sheets")
+        plan = _sized_plan(columns, sizes)
+    else:
+        _check_widths(rows, len(columns))
+        plan = _plan_columns(columns, rows, kinds)
+    with _atomic_path(target) as temp:
+        if sizes is not None:
+            _save_xml_inline(temp, columns, rows, kinds, plan, sheet, table, timestamp)
+        elif extra_sheets:
+            _save_xml(temp, columns, rows, kinds, plan, sheet, table, timestamp, extra_sheets)
+        else:
+            save(temp, columns, rows, kinds, plan, sheet, table, timestamp)
+        size, sha256 = _hash_file(temp)
+    return FileInfo(path=target, size=size, sha256=sha256, rows=len(rows))
+
+
+def read_workbook_order(path: str | os.PathLike[str]) -> list[str]:
+    """The column names in the first row of the first sheet of an .xlsx (blank cells skipped), for an
+    operator-supplied column order."""
+    workbook = load_workbook(Path(path), read_only=True, data_only=True)
+    try:
+        worksheet = workbook.worksheets[0]
+        first = next(worksheet.iter_rows(min_row=1, max_row=1, values_only=True), ())
+        return [str(value).strip() for value in first if value is not None and str(value).strip()]
+    finally:
+        workbook.close()
