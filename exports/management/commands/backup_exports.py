@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from exports import selectors
-from exports.models import ExportPublication, ExportRun
+from exports.models import ExportPublication
 from exports.publishing import PublishError, export_backup
 
 
@@ -27,14 +27,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["run"]:
-            run = ExportRun.objects.filter(pk=options["run"]).first()
-            if run is None:
-                raise CommandError(f"No export run #{options['run']}.")
-        else:
-            run = selectors.export_run_last_success()
-            if run is None:
-                raise CommandError("No successful export yet: run `manage.py netbox_update` first.")
+        run, missing = selectors.export_run_to_publish(options["run"])
+        if run is None:
+            raise CommandError(missing)
         try:
             publication = export_backup(run=run, dry_run=options["dry_run"])
         except PublishError as exc:

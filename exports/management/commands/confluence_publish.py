@@ -7,7 +7,6 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from exports import selectors
-from exports.models import ExportRun
 from exports.publishing import PARTS, PublishError, confluence_publish
 
 
@@ -33,14 +32,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         parts = [part for part in PARTS if options[part]] or list(PARTS)
-        if options["run"]:
-            run = ExportRun.objects.filter(pk=options["run"]).first()
-            if run is None:
-                raise CommandError(f"No export run #{options['run']}.")
-        else:
-            run = selectors.export_run_last_success()
-            if run is None:
-                raise CommandError("No successful export yet: run `manage.py netbox_update` first.")
+        run, missing = selectors.export_run_to_publish(options["run"])
+        if run is None:
+            raise CommandError(missing)
         try:
             _, results = confluence_publish(run=run, parts=parts, dry_run=options["dry_run"], force=options["force"])
         except PublishError as exc:
