@@ -30,11 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools import workbooks as oracle  # noqa: E402
+from devtools.netbox import sample_dir  # noqa: E402
 from exports import cells, transform, writers  # noqa: E402
 from exports.columns import MERGED_COLUMNS, NUMERIC_COLUMNS, TEXT_COLUMNS, WORKBOOK_COLUMNS  # noqa: E402
 from integrations.netbox import records  # noqa: E402
 
-SAMPLE = ROOT.parent / "shared" / "netbox-sample"
+SAMPLE = sample_dir()  # the samples in devtools/, or $NETBOX_SAMPLE_DIR
 
 VARIANTS: dict[str, str] = {
     "xml": "SpreadsheetML written directly, streamed into the zip (exports.workbook.write_workbook, production)",
