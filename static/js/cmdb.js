@@ -120,9 +120,12 @@
 
   /* --- saving the view ---------------------------------------------------------------------------------------- */
 
+  var saves = 0;  // the latest change's number: an older save's answer must not report the view as saved
+
   function save() {
     var dataset = state.dataset;
     var v = view();
+    var change = ++saves;
     v.columns = orderedKeys();
     debounce("save", 400, function () {
       fetch(config.api + dataset + "/view/", {
@@ -131,7 +134,7 @@
         headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf },
         body: JSON.stringify(config.datasets[dataset].view),
       }).then(function (response) {
-        root.dataset.saved = response.ok ? "yes" : "failed";
+        if (change === saves) root.dataset.saved = response.ok ? "yes" : "failed";
       });
     });
     root.dataset.saved = "pending";
