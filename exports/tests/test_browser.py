@@ -8,7 +8,6 @@ Select these tests with ``-m browser``.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 
 from accounts.services import user_create
-from accounts.tests.test_browser import ARGS, chromium_path
+from accounts.tests.test_browser import browser  # noqa: F401  (the module-scoped Chromium fixture)
 from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request
 
@@ -28,28 +27,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pyte
 PASSWORD = "Browser-operator-passphrase-77"
 WIDTHS = (1366, 375)
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    executable = chromium_path()
-    # Playwright's sync API keeps an event loop in this thread; Django would refuse the tests' plain ORM calls.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as playwright:
-            context = playwright.chromium.launch_persistent_context(
-                str(tmp_path_factory.mktemp("chromium-profile")), executable_path=executable, args=ARGS, headless=True
-            )
-            yield context
-            context.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 class Watched:
@@ -99,7 +76,7 @@ OUTSIDE_VIEWPORT = """() => {
 
 
 @pytest.fixture(params=WIDTHS, ids=[f"{w}px" for w in WIDTHS])
-def watched(request: pytest.FixtureRequest, browser: Any, live_server: Any, netbox: Any) -> Iterator[Watched]:
+def watched(request: pytest.FixtureRequest, browser: Any, live_server: Any, netbox: Any) -> Iterator[Watched]:  # noqa: F811
     user_create(username="olivia", password=PASSWORD, role="operator")
     browser.clear_cookies()
     page = browser.new_page()
@@ -182,7 +159,7 @@ def test_export_progress_reaches_100_and_the_run_page_shows_the_changed_column(w
     watched.check("export-run")
 
 
-def test_admin_run_list_keeps_its_columns_at_1366_and_the_run_page_has_tables(browser, live_server, netbox):
+def test_admin_run_list_keeps_its_columns_at_1366_and_the_run_page_has_tables(browser, live_server, netbox):  # noqa: F811
     user_create(username="ada", password=PASSWORD, role="admin")
     first, _ = export_run_request(trigger=ExportRun.Trigger.ADMIN, publish=False)
     export_run_execute(run=first)

@@ -3,7 +3,6 @@ and a phone width, with screenshots in var/screenshots/. Select these tests with
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from accounts.services import user_create
-from accounts.tests.test_browser import ARGS, chromium_path
+from accounts.tests.test_browser import browser  # noqa: F401  (the module-scoped Chromium fixture)
 from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request
 
@@ -21,27 +20,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pyte
 PASSWORD = "Quality-browser-passphrase-18"
 WIDTHS = (1366, 375)
 SCREENSHOTS = Path(django_settings.BASE_DIR) / "var" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    executable = chromium_path()
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop lives in this thread (see accounts' test)
-    try:
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as playwright:
-            context = playwright.chromium.launch_persistent_context(
-                str(tmp_path_factory.mktemp("chromium-profile")), executable_path=executable, args=ARGS, headless=True
-            )
-            yield context
-            context.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 def export() -> ExportRun:
@@ -67,7 +45,7 @@ def history(netbox) -> ExportRun:
 
 
 @pytest.fixture
-def page(browser: Any, live_server: Any, history: ExportRun) -> Iterator[Any]:
+def page(browser: Any, live_server: Any, history: ExportRun) -> Iterator[Any]:  # noqa: F811
     # An admin, as in accounts' browser test: a superuser needs no role rows, which earlier transactional tests of a
     # full run may have flushed.
     user_create(username="quality-admin", password=PASSWORD, role="admin")
