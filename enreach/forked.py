@@ -83,6 +83,58 @@ def forked(function: Callable[[], T], *, enabled: bool = True) -> Iterator[Calla
         pipe.close()
 
 
+class Mailbox:
+    """One message from the parent to a child ``forked`` after the mailbox was made: a pipe opened before the fork.
+
+    The parent ``send``s once, as soon as it has the value; the child ``receive``s when it needs it, waiting if the
+    parent is not there yet. The message is pickled through the pipe; keep it small (a pipe buffers 64 KiB, and a
+    longer message keeps ``send`` waiting until the child reads). Where the function is not forked, it runs in the
+    parent after the ``send`` and ``receive`` gives the value sent. The parent closes the mailbox when done with it
+    (a ``with`` block), which a waiting child sees as the end of the message.
+    """
+
+    def __init__(self) -> None:
+        self._owner = os.getpid()
+        self._read_fd, self._write_fd = os.pipe()
+        self._sent: list[object] = []
+
+    def __enter__(self) -> Mailbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def send(self, value: object) -> None:
+        if self._sent:
+            raise RuntimeError("a mailbox carries one message")
+        self._sent.append(value)
+        payload = pickle.dumps(value)
+        with os.fdopen(os.dup(self._write_fd), "wb") as pipe:
+            pipe.write(len(payload).to_bytes(8, "big") + payload)
+
+    def receive(self) -> object:
+        if os.getpid() == self._owner:
+            if not self._sent:
+                raise RuntimeError("nothing was sent to this mailbox")
+            return self._sent[0]
+        os.close(self._write_fd)  # this child's copy: the pipe ends when the parent's does
+        self._write_fd = -1
+        with os.fdopen(self._read_fd, "rb") as pipe:
+            self._read_fd = -1
+            size = int.from_bytes(pipe.read(8) or b"\0", "big")
+            payload = pipe.read(size)
+        if not size or len(payload) != size:
+            raise ChildProcessFailed("the parent closed the mailbox without a message")
+        return pickle.loads(payload)  # noqa: S301 (our own parent's bytes, through our own pipe)
+
+    def close(self) -> None:
+        for fd in (self._read_fd, self._write_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._read_fd = self._write_fd = -1
+
+
 def _die_with_parent(parent: int) -> None:
     """Ask for SIGKILL when the parent dies; leave now if it already has (it died before we asked)."""
     if sys.platform.startswith("linux"):

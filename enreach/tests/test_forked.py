@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from enreach.forked import FORK_AVAILABLE, ChildProcessFailed, forked
+from enreach.forked import FORK_AVAILABLE, ChildProcessFailed, Mailbox, forked
 
 pytestmark = pytest.mark.skipif(not FORK_AVAILABLE, reason="needs os.fork")
 
@@ -151,3 +151,57 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+# --- Mailbox: one message from the parent to a child forked before it was sent --------------------------------------
+
+
+def test_the_child_receives_what_the_parent_sends_after_the_fork() -> None:
+    with Mailbox() as mailbox, forked(lambda: (os.getpid(), mailbox.receive())) as result:
+        mailbox.send({"rules": 13, "error": ""})
+        child, message = result()
+    assert child != os.getpid()
+    assert message == {"rules": 13, "error": ""}
+
+
+def test_a_child_that_asks_early_waits_for_the_message() -> None:
+    # The child says it is about to receive, the parent sends only then: the child blocked in receive(), not failed.
+    asking, child_asks = os.pipe()
+
+    def child() -> object:
+        os.write(child_asks, b"asking")
+        return mailbox.receive()
+
+    with Mailbox() as mailbox, forked(child) as result:
+        ready, _, _ = select.select([asking], [], [], 10)
+        assert ready, "the child never got to receive()"
+        time.sleep(0.05)  # let it block in the read
+        mailbox.send("late")
+        assert result() == "late"
+    os.close(asking)
+    os.close(child_asks)
+
+
+def test_a_parent_that_closes_the_mailbox_unsent_makes_the_child_fail_not_hang() -> None:
+    mailbox = Mailbox()
+    with forked(mailbox.receive) as result:
+        mailbox.close()
+        with pytest.raises(ChildProcessFailed, match="closed the mailbox without a message"):
+            result()
+
+
+def test_unforked_the_function_receives_the_value_sent_before_it_runs() -> None:
+    with Mailbox() as mailbox, forked(mailbox.receive, enabled=False) as result:
+        mailbox.send(("summary", 1))
+        assert result() == ("summary", 1)
+        with pytest.raises(RuntimeError, match="one message"):
+            mailbox.send("again")
+
+
+def test_a_mailbox_closes_its_pipe() -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with Mailbox() as mailbox, forked(mailbox.receive) as result:
+            mailbox.send(1)
+            result()
+    assert len(os.listdir("/proc/self/fd")) == before
