@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from enreach.forked import ChildProcessFailed, forked
+from enreach.forked import ChildProcessFailed, Mailbox, forked
 from exports import columns, quality, transform, writers
 from exports.constants import DEVICES_CSV, MERGED_CSV, QUALITY_CSV, VMS_CSV, WORKBOOK
 from exports.errors import ExportError
@@ -41,11 +41,13 @@ def _workbook_columns() -> tuple[str, ...]:
 def files_writing(
     fetched: Fetched, folder: Path, recorder: RunRecorder
 ) -> Iterator[Callable[[], dict[str, writers.FileInfo]]]:
-    """Write the four files; yields a function that waits for them all.
+    """Write the files; yields a function that waits for them all.
 
     Once the rows are built, a forked child writes the merged CSV and the workbook (the larger half of the work)
-    while this process writes the devices and VMs CSVs and then runs the caller's block (encoding and saving the
-    snapshots): both CPU cores instead of one. Leaving the block with an error stops the child.
+    while this process runs the data-quality report, writes the devices and VMs CSVs and then runs the caller's
+    block (encoding and saving the snapshots): both CPU cores instead of one. The report's summary reaches the child
+    through a mailbox before it starts the workbook, whose "Data quality" sheet it reads from the findings CSV.
+    Leaving the block with an error stops the child.
     """
     assert fetched.devices is not None and fetched.vms is not None
     folder.mkdir(parents=True, exist_ok=True)
@@ -55,44 +57,51 @@ def files_writing(
     workbook_columns = _workbook_columns()
     # Read here: the child must not use the database.
     quality_config = quality_config_current() if settings.EXPORT_QUALITY else None
-    quality_sheet = settings.EXPORT_QUALITY_SHEET
+    with contextlib.ExitStack() as stack:
+        mailbox = stack.enter_context(Mailbox()) if quality_config and settings.EXPORT_QUALITY_SHEET else None
 
-    def merged_files() -> tuple[dict[str, writers.FileInfo], quality.QualitySummary | None]:
-        merged = transform.merged_rows(device_rows, vm_rows)  # built where it is used: in the child
-        files = {
-            MERGED_CSV: writers.write_csv(folder / MERGED_CSV, columns.MERGED_COLUMNS, merged, excel_safe=excel_safe)
-        }
-        sheets: list[writers.ExtraSheet] = []
-        summary = None
-        if quality_config is not None:  # the data-quality report, from the rows the child has anyway
-            info, sheets, summary = quality.quality_files_write(
-                merged, columns.MERGED_COLUMNS, quality_config, folder / QUALITY_CSV, sheet=quality_sheet
+        def merged_files() -> dict[str, writers.FileInfo]:
+            merged = transform.merged_rows(device_rows, vm_rows)  # built where it is used: in the child
+            files = {
+                MERGED_CSV: writers.write_csv(
+                    folder / MERGED_CSV, columns.MERGED_COLUMNS, merged, excel_safe=excel_safe
+                )
+            }
+            workbook_rows = transform.reorder(merged, columns.MERGED_COLUMNS, workbook_columns)
+            sheets = []
+            if mailbox is not None:  # the parent's report is ready by now, or nearly
+                summary = mailbox.receive()
+                assert isinstance(summary, quality.QualitySummary)
+                if not summary.error:
+                    sheets.append(quality.quality_sheet(summary, folder / QUALITY_CSV))
+            files[WORKBOOK] = writers.write_workbook(
+                folder / WORKBOOK, workbook_columns, workbook_rows, extra_sheets=sheets
             )
+            return files
+
+        merged_result = stack.enter_context(forked(merged_files, enabled=settings.EXPORT_PARALLEL_WRITE))
+        files: dict[str, writers.FileInfo] = {}
+        if quality_config is not None:
+            row_sets = [
+                quality.RowSet(device_rows, columns.DEVICE_COLUMNS, quality.KIND_DEVICE),
+                quality.RowSet(vm_rows, columns.VM_COLUMNS, quality.KIND_VM),
+            ]
+            info, fetched.quality = quality.quality_file_write(row_sets, quality_config, folder / QUALITY_CSV)
+            if mailbox is not None:
+                mailbox.send(fetched.quality)
             if info is not None:
                 files[QUALITY_CSV] = info
-        files[WORKBOOK] = writers.write_workbook(
-            folder / WORKBOOK,
-            workbook_columns,
-            transform.reorder(merged, columns.MERGED_COLUMNS, workbook_columns),
-            extra_sheets=sheets,
+        files[DEVICES_CSV] = writers.write_csv(
+            folder / DEVICES_CSV, columns.DEVICE_COLUMNS, device_rows, excel_safe=excel_safe
         )
-        return files, summary
-
-    with forked(merged_files, enabled=settings.EXPORT_PARALLEL_WRITE) as merged_result:
-        files = {
-            DEVICES_CSV: writers.write_csv(
-                folder / DEVICES_CSV, columns.DEVICE_COLUMNS, device_rows, excel_safe=excel_safe
-            ),
-            VMS_CSV: writers.write_csv(folder / VMS_CSV, columns.VM_COLUMNS, vm_rows, excel_safe=excel_safe),
-        }
+        files[VMS_CSV] = writers.write_csv(folder / VMS_CSV, columns.VM_COLUMNS, vm_rows, excel_safe=excel_safe)
         rows = len(device_rows) + len(vm_rows)
         files_total = len(ARTIFACT_KINDS) - (0 if quality_config is not None else len(OPTIONAL_ARTIFACTS))
         recorder.progress(rows_written=rows, rows_total=rows, files_written=len(files), files_total=files_total)
 
         def written() -> dict[str, writers.FileInfo]:
             try:
-                merged, fetched.quality = merged_result()
-                files.update(merged)
+                files.update(merged_result())
             except ChildProcessFailed as exc:
                 raise ExportError(f"The process writing the merged CSV and the workbook {exc}.") from None
             written_files = {name: files[name] for name in ARTIFACT_KINDS if name in files}

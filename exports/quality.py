@@ -1,20 +1,23 @@
-"""CMDB data quality: rules over the merged rows of an export, computed with pandas.
+"""CMDB data quality: rules over the rows of an export, computed with pandas.
 
 Pure functions: no Django, no database. The configuration (which rules are on, their thresholds, the allowed values
 of custom fields) arrives as a ``QualityConfig`` built by ``exports.quality_services`` from the settings and the
-admin, so this module also runs in the forked child that writes the workbook, which must not touch the database.
+admin. The export evaluates the devices' and the VMs' rows (``RowSet``s, each in its own columns) while its forked
+child writes the merged CSV and the workbook; the child reads the "Data quality" sheet back from the findings CSV.
 
-A rule reads a few columns of a ``pandas.DataFrame`` built once from the rows and returns, vectorised, a boolean
-mask of the rows it flags and the value to show for each. A rule that raises is recorded with its error and
-flags nothing: a rule never fails the export.
+A rule reads a few columns of ``QualityRows`` (a ``pandas.DataFrame`` built once from the rows, plus what several
+rules derive from it) and returns, vectorised, a boolean mask of the rows it flags and the value to show for each.
+A rule that raises is recorded with its error and flags nothing: a rule never fails the export.
 
 Findings are the flagged rows, one per (rule, object): ``FINDING_COLUMNS``. Kinds are ``device`` and ``vm``.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from exports.writers import ExtraSheet, FileInfo, write_csv
 
 if TYPE_CHECKING:  # pandas is imported where a report is computed, not when Django loads the models
+    import numpy as np
     import pandas as pd
 
 SEVERITY_ERROR = "error"
@@ -44,7 +48,7 @@ _KIND_OF_TYPE = {"devices": KIND_DEVICE, "vms": KIND_VM}
 WARRANTY_COLUMN = "HW warranty expiration"
 BUY_DATE_COLUMN = "HW buy date"
 
-Check = Callable[["pd.DataFrame", "RuleSetting"], tuple[Any, Any]]
+Check = Callable[["QualityRows", "RuleSetting"], tuple[Any, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,26 +119,71 @@ class QualitySummary:
     error: str = ""  # the whole report failed (the rows could not be read); the export still succeeds
 
 
-# --- column helpers, all vectorised -----------------------------------------------------------------------------
+# --- the rows the rules read --------------------------------------------------------------------------------------
 
 
-def _text(frame: pd.DataFrame, column: str) -> pd.Series:
-    if column not in frame.columns:
-        raise KeyError(f"column {column!r} is not in the CMDB rows")
-    return frame[column]
+@dataclass(frozen=True, slots=True)
+class RowSet:
+    """Rows of an export with their columns: one kind's (``kind`` given), or merged rows whose ``netbox_type``
+    column names each row's kind (``kind`` empty)."""
+
+    rows: Sequence[Sequence[Any]]
+    columns: Sequence[str]
+    kind: str = ""
 
 
-def _blank(frame: pd.DataFrame, column: str) -> pd.Series:
-    return _text(frame, column) == ""  # the frame's text is stripped already
+class QualityRows:
+    """What the rules read: the columns they need as a ``pandas.DataFrame`` of stripped text (object dtype; ``ID``
+    as it is), each row's kind, the day dates are compared against, and what several rules derive from a column
+    (parsed dates, case-folded keys), derived once per report."""
 
+    def __init__(self, frame: pd.DataFrame, kinds: pd.Series, today: date) -> None:
+        self.frame = frame
+        self.index = frame.index
+        self.today = today
+        self._kinds = kinds
+        self._derived: dict[tuple[str, str], Any] = {}
 
-def _key(frame: pd.DataFrame, column: str) -> pd.Series:
-    """Values compared case-insensitively (``Ö`` and ``ö`` alike: casefold). A list comprehension: the cells are
-    str already, and pandas' ``.str`` machinery costs several times more per cell for object columns."""
-    import pandas as pd
+    def text(self, column: str) -> pd.Series:
+        if column not in self.frame.columns:
+            raise KeyError(f"column {column!r} is not in the CMDB rows")
+        return self.frame[column]
 
-    text = _text(frame, column)
-    return pd.Series([value.casefold() for value in text.tolist()], index=text.index, dtype=object)
+    def kind(self) -> pd.Series:
+        return self._kinds
+
+    def of_kind(self, kind: str) -> np.ndarray:
+        """The rows of ``kind``, as a mask: masks are numpy arrays, which compare object cells several times faster
+        than a Series does."""
+        return self._derive("kind", kind, lambda: self._kinds.to_numpy() == kind)
+
+    def blank(self, column: str) -> np.ndarray:
+        return self._derive("blank", column, lambda: self.text(column).to_numpy() == "")
+
+    def key(self, column: str) -> pd.Series:
+        """Values compared case-insensitively (``Ö`` and ``ö`` alike: casefold). A list comprehension: the cells
+        are str already, and pandas' ``.str`` machinery costs several times more per cell for object columns."""
+
+        def fold() -> pd.Series:
+            import pandas as pd
+
+            text = self.text(column)
+            return pd.Series([value.casefold() for value in text.tolist()], index=self.index, dtype=object)
+
+        return self._derive("key", column, fold)
+
+    def dates(self, column: str) -> pd.Series:
+        return self._derive("dates", column, lambda: parse_dates(self.text(column)))
+
+    def day(self) -> pd.Timestamp:
+        import pandas as pd
+
+        return pd.Timestamp(self.today.year, self.today.month, self.today.day)
+
+    def _derive(self, what: str, column: str, make: Callable[[], Any]) -> Any:
+        if (what, column) not in self._derived:
+            self._derived[what, column] = make()
+        return self._derived[what, column]
 
 
 def parse_dates(values: pd.Series) -> pd.Series:
@@ -150,86 +199,73 @@ def parse_dates(values: pd.Series) -> pd.Series:
     return days.reindex(values.index)
 
 
-def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
-    """``parse_dates`` of a column, once per report (three rules read the warranty date)."""
-    cache = frame.attrs.setdefault("dates", {})
-    if column not in cache:
-        cache[column] = parse_dates(_text(frame, column))
-    return cache[column]  # type: ignore[no-any-return]
-
-
-def _day(value: date) -> pd.Timestamp:
-    import pandas as pd
-
-    return pd.Timestamp(value.year, value.month, value.day)
-
-
-# --- the checks ------------------------------------------------------------------------------------------------
+# --- the checks: each returns the mask of the rows it flags and the value to show, for all rows or the flagged ---
 
 
 def _missing(kind: str, column: str) -> Check:
-    def check(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, Any]:
-        return (frame["kind"] == kind) & _blank(frame, column), ""
+    def check(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
+        return rows.of_kind(kind) & rows.blank(column), ""
 
     return check
 
 
-def _duplicate_names(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, Any]:
+def _duplicate_names(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
     import pandas as pd
 
-    keys = pd.DataFrame({"kind": frame["kind"], "key": _key(frame, NAME)})
-    mask = (keys["key"] != "") & keys.duplicated(keep=False)
-    sizes = keys.groupby(["kind", "key"], sort=False)["key"].transform("size")
-    return mask, "same name as " + (sizes - 1).astype(str) + " other(s)"
+    names = rows.key(NAME)
+    keys = pd.Series([f"{kind}\x00{name}" for kind, name in zip(rows.kind().tolist(), names.tolist(), strict=True)])
+    mask = keys.duplicated(keep=False).to_numpy() & (names.to_numpy() != "")
+    flagged = keys[mask]
+    sizes = Counter(flagged.tolist())  # over the duplicates only: counting every name costs several times more
+    return mask, pd.Series([f"same name as {sizes[key] - 1} other(s)" for key in flagged], index=flagged.index)
 
 
-def _duplicate_serials(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, Any]:
-    key = _key(frame, "Serial number")
-    mask = (key != "") & key.duplicated(keep=False)
-    return mask, _text(frame, "Serial number")
+def _duplicate_serials(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
+    key = rows.key("Serial number")
+    return key.duplicated(keep=False).to_numpy() & (key.to_numpy() != ""), rows.text("Serial number")
 
 
-def _warranty_expired(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, Any]:
-    dates = _dates(frame, WARRANTY_COLUMN)
-    return dates < _day(frame.attrs["today"]), dates
+def _warranty_expired(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
+    dates = rows.dates(WARRANTY_COLUMN)
+    return dates < rows.day(), dates
 
 
-def _warranty_expiring(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, Any]:
+def _warranty_expiring(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
     import pandas as pd
 
-    dates = _dates(frame, WARRANTY_COLUMN)
-    today = _day(frame.attrs["today"])
+    dates = rows.dates(WARRANTY_COLUMN)
+    today = rows.day()
     days = setting.threshold if setting.threshold is not None else 90
     return (dates >= today) & (dates <= today + pd.Timedelta(days=days)), dates
 
 
-def _hardware_old(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, Any]:
+def _hardware_old(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
     import pandas as pd
 
-    dates = _dates(frame, BUY_DATE_COLUMN)
+    dates = rows.dates(BUY_DATE_COLUMN)
     years = setting.threshold if setting.threshold is not None else 5
-    limit = _day(frame.attrs["today"]) - pd.DateOffset(years=years)
-    return dates < limit, dates
+    return dates < rows.day() - pd.DateOffset(years=years), dates
 
 
-def _unreadable_dates(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, Any]:
+def _unreadable_dates(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
+    import numpy as np
     import pandas as pd
 
-    mask = pd.Series(False, index=frame.index)
-    value = pd.Series("", index=frame.index, dtype=object)
+    mask = np.zeros(len(rows.index), dtype=bool)
+    values = []
     for column in (WARRANTY_COLUMN, BUY_DATE_COLUMN):
-        text = _text(frame, column)
-        bad = (text != "") & _dates(frame, column).isna() & ~mask
-        value = value.mask(bad, column + ": " + text)
+        text = rows.text(column)
+        bad = ~rows.blank(column) & rows.dates(column).isna().to_numpy() & ~mask
+        values.append(column + ": " + text[bad])
         mask |= bad
-    return mask, value
+    return mask, pd.concat(values)
 
 
 def _outside_allowed(column: str) -> Check:
-    def check(frame: pd.DataFrame, setting: RuleSetting) -> tuple[Any, Any]:
+    def check(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
         allowed = {value.strip().casefold() for value in setting.allowed}
-        key = _key(frame, column)
-        return (key != "") & ~key.isin(allowed), _text(frame, column)
+        key = rows.key(column)
+        return ~key.isin(allowed).to_numpy() & (key.to_numpy() != ""), rows.text(column)
 
     return check
 
@@ -271,59 +307,77 @@ def allowed_values_rule(column: str, severity: str = SEVERITY_WARNING) -> Rule:
 # --- running the rules ----------------------------------------------------------------------------------------
 
 
-def quality_frame(rows: Sequence[Sequence[Any]], columns: Sequence[str], wanted: Sequence[str]) -> pd.DataFrame:
-    """The ``wanted`` columns of ``rows`` (tuples in ``columns`` order) as stripped text (object dtype), plus
-    ``kind``; ``ID`` stays as it is. Columns the rows do not have are left out (rules reading them record an
-    error)."""
+def quality_rows(row_sets: Sequence[RowSet], wanted: Sequence[str], today: date) -> QualityRows:
+    """The ``wanted`` columns of the row sets, one after the other, as stripped text (object dtype), with ``Name``,
+    ``ID`` (as it is) and ``Site`` for the findings. A column some sets lack is empty in their rows (as in the merged
+    rows); a column no set has is left out, and the rules reading it record an error."""
     import pandas as pd
 
-    index = {name: position for position, name in enumerate(columns)}
+    positions = [{name: position for position, name in enumerate(row_set.columns)} for row_set in row_sets]
+    size = sum(len(row_set.rows) for row_set in row_sets)
     data: dict[str, Any] = {}
-    # One column at a time through C-level map() calls: measured several times faster than comprehensions (and than
-    # transposing with zip(*rows)).
-    for name in dict.fromkeys((NAME, ID, SITE, TYPE, *wanted)):
-        if name in index:
-            values = list(map(itemgetter(index[name]), rows))
-            if name != ID:  # cells are str, int or float (transform's contract); text is compared stripped
-                try:
-                    values = list(map(str.strip, values))
-                except TypeError:  # a number in a text column (a numeric custom field)
-                    values = [value.strip() if value.__class__ is str else str(value) for value in values]
+    for name in dict.fromkeys((NAME, ID, SITE, *wanted)):
+        if any(name in index for index in positions):
+            values: list[Any] = []
+            for row_set, index in zip(row_sets, positions, strict=True):
+                if name in index:
+                    values += _column(row_set.rows, index[name], strip=name != ID)
+                else:
+                    values += [""] * len(row_set.rows)
             data[name] = pd.Series(values, dtype=object)
-    frame = pd.DataFrame(data, index=pd.RangeIndex(len(rows)))
-    frame["kind"] = frame[TYPE].map(_KIND_OF_TYPE).fillna("") if TYPE in frame.columns else ""
-    return frame
+    frame = pd.DataFrame(data, index=pd.RangeIndex(size))
+    kinds: list[str] = []
+    for row_set, index in zip(row_sets, positions, strict=True):
+        if row_set.kind or TYPE not in index:
+            kinds += [row_set.kind] * len(row_set.rows)
+        else:
+            kinds += map(_KIND_OF_TYPE.get, map(itemgetter(index[TYPE]), row_set.rows), repeat(""))
+    return QualityRows(frame, pd.Series(kinds, index=frame.index, dtype=object), today)
 
 
-def quality_evaluate(rows: Sequence[Sequence[Any]], columns: Sequence[str], config: QualityConfig) -> QualityReport:
-    """Run every enabled rule of ``config`` over ``rows``; a rule that raises is recorded, never propagated."""
+def _column(rows: Sequence[Sequence[Any]], position: int, *, strip: bool) -> list[Any]:
+    """One column of ``rows`` through C-level map() calls: measured several times faster than comprehensions (and
+    than transposing with zip(*rows))."""
+    values = list(map(itemgetter(position), rows))
+    if strip:  # cells are str, int or float (transform's contract); text is compared stripped
+        try:
+            values = list(map(str.strip, values))
+        except TypeError:  # a number in a text column (a numeric custom field)
+            values = [value.strip() if value.__class__ is str else str(value) for value in values]
+    return values
+
+
+def quality_evaluate(row_sets: Sequence[RowSet], config: QualityConfig) -> QualityReport:
+    """Run every enabled rule of ``config`` over the rows; a rule that raises is recorded, never propagated.
+    Findings come rule by rule, and within a rule in the order of the rows."""
+    import numpy as np
     import pandas as pd
 
     enabled = [(rule, setting) for rule, setting in config.rules if setting.enabled]
-    frame = quality_frame(rows, columns, [c for rule, _ in enabled for c in rule.columns])
-    frame.attrs["today"] = config.today
+    rows = quality_rows(row_sets, [c for rule, _ in enabled for c in rule.columns], config.today)
+    picked = [rows.kind().to_numpy()]
+    picked += [rows.frame[c].to_numpy() if c in rows.frame.columns else None for c in (ID, NAME, SITE)]
     results: list[RuleResult] = []
     findings: list[tuple[Any, ...]] = []
     for rule, setting in enabled:
         try:
-            mask, value = rule.check(frame, setting)
-            mask = pd.Series(mask, index=frame.index).fillna(False).astype(bool)
-            count = int(mask.sum())
+            mask, value = rule.check(rows, setting)
+            if isinstance(mask, pd.Series):
+                mask = mask.fillna(False).to_numpy(dtype=bool)
+            flagged = np.flatnonzero(mask)
+            count = len(flagged)
             if count:
                 if isinstance(value, pd.Series):
-                    values = value[mask]
+                    values = value.reindex(rows.index[flagged])
                     if pd.api.types.is_datetime64_any_dtype(values):
                         values = values.dt.strftime("%Y-%m-%d")
-                    shown = values.fillna("").astype(str).tolist()
+                    shown: Any = values.fillna("").astype(str).tolist()
                 else:
-                    shown = [str(value)] * count
+                    shown = repeat(str(value), count)
                 findings += zip(
                     repeat(rule.id, count),
                     repeat(rule.severity, count),
-                    _picked(frame, "kind", mask, count),
-                    _picked(frame, ID, mask, count),
-                    _picked(frame, NAME, mask, count),
-                    _picked(frame, SITE, mask, count),
+                    *(column[flagged].tolist() if column is not None else repeat("", count) for column in picked),
                     shown,
                     strict=False,
                 )
@@ -333,11 +387,6 @@ def quality_evaluate(rows: Sequence[Sequence[Any]], columns: Sequence[str], conf
                 RuleResult(rule.id, rule.label, rule.severity, rule.columns, 0, _describe(exc), setting.threshold)
             )
     return QualityReport(results=results, findings=findings)
-
-
-def _picked(frame: pd.DataFrame, column: str, mask: pd.Series, count: int) -> Any:
-    """A column's flagged cells, column by column: ``frame.loc[mask]`` would deep-copy the frame's attrs."""
-    return frame[column][mask].tolist() if column in frame.columns else repeat("", count)
 
 
 def _describe(exc: BaseException) -> str:
@@ -379,47 +428,45 @@ def quality_config_build(
     return QualityConfig(rules=tuple(configured), today=today)
 
 
-def pandas_preload() -> Callable[[], None]:
-    """Import pandas in a thread (about a second of CPU) while the export waits on NetBox; returns the function
-    that waits for it. Wait before forking: a child forked while another thread holds the import lock could hang.
-    """
-    import importlib
-    import threading
-
-    thread = threading.Thread(target=importlib.import_module, args=("pandas",), name="pandas-import", daemon=True)
-    thread.start()
-    return thread.join
-
-
 QUALITY_SHEET = "Data quality"
 SUMMARY_HEADER: tuple[str, ...] = ("Rule", "Label", "Severity", "Objects", "Error")
 
 
-def quality_sheet_rows(report: QualityReport) -> list[tuple[Any, ...]]:
-    """The workbook's "Data quality" sheet: one row per rule, an empty row, then every finding."""
-    rows: list[tuple[Any, ...]] = [SUMMARY_HEADER]
-    rows += [(r.rule, r.label, r.severity, r.count, r.error) for r in report.results]
-    rows.append(())
-    rows.append(FINDING_COLUMNS)
-    rows += report.findings
-    return rows
-
-
-def quality_files_write(
-    rows: Sequence[Sequence[Any]], columns: Sequence[str], config: QualityConfig, path: Path, *, sheet: bool
-) -> tuple[FileInfo | None, list[ExtraSheet], QualitySummary]:
-    """Evaluate the rules and write the findings CSV at ``path``; the workbook's extra sheet when ``sheet``.
+def quality_file_write(
+    row_sets: Sequence[RowSet], config: QualityConfig, path: Path
+) -> tuple[FileInfo | None, QualitySummary]:
+    """Evaluate the rules and write the findings CSV at ``path``.
 
     Never raises (a report must not fail the export): a failure is the summary's ``error``, with no file."""
     started = time.perf_counter()
     try:
-        report = quality_evaluate(rows, columns, config)
+        report = quality_evaluate(row_sets, config)
         info = write_csv(path, FINDING_COLUMNS, report.findings)
-        sheets = [ExtraSheet(QUALITY_SHEET, quality_sheet_rows(report))] if sheet else []
     except Exception as exc:
         enabled = [rule for rule, setting in config.rules if setting.enabled]
         error = f"The data-quality report failed: {_describe(exc)}"
         results = [RuleResult(r.id, r.label, r.severity, r.columns, 0, error) for r in enabled]
-        return None, [], QualitySummary(results, 0, time.perf_counter() - started, error)
+        return None, QualitySummary(results, 0, time.perf_counter() - started, error)
     report.seconds = time.perf_counter() - started
-    return info, sheets, report.summary
+    return info, report.summary
+
+
+def quality_sheet(summary: QualitySummary, findings_csv: Path) -> ExtraSheet:
+    """The workbook's "Data quality" sheet: one row per rule, an empty row, then every finding, read back from the
+    findings CSV: the sheet holds what the artifact holds, and the findings need not travel between processes."""
+    rows: list[tuple[Any, ...]] = [SUMMARY_HEADER]
+    rows += [(r.rule, r.label, r.severity, r.count, r.error) for r in summary.results]
+    rows.append(())
+    rows.append(FINDING_COLUMNS)
+    with findings_csv.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        for finding in reader:
+            netbox_id = finding[_ID_AT]
+            if netbox_id.isascii() and netbox_id.isdigit():  # ids are numbers in the sheet, as in the CMDB sheet
+                finding[_ID_AT] = int(netbox_id)  # type: ignore[call-overload]
+            rows.append(tuple(finding))
+    return ExtraSheet(QUALITY_SHEET, rows)
+
+
+_ID_AT = FINDING_COLUMNS.index("id")

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from enreach.logs import log_context
 from enreach.tracing import span
-from exports import changes, quality, writers
+from exports import changes, writers
 from exports.constants import DEVICES_CSV, VMS_CSV
 from exports.errors import ExportError
 from exports.fetch import Fetched, export_fetch
@@ -130,11 +130,9 @@ def _gc_paused() -> Iterator[None]:
 def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
     recorder = RunRecorder(run, on_progress)
     folder = Path(settings.DATA_DIR) / "runs" / f"{run.pk:06d}"
-    pandas_loaded = quality.pandas_preload() if settings.EXPORT_QUALITY else lambda: None
     try:
         previous = ExportRun.objects.filter(status=ExportRun.Status.SUCCEEDED).order_by("-finished").first()
         fetched = export_fetch(run, recorder, previous)
-        pandas_loaded()  # before the writing child is forked
         with contextlib.ExitStack() as writing:
             with recorder.step("write"):
                 if fetched.devices is None and previous is not None:

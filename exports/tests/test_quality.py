@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from exports import columns, quality
+from exports import columns, quality, transform
 from exports.models import QualityAllowedValues, QualityRuleSetting
 from exports.quality import RuleSetting, quality_config_build, quality_evaluate
 from exports.quality_services import quality_config_current
@@ -38,7 +38,7 @@ def row(name: str, netbox_id: int, kind: str = "device", **cells: Any) -> tuple[
 
 
 def evaluate(rows: list[tuple[Any, ...]], **config: Any) -> quality.QualityReport:
-    return quality_evaluate(rows, COLUMNS, quality_config_build(today=TODAY, **config))
+    return quality_evaluate([quality.RowSet(rows, COLUMNS)], quality_config_build(today=TODAY, **config))
 
 
 def flagged(report: quality.QualityReport, rule: str) -> list[tuple[Any, ...]]:
@@ -210,12 +210,67 @@ def test_rules_on_empty_rows_run_without_errors():
 
 def test_a_report_that_cannot_be_made_is_recorded_not_raised(tmp_path):
     config = quality_config_build(today=TODAY)
-    info, sheets, summary = quality.quality_files_write(
-        [("too", "short")], COLUMNS, config, tmp_path / "q.csv", sheet=True
-    )
-    assert info is None and sheets == [] and summary.error.startswith("The data-quality report failed")
+    broken = [quality.RowSet([("too", "short")], COLUMNS)]
+    info, summary = quality.quality_file_write(broken, config, tmp_path / "q.csv")
+    assert info is None and summary.error.startswith("The data-quality report failed")
     assert all(r.error == summary.error for r in summary.results)
     assert not (tmp_path / "q.csv").exists()
+
+
+def test_device_and_vm_rows_give_the_findings_of_their_merged_rows():
+    """The export evaluates the devices' and the VMs' rows, each in its own columns, where the merged rows are not
+    built: same findings, in the same order, as over the merged rows."""
+    devices = [
+        transform_row(columns.DEVICE_COLUMNS, row("web", 1, Serial_number="", Rack="")),
+        transform_row(columns.DEVICE_COLUMNS, row("WEB", 2, HW_warranty_expiration="2020-01-01")),
+        transform_row(columns.DEVICE_COLUMNS, row("db", 3, DTAP_state="nope", Contacts="  ", HW_buy_date="soon")),
+    ]
+    vms = [
+        transform_row(columns.VM_COLUMNS, row("web", 4, "vm", Cluster="", IP_Address="")),
+        transform_row(columns.VM_COLUMNS, row("app", 5, "vm", DTAP_state="Test")),
+        transform_row(columns.VM_COLUMNS, row("app ", 6, "vm")),
+    ]
+    config = quality_config_build(today=TODAY, allowed={"DTAP state": ["Test", "Production"]})
+    by_kind = quality_evaluate(
+        [
+            quality.RowSet(devices, columns.DEVICE_COLUMNS, quality.KIND_DEVICE),
+            quality.RowSet(vms, columns.VM_COLUMNS, quality.KIND_VM),
+        ],
+        config,
+    )
+    merged = quality_evaluate([quality.RowSet(transform.merged_rows(devices, vms), COLUMNS)], config)
+    assert by_kind.findings == merged.findings
+    assert by_kind.results == merged.results
+    assert {f[0] for f in by_kind.findings} >= {
+        "device_no_serial", "device_no_rack", "device_no_contacts", "duplicate_name", "warranty_expired",
+        "allowed_dtap_state", "vm_no_cluster", "vm_no_primary_ip", "date_unreadable",
+    }  # fmt: skip
+
+
+def transform_row(kind_columns: tuple[str, ...], merged: tuple[Any, ...]) -> tuple[Any, ...]:
+    values = dict(zip(COLUMNS, merged, strict=True))
+    return tuple(values[column] for column in kind_columns)
+
+
+def test_the_sheet_is_the_summary_and_the_findings_read_back_from_the_csv(tmp_path):
+    rows = [
+        row("=cmd|' /C calc'!A0", 1, Serial_number=""),
+        row("naïve\nname", 22, Serial_number="", Site='Zürich, "Nord"'),
+        row("no-ip", 333, "vm", IP_Address=""),
+    ]
+    config = quality_config_build(today=TODAY)
+    report = quality_evaluate([quality.RowSet(rows, COLUMNS)], config)
+    info, summary = quality.quality_file_write([quality.RowSet(rows, COLUMNS)], config, tmp_path / "q.csv")
+    assert info is not None and info.rows == len(report.findings) == 3
+    sheet = quality.quality_sheet(summary, tmp_path / "q.csv")
+    assert sheet.name == "Data quality"
+    assert sheet.rows[0] == quality.SUMMARY_HEADER
+    assert sheet.rows[1 : 1 + len(report.results)] == [
+        (r.rule, r.label, r.severity, r.count, r.error) for r in report.results
+    ]
+    assert sheet.rows[1 + len(report.results)] == ()
+    assert sheet.rows[2 + len(report.results)] == quality.FINDING_COLUMNS
+    assert sheet.rows[3 + len(report.results) :] == report.findings  # ids back as numbers, text exactly as it was
 
 
 def test_rules_give_exact_counts_over_the_benchmark_size():
