@@ -57,29 +57,24 @@ def files_writing(
     workbook_columns = _workbook_columns()
     # Read here: the child must not use the database.
     quality_config = quality_config_current() if settings.EXPORT_QUALITY else None
-    with contextlib.ExitStack() as stack:
-        mailbox = stack.enter_context(Mailbox()) if quality_config and settings.EXPORT_QUALITY_SHEET else None
+    mailbox = Mailbox() if quality_config is not None and settings.EXPORT_QUALITY_SHEET else None
 
-        def merged_files() -> dict[str, writers.FileInfo]:
-            merged = transform.merged_rows(device_rows, vm_rows)  # built where it is used: in the child
-            files = {
-                MERGED_CSV: writers.write_csv(
-                    folder / MERGED_CSV, columns.MERGED_COLUMNS, merged, excel_safe=excel_safe
-                )
-            }
-            workbook_rows = transform.reorder(merged, columns.MERGED_COLUMNS, workbook_columns)
-            sheets = []
-            if mailbox is not None:  # the parent's report is ready by now, or nearly
-                summary = mailbox.receive()
-                assert isinstance(summary, quality.QualitySummary)
-                if not summary.error:
-                    sheets.append(quality.quality_sheet(summary, folder / QUALITY_CSV))
-            files[WORKBOOK] = writers.write_workbook(
-                folder / WORKBOOK, workbook_columns, workbook_rows, extra_sheets=sheets
-            )
-            return files
+    def merged_files() -> dict[str, writers.FileInfo]:
+        merged = transform.merged_rows(device_rows, vm_rows)  # built where it is used: in the child
+        files = {
+            MERGED_CSV: writers.write_csv(folder / MERGED_CSV, columns.MERGED_COLUMNS, merged, excel_safe=excel_safe)
+        }
+        workbook_rows = transform.reorder(merged, columns.MERGED_COLUMNS, workbook_columns)
+        sheets = []
+        if mailbox is not None:  # the parent's report is ready by now, or nearly
+            summary = mailbox.receive()
+            assert isinstance(summary, quality.QualitySummary)
+            if not summary.error:
+                sheets.append(quality.quality_sheet(summary, folder / QUALITY_CSV))
+        workbook = writers.write_workbook(folder / WORKBOOK, workbook_columns, workbook_rows, extra_sheets=sheets)
+        return {**files, WORKBOOK: workbook}
 
-        merged_result = stack.enter_context(forked(merged_files, enabled=settings.EXPORT_PARALLEL_WRITE))
+    with mailbox or contextlib.nullcontext(), forked(merged_files, enabled=settings.EXPORT_PARALLEL_WRITE) as result:
         files: dict[str, writers.FileInfo] = {}
         if quality_config is not None:
             row_sets = [
@@ -101,7 +96,7 @@ def files_writing(
 
         def written() -> dict[str, writers.FileInfo]:
             try:
-                files.update(merged_result())
+                files.update(result())
             except ChildProcessFailed as exc:
                 raise ExportError(f"The process writing the merged CSV and the workbook {exc}.") from None
             written_files = {name: files[name] for name in ARTIFACT_KINDS if name in files}
