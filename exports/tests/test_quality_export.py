@@ -192,3 +192,17 @@ def test_counts_form_a_trend_with_the_change_since_the_previous_run(crafted, net
     ]
     assert rules["duplicate_serial"].change == after["duplicate_serial"] - before["duplicate_serial"] < 0
     assert QualityRuleCount.objects.filter(run=second).count() == len(rules)
+
+
+def test_written_in_one_process_the_files_and_the_sheet_are_the_same(crafted, settings):
+    """EXPORT_PARALLEL_WRITE=false (no fork): the child's work runs in the export process after the report, and
+    the mailbox hands over the value sent; every file, the workbook's Data quality sheet included, is the same."""
+    forked_run = run_export(force=True)
+    settings.EXPORT_PARALLEL_WRITE = False
+    single = run_export(force=True)
+    names = set(single.artifacts.values_list("name", flat=True))
+    assert names == set(forked_run.artifacts.values_list("name", flat=True))
+    assert {"data_quality.csv", "Systems CMDB.xlsx"} <= names
+    for name in names:
+        assert path_of(single, name).read_bytes() == path_of(forked_run, name).read_bytes(), name
+    assert counts_of(single) == counts_of(forked_run)
