@@ -70,15 +70,21 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def export_fetch(run: ExportRun, recorder: RunRecorder, previous: ExportRun | None) -> Fetched:
+def export_fetch(
+    run: ExportRun, recorder: RunRecorder, previous: ExportRun | None, *, files_reusable: bool = True
+) -> Fetched:
+    """Devices and VMs from NetBox, complete, or none (``devices is None``) when nothing changed since ``previous``
+    and its files are ``files_reusable`` (written as this run would write them)."""
     with netbox_client() as client:
         try:
-            return _fetch_with(client, run, recorder, previous)
+            return _fetch_with(client, run, recorder, previous, files_reusable)
         finally:
             client.flush_metrics()
 
 
-def _fetch_with(client: NetboxClient, run: ExportRun, recorder: RunRecorder, previous: ExportRun | None) -> Fetched:
+def _fetch_with(
+    client: NetboxClient, run: ExportRun, recorder: RunRecorder, previous: ExportRun | None, files_reusable: bool
+) -> Fetched:
     full_every = timedelta(hours=settings.EXPORT_FULL_EVERY_HOURS)
     incremental = (
         not run.force
@@ -183,7 +189,12 @@ def _fetch_with(client: NetboxClient, run: ExportRun, recorder: RunRecorder, pre
         unchanged = unchanged and not (added or changed or removed or writes)
 
     if incremental and unchanged and previous is not None and previous.lookups_digest == lookups_digest:
-        return fetched
+        if files_reusable:
+            return fetched
+        recorder.log(
+            "Nothing changed in NetBox, but the files are written again: the settings that shape them, or the day "
+            "the data-quality report compares dates with, are not those of the previous run."
+        )
     # Something changed: build complete record lists, from NetBox where fetched and snapshots for the rest.
     with recorder.step("reuse") if incremental else contextlib.nullcontext():
         fetched.devices = snapshots_complete(NetboxSnapshot.Kind.DEVICE, *devices, device_from_dict)  # type: ignore[assignment]

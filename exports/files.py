@@ -4,9 +4,12 @@ the devices and VMs CSVs), reusing the previous run's files when nothing changed
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -30,16 +33,47 @@ ARTIFACT_KINDS = {
 OPTIONAL_ARTIFACTS = frozenset((QUALITY_CSV,))  # absent when the data-quality report is off or failed
 
 
-def _workbook_columns() -> tuple[str, ...]:
+@dataclass(frozen=True)
+class FilesPlan:
+    """What shapes a run's files beyond the rows: the settings and the data-quality configuration, read from the
+    settings and the database before the export forks its writing child (which must not use the database)."""
+
+    workbook_columns: tuple[str, ...]
+    excel_safe: bool
+    quality_config: quality.QualityConfig | None
+    quality_sheet: bool
+
+    @property
+    def digest(self) -> str:
+        """The same for two runs whose files, from the same rows, are the same: the previous run's files are reused
+        only when nothing changed in NetBox and this matches. The day is in it when a rule compares dates with it."""
+        report = None
+        if self.quality_config is not None:
+            enabled = [(rule, setting) for rule, setting in self.quality_config.rules if setting.enabled]
+            report = {
+                "rules": [[r.id, r.label, r.severity, s.threshold, list(s.allowed)] for r, s in enabled],
+                "today": str(self.quality_config.today) if {r.id for r, _ in enabled} & quality.DATED_RULE_IDS else "",
+                "sheet": self.quality_sheet,
+            }
+        shape = {"workbook_columns": self.workbook_columns, "excel_safe": self.excel_safe, "report": report}
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+
+
+def files_plan() -> FilesPlan:
     order = settings.EXPORT_WORKBOOK_COLUMNS
     if len(order) == 1 and order[0].lower().endswith(".xlsx"):
         order = writers.read_workbook_order(Path(order[0]))
-    return columns.workbook_column_order(order or None)
+    return FilesPlan(
+        workbook_columns=columns.workbook_column_order(order or None),
+        excel_safe=settings.EXPORT_CSV_EXCEL_SAFE,
+        quality_config=quality_config_current() if settings.EXPORT_QUALITY else None,
+        quality_sheet=settings.EXPORT_QUALITY_SHEET,
+    )
 
 
 @contextlib.contextmanager
 def files_writing(
-    fetched: Fetched, folder: Path, recorder: RunRecorder
+    fetched: Fetched, folder: Path, recorder: RunRecorder, plan: FilesPlan
 ) -> Iterator[Callable[[], dict[str, writers.FileInfo]]]:
     """Write the files; yields a function that waits for them all.
 
@@ -53,11 +87,8 @@ def files_writing(
     folder.mkdir(parents=True, exist_ok=True)
     device_rows = transform.device_rows(fetched.devices, fetched.lookups)
     vm_rows = transform.vm_rows(fetched.vms, fetched.lookups)
-    excel_safe = settings.EXPORT_CSV_EXCEL_SAFE
-    workbook_columns = _workbook_columns()
-    # Read here: the child must not use the database.
-    quality_config = quality_config_current() if settings.EXPORT_QUALITY else None
-    mailbox = Mailbox() if quality_config is not None and settings.EXPORT_QUALITY_SHEET else None
+    excel_safe, workbook_columns, quality_config = plan.excel_safe, plan.workbook_columns, plan.quality_config
+    mailbox = Mailbox() if quality_config is not None and plan.quality_sheet else None
 
     def merged_files() -> dict[str, writers.FileInfo]:
         merged = transform.merged_rows(device_rows, vm_rows)  # built where it is used: in the child

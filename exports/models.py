@@ -67,6 +67,11 @@ class ExportRun(models.Model):
     timings = models.JSONField(default=dict, blank=True, help_text="Seconds spent per step.")
     changes = models.JSONField(default=dict, blank=True, help_text="Names added, changed and removed (capped).")
     lookups_digest = models.CharField(max_length=64, blank=True)
+    files_digest = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="What shaped its files beyond the rows: settings, data-quality rules, day.",
+    )
     netbox_url = models.CharField(
         "NetBox URL", max_length=500, blank=True, help_text="The NetBox this run exported from."
     )

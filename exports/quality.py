@@ -294,6 +294,7 @@ BUILTIN_RULES: tuple[Rule, ...] = (
          _unreadable_dates),
 )  # fmt: skip
 BUILTIN_RULE_IDS: tuple[str, ...] = tuple(rule.id for rule in BUILTIN_RULES)
+DATED_RULE_IDS = frozenset(("warranty_expired", "warranty_expiring", "hardware_old"))  # they compare with today
 
 
 def allowed_values_rule(column: str, severity: str = SEVERITY_WARNING) -> Rule:

@@ -27,7 +27,7 @@ from exports import changes, writers
 from exports.constants import DEVICES_CSV, VMS_CSV
 from exports.errors import ExportError
 from exports.fetch import Fetched, export_fetch
-from exports.files import ARTIFACT_KINDS, export_files_prune, files_reuse, files_writing
+from exports.files import ARTIFACT_KINDS, export_files_prune, files_plan, files_reuse, files_writing
 from exports.models import ExportArtifact, ExportRun
 from exports.publishing import export_run_publish
 from exports.quality_services import quality_counts_save, quality_summary_of
@@ -132,7 +132,11 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
     folder = Path(settings.DATA_DIR) / "runs" / f"{run.pk:06d}"
     try:
         previous = ExportRun.objects.filter(status=ExportRun.Status.SUCCEEDED).order_by("-finished").first()
-        fetched = export_fetch(run, recorder, previous)
+        plan = files_plan()
+        run.files_digest = plan.digest
+        fetched = export_fetch(
+            run, recorder, previous, files_reusable=previous is not None and previous.files_digest == plan.digest
+        )
         with contextlib.ExitStack() as writing:
             with recorder.step("write"):
                 if fetched.devices is None and previous is not None:
@@ -143,7 +147,7 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
                     recorder.log("Nothing changed in NetBox: reused the previous run's files.")
                     comparison = changes.Comparison([], True, "")
                 else:
-                    written = writing.enter_context(files_writing(fetched, folder, recorder))
+                    written = writing.enter_context(files_writing(fetched, folder, recorder, plan))
                     # The devices and VMs CSVs are written; compared while the child writes the workbook.
                     comparison = changes.changes_compute(
                         run=run,

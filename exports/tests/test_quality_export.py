@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 import openpyxl
 import pytest
+from django.utils import timezone
 
-from exports import quality, selectors
-from exports.models import ExportRun, QualityRuleCount
+from exports import quality, quality_services, selectors
+from exports.models import ExportRun, QualityRuleCount, QualityRuleSetting
 from exports.quality_selectors import quality_rules_of
 from exports.services import export_run_execute, export_run_request
 
@@ -170,13 +172,62 @@ def test_a_run_that_reuses_the_files_reuses_the_report(crafted):
     assert path_of(reused, "data_quality.csv").read_bytes() == path_of(full, "data_quality.csv").read_bytes()
 
 
-def test_a_previous_run_without_a_report_can_still_be_reused(netbox, settings):
+def test_switching_the_report_on_writes_the_files_again_with_it(netbox, settings):
     settings.EXPORT_QUALITY = False
-    run_export()
+    plain = run_export()
     settings.EXPORT_QUALITY = True
-    reused = run_export()
-    assert reused.status == "succeeded" and reused.reused_files
-    assert not reused.quality_counts.exists()
+    again = run_export()
+    assert (again.mode, again.reused_files, again.added, again.changed, again.removed) == (
+        "incremental",
+        False,
+        0,
+        0,
+        0,
+    )
+    assert again.quality_counts.exists() and again.artifacts.filter(name="data_quality.csv").exists()
+    for name in CMDB_FILES:  # the same rows: the same CMDB files
+        assert path_of(again, name).read_bytes() == path_of(plain, name).read_bytes(), name
+    assert "written again" in again.log
+
+
+def test_a_later_day_with_nothing_changed_in_netbox_reports_on_that_day(netbox, monkeypatch):
+    """The warranty rules compare with the day of the report: files reused from yesterday would keep yesterday's
+    answer for as long as nothing changes in NetBox."""
+    today = timezone.localdate()
+    device = netbox.devices[3]
+    netbox.update_device(device["id"], custom_fields={**device["custom_fields"],
+                         "HW_warranty_expiration": str(today + timedelta(days=1))})  # fmt: skip
+    first = run_export()
+    assert str(device["id"]) in ids_of(first, "warranty_expiring")
+    assert str(device["id"]) not in ids_of(first, "warranty_expired")
+    assert run_export().reused_files  # the same day: nothing to redo
+
+    monkeypatch.setattr(quality_services.timezone, "localdate", lambda *args: today + timedelta(days=2))
+    later = run_export()
+    assert later.mode == "incremental" and not later.reused_files and later.changed == 0
+    assert str(device["id"]) in ids_of(later, "warranty_expired")
+    assert str(device["id"]) not in ids_of(later, "warranty_expiring")
+    assert counts_of(later)["warranty_expired"] == counts_of(first)["warranty_expired"] + 1
+    assert run_export().reused_files  # and again the same day
+
+
+def test_an_admin_change_to_a_rule_applies_without_a_change_in_netbox(netbox):
+    device = netbox.devices[3]
+    in_200_days = str(timezone.localdate() + timedelta(days=200))
+    netbox.update_device(device["id"], custom_fields={**device["custom_fields"], "HW_warranty_expiration": in_200_days})
+    first = run_export()
+    QualityRuleSetting.objects.create(rule="device_no_serial", enabled=False)
+    QualityRuleSetting.objects.create(rule="warranty_expiring", enabled=True, threshold=365)
+    second = run_export()
+    assert second.mode == "incremental" and not second.reused_files
+    assert "device_no_serial" in counts_of(first) and "device_no_serial" not in counts_of(second)
+    assert counts_of(second)["warranty_expiring"] > counts_of(first)["warranty_expiring"]
+    assert str(device["id"]) in ids_of(second, "warranty_expiring")
+    assert second.quality_counts.get(rule="warranty_expiring").threshold == 365
+
+
+def ids_of(run: ExportRun, rule: str) -> set[str]:
+    return {row["id"] for row in findings_of(run) if row["rule"] == rule}
 
 
 def test_counts_form_a_trend_with_the_change_since_the_previous_run(crafted, netbox):
