@@ -132,6 +132,11 @@ class NamedCache:
                     if value is not _MISSING:
                         return value  # type: ignore[no-any-return]
                     if time.monotonic() > deadline or cache.get(lock_key) is None:
+                        # The loader stores its value before it releases the mark: read once more, or a release
+                        # between the two reads above would load the value again.
+                        value = cache.get(full_key, _MISSING)
+                        if value is not _MISSING:
+                            return value  # type: ignore[no-any-return]
                         break
             try:
                 value = loader()

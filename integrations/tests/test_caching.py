@@ -109,6 +109,32 @@ def test_a_key_loading_elsewhere_is_waited_for_not_reloaded():
     assert fresh.get_or_load("k", lambda: "loaded here") == "from elsewhere"
 
 
+def test_a_value_stored_just_before_the_mark_is_released_is_not_loaded_again(db, monkeypatch):
+    """The other process stores its value and releases its mark between the waiter's two reads (value, then mark):
+    the waiter must still take the stored value."""
+    import integrations.caching as caching
+
+    fresh = NamedCache("test-release-race", ttl=60)
+    fresh.invalidate()
+    full_key = fresh._key("k", fresh._generation())
+    cache.add(f"{full_key}:loading", 1, timeout=30)
+
+    class ReleasedWhileLooking:
+        """Django's cache, where the other process finishes the moment the waiter looks at the mark."""
+
+        def __getattr__(self, name):
+            return getattr(cache, name)
+
+        def get(self, key, default=None):
+            if key == f"{full_key}:loading" and cache.get(key) is not None:
+                cache.set(full_key, "from elsewhere", 60)
+                cache.delete(key)
+            return cache.get(key, default)
+
+    monkeypatch.setattr(caching, "cache", ReleasedWhileLooking())
+    assert fresh.get_or_load("k", lambda: "loaded here") == "from elsewhere"
+
+
 def test_events_invalidate_the_caches_tied_to_them(fresh):
     invalidate_on("test_event", fresh.name)
     fresh.get_or_load("k", lambda: 1)
