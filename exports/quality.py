@@ -18,15 +18,15 @@ import csv
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from itertools import repeat
+from itertools import chain, islice, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from exports.writers import ExtraSheet, FileInfo, write_csv
+from exports.writers import EXCEL_MAX_ROWS, ExtraSheet, FileInfo, write_csv
 
 if TYPE_CHECKING:  # pandas is imported where a report is computed, not when Django loads the models
     import numpy as np
@@ -452,22 +452,32 @@ def quality_file_write(
     return info, report.summary
 
 
-def quality_sheet(summary: QualitySummary, findings_csv: Path) -> ExtraSheet:
+def quality_sheet(summary: QualitySummary, findings_csv: Path, *, max_rows: int = EXCEL_MAX_ROWS) -> ExtraSheet:
     """The workbook's "Data quality" sheet: one row per rule, an empty row, then every finding, read back from the
-    findings CSV: the sheet holds what the artifact holds, and the findings need not travel between processes."""
-    rows: list[tuple[Any, ...]] = [SUMMARY_HEADER]
-    rows += [(r.rule, r.label, r.severity, r.count, r.error) for r in summary.results]
-    rows.append(())
-    rows.append(FINDING_COLUMNS)
-    with findings_csv.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        next(reader, None)
-        for finding in reader:
-            netbox_id = finding[_ID_AT]
-            if netbox_id.isascii() and netbox_id.isdigit():  # ids are numbers in the sheet, as in the CMDB sheet
-                finding[_ID_AT] = int(netbox_id)  # type: ignore[call-overload]
-            rows.append(tuple(finding))
-    return ExtraSheet(QUALITY_SHEET, rows)
+    findings CSV as the sheet is written: the sheet holds what the artifact holds, the findings need not travel
+    between processes, and they are never all in memory. Findings beyond what a sheet holds (``max_rows``) are left
+    to the CSV, and a last row says how many."""
+    head: list[tuple[Any, ...]] = [SUMMARY_HEADER]
+    head += [(r.rule, r.label, r.severity, r.count, r.error) for r in summary.results]
+    head += [(), FINDING_COLUMNS]
+    room = max_rows - len(head)
+    shown = summary.findings if summary.findings <= room else room - 1
+    tail = (
+        [] if shown == summary.findings else [(f"{summary.findings - shown:,} more findings in {findings_csv.name}",)]
+    )
+
+    def findings() -> Iterator[tuple[Any, ...]]:
+        with findings_csv.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            next(reader, None)
+            for finding in islice(reader, shown):
+                netbox_id = finding[_ID_AT]
+                if netbox_id.isascii() and netbox_id.isdigit():  # ids are numbers, as in the CMDB sheet
+                    finding[_ID_AT] = int(netbox_id)  # type: ignore[call-overload]
+                yield tuple(finding)
+
+    rows = chain(head, findings(), tail)
+    return ExtraSheet(QUALITY_SHEET, rows, shape=(len(head) + shown + len(tail), len(FINDING_COLUMNS)))
 
 
 _ID_AT = FINDING_COLUMNS.index("id")

@@ -156,20 +156,32 @@ def _write_encoded(stream: IO[bytes], chunks: Iterable[str]) -> None:
 @dataclass(frozen=True, slots=True)
 class ExtraSheet:
     """A sheet after the main one (the xml engine only): its name and its rows, the first being a header. Cells
-    are text (inline, never a formula) or numbers; ``""`` and ``None`` leave a cell empty. No table, no typing."""
+    are text (inline, never a formula) or numbers; ``""`` and ``None`` leave a cell empty. No table, no typing.
+
+    ``rows`` is a sequence, or any iterable when ``shape`` gives its rows and columns: it is then read once, a
+    batch of rows at a time, and never held whole (a sheet read back from a file)."""
 
     name: str
-    rows: Sequence[Sequence[Any]]
+    rows: Iterable[Sequence[Any]]
+    shape: tuple[int, int] | None = None
+
+    def dimensions(self) -> tuple[int, int]:
+        """Its rows and its columns (at least one), as given or counted."""
+        if self.shape is not None:
+            return self.shape
+        if not isinstance(self.rows, Sequence):
+            raise ValueError(f"Sheet {self.name!r}: rows that are not a sequence need their shape")
+        return len(self.rows), max(map(len, self.rows), default=1)
 
 
-def _xml_extra_sheet(rows: Sequence[Sequence[Any]], string_index: Callable[[str], str]) -> Iterator[str]:
+def _xml_extra_sheet(extra: ExtraSheet, string_index: Callable[[str], str]) -> Iterator[str]:
     """An extra sheet's part, a batch of rows per string: header row frozen, text in the shared strings (added
     after the main sheet's, whose indexes stay as they are), a column of a batch at a time as in the main sheet."""
-    width = max(map(len, rows), default=1)
+    size, width = extra.dimensions()
     yield "".join(
         (
             f'{_XML_HEAD}<worksheet xmlns="{_NS_MAIN}" xmlns:r="{_NS_REL}">',
-            f'<dimension ref="A1:{get_column_letter(width)}{max(1, len(rows))}"/>',
+            f'<dimension ref="A1:{get_column_letter(width)}{max(1, size)}"/>',
             '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" ',
             'state="frozen"/><selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>',
             '<sheetFormatPr defaultRowHeight="15"/><sheetData>',
@@ -178,8 +190,10 @@ def _xml_extra_sheet(rows: Sequence[Sequence[Any]], string_index: Callable[[str]
     letters = [get_column_letter(index) for index in range(1, width + 1)]
     padding = ("",) * width
     first = 1
-    for start in range(0, len(rows), _XML_BATCH_ROWS):
-        batch = [(*row, *padding[len(row) :]) for row in rows[start : start + _XML_BATCH_ROWS]]
+    rows = iter(extra.rows)
+    while batch := [(*row, *padding[len(row) :]) for row in islice(rows, _XML_BATCH_ROWS)]:
+        if first + len(batch) - 1 > size or len(batch[0]) != width or any(len(row) != width for row in batch):
+            raise ValueError(f"Sheet {extra.name!r} has more rows or columns than its shape {(size, width)}")
         numbers = list(map(str, range(first, first + len(batch))))
         first += len(batch)
         parts: list[Iterable[str]] = [[f'<row r="{number}">' for number in numbers]]
@@ -201,6 +215,8 @@ def _xml_extra_sheet(rows: Sequence[Sequence[Any]], string_index: Callable[[str]
                 )
         parts.append(repeat("</row>", len(numbers)))
         yield "".join(chain.from_iterable(zip(*parts, strict=False)))
+    if first - 1 != size:
+        raise ValueError(f"Sheet {extra.name!r} has {first - 1} rows, not the {size} of its shape")
     yield (
         '</sheetData><pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
         "</worksheet>"
@@ -239,12 +255,11 @@ def _save_xml(
         for name, text in after:
             archive.writestr(name, text)
         for number, extra in enumerate(extra_sheets, 2):
-            # Rendered first: its exact size decides on Zip64, which Excel wants only where needed.
-            chunks = [chunk.encode() for chunk in _xml_extra_sheet(extra.rows, strings.__getitem__)]
-            member = archive.member(f"xl/worksheets/sheet{number}.xml", sum(map(len, chunks)))
-            with archive.open(member, "w") as stream:
-                for chunk in chunks:
-                    stream.write(chunk)
+            # Streamed as the main sheet is: an upper bound on its size decides on Zip64.
+            size, width = extra.dimensions()
+            bound = 1000 + size * (30 + width * (_XML_CELL_MARKUP + _XML_NUMBER_CHARS))
+            with archive.open(archive.member(f"xl/worksheets/sheet{number}.xml", bound), "w") as stream:
+                _write_encoded(stream, _xml_extra_sheet(extra, strings.__getitem__))
         del strings[""]
         # UTF-8 takes at most 3 bytes per character here, an escape at most 5 (&amp;), the markup 40 per string.
         strings_bound = 200 + 5 * sum(map(len, strings)) + 40 * len(strings)

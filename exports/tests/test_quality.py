@@ -264,13 +264,27 @@ def test_the_sheet_is_the_summary_and_the_findings_read_back_from_the_csv(tmp_pa
     assert info is not None and info.rows == len(report.findings) == 3
     sheet = quality.quality_sheet(summary, tmp_path / "q.csv")
     assert sheet.name == "Data quality"
-    assert sheet.rows[0] == quality.SUMMARY_HEADER
-    assert sheet.rows[1 : 1 + len(report.results)] == [
+    rows_read = list(sheet.rows)
+    assert sheet.shape == (len(rows_read), 7)
+    assert rows_read[0] == quality.SUMMARY_HEADER
+    assert rows_read[1 : 1 + len(report.results)] == [
         (r.rule, r.label, r.severity, r.count, r.error) for r in report.results
     ]
-    assert sheet.rows[1 + len(report.results)] == ()
-    assert sheet.rows[2 + len(report.results)] == quality.FINDING_COLUMNS
-    assert sheet.rows[3 + len(report.results) :] == report.findings  # ids back as numbers, text exactly as it was
+    assert rows_read[1 + len(report.results)] == ()
+    assert rows_read[2 + len(report.results)] == quality.FINDING_COLUMNS
+    assert rows_read[3 + len(report.results) :] == report.findings  # ids back as numbers, text exactly as it was
+
+
+def test_findings_beyond_what_a_sheet_holds_stay_in_the_csv_and_the_sheet_says_how_many(tmp_path):
+    rows = [row(f"host-{number}", number, Serial_number="", Rack="") for number in range(1, 11)]  # 20 findings
+    config = quality_config_build(today=TODAY)
+    _, summary = quality.quality_file_write([quality.RowSet(rows, COLUMNS)], config, tmp_path / "q.csv")
+    head = len(summary.results) + 3  # summary header and rows, the empty row, the findings header
+    sheet = quality.quality_sheet(summary, tmp_path / "q.csv", max_rows=head + 8)
+    rows_read = list(sheet.rows)
+    assert len(rows_read) == head + 8 == sheet.shape[0]
+    assert rows_read[head : head + 7] == [tuple(f) for f in evaluate(rows).findings[:7]]
+    assert rows_read[-1] == ("13 more findings in q.csv",)
 
 
 def test_rules_give_exact_counts_over_the_benchmark_size():

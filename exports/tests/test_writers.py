@@ -753,3 +753,29 @@ def test_workbook_with_known_sizes_rejects_what_it_cannot_do(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="Row 3 has 5 values for 6 columns"):
         writers.write_workbook(path, EDGE_COLUMNS, [*EDGE_ROWS[:2], EDGE_ROWS[2][:5]], sizes=sizes)
     assert not path.exists()
+
+
+def test_an_extra_sheet_streamed_from_an_iterable_is_the_one_written_from_a_list(tmp_path):
+    rows = [("Rule", "Objects"), ("a", 1), (), ("x", "y", 3.5), *((f"row {n}", n) for n in range(2_500))]
+    listed = writers.write_workbook(
+        tmp_path / "listed.xlsx", ["A"], [("1",)], extra_sheets=[writers.ExtraSheet("More", rows)]
+    )
+    extra = writers.ExtraSheet("More", iter(rows), (len(rows), 3))
+    streamed = writers.write_workbook(tmp_path / "streamed.xlsx", ["A"], [("1",)], extra_sheets=[extra])
+    assert listed.sha256 == streamed.sha256
+    book = load_workbook(streamed.path, read_only=True)
+    try:
+        assert list(book["More"].iter_rows(values_only=True))[:4] == [
+            ("Rule", "Objects", None), ("a", 1, None), (None, None, None), ("x", "y", 3.5)
+        ]  # fmt: skip
+    finally:
+        book.close()
+
+
+@pytest.mark.parametrize("shape", [(3, 2), (5, 2), (4, 1)])
+def test_an_extra_sheet_whose_rows_do_not_match_its_shape_is_refused(tmp_path, shape):
+    rows = [("a", "b"), ("c", "d"), ("e", "f"), ("g", "h")]
+    path = tmp_path / "bad.xlsx"
+    with pytest.raises(ValueError, match="shape"):
+        writers.write_workbook(path, ["A"], [("1",)], extra_sheets=[writers.ExtraSheet("More", iter(rows), shape)])
+    assert not path.exists()
