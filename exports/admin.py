@@ -137,7 +137,7 @@ class ExportRunAdmin(ReadOnlyAdmin):
         ("Progress and timings", {"fields": ["progress_table", "timings_table"]}),
         ("What changed", {"fields": ["changes_table"]}),
         ("Error and log", {"fields": ["error", "log_text"]}),
-        ("Internals", {"classes": ["collapse"], "fields": ["lookups_digest"]}),
+        ("Internals", {"classes": ["collapse"], "fields": ["lookups_digest", "files_digest"]}),
     ]
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]  # type: ignore[misc]
     change_list_template = "admin/exports/exportrun/change_list.html"
