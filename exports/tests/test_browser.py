@@ -196,3 +196,28 @@ def test_admin_run_list_keeps_its_columns_at_1366_and_the_run_page_has_tables(br
     assert page.locator(".run-table strong", has_text="Serial number").count() == 1
     watched.check("admin-export-run")
     page.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_admin_run_page_fits_the_screen_with_its_internals_open(browser, live_server, netbox, width):  # noqa: F811
+    user_create(username="ada", password=PASSWORD, role="admin")
+    run, _ = export_run_request(trigger=ExportRun.Trigger.ADMIN, publish=False)
+    run = export_run_execute(run=run)
+    browser.clear_cookies()
+    page = browser.new_page()
+    page.set_viewport_size({"width": width, "height": 900})
+    watched = Watched(page, live_server.url, width)
+    page.goto(f"{live_server.url}/accounts/login/?next=/admin/exports/exportrun/{run.pk}/change/")
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector(".run-table")
+    page.locator("fieldset.collapse summary", has_text="Internals").click()
+    assert page.locator(f"text={run.files_digest}").is_visible()
+    # The inlines' tables scroll inside the admin's own box; the page itself never scrolls sideways.
+    assert not page.evaluate("() => document.documentElement.scrollWidth > document.documentElement.clientWidth")
+    log = page.locator("pre.run-log").bounding_box()
+    assert log is not None and log["x"] + log["width"] <= width  # the log, whole, not cut at the edge
+    assert not watched.errors, watched.errors
+    page.screenshot(path=str(SCREENSHOTS / f"admin-export-run-internals-{width}.png"), full_page=True)
+    page.close()
