@@ -15,11 +15,11 @@ from django.utils.safestring import SafeString, mark_safe
 from enreach.admin import ReadOnlyAdmin
 from exports import selectors
 from exports.models import ExportArtifact, ExportPublication, ExportRun, NetboxSnapshot
-from exports.publishing import PublishError, export_run_publish_again
 from exports.quality_admin import QualityRuleCountInline
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
 from exports.steps import step_bars, step_label
+from publishing.services import PublishError, export_run_publish_again
 
 
 class ExportArtifactInline(admin.TabularInline):
@@ -135,6 +135,7 @@ class ExportRunAdmin(ReadOnlyAdmin):
             },
         ),
         ("Progress and timings", {"fields": ["progress_table", "timings_table"]}),
+        ("After the run", {"fields": ["after_run_table"]}),
         ("What changed", {"fields": ["changes_table"]}),
         ("Error and log", {"fields": ["error", "log_text"]}),
         ("Internals", {"classes": ["collapse"], "fields": ["lookups_digest", "files_digest"]}),
@@ -210,6 +211,19 @@ class ExportRunAdmin(ReadOnlyAdmin):
             for bar in step_bars(run.timings)
         ]
         return _table(("Step", "Time", ""), rows, "No step finished.")
+
+    @admin.display(description="Steps")
+    def after_run_table(self, run: ExportRun) -> SafeString:
+        rows = [
+            (
+                step.get("step", ""),
+                step.get("outcome", ""),
+                f"{float(step.get('seconds') or 0):.2f} s",
+                step.get("error") or step.get("note") or "—",
+            )
+            for step in run.after_run or []
+        ]
+        return _table(("Step", "Outcome", "Time", "Detail"), rows, "No after-run step ran (yet).")
 
     @admin.display(description="Changes")
     def changes_table(self, run: ExportRun) -> SafeString:

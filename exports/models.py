@@ -80,6 +80,11 @@ class ExportRun(models.Model):
     )
     error = models.TextField(blank=True)
     log = models.TextField(blank=True)
+    after_run = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The after-run steps' outcomes, in order: step, outcome, seconds, error, note (exports.afterrun).",
+    )
     # True while queued or running, NULL otherwise: the unique index lets only one run be active at a time.
     active = models.BooleanField(null=True, default=True, unique=True, editable=False)
 

@@ -6,7 +6,9 @@ minute, and every new export request) fails a running run whose heartbeat is old
 naming the host and pid that stopped beating, and queues it again by itself (``EXPORT_RETRY_ABANDONED`` times per
 original request), so a ``kill -9`` of a worker costs about a minute instead of blocking exports for an hour. It
 also fails a run no worker picked up within ``EXPORT_QUEUED_STALE_AFTER``, and removes what dead runs leave on
-disk: temp files and failed runs' folders (their records and logs stay).
+disk: temp files and failed runs' folders (their records and logs stay). Every run it fails (abandoned, never
+started, or refused by the queue's broker) is announced to the after-run steps (``exports.afterrun``), as a run
+that failed in its worker is, so that whoever listens for failures hears of each one.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from enreach.metrics import counter_add
+from exports.afterrun import after_run_execute
 from exports.models import ExportRun
 
 logger = logging.getLogger(__name__)
@@ -88,9 +91,11 @@ def export_run_send(*, run: ExportRun) -> None:
     except Exception as exc:  # whatever the broker raises (Redis down, database broker locked...)
         reason = f"Not queued: the task queue is unreachable ({type(exc).__name__}: {exc})."[:500]
         logger.warning("export run %s: %s", run.pk, reason)
-        ExportRun.objects.filter(pk=run.pk, status=ExportRun.Status.QUEUED).update(
+        failed = ExportRun.objects.filter(pk=run.pk, status=ExportRun.Status.QUEUED).update(
             status=ExportRun.Status.FAILED, error=reason, finished=timezone.now(), active=None, step=""
         )
+        if failed:
+            _announce(run.pk)
         raise QueueUnavailable(
             "The task queue is unreachable, so the export cannot start now; try again in a moment."
         ) from None
@@ -142,6 +147,8 @@ def export_runs_sweep() -> SweepResult:
             now=now,
         )
     ]
+    for run in [*abandoned, *never_started]:  # so that whoever listens hears of every failed run
+        _announce(run.pk)
     retried = []
     for run in abandoned:
         retry = _retry(run)
@@ -170,6 +177,13 @@ def _fail(run: ExportRun, reason: str, *, now: object) -> bool:
     if updated:
         logger.warning("export run %s: %s", run.pk, reason)
     return bool(updated)
+
+
+def _announce(run_id: int) -> None:
+    """Run the after-run steps registered for failed runs on a run this module failed (they never raise)."""
+    run = ExportRun.objects.filter(pk=run_id).first()
+    if run is not None:
+        after_run_execute(run=run)
 
 
 def _retry(run: ExportRun) -> ExportRun | None:

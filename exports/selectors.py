@@ -37,16 +37,6 @@ def export_run_last_success() -> ExportRun | None:
     )
 
 
-def export_run_to_publish(run_id: int | None) -> tuple[ExportRun | None, str]:
-    """The run a publish command works on, ``run_id`` or else the newest successful one; ``None`` with the reason
-    when there is none (the publish and backup commands share this look-up)."""
-    if run_id:
-        run = ExportRun.objects.filter(pk=run_id).first()
-        return run, "" if run is not None else f"No export run #{run_id}."
-    run = export_run_last_success()
-    return run, "" if run is not None else "No successful export yet: run `manage.py netbox_update` first."
-
-
 def artifact_latest(*, name: str) -> ExportArtifact | None:
     """The file called ``name`` of the newest successful run."""
     run = export_run_last_success()

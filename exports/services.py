@@ -24,12 +24,12 @@ from django.utils import timezone
 from enreach.logs import log_context
 from enreach.tracing import span
 from exports import changes, writers
+from exports.afterrun import after_run_execute
 from exports.constants import DEVICES_CSV, VMS_CSV
 from exports.errors import ExportError
 from exports.fetch import Fetched, export_fetch
 from exports.files import ARTIFACT_KINDS, export_files_prune, files_plan, files_reuse, files_writing
 from exports.models import ExportArtifact, ExportRun
-from exports.publishing import export_run_publish
 from exports.quality_services import quality_counts_save, quality_summary_of
 from exports.recorder import ProgressCallback, RunRecorder
 from exports.runs import export_run_send, export_runs_sweep, run_heartbeat, run_worker
@@ -166,7 +166,7 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
             f"Succeeded: {run.devices} devices, {run.vms} VMs; "
             f"{run.added} added, {run.changed} changed, {run.removed} removed."
         )
-        _finish(run, status=ExportRun.Status.SUCCEEDED)
+        finished = _finish(run, status=ExportRun.Status.SUCCEEDED)
         cache_event("export_succeeded")
     except Exception as exc:  # every failure becomes a failed run, never a crash of the caller
         reason = _reason(exc)
@@ -175,12 +175,13 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
             recorder.log(traceback.format_exc(limit=5))
         recorder.log(f"Failed: {reason}")
         shutil.rmtree(folder, ignore_errors=True)
-        _finish(run, status=ExportRun.Status.FAILED, error=reason)
+        if _finish(run, status=ExportRun.Status.FAILED, error=reason):
+            after_run_execute(run=run)
         return run
     with contextlib.suppress(OSError):
         export_files_prune()
-    if run.publish:  # publishing records its own outcome and never raises
-        export_run_publish(run=run)
+    if finished:  # the steps other apps registered (publishing, notifications...): each records its own outcome
+        after_run_execute(run=run)
     return run
 
 
@@ -190,18 +191,20 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _finish(run: ExportRun, *, status: str, error: str = "") -> None:
+def _finish(run: ExportRun, *, status: str, error: str = "") -> bool:
+    """Record the run's end; ``False`` when the sweeper had already failed it (and announced it)."""
     if run.pk is not None and not ExportRun.objects.filter(pk=run.pk, active=True).exists():
         # The sweeper failed it as abandoned meanwhile (a worker silent for too long): its verdict stands.
         logger.warning("export run %s finished after it was failed as abandoned; keeping that outcome", run.pk)
         run.refresh_from_db()
-        return
+        return False
     run.status = status
     run.error = error
     run.finished = timezone.now()
     run.active = None
     run.step = ""
     run.save()
+    return True
 
 
 def _save(run: ExportRun, fetched: Fetched, files: dict[str, writers.FileInfo]) -> None:

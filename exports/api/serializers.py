@@ -39,11 +39,23 @@ class ExportRunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class AfterRunStepSerializer(serializers.Serializer):
+    """One after-run step's outcome on a finished run (``exports.afterrun``)."""
+
+    step = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=["succeeded", "failed", "skipped"])
+    seconds = serializers.FloatField()
+    error = serializers.CharField(allow_blank=True)
+    note = serializers.CharField(allow_blank=True, required=False)
+
+
 class ExportRunDetailSerializer(ExportRunSerializer):
-    """A run with its log."""
+    """A run with its log and the outcomes of the steps that followed it."""
+
+    after_run = AfterRunStepSerializer(many=True, read_only=True)
 
     class Meta(ExportRunSerializer.Meta):
-        fields = [*ExportRunSerializer.Meta.fields, "log"]
+        fields = [*ExportRunSerializer.Meta.fields, "log", "after_run"]
         read_only_fields = fields
 
 

@@ -25,9 +25,9 @@ from exports.api.serializers import (
     ExportRunSerializer,
 )
 from exports.models import ExportArtifact, ExportChange, ExportPublication, ExportRun
-from exports.publishing import PublishError, export_run_publish_again
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
+from publishing.services import PublishError, export_run_publish_again
 
 CONTENT_TYPES = {
     ".csv": "text/csv; charset=utf-8",

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from exports import selectors
-from exports.publishing import PARTS, PublishError, confluence_publish
+from publishing.selectors import export_run_to_publish
+from publishing.services import PARTS, PublishError, confluence_publish
 
 
 class Command(BaseCommand):
@@ -32,7 +32,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         parts = [part for part in PARTS if options[part]] or list(PARTS)
-        run, missing = selectors.export_run_to_publish(options["run"])
+        run, missing = export_run_to_publish(options["run"])
         if run is None:
             raise CommandError(missing)
         try:

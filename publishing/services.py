@@ -1,6 +1,7 @@
 """After an export: publish its files to Confluence and copy them to the backup target.
 
-Doors: the export pipeline (``export_run_publish`` right after a run succeeds, when ``run.publish``), the
+Doors: the after-run step ``publishing_after_run`` (registered in ``PublishingConfig.ready``: after a run succeeds,
+when ``run.publish``), the
 ``confluence_publish`` and ``backup_exports`` commands, the API's ``POST /api/exports/runs/{id}/publish/`` and the
 admin's "Publish again" / "Back up now" actions. Each attempt is an ``ExportPublication`` row; a failed
 publication never changes the export run's own status.
@@ -32,7 +33,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from exports import selectors
+from exports import afterrun, selectors
 from exports.constants import DEVICES_CSV, VMS_CSV, WORKBOOK, XML_ILLEGAL_CHARS
 from exports.models import ExportArtifact, ExportPublication, ExportRun
 from integrations.backup.client import (
@@ -399,7 +400,7 @@ def export_backup(*, run: ExportRun, dry_run: bool = False) -> ExportPublication
 def export_run_publish(*, run: ExportRun) -> list[ExportPublication]:
     """Publish and back up a run that just succeeded, for the targets that are configured. Never raises.
 
-    Called by the export pipeline when ``run.publish`` is set (``netbox_update --no-publish`` clears it).
+    Called by the after-run step when ``run.publish`` is set (``netbox_update --no-publish`` clears it).
     """
     publications: list[ExportPublication] = []
     if run.status != ExportRun.Status.SUCCEEDED:
@@ -420,6 +421,25 @@ def export_run_publish(*, run: ExportRun) -> list[ExportPublication]:
         if publication is not None:
             publications.append(publication)
     return publications
+
+
+class PublicationFailed(Exception):
+    """A publication after a run failed (it is recorded); the after-run step fails with its reason."""
+
+
+def publishing_after_run(run: ExportRun) -> str | None:
+    """The after-run step (``exports.afterrun``): publish and back up a run that succeeded, unless it was asked not
+    to (``netbox_update --no-publish``). Its note says what each target did; it fails when a target failed."""
+    if not run.publish:
+        raise afterrun.Skip("the run was asked not to publish")
+    publications = export_run_publish(run=run)
+    if not publications:
+        raise afterrun.Skip("no Confluence or backup target is configured")
+    failed = [p for p in publications if p.status == ExportPublication.Status.FAILED]
+    lines = [f"{p.get_target_display()} {p.status}: {'; '.join(p.detail.splitlines())}"[:300] for p in publications]
+    if failed:
+        raise PublicationFailed(" · ".join(lines))
+    return " · ".join(lines)
 
 
 def export_run_publish_again(

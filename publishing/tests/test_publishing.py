@@ -16,11 +16,12 @@ from django.core.management import CommandError, call_command
 from devtools.confluence import BAD_REQUEST, FakeConfluence
 from devtools.confluence import AttachmentVersion as FakeAttachmentVersion
 from devtools.confluence import PageVersion as FakePageVersion
-from exports import publishing, selectors
+from exports import selectors
 from exports.constants import DEVICES_CSV, VMS_CSV, WORKBOOK
 from exports.models import ExportPublication, ExportRun
 from exports.services import export_run_execute, export_run_request
 from integrations.tests.sshd import Sshd, start_sshd
+from publishing import services as publishing
 
 pytestmark = pytest.mark.django_db
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from exports import selectors
 from exports.models import ExportPublication
-from exports.publishing import PublishError, export_backup
+from publishing.selectors import export_run_to_publish
+from publishing.services import PublishError, export_backup
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        run, missing = selectors.export_run_to_publish(options["run"])
+        run, missing = export_run_to_publish(options["run"])
         if run is None:
             raise CommandError(missing)
         try:

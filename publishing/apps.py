@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class PublishingConfig(AppConfig):
+    """Confluence pages and attachments, and backups, of the export runs: after every successful run (unless it
+    was asked not to publish), and on request (commands, API, admin)."""
+
+    name = "publishing"
+    verbose_name = "Publishing"
+
+    def ready(self) -> None:
+        from exports import afterrun
+        from publishing.services import publishing_after_run
+
+        afterrun.register("publishing", publishing_after_run, order=200, statuses=("succeeded",))
