@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from exports.quality import BUILTIN_RULE_IDS, KINDS, SEVERITIES
-from exports.quality_selectors import quality_findings, quality_rules_of, quality_run_latest
+from quality.rules import BUILTIN_RULE_IDS, KINDS, SEVERITIES
+from quality.selectors import quality_findings, quality_rules_of, quality_run_latest
 
 MAX_FINDINGS = 50
 NO_REPORT = "No data-quality report yet: one is made after every successful export."

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "accounts",
     "integrations",
     "exports",
+    "quality",
     "publishing",
     "cmdb",
     "chat",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import InlineModelAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
@@ -15,7 +17,6 @@ from django.utils.safestring import SafeString, mark_safe
 from enreach.admin import ReadOnlyAdmin
 from exports import selectors
 from exports.models import ExportArtifact, ExportPublication, ExportRun, NetboxSnapshot
-from exports.quality_admin import QualityRuleCountInline
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
 from exports.steps import step_bars, step_label
@@ -113,7 +114,7 @@ class ExportRunAdmin(ReadOnlyAdmin):
     list_select_related = ["requested_by"]
     search_fields = ["id", "error", "requested_by__username"]
     date_hierarchy = "created"
-    inlines = [ExportArtifactInline, ExportPublicationInline, QualityRuleCountInline]
+    inlines = [ExportArtifactInline, ExportPublicationInline]  # and the apps' (run_admin_extend, below)
     actions = ["run_export_now", "publish_again", "publish_again_forced", "back_up_now"]
     fieldsets = [
         (None, {"fields": ["status", "trigger", "mode", "force", "publish", "requested_by", "netbox_url", "page"]}),
@@ -287,6 +288,13 @@ class ExportRunAdmin(ReadOnlyAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return super().has_view_permission(request, obj) or request.user.has_capability("export.download")  # type: ignore[union-attr]
+
+
+def run_admin_extend(*, inlines: Sequence[type[InlineModelAdmin]] = (), actions: Sequence[Any] = ()) -> None:
+    """Add an app's inlines and actions to the export run's admin page (quality: its counts; publishing: its
+    attempts and the publish actions), from that app's ``admin.py``: exports does not know who adds what."""
+    ExportRunAdmin.inlines = [*ExportRunAdmin.inlines, *inlines]
+    ExportRunAdmin.actions = [*ExportRunAdmin.actions, *actions]
 
 
 @admin.register(ExportPublication)

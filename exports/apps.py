@@ -12,29 +12,16 @@ def _sync_schedule(sender: AppConfig, **kwargs: Any) -> None:
     export_sweep_schedule_sync()
 
 
-def _worker_spawned(sender: object, **kwargs: Any) -> None:
-    """A queue worker has started: import pandas now, while it waits for work, so that no export run in it waits
-    for the import (about 0.4 s of CPU; the data-quality report needs it). Processes that never run an export, such
-    as the web workers and ``manage.py check``, do not load it."""
-    from django.conf import settings
-
-    if settings.EXPORT_QUALITY:
-        import pandas  # noqa: F401
-
-
 class ExportsConfig(AppConfig):
     name = "exports"
     verbose_name = "Exports"
 
     def ready(self) -> None:
-        from django_q.signals import post_spawn
-
         from enreach.metrics import collector_register
         from exports import checks  # noqa: F401  (registers the checks)
         from exports.metrics import ExportsCollector
 
         collector_register(ExportsCollector())
 
-        post_spawn.connect(_worker_spawned, dispatch_uid="exports.worker_spawned")
         # Every `migrate` (so every `make run` and deployment) brings the schedule in line with EXPORT_SCHEDULE.
         post_migrate.connect(_sync_schedule, sender=self)

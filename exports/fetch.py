@@ -22,7 +22,7 @@ from typing import Any, Literal
 from django.conf import settings
 from django.utils import timezone
 
-from exports import quality, render, transform
+from exports import render, transform
 from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
 from exports.recorder import RunRecorder
 from exports.snapshots import (
@@ -63,7 +63,6 @@ class Fetched:
     contact_snapshot: ContactSnapshot | None = None  # to save when the contacts were listed anew
     counts: dict[str, int] = field(default_factory=dict)
     changes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
-    quality: quality.QualitySummary | None = None  # the data-quality results, once the files are written
 
 
 def _digest(value: Any) -> str:
@@ -192,8 +191,9 @@ def _fetch_with(
         if files_reusable:
             return fetched
         recorder.log(
-            "Nothing changed in NetBox, but the files are written again: the settings that shape them, or the day "
-            "the data-quality report compares dates with, are not those of the previous run."
+            "Nothing changed in NetBox, but the files are written again: the settings that shape them (the "
+            "companions' too, such as the data-quality rules or the day they compare dates with) are not those of "
+            "the previous run."
         )
     # Something changed: build complete record lists, from NetBox where fetched and snapshots for the rest.
     with recorder.step("reuse") if incremental else contextlib.nullcontext():

@@ -1,61 +1,67 @@
 """The files of a run: writing them (the merged CSV and the workbook in a forked child while this process writes
-the devices and VMs CSVs), reusing the previous run's files when nothing changed, and pruning old runs' folders."""
+the devices and VMs CSVs and runs the companions, ``exports.companions``), reusing the previous run's files when
+nothing changed, and pruning old runs' folders."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
 from enreach.forked import ChildProcessFailed, Mailbox, forked
-from exports import columns, quality, transform, writers
-from exports.constants import DEVICES_CSV, MERGED_CSV, QUALITY_CSV, VMS_CSV, WORKBOOK
+from exports import columns, companions, transform, writers
+from exports.companions import Companion, CompanionPlan, CompanionWrite, KindRows
+from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
 from exports.errors import ExportError
 from exports.fetch import Fetched
 from exports.models import ExportArtifact, ExportRun
-from exports.quality_services import quality_config_current
 from exports.recorder import RunRecorder
 
+logger = logging.getLogger(__name__)
+
+# The files every run writes, in the order they are listed; companions may add others (``artifact_kind``).
 ARTIFACT_KINDS = {
     DEVICES_CSV: ExportArtifact.Kind.DEVICES,
     VMS_CSV: ExportArtifact.Kind.VMS,
     MERGED_CSV: ExportArtifact.Kind.MERGED,
     WORKBOOK: ExportArtifact.Kind.WORKBOOK,
-    QUALITY_CSV: ExportArtifact.Kind.QUALITY,
 }
-OPTIONAL_ARTIFACTS = frozenset((QUALITY_CSV,))  # absent when the data-quality report is off or failed
+
+
+def artifact_kind(name: str) -> str:
+    """The artifact kind of a run's file: one of the four every run writes, or one a companion declared."""
+    return ARTIFACT_KINDS.get(name) or companions.artifact_kinds()[name]
 
 
 @dataclass(frozen=True)
 class FilesPlan:
-    """What shapes a run's files beyond the rows: the settings and the data-quality configuration, read from the
-    settings and the database before the export forks its writing child (which must not use the database)."""
+    """What shapes a run's files beyond the rows: the settings, and each companion's plan (its settings read from the
+    settings and the database before the export forks its writing child, which must not use the database)."""
 
     workbook_columns: tuple[str, ...]
     excel_safe: bool
-    quality_config: quality.QualityConfig | None
-    quality_sheet: bool
+    companions: tuple[tuple[Companion, CompanionPlan], ...] = field(default=())
 
     @property
     def digest(self) -> str:
         """The same for two runs whose files, from the same rows, are the same: the previous run's files are reused
-        only when nothing changed in NetBox and this matches. The day is in it when a rule compares dates with it."""
-        report = None
-        if self.quality_config is not None:
-            enabled = [(rule, setting) for rule, setting in self.quality_config.rules if setting.enabled]
-            report = {
-                "rules": [[r.id, r.label, r.severity, s.threshold, list(s.allowed)] for r, s in enabled],
-                "today": str(self.quality_config.today) if {r.id for r, _ in enabled} & quality.DATED_RULE_IDS else "",
-                "sheet": self.quality_sheet,
-            }
-        shape = {"workbook_columns": self.workbook_columns, "excel_safe": self.excel_safe, "report": report}
+        only when nothing changed in NetBox and this matches. Each companion contributes its own digest (the
+        data-quality report: its rules, their settings, the day when a rule compares dates with it)."""
+        shape = {
+            "workbook_columns": self.workbook_columns,
+            "excel_safe": self.excel_safe,
+            "companions": {companion.name: plan.digest for companion, plan in self.companions},
+        }
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
 
 
@@ -63,32 +69,45 @@ def files_plan() -> FilesPlan:
     order = settings.EXPORT_WORKBOOK_COLUMNS
     if len(order) == 1 and order[0].lower().endswith(".xlsx"):
         order = writers.read_workbook_order(Path(order[0]))
+    planned = []
+    for companion in companions.companions():
+        plan = companion.prepare()
+        if plan is not None:
+            planned.append((companion, plan))
     return FilesPlan(
         workbook_columns=columns.workbook_column_order(order or None),
         excel_safe=settings.EXPORT_CSV_EXCEL_SAFE,
-        quality_config=quality_config_current() if settings.EXPORT_QUALITY else None,
-        quality_sheet=settings.EXPORT_QUALITY_SHEET,
+        companions=tuple(planned),
     )
 
 
+@dataclass
+class Writing:
+    """A run's files in the making: ``files()`` waits for them all; ``companions`` is what each companion did."""
+
+    files: Callable[[], dict[str, writers.FileInfo]]
+    companions: dict[str, CompanionWrite]
+
+
 @contextlib.contextmanager
-def files_writing(
-    fetched: Fetched, folder: Path, recorder: RunRecorder, plan: FilesPlan
-) -> Iterator[Callable[[], dict[str, writers.FileInfo]]]:
-    """Write the files; yields a function that waits for them all.
+def files_writing(fetched: Fetched, folder: Path, recorder: RunRecorder, plan: FilesPlan) -> Iterator[Writing]:
+    """Write the files; yields a ``Writing`` whose ``files()`` waits for them all.
 
     Once the rows are built, a forked child writes the merged CSV and the workbook (the larger half of the work)
-    while this process runs the data-quality report, writes the devices and VMs CSVs and then runs the caller's
-    block (encoding and saving the snapshots): both CPU cores instead of one. The report's summary reaches the child
-    through a mailbox before it starts the workbook, whose "Data quality" sheet it reads from the findings CSV.
-    Leaving the block with an error stops the child.
+    while this process runs the companions (the data-quality report), writes the devices and VMs CSVs and then runs
+    the caller's block (encoding and saving the snapshots): both CPU cores instead of one. The companions' messages
+    reach the child through a mailbox before it starts the workbook, to which they may add sheets. Leaving the
+    block with an error stops the child.
     """
     assert fetched.devices is not None and fetched.vms is not None
     folder.mkdir(parents=True, exist_ok=True)
     device_rows = transform.device_rows(fetched.devices, fetched.lookups)
     vm_rows = transform.vm_rows(fetched.vms, fetched.lookups)
-    excel_safe, workbook_columns, quality_config = plan.excel_safe, plan.workbook_columns, plan.quality_config
-    mailbox = Mailbox() if quality_config is not None and plan.quality_sheet else None
+    excel_safe, workbook_columns = plan.excel_safe, plan.workbook_columns
+    with_sheets = [
+        (companion, companion_plan) for companion, companion_plan in plan.companions if companion_plan.sheets
+    ]
+    mailbox = Mailbox() if with_sheets else None
 
     def merged_files() -> dict[str, writers.FileInfo]:
         merged = transform.merged_rows(device_rows, vm_rows)  # built where it is used: in the child
@@ -97,45 +116,57 @@ def files_writing(
         }
         workbook_rows = transform.reorder(merged, columns.MERGED_COLUMNS, workbook_columns)
         sheets = []
-        if mailbox is not None:  # the parent's report is ready by now, or nearly
-            summary = mailbox.receive()
-            assert isinstance(summary, quality.QualitySummary)
-            if not summary.error:
-                sheets.append(quality.quality_sheet(summary, folder / QUALITY_CSV))
+        if mailbox is not None:  # the companions' messages are ready by now, or nearly
+            messages = mailbox.receive()
+            assert isinstance(messages, dict)
+            for companion, companion_plan in with_sheets:
+                assert companion_plan.sheets is not None
+                sheets += companion_plan.sheets(messages.get(companion.name), folder)
         workbook = writers.write_workbook(folder / WORKBOOK, workbook_columns, workbook_rows, extra_sheets=sheets)
         return {**files, WORKBOOK: workbook}
 
     with mailbox or contextlib.nullcontext(), forked(merged_files, enabled=settings.EXPORT_PARALLEL_WRITE) as result:
         files: dict[str, writers.FileInfo] = {}
-        if quality_config is not None:
-            row_sets = [
-                quality.RowSet(device_rows, columns.DEVICE_COLUMNS, quality.KIND_DEVICE),
-                quality.RowSet(vm_rows, columns.VM_COLUMNS, quality.KIND_VM),
-            ]
-            info, fetched.quality = quality.quality_file_write(row_sets, quality_config, folder / QUALITY_CSV)
-            if mailbox is not None:
-                mailbox.send(fetched.quality)
-            if info is not None:
-                files[QUALITY_CSV] = info
+        rows = {
+            "device": KindRows("device", columns.DEVICE_COLUMNS, lambda: iter((device_rows,)), folder / DEVICES_CSV),
+            "vm": KindRows("vm", columns.VM_COLUMNS, lambda: iter((vm_rows,)), folder / VMS_CSV),
+        }
+        done = {companion.name: _companion_write(companion, companion_plan, rows, folder)
+                for companion, companion_plan in plan.companions}  # fmt: skip
+        if mailbox is not None:
+            mailbox.send({name: outcome.message for name, outcome in done.items()})
+        for outcome in done.values():
+            files.update(outcome.files)
         files[DEVICES_CSV] = writers.write_csv(
             folder / DEVICES_CSV, columns.DEVICE_COLUMNS, device_rows, excel_safe=excel_safe
         )
         files[VMS_CSV] = writers.write_csv(folder / VMS_CSV, columns.VM_COLUMNS, vm_rows, excel_safe=excel_safe)
-        rows = len(device_rows) + len(vm_rows)
-        files_total = len(ARTIFACT_KINDS) - (0 if quality_config is not None else len(OPTIONAL_ARTIFACTS))
-        recorder.progress(rows_written=rows, rows_total=rows, files_written=len(files), files_total=files_total)
+        total = len(device_rows) + len(vm_rows)
+        files_total = len(ARTIFACT_KINDS) + sum(len(companion_plan.artifacts) for _, companion_plan in plan.companions)
+        recorder.progress(rows_written=total, rows_total=total, files_written=len(files), files_total=files_total)
+        order = [*ARTIFACT_KINDS, *(name for _, companion_plan in plan.companions for name in companion_plan.artifacts)]
 
         def written() -> dict[str, writers.FileInfo]:
             try:
                 files.update(result())
             except ChildProcessFailed as exc:
                 raise ExportError(f"The process writing the merged CSV and the workbook {exc}.") from None
-            written_files = {name: files[name] for name in ARTIFACT_KINDS if name in files}
-            # A failed data-quality report writes one file less than planned: the run is complete all the same.
+            written_files = {name: files[name] for name in order if name in files}
+            # A companion that failed writes one file less than planned: the run is complete all the same.
             recorder.progress(files_written=len(written_files), files_total=len(written_files))
             return written_files
 
-        yield written
+        yield Writing(files=written, companions=done)
+
+
+def _companion_write(companion: Companion, plan: CompanionPlan, rows: dict[str, KindRows], folder: Path) -> Any:
+    """A companion's write; one that breaks its contract and raises costs its own part, never the export."""
+    started = time.perf_counter()
+    try:
+        return plan.write(rows, folder)
+    except Exception:
+        logger.exception("companion %s failed while the run wrote its files", companion.name)
+        return CompanionWrite(seconds=time.perf_counter() - started)
 
 
 def files_reuse(previous: ExportRun, folder: Path) -> dict[str, writers.FileInfo]:
@@ -157,7 +188,7 @@ def files_reuse(previous: ExportRun, folder: Path) -> dict[str, writers.FileInfo
         files[artifact.name] = writers.FileInfo(
             path=target, size=artifact.size, sha256=artifact.sha256, rows=artifact.rows
         )
-    if not set(ARTIFACT_KINDS) - OPTIONAL_ARTIFACTS <= set(files):
+    if not set(ARTIFACT_KINDS) <= set(files):
         raise ExportError("The previous run's files are incomplete; run the export with --force.")
     return files
 

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from exports.columns import DEVICE_CUSTOM_FIELD_COLUMNS, VM_CUSTOM_FIELD_COLUMNS
-from exports.quality import BUILTIN_RULES, SEVERITIES
+from quality.rules import BUILTIN_RULES, SEVERITIES
 
 
 class ExportRun(models.Model):

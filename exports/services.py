@@ -25,12 +25,12 @@ from enreach.logs import log_context
 from enreach.tracing import span
 from exports import changes, writers
 from exports.afterrun import after_run_execute
+from exports.companions import CompanionWrite
 from exports.constants import DEVICES_CSV, VMS_CSV
 from exports.errors import ExportError
 from exports.fetch import Fetched, export_fetch
-from exports.files import ARTIFACT_KINDS, export_files_prune, files_plan, files_reuse, files_writing
+from exports.files import ARTIFACT_KINDS, artifact_kind, export_files_prune, files_plan, files_reuse, files_writing
 from exports.models import ExportArtifact, ExportRun
-from exports.quality_services import quality_counts_save, quality_summary_of
 from exports.recorder import ProgressCallback, RunRecorder
 from exports.runs import export_run_send, export_runs_sweep, run_heartbeat, run_worker
 from exports.snapshots import snapshots_save
@@ -143,11 +143,15 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
                     reused = files_reuse(previous, folder)
                     written: Callable[[], dict[str, writers.FileInfo]] = lambda: reused  # noqa: E731
                     run.reused_files = True
-                    fetched.quality = quality_summary_of(previous)  # same rows, same findings file
+                    # Same rows, same companions' files: each companion reads its result back from the previous run.
+                    results = {companion.name: companion.reuse(previous) for companion, _ in plan.companions}
                     recorder.log("Nothing changed in NetBox: reused the previous run's files.")
                     comparison = changes.Comparison([], True, "")
                 else:
-                    written = writing.enter_context(files_writing(fetched, folder, recorder, plan))
+                    files = writing.enter_context(files_writing(fetched, folder, recorder, plan))
+                    written = files.files
+                    results = {name: done.result for name, done in files.companions.items()}
+                    _companion_timings(run, files.companions)
                     # The devices and VMs CSVs are written; compared while the child writes the workbook.
                     comparison = changes.changes_compute(
                         run=run,
@@ -162,6 +166,9 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
                 run.compared = comparison.compared
                 changes.changes_save(run=run, changes=comparison.changes)
                 _save(run, fetched, written())
+                for companion, _ in plan.companions:  # what each companion keeps of the run (quality: counts)
+                    if results.get(companion.name) is not None:
+                        companion.record(run, results[companion.name])
         recorder.log(
             f"Succeeded: {run.devices} devices, {run.vms} VMs; "
             f"{run.added} added, {run.changed} changed, {run.removed} removed."
@@ -183,6 +190,11 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
     if finished:  # the steps other apps registered (publishing, notifications...): each records its own outcome
         after_run_execute(run=run)
     return run
+
+
+def _companion_timings(run: ExportRun, done: dict[str, CompanionWrite]) -> None:
+    for name, outcome in done.items():
+        run.timings[name] = round(outcome.seconds, 3)
 
 
 def _reason(exc: BaseException) -> str:
@@ -213,7 +225,7 @@ def _save(run: ExportRun, fetched: Fetched, files: dict[str, writers.FileInfo]) 
     ExportArtifact.objects.bulk_create(
         ExportArtifact(
             run=run,
-            kind=ARTIFACT_KINDS[name],
+            kind=artifact_kind(name),
             name=name,
             path=str(info.path.relative_to(data_dir)),
             size=info.size,
@@ -229,8 +241,4 @@ def _save(run: ExportRun, fetched: Fetched, files: dict[str, writers.FileInfo]) 
     run.removed = fetched.counts["removed"]
     run.changes = fetched.changes
     run.lookups_digest = fetched.lookups_digest
-    if fetched.quality is not None:
-        quality_counts_save(run=run, summary=fetched.quality)
-        if not run.reused_files:
-            run.timings["quality"] = round(fetched.quality.seconds, 3)
     run.save()

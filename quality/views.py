@@ -10,8 +10,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from exports.models import ExportRun
-from exports.quality import KINDS, SEVERITIES
-from exports.quality_selectors import quality_artifact, quality_findings, quality_rules_of, quality_run_latest
+from quality.rules import KINDS, SEVERITIES
+from quality.selectors import quality_artifact, quality_findings, quality_rules_of, quality_run_latest
 
 PAGE_SIZE = 100
 MAX_PAGE = 100_000
@@ -64,4 +64,4 @@ def quality_findings_page(request: HttpRequest) -> HttpResponse:
             next_link=link(page + 1) if page < pages else "",
             artifact=quality_artifact(run=run),
         )
-    return render(request, "exports/quality.html", context)
+    return render(request, "quality/findings.html", context)

@@ -11,10 +11,13 @@ import openpyxl
 import pytest
 from django.utils import timezone
 
-from exports import quality, quality_services, selectors
+from exports import selectors
 from exports.models import ExportRun, QualityRuleCount, QualityRuleSetting
-from exports.quality_selectors import quality_rules_of
 from exports.services import export_run_execute, export_run_request
+from quality import report as quality_report
+from quality import rules as quality
+from quality import services as quality_services
+from quality.selectors import quality_rules_of
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +93,7 @@ def test_the_workbook_gets_a_data_quality_sheet_read_back_with_openpyxl(crafted)
         sheet = list(workbook["Data quality"].iter_rows(values_only=True))
     finally:
         workbook.close()
-    assert sheet[0][:5] == quality.SUMMARY_HEADER
+    assert sheet[0][:5] == quality_report.SUMMARY_HEADER
     rules = list(run.quality_counts.order_by("id"))
     assert [(r[0], r[3]) for r in sheet[1 : 1 + len(rules)]] == [(c.rule, c.count) for c in rules]
     header_at = sheet.index(quality.FINDING_COLUMNS)
@@ -153,7 +156,7 @@ def test_a_report_that_fails_as_a_whole_still_lets_the_export_succeed(netbox, mo
     def broken(*args, **kwargs):
         raise MemoryError("no room for the frame")
 
-    monkeypatch.setattr(quality, "quality_evaluate", broken)
+    monkeypatch.setattr(quality_report, "quality_evaluate", broken)
     run = run_export()
     assert not run.artifacts.filter(name="data_quality.csv").exists()
     assert set(run.quality_counts.values_list("error", flat=True)) == {

@@ -15,8 +15,8 @@ from accounts.permissions import capability_required
 from enreach.api import ErrorSerializer
 from enreach.schema import ERROR_400
 from exports.models import ExportRun
-from exports.quality import KINDS, SEVERITIES
-from exports.quality_selectors import quality_artifact, quality_findings, quality_rules_of, quality_run_latest
+from quality.rules import KINDS, SEVERITIES
+from quality.selectors import quality_artifact, quality_findings, quality_rules_of, quality_run_latest
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 10_000_000

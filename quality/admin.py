@@ -6,8 +6,9 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 
+from exports.admin import run_admin_extend
 from exports.models import QualityAllowedValues, QualityRuleCount, QualityRuleSetting
-from exports.quality import BUILTIN_RULES
+from quality.rules import BUILTIN_RULES
 
 _RULES = {rule.id: rule for rule in BUILTIN_RULES}
 
@@ -24,6 +25,9 @@ class QualityRuleCountInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+run_admin_extend(inlines=[QualityRuleCountInline])
 
 
 @admin.register(QualityRuleSetting)

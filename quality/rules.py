@@ -1,9 +1,9 @@
 """CMDB data quality: rules over the rows of an export, computed with pandas.
 
 Pure functions: no Django, no database. The configuration (which rules are on, their thresholds, the allowed values
-of custom fields) arrives as a ``QualityConfig`` built by ``exports.quality_services`` from the settings and the
-admin. The export evaluates the devices' and the VMs' rows (``RowSet``s, each in its own columns) while its forked
-child writes the merged CSV and the workbook; the child reads the "Data quality" sheet back from the findings CSV.
+of custom fields) arrives as a ``QualityConfig`` built by ``quality.services`` from the settings and the admin. The
+export evaluates the devices' and the VMs' rows (``RowSet``s, each in its own columns, as lists or as batches) while
+its forked child writes the merged CSV and the workbook (``quality.report``: the export's companion).
 
 A rule reads a few columns of ``QualityRows`` (a ``pandas.DataFrame`` built once from the rows, plus what several
 rules derive from it) and returns, vectorised, a boolean mask of the rows it flags and the value to show for each.
@@ -14,19 +14,14 @@ Findings are the flagged rows, one per (rule, object): ``FINDING_COLUMNS``. Kind
 
 from __future__ import annotations
 
-import csv
 import re
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from itertools import chain, islice, repeat
+from itertools import repeat
 from operator import itemgetter
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from exports.writers import EXCEL_MAX_ROWS, ExtraSheet, FileInfo, write_csv
 
 if TYPE_CHECKING:  # pandas is imported where a report is computed, not when Django loads the models
     import numpy as np
@@ -125,11 +120,16 @@ class QualitySummary:
 @dataclass(frozen=True, slots=True)
 class RowSet:
     """Rows of an export with their columns: one kind's (``kind`` given), or merged rows whose ``netbox_type``
-    column names each row's kind (``kind`` empty)."""
+    column names each row's kind (``kind`` empty). The rows are ``rows``, or, when ``batches`` is given, the batches
+    it yields (read once, in order: they need not all be in memory at once)."""
 
     rows: Sequence[Sequence[Any]]
     columns: Sequence[str]
     kind: str = ""
+    batches: Callable[[], Iterable[Sequence[Sequence[Any]]]] | None = None
+
+    def each_batch(self) -> Iterable[Sequence[Sequence[Any]]]:
+        return self.batches() if self.batches is not None else (self.rows,)
 
 
 class QualityRows:
@@ -311,28 +311,28 @@ def allowed_values_rule(column: str, severity: str = SEVERITY_WARNING) -> Rule:
 def quality_rows(row_sets: Sequence[RowSet], wanted: Sequence[str], today: date) -> QualityRows:
     """The ``wanted`` columns of the row sets, one after the other, as stripped text (object dtype), with ``Name``,
     ``ID`` (as it is) and ``Site`` for the findings. A column some sets lack is empty in their rows (as in the merged
-    rows); a column no set has is left out, and the rules reading it record an error."""
+    rows); a column no set has is left out, and the rules reading it record an error. Each set's batches are read
+    once: only the wanted columns are kept."""
     import pandas as pd
 
     positions = [{name: position for position, name in enumerate(row_set.columns)} for row_set in row_sets]
-    size = sum(len(row_set.rows) for row_set in row_sets)
-    data: dict[str, Any] = {}
-    for name in dict.fromkeys((NAME, ID, SITE, *wanted)):
-        if any(name in index for index in positions):
-            values: list[Any] = []
-            for row_set, index in zip(row_sets, positions, strict=True):
-                if name in index:
-                    values += _column(row_set.rows, index[name], strip=name != ID)
-                else:
-                    values += [""] * len(row_set.rows)
-            data[name] = pd.Series(values, dtype=object)
-    frame = pd.DataFrame(data, index=pd.RangeIndex(size))
+    names = [name for name in dict.fromkeys((NAME, ID, SITE, *wanted)) if any(name in index for index in positions)]
+    data: dict[str, list[Any]] = {name: [] for name in names}
     kinds: list[str] = []
     for row_set, index in zip(row_sets, positions, strict=True):
-        if row_set.kind or TYPE not in index:
-            kinds += [row_set.kind] * len(row_set.rows)
-        else:
-            kinds += map(_KIND_OF_TYPE.get, map(itemgetter(index[TYPE]), row_set.rows), repeat(""))
+        for rows in row_set.each_batch():
+            for name in names:
+                if name in index:
+                    data[name] += _column(rows, index[name], strip=name != ID)
+                else:
+                    data[name] += [""] * len(rows)
+            if row_set.kind or TYPE not in index:
+                kinds += [row_set.kind] * len(rows)
+            else:
+                kinds += map(_KIND_OF_TYPE.get, map(itemgetter(index[TYPE]), rows), repeat(""))
+    frame = pd.DataFrame(
+        {name: pd.Series(values, dtype=object) for name, values in data.items()}, index=pd.RangeIndex(len(kinds))
+    )
     return QualityRows(frame, pd.Series(kinds, index=frame.index, dtype=object), today)
 
 
@@ -385,12 +385,13 @@ def quality_evaluate(row_sets: Sequence[RowSet], config: QualityConfig) -> Quali
             results.append(RuleResult(rule.id, rule.label, rule.severity, rule.columns, count, "", setting.threshold))
         except Exception as exc:  # a broken rule is reported, and the others still run
             results.append(
-                RuleResult(rule.id, rule.label, rule.severity, rule.columns, 0, _describe(exc), setting.threshold)
+                RuleResult(rule.id, rule.label, rule.severity, rule.columns, 0, describe(exc), setting.threshold)
             )
     return QualityReport(results=results, findings=findings)
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """An exception in one line (a ``KeyError``'s key without its quotes), at most 500 characters."""
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     return f"{type(exc).__name__}: {text}"[:500]
 
@@ -427,57 +428,3 @@ def quality_config_build(
         setting = overrides.get(rule.id, RuleSetting(enabled=rule.id not in disabled))
         configured.append((rule, replace(setting, allowed=tuple(str(v) for v in values))))
     return QualityConfig(rules=tuple(configured), today=today)
-
-
-QUALITY_SHEET = "Data quality"
-SUMMARY_HEADER: tuple[str, ...] = ("Rule", "Label", "Severity", "Objects", "Error")
-
-
-def quality_file_write(
-    row_sets: Sequence[RowSet], config: QualityConfig, path: Path
-) -> tuple[FileInfo | None, QualitySummary]:
-    """Evaluate the rules and write the findings CSV at ``path``.
-
-    Never raises (a report must not fail the export): a failure is the summary's ``error``, with no file."""
-    started = time.perf_counter()
-    try:
-        report = quality_evaluate(row_sets, config)
-        info = write_csv(path, FINDING_COLUMNS, report.findings)
-    except Exception as exc:
-        enabled = [rule for rule, setting in config.rules if setting.enabled]
-        error = f"The data-quality report failed: {_describe(exc)}"
-        results = [RuleResult(r.id, r.label, r.severity, r.columns, 0, error) for r in enabled]
-        return None, QualitySummary(results, 0, time.perf_counter() - started, error)
-    report.seconds = time.perf_counter() - started
-    return info, report.summary
-
-
-def quality_sheet(summary: QualitySummary, findings_csv: Path, *, max_rows: int = EXCEL_MAX_ROWS) -> ExtraSheet:
-    """The workbook's "Data quality" sheet: one row per rule, an empty row, then every finding, read back from the
-    findings CSV as the sheet is written: the sheet holds what the artifact holds, the findings need not travel
-    between processes, and they are never all in memory. Findings beyond what a sheet holds (``max_rows``) are left
-    to the CSV, and a last row says how many."""
-    head: list[tuple[Any, ...]] = [SUMMARY_HEADER]
-    head += [(r.rule, r.label, r.severity, r.count, r.error) for r in summary.results]
-    head += [(), FINDING_COLUMNS]
-    room = max_rows - len(head)
-    shown = summary.findings if summary.findings <= room else room - 1
-    tail = (
-        [] if shown == summary.findings else [(f"{summary.findings - shown:,} more findings in {findings_csv.name}",)]
-    )
-
-    def findings() -> Iterator[tuple[Any, ...]]:
-        with findings_csv.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            next(reader, None)
-            for finding in islice(reader, shown):
-                netbox_id = finding[_ID_AT]
-                if netbox_id.isascii() and netbox_id.isdigit():  # ids are numbers, as in the CMDB sheet
-                    finding[_ID_AT] = int(netbox_id)  # type: ignore[call-overload]
-                yield tuple(finding)
-
-    rows = chain(head, findings(), tail)
-    return ExtraSheet(QUALITY_SHEET, rows, shape=(len(head) + shown + len(tail), len(FINDING_COLUMNS)))
-
-
-_ID_AT = FINDING_COLUMNS.index("id")

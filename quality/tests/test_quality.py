@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from exports import columns, quality, transform
+from exports import columns, transform
 from exports.models import QualityAllowedValues, QualityRuleSetting
-from exports.quality import RuleSetting, quality_config_build, quality_evaluate
-from exports.quality_services import quality_config_current
+from quality import report as quality_report
+from quality import rules as quality
+from quality.rules import RuleSetting, quality_config_build, quality_evaluate
+from quality.services import quality_config_current
 
 TODAY = date(2026, 6, 15)
 COLUMNS = columns.MERGED_COLUMNS
@@ -211,7 +213,7 @@ def test_rules_on_empty_rows_run_without_errors():
 def test_a_report_that_cannot_be_made_is_recorded_not_raised(tmp_path):
     config = quality_config_build(today=TODAY)
     broken = [quality.RowSet([("too", "short")], COLUMNS)]
-    info, summary = quality.quality_file_write(broken, config, tmp_path / "q.csv")
+    info, summary = quality_report.quality_file_write(broken, config, tmp_path / "q.csv")
     assert info is None and summary.error.startswith("The data-quality report failed")
     assert all(r.error == summary.error for r in summary.results)
     assert not (tmp_path / "q.csv").exists()
@@ -260,13 +262,13 @@ def test_the_sheet_is_the_summary_and_the_findings_read_back_from_the_csv(tmp_pa
     ]
     config = quality_config_build(today=TODAY)
     report = quality_evaluate([quality.RowSet(rows, COLUMNS)], config)
-    info, summary = quality.quality_file_write([quality.RowSet(rows, COLUMNS)], config, tmp_path / "q.csv")
+    info, summary = quality_report.quality_file_write([quality.RowSet(rows, COLUMNS)], config, tmp_path / "q.csv")
     assert info is not None and info.rows == len(report.findings) == 3
-    sheet = quality.quality_sheet(summary, tmp_path / "q.csv")
+    sheet = quality_report.quality_sheet(summary, tmp_path / "q.csv")
     assert sheet.name == "Data quality"
     rows_read = list(sheet.rows)
     assert sheet.shape == (len(rows_read), 7)
-    assert rows_read[0] == quality.SUMMARY_HEADER
+    assert rows_read[0] == quality_report.SUMMARY_HEADER
     assert rows_read[1 : 1 + len(report.results)] == [
         (r.rule, r.label, r.severity, r.count, r.error) for r in report.results
     ]
@@ -278,9 +280,9 @@ def test_the_sheet_is_the_summary_and_the_findings_read_back_from_the_csv(tmp_pa
 def test_findings_beyond_what_a_sheet_holds_stay_in_the_csv_and_the_sheet_says_how_many(tmp_path):
     rows = [row(f"host-{number}", number, Serial_number="", Rack="") for number in range(1, 11)]  # 20 findings
     config = quality_config_build(today=TODAY)
-    _, summary = quality.quality_file_write([quality.RowSet(rows, COLUMNS)], config, tmp_path / "q.csv")
+    _, summary = quality_report.quality_file_write([quality.RowSet(rows, COLUMNS)], config, tmp_path / "q.csv")
     head = len(summary.results) + 3  # summary header and rows, the empty row, the findings header
-    sheet = quality.quality_sheet(summary, tmp_path / "q.csv", max_rows=head + 8)
+    sheet = quality_report.quality_sheet(summary, tmp_path / "q.csv", max_rows=head + 8)
     rows_read = list(sheet.rows)
     assert len(rows_read) == head + 8 == sheet.shape[0]
     assert rows_read[head : head + 7] == [tuple(f) for f in evaluate(rows).findings[:7]]

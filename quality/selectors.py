@@ -9,11 +9,11 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from exports.constants import QUALITY_CSV
 from exports.models import ExportArtifact, ExportRun, QualityRuleCount
-from exports.quality import FINDING_COLUMNS, SEVERITIES
 from exports.selectors import artifact_path
 from integrations.netbox.factory import netbox_object_url, netbox_url
+from quality.report import QUALITY_CSV
+from quality.rules import FINDING_COLUMNS, SEVERITIES
 
 TREND_RUNS = 10
 SPARK_WIDTH, SPARK_HEIGHT = 100, 24
@@ -113,7 +113,7 @@ def quality_rules_of(*, run: ExportRun, history: int = TREND_RUNS) -> list[RuleT
 
 
 def quality_panel() -> dict[str, Any]:
-    """The data-quality panel's context (``templates/exports/_quality_panel.html``): the newest report's rules."""
+    """The data-quality panel's context (``quality/_panel.html``): the newest report's rules."""
     run = quality_run_latest()
     if run is None:
         return {"quality_run": None, "quality_rules": [], "quality_totals": {}}

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from quality import views
+
+app_name = "quality"
+urlpatterns = [
+    path("", views.quality_findings_page, name="findings"),
+]
