@@ -60,7 +60,7 @@ def netbox(settings, tmp_path) -> Iterator[FakeNetbox]:
 ROLE_SEEDS = (
     ("accounts.migrations.0002_seed_roles", "seed"),
     ("exports.migrations.0002_role_permissions", "grant"),
-    ("exports.migrations.0006_data_quality", "grant"),
+    ("quality.migrations.0001_initial", "grant"),
 )
 
 

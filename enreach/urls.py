@@ -3,8 +3,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponseRedirect
 from django.templatetags.static import static
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
@@ -17,8 +18,23 @@ admin.site.site_header = "Enreach tools administration"
 admin.site.site_title = "Enreach tools admin"
 admin.site.index_title = "Users, roles, keys and exports"
 
+# Admin pages of models that moved from exports to their own apps: old bookmarks still land on them.
+MOVED_ADMIN = {
+    "exportpublication": "publishing",
+    "qualityrulesetting": "quality",
+    "qualityallowedvalues": "quality",
+    "qualityrulecount": "quality",
+}
+
+
+def moved_admin(request: HttpRequest, model: str, rest: str) -> HttpResponseRedirect:
+    query = f"?{request.META['QUERY_STRING']}" if request.META.get("QUERY_STRING") else ""
+    return HttpResponseRedirect(f"/admin/{MOVED_ADMIN[model]}/{model}/{rest}{query}")
+
+
 urlpatterns = [
     path("", home, name="home"),
+    re_path(rf"^admin/exports/(?P<model>{'|'.join(MOVED_ADMIN)})/(?P<rest>.*)$", moved_admin),
     # Browsers ask for /favicon.ico on pages without a <link rel="icon"> (the API's JSON, downloads).
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
@@ -47,6 +63,7 @@ urlpatterns = [
     path("api/suggestions/", include("suggestions.api.urls")),
     path("suggestions/", include("suggestions.urls")),
     path("api/exports/", include("quality.api.urls")),
+    path("api/exports/", include("publishing.api.urls")),
     path("api/exports/", include("exports.api.urls")),
     path("api/integrations/", include("integrations.api.urls")),
     path("exports/quality/", include("quality.urls")),

@@ -16,11 +16,10 @@ from django.utils.safestring import SafeString, mark_safe
 
 from enreach.admin import ReadOnlyAdmin
 from exports import selectors
-from exports.models import ExportArtifact, ExportPublication, ExportRun, NetboxSnapshot
+from exports.models import ExportArtifact, ExportRun, NetboxSnapshot
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
 from exports.steps import step_bars, step_label
-from publishing.services import PublishError, export_run_publish_again
 
 
 class ExportArtifactInline(admin.TabularInline):
@@ -36,34 +35,6 @@ class ExportArtifactInline(admin.TabularInline):
     @admin.display(description="Download")
     def download(self, artifact: ExportArtifact) -> str:
         return format_html('<a href="/api/exports/runs/{}/artifacts/{}">download</a>', artifact.run_id, artifact.name)
-
-
-class ExportPublicationInline(admin.TabularInline):
-    model = ExportPublication
-    fields = ("target", "status", "detail", "started", "finished")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
-def _publish_again(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, runs: QuerySet[ExportRun], target: str, *, force: bool = False
-) -> None:
-    if not request.user.has_capability("export.run"):  # type: ignore[union-attr]
-        modeladmin.message_user(request, "You may not publish exports.", messages.ERROR)
-        return
-    for run in runs:
-        try:
-            publications = export_run_publish_again(run=run, targets=[target], force=force)
-        except PublishError as exc:
-            modeladmin.message_user(request, str(exc), messages.WARNING)
-            continue
-        for publication in publications:
-            level = messages.ERROR if publication.status == ExportPublication.Status.FAILED else messages.SUCCESS
-            modeladmin.message_user(request, f"{publication}: {'; '.join(publication.detail.splitlines())}", level)
 
 
 def _request_run(modeladmin: admin.ModelAdmin, request: HttpRequest) -> None:
@@ -114,8 +85,8 @@ class ExportRunAdmin(ReadOnlyAdmin):
     list_select_related = ["requested_by"]
     search_fields = ["id", "error", "requested_by__username"]
     date_hierarchy = "created"
-    inlines = [ExportArtifactInline, ExportPublicationInline]  # and the apps' (run_admin_extend, below)
-    actions = ["run_export_now", "publish_again", "publish_again_forced", "back_up_now"]
+    inlines = [ExportArtifactInline]  # and the apps' (run_admin_extend, below)
+    actions: list[Any] = ["run_export_now"]  # and the apps' (run_admin_extend, below)
     fieldsets = [
         (None, {"fields": ["status", "trigger", "mode", "force", "publish", "requested_by", "netbox_url", "page"]}),
         ("Times", {"fields": ["created", "started", "finished", "heartbeat", "step_name"]}),
@@ -264,18 +235,6 @@ class ExportRunAdmin(ReadOnlyAdmin):
     def run_export_now(self, request: HttpRequest, queryset: QuerySet[ExportRun]) -> None:
         _request_run(self, request)
 
-    @admin.action(description="Publish again to Confluence")
-    def publish_again(self, request: HttpRequest, queryset: QuerySet[ExportRun]) -> None:
-        _publish_again(self, request, queryset, ExportPublication.Target.CONFLUENCE)
-
-    @admin.action(description="Publish again to Confluence, new versions even if unchanged")
-    def publish_again_forced(self, request: HttpRequest, queryset: QuerySet[ExportRun]) -> None:
-        _publish_again(self, request, queryset, ExportPublication.Target.CONFLUENCE, force=True)
-
-    @admin.action(description="Back up now")
-    def back_up_now(self, request: HttpRequest, queryset: QuerySet[ExportRun]) -> None:
-        _publish_again(self, request, queryset, ExportPublication.Target.BACKUP)
-
     def get_urls(self) -> list:  # type: ignore[type-arg]
         view = self.admin_site.admin_view(self.run_now_view)
         return [path("run-now/", view, name="exports_exportrun_run_now"), *super().get_urls()]
@@ -295,30 +254,6 @@ def run_admin_extend(*, inlines: Sequence[type[InlineModelAdmin]] = (), actions:
     attempts and the publish actions), from that app's ``admin.py``: exports does not know who adds what."""
     ExportRunAdmin.inlines = [*ExportRunAdmin.inlines, *inlines]
     ExportRunAdmin.actions = [*ExportRunAdmin.actions, *actions]
-
-
-@admin.register(ExportPublication)
-class ExportPublicationAdmin(ReadOnlyAdmin):
-    """Every publish and backup attempt, with the target's own reason when it failed (one line per part)."""
-
-    list_display = ["id", "run", "target", "status", "started", "finished", "short_detail"]
-    list_filter = ["target", "status"]
-    list_select_related = ["run"]
-    search_fields = ["run__id", "detail"]
-    date_hierarchy = "started"
-    fields = ("run", "target", "status", "started", "finished", "detail_lines", "outcome")
-    readonly_fields = fields
-
-    @admin.display(description="Detail")
-    def short_detail(self, publication: ExportPublication) -> str:
-        return "; ".join(publication.detail.splitlines())[:120]
-
-    @admin.display(description="Detail")
-    def detail_lines(self, publication: ExportPublication) -> str:
-        return format_html_join("", "<div>{}</div>", ((line,) for line in publication.detail.splitlines()))
-
-    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return super().has_view_permission(request, obj) or request.user.has_capability("export.download")  # type: ignore[union-attr]
 
 
 @admin.register(NetboxSnapshot)

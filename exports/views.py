@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from enreach.panels import panels_render
 from exports import selectors
 from exports.models import ExportChange, ExportRun
 from exports.runs import QueueUnavailable
@@ -100,7 +101,7 @@ def export_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "query": query.urlencode(),
         "counts": counts,
         "progress_config": _progress_config(run if run.is_active else None),
-        "publications": list(run.publications.all()),
+        "run_panels": panels_render("export-run", request, run=run),  # the apps' panels (publishing's attempts)
         **_netbox_context(),
     }
     return render(request, "exports/run.html", context)

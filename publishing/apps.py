@@ -9,7 +9,16 @@ class PublishingConfig(AppConfig):
     verbose_name = "Publishing"
 
     def ready(self) -> None:
+        from enreach import panels
         from exports import afterrun
+        from publishing.selectors import publications_panel
         from publishing.services import publishing_after_run
 
         afterrun.register("publishing", publishing_after_run, order=200, statuses=("succeeded",))
+        panels.register(
+            "export-run",
+            "publications",
+            template="publishing/_run_publications.html",
+            context=publications_panel,
+            order=100,
+        )

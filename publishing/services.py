@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from exports import afterrun, selectors
 from exports.constants import DEVICES_CSV, VMS_CSV, WORKBOOK, XML_ILLEGAL_CHARS
-from exports.models import ExportArtifact, ExportPublication, ExportRun
+from exports.models import ExportArtifact, ExportRun
 from integrations.backup.client import (
     BackupFile,
     BackupTarget,
@@ -48,6 +48,7 @@ from integrations.caching import cache_event
 from integrations.confluence.client import ConfluenceAttachment, ConfluenceClient
 from integrations.confluence.factory import confluence_client, confluence_configured
 from integrations.exceptions import IntegrationError
+from publishing.models import ExportPublication
 
 logger = logging.getLogger(__name__)
 

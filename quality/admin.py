@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from exports.admin import run_admin_extend
-from exports.models import QualityAllowedValues, QualityRuleCount, QualityRuleSetting
+from quality.models import QualityAllowedValues, QualityRuleCount, QualityRuleSetting
 from quality.rules import BUILTIN_RULES
 
 _RULES = {rule.id: rule for rule in BUILTIN_RULES}

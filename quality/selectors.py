@@ -9,9 +9,10 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from exports.models import ExportArtifact, ExportRun, QualityRuleCount
+from exports.models import ExportArtifact, ExportRun
 from exports.selectors import artifact_path
 from integrations.netbox.factory import netbox_object_url, netbox_url
+from quality.models import QualityRuleCount
 from quality.report import QUALITY_CSV
 from quality.rules import FINDING_COLUMNS, SEVERITIES
 

@@ -16,7 +16,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from exports.companions import Companion, CompanionPlan
-from exports.models import ExportArtifact, ExportRun, QualityAllowedValues, QualityRuleCount, QualityRuleSetting
+from exports.models import ExportArtifact, ExportRun
+from quality.models import QualityAllowedValues, QualityRuleCount, QualityRuleSetting
 from quality.report import QUALITY_CSV, report_sheets, report_write
 from quality.rules import (
     DATED_RULE_IDS,

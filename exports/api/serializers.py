@@ -99,3 +99,11 @@ class ExportChangeQuerySerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ExportChange.Kind.values, required=False)
     change = serializers.ChoiceField(choices=ExportChange.Change.values, required=False)
     q = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class QueueUnavailableSerializer(serializers.Serializer):
+    """Why an export could not start: the task queue's broker is down."""
+
+    detail = serializers.CharField()
+    id = serializers.IntegerField(help_text="The run, recorded as failed with the reason.")
+    reason = serializers.CharField(help_text="queue_unavailable")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +15,7 @@ from rest_framework.views import APIView
 from accounts.permissions import capability_required
 from enreach.api import ErrorSerializer
 from exports import selectors
+from exports.api.pagination import StrictLimitOffsetPagination
 from exports.api.serializers import (
     ExportChangePageSerializer,
     ExportChangeQuerySerializer,
@@ -23,11 +23,11 @@ from exports.api.serializers import (
     ExportRunDetailSerializer,
     ExportRunRequestSerializer,
     ExportRunSerializer,
+    QueueUnavailableSerializer,
 )
-from exports.models import ExportArtifact, ExportChange, ExportPublication, ExportRun
+from exports.models import ExportArtifact, ExportChange, ExportRun
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
-from publishing.services import PublishError, export_run_publish_again
 
 CONTENT_TYPES = {
     ".csv": "text/csv; charset=utf-8",
@@ -52,61 +52,6 @@ def artifact_response(artifact: ExportArtifact | None) -> FileResponse:
         raise Http404("The file is no longer on disk (pruned).") from None
     content_type = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
     return FileResponse(handle, as_attachment=True, filename=artifact.name, content_type=content_type)
-
-
-class ExportPublicationSerializer(serializers.ModelSerializer):
-    """One publish or backup attempt of a run."""
-
-    # Plain text: one enum for the targets in the schema is the request's (drf-spectacular warns on two names).
-    target = serializers.CharField(read_only=True, help_text="confluence or backup")
-
-    class Meta:
-        model = ExportPublication
-        fields = ["id", "run", "target", "status", "detail", "outcome", "started", "finished"]
-        read_only_fields = fields
-
-
-class ExportPublishRequestSerializer(serializers.Serializer):
-    """What to publish again: Confluence, the backup, or both (default)."""
-
-    targets = serializers.ListField(
-        child=serializers.ChoiceField(choices=ExportPublication.Target.choices),
-        default=list(ExportPublication.Target.values),
-        allow_empty=False,
-    )
-    force = serializers.BooleanField(
-        default=False, help_text="Write new Confluence page and attachment versions even where nothing changed."
-    )
-
-
-class QueueUnavailableSerializer(serializers.Serializer):
-    """Why an export could not start: the task queue's broker is down."""
-
-    detail = serializers.CharField()
-    id = serializers.IntegerField(help_text="The run, recorded as failed with the reason.")
-    reason = serializers.CharField(help_text="queue_unavailable")
-
-
-class StrictLimitOffsetPagination(LimitOffsetPagination):
-    """Limit/offset paging that answers 400 to a limit or offset that is not a number, instead of ignoring it."""
-
-    default_limit = 50
-    max_limit = 500
-
-    def get_limit(self, request: Request) -> int:
-        return min(self._number(request, self.limit_query_param, self.default_limit, minimum=1), self.max_limit)
-
-    def get_offset(self, request: Request) -> int:
-        return self._number(request, self.offset_query_param, 0, minimum=0)
-
-    @staticmethod
-    def _number(request: Request, name: str, default: int, *, minimum: int) -> int:
-        value = request.query_params.get(name)
-        if value is None or value == "":
-            return default
-        if not value.isdigit() or len(value) > 9 or int(value) < minimum:
-            raise ValidationError({name: [f"A whole number of at least {minimum}."]})
-        return int(value)
 
 
 @extend_schema(tags=["exports"])
@@ -160,30 +105,6 @@ class ExportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
         return Response(self._data(run), status=status.HTTP_202_ACCEPTED)
-
-    @extend_schema(
-        request=ExportPublishRequestSerializer,
-        responses={
-            202: ExportPublicationSerializer(many=True),
-            409: OpenApiResponse(description="The run did not succeed: nothing to publish."),
-        },
-    )
-    @action(detail=True, methods=["post"], pagination_class=None)
-    def publish(self, request: Request, pk: str) -> Response:
-        """Publish a successful run to Confluence and/or back it up again; 202 with one outcome per target.
-
-        Failures of Confluence or the backup target are in the outcomes (``status: failed``), not HTTP errors.
-        """
-        run = self.get_object()
-        options = ExportPublishRequestSerializer(data=request.data)
-        options.is_valid(raise_exception=True)
-        try:
-            publications = export_run_publish_again(
-                run=run, targets=options.validated_data["targets"], force=options.validated_data["force"]
-            )
-        except PublishError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(ExportPublicationSerializer(publications, many=True).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         parameters=[

@@ -18,10 +18,11 @@ from devtools.confluence import AttachmentVersion as FakeAttachmentVersion
 from devtools.confluence import PageVersion as FakePageVersion
 from exports import selectors
 from exports.constants import DEVICES_CSV, VMS_CSV, WORKBOOK
-from exports.models import ExportPublication, ExportRun
+from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request
 from integrations.tests.sshd import Sshd, start_sshd
 from publishing import services as publishing
+from publishing.models import ExportPublication
 
 pytestmark = pytest.mark.django_db
 
@@ -489,10 +490,10 @@ def test_confluences_reason_reaches_the_record_the_admin_and_the_command(netbox,
     assert publication.status == ExportPublication.Status.FAILED
     assert reason in publication.detail and reason in publication.outcome["parts"][1]["detail"]
     assert confluence.token not in publication.detail
-    page = client_for("admin").get(f"/admin/exports/exportpublication/{publication.pk}/change/")
+    page = client_for("admin").get(f"/admin/publishing/exportpublication/{publication.pk}/change/")
     assert page.status_code == 200
     assert "Error parsing xhtml: Unexpected close tag &lt;/td&gt;; expected &lt;/p&gt;." in page.content.decode()
-    listing = client_for("admin").get("/admin/exports/exportpublication/?status=failed")
+    listing = client_for("admin").get("/admin/publishing/exportpublication/?status=failed")
     assert listing.status_code == 200 and "devices: failed (Confluence at" in listing.content.decode()
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from exports import columns, transform
-from exports.models import QualityAllowedValues, QualityRuleSetting
 from quality import report as quality_report
 from quality import rules as quality
+from quality.models import QualityAllowedValues, QualityRuleSetting
 from quality.rules import RuleSetting, quality_config_build, quality_evaluate
 from quality.services import quality_config_current
 

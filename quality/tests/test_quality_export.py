@@ -12,11 +12,12 @@ import pytest
 from django.utils import timezone
 
 from exports import selectors
-from exports.models import ExportRun, QualityRuleCount, QualityRuleSetting
+from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request
 from quality import report as quality_report
 from quality import rules as quality
 from quality import services as quality_services
+from quality.models import QualityRuleCount, QualityRuleSetting
 from quality.selectors import quality_rules_of
 
 pytestmark = pytest.mark.django_db

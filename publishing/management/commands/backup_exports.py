@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from exports.models import ExportPublication
+from publishing.models import ExportPublication
 from publishing.selectors import export_run_to_publish
 from publishing.services import PublishError, export_backup
 
