@@ -7,3 +7,7 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import checks  # noqa: F401  (registers the system checks)
+        from enreach import panels
+
+        panels.register("home-actions", "profile", template="accounts/_home_action.html",
+                        context=lambda request: {}, order=400)  # fmt: skip

@@ -12,7 +12,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts.views import SignOutView
 from enreach import views
 from enreach.redoc import RedocView
-from exports.dashboard import home
 
 admin.site.site_header = "Enreach tools administration"
 admin.site.site_title = "Enreach tools admin"
@@ -33,7 +32,7 @@ def moved_admin(request: HttpRequest, model: str, rest: str) -> HttpResponseRedi
 
 
 urlpatterns = [
-    path("", home, name="home"),
+    path("", views.home, name="home"),
     re_path(rf"^admin/exports/(?P<model>{'|'.join(MOVED_ADMIN)})/(?P<rest>.*)$", moved_admin),
     # Browsers ask for /favicon.ico on pages without a <link rel="icon"> (the API's JSON, downloads).
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),

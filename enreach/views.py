@@ -1,4 +1,5 @@
-"""Project-level views: the health check and the metrics endpoint (the home page is ``exports.dashboard``)."""
+"""Project-level views: the home page (the site shell, composing the panels the apps register), the health check
+and the metrics endpoint."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django_q.brokers import get_broker
 from drf_spectacular.utils import extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -21,8 +24,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from enreach.metrics import metrics_exposition
+from enreach.panels import panels_render
 
 logger = logging.getLogger(__name__)
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The landing page for signed-in users: the apps' alerts and panels (``enreach.panels``), each shown to whom its
+    app decides."""
+    context = {"alerts": panels_render("home-alerts", request), "panels": panels_render("home", request)}
+    return render(request, "home.html", context)
+
+
+def quick_actions_panel(request: HttpRequest) -> dict[str, Any]:
+    """The quick actions card: the apps' actions ("home-actions"), then the API reference and the admin."""
+    return {"actions": panels_render("home-actions", request)}
 
 
 def _check(name: str, probe: Any) -> dict[str, Any]:

@@ -17,11 +17,22 @@ class ExportsConfig(AppConfig):
     verbose_name = "Exports"
 
     def ready(self) -> None:
+        from enreach import panels
         from enreach.metrics import collector_register
-        from exports import checks  # noqa: F401  (registers the checks)
+        from exports import (
+            checks,  # noqa: F401  (registers the checks)
+            dashboard,
+        )
         from exports.metrics import ExportsCollector
 
         collector_register(ExportsCollector())
+        # The home page's panels (enreach.views.home composes them).
+        panels.register("home-alerts", "exports", template="exports/_home_alerts.html",
+                        context=dashboard.alerts_panel, order=100)  # fmt: skip
+        panels.register("home", "latest-export", template="exports/_home_latest.html",
+                        context=dashboard.latest_export_panel, order=100)  # fmt: skip
+        panels.register("home-actions", "exports", template="exports/_home_actions.html",
+                        context=dashboard.run_actions_panel, order=100)  # fmt: skip
 
         # Every `migrate` (so every `make run` and deployment) brings the schedule in line with EXPORT_SCHEDULE.
         post_migrate.connect(_sync_schedule, sender=self)

@@ -1,7 +1,9 @@
-"""The home page: a dashboard of the latest export, what changed, NetBox's status and quick actions.
+"""The exports' panels of the home page (the site shell, ``enreach.views.home``, composes them): the alerts (the last
+run failed, NetBox not configured), the latest export with its files and counts, NetBox's status, and the quick
+actions to run an export and open the exports.
 
-A read-only page: ``dashboard_get`` gathers everything from the database (NetBox itself is asked by the page's
-script through the cached status API, so a slow NetBox never delays the page).
+Read-only: ``dashboard_get`` gathers everything from the database (NetBox itself is asked by the page's script
+through the cached status API, so a slow NetBox never delays the page). Registered in ``ExportsConfig.ready``.
 """
 
 from __future__ import annotations
@@ -10,9 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import HttpRequest
 
 from exports import selectors
 from exports.models import ExportArtifact, ExportRun
@@ -80,14 +80,35 @@ def dashboard_get() -> Dashboard:
     return board
 
 
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    """The landing page for signed-in users."""
+def _board(request: HttpRequest) -> Dashboard | None:
+    """The dashboard, once per request (three panels show it), for users who may download exports."""
     user: Any = request.user
-    can_download = user.has_capability("export.download")
-    context = {
-        "board": dashboard_get() if can_download else None,
-        "can_download": can_download,
-        "can_run": user.has_capability("export.run"),
-    }
-    return render(request, "home.html", context)
+    if not user.has_capability("export.download"):
+        return None
+    if not hasattr(request, "_exports_board"):
+        request._exports_board = dashboard_get()  # type: ignore[attr-defined]
+    return request._exports_board  # type: ignore[attr-defined, no-any-return]
+
+
+def alerts_panel(request: HttpRequest) -> dict[str, Any] | None:
+    """Red alerts above the panels: the newest finished run failed; NetBox is not configured (or, from the page's
+    script, does not answer)."""
+    board = _board(request)
+    return None if board is None else {"board": board}
+
+
+def latest_export_panel(request: HttpRequest) -> dict[str, Any] | None:
+    """The latest export (when, counts and how they changed, files) and NetBox's URL and status."""
+    board = _board(request)
+    return None if board is None else {"board": board}
+
+
+def run_actions_panel(request: HttpRequest) -> dict[str, Any] | None:
+    """Quick actions: run an export now (disabled while one is active), open the exports."""
+    user: Any = request.user
+    can_run, can_download = user.has_capability("export.run"), user.has_capability("export.download")
+    if not (can_run or can_download):
+        return None
+    board = _board(request)
+    active = board.active if board is not None else selectors.export_run_active()
+    return {"can_run": can_run, "can_download": can_download, "active": active}

@@ -64,6 +64,7 @@ def export_index(request: HttpRequest) -> HttpResponse:
         "history": history,
         "can_run": request.user.has_capability("export.run"),  # type: ignore[union-attr]
         "progress_config": _progress_config(active),
+        "index_panels": panels_render("exports", request),  # the apps' panels (the data-quality report)
         **_netbox_context(),
     }
     return render(request, "exports/index.html", context)

@@ -23,8 +23,12 @@ class QualityAppConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
+        from enreach import panels
         from exports import companions
+        from quality.selectors import quality_home_panel
         from quality.services import QUALITY_COMPANION
 
         companions.register(QUALITY_COMPANION)
+        panels.register("home", "quality", template="quality/_panel.html", context=quality_home_panel, order=300)
+        panels.register("exports", "quality", template="quality/_panel.html", context=quality_home_panel, order=100)
         post_spawn.connect(_worker_spawned, dispatch_uid="quality.worker_spawned")

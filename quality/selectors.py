@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from exports.models import ExportArtifact, ExportRun
 from exports.selectors import artifact_path
@@ -128,6 +129,12 @@ def quality_panel() -> dict[str, Any]:
         "spark_width": SPARK_WIDTH,
         "spark_height": SPARK_HEIGHT,
     }
+
+
+def quality_home_panel(request: HttpRequest) -> dict[str, Any] | None:
+    """The panel on the home page, for users who may download exports."""
+    user: Any = request.user
+    return quality_panel() if user.has_capability("export.download") else None
 
 
 # --- findings --------------------------------------------------------------------------------------------------
