@@ -14,7 +14,7 @@ Usage: ``.venv/bin/python bench/cmdb_bench.py [--devices 20000] [--vms 30000] [-
 3. The filtered download of all rows (every column, sorted): time and size, and its peak memory as the Python
    allocations traced while the response is consumed (``tracemalloc``), for 5,000 rows and for all rows: a CSV
    streams in constant memory, so both peaks are about the same. The workbook (``?format=xlsx``) too: the table
-   gives ``exports.writers.write_workbook`` the column sizes, so it reads the rows once, a batch at a time, and
+   gives ``exports.workbook.write_workbook`` the column sizes, so it reads the rows once, a batch at a time, and
    writes text inline (no shared strings to grow); the file goes to a temporary file, not memory.
 """
 

@@ -29,19 +29,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devtools import workbooks as oracle  # noqa: E402
+from bench import workbooks as oracle  # noqa: E402
 from devtools.netbox import sample_dir  # noqa: E402
-from exports import cells, transform, writers  # noqa: E402
+from exports import cells, csvfiles, transform, workbook  # noqa: E402
 from exports.columns import MERGED_COLUMNS, NUMERIC_COLUMNS, TEXT_COLUMNS, WORKBOOK_COLUMNS  # noqa: E402
+from exports.render import Row  # noqa: E402
 from integrations.netbox import records  # noqa: E402
 
 SAMPLE = sample_dir()  # the samples in devtools/, or $NETBOX_SAMPLE_DIR
 
 VARIANTS: dict[str, str] = {
     "xml": "SpreadsheetML written directly, streamed into the zip (exports.workbook.write_workbook, production)",
-    "openpyxl-write-only": "openpyxl write-only + lxml (devtools.workbooks engine=openpyxl)",
+    "openpyxl-write-only": "openpyxl write-only + lxml (bench.workbooks engine=openpyxl)",
     "openpyxl-write-only-no-lxml": "openpyxl write-only, OPENPYXL_LXML=False (informational)",
-    "xlsxwriter-table": "XlsxWriter normal mode + table (devtools.workbooks engine=xlsxwriter)",
+    "xlsxwriter-table": "XlsxWriter normal mode + table (bench.workbooks engine=xlsxwriter)",
     "xlsxwriter-constant-memory": "XlsxWriter constant_memory, no table (informational)",
     "pandas-to-excel": "pandas DataFrame.to_excel (naive baseline)",
     "csv": "write_csv, merged columns",
@@ -53,7 +54,7 @@ def _results(name: str) -> list[dict[str, Any]]:
     return json.loads((SAMPLE / name).read_text(encoding="utf-8"))["results"]  # type: ignore[no-any-return]
 
 
-def build_rows(devices: int, vms: int) -> list[transform.Row]:
+def build_rows(devices: int, vms: int) -> list[Row]:
     """Merged rows from the sample records, cycled with unique ids and names."""
     device_samples = [records.device_from_api(item) for item in _results("devices_page.json")]
     vm_samples = [records.virtual_machine_from_api(item) for item in _results("virtual_machines_page.json")]
@@ -95,13 +96,13 @@ def _rss_mb(field: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _pandas(path: Path, columns: tuple[str, ...], rows: list[transform.Row]) -> None:
+def _pandas(path: Path, columns: tuple[str, ...], rows: list[Row]) -> None:
     import pandas as pd
 
-    pd.DataFrame(rows, columns=list(columns)).to_excel(path, sheet_name=writers.DEFAULT_SHEET, index=False)
+    pd.DataFrame(rows, columns=list(columns)).to_excel(path, sheet_name=cells.DEFAULT_SHEET, index=False)
 
 
-def _csv_module(path: Path, columns: tuple[str, ...], rows: list[transform.Row]) -> None:
+def _csv_module(path: Path, columns: tuple[str, ...], rows: list[Row]) -> None:
     # What write_csv adds on top of this: row length checks, sha256, fsync, the atomic rename.
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -109,19 +110,19 @@ def _csv_module(path: Path, columns: tuple[str, ...], rows: list[transform.Row])
         writer.writerows(rows)
 
 
-def _constant_memory(path: Path, columns: tuple[str, ...], rows: list[transform.Row]) -> None:
+def _constant_memory(path: Path, columns: tuple[str, ...], rows: list[Row]) -> None:
     # The same preparation as write_workbook, then XlsxWriter's streaming mode (which cannot add the table).
-    kinds = cells._column_kinds(columns, NUMERIC_COLUMNS, TEXT_COLUMNS)
-    plan = cells._plan_columns(columns, rows, kinds)
+    kinds = cells.column_kinds(columns, NUMERIC_COLUMNS, TEXT_COLUMNS)
+    plan = cells.plan_columns(columns, rows, kinds)
     oracle._save_xlsxwriter(
         path,
         columns,
         rows,
         kinds,
         plan,
-        writers.DEFAULT_SHEET,
-        writers.DEFAULT_TABLE,
-        writers.DEFAULT_TIMESTAMP,
+        cells.DEFAULT_SHEET,
+        cells.DEFAULT_TABLE,
+        cells.DEFAULT_TIMESTAMP,
         constant_memory=True,
     )
 
@@ -141,7 +142,7 @@ def run_variant(variant: str, devices: int, vms: int, out: Path) -> dict[str, An
     path = out / f"{variant}.xlsx"
     action: Callable[[], object]
     if variant == "xml":
-        action = lambda: writers.write_workbook(path, columns, workbook_rows)  # noqa: E731
+        action = lambda: workbook.write_workbook(path, columns, workbook_rows)  # noqa: E731
     elif variant in ("openpyxl-write-only", "openpyxl-write-only-no-lxml"):
         action = lambda: oracle.write_workbook(path, columns, workbook_rows, engine="openpyxl")  # noqa: E731
     elif variant == "xlsxwriter-table":
@@ -152,7 +153,7 @@ def run_variant(variant: str, devices: int, vms: int, out: Path) -> dict[str, An
         action = lambda: _pandas(path, columns, workbook_rows)  # noqa: E731
     elif variant == "csv":
         path = out / f"{variant}.csv"
-        action = lambda: writers.write_csv(path, MERGED_COLUMNS, merged)  # noqa: E731
+        action = lambda: csvfiles.write_csv(path, MERGED_COLUMNS, merged)  # noqa: E731
     elif variant == "csv-module":
         path = out / f"{variant}.csv"
         action = lambda: _csv_module(path, MERGED_COLUMNS, merged)  # noqa: E731
@@ -190,7 +191,7 @@ def check_contract(path: Path) -> str:
         tables = [name for name in names if name.startswith("xl/tables/")]
         if not tables:
             missing.append("table")
-        elif writers.TABLE_STYLE not in archive.read(tables[0]).decode():
+        elif cells.TABLE_STYLE not in archive.read(tables[0]).decode():
             missing.append("table style")
         sheet = next(name for name in names if name.startswith("xl/worksheets/sheet"))
         with archive.open(sheet) as handle:

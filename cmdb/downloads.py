@@ -1,7 +1,7 @@
-"""The rows of a query as a file: a CSV streamed a batch at a time, or the CMDB workbook (exports.writers).
+"""The rows of a query as a file: a CSV streamed a batch at a time, or the CMDB workbook (exports.workbook).
 
 The CSV follows the export's conventions (UTF-8, RFC 4180; ``EXPORT_CSV_EXCEL_SAFE`` adds the BOM and the
-apostrophe before ``=``, ``+``, ``-`` and ``@``). The workbook is written by ``exports.writers.write_workbook``, so
+apostrophe before ``=``, ``+``, ``-`` and ``@``). The workbook is written by ``exports.workbook.write_workbook``, so
 it has the contract's styling (table, frozen header and first column, fitted widths) and typing (number columns as
 numbers, serials and asset tags as text), into a temporary file that is unlinked once open: the response streams
 the open file.
@@ -20,8 +20,8 @@ from typing import IO, Any, overload
 import numpy as np
 
 from cmdb.table import CmdbTable, Column
-from exports.transform import NUMERIC_COLUMNS, TEXT_COLUMNS
-from exports.writers import ColumnSizes, write_workbook
+from exports.columns import NUMERIC_COLUMNS, TEXT_COLUMNS
+from exports.workbook import ColumnSizes, write_workbook
 
 CSV_BATCH_ROWS = 2000
 _FORMULA_PREFIXES = ("=", "+", "-", "@")

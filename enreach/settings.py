@@ -333,7 +333,7 @@ EXPORT_RETRY_ABANDONED = env.int("EXPORT_RETRY_ABANDONED", default=1)
 EXPORT_QUEUED_STALE_AFTER = env.int("EXPORT_QUEUED_STALE_AFTER", default=600)
 if EXPORT_STALE_AFTER < 3 * EXPORT_HEARTBEAT:
     raise ImproperlyConfigured("EXPORT_STALE_AFTER must be at least three EXPORT_HEARTBEAT intervals.")
-# Data quality after every export (exports/quality.py): the findings file data_quality.csv, counts per rule, and a
+# Data quality after every export (the quality app): the findings file data_quality.csv, counts per rule, and a
 # "Data quality" sheet in the workbook (EXPORT_QUALITY_SHEET). The admin's quality settings override these.
 EXPORT_QUALITY = env.bool("EXPORT_QUALITY", default=True)
 EXPORT_QUALITY_SHEET = env.bool("EXPORT_QUALITY_SHEET", default=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 # Export files are readable by the service's group (a backup or web server user), never by everyone.
 FILE_MODE = 0o640
-_HASH_CHUNK = 1 << 20
+HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ class FileInfo:
 
 
 @contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path next to ``path``; move it over ``path`` on success, delete it on any failure."""
     temp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
@@ -61,18 +61,18 @@ def _check_width(row: Sequence[Any], width: int, number: int) -> None:
         raise ValueError(f"Row {number} has {len(row)} values for {width} columns")
 
 
-def _check_widths(rows: Sequence[Sequence[Any]], width: int, first: int = 1) -> None:
+def check_widths(rows: Sequence[Sequence[Any]], width: int, first: int = 1) -> None:
     """Raise ``ValueError`` naming the first row (numbered from ``first``) that does not have ``width`` values."""
     if set(map(len, rows)) - {width}:
         for number, row in enumerate(rows, first):
             _check_width(row, width, number)
 
 
-def _hash_file(path: Path) -> tuple[int, str]:
+def hash_file(path: Path) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
+        while chunk := handle.read(HASH_CHUNK):
             digest.update(chunk)
             size += len(chunk)
         os.fsync(handle.fileno())

@@ -1,6 +1,6 @@
 """What a workbook's cells are, whichever engine writes them: Excel's limits and names, text made acceptable to
 Excel, each column's typing, width and write plan, and the zip with pinned dates. Shared by the production writer
-(``exports.workbook``) and the comparison engines in ``devtools.workbooks``.
+(``exports.workbook``) and the comparison engines in ``bench.workbooks``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from zipfile import ZipFile, ZipInfo
 
 from openpyxl.utils import get_column_letter
 
-from exports.atomic import _HASH_CHUNK
+from exports.atomic import HASH_CHUNK
 from exports.constants import XML_ILLEGAL_CHARS
 
 DEFAULT_SHEET = "NetBox Inventory"
@@ -35,18 +35,16 @@ EXCEL_MAX_COLUMNS = 16_384
 DEFAULT_TIMESTAMP = datetime(2000, 1, 1)
 _ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
-# openpyxl refuses them too, so they are all dropped from workbook text (the CSV keeps them).
-_ILLEGAL_XML_CHARS = XML_ILLEGAL_CHARS
 # Bounded so that a digit string never becomes inf or trips Python's limit on int conversion.
 _NUMBER_TEXT = re.compile(r"-?\d{1,300}(?:\.\d{1,300})?")
 # Strings openpyxl would store as error cells instead of text.
 _EXCEL_ERROR_CODES = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"))
 
 
-def _excel_text(text: str) -> str:
+def excel_text(text: str) -> str:
     """Text Excel accepts: no XML-illegal control characters, at most 32,767 UTF-16 code units."""
-    if _ILLEGAL_XML_CHARS.search(text):
-        text = _ILLEGAL_XML_CHARS.sub("", text)
+    if XML_ILLEGAL_CHARS.search(text):
+        text = XML_ILLEGAL_CHARS.sub("", text)
     # Fewer than half the limit in code points cannot exceed it in UTF-16 units; skip the encode for those.
     if len(text) > EXCEL_MAX_TEXT // 2:
         encoded = text.encode("utf-16-le")
@@ -56,19 +54,19 @@ def _excel_text(text: str) -> str:
 
 
 # How a column's values are typed in the workbook.
-_NUMBER, _TEXT, _AUTO = "n", "s", "a"
+NUMBER, TEXT, AUTO = "n", "s", "a"
 _PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))
 
 
-def _column_kinds(columns: Sequence[str], numeric: Collection[str], text: Collection[str]) -> list[str]:
-    return [_TEXT if name in text else _NUMBER if name in numeric else _AUTO for name in columns]
+def column_kinds(columns: Sequence[str], numeric: Collection[str], text: Collection[str]) -> list[str]:
+    return [TEXT if name in text else NUMBER if name in numeric else AUTO for name in columns]
 
 
 @dataclass(frozen=True, slots=True)
-class _ColumnPlan:
+class ColumnPlan:
     """What the first pass over the rows learned, per column: its width; whether its cells need converting one by
     one (``careful``, column indexes); its ``shape``, which lets the xml engine write a whole column of a batch at
-    once (``_TEXT``: only ``str``; ``_NUMBER``: only ``int``/``float`` and ``""``; ``_AUTO``: anything else, and
+    once (``TEXT``: only ``str``; ``NUMBER``: only ``int``/``float`` and ``""``; ``AUTO``: anything else, and
     columns whose values need converting for every engine); and the length of its longest value in characters
     (uncapped, for sizing the sheet)."""
 
@@ -78,9 +76,9 @@ class _ColumnPlan:
     longest: list[int]
 
 
-def _plan_columns(
+def plan_columns(
     columns: Sequence[str], rows: Sequence[Sequence[Any]], kinds: Sequence[str], cap: int = MAX_COLUMN_WIDTH
-) -> _ColumnPlan:
+) -> ColumnPlan:
     """Measure every column in one pass. Joining a column's text lets C code do the scanning (longest line,
     control characters, a leading ``=`` or ``#``), so per-cell Python work is only spent on the few columns that
     need it: with 50,000 rows that is the difference between seconds and a fraction of one."""
@@ -118,12 +116,12 @@ def _plan_columns(
         longest.append(max(longest_text, longest_other))
         floats = [value for value in others if type(value) is float] if float in types else []
         converted = bool(
-            (kind == _TEXT and others)
-            or (kind == _NUMBER and has_text)
+            (kind == TEXT and others)
+            or (kind == NUMBER and has_text)
             or not types <= _PLAIN_TYPES
             # Excel has no NaN or infinity; the sum of finite floats can only overflow, which just costs a closer look.
             or not math.isfinite(sum(floats, 0.0))
-            or _ILLEGAL_XML_CHARS.search(joined)
+            or XML_ILLEGAL_CHARS.search(joined)
             or longest_text > EXCEL_MAX_TEXT // 2
         )
         # A leading "=" (formula) or "#" (error value) makes openpyxl and XlsxWriter guess a type; a line start is
@@ -132,29 +130,29 @@ def _plan_columns(
         if converted or guessed:
             careful.append(index)
         if converted:
-            shapes.append(_AUTO)
+            shapes.append(AUTO)
         elif types <= {str}:
-            shapes.append(_TEXT)
+            shapes.append(TEXT)
         elif not has_text and types <= {str, int, float}:
-            shapes.append(_NUMBER)
+            shapes.append(NUMBER)
         else:
-            shapes.append(_AUTO)
-    return _ColumnPlan(widths=widths, careful=careful, shapes=shapes, longest=longest)
+            shapes.append(AUTO)
+    return ColumnPlan(widths=widths, careful=careful, shapes=shapes, longest=longest)
 
 
 def column_widths(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, cap: int = MAX_COLUMN_WIDTH) -> list[int]:
     """Column widths in Excel character units: the longest line in the column (header included) plus room for the
     filter button, at most ``cap``."""
-    return _plan_columns(columns, rows, [_AUTO] * len(columns), cap).widths
+    return plan_columns(columns, rows, [AUTO] * len(columns), cap).widths
 
 
-def _typed(value: Any, kind: str) -> Any:
+def typed(value: Any, kind: str) -> Any:
     """The value to store: ``None`` (no cell), a number, a bool, or text. Text columns never hold numbers; numeric
     columns turn digit strings into numbers; other columns follow the Python type. NaN and infinities, which Excel
     cannot store, leave the cell empty."""
     if value is None or value == "":
         return None
-    if kind == _TEXT:
+    if kind == TEXT:
         text = value if isinstance(value, str) else str(value)
     elif isinstance(value, bool | int):
         return value
@@ -162,12 +160,12 @@ def _typed(value: Any, kind: str) -> Any:
         return value if math.isfinite(value) else None
     else:
         text = value if isinstance(value, str) else str(value)
-        if kind == _NUMBER and _NUMBER_TEXT.fullmatch(text):
+        if kind == NUMBER and _NUMBER_TEXT.fullmatch(text):
             return float(text) if "." in text else int(text)
-    return _excel_text(text) or None
+    return excel_text(text) or None
 
 
-def _prepared_rows(
+def prepared_rows(
     rows: Iterable[Sequence[Any]], kinds: Sequence[str], careful: Sequence[int], guard: Callable[[str], Any] | None
 ) -> Iterator[list[Any]]:
     """Rows as lists of ``None`` (no cell), numbers, bools and text; ``guard`` wraps text an engine would misread."""
@@ -176,14 +174,14 @@ def _prepared_rows(
         for index in careful:
             value = cells[index]
             if value is not None:
-                value = _typed(value, kinds[index])
+                value = typed(value, kinds[index])
                 if guard is not None and type(value) is str and (value[0] == "=" or value in _EXCEL_ERROR_CODES):
                     value = guard(value)
                 cells[index] = value
         yield cells
 
 
-class _PinnedZipFile(ZipFile):
+class PinnedZipFile(ZipFile):
     """A zip whose members all carry the same date, so the archive's bytes depend on its content alone."""
 
     def member(self, name: str, size: int = 0) -> ZipInfo:
@@ -213,17 +211,17 @@ class _PinnedZipFile(ZipFile):
             open(filename, "rb") as source,
             self.open(self.member(name, os.fstat(source.fileno()).st_size), "w") as target,
         ):
-            shutil.copyfileobj(source, target, _HASH_CHUNK)
+            shutil.copyfileobj(source, target, HASH_CHUNK)
 
 
-def _excel_width(characters: int) -> float:
+def excel_width(characters: int) -> float:
     """A width in characters as Excel stores it: with its 5-pixel padding for Calibri 11 (50 -> 50.7109375), the
     same value XlsxWriter's ``set_column`` writes, so both engines give identical columns."""
     pixels = int(characters * 7 + 0.5) + 5
     return int(pixels / 7 * 256) / 256
 
 
-def _table_ref(width: int, rows: int) -> str:
+def table_ref(width: int, rows: int) -> str:
     # Excel needs at least one data row under a table header; an empty export gets one empty row.
     return f"A1:{get_column_letter(width)}{max(rows, 1) + 1}"
 
@@ -235,11 +233,11 @@ _TABLE_NAME = re.compile(r"(?:[^\W\d]|\\)[\w.\\]{0,254}")
 _CELL_REFERENCE = re.compile(r"[A-Za-z]{1,3}\d+|[Rr]\d*[Cc]?\d*|[Cc]\d*")
 
 
-def _check_names(columns: Sequence[str], sheet: str, table: str) -> None:
+def check_names(columns: Sequence[str], sheet: str, table: str) -> None:
     """Names Excel would refuse or "repair" raise ``ValueError`` before anything is written."""
     if not columns or len(columns) > EXCEL_MAX_COLUMNS:
         raise ValueError(f"A sheet holds 1 to {EXCEL_MAX_COLUMNS:,} columns, not {len(columns):,}")
-    if not all(isinstance(name, str) and _excel_text(name).strip() for name in columns):
+    if not all(isinstance(name, str) and excel_text(name).strip() for name in columns):
         raise ValueError("Excel table column names must be non-empty text")
     if len({name.casefold() for name in columns}) != len(columns):
         raise ValueError("Excel table column names must be unique (case-insensitive)")

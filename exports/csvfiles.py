@@ -17,7 +17,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from exports.atomic import FileInfo, _atomic_path, _check_widths
+from exports.atomic import FileInfo, atomic_path, check_widths
 
 # OWASP's list of characters that start a formula in a spreadsheet (tab and carriage return too).
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -55,7 +55,7 @@ def write_csv(
     written = 0
     parts: list[str] = []
     writer = csv.writer(_ListSink(parts))
-    with _atomic_path(target) as temp, open(temp, "xb") as out:
+    with atomic_path(target) as temp, open(temp, "xb") as out:
 
         def flush() -> None:
             nonlocal size
@@ -73,7 +73,7 @@ def write_csv(
         iterator = iter(rows)
         # Chunks keep the encode/hash/write calls few without holding the whole file in memory.
         while chunk := list(islice(iterator, _CSV_CHUNK_ROWS)):
-            _check_widths(chunk, width, written + 1)
+            check_widths(chunk, width, written + 1)
             writer.writerows(map(_excel_safe, chunk) if excel_safe else chunk)
             written += len(chunk)
             flush()

@@ -19,13 +19,16 @@ from typing import Any
 from django.conf import settings
 
 from enreach.forked import ChildProcessFailed, Mailbox, forked
-from exports import columns, companions, transform, writers
+from exports import columns, companions, transform
+from exports.atomic import FILE_MODE, FileInfo
 from exports.companions import Companion, CompanionPlan, CompanionWrite, KindRows
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
+from exports.csvfiles import write_csv
 from exports.errors import ExportError
 from exports.fetch import Fetched
 from exports.models import ExportArtifact, ExportRun
 from exports.recorder import RunRecorder
+from exports.workbook import read_workbook_order, write_workbook
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ class FilesPlan:
 def files_plan() -> FilesPlan:
     order = settings.EXPORT_WORKBOOK_COLUMNS
     if len(order) == 1 and order[0].lower().endswith(".xlsx"):
-        order = writers.read_workbook_order(Path(order[0]))
+        order = read_workbook_order(Path(order[0]))
     planned = []
     for companion in companions.companions():
         plan = companion.prepare()
@@ -85,7 +88,7 @@ def files_plan() -> FilesPlan:
 class Writing:
     """A run's files in the making: ``files()`` waits for them all; ``companions`` is what each companion did."""
 
-    files: Callable[[], dict[str, writers.FileInfo]]
+    files: Callable[[], dict[str, FileInfo]]
     companions: dict[str, CompanionWrite]
 
 
@@ -109,11 +112,9 @@ def files_writing(fetched: Fetched, folder: Path, recorder: RunRecorder, plan: F
     ]
     mailbox = Mailbox() if with_sheets else None
 
-    def merged_files() -> dict[str, writers.FileInfo]:
+    def merged_files() -> dict[str, FileInfo]:
         merged = transform.merged_rows(device_rows, vm_rows)  # built where it is used: in the child
-        files = {
-            MERGED_CSV: writers.write_csv(folder / MERGED_CSV, columns.MERGED_COLUMNS, merged, excel_safe=excel_safe)
-        }
+        files = {MERGED_CSV: write_csv(folder / MERGED_CSV, columns.MERGED_COLUMNS, merged, excel_safe=excel_safe)}
         workbook_rows = transform.reorder(merged, columns.MERGED_COLUMNS, workbook_columns)
         sheets = []
         if mailbox is not None:  # the companions' messages are ready by now, or nearly
@@ -122,11 +123,11 @@ def files_writing(fetched: Fetched, folder: Path, recorder: RunRecorder, plan: F
             for companion, companion_plan in with_sheets:
                 assert companion_plan.sheets is not None
                 sheets += companion_plan.sheets(messages.get(companion.name), folder)
-        workbook = writers.write_workbook(folder / WORKBOOK, workbook_columns, workbook_rows, extra_sheets=sheets)
-        return {**files, WORKBOOK: workbook}
+        book = write_workbook(folder / WORKBOOK, workbook_columns, workbook_rows, extra_sheets=sheets)
+        return {**files, WORKBOOK: book}
 
     with mailbox or contextlib.nullcontext(), forked(merged_files, enabled=settings.EXPORT_PARALLEL_WRITE) as result:
-        files: dict[str, writers.FileInfo] = {}
+        files: dict[str, FileInfo] = {}
         rows = {
             "device": KindRows("device", columns.DEVICE_COLUMNS, lambda: iter((device_rows,)), folder / DEVICES_CSV),
             "vm": KindRows("vm", columns.VM_COLUMNS, lambda: iter((vm_rows,)), folder / VMS_CSV),
@@ -137,16 +138,14 @@ def files_writing(fetched: Fetched, folder: Path, recorder: RunRecorder, plan: F
             mailbox.send({name: outcome.message for name, outcome in done.items()})
         for outcome in done.values():
             files.update(outcome.files)
-        files[DEVICES_CSV] = writers.write_csv(
-            folder / DEVICES_CSV, columns.DEVICE_COLUMNS, device_rows, excel_safe=excel_safe
-        )
-        files[VMS_CSV] = writers.write_csv(folder / VMS_CSV, columns.VM_COLUMNS, vm_rows, excel_safe=excel_safe)
+        files[DEVICES_CSV] = write_csv(folder / DEVICES_CSV, columns.DEVICE_COLUMNS, device_rows, excel_safe=excel_safe)
+        files[VMS_CSV] = write_csv(folder / VMS_CSV, columns.VM_COLUMNS, vm_rows, excel_safe=excel_safe)
         total = len(device_rows) + len(vm_rows)
         files_total = len(ARTIFACT_KINDS) + sum(len(companion_plan.artifacts) for _, companion_plan in plan.companions)
         recorder.progress(rows_written=total, rows_total=total, files_written=len(files), files_total=files_total)
         order = [*ARTIFACT_KINDS, *(name for _, companion_plan in plan.companions for name in companion_plan.artifacts)]
 
-        def written() -> dict[str, writers.FileInfo]:
+        def written() -> dict[str, FileInfo]:
             try:
                 files.update(result())
             except ChildProcessFailed as exc:
@@ -169,7 +168,7 @@ def _companion_write(companion: Companion, plan: CompanionPlan, rows: dict[str, 
         return CompanionWrite(seconds=time.perf_counter() - started)
 
 
-def files_reuse(previous: ExportRun, folder: Path) -> dict[str, writers.FileInfo]:
+def files_reuse(previous: ExportRun, folder: Path) -> dict[str, FileInfo]:
     """Link (or copy) the previous run's files into this run's folder: same content, no rewrite."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -183,11 +182,9 @@ def files_reuse(previous: ExportRun, folder: Path) -> dict[str, writers.FileInfo
             os.link(source, temp)
         except OSError:
             shutil.copyfile(source, temp)
-            os.chmod(temp, writers.FILE_MODE)
+            os.chmod(temp, FILE_MODE)
         os.replace(temp, target)
-        files[artifact.name] = writers.FileInfo(
-            path=target, size=artifact.size, sha256=artifact.sha256, rows=artifact.rows
-        )
+        files[artifact.name] = FileInfo(path=target, size=artifact.size, sha256=artifact.sha256, rows=artifact.rows)
     if not set(ARTIFACT_KINDS) <= set(files):
         raise ExportError("The previous run's files are incomplete; run the export with --force.")
     return files

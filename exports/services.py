@@ -23,8 +23,9 @@ from django.utils import timezone
 
 from enreach.logs import log_context
 from enreach.tracing import span
-from exports import changes, writers
+from exports import changes
 from exports.afterrun import after_run_execute
+from exports.atomic import FileInfo
 from exports.companions import CompanionWrite
 from exports.constants import DEVICES_CSV, VMS_CSV
 from exports.errors import ExportError
@@ -141,7 +142,7 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
             with recorder.step("write"):
                 if fetched.devices is None and previous is not None:
                     reused = files_reuse(previous, folder)
-                    written: Callable[[], dict[str, writers.FileInfo]] = lambda: reused  # noqa: E731
+                    written: Callable[[], dict[str, FileInfo]] = lambda: reused  # noqa: E731
                     run.reused_files = True
                     # Same rows, same companions' files: each companion reads its result back from the previous run.
                     results = {companion.name: companion.reuse(previous) for companion, _ in plan.companions}
@@ -219,7 +220,7 @@ def _finish(run: ExportRun, *, status: str, error: str = "") -> bool:
     return True
 
 
-def _save(run: ExportRun, fetched: Fetched, files: dict[str, writers.FileInfo]) -> None:
+def _save(run: ExportRun, fetched: Fetched, files: dict[str, FileInfo]) -> None:
     """Record the run's files and counts."""
     data_dir = Path(settings.DATA_DIR)
     ExportArtifact.objects.bulk_create(

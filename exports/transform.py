@@ -22,10 +22,6 @@ from exports.columns import (
     VM_ONLY_COLUMNS,
     VM_TYPE_VALUE,
 )
-
-# exports/writers.py reads these two from here.
-from exports.columns import NUMERIC_COLUMNS as NUMERIC_COLUMNS
-from exports.columns import TEXT_COLUMNS as TEXT_COLUMNS
 from exports.render import (
     Cell,
     Row,

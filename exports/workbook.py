@@ -1,7 +1,7 @@
 """Write CMDB rows to an Excel workbook, atomically (see ``exports.atomic``): the production engine, which
 writes the SpreadsheetML itself (parts in ``exports.xlsxparts``), text as shared strings or inline, the sheet streamed
 into the zip a batch of rows at a time. Also ``read_workbook_order``. The openpyxl and XlsxWriter engines it is
-checked against live in ``devtools.workbooks``. No Django; settings arrive as arguments.
+checked against live in ``bench.workbooks``. No Django; settings arrive as arguments.
 """
 
 from __future__ import annotations
@@ -20,38 +20,37 @@ from zipfile import ZIP_DEFLATED
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
-from exports.atomic import FileInfo, _atomic_path, _check_widths, _hash_file
+from exports.atomic import FileInfo, atomic_path, check_widths, hash_file
 from exports.cells import (
-    _AUTO,
-    _ILLEGAL_XML_CHARS,
-    _NUMBER,
-    _TEXT,
+    AUTO,
     DEFAULT_SHEET,
     DEFAULT_TABLE,
     DEFAULT_TIMESTAMP,
     EXCEL_MAX_ROWS,
     EXCEL_MAX_TEXT,
     MAX_COLUMN_WIDTH,
-    _check_names,
-    _column_kinds,
-    _ColumnPlan,
-    _excel_text,
-    _PinnedZipFile,
-    _plan_columns,
-    _typed,
+    NUMBER,
+    TEXT,
+    ColumnPlan,
+    PinnedZipFile,
+    check_names,
+    column_kinds,
+    excel_text,
+    plan_columns,
+    typed,
 )
-from exports.transform import NUMERIC_COLUMNS, TEXT_COLUMNS
+from exports.columns import NUMERIC_COLUMNS, TEXT_COLUMNS
+from exports.constants import XML_ILLEGAL_CHARS
 from exports.xlsxparts import (
-    _CT,
-    _NS_MAIN,
-    _NS_REL,
-    _XML_BATCH_ROWS,
-    _XML_CELL_MARKUP,
-    _XML_COMPRESS_LEVEL,
-    _XML_HEAD,
-    _XML_NUMBER_CHARS,
-    _escape_text,
-    _xml_parts,
+    NS_MAIN,
+    NS_REL,
+    XML_BATCH_ROWS,
+    XML_CELL_MARKUP,
+    XML_COMPRESS_LEVEL,
+    XML_HEAD,
+    XML_NUMBER_CHARS,
+    escape_text,
+    xml_parts,
 )
 
 # Saves a workbook's parts to a temp path: (temp, columns, rows, kinds, plan, sheet, table, timestamp).
@@ -61,13 +60,13 @@ Save = Callable[..., None]
 def _column_batches(
     rows: Iterable[Sequence[Any]], kinds: Sequence[str], careful: Sequence[int], size: int
 ) -> Iterator[list[Sequence[Any]]]:
-    """The rows, ``size`` at a time, as columns; careful columns already converted by ``_typed``."""
+    """The rows, ``size`` at a time, as columns; careful columns already converted by ``typed``."""
     iterator = iter(rows)
     while batch := list(islice(iterator, size)):
         columns: list[Sequence[Any]] = list(zip(*batch, strict=True))
         for index in careful:
             kind = kinds[index]
-            columns[index] = [_typed(value, kind) for value in columns[index]]
+            columns[index] = [typed(value, kind) for value in columns[index]]
         yield columns
 
 
@@ -88,7 +87,7 @@ def _xml_sheet_rows(
     header: Sequence[str],
     rows: Iterable[Sequence[Any]],
     kinds: Sequence[str],
-    plan: _ColumnPlan,
+    plan: ColumnPlan,
     string_index: Callable[[str], str],
 ) -> Iterator[str]:
     """``<row>`` elements, one string per batch of rows. Text goes to the shared strings (``string_index`` gives a
@@ -101,13 +100,13 @@ def _xml_sheet_rows(
     )
     yield '<row r="1">' + "".join(cells) + "</row>"
     first = 2
-    converted = [index for index in plan.careful if plan.shapes[index] == _AUTO]
-    for batch in _column_batches(rows, kinds, converted, _XML_BATCH_ROWS):
+    converted = [index for index in plan.careful if plan.shapes[index] == AUTO]
+    for batch in _column_batches(rows, kinds, converted, XML_BATCH_ROWS):
         numbers = list(map(str, range(first, first + len(batch[0]))))
         first += len(numbers)
         parts: list[Iterable[str]] = [[f'<row r="{number}">' for number in numbers]]
         for letter, shape, values in zip(letters, plan.shapes, batch, strict=True):
-            if shape == _TEXT:
+            if shape == TEXT:
                 indexes = list(map(string_index, values))
                 if any(indexes):
                     parts.append(
@@ -116,7 +115,7 @@ def _xml_sheet_rows(
                             for number, index in zip(numbers, indexes, strict=True)
                         ]
                     )
-            elif shape == _NUMBER:
+            elif shape == NUMBER:
                 # str() of an int or a float is its shortest round-trip form; "" stays "".
                 texts = list(map(str, values))
                 if any(texts):
@@ -138,12 +137,12 @@ def _xml_sheet_rows(
 
 
 def _xml_shared_strings(strings: Iterable[str], unique: int) -> Iterator[str]:
-    """The shared-strings part, a batch of strings at a time. Strings hold no NUL (``_ILLEGAL_XML_CHARS``), so a
+    """The shared-strings part, a batch of strings at a time. Strings hold no NUL (``XML_ILLEGAL_CHARS``), so a
     batch is joined on it, escaped by a few C-speed replaces and split again."""
-    yield f'{_XML_HEAD}<sst xmlns="{_NS_MAIN}" uniqueCount="{unique}">'
+    yield f'{XML_HEAD}<sst xmlns="{NS_MAIN}" uniqueCount="{unique}">'
     iterator = iter(strings)
-    while batch := list(islice(iterator, _XML_BATCH_ROWS)):
-        escaped = _escape_text("\0".join(batch)).split("\0")
+    while batch := list(islice(iterator, XML_BATCH_ROWS)):
+        escaped = escape_text("\0".join(batch)).split("\0")
         yield '<si><t xml:space="preserve">' + '</t></si><si><t xml:space="preserve">'.join(escaped) + "</t></si>"
     yield "</sst>"
 
@@ -180,7 +179,7 @@ def _xml_extra_sheet(extra: ExtraSheet, string_index: Callable[[str], str]) -> I
     size, width = extra.dimensions()
     yield "".join(
         (
-            f'{_XML_HEAD}<worksheet xmlns="{_NS_MAIN}" xmlns:r="{_NS_REL}">',
+            f'{XML_HEAD}<worksheet xmlns="{NS_MAIN}" xmlns:r="{NS_REL}">',
             f'<dimension ref="A1:{get_column_letter(width)}{max(1, size)}"/>',
             '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" ',
             'state="frozen"/><selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>',
@@ -191,7 +190,7 @@ def _xml_extra_sheet(extra: ExtraSheet, string_index: Callable[[str], str]) -> I
     padding = ("",) * width
     first = 1
     rows = iter(extra.rows)
-    while batch := [(*row, *padding[len(row) :]) for row in islice(rows, _XML_BATCH_ROWS)]:
+    while batch := [(*row, *padding[len(row) :]) for row in islice(rows, XML_BATCH_ROWS)]:
         if first + len(batch) - 1 > size or len(batch[0]) != width or any(len(row) != width for row in batch):
             raise ValueError(f"Sheet {extra.name!r} has more rows or columns than its shape {(size, width)}")
         numbers = list(map(str, range(first, first + len(batch))))
@@ -199,7 +198,7 @@ def _xml_extra_sheet(extra: ExtraSheet, string_index: Callable[[str], str]) -> I
         parts: list[Iterable[str]] = [[f'<row r="{number}">' for number in numbers]]
         for letter, values in zip(letters, zip(*batch, strict=True), strict=True):
             if all(value.__class__ is str for value in values):
-                texts = [string_index(_excel_text(value)) if value else "" for value in values]
+                texts = [string_index(excel_text(value)) if value else "" for value in values]
                 parts.append(
                     [
                         f'<c r="{letter}{number}" t="s"><v>{text}</v></c>' if text else ""
@@ -209,7 +208,7 @@ def _xml_extra_sheet(extra: ExtraSheet, string_index: Callable[[str], str]) -> I
             else:
                 parts.append(
                     [
-                        _xml_cell(letter, number, _excel_text(value) if isinstance(value, str) else value, string_index)
+                        _xml_cell(letter, number, excel_text(value) if isinstance(value, str) else value, string_index)
                         for number, value in zip(numbers, values, strict=True)
                     ]
                 )
@@ -223,12 +222,12 @@ def _xml_extra_sheet(extra: ExtraSheet, string_index: Callable[[str], str]) -> I
     )
 
 
-def _save_xml(
+def save_xml(
     temp: Path,
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     kinds: Sequence[str],
-    plan: _ColumnPlan,
+    plan: ColumnPlan,
     sheet: str,
     table: str,
     timestamp: datetime,
@@ -236,17 +235,17 @@ def _save_xml(
 ) -> None:
     """Write the workbook's parts as text: small parts whole, the sheet and the shared strings streamed in
     batches, so memory holds one batch of cells (plus the distinct strings, which the rows hold already)."""
-    header = [_excel_text(name) for name in columns]
-    before, sheet_head, sheet_tail, after = _xml_parts(
+    header = [excel_text(name) for name in columns]
+    before, sheet_head, sheet_tail, after = xml_parts(
         header, plan.widths, len(rows), sheet, table, timestamp, [extra.name for extra in extra_sheets]
     )
     # Text -> its index as text, numbered as first seen; "" is no string and maps to "".
     strings: defaultdict[str, str] = defaultdict(map(str, count()).__next__)
     strings[""] = ""
     # An upper bound on the sheet's size decides whether it needs Zip64, ahead of writing it.
-    row_bound = 30 + sum(_XML_CELL_MARKUP + max(length, _XML_NUMBER_CHARS) for length in plan.longest)
+    row_bound = 30 + sum(XML_CELL_MARKUP + max(length, XML_NUMBER_CHARS) for length in plan.longest)
     sheet_bound = len(sheet_head) + len(sheet_tail) + (len(rows) + 1) * row_bound
-    with _PinnedZipFile(temp, "w", ZIP_DEFLATED, compresslevel=_XML_COMPRESS_LEVEL) as archive:
+    with PinnedZipFile(temp, "w", ZIP_DEFLATED, compresslevel=XML_COMPRESS_LEVEL) as archive:
         for name, text in before:
             archive.writestr(name, text)
         sheet_rows = _xml_sheet_rows(header, rows, kinds, plan, strings.__getitem__)
@@ -257,7 +256,7 @@ def _save_xml(
         for number, extra in enumerate(extra_sheets, 2):
             # Streamed as the main sheet is: an upper bound on its size decides on Zip64.
             size, width = extra.dimensions()
-            bound = 1000 + size * (30 + width * (_XML_CELL_MARKUP + _XML_NUMBER_CHARS))
+            bound = 1000 + size * (30 + width * (XML_CELL_MARKUP + XML_NUMBER_CHARS))
             with archive.open(archive.member(f"xl/worksheets/sheet{number}.xml", bound), "w") as stream:
                 _write_encoded(stream, _xml_extra_sheet(extra, strings.__getitem__))
         del strings[""]
@@ -276,14 +275,14 @@ class ColumnSizes:
     values: Sequence[int]
 
 
-def _sized_plan(columns: Sequence[str], sizes: ColumnSizes, cap: int = MAX_COLUMN_WIDTH) -> _ColumnPlan:
-    """The plan from sizes known ahead: the widths ``_plan_columns`` would fit; every column converted per batch."""
+def _sized_plan(columns: Sequence[str], sizes: ColumnSizes, cap: int = MAX_COLUMN_WIDTH) -> ColumnPlan:
+    """The plan from sizes known ahead: the widths ``plan_columns`` would fit; every column converted per batch."""
     if len(sizes.lines) != len(columns) or len(sizes.values) != len(columns):
         raise ValueError(f"Column sizes for {len(sizes.values):,} columns, not {len(columns):,}")
-    return _ColumnPlan(
+    return ColumnPlan(
         widths=[min(cap, max(len(name), line) + 2) for name, line in zip(columns, sizes.lines, strict=True)],
         careful=list(range(len(columns))),
-        shapes=[_AUTO] * len(columns),
+        shapes=[AUTO] * len(columns),
         longest=list(sizes.values),
     )
 
@@ -298,27 +297,27 @@ _XML_INLINE_MARKUP = 70
 def _xml_inline_cell(letter: str, number: str, value: Any) -> str:
     """One cell of any type, text inline; an empty string for no cell."""
     if isinstance(value, str):
-        return f'<c r="{letter}{number}" t="inlineStr"><is><t xml:space="preserve">{_escape_text(value)}</t></is></c>'
+        return f'<c r="{letter}{number}" t="inlineStr"><is><t xml:space="preserve">{escape_text(value)}</t></is></c>'
     return _xml_cell(letter, number, value, str)  # str: only text consults the index, and text is handled above
 
 
 def _xml_inline_cells(letter: str, numbers: Sequence[str], values: Sequence[Any], kind: str, short: bool) -> list[str]:
     """One column of a batch as cells, text inline (``t="inlineStr"``, never a formula). Text columns (not number
     columns) of short text (``short``) without a character XML cannot carry are kept as they are, checked for the
-    whole column at once; other columns are converted by ``_typed`` cell by cell."""
+    whole column at once; other columns are converted by ``typed`` cell by cell."""
     if (
-        kind != _NUMBER
+        kind != NUMBER
         and short
         and all(value.__class__ is str for value in values)
-        and not _ILLEGAL_XML_CHARS.search("\n".join(values))
+        and not XML_ILLEGAL_CHARS.search("\n".join(values))
     ):
         texts: Sequence[Any] = values
     else:
-        texts = [_typed(value, kind) for value in values]
+        texts = [typed(value, kind) for value in values]
     if not all(text is None or text.__class__ is str for text in texts):
         return [_xml_inline_cell(letter, number, value) for number, value in zip(numbers, texts, strict=True)]
     # No NUL is left (XML cannot carry it), so the column is escaped as one string.
-    escaped = _escape_text("\0".join([text or "" for text in texts])).split("\0")
+    escaped = escape_text("\0".join([text or "" for text in texts])).split("\0")
     return [
         f'<c r="{letter}{number}" t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>' if text else ""
         for number, text in zip(numbers, escaped, strict=True)
@@ -326,7 +325,7 @@ def _xml_inline_cells(letter: str, numbers: Sequence[str], values: Sequence[Any]
 
 
 def _xml_inline_rows(
-    header: Sequence[str], rows: Iterable[Sequence[Any]], kinds: Sequence[str], plan: _ColumnPlan
+    header: Sequence[str], rows: Iterable[Sequence[Any]], kinds: Sequence[str], plan: ColumnPlan
 ) -> Iterator[str]:
     """``<row>`` elements, one string per batch of rows, in one pass over ``rows``: text inline, so nothing is kept
     between batches (shared strings would grow with every distinct value)."""
@@ -336,7 +335,7 @@ def _xml_inline_rows(
     iterator = iter(rows)
     first = 2
     while batch := list(islice(iterator, _XML_INLINE_BATCH_ROWS)):
-        _check_widths(batch, len(header), first - 1)
+        check_widths(batch, len(header), first - 1)
         numbers = list(map(str, range(first, first + len(batch))))
         first += len(batch)
         parts: list[Iterable[str]] = [[f'<row r="{number}">' for number in numbers]]
@@ -346,32 +345,26 @@ def _xml_inline_rows(
         yield "".join(chain.from_iterable(zip(*parts, strict=False)))
 
 
-_SHARED_STRINGS_TYPE = (
-    f'<Override PartName="/xl/sharedStrings.xml" ContentType="{_CT}.spreadsheetml.sharedStrings+xml"/>'
-)
-_SHARED_STRINGS_REL = f'<Relationship Id="rId4" Type="{_NS_REL}/sharedStrings" Target="sharedStrings.xml"/>'
-
-
 def _save_xml_inline(
     temp: Path,
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     kinds: Sequence[str],
-    plan: _ColumnPlan,
+    plan: ColumnPlan,
     sheet: str,
     table: str,
     timestamp: datetime,
 ) -> None:
     """The xml engine's workbook with its text inline and no shared strings, the rows read once, a batch at a time:
     memory does not grow with the rows."""
-    header = [_excel_text(name) for name in columns]
-    before, sheet_head, sheet_tail, after = _xml_parts(header, plan.widths, len(rows), sheet, table, timestamp)
-    before[0] = (before[0][0], before[0][1].replace(_SHARED_STRINGS_TYPE, ""))
-    before[5] = (before[5][0], before[5][1].replace(_SHARED_STRINGS_REL, ""))
+    header = [excel_text(name) for name in columns]
+    before, sheet_head, sheet_tail, after = xml_parts(
+        header, plan.widths, len(rows), sheet, table, timestamp, shared_strings=False
+    )
     # An upper bound on the sheet's size decides whether it needs Zip64: an escape takes at most 5 bytes a character.
-    row_bound = 30 + sum(_XML_INLINE_MARKUP + 5 * max(length, _XML_NUMBER_CHARS) for length in plan.longest)
+    row_bound = 30 + sum(_XML_INLINE_MARKUP + 5 * max(length, XML_NUMBER_CHARS) for length in plan.longest)
     sheet_bound = len(sheet_head) + len(sheet_tail) + (len(rows) + 1) * row_bound
-    with _PinnedZipFile(temp, "w", ZIP_DEFLATED, compresslevel=_XML_COMPRESS_LEVEL) as archive:
+    with PinnedZipFile(temp, "w", ZIP_DEFLATED, compresslevel=XML_COMPRESS_LEVEL) as archive:
         for name, text in before:
             archive.writestr(name, text)
         sheet_rows = _xml_inline_rows(header, rows, kinds, plan)
@@ -410,7 +403,7 @@ def write_workbook(
     ``rows`` is materialised if it is not a sequence: the widths need a pass before the first row is written. More
     rows or columns than a sheet holds raise ``ValueError``, as do an invalid sheet or table name.
     The workbook's SpreadsheetML is written here, text as shared strings, the sheet streamed into the zip a batch of
-    rows at a time, so memory stays flat; ``devtools.workbooks`` writes the same cells with openpyxl and XlsxWriter
+    rows at a time, so memory stays flat; ``bench.workbooks`` writes the same cells with openpyxl and XlsxWriter
     for comparison (``bench/writers_bench.py`` has the figures).
 
     ``extra_sheets`` come after the main sheet, which stays byte for byte what it is without them.
@@ -421,7 +414,7 @@ def write_workbook(
     with the rows (the CMDB's filtered downloads). Same widths, typing and styling; other bytes.
     """
     return write_workbook_with(
-        _save_xml,
+        save_xml,
         path,
         columns,
         rows,
@@ -449,38 +442,38 @@ def write_workbook_with(
     extra_sheets: Sequence[ExtraSheet] = (),
     sizes: ColumnSizes | None = None,
 ) -> FileInfo:
-    """``write_workbook`` with ``save`` writing the parts (the production engine or a comparison engine of
-    ``devtools.workbooks``): the checks, the typing and the column plan are the same whichever engine saves."""
-    engine = "xml" if save is _save_xml else "other"
+    """``write_workbook`` with ``save`` writing the parts (``save_xml``, the production engine, or a comparison
+    engine of ``bench.workbooks``): the checks, the typing and the column plan are the same whichever engine saves."""
+    engine = "xml" if save is save_xml else "other"
     target = Path(path)
     if timestamp.tzinfo is not None:
         timestamp = timestamp.astimezone(UTC).replace(tzinfo=None)
     timestamp = timestamp.replace(microsecond=0)
-    _check_names(columns, sheet, table)
+    check_names(columns, sheet, table)
     for extra in extra_sheets:
-        _check_names(["x"], extra.name, table)
+        check_names(["x"], extra.name, table)
     if extra_sheets and (engine != "xml" or len({sheet, *(e.name for e in extra_sheets)}) != 1 + len(extra_sheets)):
         raise ValueError("Extra sheets need the xml engine and names of their own")
     if not isinstance(rows, Sequence):
         rows = list(rows)
     if len(rows) + 1 > EXCEL_MAX_ROWS:
         raise ValueError(f"{len(rows):,} rows do not fit in a sheet of {EXCEL_MAX_ROWS:,} rows (header included)")
-    kinds = _column_kinds(columns, numeric_columns, text_columns)
+    kinds = column_kinds(columns, numeric_columns, text_columns)
     if sizes is not None:
         if engine != "xml" or extra_sheets:
             raise ValueError("Column sizes known ahead need the xml engine and no extra sheets")
         plan = _sized_plan(columns, sizes)
     else:
-        _check_widths(rows, len(columns))
-        plan = _plan_columns(columns, rows, kinds)
-    with _atomic_path(target) as temp:
+        check_widths(rows, len(columns))
+        plan = plan_columns(columns, rows, kinds)
+    with atomic_path(target) as temp:
         if sizes is not None:
             _save_xml_inline(temp, columns, rows, kinds, plan, sheet, table, timestamp)
         elif extra_sheets:
-            _save_xml(temp, columns, rows, kinds, plan, sheet, table, timestamp, extra_sheets)
+            save_xml(temp, columns, rows, kinds, plan, sheet, table, timestamp, extra_sheets)
         else:
             save(temp, columns, rows, kinds, plan, sheet, table, timestamp)
-        size, sha256 = _hash_file(temp)
+        size, sha256 = hash_file(temp)
     return FileInfo(path=target, size=size, sha256=sha256, rows=len(rows))
 
 

@@ -17,7 +17,7 @@ from cmdb import params
 from exports import selectors as export_selectors
 from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
 from exports.models import ExportRun
-from exports.writers import write_workbook
+from exports.workbook import write_workbook
 
 
 def merged_rows(run: ExportRun) -> list[dict[str, str]]:

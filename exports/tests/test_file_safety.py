@@ -9,14 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from exports import writers
+from exports.csvfiles import write_csv
+from exports.workbook import write_workbook
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_excel_safe_neutralises_a_leading_tab_or_carriage_return(tmp_path: Path) -> None:
     path = tmp_path / "safe.csv"
-    writers.write_csv(path, ("a", "b", "c"), [("\t=1+1", "\r=cmd", "in\tside")], excel_safe=True)
+    write_csv(path, ("a", "b", "c"), [("\t=1+1", "\r=cmd", "in\tside")], excel_safe=True)
     with path.open(encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[1] == ["'\t=1+1", "'\r=cmd", "in\tside"]
@@ -26,8 +27,8 @@ def test_export_files_are_created_readable_by_owner_and_group_only(tmp_path: Pat
     old = os.umask(0o022)
     try:
         files = [
-            writers.write_csv(tmp_path / "out.csv", ("a",), [("1",)]),
-            writers.write_workbook(tmp_path / "out.xlsx", ("a",), [("1",)]),
+            write_csv(tmp_path / "out.csv", ("a",), [("1",)]),
+            write_workbook(tmp_path / "out.xlsx", ("a",), [("1",)]),
         ]
     finally:
         os.umask(old)

@@ -1,4 +1,4 @@
-"""exports.writers: CSV and workbook files read back with the csv module and openpyxl; atomic replacement."""
+"""The export writers (exports.csvfiles, exports.workbook): files read back with csv and openpyxl, atomic writes."""
 
 from __future__ import annotations
 
@@ -25,11 +25,16 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.worksheet._writer import ALL_TEMP_FILES
 from openpyxl.worksheet.worksheet import Worksheet
 
-from devtools import workbooks as oracle
+from bench import workbooks as oracle
 from devtools.netbox import sample_dir
 from exports import cells as xlsx_cells
-from exports import transform, workbook, writers
+from exports import transform, workbook
+from exports.atomic import FileInfo
+from exports.cells import EXCEL_MAX_TEXT, column_widths
 from exports.columns import MERGED_COLUMNS, WORKBOOK_COLUMNS, workbook_column_order
+from exports.csvfiles import write_csv
+from exports.render import Row
+from exports.workbook import ColumnSizes, ExtraSheet, read_workbook_order, write_workbook
 from integrations.netbox import records
 
 SAMPLE = sample_dir()
@@ -42,7 +47,7 @@ def _results(name: str) -> tuple[dict[str, Any], ...]:
 
 
 @cache
-def _merged() -> tuple[transform.Row, ...]:
+def _merged() -> tuple[Row, ...]:
     lookups = transform.Lookups.from_records(
         sites=[records.site_from_api(item) for item in _results("sites_page.json")],
         tenants=[records.tenant_from_api(item) for item in _results("tenants_page.json")],
@@ -53,12 +58,12 @@ def _merged() -> tuple[transform.Row, ...]:
 
 
 @pytest.fixture
-def merged() -> list[transform.Row]:
+def merged() -> list[Row]:
     return list(_merged())
 
 
 @pytest.fixture
-def workbook_rows(merged: list[transform.Row]) -> list[transform.Row]:
+def workbook_rows(merged: list[Row]) -> list[Row]:
     return transform.reorder(merged, MERGED_COLUMNS, WORKBOOK_COLUMNS)
 
 
@@ -67,7 +72,7 @@ def _read_csv(path: Path, encoding: str = "utf-8") -> list[list[str]]:
         return list(csv.reader(handle))
 
 
-def _as_csv_text(row: transform.Row) -> list[str]:
+def _as_csv_text(row: Row) -> list[str]:
     return ["" if value is None else str(value) for value in row]
 
 
@@ -131,9 +136,9 @@ EDGE_ROWS: list[tuple[Any, ...]] = [
 # CSV
 
 
-def test_csv_round_trips_every_value_exactly(tmp_path: Path, merged: list[transform.Row]) -> None:
+def test_csv_round_trips_every_value_exactly(tmp_path: Path, merged: list[Row]) -> None:
     path = tmp_path / "netbox_merged_export.csv"
-    writers.write_csv(path, MERGED_COLUMNS, merged)
+    write_csv(path, MERGED_COLUMNS, merged)
     header, *rows = _read_csv(path)
     assert header == list(MERGED_COLUMNS)
     assert rows == [_as_csv_text(row) for row in merged]
@@ -146,10 +151,10 @@ def test_csv_round_trips_every_value_exactly(tmp_path: Path, merged: list[transf
 
 
 def test_csv_is_utf8_without_bom_with_crlf_records_and_raw_newlines_inside_fields(
-    tmp_path: Path, merged: list[transform.Row]
+    tmp_path: Path, merged: list[Row]
 ) -> None:
     path = tmp_path / "merged.csv"
-    writers.write_csv(path, MERGED_COLUMNS, merged)
+    write_csv(path, MERGED_COLUMNS, merged)
     data = path.read_bytes()
     assert data.startswith(b"Name,Status,")
     assert "sw-zürich-01".encode() in data
@@ -161,60 +166,56 @@ def test_csv_excel_safe_prefixes_formula_like_strings_and_adds_a_bom(tmp_path: P
     path = tmp_path / "safe.csv"
     columns = ("a", "b", "c", "d", "e", "f")
     rows = [("=1+1", "+31 20 123", "-x", "@SUM(A1)", -5, ""), ("a=b", "x+", "plain", "ü", 1.5, "#N/A")]
-    writers.write_csv(path, columns, rows, excel_safe=True)
+    write_csv(path, columns, rows, excel_safe=True)
     assert path.read_bytes().startswith(b"\xef\xbb\xbfa,b,")
     header, *read = _read_csv(path, encoding="utf-8-sig")
     assert header == list(columns)
     assert read == [["'=1+1", "'+31 20 123", "'-x", "'@SUM(A1)", "-5", ""], ["a=b", "x+", "plain", "ü", "1.5", "#N/A"]]
 
 
-def test_csv_file_info_matches_the_file(tmp_path: Path, merged: list[transform.Row]) -> None:
+def test_csv_file_info_matches_the_file(tmp_path: Path, merged: list[Row]) -> None:
     path = tmp_path / "merged.csv"
-    info = writers.write_csv(path, MERGED_COLUMNS, iter(merged))
+    info = write_csv(path, MERGED_COLUMNS, iter(merged))
     data = path.read_bytes()
-    assert info == writers.FileInfo(
-        path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest(), rows=len(merged)
-    )
+    assert info == FileInfo(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest(), rows=len(merged))
 
 
 def test_csv_hash_covers_many_chunks_and_the_bom(tmp_path: Path) -> None:
     rows = [(index, f"name-{index}", "x" * (index % 50)) for index in range(7000)]
-    info = writers.write_csv(tmp_path / "big.csv", ("ID", "Name", "Pad"), rows, excel_safe=True)
+    info = write_csv(tmp_path / "big.csv", ("ID", "Name", "Pad"), rows, excel_safe=True)
     data = (tmp_path / "big.csv").read_bytes()
     assert (info.size, info.sha256, info.rows) == (len(data), hashlib.sha256(data).hexdigest(), 7000)
 
 
-def test_csv_same_rows_give_identical_bytes(tmp_path: Path, merged: list[transform.Row]) -> None:
-    first = writers.write_csv(tmp_path / "a.csv", MERGED_COLUMNS, merged)
-    second = writers.write_csv(tmp_path / "b.csv", MERGED_COLUMNS, list(merged))
+def test_csv_same_rows_give_identical_bytes(tmp_path: Path, merged: list[Row]) -> None:
+    first = write_csv(tmp_path / "a.csv", MERGED_COLUMNS, merged)
+    second = write_csv(tmp_path / "b.csv", MERGED_COLUMNS, list(merged))
     assert first.sha256 == second.sha256
 
 
 def test_csv_rejects_a_row_of_the_wrong_length_and_keeps_the_previous_file(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
-    writers.write_csv(path, ("a", "b"), [(1, 2)])
+    write_csv(path, ("a", "b"), [(1, 2)])
     before = path.read_bytes()
     with pytest.raises(ValueError, match="Row 2"):
-        writers.write_csv(path, ("a", "b"), [(1, 2), (1, 2, 3)])
+        write_csv(path, ("a", "b"), [(1, 2), (1, 2, 3)])
     assert path.read_bytes() == before
     assert _temp_files(tmp_path) == []
 
 
-def test_csv_failure_mid_write_leaves_the_previous_file_and_no_temp_file(
-    tmp_path: Path, merged: list[transform.Row]
-) -> None:
+def test_csv_failure_mid_write_leaves_the_previous_file_and_no_temp_file(tmp_path: Path, merged: list[Row]) -> None:
     path = tmp_path / "netbox_merged_export.csv"
-    writers.write_csv(path, MERGED_COLUMNS, merged)
+    write_csv(path, MERGED_COLUMNS, merged)
     before = path.read_bytes()
     seen_temp: list[Path] = []
 
-    def rows_then_crash() -> Iterator[transform.Row]:
+    def rows_then_crash() -> Iterator[Row]:
         yield from merged[:10]
         seen_temp.extend(_temp_files(tmp_path))
         raise RuntimeError("NetBox went away")
 
     with pytest.raises(RuntimeError, match="went away"):
-        writers.write_csv(path, MERGED_COLUMNS, rows_then_crash())
+        write_csv(path, MERGED_COLUMNS, rows_then_crash())
     assert seen_temp, "the temp file should exist while rows are being written"
     assert path.read_bytes() == before
     assert _temp_files(tmp_path) == []
@@ -222,12 +223,12 @@ def test_csv_failure_mid_write_leaves_the_previous_file_and_no_temp_file(
 
 
 def test_csv_failure_on_first_write_creates_no_target(tmp_path: Path) -> None:
-    def crash() -> Iterator[transform.Row]:
+    def crash() -> Iterator[Row]:
         raise RuntimeError("boom")
         yield ()  # pragma: no cover
 
     with pytest.raises(RuntimeError):
-        writers.write_csv(tmp_path / "new.csv", ("a",), crash())
+        write_csv(tmp_path / "new.csv", ("a",), crash())
     assert list(tmp_path.iterdir()) == []
 
 
@@ -236,7 +237,7 @@ def test_csv_failure_on_first_write_creates_no_target(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_workbook_sheet_table_panes_and_widths(
-    tmp_path: Path, workbook_rows: list[transform.Row], engine: oracle.WorkbookEngine
+    tmp_path: Path, workbook_rows: list[Row], engine: oracle.WorkbookEngine
 ) -> None:
     path = tmp_path / "Systems CMDB.xlsx"
     oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
@@ -254,7 +255,7 @@ def test_workbook_sheet_table_panes_and_widths(
     assert worksheet.max_row == 51
 
     # Excel stores widths with its 5-pixel padding: 50 characters are 50.7109375.
-    characters = {width: chars for chars in range(256) if (width := xlsx_cells._excel_width(chars))}
+    characters = {width: chars for chars in range(256) if (width := xlsx_cells.excel_width(chars))}
     widths = {
         worksheet.cell(row=1, column=column).column_letter: characters[worksheet.column_dimensions[letter].width]
         for letter in list(worksheet.column_dimensions)
@@ -269,7 +270,7 @@ def test_workbook_sheet_table_panes_and_widths(
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_workbook_numbers_are_numbers_and_text_stays_text(
-    tmp_path: Path, workbook_rows: list[transform.Row], engine: oracle.WorkbookEngine
+    tmp_path: Path, workbook_rows: list[Row], engine: oracle.WorkbookEngine
 ) -> None:
     path = tmp_path / "Systems CMDB.xlsx"
     oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
@@ -331,12 +332,12 @@ def test_workbook_typing_edge_cases(tmp_path: Path, engine: oracle.WorkbookEngin
     assert values[0][4] == (True, "b")
     assert values[1][:4] == [(2, "n"), ("417", "s"), (52.5, "n"), ("bellring", "s")]
     assert values[2][3] == ("=1+1", "s")
-    assert len(values[2][4][0]) == writers.EXCEL_MAX_TEXT
+    assert len(values[2][4][0]) == EXCEL_MAX_TEXT
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_workbook_file_info_and_identical_bytes_for_identical_rows(
-    tmp_path: Path, workbook_rows: list[transform.Row], engine: oracle.WorkbookEngine
+    tmp_path: Path, workbook_rows: list[Row], engine: oracle.WorkbookEngine
 ) -> None:
     first = oracle.write_workbook(tmp_path / "a.xlsx", WORKBOOK_COLUMNS, workbook_rows, engine=engine)
     data = first.path.read_bytes()
@@ -366,16 +367,16 @@ def test_workbook_with_no_rows_still_has_a_valid_table(tmp_path: Path, engine: o
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("engine", ENGINES)
 def test_workbook_failure_while_rows_stream_leaves_the_previous_file_and_no_temp_files(
-    tmp_path: Path, workbook_rows: list[transform.Row], engine: oracle.WorkbookEngine, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, workbook_rows: list[Row], engine: oracle.WorkbookEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "Systems CMDB.xlsx"
     oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
     before = path.read_bytes()
     openpyxl_temp_files = set(ALL_TEMP_FILES)
     # The xml engine takes its rows in batches (of 10 here), the others one by one: fail after 20 rows either way.
-    hook, items = ("_column_batches", 2) if engine == "xml" else ("_prepared_rows", 20)
+    hook, items = ("_column_batches", 2) if engine == "xml" else ("prepared_rows", 20)
     hooked = workbook if engine == "xml" else oracle
-    monkeypatch.setattr(workbook, "_XML_BATCH_ROWS", 10)
+    monkeypatch.setattr(workbook, "XML_BATCH_ROWS", 10)
     prepared = getattr(hooked, hook)
 
     def crash_after_some_rows(*args: Any, **kwargs: Any) -> Iterator[Any]:
@@ -396,7 +397,7 @@ def test_workbook_failure_while_rows_stream_leaves_the_previous_file_and_no_temp
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_workbook_failure_after_the_temp_file_is_written_leaves_the_previous_file(
-    tmp_path: Path, workbook_rows: list[transform.Row], engine: oracle.WorkbookEngine, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, workbook_rows: list[Row], engine: oracle.WorkbookEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "Systems CMDB.xlsx"
     oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
@@ -408,7 +409,7 @@ def test_workbook_failure_after_the_temp_file_is_written_leaves_the_previous_fil
         assert temp.exists() and temp.parent == tmp_path
         raise OSError("I/O error")
 
-    monkeypatch.setattr(workbook, "_hash_file", fail_to_hash)
+    monkeypatch.setattr(workbook, "hash_file", fail_to_hash)
     with pytest.raises(OSError, match="I/O error"):
         oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
     assert seen_temp
@@ -416,26 +417,24 @@ def test_workbook_failure_after_the_temp_file_is_written_leaves_the_previous_fil
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Systems CMDB.xlsx"]
 
 
-def test_workbook_row_generator_that_raises_leaves_the_previous_file(
-    tmp_path: Path, workbook_rows: list[transform.Row]
-) -> None:
+def test_workbook_row_generator_that_raises_leaves_the_previous_file(tmp_path: Path, workbook_rows: list[Row]) -> None:
     path = tmp_path / "Systems CMDB.xlsx"
-    writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows)
+    write_workbook(path, WORKBOOK_COLUMNS, workbook_rows)
     before = path.read_bytes()
 
-    def rows_then_crash() -> Iterator[transform.Row]:
+    def rows_then_crash() -> Iterator[Row]:
         yield from workbook_rows[:10]
         raise RuntimeError("NetBox went away")
 
     with pytest.raises(RuntimeError):
-        writers.write_workbook(path, WORKBOOK_COLUMNS, rows_then_crash())
+        write_workbook(path, WORKBOOK_COLUMNS, rows_then_crash())
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Systems CMDB.xlsx"]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_workbook_reads_back_the_same_in_read_only_and_normal_mode(
-    tmp_path: Path, workbook_rows: list[transform.Row], engine: oracle.WorkbookEngine
+    tmp_path: Path, workbook_rows: list[Row], engine: oracle.WorkbookEngine
 ) -> None:
     path = tmp_path / "Systems CMDB.xlsx"
     oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine=engine)
@@ -450,7 +449,7 @@ def test_workbook_reads_back_the_same_in_read_only_and_normal_mode(
 
 @pytest.mark.parametrize("engine", ["xml", "xlsxwriter"])
 def test_workbook_engines_write_the_same_cells_as_openpyxl(
-    tmp_path: Path, workbook_rows: list[transform.Row], engine: oracle.WorkbookEngine
+    tmp_path: Path, workbook_rows: list[Row], engine: oracle.WorkbookEngine
 ) -> None:
     for name, columns, rows in (("sample", WORKBOOK_COLUMNS, workbook_rows), ("edge", EDGE_COLUMNS, EDGE_ROWS)):
         reference = oracle.write_workbook(tmp_path / f"{name}-openpyxl.xlsx", columns, rows, engine="openpyxl")
@@ -497,9 +496,7 @@ def test_workbook_zip_has_pinned_dates_and_no_zip64_extras(tmp_path: Path, engin
     assert set(_local_extra_lengths(path).values()) == {0}
 
 
-def test_xml_workbook_has_every_part_well_formed_and_declared(
-    tmp_path: Path, workbook_rows: list[transform.Row]
-) -> None:
+def test_xml_workbook_has_every_part_well_formed_and_declared(tmp_path: Path, workbook_rows: list[Row]) -> None:
     path = tmp_path / "Systems CMDB.xlsx"
     oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine="xml")
     with zipfile.ZipFile(path) as archive:
@@ -553,7 +550,7 @@ def test_xml_workbook_has_every_part_well_formed_and_declared(
 def test_pinned_zip_deflates_at_its_level_and_gives_zip64_only_to_members_that_may_need_it(tmp_path: Path) -> None:
     path = tmp_path / "a.zip"
     data = b"0123456789abcdef" * 4096 + bytes(range(256)) * 64
-    with xlsx_cells._PinnedZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+    with xlsx_cells.PinnedZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         with archive.open(archive.member("small", len(data)), "w") as stream:
             stream.write(data)
         with archive.open(archive.member("huge", zipfile.ZIP64_LIMIT), "w") as stream:
@@ -569,19 +566,17 @@ def test_pinned_zip_deflates_at_its_level_and_gives_zip64_only_to_members_that_m
 
 
 def test_xml_workbook_cells_do_not_depend_on_the_batch_size(
-    tmp_path: Path, workbook_rows: list[transform.Row], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, workbook_rows: list[Row], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Shared strings are numbered column by column within a batch, so only the bytes depend on the batch size.
     whole = oracle.write_workbook(tmp_path / "a.xlsx", WORKBOOK_COLUMNS, workbook_rows, engine="xml")
-    monkeypatch.setattr(workbook, "_XML_BATCH_ROWS", 7)
+    monkeypatch.setattr(workbook, "XML_BATCH_ROWS", 7)
     batched = oracle.write_workbook(tmp_path / "b.xlsx", WORKBOOK_COLUMNS, workbook_rows, engine="xml")
     assert _typed_cells(batched.path, read_only=True) == _typed_cells(whole.path, read_only=True)
 
 
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is not installed")
-def test_xml_workbook_opens_in_libreoffice_with_the_same_values(
-    tmp_path: Path, workbook_rows: list[transform.Row]
-) -> None:
+def test_xml_workbook_opens_in_libreoffice_with_the_same_values(tmp_path: Path, workbook_rows: list[Row]) -> None:
     path = tmp_path / "cmdb.xlsx"
     oracle.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows, engine="xml")
     # Raw values (not as shown), UTF-8, every sheet: LibreOffice names the CSV after the sheet.
@@ -596,7 +591,7 @@ def test_xml_workbook_opens_in_libreoffice_with_the_same_values(
 
 def test_workbook_rejects_duplicate_column_names(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unique"):
-        writers.write_workbook(tmp_path / "x.xlsx", ("Name", "name"), [("a", "b")])
+        write_workbook(tmp_path / "x.xlsx", ("Name", "name"), [("a", "b")])
 
 
 @pytest.mark.parametrize(
@@ -615,30 +610,30 @@ def test_workbook_rejects_names_excel_would_refuse(
     tmp_path: Path, columns: tuple[str, ...], sheet: str, table: str, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        writers.write_workbook(tmp_path / "x.xlsx", columns, [], sheet=sheet, table=table)
+        write_workbook(tmp_path / "x.xlsx", columns, [], sheet=sheet, table=table)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_workbook_rejects_more_rows_than_a_sheet_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workbook, "EXCEL_MAX_ROWS", 3)
-    writers.write_workbook(tmp_path / "fits.xlsx", ("ID",), [(1,), (2,)])
+    write_workbook(tmp_path / "fits.xlsx", ("ID",), [(1,), (2,)])
     with pytest.raises(ValueError, match="rows"):
-        writers.write_workbook(tmp_path / "x.xlsx", ("ID",), [(1,), (2,), (3,)])
+        write_workbook(tmp_path / "x.xlsx", ("ID",), [(1,), (2,), (3,)])
     assert not (tmp_path / "x.xlsx").exists()
 
 
 def test_column_widths_use_the_longest_line_and_cap_at_50() -> None:
     rows = [("short", "line one\nthe second line", "y" * 80, 123456)]
-    assert writers.column_widths(("Name", "Multi", "Long", "N"), rows) == [7, 17, 50, 8]
+    assert column_widths(("Name", "Multi", "Long", "N"), rows) == [7, 17, 50, 8]
 
 
 # Column order from an .xlsx
 
 
-def test_read_workbook_order_returns_the_first_row(tmp_path: Path, workbook_rows: list[transform.Row]) -> None:
+def test_read_workbook_order_returns_the_first_row(tmp_path: Path, workbook_rows: list[Row]) -> None:
     path = tmp_path / "Systems CMDB.xlsx"
-    writers.write_workbook(path, WORKBOOK_COLUMNS, workbook_rows)
-    assert writers.read_workbook_order(path) == list(WORKBOOK_COLUMNS)
+    write_workbook(path, WORKBOOK_COLUMNS, workbook_rows)
+    assert read_workbook_order(path) == list(WORKBOOK_COLUMNS)
 
 
 def test_read_workbook_order_from_an_operator_file_skips_blanks(tmp_path: Path) -> None:
@@ -649,7 +644,7 @@ def test_read_workbook_order_from_an_operator_file_skips_blanks(tmp_path: Path) 
     worksheet.append(["ID", " Name ", None, "Tags"])
     worksheet.append(["ignored", "second", "row", ""])
     workbook.save(path)
-    order = writers.read_workbook_order(path)
+    order = read_workbook_order(path)
     assert order == ["ID", "Name", "Tags"]
     assert workbook_column_order(order)[:3] == ("ID", "Name", "Tags")
 
@@ -657,12 +652,12 @@ def test_read_workbook_order_from_an_operator_file_skips_blanks(tmp_path: Path) 
 # Column sizes known ahead (the CMDB's filtered downloads): one pass, text inline
 
 
-def _sizes(columns: tuple[str, ...] | list[str], rows: list[Any]) -> writers.ColumnSizes:
+def _sizes(columns: tuple[str, ...] | list[str], rows: list[Any]) -> ColumnSizes:
     """What an index over the rows would know: per column the longest line and value, as text."""
     texts = [["" if value is None else str(value) for value in column] for column in zip(*rows, strict=True)]
     if not rows:
         texts = [[] for _ in columns]
-    return writers.ColumnSizes(
+    return ColumnSizes(
         lines=[max((len(line) for value in column for line in value.split("\n")), default=0) for column in texts],
         values=[max(map(len, column), default=0) for column in texts],
     )
@@ -687,17 +682,15 @@ class _OnePass(list[Any]):
 
 
 def test_workbook_with_known_sizes_reads_the_rows_once_and_writes_the_same_cells_inline(
-    tmp_path: Path, workbook_rows: list[transform.Row]
+    tmp_path: Path, workbook_rows: list[Row]
 ) -> None:
     for name, columns, rows in (("sample", WORKBOOK_COLUMNS, workbook_rows), ("edge", EDGE_COLUMNS, EDGE_ROWS)):
         kwargs: dict[str, Any] = {}
         if name == "edge":
             kwargs = {"numeric_columns": {"ID"}, "text_columns": {"Serial number"}}
-        reference = writers.write_workbook(tmp_path / f"{name}.xlsx", columns, rows, **kwargs)
+        reference = write_workbook(tmp_path / f"{name}.xlsx", columns, rows, **kwargs)
         once = _OnePass(rows)
-        streamed = writers.write_workbook(
-            tmp_path / f"{name}-sized.xlsx", columns, once, sizes=_sizes(columns, rows), **kwargs
-        )
+        streamed = write_workbook(tmp_path / f"{name}-sized.xlsx", columns, once, sizes=_sizes(columns, rows), **kwargs)
         assert once.passes == 1 and streamed.rows == len(rows)
         for read_only in (True, False):
             cells = _inline_as_excel_reads(_typed_cells(streamed.path, read_only=read_only))
@@ -734,8 +727,8 @@ def test_workbook_with_known_sizes_keeps_the_typing_edge_cases_and_many_batches(
         (3, "", "", "=1+1", "x" * 40_000),
     ] * 700  # more than one batch of rows
     kwargs: dict[str, Any] = {"numeric_columns": {"ID", "Latitude"}, "text_columns": {"Serial number"}}
-    reference = writers.write_workbook(tmp_path / "edge.xlsx", columns, rows, **kwargs)
-    streamed = writers.write_workbook(tmp_path / "sized.xlsx", columns, rows, sizes=_sizes(columns, rows), **kwargs)
+    reference = write_workbook(tmp_path / "edge.xlsx", columns, rows, **kwargs)
+    streamed = write_workbook(tmp_path / "sized.xlsx", columns, rows, sizes=_sizes(columns, rows), **kwargs)
     assert _typed_cells(streamed.path, read_only=True) == _typed_cells(reference.path, read_only=True)
     assert len(_typed_cells(streamed.path, read_only=True)) == 2101
 
@@ -746,22 +739,20 @@ def test_workbook_with_known_sizes_rejects_what_it_cannot_do(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="xml engine"):
         oracle.write_workbook(path, EDGE_COLUMNS, EDGE_ROWS, sizes=sizes, engine="openpyxl")
     with pytest.raises(ValueError, match="xml engine"):
-        extra = [writers.ExtraSheet(name="More", rows=[("a",)])]
-        writers.write_workbook(path, EDGE_COLUMNS, EDGE_ROWS, sizes=sizes, extra_sheets=extra)
+        extra = [ExtraSheet(name="More", rows=[("a",)])]
+        write_workbook(path, EDGE_COLUMNS, EDGE_ROWS, sizes=sizes, extra_sheets=extra)
     with pytest.raises(ValueError, match="Column sizes for 6 columns, not 5"):
-        writers.write_workbook(path, EDGE_COLUMNS[:5], [row[:5] for row in EDGE_ROWS], sizes=sizes)
+        write_workbook(path, EDGE_COLUMNS[:5], [row[:5] for row in EDGE_ROWS], sizes=sizes)
     with pytest.raises(ValueError, match="Row 3 has 5 values for 6 columns"):
-        writers.write_workbook(path, EDGE_COLUMNS, [*EDGE_ROWS[:2], EDGE_ROWS[2][:5]], sizes=sizes)
+        write_workbook(path, EDGE_COLUMNS, [*EDGE_ROWS[:2], EDGE_ROWS[2][:5]], sizes=sizes)
     assert not path.exists()
 
 
 def test_an_extra_sheet_streamed_from_an_iterable_is_the_one_written_from_a_list(tmp_path):
     rows = [("Rule", "Objects"), ("a", 1), (), ("x", "y", 3.5), *((f"row {n}", n) for n in range(2_500))]
-    listed = writers.write_workbook(
-        tmp_path / "listed.xlsx", ["A"], [("1",)], extra_sheets=[writers.ExtraSheet("More", rows)]
-    )
-    extra = writers.ExtraSheet("More", iter(rows), (len(rows), 3))
-    streamed = writers.write_workbook(tmp_path / "streamed.xlsx", ["A"], [("1",)], extra_sheets=[extra])
+    listed = write_workbook(tmp_path / "listed.xlsx", ["A"], [("1",)], extra_sheets=[ExtraSheet("More", rows)])
+    extra = ExtraSheet("More", iter(rows), (len(rows), 3))
+    streamed = write_workbook(tmp_path / "streamed.xlsx", ["A"], [("1",)], extra_sheets=[extra])
     assert listed.sha256 == streamed.sha256
     book = load_workbook(streamed.path, read_only=True)
     try:
@@ -777,5 +768,5 @@ def test_an_extra_sheet_whose_rows_do_not_match_its_shape_is_refused(tmp_path, s
     rows = [("a", "b"), ("c", "d"), ("e", "f"), ("g", "h")]
     path = tmp_path / "bad.xlsx"
     with pytest.raises(ValueError, match="shape"):
-        writers.write_workbook(path, ["A"], [("1",)], extra_sheets=[writers.ExtraSheet("More", iter(rows), shape)])
+        write_workbook(path, ["A"], [("1",)], extra_sheets=[ExtraSheet("More", iter(rows), shape)])
     assert not path.exists()

@@ -1,6 +1,8 @@
-"""The openpyxl and XlsxWriter workbook engines: test oracles and benchmark comparisons for the production
-writer (``exports.workbook``), never used by production code. ``write_workbook`` takes an ``engine`` and otherwise
-meets the production contract: same checks, same cells; the bytes differ between engines.
+"""The openpyxl and XlsxWriter workbook engines: benchmark comparisons (``bench/writers_bench.py``) and test oracles
+(``exports/tests/test_writers.py``) for the production writer (``exports.workbook``), never used by production code.
+``write_workbook`` takes an ``engine`` and otherwise meets the production contract: same checks, same cells; the
+bytes differ between engines. It uses the writer's public interface only: ``exports.workbook.write_workbook_with``
+(an engine's save function behind the production checks and column plan) and the cell rules of ``exports.cells``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 from openpyxl.writer.excel import ExcelWriter
 
 from exports.atomic import FileInfo
-from exports.cells import _TEXT, TABLE_STYLE, _ColumnPlan, _excel_width, _PinnedZipFile, _prepared_rows, _table_ref
-from exports.workbook import Save, _save_xml, write_workbook_with
+from exports.cells import TABLE_STYLE, TEXT, ColumnPlan, PinnedZipFile, excel_width, prepared_rows, table_ref
+from exports.workbook import Save, save_xml, write_workbook_with
 
 WorkbookEngine = Literal["xml", "openpyxl", "xlsxwriter"]
 
@@ -48,7 +50,7 @@ def _save_openpyxl(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     kinds: Sequence[str],
-    plan: _ColumnPlan,
+    plan: ColumnPlan,
     sheet: str,
     table: str,
     timestamp: datetime,
@@ -58,8 +60,8 @@ def _save_openpyxl(
     worksheet = workbook.create_sheet(sheet)
     worksheet.freeze_panes = "B2"
     for index, width in enumerate(plan.widths, 1):
-        worksheet.column_dimensions[get_column_letter(index)].width = _excel_width(width)
-    ref = _table_ref(len(columns), len(rows))
+        worksheet.column_dimensions[get_column_letter(index)].width = excel_width(width)
+    ref = table_ref(len(columns), len(rows))
     excel_table = Table(
         displayName=table,
         ref=ref,
@@ -83,16 +85,16 @@ def _save_openpyxl(
 
     every_column = list(range(len(columns)))
     try:
-        for cells in _prepared_rows([columns], [_TEXT] * len(columns), every_column, as_text_cell):
+        for cells in prepared_rows([columns], [TEXT] * len(columns), every_column, as_text_cell):
             worksheet.append(cells)
-        for cells in _prepared_rows(rows, kinds, plan.careful, as_text_cell):
+        for cells in prepared_rows(rows, kinds, plan.careful, as_text_cell):
             worksheet.append(cells)
     except BaseException:
         _discard_openpyxl_stream(worksheet)
         raise
     workbook.properties.created = workbook.properties.modified = timestamp
     # What Workbook.save does, minus stamping "modified" with the current time and the zip members with today.
-    with _PinnedZipFile(temp, "w", ZIP_DEFLATED, allowZip64=True) as archive:
+    with PinnedZipFile(temp, "w", ZIP_DEFLATED, allowZip64=True) as archive:
         ExcelWriter(workbook, archive).write_data()
 
 
@@ -101,7 +103,7 @@ def _save_xlsxwriter(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     kinds: Sequence[str],
-    plan: _ColumnPlan,
+    plan: ColumnPlan,
     sheet: str,
     table: str,
     timestamp: datetime,
@@ -132,7 +134,7 @@ def _save_xlsxwriter(
         write_boolean = worksheet.write_boolean
         for col, name in enumerate(columns):
             write_string(0, col, name)
-        for row_number, cells in enumerate(_prepared_rows(rows, kinds, plan.careful, None), 1):
+        for row_number, cells in enumerate(prepared_rows(rows, kinds, plan.careful, None), 1):
             for col, value in enumerate(cells):
                 if value is None:
                     continue
@@ -161,7 +163,7 @@ def _save_xlsxwriter(
 
 
 _ENGINES: dict[str, Save] = {
-    "xml": _save_xml,
+    "xml": save_xml,
     "openpyxl": _save_openpyxl,
     "xlsxwriter": _save_xlsxwriter,
 }
