@@ -200,3 +200,10 @@ def cmdb_freshness(run: ExportRun) -> dict[str, Any]:
 def cmdb_rows_all(*, table: CmdbTable, query: Query) -> np.ndarray:
     """Every matching row, in order (downloads)."""
     return table.select(query)
+
+
+def cmdb_table_warm(run: ExportRun) -> str:
+    """The after-run step (``exports.afterrun``, order 150): build the new run's table now, in the process that ran
+    the export, so that a mistake in its merged CSV shows on the run and the first look-up here does not wait."""
+    source = cmdb_source(run_id=run.pk)
+    return f"CMDB table of {source.table.size:,} rows ready"

@@ -13,7 +13,8 @@ a reason records it as skipped. Steps run in ``order`` (then by name), only thos
 Each step's outcome (``succeeded``, ``failed`` or ``skipped``), its seconds, its error and its note are recorded on
 the run (``ExportRun.after_run``, a JSON list, saved after every step) and in its log. A failing step fails only
 itself: never the export (already finished), never the steps after it. ``steps()`` is the registry as an ordered
-list you can print. Orders in use: quality counts 100, the CMDB table 150, publishing 200, notifications 300.
+list you can print. Orders: quality 100 (kept: the report's counts are stored by its companion, see
+``exports.companions``), the CMDB table 150, publishing 200, notifications 300.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ DEVICES_CSV = "netbox_devices_export.csv"
 VMS_CSV = "netbox_vms_export.csv"
 MERGED_CSV = "netbox_merged_export.csv"
 WORKBOOK = "Systems CMDB.xlsx"
-QUALITY_CSV = "data_quality.csv"
 
 # XML 1.0 forbids these characters outright (and UTF-8 cannot carry a lone surrogate); escaping cannot save them.
 XML_ILLEGAL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

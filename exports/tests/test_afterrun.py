@@ -37,7 +37,7 @@ def recording(name: str, calls: list[tuple[str, int]], note: str | None = None):
 
 def test_the_apps_register_their_steps_in_order_and_the_list_prints():
     names = [step.name for step in afterrun.steps()]
-    assert "publishing" in names
+    assert names == ["cmdb-table", "publishing"]
     orders = [step.order for step in afterrun.steps()]
     assert orders == sorted(orders)
     publishing = next(step for step in afterrun.steps() if step.name == "publishing")
@@ -74,6 +74,8 @@ def test_a_run_with_a_failing_step_records_it_and_still_succeeds(netbox, registr
     assert by_step["last"]["outcome"] == "succeeded"
     assert all(isinstance(r["seconds"], float) and r["seconds"] >= 0 for r in run.after_run)
     assert by_step["publishing"]["outcome"] == "skipped"  # asked not to publish
+    assert by_step["cmdb-table"]["outcome"] == "succeeded"
+    assert by_step["cmdb-table"]["note"] == "CMDB table of 100 rows ready"
     assert "After the run: broken failed" in run.log and "the receiver is down" in run.log
 
 
