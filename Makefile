@@ -9,7 +9,14 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 PYTEST_WORKERS ?= 2
 XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 
-.PHONY: run test lint typecheck imports migrations-check test-sqlite test-postgres test-deploy bench clean
+.PHONY: run test test-deps lint typecheck imports migrations-check test-sqlite test-postgres test-deploy bench clean
+
+# The Debian packages the tests need, installed once, before the tests (the fixtures fail, never skip, when one is
+# missing): Chromium for the browser tests, Redis and PostgreSQL for the servers the tests start, OpenSSH for the
+# SFTP backups, LibreOffice Calc to open the workbook. apt waits up to 10 minutes for another apt-get holding dpkg's
+# lock (DPkg::Lock::Timeout) instead of failing at once; `apt-get update` (the package lists' lock) is retried.
+TEST_DEBS := chromium chromium-driver redis-server openssh-server postgresql libreoffice-calc-nogui
+APT := DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get -q -o DPkg::Lock::Timeout=600
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +26,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: $(VENV)/.installed
 	DEBUG=$${DEBUG:-true} $(PY) scripts/run.py
 
-test: $(VENV)/.installed lint typecheck imports migrations-check test-sqlite test-postgres test-deploy
+test: $(VENV)/.installed test-deps lint typecheck imports migrations-check test-sqlite test-postgres test-deploy
 
+test-deps:
+	@missing=$$(for deb in $(TEST_DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$deb 2>/dev/null | grep -q 'install ok installed' || echo $$deb; done); \
+	if [ -z "$$missing" ]; then echo "== test packages: all installed =="; exit 0; fi; \
+	echo "== installing test packages:" $$missing "=="; \
+	for attempt in 1 2 3 4 5 6 7 8 9 10; do $(APT) update -qq && break; echo "apt-get update failed, retrying"; sleep 30; done; \
+	$(APT) install -y -qq --no-install-recommends $$missing
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -37,20 +51,19 @@ migrations-check: $(VENV)/.installed
 
 # Everything but the deploy test runs on SQLite. PostgreSQL runs what depends on the database: not the browser
 # tests (pages), the schemathesis run (the API contract) or the deploy test, which run once.
-test-sqlite: $(VENV)/.installed
+test-sqlite: $(VENV)/.installed test-deps
 	@echo "== pytest on SQLite =="
 	env -u DATABASE_URL -u REDIS_URL $(PYTEST) $(XDIST) -m "not deploy" $(PYTEST_ARGS)
 
-test-postgres: $(VENV)/.installed
+test-postgres: $(VENV)/.installed test-deps
 	@echo "== pytest on PostgreSQL =="
 	@url=$$(scripts/pgtest.sh start $(PGDIR)) || exit 1; \
 	  trap 'scripts/pgtest.sh stop $(PGDIR)' EXIT; \
 	  env -u REDIS_URL DATABASE_URL=$$url $(PYTEST) $(XDIST) -m "not deploy and not fuzz and not browser" $(PYTEST_ARGS)
 
 # The README's production deploy, started for real (PostgreSQL, Redis, gunicorn, two qcluster): a few minutes.
-test-deploy: $(VENV)/.installed
+test-deploy: $(VENV)/.installed test-deps
 	@echo "== deploy test =="
-	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -p no:cacheprovider -m deploy -s enreach/tests/test_deploy.py
 
 bench: $(VENV)/.installed

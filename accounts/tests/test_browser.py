@@ -1,14 +1,13 @@
 """The admin's user and key pages in a real browser: Debian's Chromium driven by Playwright, against a live server.
 
-Chromium comes from the distribution's ``chromium`` package (installed here with apt-get when missing), never from
-``playwright install``. Select these tests with ``-m browser``.
+Chromium comes from the distribution's ``chromium`` package (``make test-deps`` installs it, with the other Debian
+packages the tests need), never from ``playwright install``. Without it these tests fail, they never skip. Select them
+with ``-m browser``.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,18 +36,9 @@ SECRET = "nbt_brows3r.secret-value-for-the-browser-test-QRST"
 
 
 def chromium_path() -> str:
-    """Debian's Chromium, installed with apt-get on first use; skips (with the reason) when that fails."""
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    if shutil.which("apt-get") is None:
-        pytest.skip("Chromium is missing and apt-get is not available to install it")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
-        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-        if result.returncode != 0:
-            pytest.skip(f"installing Chromium failed ({' '.join(command)}): {result.stderr.strip()[-300:]}")
+    """Debian's Chromium; a missing one fails the test (``make test-deps`` installs it before the tests)."""
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"apt-get installed chromium but {CHROMIUM} is missing")
+        pytest.fail(f"{CHROMIUM} is missing: `make test-deps` installs Debian's chromium")
     return CHROMIUM
 
 

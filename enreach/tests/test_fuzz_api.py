@@ -41,7 +41,7 @@ ADMIN_ID = 7_340_033
 def _st() -> str:
     found = shutil.which("st", path=str(Path(sys.executable).parent)) or shutil.which("st")
     if found is None:
-        pytest.skip("schemathesis is not installed (pip install -r requirements-dev.txt)")
+        pytest.fail("schemathesis is not installed: `make .venv/.installed` installs requirements-dev.txt")
     return found
 
 

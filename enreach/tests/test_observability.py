@@ -119,7 +119,7 @@ def test_configured_secrets_are_redacted_verbatim(settings, json_log):
 def spans():
     exporter = InMemorySpanExporter()
     if not tracing_setup(exporter=exporter):
-        pytest.skip("tracing was already configured with another exporter in this process")
+        pytest.fail("tracing was configured with another exporter in this process: is OTEL_EXPORTER_OTLP_ENDPOINT set?")
     return exporter
 
 
