@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from accounts.views import SignOutView
 from enreach import views
@@ -41,7 +41,7 @@ urlpatterns = [
     path("accounts/logout/", SignOutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),
     path("api/health/", views.HealthView.as_view(), name="health"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", views.SchemaView.as_view(), name="schema"),
     # A page for people: send them to sign in rather than answering 401.
     # Swagger UI from drf-spectacular-sidecar's static files; the split view serves Swagger's
     # settings as a script file, so the page has no inline script (CSP: self only).

@@ -1,5 +1,5 @@
-"""Project-level views: the home page (the site shell, composing the panels the apps register), the health check
-and the metrics endpoint."""
+"""Project-level views: the home page (the site shell, composing the panels the apps register), the OpenAPI schema
+(generated once per process), the health check and the metrics endpoint."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.core.signals import setting_changed
 from django.db import connection
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import translation
 from django_q.brokers import get_broker
 from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularAPIView
 from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
@@ -35,6 +39,33 @@ def home(request: HttpRequest) -> HttpResponse:
     app decides."""
     context = {"alerts": panels_render("home-alerts", request), "panels": panels_render("home", request)}
     return render(request, "home.html", context)
+
+
+_schemas: dict[tuple[Any, ...], Any] = {}
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI schema, generated once per process (and version and language), then served from memory.
+
+    It is a function of the code and the settings, the same for every caller (``SERVE_PUBLIC``), and generating it
+    takes seconds: two on a quiet machine, over ten on a loaded one, where schemathesis gave up loading it. A
+    setting changed at run time (tests) forgets it.
+    """
+
+    def _get_schema_response(self, request: Any) -> Response:
+        version = self.api_version or request.version or self._get_version_parameter(request)
+        key = (version, translation.get_language(), self.serve_public, self.urlconf, tuple(self.patterns or ()))
+        schema = _schemas.get(key)
+        if schema is None:
+            generator = self.generator_class(urlconf=self.urlconf, api_version=version, patterns=self.patterns)
+            schema = _schemas[key] = generator.get_schema(request=request, public=self.serve_public)
+        filename = self._get_filename(request, version)
+        return Response(data=schema, headers={"Content-Disposition": f'inline; filename="{filename}"'})
+
+
+@receiver(setting_changed)
+def _schema_forget(**kwargs: Any) -> None:
+    _schemas.clear()
 
 
 def quick_actions_panel(request: HttpRequest) -> dict[str, Any]:

@@ -65,3 +65,28 @@ def test_redoc_policy_builds_on_a_replaced_site_policy_and_respects_none(client_
 def test_redoc_sends_anonymous_people_to_sign_in(client):
     response = client.get("/api/redoc/")
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_the_schema_is_generated_once_per_process_and_again_when_a_setting_changes(client_for, settings, monkeypatch):
+    from drf_spectacular.generators import SchemaGenerator
+
+    generated = []
+    original = SchemaGenerator.get_schema
+
+    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        generated.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SchemaGenerator, "get_schema", counting)
+    settings.SPECTACULAR_SETTINGS = {**settings.SPECTACULAR_SETTINGS}  # a setting changed: whatever was kept goes
+    client = client_for("viewer")
+    first = client.get("/api/schema/", {"format": "json"})
+    second = client.get("/api/schema/", {"format": "json"})
+    assert first.status_code == second.status_code == 200 and first.json() == second.json()
+    assert "/api/exports/runs/{id}/publish/" in first.json()["paths"]
+    assert len(generated) == 1
+    assert client.get("/api/schema/").content.decode().startswith("openapi:")  # the YAML from the same schema
+    assert len(generated) == 1
+    settings.API_MAX_LIMIT = 499  # documented in the paging parameters
+    assert "(at most 499)" in client.get("/api/schema/", {"format": "json"}).content.decode()
+    assert len(generated) == 2
