@@ -4,8 +4,10 @@
   JSON 400 (413 for the size), never a RecursionError.
 - ``BoundedLimitOffsetPagination``: ``limit`` is capped at ``API_MAX_LIMIT``; junk, negative or overflowing
   ``limit``/``offset`` is a 400.
-- ``ApiGuardMiddleware``: an oversized body on ``/api/`` is a JSON 413 before anything reads it; an id in the path
-  beyond a 64-bit integer is a 404 (no row can have it, and databases raise instead of finding nothing).
+- ``ApiGuardMiddleware``: an oversized body on ``/api/`` is a JSON 413 before anything reads it, a body without a
+  length (``Transfer-Encoding: chunked``) a JSON 411 (WSGI hands Django no length for it, so Django would read it as
+  empty: the request would "succeed" with nothing); an id in the path beyond a 64-bit integer is a 404 (no row can
+  have it, and databases raise instead of finding nothing).
 - ``handler400/403/404/500``: Django's error pages, as JSON under ``/api/``.
 """
 
@@ -170,8 +172,9 @@ _ID_KWARG = re.compile(r"^(pk|id|.+_id)$")
 
 
 class ApiGuardMiddleware:
-    """Refuses what no view should see: bodies over the size limit on /api/ (JSON 413) and ids beyond 64 bits
-    in any path (404). Sits before the session and CSRF middleware, which could read the body first."""
+    """Refuses what no view should see: bodies over the size limit on /api/ (JSON 413), bodies without a length
+    (JSON 411) and ids beyond 64 bits in any path (404). Sits before the session and CSRF middleware, which could
+    read the body first."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -184,6 +187,8 @@ class ApiGuardMiddleware:
                 return _json_error(400, "Content-Length is not a number.")
             if length > max_body_bytes():
                 return _json_error(413, _too_large_detail())
+            if request.META.get("HTTP_TRANSFER_ENCODING", "").strip().lower() not in ("", "identity"):
+                return _json_error(411, "A request body needs a Content-Length header: chunked bodies are not read.")
         return self.get_response(request)
 
     def process_view(

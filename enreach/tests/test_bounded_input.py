@@ -61,6 +61,16 @@ def test_a_body_over_djangos_limit_is_413_not_an_html_400(admin, settings):
     assert_json(response, 413)
 
 
+def test_a_chunked_body_is_a_json_411_not_read_as_empty(admin):
+    saved = admin.put("/api/cmdb/devices/view/", {"density": "compact"}, format="json")
+    assert saved.status_code == 200 and saved.json()["density"] == "compact"
+    # What a WSGI server hands Django for a chunked body: the header, and no CONTENT_LENGTH (so no body for Django).
+    response = admin.generic("PUT", "/api/cmdb/devices/view/", "", content_type="application/json",
+                             HTTP_TRANSFER_ENCODING="chunked")  # fmt: skip
+    assert "Content-Length" in assert_json(response, 411)["detail"]
+    assert admin.get("/api/cmdb/devices/view/").json()["density"] == "compact"  # not replaced by an empty view
+
+
 @pytest.mark.parametrize("path", ["/api/exports/runs/", "/api/admin/users/", "/api/chat/sessions/"])
 @pytest.mark.parametrize("query", ["limit=9223372036854775808", "limit=abc", "limit=0", "offset=-1", "offset=1e3"])
 def test_junk_or_overflowing_pagination_is_a_400(admin, path, query):
