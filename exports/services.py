@@ -5,7 +5,10 @@ Every door (the ``netbox_update`` command, the API, the web page, the admin, the
 
 A run writes its files into a folder of its own under ``ENREACH_DATA_DIR/runs/``, each through a temp file moved
 into place; the database records the files only once all of them are written. So a failed run never touches the
-files of the last successful one, which stay the "latest" files.
+files of the last successful one, which stay the "latest" files. Other apps take part through two registries and are
+never imported here: companions work while the files are written (``exports.companions``: the data-quality report),
+and once the run is finished, succeeded or failed, it is announced to the after-run steps (``exports.afterrun``:
+publishing, the CMDB table, notifications).
 """
 
 import contextlib
