@@ -4,15 +4,15 @@
   JSON 400 (413 for the size), never a RecursionError.
 - ``BoundedLimitOffsetPagination``: ``limit`` is capped at ``API_MAX_LIMIT``; junk, negative or overflowing
   ``limit``/``offset`` is a 400.
-- ``ApiGuardMiddleware``: an oversized body on ``/api/`` is a JSON 413 before anything reads it, a body without a
-  length (``Transfer-Encoding: chunked``) a JSON 411 (WSGI hands Django no length for it, so Django would read it as
-  empty: the request would "succeed" with nothing); an id in the path beyond a 64-bit integer is a 404 (no row can
-  have it, and databases raise instead of finding nothing).
+- ``ApiGuardMiddleware``: an oversized body on ``/api/`` is a JSON 413 before anything reads it; a body sent with
+  ``Transfer-Encoding: chunked`` is read whole before any view answers (``chunked_body_read``); an id in the path
+  beyond a 64-bit integer is a 404 (no row can have it, and databases raise instead of finding nothing).
 - ``handler400/403/404/500``: Django's error pages, as JSON under ``/api/``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable
@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import serializers, status
@@ -171,15 +172,70 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
 _ID_KWARG = re.compile(r"^(pk|id|.+_id)$")
 
 
+class ChunkedBodyError(ValueError):
+    """A chunked request body that is malformed, or larger than ``max_body_bytes``."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def chunked_body_read(request: HttpRequest, *, limit: int) -> bytes:
+    """The whole body of a request sent with ``Transfer-Encoding: chunked``, which WSGI hands to Django without a
+    ``CONTENT_LENGTH``: Django reads such a body as empty, so a view would answer without reading it.
+
+    A server that decodes the chunks (gunicorn) gives the decoded body in ``wsgi.input``. Django's development server
+    (``runserver``, and the live server of the tests) does not: its ``wsgi.input`` reads nothing, and the body, left
+    unread on a kept-alive connection, was read as the connection's next request — a bare HTML error page with no
+    status line, which the client took for the answer to its next request ("Connection aborted", BadStatusLine).
+    There the chunks are read from the connection itself, through the stream the server handed over.
+    """
+    stream = request.META["wsgi.input"]  # a WSGI request's META is its environ
+    if not (isinstance(stream, LimitedStream) and stream.limit == 0):
+        body = stream.read(limit + 1)
+        if len(body) > limit:
+            raise ChunkedBodyError(_too_large_detail(), status=413)
+        return bytes(body)
+    readline, read = stream._readline, stream._read  # type: ignore[attr-defined]  # the connection, past the headers
+    body = bytearray()
+    while True:
+        line = readline(1024)
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise ChunkedBodyError("The chunked request body is malformed.") from None
+        if size < 0 or len(body) + size > limit:
+            raise ChunkedBodyError(_too_large_detail(), status=413)
+        if size == 0:
+            break
+        chunk = read(size)
+        if len(chunk) != size or read(2) != b"\r\n":
+            raise ChunkedBodyError("The chunked request body is malformed.")
+        body += chunk
+    while readline(1024).strip():  # trailer fields, up to the blank line that ends the request
+        pass
+    return bytes(body)
+
+
 class ApiGuardMiddleware:
-    """Refuses what no view should see: bodies over the size limit on /api/ (JSON 413), bodies without a length
-    (JSON 411) and ids beyond 64 bits in any path (404). Sits before the session and CSRF middleware, which could
-    read the body first."""
+    """Refuses what no view should see: bodies over the size limit on /api/ (JSON 413) and ids beyond 64 bits in any
+    path (404); reads a chunked body before any view can answer. Sits before the session and CSRF middleware, which
+    could read the body first."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.META.get("HTTP_TRANSFER_ENCODING", "").strip().lower() == "chunked" and not request.META.get(
+            "CONTENT_LENGTH"
+        ):
+            try:
+                body = chunked_body_read(request, limit=max_body_bytes())
+            except ChunkedBodyError as exc:
+                return _json_error(exc.status, str(exc)) if _api_path(request) else HttpResponse(str(exc), status=400)
+            # From here on the request is one with a length, as it would be behind a proxy that buffers bodies.
+            request.META["CONTENT_LENGTH"] = str(len(body))
+            request._stream = io.BytesIO(body)
         if _api_path(request):
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -187,8 +243,6 @@ class ApiGuardMiddleware:
                 return _json_error(400, "Content-Length is not a number.")
             if length > max_body_bytes():
                 return _json_error(413, _too_large_detail())
-            if request.META.get("HTTP_TRANSFER_ENCODING", "").strip().lower() not in ("", "identity"):
-                return _json_error(411, "A request body needs a Content-Length header: chunked bodies are not read.")
         return self.get_response(request)
 
     def process_view(
