@@ -1,6 +1,8 @@
 """Benchmark the NetBox -> CMDB export against the fake NetBox on loopback, with issue 3's targets.
 
 Usage: ``.venv/bin/python bench/export_bench.py [--devices 20000] [--vms 30000] [--small] [--repeat 1] [--profile]``
+or ``... --sizes 50000,250000,500000 [--database-url postgres://...]`` (issue 25: each size's full export and
+incremental export after 1 % changed, side by side with the growth factors against the smallest size).
 
 One run measures, each in a process of its own so that time and peak memory (``ru_maxrss``) do not mix:
 
@@ -541,6 +543,8 @@ class Bench:
         var_dir = self.work / name
         var_dir.mkdir()
         env = self.env(var_dir)
+        if self.args.database_url:  # a new database on that PostgreSQL server for each fresh one
+            env["DATABASE_URL"] = _postgres_database(self.args.database_url, f"{var_dir.parent.name}_{name}")
         completed = subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
             cwd=ROOT,
@@ -561,6 +565,21 @@ class Bench:
         if profile is not None:
             extra += ["--profile-to", str(profile)]
         return self.child("export", env=env, extra=extra)
+
+
+def _postgres_database(server_url: str, name: str) -> str:
+    """Create a database called after ``name`` on the server of ``server_url``; its URL."""
+    import re
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    database = re.sub(r"[^a-z0-9_]", "_", f"bench_{name}".lower())[:63]
+    parts = urlsplit(server_url)
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{database}"')
+        connection.execute(f'CREATE DATABASE "{database}"')
+    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 def _say(message: str) -> None:
@@ -663,6 +682,106 @@ def run_all(args: argparse.Namespace, netbox: FakeNetboxProcess, work: Path) -> 
     results["server_peak_mb"] = netbox.ask("stats").get("peak_mb")
     results["load_after"] = os.getloadavg()
     return results
+
+
+# Issue 25's targets, for --sizes.
+TARGET_SIZES_PEAK_MB = 1024.0
+TARGET_SIZES_PEAK_GROWTH = 1.10  # the largest size's peak over the middle one's
+TARGET_SIZES_TIME_GROWTH = 10.5  # per 10x objects
+TARGET_SIZES_SAVE_SHARE = 0.25
+TARGET_SIZES_INCREMENTAL_SHARE = 0.10
+SIZES_DEVICE_SHARE = 0.4
+
+
+def run_sizes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """For each size: a fake NetBox of that many objects (40 % devices), a full export on a fresh database, then
+    1 % of the objects changed (updated, plus one device and one VM added and deleted) and an incremental export."""
+    results = []
+    for size in args.sizes:
+        devices = round(size * SIZES_DEVICE_SHARE)
+        vms = size - devices
+        _say(f"{size:,} objects: starting the fake NetBox ({devices:,} devices, {vms:,} VMs) ...")
+        with FakeNetboxProcess(
+            devices=devices, vms=vms, token=args.token, seed=args.seed, start_timeout=120 + size / 500
+        ) as netbox:
+            bench = Bench(args, netbox, work)
+            _var_dir, env = bench.fresh_database(f"size{size}")
+            _say("  full export ...")
+            full = bench.export(env, force=True)
+            _say(f"    {full['seconds']:.1f} s, peak {full['peak_mb']:.0f} MB, steps {full['timings']}")
+            per_kind = max(1, size // 200)  # per kind: 1 % of all objects in all
+            change = netbox.ask(f"change {per_kind}", timeout=600)
+            _say(f"  incremental export after {change} ...")
+            incremental = bench.export(env, force=False)
+            _say(f"    {incremental['seconds']:.1f} s, peak {incremental['peak_mb']:.0f} MB")
+            server_peak = netbox.ask("stats").get("peak_mb")
+        results.append({"size": size, "devices": devices, "vms": vms, "full": full, "incremental": incremental,
+                        "change": change, "server_peak_mb": server_peak, "load": os.getloadavg()})  # fmt: skip
+    return results
+
+
+def report_sizes(args: argparse.Namespace, results: list[dict[str, Any]]) -> bool:
+    """The figures at each size side by side, with the growth factors against the smallest; whether targets hold."""
+    database = "PostgreSQL" if args.database_url else "SQLite"
+    print()
+    print(f"Export at several sizes ({SIZES_DEVICE_SHARE:.0%} devices); {database}; {os.cpu_count()} CPUs; "
+          f"load average at the end of each size: {', '.join(f'{r['load'][0]:.2f}' for r in results)}.")  # fmt: skip
+    print()
+    smallest = results[0]
+    labels = [f"{r['size']:,}" for r in results]
+    header = f"{'objects':<40}" + "".join(f"{label:>14}" for label in labels)
+    print(header)
+    print("-" * len(header))
+
+    def line(name: str, values: list[str]) -> None:
+        print(f"{name:<40}" + "".join(f"{value:>14}" for value in values))
+
+    line("full export, seconds", [f"{r['full']['seconds']:.1f}" for r in results])
+    line("  time vs the smallest", [f"{r['full']['seconds'] / smallest['full']['seconds']:.2f}x" for r in results])
+    line("  objects vs the smallest", [f"{r['size'] / smallest['size']:.1f}x" for r in results])
+    line("  CPU seconds (export process + child)", [f"{r['full']['cpu_seconds']:.1f}" for r in results])
+    line("  peak memory, MB", [f"{r['full']['peak_mb']:.0f}" for r in results])
+    line("  peak vs the smallest", [f"{r['full']['peak_mb'] / smallest['full']['peak_mb']:.2f}x" for r in results])
+    for step in ("fetch", "write", "save"):
+        line(f"  step {step}, seconds", [f"{r['full']['timings'].get(step, 0):.1f}" for r in results])
+    line("  save share of the full export",
+         [f"{r['full']['timings'].get('save', 0) / r['full']['seconds']:.1%}" for r in results])  # fmt: skip
+    line("incremental 1 %, seconds", [f"{r['incremental']['seconds']:.1f}" for r in results])
+    line("  share of the full export", [f"{r['incremental']['seconds'] / r['full']['seconds']:.1%}" for r in results])
+    line("  peak memory, MB", [f"{r['incremental']['peak_mb']:.0f}" for r in results])
+    line("  changed objects (run's count)", [f"{r['incremental']['changed']:,}" for r in results])
+    line("fake NetBox peak, MB (own process)", [f"{r['server_peak_mb'] or 0:.0f}" for r in results])
+
+    checks: list[tuple[str, str, str, bool]] = []
+    largest = results[-1]
+    exports = [result[key] for result in results for key in ("full", "incremental")]
+    peak = max(result["peak_mb"] for result in exports)
+    checks.append(("peak memory (any size, any run)", f"{peak:.0f} MB", f"<= {TARGET_SIZES_PEAK_MB:.0f} MB",
+                   peak <= TARGET_SIZES_PEAK_MB))  # fmt: skip
+    if len(results) > 1:
+        middle = results[-2]
+        growth = largest["full"]["peak_mb"] / middle["full"]["peak_mb"]
+        checks.append((f"peak {largest['size']:,} / {middle['size']:,}", f"{growth:.2f}x",
+                       f"<= {TARGET_SIZES_PEAK_GROWTH:.2f}x", growth <= TARGET_SIZES_PEAK_GROWTH))  # fmt: skip
+        factor = largest["size"] / smallest["size"]
+        allowed = TARGET_SIZES_TIME_GROWTH * factor / 10
+        time_growth = largest["full"]["seconds"] / smallest["full"]["seconds"]
+        checks.append((f"time {largest['size']:,} / {smallest['size']:,}", f"{time_growth:.2f}x",
+                       f"<= {allowed:.2f}x", time_growth <= allowed))  # fmt: skip
+    for result in results:
+        share = result["full"]["timings"].get("save", 0) / result["full"]["seconds"]
+        checks.append((f"save share at {result['size']:,}", f"{share:.1%}", f"<= {TARGET_SIZES_SAVE_SHARE:.0%}",
+                       share <= TARGET_SIZES_SAVE_SHARE))  # fmt: skip
+        share = result["incremental"]["seconds"] / result["full"]["seconds"]
+        checks.append((f"incremental 1 % share at {result['size']:,}", f"{share:.1%}",
+                       f"<= {TARGET_SIZES_INCREMENTAL_SHARE:.0%}", share <= TARGET_SIZES_INCREMENTAL_SHARE))  # fmt: skip
+    print()
+    header = f"{'check':<40} {'value':>12} {'target':>12}  result"
+    print(header)
+    print("-" * len(header))
+    for name, value, target, passed in checks:
+        print(f"{name:<40} {value:>12} {target:>12}  {'PASS' if passed else 'FAIL'}")
+    return all(passed for _, _, _, passed in checks)
 
 
 def _quality_note(result: dict[str, Any]) -> str:
@@ -876,6 +995,18 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (databases, files, logs)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per scenario")
     parser.add_argument("--token", default=DEFAULT_TOKEN)
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: sorted(int(size) for size in text.split(",")),
+        help="objects per run, comma separated (e.g. 50000,250000,500000; 40 %% devices): full export and "
+        "incremental after 1 %% changed at each size, side by side with the growth factors (issue 25)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", ""),
+        help="a PostgreSQL server (postgres://user@host:port/db) on which each fresh database is created "
+        "(default: SQLite; also from BENCH_DATABASE_URL)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--decoded-only", action="store_true", help=argparse.SUPPRESS)
@@ -907,6 +1038,17 @@ def main() -> None:
         return
 
     work = Path(tempfile.mkdtemp(prefix="export-bench-"))
+    if args.sizes:
+        try:
+            passed = report_sizes(args, run_sizes(args, work))
+        except BenchError as exc:
+            raise SystemExit(f"export_bench: {exc}") from None
+        finally:
+            if args.keep:
+                _say(f"work directory kept: {work}")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+        sys.exit(0 if passed else 1)
     start_timeout = 60 + (args.devices + args.vms) / 1000
     _say(f"starting the fake NetBox ({args.devices:,} devices, {args.vms:,} VMs) ...")
     try:
