@@ -724,8 +724,9 @@ def report_sizes(args: argparse.Namespace, results: list[dict[str, Any]]) -> boo
     """The figures at each size side by side, with the growth factors against the smallest; whether targets hold."""
     database = "PostgreSQL" if args.database_url else "SQLite"
     print()
+    loads = ", ".join(f"{result['load'][0]:.2f}" for result in results)
     print(f"Export at several sizes ({SIZES_DEVICE_SHARE:.0%} devices); {database}; {os.cpu_count()} CPUs; "
-          f"load average at the end of each size: {', '.join(f'{r['load'][0]:.2f}' for r in results)}.")  # fmt: skip
+          f"load average at the end of each size: {loads}.")  # fmt: skip
     print()
     smallest = results[0]
     labels = [f"{r['size']:,}" for r in results]
