@@ -743,7 +743,7 @@ def report_sizes(args: argparse.Namespace, results: list[dict[str, Any]]) -> boo
     line("  CPU seconds (export process + child)", [f"{r['full']['cpu_seconds']:.1f}" for r in results])
     line("  peak memory, MB", [f"{r['full']['peak_mb']:.0f}" for r in results])
     line("  peak vs the smallest", [f"{r['full']['peak_mb'] / smallest['full']['peak_mb']:.2f}x" for r in results])
-    for step in ("fetch", "write", "save"):
+    for step in ("fetch", "stream", "write", "save"):
         line(f"  step {step}, seconds", [f"{r['full']['timings'].get(step, 0):.1f}" for r in results])
     line("  save share of the full export",
          [f"{r['full']['timings'].get('save', 0) / r['full']['seconds']:.1%}" for r in results])  # fmt: skip

@@ -140,6 +140,47 @@ def plan_columns(
     return ColumnPlan(widths=widths, careful=careful, shapes=shapes, longest=longest)
 
 
+class ColumnMeter:
+    """What ``plan_columns`` measures for the widths, gathered a batch of rows at a time: per column (header
+    excluded), the longest line and the longest value in characters (``lines`` and ``values``; the sizes of
+    ``exports.workbook.ColumnSizes``). Rows that pass once (a streamed export) are measured as they pass, and the
+    workbook written later gets the widths and sheet sizes a pass over all the rows would give."""
+
+    __slots__ = ("lines", "values")
+
+    def __init__(self, width: int) -> None:
+        self.lines = [0] * width
+        self.values = [0] * width
+
+    def add(self, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        lines, longest = self.lines, self.values
+        for index, values in enumerate(zip(*rows, strict=True)):
+            distinct = set(values)
+            if all(value.__class__ is str for value in distinct):
+                longest_text = max(map(len, distinct))
+                # A line is never longer than its value: nothing to measure unless a value is longer than before.
+                if longest_text > lines[index] or longest_text > longest[index]:
+                    joined = "\n".join(distinct)
+                    multi_line = joined.count("\n") > len(distinct) - 1
+                    line = max(map(len, joined.split("\n"))) if multi_line else longest_text
+                    lines[index] = max(lines[index], line)
+                    longest[index] = max(longest[index], longest_text)
+                continue
+            # As plan_columns: a set merges 1, 1.0 and True, which print differently; text and other values apart.
+            types = set(map(type, values))
+            pool = distinct if types <= {str, int} else values
+            texts = [value for value in pool if type(value) is str and value] if str in types else []
+            others = [value for value in pool if type(value) is not str and value is not None]
+            joined = "\n".join(texts)
+            longest_text = max(map(len, texts), default=0)
+            line = max(map(len, joined.split("\n"))) if "\n" in joined else longest_text
+            longest_other = max(map(len, map(str, others)), default=0)
+            lines[index] = max(lines[index], line, longest_other)
+            longest[index] = max(longest[index], longest_text, longest_other)
+
+
 def column_widths(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, cap: int = MAX_COLUMN_WIDTH) -> list[int]:
     """Column widths in Excel character units: the longest line in the column (header included) plus room for the
     filter button, at most ``cap``."""

@@ -1,8 +1,12 @@
 """Fetching a run's data from NetBox: full or incremental (with the decision between them), the diff against the
 stored snapshots (added, changed, removed, which snapshots to write), and the contacts' listing state.
 
-Reads the stored snapshots but writes nothing but the run's mode and NetBox URL: what it learned comes back as a
-``Fetched`` for ``exports.services`` to save together with the files.
+Nothing here holds the inventory: each kind (devices, VMs) comes back as a ``KindSource``, the records in id order a
+batch at a time, which ``exports.files`` streams into the files. A full run's source is NetBox's listing, page by
+page (its diff against the stored snapshots is counted as the records pass, ``StreamDiff``, and their snapshots are
+encoded into a spool as they pass); an incremental run's is the stored snapshots merged with the few records fetched
+anew. Reads the stored snapshots but writes nothing but the run's mode and NetBox URL: what it learned comes back as
+a ``Fetched`` for ``exports.services`` to save together with the files.
 """
 
 from __future__ import annotations
@@ -13,33 +17,35 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from django.conf import settings
 from django.utils import timezone
 
 from exports import render, transform
+from exports.errors import ExportError
 from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
 from exports.recorder import RunRecorder
 from exports.snapshots import (
     Record,
     snapshot_encode,
-    snapshots_complete,
+    snapshot_row,
     snapshots_outdated,
+    snapshots_stored,
     snapshots_values,
 )
+from exports.spool import RowSpool
 from integrations.exceptions import NetboxAuthError
 from integrations.netbox.client import Kind, NetboxClient
 from integrations.netbox.factory import netbox_client
 from integrations.netbox.records import (
     DEVICE_OBJECT_TYPE,
     VM_OBJECT_TYPE,
-    DeviceRecord,
-    VirtualMachineRecord,
     device_from_dict,
     virtual_machine_from_dict,
 )
@@ -50,39 +56,155 @@ CHANGES_LISTED = 50  # names kept per kind and change type in ExportRun.changes
 INCREMENTAL_SLACK = timedelta(minutes=1)
 
 
+RECORD_BATCH = 1000  # records per batch of an incremental run's source (a full run's: NetBox's page)
+
+
+class StreamDiff:
+    """A kind's added, changed and removed objects, counted as a full run's records pass in id order, against the
+    stored snapshots read in id order beside them (a merge of two sorted streams: neither is held). Keeps the counts,
+    the removed ids (to delete) and the first ``CHANGES_LISTED`` names of each change in name order."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.reset()
+
+    def reset(self) -> None:
+        self.current = self.added = self.changed = 0
+        self.removed: list[int] = []
+        self._names: dict[str, list[str]] = {"added": [], "changed": [], "removed": []}
+        self._stored = snapshots_stored(self.kind, ("netbox_id", "last_updated", "name"))
+        self._next = next(self._stored, None)
+
+    def _name(self, change: str, name: str) -> None:
+        names = self._names[change]
+        names.append(name)
+        if len(names) >= 4 * CHANGES_LISTED:  # keep the first names in order, never all of them
+            names.sort()
+            del names[CHANGES_LISTED:]
+
+    def _gone(self, netbox_id: int, name: str) -> None:
+        self.removed.append(netbox_id)
+        self._name("removed", name or str(netbox_id))
+
+    def add(self, records: Sequence[Record]) -> None:
+        stored, following = self._stored, self._next
+        for record in records:
+            while following is not None and following[0] < record.id:
+                self._gone(following[0], following[2])
+                following = next(stored, None)
+            if following is not None and following[0] == record.id:
+                if following[1] != record.last_updated:
+                    self.changed += 1
+                    self._name("changed", record.name)
+                following = next(stored, None)
+            else:
+                self.added += 1
+                self._name("added", record.name)
+        self._next = following
+        self.current += len(records)
+
+    def finish(self) -> None:
+        while self._next is not None:
+            self._gone(self._next[0], self._next[2])
+            self._next = next(self._stored, None)
+
+    def names(self, change: str) -> list[str]:
+        return sorted(self._names[change])[:CHANGES_LISTED]
+
+
+@dataclass
+class KindSource:
+    """One kind's records for the files: ``batches()`` walks them in id order, a batch at a time (a fresh walk per
+    call; a NetBox listing that changed under the walk raises ``ListingChanged`` after its last batch, and the
+    writer walks again after ``reset()``). A full run's source also counts its diff and spools its snapshots as the
+    records pass (``passed``)."""
+
+    kind: str
+    batches: Callable[[], Iterator[Sequence[Record]]]
+    diff: StreamDiff | None = None
+    stage: RowSpool | None = None
+
+    def reset(self) -> None:
+        if self.diff is not None:
+            self.diff.reset()
+        if self.stage is not None:
+            self.stage.reset()
+
+    def passed(self, records: Sequence[Record]) -> None:
+        if self.diff is not None:
+            self.diff.add(records)
+        if self.stage is not None:
+            self.stage.add([snapshot_row(self.kind, record) for record in records])
+
+
 @dataclass
 class Fetched:
     """What a run learned from NetBox."""
 
-    devices: list[DeviceRecord] | None  # None when nothing changed and the files can be reused
-    vms: list[VirtualMachineRecord] | None
     lookups: transform.Lookups
     lookups_digest: str
-    snapshot_writes: dict[str, list[Record]] = field(default_factory=dict)  # snapshots to insert or replace
+    reuse: bool = False  # nothing changed: the previous run's files serve
+    sources: dict[str, KindSource] = field(default_factory=dict)  # "device", "vm"
+    snapshot_writes: dict[str, list[Record]] = field(default_factory=dict)  # an incremental run's few to write
     snapshot_deletes: dict[str, list[int]] = field(default_factory=dict)
     contact_snapshot: ContactSnapshot | None = None  # to save when the contacts were listed anew
     counts: dict[str, int] = field(default_factory=dict)
     changes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def staged(self) -> list[RowSpool]:
+        """The spools of encoded snapshots a full run wrote as its records passed."""
+        return [source.stage for source in self.sources.values() if source.stage is not None]
+
+    def finish(self) -> None:
+        """Once every source was walked: a full run's counts, changes and deletions from its diffs."""
+        for kind, source in self.sources.items():
+            diff = source.diff
+            if diff is None:
+                continue
+            diff.finish()
+            label = "devices" if kind == "device" else "vms"
+            self.counts[label] = diff.current
+            self.counts["added"] = self.counts.get("added", 0) + diff.added
+            self.counts["changed"] = self.counts.get("changed", 0) + diff.changed
+            self.counts["removed"] = self.counts.get("removed", 0) + len(diff.removed)
+            self.changes[label] = {change: diff.names(change) for change in ("added", "changed", "removed")}
+            self.snapshot_deletes[kind] = diff.removed
+
+    def remove(self) -> None:
+        for spool in self.staged():
+            spool.remove()
 
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def export_fetch(
-    run: ExportRun, recorder: RunRecorder, previous: ExportRun | None, *, files_reusable: bool = True
-) -> Fetched:
-    """Devices and VMs from NetBox, complete, or none (``devices is None``) when nothing changed since ``previous``
-    and its files are ``files_reusable`` (written as this run would write them)."""
+@contextlib.contextmanager
+def export_fetching(
+    run: ExportRun, recorder: RunRecorder, previous: ExportRun | None, folder: Path, *, files_reusable: bool = True
+) -> Iterator[Fetched]:
+    """What the run writes: ``reuse`` when nothing changed since ``previous`` and its files are ``files_reusable``
+    (written as this run would write them), else a source of records per kind. NetBox stays open while the caller
+    walks the sources (a full run streams its listings then); its spools in ``folder`` go when the block ends."""
     with netbox_client() as client:
+        fetched: Fetched | None = None
         try:
-            return _fetch_with(client, run, recorder, previous, files_reusable)
+            fetched = _fetch_with(client, run, recorder, previous, files_reusable, folder)
+            yield fetched
         finally:
             client.flush_metrics()
+            run.netbox_requests = client.request_count
+            if fetched is not None:
+                fetched.remove()
 
 
 def _fetch_with(
-    client: NetboxClient, run: ExportRun, recorder: RunRecorder, previous: ExportRun | None, files_reusable: bool
+    client: NetboxClient,
+    run: ExportRun,
+    recorder: RunRecorder,
+    previous: ExportRun | None,
+    files_reusable: bool,
+    folder: Path,
 ) -> Fetched:
     full_every = timedelta(hours=settings.EXPORT_FULL_EVERY_HOURS)
     incremental = (
@@ -110,31 +232,27 @@ def _fetch_with(
     snapshot = ContactSnapshot.objects.first() if incremental else None
     stored_contacts = _contact_state(snapshot) if snapshot is not None else None
     # The small bulk listings behind the lookups (sites, tenants, contacts) run while the devices and VMs are
-    # fetched; each in a copy of this context, so its spans and log lines carry the run. The client keeps the
-    # requests in flight to NETBOX_WORKERS.
+    # counted or (incremental) listed; each in a copy of this context, so its spans and log lines carry the run.
+    # The client keeps the requests in flight to NETBOX_WORKERS.
     pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookups")
+    increments: dict[str, tuple[dict[int, str], list[Record]]] = {}
+    stored: dict[str, dict[int, str]] = {}
     try:
         sites = pool.submit(contextvars.copy_context().run, client.fetch_sites)
         tenants = pool.submit(contextvars.copy_context().run, client.fetch_tenants)
         contacts = pool.submit(contextvars.copy_context().run, _fetch_contacts, client, stored_contacts)
         with recorder.step("fetch"):
-            stored: dict[str, dict[int, str]] = {  # kind -> netbox_id -> last_updated
-                kind: dict(NetboxSnapshot.objects.filter(kind=kind).values_list("netbox_id", "last_updated"))
-                for kind in NetboxSnapshot.Kind.values
-            }
             if incremental:
-                devices = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.DEVICE, stored["device"])
-                vms = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.VM, stored["vm"])
-            else:  # devices and VMs at once: their first pages (which give the counts) need not wait for each other
-                recorder.progress(devices_total=client.count("devices"), vms_total=client.count("virtual_machines"))
-                vm_records = pool.submit(
-                    contextvars.copy_context().run,
-                    client.fetch_virtual_machines,
-                    lambda n: recorder.progress(persist=False, vms_fetched=n),
+                for kind in NetboxSnapshot.Kind.values:  # kind -> netbox_id -> last_updated
+                    stored[kind] = dict(
+                        NetboxSnapshot.objects.filter(kind=kind).values_list("netbox_id", "last_updated")
+                    )
+                increments["device"] = _fetch_incremental(
+                    client, recorder, NetboxSnapshot.Kind.DEVICE, stored["device"]
                 )
-                devices = _full(client.fetch_devices(progress=lambda n: recorder.progress(devices_fetched=n)))
-                vms = _full(vm_records.result())
-        # What is left to wait for once the devices and VMs are in.
+                increments["vm"] = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.VM, stored["vm"])
+            else:  # the records themselves stream from NetBox as the files are written (``exports.files``)
+                recorder.progress(devices_total=client.count("devices"), vms_total=client.count("virtual_machines"))
         with recorder.step("lookups"):
             contact_state, rendered = contacts.result()
             site_records, tenant_records = sites.result(), tenants.result()
@@ -154,26 +272,38 @@ def _fetch_with(
         [sorted(getattr(lookups, f.name).items()) for f in dataclasses.fields(lookups) if f.name != "contacts"]
         + [snapshot.digest]
     )
+    fetched = Fetched(lookups=lookups, lookups_digest=lookups_digest, contact_snapshot=contact_snapshot)
 
-    fetched = Fetched(
-        devices=None, vms=None, lookups=lookups, lookups_digest=lookups_digest, contact_snapshot=contact_snapshot
-    )
+    if not incremental:
+        fetched.sources = {
+            "device": KindSource(
+                "device",
+                lambda: client.stream_devices(progress=lambda n: recorder.progress(devices_fetched=n)),
+                StreamDiff(NetboxSnapshot.Kind.DEVICE),
+                RowSpool(folder / ".device.snapshots"),
+            ),
+            "vm": KindSource(
+                "vm",
+                lambda: client.stream_virtual_machines(progress=lambda n: recorder.progress(vms_fetched=n)),
+                StreamDiff(NetboxSnapshot.Kind.VM),
+                RowSpool(folder / ".vm.snapshots"),
+            ),
+        }
+        return fetched
+
     unchanged = True
-    for kind, (current, changed_records) in {"device": devices, "vm": vms}.items():
+    for kind, (current, changed_records) in increments.items():
         previous_state = stored[kind]
-        current_ids = set(current)
-        added = [i for i in current_ids if i not in previous_state]
-        changed = [i for i in current_ids if i in previous_state and previous_state[i] != current[i]]
-        removed = [i for i in previous_state if i not in current_ids]
-        if incremental:  # a record NetBox touched without changing what we keep needs no write
-            digests = snapshots_values(kind, "digest", [r.id for r in changed_records])
-            writes = [r for r in changed_records if digests.get(r.id) != snapshot_encode(r)[1]]
-        else:  # a full run rewrites every snapshot
-            writes = list(changed_records)
+        added = [i for i in current if i not in previous_state]
+        changed = [i for i in current if i in previous_state and previous_state[i] != current[i]]
+        removed = [i for i in previous_state if i not in current]
+        # A record NetBox touched without changing what we keep needs no write.
+        digests = snapshots_values(kind, "digest", [r.id for r in changed_records])
+        writes = [r for r in changed_records if digests.get(r.id) != snapshot_encode(r)[1]]
         fetched.snapshot_writes[kind] = writes
         fetched.snapshot_deletes[kind] = removed
         label = "devices" if kind == "device" else "vms"
-        fetched.counts[label] = len(current_ids)
+        fetched.counts[label] = len(current)
         fetched.counts["added"] = fetched.counts.get("added", 0) + len(added)
         fetched.counts["changed"] = fetched.counts.get("changed", 0) + len(changed)
         fetched.counts["removed"] = fetched.counts.get("removed", 0) + len(removed)
@@ -186,20 +316,59 @@ def _fetch_with(
             ],
         }
         unchanged = unchanged and not (added or changed or removed or writes)
+    del stored
 
-    if incremental and unchanged and previous is not None and previous.lookups_digest == lookups_digest:
+    if unchanged and previous is not None and previous.lookups_digest == lookups_digest:
         if files_reusable:
+            fetched.reuse = True
             return fetched
         recorder.log(
             "Nothing changed in NetBox, but the files are written again: the settings that shape them (the "
             "companions' too, such as the data-quality rules or the day they compare dates with) are not those of "
             "the previous run."
         )
-    # Something changed: build complete record lists, from NetBox where fetched and snapshots for the rest.
-    with recorder.step("reuse") if incremental else contextlib.nullcontext():
-        fetched.devices = snapshots_complete(NetboxSnapshot.Kind.DEVICE, *devices, device_from_dict)  # type: ignore[assignment]
-        fetched.vms = snapshots_complete(NetboxSnapshot.Kind.VM, *vms, virtual_machine_from_dict)  # type: ignore[assignment]
+    # Something changed: every current object, from NetBox where fetched and from its snapshot for the rest, merged
+    # in id order as the files are written.
+    from_dict: dict[str, Callable[[dict[str, Any]], Record]] = {
+        "device": device_from_dict,
+        "vm": virtual_machine_from_dict,
+    }
+    for kind, (current, changed_records) in increments.items():
+        fetched.sources[kind] = KindSource(
+            kind,
+            lambda kind=kind, current=current, fresh=changed_records: _merged(  # type: ignore[misc]
+                kind, current, fresh, from_dict[kind]
+            ),
+        )
     return fetched
+
+
+def _merged(
+    kind: str, current: dict[int, str], fresh: list[Record], from_dict: Callable[[dict[str, Any]], Record]
+) -> Iterator[list[Record]]:
+    """The records of every current object in id order, ``RECORD_BATCH`` at a time: those fetched now, and the
+    stored snapshots of the others (read in id order, a page at a time)."""
+    fresh_sorted = sorted(fresh, key=lambda record: record.id)
+    fresh_ids = {record.id for record in fresh_sorted}
+    position = 0
+    batch: list[Record] = []
+    total = 0
+    for netbox_id, data in snapshots_stored(kind, ("netbox_id", "data")):
+        while position < len(fresh_sorted) and fresh_sorted[position].id < netbox_id:
+            batch.append(fresh_sorted[position])
+            position += 1
+        if netbox_id in current and netbox_id not in fresh_ids:
+            batch.append(from_dict(data if isinstance(data, dict) else json.loads(data)))
+        if len(batch) >= RECORD_BATCH:
+            total += len(batch)
+            yield batch
+            batch = []
+    batch.extend(fresh_sorted[position:])
+    total += len(batch)
+    if batch:
+        yield batch
+    if total != len(current):
+        raise ExportError("Stored snapshots are incomplete; run the export with --force.")
 
 
 CONTACT_LISTINGS: tuple[Kind, ...] = ("contacts", "contact_roles", "device_contacts", "vm_contacts")
@@ -313,7 +482,3 @@ def _current_state(client: NetboxClient, endpoint: Kind, stored: dict[int, str])
 
 def _parse_netbox_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _full(records: Sequence[Record]) -> tuple[dict[int, str], list[Record]]:
-    return {r.id: r.last_updated for r in records}, list(records)

@@ -1,6 +1,12 @@
-"""The files of a run: writing them (the merged CSV and the workbook in a forked child while this process writes
-the devices and VMs CSVs and runs the companions, ``exports.companions``), reusing the previous run's files when
-nothing changed, and pruning old runs' folders."""
+"""The files of a run: writing them, reusing the previous run's files when nothing changed, and pruning old runs'
+folders.
+
+Written in two passes, never holding the inventory. First the records stream from their sources (``exports.fetch``:
+NetBox's pages, or snapshots merged with the records fetched anew) a batch at a time: each batch becomes rows
+(``exports.transform``), written to the devices or VMs CSV, appended to the kind's row spool (``exports.spool``) and
+measured for the workbook's widths (``exports.cells.ColumnMeter``). Then a forked child writes the merged CSV and the
+workbook from the spools while this process runs the companions (``exports.companions``), which read the same
+spools, and the caller's block (comparing the CSVs, saving the snapshots)."""
 
 from __future__ import annotations
 
@@ -11,8 +17,9 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +28,17 @@ from django.conf import settings
 from enreach.forked import ChildProcessFailed, Mailbox, forked
 from exports import columns, companions, transform
 from exports.atomic import FILE_MODE, FileInfo
+from exports.cells import ColumnMeter
 from exports.companions import Companion, CompanionPlan, CompanionWrite, KindRows
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
 from exports.csvfiles import write_csv
 from exports.errors import ExportError
-from exports.fetch import Fetched
+from exports.fetch import Fetched, KindSource
 from exports.models import ExportArtifact, ExportRun
 from exports.recorder import RunRecorder
-from exports.workbook import read_workbook_order, write_workbook
+from exports.spool import RowSpool
+from exports.workbook import ColumnSizes, read_workbook_order, write_workbook_streamed
+from integrations.netbox.transport import ListingChanged
 
 logger = logging.getLogger(__name__)
 
@@ -92,30 +102,134 @@ class Writing:
     companions: dict[str, CompanionWrite]
 
 
-@contextlib.contextmanager
-def files_writing(fetched: Fetched, folder: Path, recorder: RunRecorder, plan: FilesPlan) -> Iterator[Writing]:
-    """Write the files; yields a ``Writing`` whose ``files()`` waits for them all.
+# How each kind becomes rows: its columns, its CSV, its per-batch transform (a function of the records and lookups).
+_KINDS: dict[str, tuple[tuple[str, ...], str, Callable[[Any, transform.Lookups], list[Any]]]] = {
+    "device": (columns.DEVICE_COLUMNS, DEVICES_CSV, transform.device_rows),
+    "vm": (columns.VM_COLUMNS, VMS_CSV, transform.vm_rows),
+}
 
-    Once the rows are built, a forked child writes the merged CSV and the workbook (the larger half of the work)
-    while this process runs the companions (the data-quality report), writes the devices and VMs CSVs and then runs
-    the caller's block (encoding and saving the snapshots): both CPU cores instead of one. The companions' messages
-    reach the child through a mailbox before it starts the workbook, to which they may add sheets. Leaving the
-    block with an error stops the child.
-    """
-    assert fetched.devices is not None and fetched.vms is not None
+
+@dataclass
+class _Streamed:
+    """A kind's rows once streamed: its CSV, its spool and what was measured of its columns."""
+
+    csv: FileInfo
+    spool: RowSpool
+    meter: ColumnMeter
+
+
+def _stream_kind(
+    source: KindSource,
+    first_walk: Iterator[Sequence[Any]],
+    lookups: transform.Lookups,
+    folder: Path,
+    excel_safe: bool,
+    recorder: RunRecorder,
+) -> _Streamed:
+    """Stream a kind's records into its CSV and spool, a batch at a time; a NetBox listing that changed under the
+    walk is walked once more from the start (the CSV, spool, diff and snapshots of the first walk discarded)."""
+    kind_columns, name, rows_of = _KINDS[source.kind]
+    spool = RowSpool(folder / f".{source.kind}.rows")
+    for walk in (1, 2):
+        meter = ColumnMeter(len(kind_columns))
+        spool.reset()
+        source.reset()
+        walking = first_walk if walk == 1 else source.batches()
+
+        def rows(meter: ColumnMeter = meter, walking: Iterator[Sequence[Any]] = walking) -> Iterator[Any]:
+            for records in walking:
+                batch = rows_of(records, lookups)
+                source.passed(records)
+                spool.add(batch)
+                meter.add(batch)
+                yield from batch
+
+        try:
+            info = write_csv(folder / name, kind_columns, rows(), excel_safe=excel_safe)
+        except ListingChanged as exc:
+            if walk == 2:
+                raise
+            recorder.log(f"{exc}; reading it again.")
+            continue
+        spool.close()
+        return _Streamed(info, spool, meter)
+    raise AssertionError("unreachable")
+
+
+def _workbook_sizes(streamed: dict[str, _Streamed], workbook_columns: Sequence[str]) -> ColumnSizes:
+    """The workbook's column sizes from each kind's: a merged row holds a kind's value or ``""`` in each column, and
+    ``netbox_type`` holds the kind's type value."""
+    lines = [0] * len(workbook_columns)
+    values = [0] * len(workbook_columns)
+    types = {"device": columns.DEVICE_TYPE_VALUE, "vm": columns.VM_TYPE_VALUE}
+    for kind, kind_streamed in streamed.items():
+        if not kind_streamed.spool.rows:
+            continue
+        position = {name: index for index, name in enumerate(_KINDS[kind][0])}
+        for index, name in enumerate(workbook_columns):
+            if name == columns.MERGED_COLUMNS[-1]:
+                line = value = len(types[kind])
+            elif name in position:
+                line = kind_streamed.meter.lines[position[name]]
+                value = kind_streamed.meter.values[position[name]]
+            else:
+                continue
+            lines[index] = max(lines[index], line)
+            values[index] = max(values[index], value)
+    return ColumnSizes(lines=lines, values=values)
+
+
+@dataclass
+class Streamed:
+    """A run's rows once streamed: each kind's CSV, spool and measured columns (``files_streaming``)."""
+
+    kinds: dict[str, _Streamed]
+
+    @property
+    def rows(self) -> int:
+        return sum(kind.spool.rows for kind in self.kinds.values())
+
+
+@contextlib.contextmanager
+def files_streaming(fetched: Fetched, folder: Path, recorder: RunRecorder, plan: FilesPlan) -> Iterator[Streamed]:
+    """Stream each kind's records into its CSV and row spool (see the module); the spools are removed when the block
+    ends. Both kinds' walks start at once: the VMs' first page is in flight while the devices stream."""
     folder.mkdir(parents=True, exist_ok=True)
-    device_rows = transform.device_rows(fetched.devices, fetched.lookups)
-    vm_rows = transform.vm_rows(fetched.vms, fetched.lookups)
+    streamed: dict[str, _Streamed] = {}
+    try:
+        walks = {kind: source.batches() for kind, source in fetched.sources.items()}
+        for kind, source in fetched.sources.items():
+            streamed[kind] = _stream_kind(source, walks.pop(kind), fetched.lookups, folder, plan.excel_safe, recorder)
+        fetched.finish()
+        yield Streamed(streamed)
+    finally:
+        for kind in _KINDS:
+            RowSpool(folder / f".{kind}.rows").remove()
+
+
+@contextlib.contextmanager
+def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan: FilesPlan) -> Iterator[Writing]:
+    """Write the other files from the streamed rows; yields a ``Writing`` whose ``files()`` waits for them all.
+
+    A forked child writes the merged CSV and the workbook from the spools (the larger half of the work) while this
+    process runs the companions (the data-quality report) over the same spools and then the caller's block
+    (comparing the CSVs, saving the snapshots): both CPU cores instead of one. The companions' messages reach the
+    child through a mailbox before it starts the workbook, to which they may add sheets. Leaving the block with an
+    error stops the child.
+    """
     excel_safe, workbook_columns = plan.excel_safe, plan.workbook_columns
+    kinds = streamed.kinds
+    device_spool, vm_spool = kinds["device"].spool, kinds["vm"].spool
+    total = streamed.rows
+    sizes = _workbook_sizes(kinds, workbook_columns)
     with_sheets = [
         (companion, companion_plan) for companion, companion_plan in plan.companions if companion_plan.sheets
     ]
     mailbox = Mailbox() if with_sheets else None
 
     def merged_files() -> dict[str, FileInfo]:
-        merged = transform.merged_rows(device_rows, vm_rows)  # built where it is used: in the child
+        merged = transform.merged_row_stream(device_spool.batches(), vm_spool.batches())
         files = {MERGED_CSV: write_csv(folder / MERGED_CSV, columns.MERGED_COLUMNS, merged, excel_safe=excel_safe)}
-        workbook_rows = transform.reorder(merged, columns.MERGED_COLUMNS, workbook_columns)
         sheets = []
         if mailbox is not None:  # the companions' messages are ready by now, or nearly
             messages = mailbox.receive()
@@ -123,14 +237,26 @@ def files_writing(fetched: Fetched, folder: Path, recorder: RunRecorder, plan: F
             for companion, companion_plan in with_sheets:
                 assert companion_plan.sheets is not None
                 sheets += companion_plan.sheets(messages.get(companion.name), folder)
-        book = write_workbook(folder / WORKBOOK, workbook_columns, workbook_rows, extra_sheets=sheets)
+        book = write_workbook_streamed(
+            folder / WORKBOOK,
+            workbook_columns,
+            chain(
+                transform.kind_rows_as(
+                    device_spool.batches(), columns.DEVICE_COLUMNS, columns.DEVICE_TYPE_VALUE, workbook_columns
+                ),
+                transform.kind_rows_as(vm_spool.batches(), columns.VM_COLUMNS, columns.VM_TYPE_VALUE, workbook_columns),
+            ),
+            rows=total,
+            sizes=sizes,
+            extra_sheets=sheets,
+        )
         return {**files, WORKBOOK: book}
 
     with mailbox or contextlib.nullcontext(), forked(merged_files, enabled=settings.EXPORT_PARALLEL_WRITE) as result:
-        files: dict[str, FileInfo] = {}
+        files: dict[str, FileInfo] = {DEVICES_CSV: kinds["device"].csv, VMS_CSV: kinds["vm"].csv}
         rows = {
-            "device": KindRows("device", columns.DEVICE_COLUMNS, lambda: iter((device_rows,)), folder / DEVICES_CSV),
-            "vm": KindRows("vm", columns.VM_COLUMNS, lambda: iter((vm_rows,)), folder / VMS_CSV),
+            kind: KindRows(kind, _KINDS[kind][0], kind_streamed.spool.batches, folder / _KINDS[kind][1])
+            for kind, kind_streamed in kinds.items()
         }
         done = {companion.name: _companion_write(companion, companion_plan, rows, folder)
                 for companion, companion_plan in plan.companions}  # fmt: skip
@@ -138,12 +264,10 @@ def files_writing(fetched: Fetched, folder: Path, recorder: RunRecorder, plan: F
             mailbox.send({name: outcome.message for name, outcome in done.items()})
         for outcome in done.values():
             files.update(outcome.files)
-        files[DEVICES_CSV] = write_csv(folder / DEVICES_CSV, columns.DEVICE_COLUMNS, device_rows, excel_safe=excel_safe)
-        files[VMS_CSV] = write_csv(folder / VMS_CSV, columns.VM_COLUMNS, vm_rows, excel_safe=excel_safe)
-        total = len(device_rows) + len(vm_rows)
-        files_total = len(ARTIFACT_KINDS) + sum(len(companion_plan.artifacts) for _, companion_plan in plan.companions)
+        planned = [name for _, companion_plan in plan.companions for name in companion_plan.artifacts]
+        files_total = len(ARTIFACT_KINDS) + len(planned)
         recorder.progress(rows_written=total, rows_total=total, files_written=len(files), files_total=files_total)
-        order = [*ARTIFACT_KINDS, *(name for _, companion_plan in plan.companions for name in companion_plan.artifacts)]
+        order = [*ARTIFACT_KINDS, *planned]
 
         def written() -> dict[str, FileInfo]:
             try:

@@ -32,8 +32,16 @@ from exports.atomic import FileInfo
 from exports.companions import CompanionWrite
 from exports.constants import DEVICES_CSV, VMS_CSV
 from exports.errors import ExportError
-from exports.fetch import Fetched, export_fetch
-from exports.files import ARTIFACT_KINDS, artifact_kind, export_files_prune, files_plan, files_reuse, files_writing
+from exports.fetch import Fetched, export_fetching
+from exports.files import (
+    ARTIFACT_KINDS,
+    artifact_kind,
+    export_files_prune,
+    files_plan,
+    files_reuse,
+    files_streaming,
+    files_writing,
+)
 from exports.models import ExportArtifact, ExportRun
 from exports.recorder import ProgressCallback, RunRecorder
 from exports.runs import export_run_send, export_runs_sweep, run_heartbeat, run_worker
@@ -138,12 +146,18 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
         previous = ExportRun.objects.filter(status=ExportRun.Status.SUCCEEDED).order_by("-finished").first()
         plan = files_plan()
         run.files_digest = plan.digest
-        fetched = export_fetch(
-            run, recorder, previous, files_reusable=previous is not None and previous.files_digest == plan.digest
-        )
         with contextlib.ExitStack() as writing:
-            with recorder.step("write"):
-                if fetched.devices is None and previous is not None:
+            fetched = writing.enter_context(
+                export_fetching(
+                    run,
+                    recorder,
+                    previous,
+                    folder,
+                    files_reusable=previous is not None and previous.files_digest == plan.digest,
+                )
+            )
+            if fetched.reuse and previous is not None:
+                with recorder.step("write"):
                     reused = files_reuse(previous, folder)
                     written: Callable[[], dict[str, FileInfo]] = lambda: reused  # noqa: E731
                     run.reused_files = True
@@ -151,8 +165,11 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
                     results = {companion.name: companion.reuse(previous) for companion, _ in plan.companions}
                     recorder.log("Nothing changed in NetBox: reused the previous run's files.")
                     comparison = changes.Comparison([], True, "")
-                else:
-                    files = writing.enter_context(files_writing(fetched, folder, recorder, plan))
+            else:
+                with recorder.step("stream"):  # the records, a page at a time, into the devices and VMs CSVs
+                    streamed = writing.enter_context(files_streaming(fetched, folder, recorder, plan))
+                with recorder.step("write"):  # a child writes the merged CSV and the workbook; companions run here
+                    files = writing.enter_context(files_writing(streamed, folder, recorder, plan))
                     written = files.files
                     results = {name: done.result for name, done in files.companions.items()}
                     _companion_timings(run, files.companions)
@@ -163,10 +180,13 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
                         new_files={ARTIFACT_KINDS[name]: folder / name for name in (DEVICES_CSV, VMS_CSV)},
                     )
                     recorder.log(comparison.note)
-            # Snapshots, files and counts commit together or not at all. The snapshots are encoded and saved while
-            # the child writes the workbook; the transaction begins as late as it can (SQLite has one writer).
+            # Snapshots, files and counts commit together or not at all. The snapshots (a full run's encoded into a
+            # spool as its records passed) are saved while the child writes the workbook; the transaction begins as
+            # late as it can (SQLite has one writer).
             with recorder.step("save"), transaction.atomic():
-                snapshots_save(fetched.snapshot_writes, fetched.snapshot_deletes, fetched.contact_snapshot)
+                snapshots_save(
+                    fetched.snapshot_writes, fetched.snapshot_deletes, fetched.contact_snapshot, fetched.staged()
+                )
                 run.compared = comparison.compared
                 changes.changes_save(run=run, changes=comparison.changes)
                 _save(run, fetched, written())

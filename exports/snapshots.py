@@ -5,22 +5,25 @@ upgrade that changes the records (a new field in ``DeviceRecord``), the stored o
 export is a full one, which rewrites them all, instead of an incremental run that could not read them.
 
 Also the snapshots' storage: encoding a record (its JSON and digest), the batched raw-SQL upserts, deletions, the
-contacts' snapshot, and reading stored ones back (values by id, the complete record list of an incremental run).
+contacts' snapshot, and reading stored ones back (values by id; every stored one in id order, a page at a time).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
-from exports.errors import ExportError
 from exports.models import ContactSnapshot, NetboxSnapshot
 from integrations.netbox.records import DeviceRecord, VirtualMachineRecord, record_json, snapshot_outdated
 
+if TYPE_CHECKING:
+    from exports.spool import RowSpool
+
 SNAPSHOT_BATCH = 1000
+STORED_PAGE = 2000  # stored snapshots read per query when they are walked in id order
 
 Record = DeviceRecord | VirtualMachineRecord
 
@@ -52,31 +55,33 @@ def snapshots_values(kind: str, column: str, ids: Sequence[int]) -> dict[int, st
     return values
 
 
-def snapshots_complete(
-    kind: str, current: dict[int, str], fresh: list[Record], from_dict: Callable[[dict[str, Any]], Record]
-) -> list[Record]:
-    """The records of every current object: those fetched now, and the stored snapshots of the others."""
-    fresh_ids = {record.id for record in fresh}
-    reuse = {i for i in current if i not in fresh_ids}
-    records = list(fresh)
-    if not reuse:
-        return records
-    # One pass over the kind's snapshots: far cheaper than thousands of ``netbox_id IN (...)`` batches.
-    for netbox_id, data in (
-        NetboxSnapshot.objects.filter(kind=kind).values_list("netbox_id", "data").iterator(chunk_size=SNAPSHOT_BATCH)
-    ):
-        if netbox_id in reuse:
-            records.append(from_dict(data))
-    if len(records) != len(current):
-        raise ExportError("Stored snapshots are incomplete; run the export with --force.")
-    return records
+def snapshots_stored(kind: str, fields: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    """``fields`` (``netbox_id`` first) of a kind's stored snapshots in id order, ``STORED_PAGE`` per query: each
+    page is a query of its own (by the last id seen), so no cursor stays open while the caller works in between."""
+    after = -1
+    while True:
+        page = list(
+            NetboxSnapshot.objects.filter(kind=kind, netbox_id__gt=after)
+            .order_by("netbox_id")
+            .values_list(*fields)[:STORED_PAGE]
+        )
+        yield from page
+        if len(page) < STORED_PAGE:
+            return
+        after = page[-1][0]
 
 
 def snapshots_save(
-    writes: dict[str, list[Record]], deletes: dict[str, list[int]], contact_snapshot: ContactSnapshot | None
+    writes: dict[str, list[Record]],
+    deletes: dict[str, list[int]],
+    contact_snapshot: ContactSnapshot | None,
+    staged: Iterable[RowSpool] = (),
 ) -> None:
-    """Store what the next incremental run compares against: device and VM snapshots, and the contacts."""
+    """Store what the next incremental run compares against: device and VM snapshots (``writes``, and those a full
+    run encoded into ``staged`` spools as its records passed), and the contacts."""
     snapshots_upsert(writes)
+    for spool in staged:
+        snapshots_upsert_rows(spool.batches())
     for kind, ids in deletes.items():
         for start in range(0, len(ids), SNAPSHOT_BATCH):
             NetboxSnapshot.objects.filter(kind=kind, netbox_id__in=ids[start : start + SNAPSHOT_BATCH]).delete()
@@ -91,6 +96,33 @@ def snapshot_encode(record: Record) -> tuple[str, str]:
     return text, hashlib.sha256(text.encode()).hexdigest()
 
 
+def snapshot_row(kind: str, record: Record) -> tuple[str, int, str, str, str, str]:
+    """A record's snapshot as ``snapshots_upsert_rows`` stores it: kind, id, name, last updated, digest, JSON."""
+    text, digest = snapshot_encode(record)
+    return (kind, record.id, record.name[:255], record.last_updated, digest, text)
+
+
+def _upsert_sql() -> str:
+    table = connection.ops.quote_name(NetboxSnapshot._meta.db_table)
+    data = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    # The table name comes from the model; every value is a parameter.
+    return (
+        f"INSERT INTO {table} (kind, netbox_id, name, last_updated, digest, data) "  # noqa: S608
+        f"VALUES (%s, %s, %s, %s, %s, {data}) "
+        "ON CONFLICT (kind, netbox_id) DO UPDATE SET name = excluded.name, last_updated = excluded.last_updated, "
+        "digest = excluded.digest, data = excluded.data"
+    )
+
+
+def snapshots_upsert_rows(batches: Iterable[Sequence[tuple[Any, ...]]]) -> None:
+    """Insert or replace snapshots already encoded (``snapshot_row``), a batch per ``executemany``."""
+    sql = _upsert_sql()
+    with connection.cursor() as cursor:
+        for batch in batches:
+            for start in range(0, len(batch), SNAPSHOT_BATCH):
+                cursor.executemany(sql, batch[start : start + SNAPSHOT_BATCH])
+
+
 def snapshots_upsert(writes: dict[str, list[Record]]) -> None:
     """Insert or replace the snapshots of these records, ``SNAPSHOT_BATCH`` rows per ``INSERT … ON CONFLICT``.
 
@@ -98,15 +130,7 @@ def snapshots_upsert(writes: dict[str, list[Record]]) -> None:
     batch of JSON is held at a time: ``bulk_create`` built a model instance and encoded the JSON again for each of
     50,000 rows, which took longer than writing all the files.
     """
-    table = connection.ops.quote_name(NetboxSnapshot._meta.db_table)
-    data = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
-    # The table name comes from the model; every value is a parameter.
-    sql = (
-        f"INSERT INTO {table} (kind, netbox_id, name, last_updated, digest, data) "  # noqa: S608
-        f"VALUES (%s, %s, %s, %s, %s, {data}) "
-        "ON CONFLICT (kind, netbox_id) DO UPDATE SET name = excluded.name, last_updated = excluded.last_updated, "
-        "digest = excluded.digest, data = excluded.data"
-    )
+    sql = _upsert_sql()
     with connection.cursor() as cursor:
         for kind, records in writes.items():
             for start in range(0, len(records), SNAPSHOT_BATCH):

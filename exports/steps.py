@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# In the order a run goes through them; "reuse" only in incremental runs.
+# In the order a run goes through them; "reuse" only in incremental runs. "stream": the records passing, a page at a
+# time, from NetBox (a full run) or the snapshots (an incremental one) into the devices and VMs CSVs.
 STEP_LABELS = {
     "fetch": "Fetching devices and VMs from NetBox",
     "lookups": "Reading sites, tenants and contacts",
     "reuse": "Reusing the unchanged objects",
+    "stream": "Streaming devices and VMs into the CSVs",
     "write": "Writing the files",
     "save": "Recording the run",
 }

@@ -8,7 +8,7 @@ files).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -243,6 +243,42 @@ def _picker(indexes: Sequence[int]) -> Callable[[Sequence[Cell]], Row]:
         only = indexes[0]
         return lambda row: (row[only],)
     return itemgetter(*indexes)  # type: ignore[return-value]
+
+
+def merged_row_stream(
+    device_batches: Iterable[Sequence[Sequence[Cell]]], vm_batches: Iterable[Sequence[Sequence[Cell]]]
+) -> Iterator[Row]:
+    """``merged_rows`` a batch at a time: the same rows, from batches of device rows then batches of VM rows read
+    once, never all in memory."""
+    device_padding: Row = (*("",) * len(VM_ONLY_COLUMNS), DEVICE_TYPE_VALUE)
+    for batch in device_batches:
+        check_widths(batch, len(DEVICE_COLUMNS), "A device row")
+        for row in batch:
+            yield tuple(row) + device_padding
+    vm_type = (VM_TYPE_VALUE,)
+    for batch in vm_batches:
+        check_widths(batch, len(VM_COLUMNS), "A VM row")
+        for row in reorder(batch, VM_COLUMNS, MERGED_COLUMNS[:-1]):
+            yield row + vm_type
+
+
+def kind_rows_as(
+    batches: Iterable[Sequence[Sequence[Cell]]], kind_columns: Sequence[str], type_value: str, to_columns: Sequence[str]
+) -> Iterator[list[Row]]:
+    """A kind's row batches as merged rows rearranged into ``to_columns`` (the workbook's order), without building
+    the merged rows: ``netbox_type`` is ``type_value`` and a column the kind lacks is ``""``."""
+    from_columns = (*kind_columns, MERGED_COLUMNS[-1])
+    extra = (type_value,)
+    for batch in batches:
+        yield reorder([(*row, *extra) for row in batch], from_columns, to_columns)
+
+
+def check_widths(rows: Sequence[Sequence[Cell]], width: int, what: str) -> None:
+    """Raise ``ValueError`` when a row does not have ``width`` values."""
+    if set(map(len, rows)) - {width}:
+        for row in rows:
+            if len(row) != width:
+                raise ValueError(f"{what} has {len(row)} values for {width} columns")
 
 
 def merged_rows(device_rows: Iterable[Sequence[Cell]], vm_rows: Iterable[Sequence[Cell]]) -> list[Row]:

@@ -19,6 +19,7 @@ from zipfile import ZIP_DEFLATED
 
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
+from openpyxl.writer.theme import theme_xml
 
 from exports.atomic import FileInfo, atomic_path, check_widths, hash_file
 from exports.cells import (
@@ -44,12 +45,24 @@ from exports.constants import XML_ILLEGAL_CHARS
 from exports.xlsxparts import (
     NS_MAIN,
     NS_REL,
+    PACKAGE_RELS_PART,
+    SHEET_TAIL,
+    STYLES_PART,
     XML_BATCH_ROWS,
     XML_CELL_MARKUP,
     XML_COMPRESS_LEVEL,
     XML_HEAD,
     XML_NUMBER_CHARS,
+    app_part,
+    content_types_part,
+    core_part,
+    escape_attribute,
     escape_text,
+    sheet_head,
+    sheet_rels_part,
+    table_part,
+    workbook_part,
+    workbook_rels_part,
     xml_parts,
 )
 
@@ -173,9 +186,10 @@ class ExtraSheet:
         return len(self.rows), max(map(len, self.rows), default=1)
 
 
-def _xml_extra_sheet(extra: ExtraSheet, string_index: Callable[[str], str]) -> Iterator[str]:
+def _xml_extra_sheet(extra: ExtraSheet, string_index: Callable[[str], str], *, inline: bool = False) -> Iterator[str]:
     """An extra sheet's part, a batch of rows per string: header row frozen, text in the shared strings (added
-    after the main sheet's, whose indexes stay as they are), a column of a batch at a time as in the main sheet."""
+    after the main sheet's, whose indexes stay as they are) or ``inline``, a column of a batch at a time as in the
+    main sheet."""
     size, width = extra.dimensions()
     yield "".join(
         (
@@ -197,7 +211,16 @@ def _xml_extra_sheet(extra: ExtraSheet, string_index: Callable[[str], str]) -> I
         first += len(batch)
         parts: list[Iterable[str]] = [[f'<row r="{number}">' for number in numbers]]
         for letter, values in zip(letters, zip(*batch, strict=True), strict=True):
-            if all(value.__class__ is str for value in values):
+            if inline:
+                parts.append(
+                    [
+                        _xml_inline_cell(letter, number, excel_text(value) if isinstance(value, str) else value)
+                        if value != ""
+                        else ""
+                        for number, value in zip(numbers, values, strict=True)
+                    ]
+                )
+            elif all(value.__class__ is str for value in values):
                 texts = [string_index(excel_text(value)) if value else "" for value in values]
                 parts.append(
                     [
@@ -372,6 +395,121 @@ def _save_xml_inline(
             _write_encoded(stream, chain((sheet_head,), sheet_rows, (sheet_tail,)))
         for name, text in after:
             archive.writestr(name, text)
+
+
+def _sheet_names(sheet: str, table: str, count: int) -> list[tuple[str, str]]:
+    """The data sheets' names and their tables' names: ``sheet`` and ``table``, then ``sheet (2)`` and ``table2``...
+    (a sheet name is cut so that its number fits Excel's 31 characters)."""
+    names = [(sheet, table)]
+    for number in range(2, count + 1):
+        suffix = f" ({number})"
+        names.append((sheet[: 31 - len(suffix)] + suffix, f"{table}{number}"))
+    return names
+
+
+def write_workbook_streamed(
+    path: str | os.PathLike[str],
+    columns: Sequence[str],
+    batches: Iterable[Sequence[Sequence[Any]]],
+    *,
+    rows: int,
+    sizes: ColumnSizes,
+    sheet: str = DEFAULT_SHEET,
+    table: str = DEFAULT_TABLE,
+    numeric_columns: Collection[str] = NUMERIC_COLUMNS,
+    text_columns: Collection[str] = TEXT_COLUMNS,
+    timestamp: datetime = DEFAULT_TIMESTAMP,
+    extra_sheets: Sequence[ExtraSheet] = (),
+) -> FileInfo:
+    """Write ``rows`` rows, read once from ``batches`` (batches of rows, each in ``columns`` order), as an .xlsx at
+    ``path``, atomically: the export's workbook, whose rows stream from disk and are never all in memory.
+
+    Widths and the sheet's size come from ``sizes`` (measured as the rows passed before, ``exports.cells.
+    ColumnMeter``); text is written inline (``t="inlineStr"``), not as shared strings, whose table would grow with
+    every distinct value: so memory stays flat whatever the rows. Same cells, typing, widths, frozen panes and table
+    styling as ``write_workbook``.
+
+    Excel's edge: a sheet holds ``EXCEL_MAX_ROWS`` rows, header included. More rows continue on further sheets of the
+    same shape, ``<sheet> (2)``, ``<sheet> (3)``..., each with the header, its own Excel table (``<table>2``...) and
+    the same widths, so nothing is cut and every sheet filters and sorts like the first. ``extra_sheets`` follow
+    them. Fewer or more rows in ``batches`` than ``rows`` raise ``ValueError``.
+    """
+    target = Path(path)
+    if timestamp.tzinfo is not None:
+        timestamp = timestamp.astimezone(UTC).replace(tzinfo=None)
+    timestamp = timestamp.replace(microsecond=0)
+    check_names(columns, sheet, table)
+    for extra in extra_sheets:
+        check_names(["x"], extra.name, table)
+    per_sheet = EXCEL_MAX_ROWS - 1  # read when called: a test lowers it
+    if per_sheet < 1:
+        raise ValueError("A sheet must hold at least one data row")
+    counts = [min(per_sheet, rows - start) for start in range(0, rows, per_sheet)] or [0]
+    data_sheets = _sheet_names(sheet, table, len(counts))
+    all_names = [name for name, _ in data_sheets] + [extra.name for extra in extra_sheets]
+    if len({name.casefold() for name in all_names}) != len(all_names):
+        raise ValueError("Sheet names must be unique")
+    kinds = column_kinds(columns, numeric_columns, text_columns)
+    plan = _sized_plan(columns, sizes)
+    header = [excel_text(name) for name in columns]
+    names = [escape_attribute(name) for name in all_names]
+    sheets_after = len(all_names) - 1
+    before = [
+        ("[Content_Types].xml", content_types_part(sheets_after, shared_strings=False, tables=len(counts))),
+        ("_rels/.rels", PACKAGE_RELS_PART),
+        ("docProps/app.xml", app_part(names[0], names[1:])),
+        ("docProps/core.xml", core_part(timestamp)),
+        ("xl/workbook.xml", workbook_part(names[0], names[1:])),
+        ("xl/_rels/workbook.xml.rels", workbook_rels_part(sheets_after, shared_strings=False)),
+        ("xl/styles.xml", STYLES_PART),
+        ("xl/theme/theme1.xml", theme_xml),
+    ]
+    row_bound = 30 + sum(_XML_INLINE_MARKUP + 5 * max(length, XML_NUMBER_CHARS) for length in plan.longest)
+    source = chain.from_iterable(batches)
+    written = 0
+    with atomic_path(target) as temp:
+        with PinnedZipFile(temp, "w", ZIP_DEFLATED, compresslevel=XML_COMPRESS_LEVEL) as archive:
+            for name, text in before:
+                archive.writestr(name, text)
+            for number, (count_here, (_, table_name)) in enumerate(zip(counts, data_sheets, strict=True), 1):
+                head = sheet_head(len(columns), plan.widths, count_here, selected=number == 1)
+                bound = len(head) + len(SHEET_TAIL) + (count_here + 1) * row_bound
+                part = _counted(islice(source, count_here))
+                sheet_rows = _xml_inline_rows(header, part, kinds, plan)
+                with archive.open(archive.member(f"xl/worksheets/sheet{number}.xml", bound), "w") as stream:
+                    _write_encoded(stream, chain((head,), sheet_rows, (SHEET_TAIL,)))
+                if part.count != count_here:
+                    raise ValueError(f"{written + part.count:,} rows to write, not the {rows:,} announced")
+                written += part.count
+                archive.writestr(f"xl/worksheets/_rels/sheet{number}.xml.rels", sheet_rels_part(number))
+                archive.writestr(f"xl/tables/table{number}.xml", table_part(header, count_here, table_name, number))
+            if next(source, None) is not None:
+                raise ValueError(f"More rows to write than the {rows:,} announced")
+            for number, extra in enumerate(extra_sheets, len(counts) + 1):
+                size, width = extra.dimensions()
+                bound = 1000 + size * (30 + width * (_XML_INLINE_MARKUP + 5 * XML_NUMBER_CHARS))
+                with archive.open(archive.member(f"xl/worksheets/sheet{number}.xml", bound), "w") as stream:
+                    _write_encoded(stream, _xml_extra_sheet(extra, str, inline=True))
+        size, sha256 = hash_file(temp)
+    return FileInfo(path=target, size=size, sha256=sha256, rows=written)
+
+
+class _counted:  # an iterator wrapper, named as one
+    """An iterator that counts what it hands out."""
+
+    __slots__ = ("_source", "count")
+
+    def __init__(self, source: Iterator[Any]) -> None:
+        self._source = source
+        self.count = 0
+
+    def __iter__(self) -> _counted:
+        return self
+
+    def __next__(self) -> Any:
+        item = next(self._source)
+        self.count += 1
+        return item
 
 
 def write_workbook(

@@ -55,8 +55,12 @@ def escape_text(text: str) -> str:
     return text
 
 
-def _escape_attribute(text: str) -> str:
+def escape_attribute(text: str) -> str:
+    """``text`` as an XML attribute value (a sheet or table name)."""
     return text.translate(_ATTRIBUTE_ESCAPES)
+
+
+_escape_attribute = escape_attribute
 
 
 def _table_column_name(name: str) -> str:
@@ -66,8 +70,9 @@ def _table_column_name(name: str) -> str:
     return _escape_attribute(name)
 
 
-def content_types_part(extra: int, *, shared_strings: bool = True) -> str:
-    """``[Content_Types].xml``: the main sheet, ``extra`` further sheets, the table, and the shared strings."""
+def content_types_part(extra: int, *, shared_strings: bool = True, tables: int = 1) -> str:
+    """``[Content_Types].xml``: the main sheet, ``extra`` further sheets, the ``tables`` tables (``table1.xml`` on),
+    and the shared strings."""
     return "".join(
         (
             f'{XML_HEAD}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">',
@@ -84,7 +89,10 @@ def content_types_part(extra: int, *, shared_strings: bool = True) -> str:
                 f'<Override PartName="/xl/worksheets/sheet{n}.xml" ContentType="{CT}.spreadsheetml.worksheet+xml"/>'
                 for n in range(2, extra + 2)
             ),
-            f'<Override PartName="/xl/tables/table1.xml" ContentType="{CT}.spreadsheetml.table+xml"/>',
+            *(
+                f'<Override PartName="/xl/tables/table{n}.xml" ContentType="{CT}.spreadsheetml.table+xml"/>'
+                for n in range(1, tables + 1)
+            ),
             SHARED_STRINGS_TYPE if shared_strings else "",
             "</Types>",
         )
@@ -187,8 +195,9 @@ STYLES_PART = "".join(
 )
 
 
-def sheet_head(width: int, widths: Sequence[int], rows: int) -> str:
-    """The main sheet up to its rows: its size, the frozen header row and first column, the columns' widths."""
+def sheet_head(width: int, widths: Sequence[int], rows: int, *, selected: bool = True) -> str:
+    """The main sheet up to its rows: its size, the frozen header row and first column, the columns' widths.
+    ``selected``: the sheet whose tab is selected when the workbook opens (one only)."""
     cols = "".join(
         f'<col min="{index}" max="{index}" width="{excel_width(characters)!r}" customWidth="1"/>'
         for index, characters in enumerate(widths, 1)
@@ -197,7 +206,11 @@ def sheet_head(width: int, widths: Sequence[int], rows: int) -> str:
         (
             f'{XML_HEAD}<worksheet xmlns="{NS_MAIN}" xmlns:r="{NS_REL}">',
             f'<dimension ref="A1:{get_column_letter(width)}{rows + 1}"/>',
-            '<sheetViews><sheetView tabSelected="1" workbookViewId="0">',
+            (
+                '<sheetViews><sheetView tabSelected="1" workbookViewId="0">'
+                if selected
+                else '<sheetViews><sheetView workbookViewId="0">'
+            ),
             '<pane xSplit="1" ySplit="1" topLeftCell="B2" activePane="bottomRight" state="frozen"/>',
             '<selection pane="topRight" activeCell="B1" sqref="B1"/>',
             '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/>',
@@ -214,24 +227,31 @@ SHEET_TAIL = "".join(
         '<tableParts count="1"><tablePart r:id="rId1"/></tableParts></worksheet>',
     )
 )
-SHEET_RELS_PART = "".join(
-    (
-        f'{XML_HEAD}<Relationships xmlns="{_NS_PACKAGE_REL}">',
-        f'<Relationship Id="rId1" Type="{NS_REL}/table" Target="../tables/table1.xml"/>',
-        "</Relationships>",
+
+
+def sheet_rels_part(number: int = 1) -> str:
+    """``xl/worksheets/_rels/sheet<n>.xml.rels``: the sheet's table, ``table<number>.xml``."""
+    return "".join(
+        (
+            f'{XML_HEAD}<Relationships xmlns="{_NS_PACKAGE_REL}">',
+            f'<Relationship Id="rId1" Type="{NS_REL}/table" Target="../tables/table{number}.xml"/>',
+            "</Relationships>",
+        )
     )
-)
 
 
-def table_part(columns: Sequence[str], rows: int, table: str) -> str:
-    """``xl/tables/table1.xml``: the Excel table over the main sheet, with its filter, columns and style."""
+SHEET_RELS_PART = sheet_rels_part(1)
+
+
+def table_part(columns: Sequence[str], rows: int, table: str, number: int = 1) -> str:
+    """``xl/tables/table<number>.xml``: the Excel table over a sheet, with its filter, columns and style."""
     ref = table_ref(len(columns), rows)
     table_columns = "".join(
         f'<tableColumn id="{index}" name="{_table_column_name(name)}"/>' for index, name in enumerate(columns, 1)
     )
     return "".join(
         (
-            f'{XML_HEAD}<table xmlns="{NS_MAIN}" id="1" name="{_escape_attribute(table)}" ',
+            f'{XML_HEAD}<table xmlns="{NS_MAIN}" id="{number}" name="{_escape_attribute(table)}" ',
             f'displayName="{_escape_attribute(table)}" ref="{ref}" totalsRowShown="0">',
             f'<autoFilter ref="{ref}"/><tableColumns count="{len(columns)}">{table_columns}</tableColumns>',
             f'<tableStyleInfo name="{TABLE_STYLE}" showFirstColumn="0" showLastColumn="0" showRowStripes="1" ',

@@ -18,7 +18,7 @@ import collections
 import logging
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from types import TracebackType
 from typing import Any, Literal
@@ -226,6 +226,15 @@ class NetboxClient(NetboxTransport):
     def fetch_virtual_machines(self, progress: ProgressCallback | None = None) -> list[VirtualMachineRecord]:
         """Every virtual machine, in id order."""
         return self._walk(ENDPOINTS["virtual_machines"], _BULK_PARAMS, virtual_machine_from_api, record_id, progress)
+
+    def stream_devices(self, progress: ProgressCallback | None = None) -> Iterator[list[DeviceRecord]]:
+        """Every device, a page at a time in id order, never the whole listing in memory; raises ``ListingChanged``
+        after the last page when the listing changed under the walk (see ``NetboxTransport._stream``)."""
+        return self._stream(ENDPOINTS["devices"], _BULK_PARAMS, device_from_api, record_id, progress)
+
+    def stream_virtual_machines(self, progress: ProgressCallback | None = None) -> Iterator[list[VirtualMachineRecord]]:
+        """Every virtual machine, a page at a time in id order (as ``stream_devices``)."""
+        return self._stream(ENDPOINTS["virtual_machines"], _BULK_PARAMS, virtual_machine_from_api, record_id, progress)
 
     def fetch_sites(self, progress: ProgressCallback | None = None) -> list[SiteRecord]:
         """Every site with its region and site group (one listing instead of one lookup per device)."""

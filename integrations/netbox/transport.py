@@ -19,8 +19,10 @@ import contextvars
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from itertools import pairwise
 from typing import Any, TypeVar
 
 import requests
@@ -45,6 +47,11 @@ ProgressCallback = Callable[[int], None]
 # gunicorn and many proxies allow.
 ID_BATCH_SIZE = 200
 MAX_QUERY_CHARS = 3000
+
+
+class ListingChanged(NetboxInconsistentData):
+    """A streamed listing changed while it was read (its count moved, or ids went missing): what was handed out
+    is not the listing, and the caller reads it again from the start (``NetboxTransport._stream``)."""
 
 
 def _error_message(response: requests.Response) -> str:
@@ -200,6 +207,121 @@ class NetboxTransport:
         if len(unique) != len(items):
             items = sorted(unique.values(), key=key)
         return items, ""
+
+    def _stream(
+        self,
+        path: str,
+        params: Sequence[tuple[str, str]],
+        parse: Callable[[dict[str, Any]], T],
+        key: Callable[[T], int],
+        progress: ProgressCallback | None,
+    ) -> Iterator[list[T]]:
+        """Every object of a listing (``ordering=id`` in ``params``), a page at a time in id order, with at most
+        ``2 * workers`` pages fetched ahead: memory holds a few pages, not the listing.
+
+        Pages are fetched concurrently and handed out in offset order. An object seen twice (an earlier object was
+        deleted during the walk, shifting the offsets) is handed out once. When the walk ends, the count must not
+        have moved and the unique ids must equal it; otherwise ``ListingChanged`` is raised after the last page,
+        and the caller, which has consumed a listing that was not one, starts again (``_walk`` repeats the walk
+        once for a list; a streaming caller discards what it wrote)."""
+        base = [("limit", str(self.page_size)), *params]
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="netbox")
+        # The first page is asked for now, not when the caller starts reading: another listing's walk can still be
+        # under way (the VMs' first page is in flight while the devices stream).
+        first_page = pool.submit(contextvars.copy_context().run, self._get, path, base)
+        return self._pages(path, base, first_page, pool, parse, key, progress)
+
+    def _pages(
+        self,
+        path: str,
+        base: list[tuple[str, str]],
+        first_page: Future[Any],
+        pool: ThreadPoolExecutor,
+        parse: Callable[[dict[str, Any]], T],
+        key: Callable[[T], int],
+        progress: ProgressCallback | None,
+    ) -> Iterator[list[T]]:
+        try:
+            yield from self._pages_of(path, base, first_page, pool, parse, key, progress)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _pages_of(
+        self,
+        path: str,
+        base: list[tuple[str, str]],
+        first_page: Future[Any],
+        pool: ThreadPoolExecutor,
+        parse: Callable[[dict[str, Any]], T],
+        key: Callable[[T], int],
+        progress: ProgressCallback | None,
+    ) -> Iterator[list[T]]:
+        first = first_page.result()
+        count = self._count_of(first, path)
+        first_items = self._parse_results(first, path, parse)
+        step = self.page_size
+        if len(first_items) < min(count, self.page_size):
+            step = len(first_items)
+            if step == 0:
+                raise ListingChanged(f"NetBox at {self.url}: /api/{path} count is {count} but the first page is empty")
+        counts = {count}
+        last = -1
+        handed = 0
+
+        def fresh(items: list[T]) -> list[T]:
+            nonlocal last, handed
+            keys = [key(item) for item in items]
+            if keys and keys[0] > last and all(a < b for a, b in pairwise(keys)):
+                last, handed = keys[-1], handed + len(items)
+                return items
+            kept = []
+            for item, item_key in zip(items, keys, strict=True):
+                if item_key > last:
+                    kept.append(item)
+                    last = item_key
+            handed += len(kept)
+            return kept
+
+        fetched = len(first_items)
+        if progress:
+            progress(fetched)
+        yield fresh(first_items)
+        del first, first_items
+        offsets = iter(range(step, count, step))
+        ahead = 2 * self.workers
+        pending: deque[Future[tuple[int, list[T]]]] = deque()
+        try:
+            for offset in offsets:
+                page_params = [*base, ("offset", str(offset))]
+                pending.append(pool.submit(contextvars.copy_context().run, self._page, path, page_params, parse))
+                if len(pending) < ahead:
+                    continue
+                page_count, items = pending.popleft().result()
+                counts.add(page_count)
+                fetched += len(items)
+                if progress:
+                    progress(fetched)
+                yield fresh(items)
+            while pending:
+                page_count, items = pending.popleft().result()
+                counts.add(page_count)
+                fetched += len(items)
+                if progress:
+                    progress(fetched)
+                yield fresh(items)
+        finally:
+            for future in pending:
+                future.cancel()
+        if len(counts) > 1:
+            raise ListingChanged(
+                f"NetBox at {self.url}: /api/{path} changed while it was read (count went from {count} to "
+                f"{sorted(counts - {count})})"
+            )
+        if handed != count:
+            raise ListingChanged(
+                f"NetBox at {self.url}: /api/{path} changed while it was read ({handed} unique ids fetched for a "
+                f"count of {count})"
+            )
 
     def _page(
         self, path: str, params: Sequence[tuple[str, str]], parse: Callable[[dict[str, Any]], T]

@@ -24,7 +24,7 @@
   }
 
   // Share of the run each step takes: the previous run's timings, else a rough guess.
-  const DEFAULT_WEIGHTS = { fetch: 5, lookups: 0.5, reuse: 1, write: 3, save: 2 };
+  const DEFAULT_WEIGHTS = { fetch: 1, lookups: 0.5, reuse: 1, stream: 5, write: 3, save: 2 };
 
   function weights(run, config) {
     const previous = config.previous && config.previous.timings;
@@ -39,7 +39,7 @@
 
   function stepFraction(run) {
     const p = run.progress || {};
-    if (run.step === "fetch") {
+    if (run.step === "fetch" || run.step === "stream") {
       const total = (p.devices_total || 0) + (p.vms_total || 0);
       return total ? Math.min(1, ((p.devices_fetched || 0) + (p.vms_fetched || 0)) / total) : 0;
     }
@@ -67,7 +67,7 @@
     if (run.status === "failed") return `Failed: ${run.error}`;
     const label = config.steps[run.step] || run.step || "Starting";
     const parts = [];
-    if (run.step === "fetch" && (p.devices_total !== undefined || p.vms_total !== undefined)) {
+    if ((run.step === "fetch" || run.step === "stream") && (p.devices_total !== undefined || p.vms_total !== undefined)) {
       parts.push(`${number(p.devices_fetched)} of ${number(p.devices_total)} devices`);
       parts.push(`${number(p.vms_fetched)} of ${number(p.vms_total)} VMs`);
     } else if (run.step === "write" && p.files_total) {
