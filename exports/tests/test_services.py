@@ -292,7 +292,7 @@ def test_a_crash_while_writing_keeps_the_last_good_export(netbox, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(files, "write_workbook", explode)
+    monkeypatch.setattr(files, "write_workbook_streamed", explode)
     failed = run_export()
     assert failed.status == "failed" and failed.error == "RuntimeError: disk on fire"
     assert {name: path.read_bytes() for name, path in files_of(good).items()} == before
@@ -307,7 +307,7 @@ def test_a_writer_process_that_dies_fails_the_run_and_keeps_the_last_good_export
     good = run_export()
     before = {name: path.read_bytes() for name, path in files_of(good).items()}
     netbox.update_device(netbox.devices[0]["id"], serial="newer")
-    monkeypatch.setattr(files, "write_workbook", lambda *args, **kwargs: os._exit(9))  # as if OOM-killed
+    monkeypatch.setattr(files, "write_workbook_streamed", lambda *args, **kwargs: os._exit(9))  # as if OOM-killed
     failed = run_export()
     assert failed.status == "failed"
     assert failed.error == ("The process writing the merged CSV and the workbook ended without a result (exit code 9).")

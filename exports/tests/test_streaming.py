@@ -1,0 +1,160 @@
+"""The streamed export (issue 25) writes what the export wrote when it held the whole inventory in memory.
+
+Two references: an in-memory oracle built here the way the export used to build its files (every record fetched into
+a list, every row built at once, the merged rows, ``write_csv`` and the shared-strings ``write_workbook``), and the
+SHA-256 of the CSVs that the export on main wrote before the change, for this test NetBox (seed 1) and these edits.
+"""
+
+import csv
+import hashlib
+import os
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from exports import columns, render, selectors, transform
+from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
+from exports.csvfiles import write_csv
+from exports.models import ExportRun
+from exports.recorder import RunRecorder
+from exports.services import export_run_execute, export_run_request
+from exports.workbook import write_workbook
+from integrations.netbox.client import NetboxClient
+from integrations.netbox.records import DEVICE_OBJECT_TYPE, VM_OBJECT_TYPE
+
+pytestmark = pytest.mark.django_db
+
+CSVS = (DEVICES_CSV, VMS_CSV, MERGED_CSV)
+
+# Written by main's export (before the streaming pipeline) for FakeNetbox(devices=40, vms=60, seed=1) and the edits
+# of ``_edit``: the full export, then the incremental one after the edits.
+GOLDEN = {
+    "full": {
+        "netbox_devices_export.csv": "52fca328f7ed595ce2970935902a89a919b089001104a8a40d8f280fb92f3a72",
+        "netbox_vms_export.csv": "17a61925cbeb44ba64ac466f59981d36003b5c0e8ab31ddca8ce40c70d68f19c",
+        "netbox_merged_export.csv": "a10f600178297f61e58bc389b3dfe67352b4ccb649691bbc96bfba0ca97dfb3a",
+    },
+    "incremental": {
+        "netbox_devices_export.csv": "225063b23b0da709dcc088ab39cf3fd0f1927b450a1cb47e6bf083a14531f209",
+        "netbox_vms_export.csv": "8bcc3659a336091403bc051759a23330ff2d5908ab43066a438d2f8c53586de8",
+        "netbox_merged_export.csv": "8c19dcd374826278b5d5c20c6deeee4806e35be8b3722952c44a71d797ee388c",
+    },
+}
+
+
+def run_export(**kwargs) -> ExportRun:
+    run, created = export_run_request(trigger=ExportRun.Trigger.COMMAND, **kwargs)
+    assert created
+    return export_run_execute(run=run)
+
+
+def files_of(run: ExportRun) -> dict[str, Path]:
+    return {artifact.name: selectors.artifact_path(artifact) for artifact in run.artifacts.all()}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def oracle(netbox, folder: Path) -> dict[str, Path]:
+    """The files as the export wrote them from whole lists in memory."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with NetboxClient(url=netbox.url, token=netbox.token) as client:
+        devices, vms = client.fetch_devices(), client.fetch_virtual_machines()
+        assignments = client.fetch_contact_assignments(DEVICE_OBJECT_TYPE)
+        assignments += client.fetch_contact_assignments(VM_OBJECT_TYPE)
+        lookups = transform.Lookups.from_records(
+            sites=client.fetch_sites(),
+            tenants=client.fetch_tenants(),
+            contacts=render.contacts_by_object(assignments),
+        )
+    device_rows = transform.device_rows(devices, lookups)
+    vm_rows = transform.vm_rows(vms, lookups)
+    merged = transform.merged_rows(device_rows, vm_rows)
+    write_csv(folder / DEVICES_CSV, columns.DEVICE_COLUMNS, device_rows)
+    write_csv(folder / VMS_CSV, columns.VM_COLUMNS, vm_rows)
+    write_csv(folder / MERGED_CSV, columns.MERGED_COLUMNS, merged)
+    workbook_rows = transform.reorder(merged, columns.MERGED_COLUMNS, columns.WORKBOOK_COLUMNS)
+    write_workbook(folder / WORKBOOK, columns.WORKBOOK_COLUMNS, workbook_rows)
+    return {name: folder / name for name in (*CSVS, WORKBOOK)}
+
+
+def sheet_of(path: Path, index: int = 0) -> tuple[list[tuple], dict[str, float], list[str]]:
+    """A sheet's cell values, column widths and tables."""
+    book = openpyxl.load_workbook(path)
+    sheet = book.worksheets[index]
+    widths = {letter: dimension.width for letter, dimension in sheet.column_dimensions.items()}
+    tables = [f"{table.displayName} {table.ref}" for table in sheet.tables.values()]
+    return list(sheet.iter_rows(values_only=True)), widths, tables
+
+
+def assert_same_as_oracle(run: ExportRun, netbox, folder: Path) -> None:
+    written, expected = files_of(run), oracle(netbox, folder)
+    for name in CSVS:
+        assert written[name].read_bytes() == expected[name].read_bytes(), name
+    # The workbook's text is inline now (no shared strings): the same cells, types, widths and table.
+    assert sheet_of(written[WORKBOOK]) == sheet_of(expected[WORKBOOK])
+
+
+def _edit(netbox) -> None:
+    """Changes, additions and deletions of both kinds, at fixed times (the golden digests depend on them)."""
+    stamps = iter(f"2026-12-01T00:00:0{second}.000000Z" for second in range(10))
+    netbox.update_device(netbox.devices[3]["id"], serial="CHANGED-001", description="edited", last_updated=next(stamps))
+    netbox.update_vm(netbox.vms[10]["id"], description="resized", vcpus=64, last_updated=next(stamps))
+    netbox.delete_device(netbox.devices[7]["id"])
+    netbox.delete_vm(netbox.vms[0]["id"])
+    netbox.delete_vm(netbox.vms[-1]["id"])
+    for add in (netbox.add_device, netbox.add_vm):
+        stamp = next(stamps)
+        add(created=stamp, last_updated=stamp)
+
+
+def test_full_and_incremental_streamed_files_equal_the_in_memory_export(netbox, tmp_path):
+    full = run_export(force=True)
+    assert full.status == "succeeded", full.error
+    assert_same_as_oracle(full, netbox, tmp_path / "oracle-full")
+    _edit(netbox)
+    incremental = run_export()
+    assert (incremental.status, incremental.mode) == ("succeeded", "incremental"), incremental.error
+    assert (incremental.added, incremental.removed) == (2, 3)
+    assert_same_as_oracle(incremental, netbox, tmp_path / "oracle-incremental")
+    # A full export of the same state writes the same bytes, workbook included.
+    again = run_export(force=True)
+    assert {name: sha256(path) for name, path in files_of(again).items()} == {
+        name: sha256(path) for name, path in files_of(incremental).items()
+    }
+    if os.environ.get("PRINT_GOLDEN"):
+        print({"full": {n: sha256(files_of(full)[n]) for n in CSVS},
+               "incremental": {n: sha256(files_of(incremental)[n]) for n in CSVS}})  # fmt: skip
+    else:
+        assert {name: sha256(files_of(full)[name]) for name in CSVS} == GOLDEN["full"]
+        assert {name: sha256(files_of(incremental)[name]) for name in CSVS} == GOLDEN["incremental"]
+
+
+def test_a_full_run_leaves_no_spool_behind(netbox):
+    run = run_export(force=True)
+    folder = files_of(run)[DEVICES_CSV].parent
+    assert sorted(path.name for path in folder.iterdir() if path.name.startswith(".")) == []
+
+
+def test_a_listing_that_changes_under_the_stream_is_streamed_again(netbox, settings, monkeypatch):
+    settings.NETBOX_PAGE_SIZE = 5
+    settings.NETBOX_WORKERS = 1  # two pages ahead: the pages after the deletion see the shifted offsets
+    deleted: list[int] = []
+    progress = RunRecorder.progress
+
+    def delete_once(recorder, *, persist=True, **values):
+        if values.get("devices_fetched") and not deleted:  # the first page is in the devices CSV already
+            deleted.append(netbox.devices[0]["id"])
+            netbox.delete_device(deleted[0])
+        progress(recorder, persist=persist, **values)
+
+    monkeypatch.setattr(RunRecorder, "progress", delete_once)
+    run = run_export(force=True)
+    assert run.status == "succeeded", run.error
+    assert run.devices == 39 and "reading it again" in run.log
+    monkeypatch.undo()
+    with files_of(run)[DEVICES_CSV].open(newline="", encoding="utf-8") as handle:
+        ids = [int(row[columns.DEVICE_COLUMNS.index("ID")]) for row in list(csv.reader(handle))[1:]]
+    assert len(ids) == 39 and deleted[0] not in ids and ids == sorted(ids)
