@@ -37,7 +37,7 @@ from exports.fetch import Fetched, KindSource
 from exports.models import ExportArtifact, ExportRun
 from exports.recorder import RunRecorder
 from exports.spool import RowSpool
-from exports.workbook import ColumnSizes, read_workbook_order, write_workbook_streamed
+from exports.workbook import ColumnSizes, data_sheets_needed, read_workbook_order, write_workbook_streamed
 from integrations.netbox.transport import ListingChanged
 
 logger = logging.getLogger(__name__)
@@ -222,6 +222,11 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
     device_spool, vm_spool = kinds["device"].spool, kinds["vm"].spool
     total = streamed.rows
     sizes = _workbook_sizes(kinds, workbook_columns)
+    if (sheets_needed := data_sheets_needed(total)) > 1:
+        recorder.log(
+            f"{total:,} rows are more than an Excel sheet holds: the workbook continues them on {sheets_needed} sheets "
+            "of the same columns, each its own table."
+        )
     with_sheets = [
         (companion, companion_plan) for companion, companion_plan in plan.companions if companion_plan.sheets
     ]

@@ -397,6 +397,12 @@ def _save_xml_inline(
             archive.writestr(name, text)
 
 
+def data_sheets_needed(rows: int) -> int:
+    """How many sheets ``write_workbook_streamed`` spreads ``rows`` data rows over (``EXCEL_MAX_ROWS`` a sheet)."""
+    per_sheet = EXCEL_MAX_ROWS - 1
+    return max(1, -(-rows // per_sheet))
+
+
 def _sheet_names(sheet: str, table: str, count: int) -> list[tuple[str, str]]:
     """The data sheets' names and their tables' names: ``sheet`` and ``table``, then ``sheet (2)`` and ``table2``...
     (a sheet name is cut so that its number fits Excel's 31 characters)."""

@@ -8,12 +8,13 @@ SHA-256 of the CSVs that the export on main wrote before the change, for this te
 import csv
 import hashlib
 import os
+import subprocess
 from pathlib import Path
 
 import openpyxl
 import pytest
 
-from exports import columns, render, selectors, transform
+from exports import columns, render, selectors, transform, workbook
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
 from exports.csvfiles import write_csv
 from exports.models import ExportRun
@@ -158,3 +159,33 @@ def test_a_listing_that_changes_under_the_stream_is_streamed_again(netbox, setti
     with files_of(run)[DEVICES_CSV].open(newline="", encoding="utf-8") as handle:
         ids = [int(row[columns.DEVICE_COLUMNS.index("ID")]) for row in list(csv.reader(handle))[1:]]
     assert len(ids) == 39 and deleted[0] not in ids and ids == sorted(ids)
+
+
+def test_more_rows_than_a_sheet_holds_continue_on_a_second_sheet(netbox, tmp_path, monkeypatch):
+    monkeypatch.setattr(workbook, "EXCEL_MAX_ROWS", 61)  # 60 data rows a sheet: the 100 rows need two
+    run = run_export(force=True)
+    assert run.status == "succeeded", run.error
+    assert "continues them on 2 sheets" in run.log
+    path = files_of(run)[WORKBOOK]
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["NetBox Inventory", "NetBox Inventory (2)", "Data quality"]
+    first, second = (list(sheet.iter_rows(values_only=True)) for sheet in book.worksheets[:2])
+    assert first[0] == second[0] == columns.WORKBOOK_COLUMNS
+    assert (len(first), len(second)) == (61, 41)
+    assert [list(sheet.tables) for sheet in book.worksheets[:2]] == [["NetBoxInventory"], ["NetBoxInventory2"]]
+    # Every row once, in order: the merged CSV's IDs, sheet after sheet.
+    id_at = columns.WORKBOOK_COLUMNS.index("ID")
+    with files_of(run)[MERGED_CSV].open(newline="", encoding="utf-8") as handle:
+        merged = list(csv.reader(handle))
+    merged_ids = [int(row[columns.MERGED_COLUMNS.index("ID")]) for row in merged[1:]]
+    assert [row[id_at] for row in first[1:] + second[1:]] == merged_ids
+    # LibreOffice reads all three sheets.
+    out = tmp_path / "lo"
+    options = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1"
+    command = ["soffice", f"-env:UserInstallation=file://{out / 'profile'}", "--headless", "--convert-to", options]
+    subprocess.run([*command, "--outdir", str(out), str(path)], check=True, capture_output=True, timeout=180)
+    counts = {}
+    for sheet_csv in out.glob("*.csv"):
+        with sheet_csv.open(newline="", encoding="utf-8") as handle:
+            counts[sheet_csv.stem.removeprefix(path.stem + "-")] = len(list(csv.reader(handle)))
+    assert counts["NetBox Inventory"] == 61 and counts["NetBox Inventory (2)"] == 41 and "Data quality" in counts

@@ -773,3 +773,108 @@ def test_an_extra_sheet_whose_rows_do_not_match_its_shape_is_refused(tmp_path, s
     with pytest.raises(ValueError, match="shape"):
         write_workbook(path, ["A"], [("1",)], extra_sheets=[ExtraSheet("More", iter(rows), shape)])
     assert not path.exists()
+
+
+# The export's streamed workbook (issue 25): rows read once from batches, text inline, and Excel's sheet edge
+
+
+def _measured(columns: tuple[str, ...], rows: list[Row], batch: int = 7) -> ColumnSizes:
+    meter = xlsx_cells.ColumnMeter(len(columns))
+    for start in range(0, len(rows), batch):
+        meter.add(rows[start : start + batch])
+    return ColumnSizes(lines=meter.lines, values=meter.values)
+
+
+def _batches(rows: list[Row], size: int = 5) -> Iterator[list[Row]]:
+    return (rows[start : start + size] for start in range(0, len(rows), size))
+
+
+def test_column_meter_measures_what_the_pass_over_all_rows_measures(workbook_rows: list[Row]) -> None:
+    awkward = [
+        *workbook_rows,
+        tuple(("line one\nthe much longer second line", 12345678901, 1.5, True, None)[i % 5] for i in range(66)),
+    ]
+    kinds = xlsx_cells.column_kinds(WORKBOOK_COLUMNS, (), ())
+    plan = xlsx_cells.plan_columns(WORKBOOK_COLUMNS, awkward, kinds)
+    sized = workbook._sized_plan(WORKBOOK_COLUMNS, _measured(WORKBOOK_COLUMNS, awkward))
+    assert (sized.widths, sized.longest) == (plan.widths, plan.longest)
+
+
+def test_streamed_workbook_is_the_inline_workbook_and_has_the_cells_of_the_shared_strings_one(
+    tmp_path: Path, workbook_rows: list[Row]
+) -> None:
+    sizes = _measured(WORKBOOK_COLUMNS, workbook_rows)
+    streamed = workbook.write_workbook_streamed(
+        tmp_path / "s.xlsx", WORKBOOK_COLUMNS, _batches(workbook_rows), rows=len(workbook_rows), sizes=sizes
+    )
+    inline = write_workbook(tmp_path / "i.xlsx", WORKBOOK_COLUMNS, workbook_rows, sizes=sizes)
+    shared = write_workbook(tmp_path / "w.xlsx", WORKBOOK_COLUMNS, workbook_rows)
+    assert streamed.path.read_bytes() == inline.path.read_bytes() and streamed.rows == len(workbook_rows)
+    assert _typed_cells(streamed.path, read_only=False) == _typed_cells(shared.path, read_only=False)
+    widths = [load_workbook(path).worksheets[0].column_dimensions["C"].width for path in (streamed.path, shared.path)]
+    assert widths[0] == widths[1]
+
+
+def test_streamed_workbook_refuses_fewer_or_more_rows_than_announced(tmp_path: Path, workbook_rows: list[Row]) -> None:
+    sizes = _measured(WORKBOOK_COLUMNS, workbook_rows)
+    for announced in (len(workbook_rows) + 1, len(workbook_rows) - 1):
+        with pytest.raises(ValueError, match="announced"):
+            workbook.write_workbook_streamed(
+                tmp_path / "x.xlsx", WORKBOOK_COLUMNS, _batches(workbook_rows), rows=announced, sizes=sizes
+            )
+    assert list(tmp_path.iterdir()) == []
+
+
+def _libreoffice_sheets(path: Path, folder: Path) -> dict[str, list[list[str]]]:
+    """Every sheet of a workbook as LibreOffice reads it (``soffice --headless --convert-to csv``), by sheet name."""
+    if shutil.which("soffice") is None:
+        pytest.fail(
+            "LibreOffice is missing: `make test-deps` installs libreoffice-calc-nogui (make test runs it first)"
+        )
+    folder.mkdir()
+    options = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1"
+    profile = f"-env:UserInstallation=file://{folder / 'profile'}"
+    command = ["soffice", profile, "--headless", "--convert-to", options, "--outdir", str(folder), str(path)]
+    subprocess.run(command, check=True, capture_output=True, timeout=180)
+    prefix = f"{path.stem}-"
+    return {csv_path.stem.removeprefix(prefix): _read_csv(csv_path) for csv_path in sorted(folder.glob("*.csv"))}
+
+
+def test_rows_beyond_a_sheet_continue_on_sheets_of_the_same_shape(
+    tmp_path: Path, workbook_rows: list[Row], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = (workbook_rows * 3)[:47]
+    one_sheet = write_workbook(tmp_path / "one.xlsx", WORKBOOK_COLUMNS, rows).path
+    monkeypatch.setattr(workbook, "EXCEL_MAX_ROWS", 21)  # 20 data rows a sheet
+    extra = ExtraSheet("Data quality", [("rule", "count"), ("names", 3)])
+    info = workbook.write_workbook_streamed(
+        tmp_path / "big.xlsx",
+        WORKBOOK_COLUMNS,
+        _batches(rows),
+        rows=len(rows),
+        sizes=_measured(WORKBOOK_COLUMNS, rows),
+        extra_sheets=[extra],
+    )
+    assert info.rows == 47
+    book = load_workbook(info.path)
+    names = ["NetBox Inventory", "NetBox Inventory (2)", "NetBox Inventory (3)", "Data quality"]
+    assert book.sheetnames == names
+    read: list[tuple[Any, ...]] = []
+    for sheet, (table, count) in zip(
+        book.worksheets[:3], (("NetBoxInventory", 20), ("NetBoxInventory2", 20), ("NetBoxInventory3", 7)), strict=True
+    ):
+        header, *data = sheet.iter_rows(values_only=True)
+        assert header == WORKBOOK_COLUMNS and len(data) == count
+        assert [f"{t.displayName} {t.ref}" for t in sheet.tables.values()] == [f"{table} A1:BN{count + 1}"]
+        assert sheet.freeze_panes == "B2"
+        read += data
+    expected = _typed_cells(one_sheet, read_only=False)[1:]
+    got = _typed_cells(info.path, read_only=False)[1:]
+    assert got == expected[:20]  # the first sheet holds the first rows, cell for cell
+    assert [tuple("" if v is None else v for v in row) for row in read] == [
+        tuple("" if v is None else v for v in row) for row in rows
+    ]
+    sheets = _libreoffice_sheets(info.path, tmp_path / "lo")
+    assert sorted(sheets) == sorted(names)
+    assert [len(sheets[name]) for name in names] == [21, 21, 8, 2]
+    assert [row for name in names[:3] for row in sheets[name][1:]] == [_as_csv_text(row) for row in rows]
