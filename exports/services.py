@@ -15,6 +15,7 @@ import contextlib
 import gc
 import logging
 import shutil
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -184,9 +185,12 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
             # spool as its records passed) are saved while the child writes the workbook; the transaction begins as
             # late as it can (SQLite has one writer).
             with recorder.step("save"), transaction.atomic():
+                started = time.perf_counter()
                 snapshots_save(
                     fetched.snapshot_writes, fetched.snapshot_deletes, fetched.contact_snapshot, fetched.staged()
                 )
+                # The save step also waits for the writing child (``written()``): the snapshots' own share apart.
+                run.timings["snapshots"] = round(time.perf_counter() - started, 3)
                 run.compared = comparison.compared
                 changes.changes_save(run=run, changes=comparison.changes)
                 _save(run, fetched, written())
