@@ -324,20 +324,30 @@ def _xml_inline_cell(letter: str, number: str, value: Any) -> str:
     return _xml_cell(letter, number, value, str)  # str: only text consults the index, and text is handled above
 
 
+_NUMBER_TYPES = frozenset((int, float, type(None)))
+
+
 def _xml_inline_cells(letter: str, numbers: Sequence[str], values: Sequence[Any], kind: str, short: bool) -> list[str]:
     """One column of a batch as cells, text inline (``t="inlineStr"``, never a formula). Text columns (not number
     columns) of short text (``short``) without a character XML cannot carry are kept as they are, checked for the
-    whole column at once; other columns are converted by ``typed`` cell by cell."""
-    if (
-        kind != NUMBER
-        and short
-        and all(value.__class__ is str for value in values)
-        and not XML_ILLEGAL_CHARS.search("\n".join(values))
-    ):
+    whole column at once; other columns are converted by ``typed`` (whole ints and ``""`` need no converting), and
+    a column of numbers (and empty cells) is written in one comprehension too; only a mixed column goes cell by
+    cell."""
+    types = set(map(type, values))
+    if types == {str} and kind != NUMBER and short and not XML_ILLEGAL_CHARS.search("\n".join(values)):
         texts: Sequence[Any] = values
+    elif types == {int}:
+        texts = values
     else:
         texts = [typed(value, kind) for value in values]
-    if not all(text is None or text.__class__ is str for text in texts):
+        types = set(map(type, texts))
+    if types <= _NUMBER_TYPES and str not in types:
+        # typed() leaves only finite floats; str() of an int or a float is its shortest round-trip form.
+        return [
+            "" if value is None else f'<c r="{letter}{number}"><v>{value!r}</v></c>'
+            for number, value in zip(numbers, texts, strict=True)
+        ]
+    if not types <= {str, type(None)}:
         return [_xml_inline_cell(letter, number, value) for number, value in zip(numbers, texts, strict=True)]
     # No NUL is left (XML cannot carry it), so the column is escaped as one string.
     escaped = escape_text("\0".join([text or "" for text in texts])).split("\0")
