@@ -228,14 +228,15 @@ class NetboxTransport:
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="netbox")
         # The first page is asked for now, not when the caller starts reading: another listing's walk can still be
         # under way (the VMs' first page is in flight while the devices stream).
-        first_page = pool.submit(contextvars.copy_context().run, self._get, path, base)
-        return self._pages(path, base, first_page, pool, parse, key, progress)
+        # Parsed in the pool's thread, like every page: the decoded JSON is dropped there, not held for the walk.
+        first_page = pool.submit(contextvars.copy_context().run, self._page, path, base, parse)
+        return self._pages(path, base, [first_page], pool, parse, key, progress)
 
     def _pages(
         self,
         path: str,
         base: list[tuple[str, str]],
-        first_page: Future[Any],
+        first_page: list[Future[tuple[int, list[T]]]],
         pool: ThreadPoolExecutor,
         parse: Callable[[dict[str, Any]], T],
         key: Callable[[T], int],
@@ -250,15 +251,13 @@ class NetboxTransport:
         self,
         path: str,
         base: list[tuple[str, str]],
-        first_page: Future[Any],
+        first_page: list[Future[tuple[int, list[T]]]],
         pool: ThreadPoolExecutor,
         parse: Callable[[dict[str, Any]], T],
         key: Callable[[T], int],
         progress: ProgressCallback | None,
     ) -> Iterator[list[T]]:
-        first = first_page.result()
-        count = self._count_of(first, path)
-        first_items = self._parse_results(first, path, parse)
+        count, first_items = first_page.pop().result()  # popped: its page is not held for the whole walk
         step = self.page_size
         if len(first_items) < min(count, self.page_size):
             step = len(first_items)
@@ -286,7 +285,7 @@ class NetboxTransport:
         if progress:
             progress(fetched)
         yield fresh(first_items)
-        del first, first_items
+        del first_items
         offsets = iter(range(step, count, step))
         ahead = 2 * self.workers
         pending: deque[Future[tuple[int, list[T]]]] = deque()
