@@ -65,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A request that cannot reach the database answers 503 with Retry-After, never 500 (enreach/outage.py).
+    "enreach.outage.DatabaseOutageMiddleware",
     "accounts.middleware.UserTimeZoneMiddleware",
     "enreach.logs.UserContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -117,6 +119,12 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # A database host that drops packets must not hold a request until gunicorn's timeout kills the worker.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
+# While the database cannot be reached, requests answer 503 with this Retry-After (seconds); see enreach/outage.py.
+DATABASE_RETRY_AFTER = env.int("DATABASE_RETRY_AFTER", default=10)
 # django-prometheus's wrappers add query and connection metrics to the same backends.
 DATABASES["default"]["ENGINE"] = {
     "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
@@ -329,6 +337,12 @@ EXPORT_HEARTBEAT = env.float("EXPORT_HEARTBEAT", default=10.0)
 EXPORT_STALE_AFTER = env.int("EXPORT_STALE_AFTER", default=60)
 EXPORT_RETRY_ABANDONED = env.int("EXPORT_RETRY_ABANDONED", default=1)
 EXPORT_QUEUED_STALE_AFTER = env.int("EXPORT_QUEUED_STALE_AFTER", default=600)
+# A run queued for this long whose task is in no queue (the broker lost it: Redis restarted without persistence) is
+# sent again by the sweeper, which runs every minute: such a run starts within about EXPORT_QUEUED_LOST_AFTER + 60 s.
+EXPORT_QUEUED_LOST_AFTER = env.int("EXPORT_QUEUED_LOST_AFTER", default=30)
+# A run that cannot record its result because the database is unreachable waits for it this long (seconds), keeping
+# its heartbeat in the cache meanwhile, before it gives up.
+EXPORT_DATABASE_WAIT = env.int("EXPORT_DATABASE_WAIT", default=900)
 if EXPORT_STALE_AFTER < 3 * EXPORT_HEARTBEAT:
     raise ImproperlyConfigured("EXPORT_STALE_AFTER must be at least three EXPORT_HEARTBEAT intervals.")
 # Data quality after every export (exports/quality.py): the findings file data_quality.csv, counts per rule, and a

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from enreach.logs import log_context
+from enreach.outage import database_retry
 from enreach.tracing import span
 from exports import changes, writers
 from exports.constants import DEVICES_CSV, VMS_CSV
@@ -156,17 +157,24 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
                     )
                     recorder.log(comparison.note)
             # Snapshots, files and counts commit together or not at all. The snapshots are encoded and saved while
-            # the child writes the workbook; the transaction begins as late as it can (SQLite has one writer).
-            with recorder.step("save"), transaction.atomic():
-                snapshots_save(fetched.snapshot_writes, fetched.snapshot_deletes, fetched.contact_snapshot)
-                run.compared = comparison.compared
-                changes.changes_save(run=run, changes=comparison.changes)
-                _save(run, fetched, written())
+            # the child writes the workbook; the transaction begins as late as it can (SQLite has one writer). While
+            # the database is out, the run waits for it (its heartbeat stays in the cache) and tries again.
+            files = _once(written)
+
+            def save() -> None:
+                with transaction.atomic():
+                    snapshots_save(fetched.snapshot_writes, fetched.snapshot_deletes, fetched.contact_snapshot)
+                    run.compared = comparison.compared
+                    changes.changes_save(run=run, changes=comparison.changes)
+                    _save(run, fetched, files())
+
+            with recorder.step("save"):
+                _wait_for_database(save, run)
         recorder.log(
             f"Succeeded: {run.devices} devices, {run.vms} VMs; "
             f"{run.added} added, {run.changed} changed, {run.removed} removed."
         )
-        _finish(run, status=ExportRun.Status.SUCCEEDED)
+        _wait_for_database(lambda: _finish(run, status=ExportRun.Status.SUCCEEDED), run)
         cache_event("export_succeeded")
     except Exception as exc:  # every failure becomes a failed run, never a crash of the caller
         reason = _reason(exc)
@@ -175,13 +183,30 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
             recorder.log(traceback.format_exc(limit=5))
         recorder.log(f"Failed: {reason}")
         shutil.rmtree(folder, ignore_errors=True)
-        _finish(run, status=ExportRun.Status.FAILED, error=reason)
+        _wait_for_database(lambda: _finish(run, status=ExportRun.Status.FAILED, error=reason), run)
         return run
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, DatabaseError):  # the next run prunes what this one could not
         export_files_prune()
     if run.publish:  # publishing records its own outcome and never raises
         export_run_publish(run=run)
     return run
+
+
+def _wait_for_database(call: Callable[[], Any], run: ExportRun) -> Any:
+    """``call()``, tried again every second while the database is unreachable, up to ``EXPORT_DATABASE_WAIT``."""
+    return database_retry(call, wait=settings.EXPORT_DATABASE_WAIT, where=f"export run {run.pk}")
+
+
+def _once(function: Callable[[], Any]) -> Callable[[], Any]:
+    """``function``, called at most once: later calls return the first call's result."""
+    results: list[Any] = []
+
+    def call() -> Any:
+        if not results:
+            results.append(function())
+        return results[0]
+
+    return call
 
 
 def _reason(exc: BaseException) -> str:
