@@ -316,8 +316,15 @@ ENREACH_ADMIN_USERNAME = env.str("ENREACH_ADMIN_USERNAME", default="admin")
 ENREACH_ADMIN_PASSWORD = env.str("ENREACH_ADMIN_PASSWORD", default="")
 
 # --- Exports -----------------------------------------------------------------------------------------------------
-# Folders of the newest N successful runs are kept under ENREACH_DATA_DIR/runs/.
+# Retention of the files under ENREACH_DATA_DIR/runs/: the newest EXPORT_KEEP_RUNS successful runs' files are kept,
+# and so are those of every run that finished less than EXPORT_KEEP_HOURS ago, however many runs started since.
 EXPORT_KEEP_RUNS = max(1, env.int("EXPORT_KEEP_RUNS", default=10))
+EXPORT_KEEP_HOURS = max(0.0, env.float("EXPORT_KEEP_HOURS", default=24.0))
+# Starting exports from the API, the page or the admin: at most this many new runs per user, and in all, per window
+# ("<count>/<second|minute|hour|day>"; empty: no limit). Over it, the API answers 429 with Retry-After and the page
+# says why. The schedule and `manage.py netbox_update` are not limited.
+EXPORT_START_LIMIT_USER = env.str("EXPORT_START_LIMIT_USER", default="10/hour")
+EXPORT_START_LIMIT_GLOBAL = env.str("EXPORT_START_LIMIT_GLOBAL", default="30/hour")
 # Incremental runs fall back to a full fetch when the last full one is older than this: NetBox does not bump a
 # device's last_updated when a related object (rack, platform, IP address...) is renamed.
 EXPORT_FULL_EVERY_HOURS = env.float("EXPORT_FULL_EVERY_HOURS", default=24.0)

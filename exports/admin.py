@@ -14,6 +14,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from enreach.admin import ReadOnlyAdmin
 from exports import selectors
+from exports.errors import ExportThrottled
 from exports.models import ExportArtifact, ExportPublication, ExportRun, NetboxSnapshot
 from exports.publishing import PublishError, export_run_publish_again
 from exports.quality_admin import QualityRuleCountInline
@@ -66,7 +67,11 @@ def _publish_again(
 
 
 def _request_run(modeladmin: admin.ModelAdmin, request: HttpRequest) -> None:
-    run, created = export_run_request(trigger=ExportRun.Trigger.ADMIN, user=request.user)
+    try:
+        run, created = export_run_request(trigger=ExportRun.Trigger.ADMIN, user=request.user)
+    except ExportThrottled as exc:
+        modeladmin.message_user(request, str(exc), messages.ERROR)
+        return
     if created:
         try:
             export_run_enqueue(run=run)

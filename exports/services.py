@@ -29,6 +29,7 @@ from exports.constants import DEVICES_CSV, VMS_CSV
 from exports.errors import ExportError
 from exports.fetch import Fetched, export_fetch
 from exports.files import ARTIFACT_KINDS, export_files_prune, files_plan, files_reuse, files_writing
+from exports.limits import LIMITED_TRIGGERS, export_start_check
 from exports.models import ExportArtifact, ExportRun
 from exports.publishing import export_run_publish
 from exports.quality_services import quality_counts_save, quality_summary_of
@@ -61,12 +62,18 @@ def export_run_request(
     """Create a queued run, or return the run that is already queued or running.
 
     Returns ``(run, created)``. Only one run can be active: the database's unique index on ``active`` decides
-    between concurrent requests.
+    between concurrent requests. A new run from the API, the page or the admin is refused with ``ExportThrottled``
+    when its user, or everyone together, started too many recently (``exports.limits``).
     """
     if trigger not in ExportRun.Trigger.values:
         raise ExportError(f"Unknown trigger {trigger!r}.")
     export_run_reap_stale()
     for _ in range(3):
+        if trigger in LIMITED_TRIGGERS:
+            active = ExportRun.objects.filter(active=True).first()
+            if active is not None:  # joining the active run starts nothing
+                return active, False
+            export_start_check(user=user)
         try:
             with transaction.atomic():
                 run = ExportRun.objects.create(

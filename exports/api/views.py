@@ -7,7 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,6 +24,7 @@ from exports.api.serializers import (
     ExportRunRequestSerializer,
     ExportRunSerializer,
 )
+from exports.errors import ExportThrottled
 from exports.models import ExportArtifact, ExportChange, ExportPublication, ExportRun
 from exports.publishing import PublishError, export_run_publish_again
 from exports.runs import QueueUnavailable
@@ -137,16 +138,27 @@ class ExportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         responses={
             202: ExportRunSerializer,
             409: OpenApiResponse(description="An export is already active."),
+            429: OpenApiResponse(
+                ErrorSerializer,
+                description="Too many exports started recently, by this user or by everyone (EXPORT_START_LIMIT_*); "
+                "Retry-After says when to try again.",
+            ),
             503: OpenApiResponse(
                 QueueUnavailableSerializer, description="The task queue is unreachable; the run is recorded failed."
             ),
         },
     )
     def create(self, request: Request) -> Response:
-        """Request an export. 202 with the queued run, or 409 with the run that is already queued or running."""
+        """Request an export. 202 with the queued run, or 409 with the run that is already queued or running; 429 when
+        too many exports were started recently."""
         options = ExportRunRequestSerializer(data=request.data)
         options.is_valid(raise_exception=True)
-        run, created = export_run_request(trigger=ExportRun.Trigger.API, user=request.user, **options.validated_data)
+        try:
+            run, created = export_run_request(
+                trigger=ExportRun.Trigger.API, user=request.user, **options.validated_data
+            )
+        except ExportThrottled as exc:
+            raise Throttled(wait=exc.wait, detail=str(exc)) from None
         if not created:
             return Response(
                 {"detail": f"Export #{run.pk} is already {run.status}.", "id": run.pk, "run": self._data(run)},
