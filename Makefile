@@ -9,7 +9,7 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 PYTEST_WORKERS ?= 2
 XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 
-.PHONY: run test lint typecheck imports migrations-check test-sqlite test-postgres test-deploy bench clean
+.PHONY: run test lint typecheck imports migrations-check system-packages test-sqlite test-postgres test-deploy bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: $(VENV)/.installed
 	DEBUG=$${DEBUG:-true} $(PY) scripts/run.py
 
-test: $(VENV)/.installed lint typecheck imports migrations-check test-sqlite test-postgres test-deploy
+test: $(VENV)/.installed system-packages lint typecheck imports migrations-check test-sqlite test-postgres test-deploy
+
+# Debian packages the tests need, installed when missing; other processes may hold dpkg's lock, so wait for it.
+# prometheus: promtool checks and unit-tests deploy/prometheus-alerts.yml (enreach/tests/test_deploy_files.py).
+APT := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
+system-packages:
+	@missing=""; \
+	  command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    $(APT) update -qq && $(APT) install -y -qq --no-install-recommends $$missing; \
+	  fi
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
