@@ -29,11 +29,15 @@ class ExportsConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
+        from enreach.health import health_component_register
         from enreach.metrics import collector_register
         from exports import checks  # noqa: F401  (registers the checks)
         from exports.metrics import ExportsCollector
+        from exports.selectors import export_queue_health
 
         collector_register(ExportsCollector())
+        # The health check's "queue": live workers and the oldest queued run; degraded when runs wait for nobody.
+        health_component_register("queue", export_queue_health)
 
         post_spawn.connect(_worker_spawned, dispatch_uid="exports.worker_spawned")
         # Every `migrate` (so every `make run` and deployment) brings the schedule in line with EXPORT_SCHEDULE.

@@ -178,3 +178,15 @@ def export_queue_age() -> float:
 
 def _age(moment: datetime | None) -> float:
     return round(max(0.0, (timezone.now() - moment).total_seconds()), 1) if moment is not None else 0.0
+
+
+def export_queue_health() -> dict[str, object]:
+    """The health check's ``queue`` component: ``degraded`` while runs wait and no queue worker is alive."""
+    state = export_queue_state()
+    return {
+        "status": "degraded" if state.stalled else "ok",
+        "workers": state.workers,
+        "clusters": state.clusters,
+        "queued_runs": state.queued_runs,
+        "oldest_queued_seconds": state.oldest_queued_seconds,
+    }
