@@ -2,9 +2,10 @@
 in all within a window, for the doors people use (the API, the page, the admin).
 
 Counted from the runs themselves (``ExportRun.created``), not from a cache: the same in every process, exact after
-a restart, and still enforced while Redis is down. Joining the run already active is not a start, nor is a retry
-the sweeper queues; the schedule and ``manage.py netbox_update`` are never refused (their runs count towards the
-global limit all the same).
+a restart, and still enforced while Redis is down. A start is a run that was queued and not refused: joining the run
+already active is not one, nor is a retry the sweeper queues, nor a run the queue refused (its broker was down) or
+no worker ever picked up. The schedule and ``manage.py netbox_update`` are never refused (their runs count towards
+the global limit all the same).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from exports.errors import ExportThrottled
@@ -61,7 +62,7 @@ def rate_parse(text: str, *, setting: str = "") -> Rate | None:
 def export_start_check(*, user: Any = None, now: datetime | None = None) -> None:
     """Raise ``ExportThrottled`` when starting one more export would exceed a limit; the user's limit first."""
     now = now or timezone.now()
-    starts = ExportRun.objects.filter(retry_of__isnull=True)
+    starts = ExportRun.objects.filter(retry_of__isnull=True).filter(Q(active=True) | Q(started__isnull=False))
     if user is not None and getattr(user, "is_authenticated", False):
         rate = rate_parse(settings.EXPORT_START_LIMIT_USER, setting="EXPORT_START_LIMIT_USER")
         if rate is not None:

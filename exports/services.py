@@ -148,19 +148,23 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
         with contextlib.ExitStack() as writing:
             with recorder.step("write"):
                 if fetched.devices is None and previous is not None:
-                    reused = files_reuse(previous, folder)
+                    reused = _wait_for_database(lambda: files_reuse(previous, folder), run)
                     written: Callable[[], dict[str, writers.FileInfo]] = lambda: reused  # noqa: E731
                     run.reused_files = True
-                    fetched.quality = quality_summary_of(previous)  # same rows, same findings file
+                    # Same rows, same findings file.
+                    fetched.quality = _wait_for_database(lambda: quality_summary_of(previous), run)
                     recorder.log("Nothing changed in NetBox: reused the previous run's files.")
                     comparison = changes.Comparison([], True, "")
                 else:
                     written = writing.enter_context(files_writing(fetched, folder, recorder, plan))
                     # The devices and VMs CSVs are written; compared while the child writes the workbook.
-                    comparison = changes.changes_compute(
-                        run=run,
-                        previous=previous,
-                        new_files={ARTIFACT_KINDS[name]: folder / name for name in (DEVICES_CSV, VMS_CSV)},
+                    comparison = _wait_for_database(
+                        lambda: changes.changes_compute(
+                            run=run,
+                            previous=previous,
+                            new_files={ARTIFACT_KINDS[name]: folder / name for name in (DEVICES_CSV, VMS_CSV)},
+                        ),
+                        run,
                     )
                     recorder.log(comparison.note)
             # Snapshots, files and counts commit together or not at all. The snapshots are encoded and saved while
@@ -200,7 +204,10 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
 
 
 def _wait_for_database(call: Callable[[], Any], run: ExportRun) -> Any:
-    """``call()``, tried again every second while the database is unreachable, up to ``EXPORT_DATABASE_WAIT``."""
+    """``call()``, tried again every second while the database is unreachable, up to ``EXPORT_DATABASE_WAIT``.
+
+    Around the run's reads and writes that come after a long step (fetching from NetBox, writing files), when an
+    outage is most likely to have begun; each call must be safe to repeat (a read, or one transaction)."""
     return database_retry(call, wait=settings.EXPORT_DATABASE_WAIT, where=f"export run {run.pk}")
 
 

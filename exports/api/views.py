@@ -7,7 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import Throttled, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -161,8 +161,10 @@ class ExportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             run, created = export_run_request(
                 trigger=ExportRun.Trigger.API, user=request.user, **options.validated_data
             )
-        except ExportThrottled as exc:
-            raise Throttled(wait=exc.wait, detail=str(exc)) from None
+        except ExportThrottled as exc:  # DRF's Throttled would append its own "Expected available in …" sentence
+            return Response(
+                {"detail": str(exc)}, status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": str(exc.wait)}
+            )
         if not created:
             return Response(
                 {"detail": f"Export #{run.pk} is already {run.status}.", "id": run.pk, "run": self._data(run)},

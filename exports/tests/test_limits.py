@@ -4,6 +4,7 @@ refused."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -23,7 +24,9 @@ def finished_runs(user, count: int, *, minutes_ago: float = 1.0, trigger: str = 
     """Runs the user started and that are over, ``minutes_ago`` minutes ago."""
     runs = []
     for _ in range(count):
-        run = ExportRun.objects.create(trigger=trigger, requested_by=user, status="succeeded", active=None)
+        run = ExportRun.objects.create(
+            trigger=trigger, requested_by=user, status="succeeded", active=None, started=timezone.now()
+        )
         ExportRun.objects.filter(pk=run.pk).update(created=timezone.now() - timedelta(minutes=minutes_ago))
         runs.append(run)
     return runs
@@ -53,7 +56,7 @@ def test_the_api_answers_429_with_retry_after_once_a_user_started_too_many(setti
     first = client.post("/api/exports/runs/", {}, format="json")
     assert first.status_code == 202
     operator = ExportRun.objects.get(pk=first.json()["id"]).requested_by
-    ExportRun.objects.filter(pk=first.json()["id"]).update(status="succeeded", active=None)
+    ExportRun.objects.filter(pk=first.json()["id"]).update(status="succeeded", active=None, started=timezone.now())
     finished_runs(operator, 2, minutes_ago=20)
 
     refused = client.post("/api/exports/runs/", {}, format="json")
@@ -61,7 +64,10 @@ def test_the_api_answers_429_with_retry_after_once_a_user_started_too_many(setti
     assert refused.status_code == 429
     # The oldest of the three counted starts leaves the hour in about 40 minutes.
     assert 39 * 60 <= int(refused["Retry-After"]) <= 40 * 60
-    assert "you started 3 exports in the last hour" in refused.json()["detail"]
+    assert refused.json()["detail"] == (
+        "Not started: you started 3 exports in the last hour, the most allowed (EXPORT_START_LIMIT_USER=3/hour). "
+        f"Try again in {math.ceil(int(refused['Retry-After']) / 60)} minutes."
+    )
     assert ExportRun.objects.count() == 3  # nothing was created
     # Another user is not limited by this one's starts.
     assert client_for("operator").post("/api/exports/runs/", {}, format="json").status_code == 202
@@ -99,12 +105,12 @@ def test_joining_the_active_run_is_not_a_start_and_the_schedule_is_never_refused
     assert created
     again, created = export_run_request(trigger="api", user=user)  # over the limit, but joins: a 409, not a 429
     assert again.pk == active.pk and not created
-    ExportRun.objects.filter(pk=active.pk).update(status="succeeded", active=None)
+    ExportRun.objects.filter(pk=active.pk).update(status="succeeded", active=None, started=timezone.now())
     with pytest.raises(ExportThrottled):
         export_run_request(trigger="web", user=user)
     scheduled, created = export_run_request(trigger="schedule")
     assert created and scheduled.trigger == "schedule"
-    ExportRun.objects.filter(pk=scheduled.pk).update(status="succeeded", active=None)
+    ExportRun.objects.filter(pk=scheduled.pk).update(status="succeeded", active=None, started=timezone.now())
     _, created = export_run_request(trigger="command")
     assert created
 
@@ -134,3 +140,15 @@ def test_the_admin_button_says_why(settings, client, make_user):
     assert response.status_code == 200
     assert "Not started: you started 1 exports in the last hour" in response.content.decode()
     assert ExportRun.objects.count() == 1
+
+
+def test_a_run_the_queue_refused_or_nobody_picked_up_is_not_a_start(settings, make_user):
+    settings.EXPORT_START_LIMIT_USER = "1/hour"
+    settings.EXPORT_START_LIMIT_GLOBAL = ""
+    user = make_user("operator")
+    ExportRun.objects.create(trigger="api", requested_by=user, status="failed", active=None, error="Not queued: …")
+    ExportRun.objects.create(trigger="api", requested_by=user, status="failed", active=None, error="Never started: …")
+    export_start_check(user=user)  # neither counts
+    finished_runs(user, 1)
+    with pytest.raises(ExportThrottled):
+        export_start_check(user=user)
