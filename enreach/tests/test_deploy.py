@@ -36,6 +36,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -624,7 +625,8 @@ def test_gunicorn_with_only_the_shipped_env_file_binds_where_it_says_and_answers
     deployment: Deployment,
 ) -> None:
     """A copy of the code with deploy/enreach.env, filled in, as its .env; gunicorn started with nothing else."""
-    app = deployment.base / "env-only"
+    # Outside the checkout (mypy and pytest would meet the copy's modules twice); its logs stay in the base.
+    app = Path(tempfile.mkdtemp(prefix="enreach-env-only-"))
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.splitlines()
@@ -688,6 +690,7 @@ def test_gunicorn_with_only_the_shipped_env_file_binds_where_it_says_and_answers
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=40)
+        shutil.rmtree(app, ignore_errors=True)
 
 
 def _status(url: str) -> int:
