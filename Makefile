@@ -13,9 +13,10 @@ XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 
 # The Debian packages the tests need, installed once, before the tests (the fixtures fail, never skip, when one is
 # missing): Chromium for the browser tests, Redis and PostgreSQL for the servers the tests start, OpenSSH for the
-# SFTP backups, LibreOffice Calc to open the workbook. apt waits up to 10 minutes for another apt-get holding dpkg's
+# SFTP backups, LibreOffice Calc to open the workbook, Prometheus for promtool (checks and unit-tests
+# deploy/prometheus-alerts.yml). apt waits up to 10 minutes for another apt-get holding dpkg's
 # lock (DPkg::Lock::Timeout) instead of failing at once; `apt-get update` (the package lists' lock) is retried.
-TEST_DEBS := chromium chromium-driver redis-server openssh-server postgresql libreoffice-calc-nogui
+TEST_DEBS := chromium chromium-driver redis-server openssh-server postgresql libreoffice-calc-nogui prometheus
 APT := DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get -q -o DPkg::Lock::Timeout=600
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt

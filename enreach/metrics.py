@@ -8,7 +8,9 @@ process-local counters would each see a slice. Instead:
   counts to a file there and ``/metrics`` sums them all (``metrics_exposition``), so a scrape gives the same totals
   whichever worker serves it, and a restart of Redis or of the cache loses nothing;
 - what apps read from the database at scrape time (runs and the queue: ``exports.metrics``) comes from the
-  collectors they register in their ``AppConfig.ready`` (``collector_register``).
+  collectors they register in their ``AppConfig.ready`` (``collector_register``). Counts that must survive
+  restarts (runs finished, runs abandoned) are read there, from the rows that record them: a process's own counter
+  file is removed once gunicorn restarts after the process is gone.
 """
 
 from __future__ import annotations
@@ -27,18 +29,11 @@ COUNTERS = {
     "enreach_netbox_requests_total": ("NetBox API requests by endpoint and status.", ("endpoint", "status")),
     "enreach_confluence_requests_total": ("Confluence API requests by operation and status.", ("operation", "status")),
     "enreach_cache_events_total": ("Named cache events (hit, miss, load, eviction).", ("cache", "event")),
-    "enreach_export_runs_abandoned_total": (
-        "Runs failed by the sweeper because their worker went silent.",
-        ("retried",),
-    ),
 }
 _COUNTERS = {
     name: Counter(name.removesuffix("_total"), documentation, labels)
     for name, (documentation, labels) in COUNTERS.items()
 }
-# Both outcomes exist from the start at 0, so `increase()` in an alert sees the first abandoned run.
-for _retried in ("true", "false"):
-    _COUNTERS["enreach_export_runs_abandoned_total"].labels(retried=_retried)
 
 
 def counter_add(name: str, labels: Mapping[str, str], amount: int = 1) -> None:

@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A request that cannot reach the database answers 503 with Retry-After, never 500 (enreach/outage.py).
+    "enreach.outage.DatabaseOutageMiddleware",
     "accounts.middleware.UserTimeZoneMiddleware",
     "enreach.logs.UserContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -119,6 +121,12 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # A database host that drops packets must not hold a request until gunicorn's timeout kills the worker.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
+# While the database cannot be reached, requests answer 503 with this Retry-After (seconds); see enreach/outage.py.
+DATABASE_RETRY_AFTER = env.int("DATABASE_RETRY_AFTER", default=10)
 # django-prometheus's wrappers add query and connection metrics to the same backends.
 DATABASES["default"]["ENGINE"] = {
     "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
@@ -237,6 +245,9 @@ if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
 # --- Security (production) -----------------------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_HTTPS_PROXY", default=False) else None
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Probes from the host itself speak plain HTTP to gunicorn: the health check and the metrics are never redirected to
+# HTTPS (the metrics still need METRICS_TOKEN when it is set). Regular expressions over the path without its "/".
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[r"^api/health/$", r"^metrics$"])
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
@@ -310,8 +321,15 @@ ENREACH_ADMIN_USERNAME = env.str("ENREACH_ADMIN_USERNAME", default="admin")
 ENREACH_ADMIN_PASSWORD = env.str("ENREACH_ADMIN_PASSWORD", default="")
 
 # --- Exports -----------------------------------------------------------------------------------------------------
-# Folders of the newest N successful runs are kept under ENREACH_DATA_DIR/runs/.
+# Retention of the files under ENREACH_DATA_DIR/runs/: the newest EXPORT_KEEP_RUNS successful runs' files are kept,
+# and so are those of every run that finished less than EXPORT_KEEP_HOURS ago, however many runs started since.
 EXPORT_KEEP_RUNS = max(1, env.int("EXPORT_KEEP_RUNS", default=10))
+EXPORT_KEEP_HOURS = max(0.0, env.float("EXPORT_KEEP_HOURS", default=24.0))
+# Starting exports from the API, the page or the admin: at most this many new runs per user, and in all, per window
+# ("<count>/<second|minute|hour|day>"; empty: no limit). Over it, the API answers 429 with Retry-After and the page
+# says why. The schedule and `manage.py netbox_update` are not limited.
+EXPORT_START_LIMIT_USER = env.str("EXPORT_START_LIMIT_USER", default="10/hour")
+EXPORT_START_LIMIT_GLOBAL = env.str("EXPORT_START_LIMIT_GLOBAL", default="30/hour")
 # Incremental runs fall back to a full fetch when the last full one is older than this: NetBox does not bump a
 # device's last_updated when a related object (rack, platform, IP address...) is renamed.
 EXPORT_FULL_EVERY_HOURS = env.float("EXPORT_FULL_EVERY_HOURS", default=24.0)
@@ -331,6 +349,12 @@ EXPORT_HEARTBEAT = env.float("EXPORT_HEARTBEAT", default=10.0)
 EXPORT_STALE_AFTER = env.int("EXPORT_STALE_AFTER", default=60)
 EXPORT_RETRY_ABANDONED = env.int("EXPORT_RETRY_ABANDONED", default=1)
 EXPORT_QUEUED_STALE_AFTER = env.int("EXPORT_QUEUED_STALE_AFTER", default=600)
+# A run queued for this long whose task is in no queue (the broker lost it: Redis restarted without persistence) is
+# sent again by the sweeper, which runs every minute: such a run starts within about EXPORT_QUEUED_LOST_AFTER + 60 s.
+EXPORT_QUEUED_LOST_AFTER = env.int("EXPORT_QUEUED_LOST_AFTER", default=30)
+# A run that cannot record its result because the database is unreachable waits for it this long (seconds), keeping
+# its heartbeat in the cache meanwhile, before it gives up.
+EXPORT_DATABASE_WAIT = env.int("EXPORT_DATABASE_WAIT", default=900)
 if EXPORT_STALE_AFTER < 3 * EXPORT_HEARTBEAT:
     raise ImproperlyConfigured("EXPORT_STALE_AFTER must be at least three EXPORT_HEARTBEAT intervals.")
 # Data quality after every export (the quality app): the findings file data_quality.csv, counts per rule, and a

@@ -5,11 +5,15 @@ from __future__ import annotations
 import csv
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
 
+from enreach.health import queue_workers
 from exports.constants import MERGED_CSV
 from exports.models import ExportArtifact, ExportChange, ExportRun
 
@@ -128,3 +132,51 @@ def netbox_url_effective() -> tuple[str, bool]:
 
     url = secret_url_get("netbox", "")
     return (url, True) if url else (settings.NETBOX_URL, False)
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """Whether queued exports can start: the queue's live workers and the oldest run waiting for one."""
+
+    clusters: int
+    workers: int
+    queued_runs: int
+    oldest_queued_seconds: float
+
+    @property
+    def stalled(self) -> bool:
+        """Runs are waiting and no queue worker is alive to take them."""
+        return self.queued_runs > 0 and self.workers == 0
+
+
+def export_queue_state() -> QueueState:
+    """The queue's workers alive now (django-q2 cluster status in the broker) and the queued runs' age.
+
+    Raises when the broker or the database cannot be read.
+    """
+    clusters, workers = queue_workers()
+    queued = ExportRun.objects.filter(status=ExportRun.Status.QUEUED).aggregate(n=Count("id"), oldest=Min("created"))
+    return QueueState(
+        clusters=clusters, workers=workers, queued_runs=queued["n"], oldest_queued_seconds=_age(queued["oldest"])
+    )
+
+
+def export_queue_age() -> float:
+    """Seconds the oldest queued run has waited; 0 when none waits."""
+    return _age(ExportRun.objects.filter(status=ExportRun.Status.QUEUED).aggregate(oldest=Min("created"))["oldest"])
+
+
+def _age(moment: datetime | None) -> float:
+    return round(max(0.0, (timezone.now() - moment).total_seconds()), 1) if moment is not None else 0.0
+
+
+def export_queue_health() -> dict[str, object]:
+    """The health check's ``queue`` component: ``degraded`` while runs wait and no queue worker is alive."""
+    state = export_queue_state()
+    return {
+        "status": "degraded" if state.stalled else "ok",
+        "workers": state.workers,
+        "clusters": state.clusters,
+        "queued_runs": state.queued_runs,
+        "oldest_queued_seconds": state.oldest_queued_seconds,
+    }

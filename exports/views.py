@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from enreach.panels import panels_render
 from exports import selectors
+from exports.errors import ExportThrottled
 from exports.models import ExportChange, ExportRun
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
@@ -113,9 +114,17 @@ def export_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def export_run_now(request: HttpRequest) -> HttpResponse:
     """The "Run export now" button."""
     _require(request, "export.run")
-    run, created = export_run_request(
-        trigger=ExportRun.Trigger.WEB, user=request.user, force=request.POST.get("force") == "1"
-    )
+    try:
+        run, created = export_run_request(
+            trigger=ExportRun.Trigger.WEB, user=request.user, force=request.POST.get("force") == "1"
+        )
+    except ExportThrottled as exc:
+        # The exports page itself, saying why, as a 429 with Retry-After (not a redirect that hides the status).
+        messages.error(request, str(exc))
+        response = export_index(request)
+        response.status_code = 429
+        response["Retry-After"] = str(exc.wait)
+        return response
     if created:
         try:
             export_run_enqueue(run=run)

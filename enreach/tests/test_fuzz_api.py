@@ -92,7 +92,7 @@ def test_the_whole_api_matches_its_schema_and_never_answers_500(settings, live_s
             "--seed",
             os.environ.get("FUZZ_SEED", "13"),
             "--phases",
-            "examples,coverage,fuzzing",
+            "examples,coverage,fuzzing,stateful",
             # One worker: Python 3.11's ast.parse is not thread-safe, and Hypothesis parses lambdas to describe them.
             "--workers",
             "1",
