@@ -38,7 +38,6 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from enreach.metrics import counter_add
 from enreach.outage import database_unreachable, outage_noted
 from exports.afterrun import after_run_execute
 from exports.models import ExportRun

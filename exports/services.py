@@ -179,14 +179,14 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
             # Snapshots, files and counts commit together or not at all. The snapshots are encoded and saved while
             # the child writes the workbook; the transaction begins as late as it can (SQLite has one writer). While
             # the database is out, the run waits for it (its heartbeat stays in the cache) and tries again.
-            files = _once(written)
+            written_once = _once(written)
 
             def save() -> None:
                 with transaction.atomic():
                     snapshots_save(fetched.snapshot_writes, fetched.snapshot_deletes, fetched.contact_snapshot)
                     run.compared = comparison.compared
                     changes.changes_save(run=run, changes=comparison.changes)
-                    _save(run, fetched, files())
+                    _save(run, fetched, written_once())
                     for companion, _ in plan.companions:  # what each companion keeps of the run (quality: counts)
                         if results.get(companion.name) is not None:
                             companion.record(run, results[companion.name])
