@@ -9,9 +9,19 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 PYTEST_WORKERS ?= 2
 XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 
-.PHONY: run test lint typecheck imports migrations-check test-sqlite test-postgres test-deploy bench clean
+.PHONY: system-packages run test lint typecheck imports migrations-check test-sqlite test-postgres test-deploy bench clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Debian packages the build and the tests need, installed when missing (another apt may hold the lock: wait for it).
+# libldap2-dev, libsasl2-dev and gcc build python-ldap (no wheel on PyPI); slapd and ldap-utils are the LDAP
+# server the sign-in tests start (accounts/tests, integrations/tests).
+SYSTEM_PACKAGES := gcc libldap2-dev libsasl2-dev slapd ldap-utils
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
+
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	  if [ -n "$$missing" ]; then echo "installing $$missing"; $(APT_GET) update -qq && $(APT_GET) install -y -qq $$missing; fi
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | system-packages
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
