@@ -32,7 +32,7 @@ from accounts.audit import AuditContext, audit_record
 from accounts.errors import AccountError
 from accounts.models import AuditEntry, User
 from accounts.roles import Role
-from accounts.services import _role_apply, local_password_allowed, user_create
+from accounts.services import _role_apply, user_create
 from accounts.tokens import tokens_revoke_all
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,9 @@ def role_groups_parse(value: str, *, setting: str = "role groups") -> dict[str, 
             continue
         role, sep, group = (piece.strip() for piece in entry.partition("="))
         if not sep or not group:
-            raise ImproperlyConfigured(f"{setting}: {entry!r} is not role=group (e.g. admin=cn=cmdb-admins,dc=example).")
+            raise ImproperlyConfigured(
+                f"{setting}: {entry!r} is not role=group (e.g. admin=cn=cmdb-admins,dc=example)."
+            )
         if role not in Role.values:
             raise ImproperlyConfigured(f"{setting}: unknown role {role!r}; the roles are {', '.join(Role.values)}.")
         mapping.setdefault(role, []).append(group)
@@ -186,9 +188,9 @@ def _profile_fields(identity: DirectoryIdentity) -> dict[str, str]:
         "email": identity.email,
         "first_name": identity.first_name[:150],
         "last_name": identity.last_name[:150],
-        "display_name": (
-            identity.display_name or " ".join(p for p in (identity.first_name, identity.last_name) if p)
-        )[:150],
+        "display_name": (identity.display_name or " ".join(p for p in (identity.first_name, identity.last_name) if p))[
+            :150
+        ],
     }
     return {name: value for name, value in values.items() if value}
 
@@ -208,7 +210,8 @@ def directory_sign_in(*, identity: DirectoryIdentity, mapping: RoleMapping, ip: 
         user = User.objects.filter(username__iexact=identity.username).first()
         if user is not None and user.source == User.Source.OIDC:
             raise DirectoryRefused(
-                f"The username {identity.username!r} belongs to another single sign-on account. Ask your administrator.",
+                f"The username {identity.username!r} belongs to another single sign-on account. "
+                "Ask your administrator.",
                 code="username_taken",
             )
     _check_owner(user, identity)
@@ -268,9 +271,7 @@ def _create(*, identity: DirectoryIdentity, role: str, matched: list[str], by: A
 
 
 def _update(*, user: User, identity: DirectoryIdentity, role: str, matched: list[str], by: AuditContext) -> None:
-    changed = {
-        name: value for name, value in _profile_fields(identity).items() if getattr(user, name) != value
-    }
+    changed = {name: value for name, value in _profile_fields(identity).items() if getattr(user, name) != value}
     if user.directory_id != identity.directory_id:
         changed["directory_id"] = identity.directory_id
     if changed:
@@ -342,7 +343,9 @@ def directory_users_reconcile(
         role = mapping.role_for(identity.groups)[0] if identity is not None and identity.enabled else None
         if identity is None or role is None:
             code = "removed" if identity is None else ("disabled" if not identity.enabled else "no_role")
-            _refuse_and_revoke(user=user, identity=identity or DirectoryIdentity(source, "", user.username), code=code, by=by)
+            _refuse_and_revoke(
+                user=user, identity=identity or DirectoryIdentity(source, "", user.username), code=code, by=by
+            )
             result.deactivated.append(user.username)
             continue
         if user.role != role:

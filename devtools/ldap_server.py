@@ -83,12 +83,18 @@ def tls_generate(folder: Path) -> Tls:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
                 decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -102,24 +108,18 @@ def tls_generate(folder: Path) -> Tls:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     tls = Tls(ca_file=folder / "ca.pem", cert_file=folder / "server.pem", key_file=folder / "server.key")
     tls.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     tls.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     tls.key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     tls.key_file.chmod(0o600)
     return tls
@@ -256,7 +256,9 @@ class Slapd:
     # --- life ---------------------------------------------------------------------------------------------------
     def start(self) -> Slapd:
         if not Path(SLAPD).exists():
-            raise RuntimeError(f"{SLAPD} is missing: install the Debian packages slapd and ldap-utils (make system-packages)")
+            raise RuntimeError(
+                f"{SLAPD} is missing: install the Debian packages slapd and ldap-utils (make system-packages)"
+            )
         for tool in ("ldapadd", "ldapmodify", "ldapdelete"):
             if shutil.which(tool) is None:
                 raise RuntimeError(f"{tool} is missing: install the Debian package ldap-utils (make system-packages)")
@@ -284,9 +286,11 @@ class Slapd:
             if self.process.poll() is not None:
                 return False
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    with socket.create_connection(("127.0.0.1", self.tls_port), timeout=0.5):
-                        return True
+                with (
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+                    socket.create_connection(("127.0.0.1", self.tls_port), timeout=0.5),
+                ):
+                    return True
             except OSError:
                 time.sleep(0.05)
         return False

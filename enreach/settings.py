@@ -359,7 +359,7 @@ ENREACH_ENCRYPTION_DEV_FALLBACK = DEBUG
 AUTHENTICATION_BACKENDS = [
     "integrations.directory.ldap.DirectoryLDAPBackend",
     "accounts.backends.RateLimitedModelBackend",
-    "integrations.directory.oidc.OIDCBackend",
+    "integrations.directory.backends.OIDCBackend",
 ]
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=300)
