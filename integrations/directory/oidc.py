@@ -136,7 +136,13 @@ def oidc_callback_identity(request: HttpRequest) -> tuple[DirectoryIdentity, str
         raise SignInError(f"{provider_name()} did not sign you in: {description}", status=403, code="provider_refused")
     client = oidc_client()
     try:
-        token = client.authorize_access_token(request)
+        # Authlib checks "aud" only through "azp" unless told (an ID token for another client carrying our id in
+        # azp would pass): the audience must hold our client id, and the issuer be the discovery document's.
+        issuer = client.load_server_metadata().get("issuer")
+        options = {"aud": {"essential": True, "value": settings.OIDC_CLIENT_ID}}
+        if issuer:
+            options["iss"] = {"essential": True, "values": [issuer]}
+        token = client.authorize_access_token(request, claims_options=options)
     except MismatchingStateError:
         raise SignInError(
             "This sign-in response does not belong to a sign-in started here (its state does not match). "
