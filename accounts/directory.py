@@ -92,7 +92,8 @@ class RoleMapping:
 
 
 def _directory_label(source: str) -> str:
-    return {User.Source.LDAP: "directory", User.Source.OIDC: "single sign-on"}.get(source, "directory")
+    labels: dict[str, str] = {User.Source.LDAP.value: "directory", User.Source.OIDC.value: "single sign-on"}
+    return labels.get(source, "directory")
 
 
 def group_key(value: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -10,13 +11,17 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import User
 
 
+def _state() -> Path:
+    return Path(getattr(settings, "STATE"))  # noqa: B009 (the provider's own setting, unknown to the type stubs)
+
+
 def users() -> dict[str, Any]:
-    path = settings.STATE / "users.json"
+    path = _state() / "users.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
 
 def faults() -> dict[str, Any]:
-    path = settings.STATE / "faults.json"
+    path = _state() / "faults.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
 

@@ -175,6 +175,8 @@ class DirectoryLDAPBackend(LDAPBackend):
     """django-auth-ldap's backend with the role mapping, refusals and throttling of this app. Does nothing while
     ``AUTH_LDAP_SERVER_URI`` is empty."""
 
+    _settings: LDAPSettings | None = None
+
     @property
     def settings(self) -> LDAPSettings:  # type: ignore[override]
         if self._settings is None:
