@@ -120,4 +120,8 @@ class SingleSignOutView(SignOutView):
         except SignInError:
             messages.warning(request, f"You are signed out here, but {provider_name()} could not be reached.")
             return response
-        return HttpResponseRedirect(url) if url else response
+        if not url:
+            return response
+        # Not a redirect: the sign-out form's POST may not be redirected to another site (CSP form-action 'self').
+        context = {"provider": provider_name(), "end_session_url": url}
+        return render(request, "registration/signed_out_provider.html", context)
