@@ -234,6 +234,20 @@ class DirectoryLDAPBackend(LDAPBackend):
         user = super().get_user(user_id)
         return user if user is not None and user.is_active else None
 
+    # Permissions come from the role's group through the local backend. django-auth-ldap's own answers would build
+    # its settings (and read the "ldap" global key) for every permission check of every request.
+    def has_perm(self, user: Any, perm: str, obj: Any = None) -> bool:
+        return False
+
+    def has_module_perms(self, user: Any, app_label: str) -> bool:
+        return False
+
+    def get_all_permissions(self, user: Any, obj: Any = None) -> set[str]:
+        return set()
+
+    def get_group_permissions(self, user: Any, obj: Any = None) -> set[str]:
+        return set()
+
     def _after_failed_bind(self, request: HttpRequest | None, username: str) -> None:
         """A wrong password, or an account the directory no longer grants: ask the directory which."""
         user = User.objects.filter(username__iexact=username, source=User.Source.LDAP, is_active=True).first()

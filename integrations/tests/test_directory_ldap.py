@@ -385,3 +385,15 @@ def test_active_directory_disabled_account_is_refused_and_tokens_revoked(setting
     settings.AUTH_LDAP_USER_SEARCH_FILTER = AD_FILTER
     call_command("directory_sync")
     assert not User.objects.get(username=sam).is_active
+
+
+def test_permission_checks_ask_nothing_of_the_directory(slapd, ldap_on, django_assert_max_num_queries):
+    uid, _ = person(slapd, ldap_on["member"])
+    client, _ = sign_in(uid)
+    user = signed_in_as(client)
+    assert user is not None
+    # Permissions come from the role's group (the local backend), not from django-auth-ldap's settings and keys.
+    user = User.objects.get(pk=user.pk)
+    user.get_all_permissions()  # warm the local backend's cache
+    with django_assert_max_num_queries(0):
+        assert user.has_capability("chat.use") and not user.has_capability("keys.manage")
