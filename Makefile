@@ -13,8 +13,8 @@ XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 
 # Debian packages the build and the tests need, installed when missing (another apt may hold the lock: wait for it).
 # libldap2-dev, libsasl2-dev and gcc build python-ldap (no wheel on PyPI); slapd and ldap-utils are the LDAP
-# server the sign-in tests start (accounts/tests, integrations/tests).
-SYSTEM_PACKAGES := gcc libldap2-dev libsasl2-dev slapd ldap-utils
+# server the sign-in tests start (integrations/tests/test_directory_*.py); chromium runs the browser tests.
+SYSTEM_PACKAGES := gcc libldap2-dev libsasl2-dev slapd ldap-utils chromium
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 
 system-packages:

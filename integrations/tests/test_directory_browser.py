@@ -14,13 +14,37 @@ import pytest
 
 from accounts.models import AuditEntry, User
 from accounts.services import user_create
-from accounts.tests.test_browser import browser  # noqa: F401  (the Chromium fixture)
 from devtools.ldap_server import free_port
 from devtools.oidc_provider import OidcProvider, shape
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_roles")]
 
 PASSWORD = "provider-browser-passphrase-2"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Debian's Chromium through Playwright. Missing, the test fails (make system-packages installs it)."""
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: install the Debian package chromium"
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; Django would then refuse the tests' ORM calls.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                str(tmp_path_factory.mktemp("chromium-sso")), executable_path=CHROMIUM, args=CHROMIUM_ARGS
+            )
+            yield context
+            context.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +65,7 @@ def sso(settings, provider: OidcProvider) -> OidcProvider:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:  # noqa: F811
+def page(browser: Any) -> Iterator[Any]:
     browser.clear_cookies()
     page = browser.new_page()
     page.set_viewport_size({"width": 1366, "height": 900})
