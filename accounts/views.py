@@ -127,6 +127,7 @@ def profile(request: HttpRequest) -> HttpResponse:
         "token_form": token_form,
         "tokens": selectors.api_token_list(user=user),
         "new_token": new_token,
+        "local_password": services.local_password_allowed(user),
     }
     return render(request, "accounts/profile.html", context)
 

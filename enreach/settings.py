@@ -379,8 +379,14 @@ NETBOX_DEMO = env.bool("ENREACH_DEMO_NETBOX", default=False)
 ENREACH_ENCRYPTION_KEY = env.str("ENREACH_ENCRYPTION_KEY", default="")
 # Decided here, not from settings.DEBUG at run time: the test runner turns DEBUG off after loading the settings.
 ENREACH_ENCRYPTION_DEV_FALLBACK = DEBUG
-# Sign-in (page and admin) with a limit on failures per username + address (accounts/throttling.py).
-AUTHENTICATION_BACKENDS = ["accounts.backends.RateLimitedModelBackend"]
+# Sign-in (page and admin) with a limit on failures per username + address (accounts/throttling.py). The directory
+# backends come first and do nothing until AUTH_LDAP_SERVER_URI / OIDC_DISCOVERY_URL are set; the local one after
+# them keeps local accounts (break-glass admins) working when the directory is down.
+AUTHENTICATION_BACKENDS = [
+    "integrations.directory.ldap.DirectoryLDAPBackend",
+    "accounts.backends.RateLimitedModelBackend",
+    "integrations.directory.backends.OIDCBackend",
+]
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=300)
 # Sign-in attempts per address across usernames (a success gives its attempt back).
@@ -389,6 +395,61 @@ LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=30)
 # token always works.
 TOKEN_FAILURE_LIMIT = env.int("TOKEN_FAILURE_LIMIT", default=30)
 TOKEN_FAILURE_WINDOW = env.int("TOKEN_FAILURE_WINDOW", default=300)
+
+# --- Directory sign-in: LDAP / Active Directory (integrations/directory/ldap.py, django-auth-ldap) --------------
+# Off while AUTH_LDAP_SERVER_URI is empty. ldap://host:389 (with AUTH_LDAP_START_TLS) or ldaps://host:636.
+AUTH_LDAP_SERVER_URI = env.str("AUTH_LDAP_SERVER_URI", default="")
+# The service account that searches for users and groups; empty binds anonymously. The password may instead be the
+# global key "ldap" (admin), which wins over the environment.
+AUTH_LDAP_BIND_DN = env.str("AUTH_LDAP_BIND_DN", default="")
+AUTH_LDAP_BIND_PASSWORD = env.str("AUTH_LDAP_BIND_PASSWORD", default="")
+AUTH_LDAP_START_TLS = env.bool("AUTH_LDAP_START_TLS", default=False)
+# PEM file of the CA that signed the server's certificate (StartTLS and ldaps://); empty: the system's CAs.
+AUTH_LDAP_CA_FILE = env.str("AUTH_LDAP_CA_FILE", default="")
+AUTH_LDAP_USER_SEARCH_BASE = env.str("AUTH_LDAP_USER_SEARCH_BASE", default="")
+# %(user)s is the username typed on the sign-in page. Active Directory:
+# (&(sAMAccountName=%(user)s)(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))
+AUTH_LDAP_USER_SEARCH_FILTER = env.str("AUTH_LDAP_USER_SEARCH_FILTER", default="(uid=%(user)s)")
+# Which entry attribute fills which user field.
+AUTH_LDAP_USER_ATTR_MAP = env.dict(
+    "AUTH_LDAP_USER_ATTR_MAP", default={"first_name": "givenName", "last_name": "sn", "email": "mail"}
+)
+AUTH_LDAP_GROUP_SEARCH_BASE = env.str("AUTH_LDAP_GROUP_SEARCH_BASE", default="")
+# groupOfNames (member: DN), groupOfUniqueNames (uniqueMember), posixGroup (memberUid), activeDirectory (group with
+# member, nested groups followed), nestedGroupOfNames.
+AUTH_LDAP_GROUP_TYPE = env.str("AUTH_LDAP_GROUP_TYPE", default="groupOfNames")
+# role=<group DN>, separated by ";" (a role may repeat): admin=cn=cmdb-admins,ou=groups,dc=example,dc=com;...
+AUTH_LDAP_ROLE_GROUPS = env.str("AUTH_LDAP_ROLE_GROUPS", default="")
+# The role of a directory user in no mapped group; empty: such users are refused.
+AUTH_LDAP_DEFAULT_ROLE = env.str("AUTH_LDAP_DEFAULT_ROLE", default="")
+# Seconds to wait for the server (connecting and each operation): a directory that is down must not hold sign-ins.
+AUTH_LDAP_TIMEOUT = env.float("AUTH_LDAP_TIMEOUT", default=5.0)
+
+# --- Directory sign-in: OpenID Connect single sign-on (integrations/directory/oidc.py, Authlib) ---------------------
+# Off while OIDC_DISCOVERY_URL is empty: https://idp.example.com/.well-known/openid-configuration
+OIDC_DISCOVERY_URL = env.str("OIDC_DISCOVERY_URL", default="")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+# Or the global key "oidc" (admin), which wins over the environment.
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+# The claim holding the user's groups or roles; a dotted path reaches into objects (realm_access.roles).
+OIDC_ROLES_CLAIM = env.str("OIDC_ROLES_CLAIM", default="groups")
+# role=<claim value>, separated by ";", as AUTH_LDAP_ROLE_GROUPS.
+OIDC_ROLE_GROUPS = env.str("OIDC_ROLE_GROUPS", default="")
+OIDC_DEFAULT_ROLE = env.str("OIDC_DEFAULT_ROLE", default="")
+# The claim that names the local account (then email, then sub when it is missing).
+OIDC_USERNAME_CLAIM = env.str("OIDC_USERNAME_CLAIM", default="preferred_username")
+# Only accounts of this Google Workspace domain (the ID token's hd claim); empty: no check.
+OIDC_HOSTED_DOMAIN = env.str("OIDC_HOSTED_DOMAIN", default="")
+# The provider's name on the sign-in page's button: "Sign in with <name>".
+OIDC_NAME = env.str("OIDC_NAME", default="single sign-on")
+OIDC_TIMEOUT = env.float("OIDC_TIMEOUT", default=10.0)
+# Send the user to the provider's end_session_endpoint on sign-out (when it advertises one).
+OIDC_LOGOUT = env.bool("OIDC_LOGOUT", default=True)
+
+# Whether users a directory manages may also have (and sign in with) a password kept here. Off: a user disabled in
+# the directory cannot fall back on a local password.
+DIRECTORY_ALLOW_LOCAL_PASSWORDS = env.bool("DIRECTORY_ALLOW_LOCAL_PASSWORDS", default=False)
 
 # --- Chat ----------------------------------------------------------------------------------------------------------
 # Any OpenAI-compatible chat-completions endpoint (OpenAI when empty, or e.g. http://localhost:11434/v1 for Ollama).

@@ -1,7 +1,8 @@
 """Start fast: loading the project (apps, admin, URL configuration) imports no vendor SDK it does not need yet.
 
 Every command, gunicorn worker and queue worker pays for what ``django.setup()`` and the URLconf import; the chat
-model's client, Confluence's, SFTP's and pandas are imported on first use instead. The one exception: a queue worker
+model's client, Confluence's, SFTP's, pandas and the directory sign-in libraries (python-ldap, django-auth-ldap,
+Authlib) are imported on first use instead. The one exception: a queue worker
 imports pandas as it starts, while it waits for work, so that an export run in it does not wait for the import.
 """
 
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LAZY = ("openai", "atlassian", "paramiko", "pandas")
+LAZY = ("openai", "atlassian", "paramiko", "pandas", "ldap", "django_auth_ldap", "authlib")
 
 PROBE = f"""
 import json, sys
