@@ -256,9 +256,7 @@ class Slapd:
     # --- life ---------------------------------------------------------------------------------------------------
     def start(self) -> Slapd:
         if not Path(SLAPD).exists():
-            raise RuntimeError(
-                f"{SLAPD} is missing: install the Debian packages slapd and ldap-utils (make test-deps)"
-            )
+            raise RuntimeError(f"{SLAPD} is missing: install the Debian packages slapd and ldap-utils (make test-deps)")
         for tool in ("ldapadd", "ldapmodify", "ldapdelete"):
             if shutil.which(tool) is None:
                 raise RuntimeError(f"{tool} is missing: install the Debian package ldap-utils (make test-deps)")
