@@ -1,9 +1,9 @@
 """Reads of the CMDB: which export a view shows, its rows as a ``CmdbTable``, one page of a query, how fresh it is.
 
-The table of a run is built from the run's merged CSV on first use and kept in memory by this process, keyed by
-the run and the file's checksum (the newest ``CMDB_TABLES_KEPT`` tables stay; an older one is rebuilt when asked
-for again). Measured in ``bench/cmdb_bench.py``: building one at 20,000 devices + 30,000 VMs takes about half a
-second and holds about 90 MB (150 MB once the global search has been used); a query then takes milliseconds.
+The table of a run is a file beside its merged CSV, written once (``cmdb.tablefiles``) and mapped by every
+process: this process keeps the mappings of the newest ``CMDB_TABLES_KEPT`` tables it was asked about, keyed by the
+run and the CSV's checksum (an older one is mapped again when asked for). Mapping costs milliseconds and the pages
+are shared with every other process reading the same run; ``bench/cmdb_bench.py`` measures it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from cmdb.query import NUMBER, Column, Query, QueryError
 from cmdb.table import CmdbTable
+from cmdb.tablefiles import table_open
 from exports.constants import MERGED_CSV
 from exports.models import ExportArtifact, ExportRun
 from exports.selectors import artifact_path, export_run_last_success
@@ -88,7 +89,7 @@ def _table(artifact: ExportArtifact) -> CmdbTable:
             table = _tables.get(key)
         if table is None:
             try:
-                table = CmdbTable.from_csv(artifact_path(artifact))
+                table, _ = table_open(artifact_path(artifact), artifact.sha256)
             except FileNotFoundError:
                 raise CmdbUnavailable(
                     f"The files of export #{artifact.run_id} are no longer on disk (pruned)."
@@ -104,7 +105,7 @@ def _table(artifact: ExportArtifact) -> CmdbTable:
 
 
 def cmdb_tables_clear() -> None:
-    """Forget every table this process holds (tests)."""
+    """Forget every table this process maps (tests)."""
     with _tables_lock:
         _tables.clear()
 
