@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cmdb.selectors import CmdbUnavailable, cmdb_source
+from cmdb.selectors import CmdbPreparing, CmdbUnavailable, cmdb_source
 from cmdb.table import CmdbTable
 from exports.models import ExportRun
 from exports.selectors import export_run_last_success
@@ -123,7 +123,7 @@ def _cmdb_table() -> CmdbTable | None:
     """The table of the newest successful export (the one the tools read), or ``None``."""
     try:
         return cmdb_source().table
-    except CmdbUnavailable:
+    except (CmdbUnavailable, CmdbPreparing):
         return None
 
 

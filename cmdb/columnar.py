@@ -44,10 +44,12 @@ FORMAT_VERSION = 1
 METADATA_KEY = b"enreach.cmdb"
 # Separates a column's distinct values in the old search text; a search term drops it, a value's holds a space.
 SEP = "\x1e"
-BLANK, PADDED, HAS_SEP, DATED, NEWLINE = 1, 2, 4, 8, 16
+BLANK, PADDED, HAS_SEP, DATED, NEWLINE, NON_ASCII = 1, 2, 4, 8, 16, 32
 
 _DIGITS = re.compile(r"(\d+)")
 DATE_BOUND = re.compile(r"\d{4}(?:-\d\d(?:-\d\d(?:T\d\d(?::\d\d(?::\d\d)?)?)?)?)?")
+# Values keyed at once by the numpy natural-order keying (its temporaries are a few arrays of their bytes).
+_KEY_CHUNK = 1 << 16
 NUMBER_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -56,13 +58,97 @@ class TableFileError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Strings:
+    """A column's distinct values (or their folded forms) in place in the file: UTF-8 bytes back to back and the
+    offset of each value, read with numpy and Python only (pyarrow's conversions would import pandas into every
+    process that queries).
+
+    ``text`` is the whole file as a Python object with ``find`` and slicing (an ``mmap``, or ``bytes`` for a table
+    in memory) and ``base`` where this array's bytes start in it.
+    """
+
+    offsets: np.ndarray
+    data: np.ndarray
+    text: Any
+    base: int
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def get(self, index: int) -> str:
+        return self.text[self.base + int(self.offsets[index]) : self.base + int(self.offsets[index + 1])].decode()
+
+    def take(self, indexes: np.ndarray) -> list[str]:
+        """The values at ``indexes``, as Python text."""
+        text, base = self.text, self.base
+        starts = (self.offsets[indexes].astype(np.int64) + base).tolist()
+        stops = (self.offsets[np.asarray(indexes) + 1].astype(np.int64) + base).tolist()
+        return [text[start:stop].decode() for start, stop in zip(starts, stops, strict=True)]
+
+    def lengths(self) -> np.ndarray:
+        """Each value's length in bytes."""
+        return np.diff(self.offsets)
+
+    def contains(self, needle: str) -> np.ndarray:
+        """Which values hold ``needle``: ``find`` over the bytes in place, jumping to the next value after each hit.
+
+        A byte match of UTF-8 text is a character match; a hit across two values is skipped. When hits are many (a
+        one-letter term), the rest is found with numpy over the bytes instead.
+        """
+        size = len(self)
+        if not needle:
+            return np.ones(size, dtype=bool)
+        table = np.zeros(size, dtype=bool)
+        if not size:
+            return table
+        pattern = needle.encode()
+        width = len(pattern)
+        starts, base, text = self.offsets, self.base, self.text
+        end = base + int(starts[-1])
+        budget = 32 + size // 4096
+        position = text.find(pattern, base + int(starts[0]), end)
+        while position != -1:
+            offset = position - base
+            index = int(starts.searchsorted(np.int32(offset), side="right")) - 1  # int32 both: no copy of starts
+            stop = int(starts[index + 1])
+            following = position + 1
+            if offset + width <= stop:
+                table[index] = True
+                following = base + stop
+            budget -= 1
+            if not budget:
+                self._contains_bytes(pattern, following - base, table)
+                break
+            position = text.find(pattern, following, end)
+        return table
+
+    def _contains_bytes(self, pattern: bytes, start: int, table: np.ndarray) -> None:
+        """``contains`` from byte ``start`` on, with numpy: candidates by the first byte, narrowed byte by byte."""
+        starts, data = self.offsets, self.data
+        width = len(pattern)
+        last = int(starts[-1]) - width
+        if last < start:
+            return
+        candidates = np.flatnonzero(data[start : last + 1] == pattern[0]) + start
+        for shift in range(1, width):
+            candidates = candidates[data[candidates + shift] == pattern[shift]]
+        indexes = np.searchsorted(starts, candidates, side="right") - 1
+        inside = candidates + width <= starts[indexes + 1]
+        table[indexes[inside]] = True
+
+    def equal(self, text: str) -> np.ndarray:
+        """Which values are exactly ``text``: those holding it that are as long."""
+        return self.contains(text) & (self.lengths() == len(text.encode()))
+
+
+@dataclass(frozen=True, slots=True)
 class ColumnArrays:
     """One column as read from a table file: views over the mapping, nothing copied."""
 
     label: str
     codes: np.ndarray
-    values: pa.StringArray
-    folded: pa.StringArray
+    values: Strings
+    folded: Strings
     ranks: np.ndarray
     flags: np.ndarray
     numbers: np.ndarray | None
@@ -113,77 +199,259 @@ def natural_key(folded: str, raw: str) -> str:
     return "".join(out)
 
 
-def _ranks(kind: str, values: list[str], folded: list[str], numbers: np.ndarray | None, empty: int) -> np.ndarray:
-    """A sort rank per distinct value (ascending; blanks after everything); ties keep the values' order."""
-    codes = range(len(values))
-    order: list[int] | np.ndarray
-    if kind == NUMBER and numbers is not None:
-        numeric = np.flatnonzero(~np.isnan(numbers))
-        by_number = numeric[np.argsort(numbers[numeric], kind="stable")]
-        is_number = np.zeros(len(values), dtype=bool)
-        is_number[numeric] = True
-        # Numbers first (by value), then any text a number column holds (by text).
-        text = sorted((c for c in codes if not is_number[c] and c != empty), key=folded.__getitem__)
-        order = np.concatenate([by_number, np.array(text, dtype=np.int64)]).astype(np.int64)
-    elif kind == DATE:
-        order = sorted((c for c in codes if c != empty), key=folded.__getitem__)
-    else:
-        keys = [natural_key(f, raw) for f, raw in zip(folded, values, strict=True)]
-        order = sorted((c for c in codes if c != empty), key=keys.__getitem__)
-    ranks = np.empty(len(values), dtype=np.int32)
-    ranks[np.asarray(order, dtype=np.int64)] = np.arange(len(order), dtype=np.int32)
-    if empty >= 0:
-        ranks[empty] = len(values)
-    return ranks
+# Python's ``str.isspace`` among ASCII characters (``str.strip`` removes these), as a regex class.
+_ASCII_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
+_SPACE_CLASS = "[\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f ]"
+_ASCII_NUMBER = f"^{_SPACE_CLASS}*[+-]?(?:[0-9]+(?:\\.[0-9]*)?|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?{_SPACE_CLASS}*$"
 
 
-def _flags(kind: str, values: list[str], folded: list[str]) -> np.ndarray:
-    dated = kind == DATE
-    flags = np.zeros(len(values), dtype=np.uint8)
-    for code, (raw, fold) in enumerate(zip(values, folded, strict=True)):
-        flag = 0
-        if not raw.strip():
-            flag |= BLANK
-        if fold != fold.strip():
-            flag |= PADDED
-        if SEP in fold:
-            flag |= HAS_SEP
-        if dated and DATE_BOUND.match(raw):
-            flag |= DATED
-        if "\n" in raw:
-            flag |= NEWLINE
-        if flag:
-            flags[code] = flag
-    return flags
+def _np(array: Any) -> np.ndarray:
+    return array.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+
+class _Column:
+    """The distinct values of one column while its query data is computed.
+
+    Pure-ASCII values go through Arrow's kernels, whose byte-wise answers equal Python's ``str`` methods on ASCII
+    text; the others (and the odd ASCII value a kernel cannot key: a NUL, a marker byte, a very long digit run)
+    are computed in Python, value by value, with the same definitions.
+    """
+
+    def __init__(self, label: str, values: pa.StringArray) -> None:
+        import pyarrow.compute as pc
+
+        self.label, self.kind, self.values = label, column_kind(label), values
+        self.size = len(values)
+        self.python = np.flatnonzero(~_np(pc.string_is_ascii(values)))
+        self._python_values: list[str] | None = None
+        self._python_folded: list[str] | None = None
+
+    def python_values(self) -> list[str]:
+        if self._python_values is None:
+            self._python_values = self.values.take(self.python).to_pylist() if len(self.python) else []
+        return self._python_values
+
+    def python_folded(self) -> list[str]:
+        if self._python_folded is None:
+            self._python_folded = [value.casefold() for value in self.python_values()]
+        return self._python_folded
+
+    def folded(self) -> pa.StringArray:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        folded = pc.ascii_lower(self.values)
+        if len(self.python):
+            mask = np.zeros(self.size, dtype=bool)
+            mask[self.python] = True
+            folded = pc.replace_with_mask(folded, pa.array(mask), pa.array(self.python_folded(), type=pa.string()))
+        return folded
+
+    def numbers(self) -> np.ndarray:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        numbers = np.full(self.size, np.nan, dtype=np.float64)
+        numeric = np.flatnonzero(_np(pc.match_substring_regex(self.values, _ASCII_NUMBER)))
+        numeric = numeric[~np.isin(numeric, self.python)]
+        if len(numeric):
+            text = pc.utf8_trim(self.values.take(numeric), _ASCII_SPACE)
+            numbers[numeric] = _np(pc.cast(text, pa.float64()))
+        numbers[self.python] = [to_float(value) for value in self.python_values()]
+        numbers[~np.isfinite(numbers)] = np.nan
+        return numbers
+
+    def flags(self, folded: pa.StringArray) -> np.ndarray:
+        import pyarrow.compute as pc
+
+        def flag(array: Any, bit: int) -> np.ndarray:
+            return _np(array).astype(np.uint8) * np.uint8(bit)
+
+        flags = flag(pc.match_substring_regex(self.values, f"^{_SPACE_CLASS}*$"), BLANK)
+        flags |= flag(pc.match_substring_regex(folded, f"^{_SPACE_CLASS}|{_SPACE_CLASS}$"), PADDED)
+        flags |= flag(pc.match_substring(folded, SEP), HAS_SEP)
+        if self.kind == DATE:
+            flags |= flag(pc.match_substring_regex(self.values, "^[0-9]{4}"), DATED)
+        flags |= flag(pc.match_substring(self.values, "\n"), NEWLINE)
+        if len(self.python):
+            flags[self.python] = [
+                _value_flags(self.kind, raw, fold)
+                for raw, fold in zip(self.python_values(), self.python_folded(), strict=True)
+            ]
+        return flags
+
+    def natural_keys(self, folded: pa.StringArray) -> pa.Array:
+        """``natural_key`` of every value: built from the bytes with numpy for ASCII values, in Python for others."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        special = _np(pc.match_substring(folded, "\x00"))
+        special[self.python] = True
+        keys = _ascii_natural_keys(folded, self.values)
+        redo = np.flatnonzero(special)
+        if len(redo):
+            raws = self.values.take(redo).to_pylist()
+            folds = folded.take(redo).to_pylist()
+            mask = np.zeros(self.size, dtype=bool)
+            mask[redo] = True
+            python_keys = [natural_key(fold, raw) for fold, raw in zip(folds, raws, strict=True)]
+            keys = pc.replace_with_mask(keys, pa.array(mask), pa.array(python_keys, type=pa.large_string()))
+        return keys  # type: ignore[no-any-return]
+
+    def ranks(self, folded: pa.StringArray, numbers: np.ndarray | None) -> np.ndarray:
+        """A sort rank per distinct value (ascending; blanks after everything); ties keep the values' order."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        codes = np.arange(self.size, dtype=np.int64)
+
+        def by_text(text: pa.Array, among: np.ndarray) -> np.ndarray:
+            if not len(among):
+                return among
+            table = pa.table({"text": text.take(among), "code": among})
+            order = _np(pc.sort_indices(table, sort_keys=[("text", "ascending"), ("code", "ascending")]))
+            return among[order]
+
+        empty = _np(pc.equal(self.values, ""))
+        if self.kind == NUMBER and numbers is not None:
+            is_number = ~np.isnan(numbers)
+            numeric = codes[is_number]
+            by_number = numeric[np.argsort(numbers[numeric], kind="stable")]
+            # Numbers first (by value), then any text a number column holds (by text).
+            order = np.concatenate([by_number, by_text(folded, codes[~is_number & ~empty])])
+        elif self.kind == DATE:
+            order = by_text(folded, codes[~empty])
+        else:
+            order = by_text(self.natural_keys(folded), codes[~empty])
+        ranks = np.empty(self.size, dtype=np.int32)
+        ranks[order] = np.arange(len(order), dtype=np.int32)
+        ranks[empty] = self.size
+        return ranks
+
+
+def _string_buffers(array: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
+    """An Arrow string array's offsets (from 0, ``len + 1`` of them) and the bytes they point into."""
+    _, offsets, data = array.buffers()
+    positions = np.frombuffer(offsets, dtype=np.int32)[array.offset : array.offset + len(array) + 1].astype(np.int64)
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return positions - positions[0], raw[positions[0] : positions[-1]]
+
+
+def _ascii_natural_keys(folded: pa.StringArray, values: pa.StringArray) -> pa.Array:
+    """``natural_key(folded, raw)`` of every value, built from the bytes with numpy (the same text as
+    ``natural_key`` for ASCII values without a NUL; the caller keys the others in Python), ``_KEY_CHUNK`` values at
+    a time so the temporary arrays stay small.
+    """
+    import pyarrow as pa
+
+    if len(folded) <= _KEY_CHUNK:
+        return _ascii_natural_keys_chunk(folded, values)
+    chunks = [
+        _ascii_natural_keys_chunk(folded.slice(start, _KEY_CHUNK), values.slice(start, _KEY_CHUNK))
+        for start in range(0, len(folded), _KEY_CHUNK)
+    ]
+    return pa.concat_arrays(chunks)
+
+
+def _ascii_natural_keys_chunk(folded: pa.StringArray, values: pa.StringArray) -> pa.Array:
+    """``_ascii_natural_keys`` of one chunk.
+
+    Each byte of a value becomes a segment of the key: a text byte itself, a leading zero of a digit run nothing, a
+    kept digit itself, and the first byte of a run is preceded by ``\\x00\\x01\\x02`` + the run's kept length in
+    ten digits; after the value's bytes come ``\\x00\\x01\\x01`` and the raw value.
+    """
+    import pyarrow as pa
+
+    count = len(folded)
+    offsets, data = _string_buffers(folded)
+    raw_offsets, raw_data = _string_buffers(values)
+    lengths = np.diff(offsets)
+    raw_lengths = np.diff(raw_offsets)
+    size = len(data)
+    owner = np.repeat(np.arange(count, dtype=np.int64), lengths)
+    digit = (data >= 48) & (data <= 57)
+    after_digit = np.zeros(size, dtype=bool)
+    after_digit[1:] = digit[:-1]
+    after_digit[offsets[:-1][lengths > 0]] = False  # a value's first byte follows nothing
+    run_first = digit & ~after_digit
+    digits = np.flatnonzero(digit)
+    run_starts = np.flatnonzero(run_first[digits])  # in ``digits``
+    keep = ~digit
+    header = np.zeros(size, dtype=np.int64)
+    kept_lengths = np.zeros(0, dtype=np.int64)
+    if len(digits):
+        run_of = np.cumsum(run_first[digits]) - 1
+        place = np.arange(len(digits), dtype=np.int64)
+        nonzero = np.where(data[digits] != 48, place, len(digits))
+        first_kept = np.minimum.reduceat(nonzero, run_starts)
+        run_ends = np.append(run_starts[1:], len(digits))
+        first_kept = np.minimum(first_kept, run_ends)
+        kept_lengths = run_ends - first_kept
+        keep[digits] = place >= first_kept[run_of]
+        header[digits[run_starts]] = 13
+    segments = np.empty(size + count, dtype=np.int64)
+    slot = np.arange(size, dtype=np.int64) + owner  # each byte's segment; a value's suffix follows its bytes
+    suffix_slot = offsets[1:] + np.arange(count, dtype=np.int64)
+    segments[slot] = header + keep
+    segments[suffix_slot] = 3 + raw_lengths
+    starts = np.zeros(size + count + 1, dtype=np.int64)
+    np.cumsum(segments, out=starts[1:])
+    out = np.empty(int(starts[-1]), dtype=np.uint8)
+    kept = np.flatnonzero(keep)
+    out[starts[slot[kept]] + header[kept]] = data[kept]
+    if len(run_starts):
+        ten = 10 ** np.arange(9, -1, -1, dtype=np.int64)
+        heads = np.empty((len(run_starts), 13), dtype=np.uint8)
+        heads[:, :3] = (0, 1, 2)
+        heads[:, 3:] = (kept_lengths[:, None] // ten) % 10 + 48
+        out[starts[slot[digits[run_starts]]][:, None] + np.arange(13)] = heads
+    tails = starts[suffix_slot]
+    out[tails[:, None] + np.arange(3)] = (0, 1, 1)
+    raw_owner = np.repeat(np.arange(count, dtype=np.int64), raw_lengths)
+    out[tails[raw_owner] + 3 + np.arange(len(raw_data), dtype=np.int64) - raw_offsets[raw_owner]] = raw_data
+    key_offsets = starts[np.append(offsets[:-1] + np.arange(count, dtype=np.int64), size + count)]
+    return pa.Array.from_buffers(pa.large_string(), count, [None, pa.py_buffer(key_offsets), pa.py_buffer(out)])
+
+
+def _value_flags(kind: str, raw: str, fold: str) -> int:
+    flag = 0
+    if not raw.strip():
+        flag |= BLANK
+    if fold != fold.strip():
+        flag |= PADDED
+    if SEP in fold:
+        flag |= HAS_SEP
+    if kind == DATE and DATE_BOUND.match(raw):
+        flag |= DATED
+    if "\n" in raw:
+        flag |= NEWLINE
+    if not raw.isascii():
+        flag |= NON_ASCII
+    return flag
 
 
 def encode_column(label: str, cells: pa.Array) -> pa.DictionaryArray:
     """One column's cells -> codes into a dictionary of its distinct values with their query data."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     encoded = cells.dictionary_encode()
-    dictionary = encoded.dictionary
-    values: list[str] = dictionary.to_pylist()
-    folded = [value.casefold() for value in values]
-    kind = column_kind(label)
-    numbers = np.array([to_float(value) for value in values], dtype=np.float64) if kind == NUMBER else None
-    try:
-        empty = values.index("")
-    except ValueError:
-        empty = -1
-    fields: list[pa.Array] = [dictionary]
+    column = _Column(label, encoded.dictionary)
+    folded = column.folded()
+    numbers = column.numbers() if column.kind == NUMBER else None
+    fields: list[pa.Array] = [column.values]
     names = ["value"]
-    if folded != values:
-        fields.append(pa.array(folded, type=pa.string()))
+    if not pc.all(pc.equal(folded, column.values)).as_py() and column.size:
+        fields.append(folded)
         names.append("folded")
-    fields.append(pa.array(_ranks(kind, values, folded, numbers, empty), type=pa.int32()))
+    fields.append(pa.array(column.ranks(folded, numbers), type=pa.int32()))
     names.append("rank")
-    fields.append(pa.array(_flags(kind, values, folded), type=pa.uint8()))
+    fields.append(pa.array(column.flags(folded), type=pa.uint8()))
     names.append("flags")
     if numbers is not None:
         fields.append(pa.array(numbers, type=pa.float64()))
         names.append("number")
-    size = len(values)
+    size = column.size
     index_type = pa.int8() if size <= 127 else pa.int16() if size <= 32767 else pa.int32()
     return pa.DictionaryArray.from_arrays(encoded.indices.cast(index_type), pa.StructArray.from_arrays(fields, names))
 
@@ -243,14 +511,41 @@ def table_write(
             sink.close()
 
 
-def table_read(source: str | Path | Any, *, expect_sha256: str | None = None) -> TableArrays:
-    """Map a table file (a path) or read one from an Arrow buffer; ``TableFileError`` when it is not current."""
-    import pyarrow as pa
+def _strings(array: Any, text: Any, address: int) -> Strings:
+    """An Arrow string array of the file as ``Strings``: numpy views of its buffers, nothing copied."""
+    _, offsets, data = array.buffers()
+    positions = np.frombuffer(offsets, dtype=np.int32)[array.offset : array.offset + len(array) + 1]
+    if data is None:
+        return Strings(offsets=positions, data=np.zeros(0, dtype=np.uint8), text=b"", base=0)
+    return Strings(offsets=positions, data=np.frombuffer(data, dtype=np.uint8), text=text, base=data.address - address)
 
+
+def _numbers(array: Any, dtype: Any) -> np.ndarray:
+    """A primitive Arrow array of the file as a numpy view (no nulls are written)."""
+    buffer = array.buffers()[1]
+    return np.frombuffer(buffer, dtype=dtype)[array.offset : array.offset + len(array)]
+
+
+def table_read(source: str | Path | bytes, *, expect_sha256: str | None = None) -> TableArrays:
+    """Map a table file (a path) or read one from bytes; ``TableFileError`` when it is missing or not current.
+
+    Only the IPC framing is read with pyarrow; every array is handed out as a numpy view (or ``Strings``).
+    """
+    import mmap
+
+    import pyarrow as pa
+    import pyarrow.ipc
+
+    text: mmap.mmap | bytes
     try:
-        mapped = pa.memory_map(str(source), "r") if isinstance(source, str | Path) else source
-        reader = pa.ipc.open_file(mapped)
-    except (OSError, pa.ArrowInvalid) as exc:
+        if isinstance(source, bytes):
+            text = source
+        else:
+            with open(source, "rb") as handle:
+                text = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        buffer = pa.py_buffer(text)
+        reader = pyarrow.ipc.open_file(pa.BufferReader(buffer))
+    except (OSError, ValueError, pa.ArrowInvalid) as exc:
         raise TableFileError(f"cannot read the table file: {exc}") from exc
     raw = (reader.schema.metadata or {}).get(METADATA_KEY)
     metadata: dict[str, Any] = json.loads(raw) if raw else {}
@@ -260,25 +555,27 @@ def table_read(source: str | Path | Any, *, expect_sha256: str | None = None) ->
         raise TableFileError("table file made from another CSV")
     labels: list[str] = metadata["labels"]
     size = int(metadata["rows"])
+    address = buffer.address
     columns: list[ColumnArrays] = []
     if labels:
         batch = reader.get_batch(0)
         for label, column in zip(labels, batch.columns, strict=True):
             dictionary = column.dictionary
             names = {dictionary.type.field(i).name for i in range(dictionary.type.num_fields)}
-            values = dictionary.field("value")
+            values = _strings(dictionary.field("value"), text, address)
+            index_type = {1: np.int8, 2: np.int16, 4: np.int32}[column.type.index_type.bit_width // 8]
             columns.append(
                 ColumnArrays(
                     label=label,
-                    codes=column.indices.to_numpy(zero_copy_only=True),
+                    codes=_numbers(column.indices, index_type),
                     values=values,
-                    folded=dictionary.field("folded") if "folded" in names else values,
-                    ranks=dictionary.field("rank").to_numpy(zero_copy_only=True),
-                    flags=dictionary.field("flags").to_numpy(zero_copy_only=True),
-                    numbers=dictionary.field("number").to_numpy(zero_copy_only=True) if "number" in names else None,
+                    folded=_strings(dictionary.field("folded"), text, address) if "folded" in names else values,
+                    ranks=_numbers(dictionary.field("rank"), np.int32),
+                    flags=_numbers(dictionary.field("flags"), np.uint8),
+                    numbers=_numbers(dictionary.field("number"), np.float64) if "number" in names else None,
                 )
             )
-    return TableArrays(columns=columns, size=size, metadata=metadata, source=mapped)
+    return TableArrays(columns=columns, size=size, metadata=metadata, source=text)
 
 
 def table_buffer(labels: Sequence[str], columns: Sequence[Sequence[str] | pa.Array]) -> TableArrays:
@@ -288,4 +585,4 @@ def table_buffer(labels: Sequence[str], columns: Sequence[Sequence[str] | pa.Arr
     arrays = [cells if isinstance(cells, pa.Array) else pa.array(list(cells), type=pa.string()) for cells in columns]
     sink = pa.BufferOutputStream()
     table_write(sink, labels, arrays)
-    return table_read(pa.BufferReader(sink.getvalue()))
+    return table_read(sink.getvalue().to_pybytes())

@@ -2,11 +2,11 @@
 the table file precomputed per distinct value (case-folded text, sort rank, flags, numbers), and the per-distinct-
 value truth table of a filter.
 
-Pure: no Django. The arrays are views over the mapped table file (``cmdb.columnar``); a filter is evaluated over the
-distinct values with Arrow's vectorised string kernels (``pyarrow.compute``) where they give the same answer as
-Python's ``str`` (substring and equality of UTF-8 text), and in Python only for the few values they cannot judge
-alone (padded text, list items, addresses). ``cmdb.table`` spreads these per-value answers over the rows; the rules
-are in its docstring.
+Pure: no Django, and no pyarrow at query time: the arrays are numpy views over the mapped table file
+(``cmdb.columnar``). Substrings are found with ``find`` over a column's folded bytes in place (a byte match of UTF-8
+text is a character match), equality as a substring of the same length, date ranges byte-wise for ASCII values;
+Python judges only the few values the byte-wise tests cannot (padded text, list items, addresses, non-ASCII dates).
+``cmdb.table`` spreads these per-value answers over the rows; the rules are in its docstring.
 """
 
 from __future__ import annotations
@@ -15,15 +15,23 @@ import ipaddress
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cmdb.columnar import BLANK, DATE_BOUND, DATED, HAS_SEP, NEWLINE, PADDED, SEP, ColumnArrays, to_float
+from cmdb.columnar import (
+    BLANK,
+    DATE_BOUND,
+    DATED,
+    HAS_SEP,
+    NEWLINE,
+    NON_ASCII,
+    PADDED,
+    SEP,
+    ColumnArrays,
+    Strings,
+    to_float,
+)
 from cmdb.query import DATE, NUMBER, OPERATORS, RANGE_OPERATORS, Filter, QueryError, column_kind
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 __all__ = ["SEP", "ColumnData", "value_table"]
 
@@ -35,8 +43,8 @@ class ColumnData:
     label: str
     kind: str
     codes: np.ndarray
-    values: pa.StringArray
-    folded: pa.StringArray
+    values: Strings
+    folded: Strings
     rank_up: np.ndarray
     flags: np.ndarray
     number_values: np.ndarray | None
@@ -65,18 +73,14 @@ class ColumnData:
         return len(self.values)
 
     def value(self, code: int) -> str:
-        return str(self.values[code].as_py())
+        return self.values.get(code)
 
     def take(self, codes: np.ndarray) -> list[str]:
         """The distinct values of ``codes``, as Python text."""
-        if not len(codes):
-            return []
-        return self.values.take(codes).to_pylist()  # type: ignore[no-any-return]
+        return self.values.take(codes)
 
     def folded_of(self, codes: np.ndarray) -> list[str]:
-        if not len(codes):
-            return []
-        return self.folded.take(codes).to_pylist()  # type: ignore[no-any-return]
+        return self.folded.take(codes)
 
     def flagged(self, flag: int) -> np.ndarray:
         """The codes whose values carry ``flag``."""
@@ -84,37 +88,37 @@ class ColumnData:
 
     def lengths(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For ``codes``: each value's longest line and its length, in characters."""
-        import pyarrow.compute as pc
-
-        values = pc.utf8_length(self.values.take(codes)).to_numpy(zero_copy_only=False).astype(np.int64)
+        values = self.values.lengths()[codes].astype(np.int64)  # bytes: characters for ASCII values
         lines = values.copy()
-        multi = np.flatnonzero(self.flags[codes] & NEWLINE)
-        for position, value in zip(multi.tolist(), self.take(codes[multi]), strict=True):
+        special = np.flatnonzero(self.flags[codes] & (NEWLINE | NON_ASCII))
+        for position, value in zip(special.tolist(), self.take(codes[special]), strict=True):
+            values[position] = len(value)
             lines[position] = max(map(len, value.split("\n")))
         return lines, values
 
     def contains(self, needle: str) -> np.ndarray:
         """Which distinct values hold ``needle`` once folded (``needle`` folded already)."""
-        import pyarrow.compute as pc
+        return self.folded.contains(needle)
 
-        if not needle:
-            return np.ones(len(self), dtype=bool)
-        return pc.match_substring(self.folded, needle).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+    def equals(self, text: str) -> np.ndarray:
+        """Which distinct values, once folded, are exactly ``text``."""
+        return self.folded.equal(text)
 
     def search(self, needle: str) -> np.ndarray | None:
         """Which distinct values contain ``needle`` (folded, without the separator), or ``None`` when none does.
 
-        A value's separator characters count as spaces here, so a match stays inside one value.
+        A value's separator characters count as spaces here (a search term, split on whitespace, holds neither).
         """
         table = self.contains(needle)
-        for code in self.flagged(HAS_SEP).tolist():
-            table[code] = needle in self.folded_of(np.array([code]))[0].replace(SEP, " ")
+        if " " in needle:
+            for code in self.flagged(HAS_SEP).tolist():
+                table[code] = needle in self.folded.get(code).replace(SEP, " ")
         return table if table.any() else None
 
     def numbers(self) -> np.ndarray:
         """The distinct values as floats; NaN for blanks and text."""
         if self.number_values is None:
-            self.number_values = np.array([to_float(value) for value in self.values.to_pylist()], dtype=np.float64)
+            self.number_values = np.array([to_float(value) for value in self.take(np.arange(len(self)))])
         return self.number_values
 
     def ranks(self, descending: bool) -> np.ndarray:
@@ -129,8 +133,6 @@ class ColumnData:
 
 def value_table(data: ColumnData, condition: Filter) -> np.ndarray:
     """Whether each distinct value of the column meets the condition."""
-    import pyarrow.compute as pc
-
     op, raw = condition.op, condition.value
     size = len(data)
     if op in ("empty", "notempty"):
@@ -142,10 +144,10 @@ def value_table(data: ColumnData, condition: Filter) -> np.ndarray:
     if op == "eq":
         if data.kind == NUMBER and not math.isnan(to_float(raw)):
             return data.numbers() == to_float(raw)  # type: ignore[no-any-return]
-        table = pc.equal(data.folded, needle).to_numpy(zero_copy_only=False)
+        table = data.equals(needle)
         padded = data.flagged(PADDED)
         table[padded] = [value.strip() == needle for value in data.folded_of(padded)]
-        return table  # type: ignore[no-any-return]
+        return table
     if op in RANGE_OPERATORS:
         return _range_table(data, op, raw)
     if op == "has":
@@ -163,7 +165,7 @@ def _items(value: str) -> set[str]:
 
 
 def _checked(data: ColumnData, candidates: np.ndarray, folded: bool, match: Callable[[str], bool]) -> np.ndarray:
-    """``candidates`` (a superset found by the vectorised kernels) narrowed by ``match`` in Python."""
+    """``candidates`` (a superset found byte-wise) narrowed by ``match`` in Python."""
     codes = np.flatnonzero(candidates)
     table = np.zeros(len(data), dtype=bool)
     texts = data.folded_of(codes) if folded else data.take(codes)
@@ -171,9 +173,37 @@ def _checked(data: ColumnData, candidates: np.ndarray, folded: bool, match: Call
     return table
 
 
-def _range_table(data: ColumnData, op: str, raw: str) -> np.ndarray:
-    import pyarrow.compute as pc
+def _date_table(data: ColumnData, op: str, bound: str) -> np.ndarray:
+    """``value[:len(bound)] >= bound`` (or ``<=``) for the values that start with a date.
 
+    ASCII values byte-wise: their first ``len(bound)`` bytes, padded with NUL (which sorts before every character of
+    a bound, as a shorter prefix does), compared at their first difference; the others in Python.
+    """
+    width = len(bound)
+    is_dated = (data.flags & DATED).astype(bool)
+    is_ascii = ~(data.flags & NON_ASCII).astype(bool) if bound.isascii() else np.zeros(len(data), dtype=bool)
+    dated = np.flatnonzero(is_dated & is_ascii)
+    table = np.zeros(len(data), dtype=bool)
+    if len(dated):
+        starts = data.values.offsets[dated].astype(np.int64)
+        lengths = data.values.lengths()[dated].astype(np.int64)
+        columns = np.arange(width)
+        heads = data.values.data[np.minimum(starts[:, None] + columns, len(data.values.data) - 1)]
+        heads = np.where(columns < lengths[:, None], heads, 0)
+        wanted = np.frombuffer(bound.encode(), dtype=np.uint8)
+        differ = heads != wanted
+        first = differ.argmax(axis=1)
+        sign = np.where(
+            differ.any(axis=1), np.sign(heads[np.arange(len(dated)), first].astype(np.int16) - wanted[first]), 0
+        )
+        table[dated] = sign >= 0 if op == "gte" else sign <= 0
+    others = np.flatnonzero(is_dated & ~is_ascii)
+    for code, value in zip(others.tolist(), data.take(others), strict=True):
+        table[code] = value[:width] >= bound if op == "gte" else value[:width] <= bound
+    return table
+
+
+def _range_table(data: ColumnData, op: str, raw: str) -> np.ndarray:
     bound = raw.strip()
     if data.kind == NUMBER:
         number = to_float(bound)
@@ -190,11 +220,7 @@ def _range_table(data: ColumnData, op: str, raw: str) -> np.ndarray:
                 f"not {raw!r}.",
                 field=data.label,
             )
-        width = len(bound)
-        compare = pc.greater_equal if op == "gte" else pc.less_equal
-        heads = pc.utf8_slice_codeunits(data.values, 0, width)
-        table = compare(heads, bound).to_numpy(zero_copy_only=False) & (data.flags & DATED).astype(bool)
-        return table  # type: ignore[no-any-return]
+        return _date_table(data, op, bound)
     raise QueryError(
         f"{data.label!r} is a text column: ranges (gte, lte) apply to numbers and dates.", field=data.label
     )

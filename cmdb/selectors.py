@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from cmdb.query import NUMBER, Column, Query, QueryError
 from cmdb.table import CmdbTable
-from cmdb.tablefiles import table_open
+from cmdb.tablefiles import TableBuilding, table_open
 from exports.constants import MERGED_CSV
 from exports.models import ExportArtifact, ExportRun
 from exports.selectors import artifact_path, export_run_last_success
@@ -31,6 +31,10 @@ CMDB_TABLES_KEPT = 2
 
 class CmdbUnavailable(Exception):
     """There is no export to browse (none succeeded yet, the run is unknown or failed, or its file is gone)."""
+
+
+class CmdbPreparing(Exception):
+    """The run's table file is being built (a run from before it was written after each run); try again shortly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +93,14 @@ def _table(artifact: ExportArtifact) -> CmdbTable:
             table = _tables.get(key)
         if table is None:
             try:
-                table, _ = table_open(artifact_path(artifact), artifact.sha256)
+                table, _ = table_open(artifact_path(artifact), artifact.sha256, wait=settings.CMDB_TABLE_BUILD_WAIT)
             except FileNotFoundError:
                 raise CmdbUnavailable(
                     f"The files of export #{artifact.run_id} are no longer on disk (pruned)."
+                ) from None
+            except TableBuilding:
+                raise CmdbPreparing(
+                    f"The CMDB of export #{artifact.run_id} is being prepared; try again in a minute."
                 ) from None
             finally:
                 with _tables_lock:

@@ -211,7 +211,7 @@ class CmdbTable:
                 if wanted.isdigit() and int(wanted) < self.size and of_kind[int(wanted)] and str(int(wanted)) == wanted:
                     found.append(int(wanted))
                 continue
-            id_codes = np.flatnonzero(pc_equal(ids.values, wanted))
+            id_codes = np.flatnonzero(ids.values.equal(wanted))
             if len(id_codes):
                 rows = np.flatnonzero(of_kind & np.isin(ids.codes, id_codes))
                 if len(rows):
@@ -236,7 +236,7 @@ class CmdbTable:
     def rows_folded_equal(self, label: str, text: str) -> np.ndarray:
         """The rows whose cell in ``label``, case-folded, is exactly ``text`` (no trimming)."""
         data = self._data[label]
-        codes = np.flatnonzero(pc_equal(data.folded, text))
+        codes = np.flatnonzero(data.equals(text))
         if not len(codes):
             return np.array([], dtype=np.int64)
         return np.flatnonzero(np.isin(data.codes, codes))
@@ -255,9 +255,9 @@ class CmdbTable:
             for condition in group:
                 either |= self.mask(condition, allowed)
             mask &= either
-        for term in query.search.split():
-            mask &= self._search(term)
         rows = np.flatnonzero(mask)
+        for term in query.search.split():
+            rows = self._search(term, rows)
         if query.ordering and len(rows) > 1:
             keys = []
             for name in reversed(query.ordering):
@@ -279,21 +279,24 @@ class CmdbTable:
         table = value_table(data, condition)
         return table[data.codes]
 
-    def _search(self, term: str) -> np.ndarray:
-        """Rows with ``term`` in some cell: each column's distinct values are searched, then spread over the rows."""
+    def _search(self, term: str, rows: np.ndarray) -> np.ndarray:
+        """Those of ``rows`` with ``term`` in some cell: each column's distinct values are searched, then the rows not
+        found yet are looked up in it (fewer and fewer as columns match)."""
         needle = term.casefold().replace(SEP, "")
-        mask = np.zeros(self.size, dtype=bool)
         if not needle:
-            mask[:] = True
-            return mask
+            return rows
+        found = np.zeros(len(rows), dtype=bool)
+        pending = np.arange(len(rows))
         for label in self.labels:
-            if label == TYPE_COLUMN:
+            if label == TYPE_COLUMN or not len(pending):
                 continue
             data = self._data[label]
             table = data.search(needle)
             if table is not None:
-                mask |= table[data.codes]
-        return mask
+                hit = table[data.codes[rows[pending]]]
+                found[pending[hit]] = True
+                pending = pending[~hit]
+        return rows[found]
 
     # --- counts -------------------------------------------------------------------------------------------------
 
@@ -319,13 +322,6 @@ class CmdbTable:
                 entry[0] += int(counts[code])
         ordered = sorted(totals.items(), key=lambda pair: (-pair[1][0], pair[1][1], pair[1][2]))
         return [(value, total[0]) for value, total in ordered]
-
-
-def pc_equal(values: Any, text: str) -> np.ndarray:
-    """Which of ``values`` (an Arrow string array) are exactly ``text``."""
-    import pyarrow.compute as pc
-
-    return pc.equal(values, text).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
 
 
 class RowDicts(Sequence[dict[str, str]]):

@@ -9,7 +9,12 @@ before there was such a step (or whose file is missing or of an older format): w
 ``flock`` on ``.cmdb_table.lock`` in the run's folder, looks again, and only then builds, into a hidden temp file
 moved over the target with ``os.replace``. So two processes asking at once build it once, and a reader sees a whole
 file or none. A file made from another CSV (its recorded SHA-256 differs) or by another format version is rebuilt.
-When the folder cannot be written, the table is built in this process's memory instead (and a warning logged).
+
+The build runs in a forked child (``enreach.forked``): the CSV, pyarrow's kernels and their memory (hundreds of MB
+at 500,000 rows) stay in the child, and the web or queue worker that asked keeps only the mapping. A caller may wait
+a bounded time (``wait``): past it ``TableBuilding`` is raised while the build goes on in a thread of the process,
+so a web request answers "being prepared" instead of running into the server's timeout. When the folder cannot be
+written, the table is built in this process's memory instead (and a warning logged).
 """
 
 from __future__ import annotations
@@ -19,11 +24,15 @@ import fcntl
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 from cmdb.columnar import TableFileError, csv_read, table_buffer, table_read, table_write
 from cmdb.table import CmdbTable
+from enreach.forked import forked
 
 TABLE_FILE = "cmdb_table.arrow"
 LOCK_FILE = ".cmdb_table.lock"
@@ -32,6 +41,13 @@ PARTIAL_SUFFIX = ".part"
 FILE_MODE = 0o640
 
 logger = logging.getLogger(__name__)
+
+_builds: dict[Path, Future[bool]] = {}
+_builds_lock = threading.Lock()
+
+
+class TableBuilding(Exception):
+    """The table file is being built and the caller would not wait longer; try again shortly."""
 
 
 def table_path(csv_path: Path) -> Path:
@@ -106,9 +122,33 @@ def table_build(csv_path: Path, sha256: str) -> bool:
     return True
 
 
-def table_open(csv_path: Path, sha256: str) -> tuple[CmdbTable, bool]:
+def _build_started(csv_path: Path, sha256: str) -> Future[bool]:
+    """This process's build of the file (one at a time per file), started in a thread that waits for the child."""
+    target = table_path(csv_path)
+    with _builds_lock:
+        future = _builds.get(target)
+        if future is not None:
+            return future
+        future = _builds[target] = Future()
+
+    def build() -> None:
+        try:
+            with forked(lambda: table_build(csv_path, sha256)) as result:
+                future.set_result(result())
+        except BaseException as exc:
+            future.set_exception(exc)
+        finally:
+            with _builds_lock:
+                _builds.pop(target, None)
+
+    threading.Thread(target=build, name=f"cmdb-table-{csv_path.parent.name}", daemon=True).start()
+    return future
+
+
+def table_open(csv_path: Path, sha256: str, *, wait: float | None = None) -> tuple[CmdbTable, bool]:
     """The mapped table of a merged CSV, built first when missing or not current; and whether this call built it.
 
+    ``wait``: seconds to wait for a build (``None``: as long as it takes); past them ``TableBuilding``.
     ``FileNotFoundError`` when the CSV is gone (the run was pruned).
     """
     if not csv_path.is_file():
@@ -117,7 +157,9 @@ def table_open(csv_path: Path, sha256: str) -> tuple[CmdbTable, bool]:
     with contextlib.suppress(TableFileError):
         return CmdbTable.open(target, expect_sha256=sha256), False
     try:
-        built = table_build(csv_path, sha256)
+        built = _build_started(csv_path, sha256).result(timeout=wait)
+    except FutureTimeout:
+        raise TableBuilding(f"The CMDB table of {csv_path.parent.name} is being prepared.") from None
     except FileNotFoundError:
         raise
     except OSError as exc:
