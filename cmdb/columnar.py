@@ -25,6 +25,8 @@ columns in ``bench/cmdb_storage_bench.py``; the README quotes the figures.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import itertools
 import json
 import math
 import re
@@ -71,9 +73,26 @@ class Strings:
     data: np.ndarray
     text: Any
     base: int
+    # Which bytes, and which pairs of neighbouring bytes within a value, occur in these values (bit sets, packed):
+    # a search for text holding another byte or pair skips the column without reading it.
+    present: np.ndarray | None = None
+    pairs: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+    def may_contain(self, pattern: bytes) -> bool:
+        """``False`` when no value can hold ``pattern`` (one of its bytes or byte pairs occurs in none)."""
+        if self.present is None or self.pairs is None:
+            return True
+        for byte in pattern:
+            if not self.present[byte >> 3] & (128 >> (byte & 7)):
+                return False
+        for first, second in itertools.pairwise(pattern):
+            pair = first << 8 | second
+            if not self.pairs[pair >> 3] & (128 >> (pair & 7)):
+                return False
+        return True
 
     def get(self, index: int) -> str:
         return self.text[self.base + int(self.offsets[index]) : self.base + int(self.offsets[index + 1])].decode()
@@ -99,9 +118,9 @@ class Strings:
         if not needle:
             return np.ones(size, dtype=bool)
         table = np.zeros(size, dtype=bool)
-        if not size:
-            return table
         pattern = needle.encode()
+        if not size or not self.may_contain(pattern):
+            return table
         width = len(pattern)
         starts, base, text = self.offsets, self.base, self.text
         end = base + int(starts[-1])
@@ -123,15 +142,22 @@ class Strings:
         return table
 
     def _contains_bytes(self, pattern: bytes, start: int, table: np.ndarray) -> None:
-        """``contains`` from byte ``start`` on, with numpy: candidates by the first byte, narrowed byte by byte."""
+        """``contains`` from byte ``start`` on, with numpy: a short pattern byte by byte over the whole span (one
+        pass per byte, no gathers), a long one by the positions of its first byte, narrowed byte by byte."""
         starts, data = self.offsets, self.data
         width = len(pattern)
-        last = int(starts[-1]) - width
-        if last < start:
+        count = int(starts[-1]) - width + 1 - start
+        if count <= 0:
             return
-        candidates = np.flatnonzero(data[start : last + 1] == pattern[0]) + start
-        for shift in range(1, width):
-            candidates = candidates[data[candidates + shift] == pattern[shift]]
+        if width <= 8:
+            matches = data[start : start + count] == pattern[0]
+            for shift in range(1, width):
+                np.logical_and(matches, data[start + shift : start + shift + count] == pattern[shift], out=matches)
+            candidates = np.flatnonzero(matches) + start
+        else:
+            candidates = np.flatnonzero(data[start : start + count] == pattern[0]) + start
+            for shift in range(1, width):
+                candidates = candidates[data[candidates + shift] == pattern[shift]]
         indexes = np.searchsorted(starts, candidates, side="right") - 1
         inside = candidates + width <= starts[indexes + 1]
         table[indexes[inside]] = True
@@ -329,6 +355,22 @@ class _Column:
         return ranks
 
 
+def presence(folded: pa.StringArray) -> tuple[bytes, bytes]:
+    """The bytes and the pairs of neighbouring bytes (within one value) that occur in ``folded``, as packed bit sets
+    of 256 and 65,536 bits: what ``Strings.may_contain`` reads."""
+    offsets, data = _string_buffers(folded)
+    present = np.zeros(256, dtype=bool)
+    present[data] = True
+    pairs = np.zeros(1 << 16, dtype=bool)
+    if len(data) > 1:
+        codes = data[:-1].astype(np.uint16) << 8 | data[1:]
+        inside = np.ones(len(codes), dtype=bool)
+        starts = offsets[1:-1]
+        inside[starts[(starts > 0) & (starts <= len(codes))] - 1] = False  # a pair across two values
+        pairs[codes[inside]] = True
+    return np.packbits(present).tobytes(), np.packbits(pairs).tobytes()
+
+
 def _string_buffers(array: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
     """An Arrow string array's offsets (from 0, ``len + 1`` of them) and the bytes they point into."""
     _, offsets, data = array.buffers()
@@ -498,7 +540,11 @@ def table_write(
     size = sizes.pop() if sizes else 0
     arrays = [encode_column(label, cells) for label, cells in zip(labels, columns, strict=True)]
     metadata = {"version": FORMAT_VERSION, "source_sha256": source_sha256, "rows": size, "labels": list(labels)}
-    fields = [pa.field(f"c{index}", array.type, nullable=False) for index, array in enumerate(arrays)]
+    fields = []
+    for index, array in enumerate(arrays):
+        names = [array.type.value_type.field(i).name for i in range(array.type.value_type.num_fields)]
+        present, pairs = presence(array.dictionary.field("folded" if "folded" in names else "value"))
+        fields.append(pa.field(f"c{index}", array.type, nullable=False, metadata={b"bytes": present, b"pairs": pairs}))
     schema = pa.schema(fields, metadata={METADATA_KEY: json.dumps(metadata).encode()})
     batch = pa.RecordBatch.from_arrays(arrays, schema=schema) if arrays else None
     sink = pa.OSFile(str(target), "wb") if isinstance(target, str | Path) else target
@@ -559,17 +605,25 @@ def table_read(source: str | Path | bytes, *, expect_sha256: str | None = None) 
     columns: list[ColumnArrays] = []
     if labels:
         batch = reader.get_batch(0)
-        for label, column in zip(labels, batch.columns, strict=True):
+        for label, column, field in zip(labels, batch.columns, reader.schema, strict=True):
             dictionary = column.dictionary
             names = {dictionary.type.field(i).name for i in range(dictionary.type.num_fields)}
             values = _strings(dictionary.field("value"), text, address)
+            bits = field.metadata or {}
+            folded = _strings(dictionary.field("folded"), text, address) if "folded" in names else values
+            if b"bytes" in bits and b"pairs" in bits:
+                folded = dataclasses.replace(
+                    folded,
+                    present=np.frombuffer(bits[b"bytes"], dtype=np.uint8),
+                    pairs=np.frombuffer(bits[b"pairs"], dtype=np.uint8),
+                )
             index_type = {1: np.int8, 2: np.int16, 4: np.int32}[column.type.index_type.bit_width // 8]
             columns.append(
                 ColumnArrays(
                     label=label,
                     codes=_numbers(column.indices, index_type),
                     values=values,
-                    folded=_strings(dictionary.field("folded"), text, address) if "folded" in names else values,
+                    folded=folded,
                     ranks=_numbers(dictionary.field("rank"), np.int32),
                     flags=_numbers(dictionary.field("flags"), np.uint8),
                     numbers=_numbers(dictionary.field("number"), np.float64) if "number" in names else None,

@@ -131,6 +131,16 @@ class ColumnData:
         return np.where(ranks == size, size, self.ranked - 1 - ranks).astype(np.int32)
 
 
+def value_check(data: ColumnData, condition: Filter) -> None:
+    """The ``QueryError`` ``value_table`` would raise for this condition, if any, without evaluating it."""
+    if condition.op in RANGE_OPERATORS:
+        _range_bound(data, condition.op, condition.value)
+    elif condition.op not in OPERATORS:
+        raise QueryError(
+            f"Unknown filter {condition.op!r}; use one of: {', '.join(OPERATORS)}.", field=condition.column
+        )
+
+
 def value_table(data: ColumnData, condition: Filter) -> np.ndarray:
     """Whether each distinct value of the column meets the condition."""
     op, raw = condition.op, condition.value
@@ -203,15 +213,14 @@ def _date_table(data: ColumnData, op: str, bound: str) -> np.ndarray:
     return table
 
 
-def _range_table(data: ColumnData, op: str, raw: str) -> np.ndarray:
+def _range_bound(data: ColumnData, op: str, raw: str) -> str | float:
+    """The bound of a range condition: a number for number columns, ISO text for date columns; else ``QueryError``."""
     bound = raw.strip()
     if data.kind == NUMBER:
         number = to_float(bound)
         if math.isnan(number):
             raise QueryError(f"{data.label!r} needs a number for {op}, not {raw!r}.", field=data.label)
-        numbers = data.numbers()
-        with np.errstate(invalid="ignore"):
-            return numbers >= number if op == "gte" else numbers <= number  # type: ignore[no-any-return]
+        return number
     if data.kind == DATE:
         bound = bound.replace(" ", "T")
         if not DATE_BOUND.fullmatch(bound):
@@ -220,10 +229,19 @@ def _range_table(data: ColumnData, op: str, raw: str) -> np.ndarray:
                 f"not {raw!r}.",
                 field=data.label,
             )
-        return _date_table(data, op, bound)
+        return bound
     raise QueryError(
         f"{data.label!r} is a text column: ranges (gte, lte) apply to numbers and dates.", field=data.label
     )
+
+
+def _range_table(data: ColumnData, op: str, raw: str) -> np.ndarray:
+    bound = _range_bound(data, op, raw)
+    if isinstance(bound, float):
+        numbers = data.numbers()
+        with np.errstate(invalid="ignore"):
+            return numbers >= bound if op == "gte" else numbers <= bound  # type: ignore[no-any-return]
+    return _date_table(data, op, bound)
 
 
 def _ip_matcher(value: str) -> tuple[str, Callable[[str], bool]]:

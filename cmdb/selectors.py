@@ -145,15 +145,17 @@ def cmdb_value(text: str, column: Column) -> Any:
 
 def cmdb_page(*, table: CmdbTable, query: Query, columns: list[Column], offset: int, limit: int) -> CmdbPage:
     """Rows ``offset`` to ``offset + limit`` of the query's matches, with the given columns and a ``row_id``."""
-    rows = table.select(query)
-    window = rows[offset : offset + limit]
+    count, window = table.select_page(query, offset, limit)
     labels = [column.label for column in columns]
+    keys = ["row_id", *(column.key for column in columns)]
+    numbers = [(column.key, column) for column in columns if column.kind == NUMBER]
     results = []
     for index, values in zip(window.tolist(), table.rows_values(window, labels), strict=True):
-        item: dict[str, Any] = {"row_id": table.row_id(index)}
-        item.update((column.key, cmdb_value(text, column)) for column, text in zip(columns, values, strict=True))
+        item: dict[str, Any] = dict(zip(keys, (table.row_id(index), *values), strict=True))
+        for key, column in numbers:
+            item[key] = cmdb_value(item[key], column)
         results.append(item)
-    return CmdbPage(count=len(rows), columns=columns, results=results)
+    return CmdbPage(count=count, columns=columns, results=results)
 
 
 def cmdb_row(*, table: CmdbTable, dataset: str, identifier: str) -> dict[str, Any] | None:

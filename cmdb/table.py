@@ -28,6 +28,7 @@ Matching rules (the API, the page, the downloads and the chat assistant share th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
@@ -35,7 +36,7 @@ from typing import Any, overload
 import numpy as np
 
 from cmdb.columnar import TableArrays, csv_read, table_buffer, table_read
-from cmdb.matching import SEP, ColumnData, value_table
+from cmdb.matching import SEP, ColumnData, value_check, value_table
 from cmdb.query import DATASETS, Column, Filter, Query, QueryError, column_key, column_kind
 from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, TYPE_COLUMN, VM_COLUMNS
 
@@ -245,6 +246,35 @@ class CmdbTable:
 
     def select(self, query: Query) -> np.ndarray:
         """The matching rows (indexes into the table), in the query's order."""
+        rows, keys = self._matches(query)
+        if keys:
+            rows = rows[np.lexsort(keys[::-1])]
+        return rows
+
+    def select_page(self, query: Query, offset: int, limit: int) -> tuple[int, np.ndarray]:
+        """How many rows match, and the matching rows ``offset`` to ``offset + limit`` in the query's order.
+
+        The same rows as ``select(query)[offset:offset + limit]``; a page near the start of a long sorted result is
+        picked with ``numpy.argpartition`` over one composite key (the sort keys, then the row) instead of sorting
+        every match.
+        """
+        rows, keys = self._matches(query)
+        stop = min(len(rows), offset + limit)
+        if not keys or offset >= stop:
+            return len(rows), rows[offset:stop] if not keys else rows[np.lexsort(keys[::-1])][offset:stop]
+        spans = [int(key.max()) + 1 for key in keys] + [len(rows)]
+        if stop * 4 > len(rows) or math.prod(spans) >= 2**62:
+            return len(rows), rows[np.lexsort(keys[::-1])][offset:stop]
+        composite = np.zeros(len(rows), dtype=np.int64)
+        for key, span in zip([*keys, np.arange(len(rows))], spans, strict=True):
+            composite *= span
+            composite += key
+        first = np.argpartition(composite, stop - 1)[:stop]
+        first = first[np.argsort(composite[first])]
+        return len(rows), rows[first[offset:stop]]
+
+    def _matches(self, query: Query) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The matching rows in table order, and their sort keys (most significant first) when the query sorts."""
         dataset = _dataset(query.dataset)
         mask = self._datasets[dataset].mask(self.size)
         allowed = {column.label for column in self.columns(dataset)}
@@ -255,21 +285,28 @@ class CmdbTable:
             for condition in group:
                 either |= self.mask(condition, allowed)
             mask &= either
-        rows = np.flatnonzero(mask)
         for term in query.search.split():
-            rows = self._search(term, rows)
-        if query.ordering and len(rows) > 1:
-            keys = []
-            for name in reversed(query.ordering):
-                descending = name.startswith("-")
-                label = name[1:] if descending else name
-                if label not in allowed:
-                    raise QueryError(f"Unknown column {label!r} to sort by.", field="ordering")
+            mask = self._search(term, mask)
+        rows = np.flatnonzero(mask)
+        keys: list[np.ndarray] = []
+        for name in query.ordering:
+            descending = name.startswith("-")
+            label = name[1:] if descending else name
+            if label not in allowed:
+                raise QueryError(f"Unknown column {label!r} to sort by.", field="ordering")
+            if len(rows) > 1:
                 data = self._data[label]
                 ranks = data.rank_up[data.codes[rows]]
                 keys.append(data.rank_down(ranks) if descending else ranks)
-            rows = rows[np.lexsort(keys)]
-        return rows
+        return rows, keys
+
+    def check(self, condition: Filter) -> None:
+        """``QueryError`` when ``condition`` cannot be evaluated (unknown column or operator, a bad bound), as
+        ``mask`` would raise it, without evaluating it."""
+        data = self._data.get(condition.column)
+        if data is None:
+            raise QueryError(f"Unknown column {condition.column!r}.", field=condition.column)
+        value_check(data, condition)
 
     def mask(self, condition: Filter, allowed: set[str] | None = None) -> np.ndarray:
         """The rows (all of the table) meeting one condition."""
@@ -279,24 +316,39 @@ class CmdbTable:
         table = value_table(data, condition)
         return table[data.codes]
 
-    def _search(self, term: str, rows: np.ndarray) -> np.ndarray:
-        """Those of ``rows`` with ``term`` in some cell: each column's distinct values are searched, then the rows not
-        found yet are looked up in it (fewer and fewer as columns match)."""
+    def _search(self, term: str, mask: np.ndarray) -> np.ndarray:
+        """``mask`` narrowed to the rows with ``term`` in some cell: each column's distinct values are searched, then
+        spread over the rows; once most rows are found, only the rest are looked up in the next columns."""
         needle = term.casefold().replace(SEP, "")
         if not needle:
-            return rows
-        found = np.zeros(len(rows), dtype=bool)
-        pending = np.arange(len(rows))
+            return mask
+        candidates = int(np.count_nonzero(mask))
+        whole = candidates == self.size
+        rows = None if whole else np.flatnonzero(mask)
+        found = np.zeros(candidates, dtype=bool)
+        left: np.ndarray | None = None  # the candidates not found yet, once they are few
         for label in self.labels:
-            if label == TYPE_COLUMN or not len(pending):
+            if label == TYPE_COLUMN:
                 continue
             data = self._data[label]
             table = data.search(needle)
-            if table is not None:
-                hit = table[data.codes[rows[pending]]]
-                found[pending[hit]] = True
-                pending = pending[~hit]
-        return rows[found]
+            if table is None:
+                continue
+            if left is None:
+                found |= table[data.codes if rows is None else data.codes[rows]]
+                if np.count_nonzero(found) * 4 >= candidates * 3:
+                    left = np.flatnonzero(~found)
+            else:
+                hit = table[data.codes[left if rows is None else rows[left]]]
+                found[left[hit]] = True
+                left = left[~hit]
+            if left is not None and not len(left):
+                break
+        if whole:
+            return found
+        narrowed = np.zeros(self.size, dtype=bool)
+        narrowed[rows[found]] = True  # type: ignore[index]
+        return narrowed
 
     # --- counts -------------------------------------------------------------------------------------------------
 
