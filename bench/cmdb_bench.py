@@ -23,6 +23,12 @@ For each size (40 % devices, 60 % VMs), in one run, side by side with the growth
 
 ``--before`` measures the old in-memory table (``devtools.cmdb_inmemory``: built from the CSV in every process) the
 same way, in the same run: no build, the first request builds it.
+
+``--downloads`` adds, after the memory is read, the first worker's filtered download of all rows (every column,
+sorted by site then name) as CSV and as workbook: time, size, and the peak of the Python allocations traced while
+the response is produced and read (``tracemalloc``), for all rows and for the rows with an id up to 5,000: a CSV
+streams in constant memory, and the workbook writer takes its column widths from the table and writes a batch of
+rows at a time, so both peaks stay about the same.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +197,7 @@ class Worker:
         self.process.wait(timeout=30)
 
 
-def _measure(env: dict[str, str], repeat: int, *, before: bool) -> dict[str, float]:
+def _measure(env: dict[str, str], repeat: int, *, before: bool, downloads: bool = False) -> dict[str, float]:
     from accounts.services import user_create
 
     password = secrets.token_urlsafe(16)
@@ -204,6 +211,7 @@ def _measure(env: dict[str, str], repeat: int, *, before: bool) -> dict[str, flo
         warm = first.ask({"cmd": "warm", "repeat": repeat})
         second.ask({"cmd": "warm", "repeat": repeat})
         added = [_private_mb(worker.pid) - baseline[worker.pid] for worker in (first, second)]
+        files = first.ask({"cmd": "downloads"}) if downloads else {}
     finally:
         first.close()
         second.close()
@@ -215,6 +223,7 @@ def _measure(env: dict[str, str], repeat: int, *, before: bool) -> dict[str, flo
         "worker 2 private memory added (MB)": added[1],
         **{f"{name} p50 (ms)": warm[name][0] for name in ("first page", "filtered + sorted", "search")},
         **{f"{name} p95 (ms)": warm[name][1] for name in ("first page", "filtered + sorted", "search")},
+        **files,
         "rows": firsts["count"],
     }
 
@@ -260,6 +269,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="50000,250000,500000", help="rows per run, comma-separated")
     parser.add_argument("--repeat", type=int, default=40, help="warm requests per scenario")
     parser.add_argument("--before", action="store_true", help="also measure the old in-memory table")
+    parser.add_argument("--downloads", action="store_true", help="also download all rows as CSV and workbook")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--worker", nargs=2, metavar=("USERNAME", "PASSWORD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -295,7 +305,7 @@ def main() -> None:
             file_mb = (path.parent / "cmdb_table.arrow").stat().st_size / 1e6
             print(f"  table file built: {seconds:.1f} s, peak {peak:.0f} MB, {file_mb:.0f} MB on disk", flush=True)
             after[size] = {"build (s)": seconds, "build peak memory (MB)": peak, "table file (MB)": file_mb}
-            after[size].update(_measure(env, args.repeat, before=False))
+            after[size].update(_measure(env, args.repeat, before=False, downloads=args.downloads))
             if after[size]["rows"] != size:
                 raise SystemExit(f"the API counted {after[size]['rows']:,} rows, not {size:,}")
         _table(sizes, after, "The table file, mapped by two workers (growth against the first size in brackets):")
@@ -327,6 +337,14 @@ def _worker(username: str, password: str, *, before: bool) -> None:
         from devtools.cmdb_inmemory import CmdbTable as OldTable
 
         selectors.table_open = lambda csv_path, sha256, wait=None: (OldTable.from_csv(csv_path), True)  # type: ignore[assignment]
+        # What the API did with the old table: sort every match for a page, evaluate a filter to validate it.
+        OldTable.select_page = (
+            lambda self, query, offset, limit: (  # type: ignore[attr-defined]
+                len(rows := self.select(query)),
+                rows[offset : offset + limit],
+            )
+        )
+        OldTable.check = OldTable.mask  # type: ignore[attr-defined]
     client = Client(SERVER_NAME="localhost")
     if not client.login(username=username, password=password):
         raise SystemExit("cannot sign in")
@@ -348,6 +366,8 @@ def _worker(username: str, password: str, *, before: bool) -> None:
             if command["cmd"] == "warm-up":
                 get("/api/cmdb/merged/view/")  # the whole stack, but not the table
                 answer: dict[str, Any] = {}
+            elif command["cmd"] == "downloads":
+                answer = _downloads(get)
             elif command["cmd"] == "firsts":
                 first_ms, response = get(FIRST_PAGE)
                 filtered_ms, _ = get(FILTERED)
@@ -364,6 +384,35 @@ def _worker(username: str, password: str, *, before: bool) -> None:
         except Exception as exc:
             answer = {"error": f"{type(exc).__name__}: {exc}"}
         print(json.dumps(answer), flush=True)
+
+
+def _downloads(get: Any) -> dict[str, float]:
+    """The filtered download of all rows, and of those with an id up to 5,000, as CSV and as workbook."""
+
+    def consume(url: str, *, traced: bool) -> tuple[float, int, float]:
+        if traced:
+            tracemalloc.start()
+        started = time.perf_counter()
+        _, response = get(url)
+        size = sum(len(chunk) for chunk in (response.streaming_content if response.streaming else [response.content]))
+        response.close()
+        elapsed = (time.perf_counter() - started) * 1000
+        peak = tracemalloc.get_traced_memory()[1] / 1e6 if traced else 0.0
+        if traced:
+            tracemalloc.stop()
+        return elapsed, size, peak
+
+    base = "/api/cmdb/merged/download/?name__empty=false&ordering=site,name"
+    answer: dict[str, float] = {}
+    for kind in ("csv", "xlsx"):
+        ms, size, _ = consume(f"{base}&format={kind}", traced=False)
+        _, _, peak_small = consume(f"{base}&format={kind}&id__lte=5000", traced=True)
+        _, _, peak_full = consume(f"{base}&format={kind}", traced=True)
+        answer[f"{kind} download of all rows (s)"] = ms / 1000
+        answer[f"{kind} download size (MB)"] = size / 1e6
+        answer[f"{kind} download peak Python MB, all rows"] = peak_full
+        answer[f"{kind} download peak Python MB, ids <= 5,000"] = peak_small
+    return answer
 
 
 if __name__ == "__main__":

@@ -142,22 +142,29 @@ class Strings:
         return table
 
     def _contains_bytes(self, pattern: bytes, start: int, table: np.ndarray) -> None:
-        """``contains`` from byte ``start`` on, with numpy: a short pattern byte by byte over the whole span (one
-        pass per byte, no gathers), a long one by the positions of its first byte, narrowed byte by byte."""
+        """``contains`` from byte ``start`` on, with numpy: the positions of the pattern's rarest byte pair (counted
+        in a sample of the bytes) over the whole span, narrowed by the pattern's other bytes."""
         starts, data = self.offsets, self.data
         width = len(pattern)
         count = int(starts[-1]) - width + 1 - start
         if count <= 0:
             return
-        if width <= 8:
-            matches = data[start : start + count] == pattern[0]
-            for shift in range(1, width):
-                np.logical_and(matches, data[start + shift : start + shift + count] == pattern[shift], out=matches)
-            candidates = np.flatnonzero(matches) + start
-        else:
+        if width == 1:
             candidates = np.flatnonzero(data[start : start + count] == pattern[0]) + start
-            for shift in range(1, width):
-                candidates = candidates[data[candidates + shift] == pattern[shift]]
+        else:
+            sample = data[start : start + min(count, 1 << 16) + 1]
+            pairs = [
+                int(np.count_nonzero((sample[:-1] == pattern[shift]) & (sample[1:] == pattern[shift + 1])))
+                for shift in range(width - 1)
+            ]
+            anchor = int(np.argmin(pairs))
+            first = start + anchor
+            matches = data[first : first + count] == pattern[anchor]
+            np.logical_and(matches, data[first + 1 : first + 1 + count] == pattern[anchor + 1], out=matches)
+            candidates = np.flatnonzero(matches) + start
+            for shift in range(width):
+                if shift not in (anchor, anchor + 1) and len(candidates):
+                    candidates = candidates[data[candidates + shift] == pattern[shift]]
         indexes = np.searchsorted(starts, candidates, side="right") - 1
         inside = candidates + width <= starts[indexes + 1]
         table[indexes[inside]] = True

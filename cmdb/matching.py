@@ -115,6 +115,12 @@ class ColumnData:
                 table[code] = needle in self.folded.get(code).replace(SEP, " ")
         return table if table.any() else None
 
+    def search_values(self, needle: str, codes: np.ndarray) -> list[bool]:
+        """``search`` for a few distinct values only (``codes``), tested one by one."""
+        if " " in needle:
+            return [needle in value.replace(SEP, " ") for value in self.folded_of(codes)]
+        return [needle in value for value in self.folded_of(codes)]
+
     def numbers(self) -> np.ndarray:
         """The distinct values as floats; NaN for blanks and text."""
         if self.number_values is None:

@@ -61,6 +61,13 @@ class RowSet:
     def __len__(self) -> int:
         return len(self.indexes) if self.indexes is not None else self.stop - self.start
 
+    def window(self, offset: int, limit: int) -> np.ndarray:
+        """The rows ``offset`` to ``offset + limit``."""
+        if self.indexes is not None:
+            return self.indexes[offset : offset + limit]
+        start = min(self.stop, self.start + offset)
+        return np.arange(start, min(self.stop, start + limit), dtype=np.int64)
+
     def mask(self, size: int) -> np.ndarray:
         if self.indexes is None and (self.start, self.stop) == (0, size):
             return np.ones(size, dtype=bool)
@@ -114,6 +121,9 @@ class CmdbTable:
         self._data: dict[str, ColumnData] = {column.label: ColumnData.of(column) for column in arrays.columns}
         self._datasets = self._dataset_rows()
         self._columns = {name: self._dataset_columns(name) for name in DATASETS}
+        # What the global search reads (not the type), smallest dictionary first.
+        searched = [data for label, data in self._data.items() if label != TYPE_COLUMN]
+        self._searched = sorted(searched, key=len)
 
     # --- shape --------------------------------------------------------------------------------------------------
 
@@ -258,6 +268,9 @@ class CmdbTable:
         picked with ``numpy.argpartition`` over one composite key (the sort keys, then the row) instead of sorting
         every match.
         """
+        if not (query.filters or query.any_of or query.search.split() or query.ordering):
+            members = self._datasets[_dataset(query.dataset)]  # every row of the dataset, in table order
+            return len(members), members.window(offset, limit)
         rows, keys = self._matches(query)
         stop = min(len(rows), offset + limit)
         if not keys or offset >= stop:
@@ -317,8 +330,12 @@ class CmdbTable:
         return table[data.codes]
 
     def _search(self, term: str, mask: np.ndarray) -> np.ndarray:
-        """``mask`` narrowed to the rows with ``term`` in some cell: each column's distinct values are searched, then
-        spread over the rows; once most rows are found, only the rest are looked up in the next columns."""
+        """``mask`` narrowed to the rows with ``term`` in some cell.
+
+        Columns are taken smallest dictionary first (cheap to search, and they often find most rows). While many
+        rows are left, a column's distinct values are searched and the hits spread over the rows; once most rows are
+        found, only the rest are looked up, and when they use few of a column's values only those are tested.
+        """
         needle = term.casefold().replace(SEP, "")
         if not needle:
             return mask
@@ -327,19 +344,25 @@ class CmdbTable:
         rows = None if whole else np.flatnonzero(mask)
         found = np.zeros(candidates, dtype=bool)
         left: np.ndarray | None = None  # the candidates not found yet, once they are few
-        for label in self.labels:
-            if label == TYPE_COLUMN:
-                continue
-            data = self._data[label]
-            table = data.search(needle)
-            if table is None:
-                continue
+        for data in self._searched:
             if left is None:
+                table = data.search(needle)
+                if table is None:
+                    continue
                 found |= table[data.codes if rows is None else data.codes[rows]]
                 if np.count_nonzero(found) * 4 >= candidates * 3:
                     left = np.flatnonzero(~found)
             else:
-                hit = table[data.codes[left if rows is None else rows[left]]]
+                codes = data.codes[left if rows is None else rows[left]]
+                if len(codes) * 16 < len(data):
+                    present = np.unique(codes)
+                    table = np.zeros(len(data), dtype=bool)
+                    table[present] = data.search_values(needle, present)
+                else:
+                    table = data.search(needle)
+                    if table is None:
+                        continue
+                hit = table[codes]
                 found[left[hit]] = True
                 left = left[~hit]
             if left is not None and not len(left):
