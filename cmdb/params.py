@@ -107,7 +107,7 @@ def rows_request(
                 continue
             condition = Filter(column.label, lookup, value)
             try:
-                table.mask(condition)  # a bad bound is a 400 even when no row would be compared with it
+                table.check(condition)  # a bad bound is a 400 even when no row would be compared with it
             except QueryError as exc:
                 raise QueryError(str(exc), field=name) from None
             filters.append(condition)

@@ -1,9 +1,9 @@
 """Reads of the CMDB: which export a view shows, its rows as a ``CmdbTable``, one page of a query, how fresh it is.
 
-The table of a run is built from the run's merged CSV on first use and kept in memory by this process, keyed by
-the run and the file's checksum (the newest ``CMDB_TABLES_KEPT`` tables stay; an older one is rebuilt when asked
-for again). Measured in ``bench/cmdb_bench.py``: building one at 20,000 devices + 30,000 VMs takes about half a
-second and holds about 90 MB (150 MB once the global search has been used); a query then takes milliseconds.
+The table of a run is a file beside its merged CSV, written once (``cmdb.tablefiles``) and mapped by every
+process: this process keeps the mappings of the newest ``CMDB_TABLES_KEPT`` tables it was asked about, keyed by the
+run and the CSV's checksum (an older one is mapped again when asked for). Mapping costs milliseconds and the pages
+are shared with every other process reading the same run; ``bench/cmdb_bench.py`` measures it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from cmdb.query import NUMBER, Column, Query, QueryError
 from cmdb.table import CmdbTable
+from cmdb.tablefiles import TableBuilding, table_open
 from exports.constants import MERGED_CSV
 from exports.models import ExportArtifact, ExportRun
 from exports.selectors import artifact_path, export_run_last_success
@@ -30,6 +31,10 @@ CMDB_TABLES_KEPT = 2
 
 class CmdbUnavailable(Exception):
     """There is no export to browse (none succeeded yet, the run is unknown or failed, or its file is gone)."""
+
+
+class CmdbPreparing(Exception):
+    """The run's table file is being built (a run from before it was written after each run); try again shortly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +93,14 @@ def _table(artifact: ExportArtifact) -> CmdbTable:
             table = _tables.get(key)
         if table is None:
             try:
-                table = CmdbTable.from_csv(artifact_path(artifact))
+                table, _ = table_open(artifact_path(artifact), artifact.sha256, wait=settings.CMDB_TABLE_BUILD_WAIT)
             except FileNotFoundError:
                 raise CmdbUnavailable(
                     f"The files of export #{artifact.run_id} are no longer on disk (pruned)."
+                ) from None
+            except TableBuilding:
+                raise CmdbPreparing(
+                    f"The CMDB of export #{artifact.run_id} is being prepared; try again in a minute."
                 ) from None
             finally:
                 with _tables_lock:
@@ -104,7 +113,7 @@ def _table(artifact: ExportArtifact) -> CmdbTable:
 
 
 def cmdb_tables_clear() -> None:
-    """Forget every table this process holds (tests)."""
+    """Forget every table this process maps (tests)."""
     with _tables_lock:
         _tables.clear()
 
@@ -136,15 +145,17 @@ def cmdb_value(text: str, column: Column) -> Any:
 
 def cmdb_page(*, table: CmdbTable, query: Query, columns: list[Column], offset: int, limit: int) -> CmdbPage:
     """Rows ``offset`` to ``offset + limit`` of the query's matches, with the given columns and a ``row_id``."""
-    rows = table.select(query)
-    window = rows[offset : offset + limit]
+    count, window = table.select_page(query, offset, limit)
     labels = [column.label for column in columns]
+    keys = ["row_id", *(column.key for column in columns)]
+    numbers = [(column.key, column) for column in columns if column.kind == NUMBER]
     results = []
     for index, values in zip(window.tolist(), table.rows_values(window, labels), strict=True):
-        item: dict[str, Any] = {"row_id": table.row_id(index)}
-        item.update((column.key, cmdb_value(text, column)) for column, text in zip(columns, values, strict=True))
+        item: dict[str, Any] = dict(zip(keys, (table.row_id(index), *values), strict=True))
+        for key, column in numbers:
+            item[key] = cmdb_value(item[key], column)
         results.append(item)
-    return CmdbPage(count=len(rows), columns=columns, results=results)
+    return CmdbPage(count=count, columns=columns, results=results)
 
 
 def cmdb_row(*, table: CmdbTable, dataset: str, identifier: str) -> dict[str, Any] | None:
@@ -201,9 +212,3 @@ def cmdb_rows_all(*, table: CmdbTable, query: Query) -> np.ndarray:
     """Every matching row, in order (downloads)."""
     return table.select(query)
 
-
-def cmdb_table_warm(run: ExportRun) -> str:
-    """The after-run step (``exports.afterrun``, order 150): build the new run's table now, in the process that ran
-    the export, so that a mistake in its merged CSV shows on the run and the first look-up here does not wait."""
-    source = cmdb_source(run_id=run.pk)
-    return f"CMDB table of {source.table.size:,} rows ready"

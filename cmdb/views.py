@@ -22,7 +22,7 @@ def cmdb_index(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("You need the 'export.download' capability.")
     try:
         source: selectors.CmdbSource | None = selectors.cmdb_source()
-    except selectors.CmdbUnavailable as exc:
+    except (selectors.CmdbUnavailable, selectors.CmdbPreparing) as exc:
         source, problem = None, str(exc)
     else:
         problem = ""

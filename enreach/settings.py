@@ -369,6 +369,11 @@ QUALITY_DISABLED_RULES = env.list("QUALITY_DISABLED_RULES", default=[])
 QUALITY_ALLOWED_VALUES = env.json(
     "QUALITY_ALLOWED_VALUES", default={"DTAP state": ["Development", "Test", "Acceptance", "Production"]}
 )
+# --- CMDB table -------------------------------------------------------------------------------------------------
+# A request finding a run's CMDB table file missing (a run from before the file was written after each run, or a
+# file deleted) waits this many seconds for it to be built, then answers 503 "being prepared" while the build goes
+# on; keep it well below the web server's timeout (GUNICORN_TIMEOUT).
+CMDB_TABLE_BUILD_WAIT = env.float("CMDB_TABLE_BUILD_WAIT", default=20.0)
 
 # Set by `make run` when it started the demo NetBox because NETBOX_URL was empty.
 NETBOX_DEMO = env.bool("ENREACH_DEMO_NETBOX", default=False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +12,6 @@ from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from enreach.health import queue_workers
-from exports.constants import MERGED_CSV
 from exports.models import ExportArtifact, ExportChange, ExportRun
 
 
@@ -55,37 +52,6 @@ def artifact_get(*, run_id: int, name: str) -> ExportArtifact | None:
 def artifact_path(artifact: ExportArtifact) -> Path:
     """Where an artifact lives on disk."""
     return Path(settings.DATA_DIR) / artifact.path
-
-
-# sha256 of the merged CSV -> (header, rows). One entry: only the latest export is ever asked for.
-_cmdb_cache: dict[str, tuple[list[str], list[dict[str, str]]]] = {}
-_cmdb_lock = threading.Lock()
-
-
-def cmdb_rows_latest() -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of the merged CSV of the newest successful export; ``([], [])`` when there is none.
-
-    Kept in memory per process, keyed by the file's sha256, so the chat assistant's repeated look-ups do not
-    re-read the file; a new export has a new checksum and replaces the entry. Callers must not mutate the rows.
-    """
-    artifact = artifact_latest(name=MERGED_CSV)
-    if artifact is None:
-        return [], []
-    with _cmdb_lock:
-        cached = _cmdb_cache.get(artifact.sha256)
-        if cached is not None:
-            return cached
-        try:
-            # utf-8-sig: the writers may prefix a BOM for Excel.
-            with artifact_path(artifact).open(newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                rows = list(reader)
-                header = list(reader.fieldnames or [])
-        except FileNotFoundError:
-            return [], []
-        _cmdb_cache.clear()
-        _cmdb_cache[artifact.sha256] = (header, rows)
-        return header, rows
 
 
 def export_change_list(

@@ -6,6 +6,7 @@ Screenshots go to var/screenshots/chat-*.png. Select these tests with ``-m brows
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,13 +21,21 @@ from accounts.tests.test_browser import browser  # noqa: F401  (the module-scope
 from chat import tools
 from chat.models import ChatMessage, ChatSession
 from devtools.llm import error, text, tool_call
-from exports.selectors import cmdb_rows_latest
+from exports import selectors as export_selectors
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_roles")]
 
 PASSWORD = "Chat-browser-passphrase-88"
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 WIDTHS = {"desktop": (1366, 900), "phone": (375, 812)}
+
+
+def _latest_rows() -> list[dict[str, str]]:
+    """The merged CSV of the newest successful export, read with the csv module (what the CMDB holds)."""
+    artifact = export_selectors.artifact_latest(name="netbox_merged_export.csv")
+    assert artifact is not None
+    with export_selectors.artifact_path(artifact).open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
 
 
 def _sign_in(chromium: Any, base: str, username: str, *, width: int = 1366, height: int = 900) -> Any:
@@ -64,7 +73,7 @@ def page(browser: Any, live_server: Any, members: Any) -> Iterator[Any]:  # noqa
 def _expected_rows(arguments: dict[str, Any]) -> list[tuple[str, str]]:
     """(name, NetBox id) of the rows the tool returns, from the CMDB the test export wrote."""
     result = json.loads(tools.tool_run(name="search_inventory", arguments=json.dumps(arguments)))
-    _, rows = cmdb_rows_latest()
+    rows = _latest_rows()
     ids = {(row["Name"], row["netbox_type"]): row["ID"] for row in rows}
     return [(found["Name"], ids[(found["Name"], "vms")]) for found in result["results"]]
 

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -44,6 +44,9 @@ ERRORS = {
     401: OpenApiResponse(CmdbErrorSerializer, description="Not signed in."),
     403: OpenApiResponse(CmdbErrorSerializer, description="Missing the export.download capability."),
     404: OpenApiResponse(CmdbErrorSerializer, description="No successful export (or no such run or row)."),
+    503: OpenApiResponse(
+        CmdbErrorSerializer, description="The export's CMDB table is being prepared (a run from before it was kept)."
+    ),
 }
 DATASET_PARAM = OpenApiParameter("dataset", str, OpenApiParameter.PATH, enum=list(DATASETS))
 QUERY_PARAMS = [
@@ -64,15 +67,23 @@ PAGE_PARAMS = [
 ]
 
 
+class CmdbPreparing(APIException):
+    status_code = 503
+    default_detail = "The CMDB table is being prepared; try again in a minute."
+    default_code = "preparing"
+
+
 @contextmanager
 def query_errors() -> Iterator[None]:
-    """``QueryError`` -> 400 naming the parameter, ``CmdbUnavailable`` -> 404."""
+    """``QueryError`` -> 400 naming the parameter, ``CmdbUnavailable`` -> 404, ``CmdbPreparing`` -> 503."""
     try:
         yield
     except QueryError as exc:
         raise ValidationError({exc.field or "detail": [str(exc)]}) from exc
     except selectors.CmdbUnavailable as exc:
         raise NotFound(str(exc)) from exc
+    except selectors.CmdbPreparing as exc:
+        raise CmdbPreparing(str(exc)) from exc
 
 
 class DatasetMixin:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from exports import afterrun
@@ -75,7 +77,9 @@ def test_a_run_with_a_failing_step_records_it_and_still_succeeds(netbox, registr
     assert all(isinstance(r["seconds"], float) and r["seconds"] >= 0 for r in run.after_run)
     assert by_step["publishing"]["outcome"] == "skipped"  # asked not to publish
     assert by_step["cmdb-table"]["outcome"] == "succeeded"
-    assert by_step["cmdb-table"]["note"] == "CMDB table of 100 rows ready"
+    assert by_step["cmdb-table"]["note"].startswith("CMDB table: 100 rows written in ")
+    merged = run.artifacts.get(name="netbox_merged_export.csv")
+    assert (Path(settings.DATA_DIR) / merged.path).with_name("cmdb_table.arrow").stat().st_size > 0
     assert "After the run: broken failed" in run.log and "the receiver is down" in run.log
 
 
