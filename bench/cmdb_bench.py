@@ -22,7 +22,7 @@ For each size (40 % devices, 60 % VMs), in one run, side by side with the growth
    p95 of the first worker against the 150 ms target, and the p95 of the CPU time each request took in it
    (``time.process_time``), which the machine's other load does not stretch.
 
-``--before`` measures the old in-memory table (``devtools.cmdb_inmemory``: built from the CSV in every process) the
+``--before`` measures the old in-memory table (``bench.cmdb_inmemory``: built from the CSV in every process) the
 same way, in the same run: no build, the first request builds it.
 
 ``--downloads`` adds, after the memory is read, the first worker's filtered download of all rows (every column,
@@ -335,8 +335,8 @@ def _worker(username: str, password: str, *, before: bool) -> None:
     from django.test import Client
 
     if before:
+        from bench.cmdb_inmemory import CmdbTable as OldTable
         from cmdb import selectors
-        from devtools.cmdb_inmemory import CmdbTable as OldTable
 
         selectors.table_open = lambda csv_path, sha256, wait=None: (OldTable.from_csv(csv_path), True)  # type: ignore[assignment]
         # What the API did with the old table: sort every match for a page, evaluate a filter to validate it.

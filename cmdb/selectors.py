@@ -211,4 +211,3 @@ def cmdb_freshness(run: ExportRun) -> dict[str, Any]:
 def cmdb_rows_all(*, table: CmdbTable, query: Query) -> np.ndarray:
     """Every matching row, in order (downloads)."""
     return table.select(query)
-

@@ -1,5 +1,5 @@
 """A run's CMDB table file: built once (also by two processes at once), mapped, and answering exactly what the old
-in-memory table answered (``devtools.cmdb_inmemory``, the test oracle) for a battery of random queries."""
+in-memory table answered (``bench.cmdb_inmemory``, the test oracle) for a battery of random queries."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.cmdb_inmemory import CmdbTable as OldTable
 from cmdb import tablefiles
 from cmdb.columnar import TableFileError, table_read
 from cmdb.query import DATASETS, OPERATORS, Filter, Query, QueryError, column_kind
 from cmdb.table import CmdbTable
 from cmdb.tests import workers
-from devtools.cmdb_inmemory import CmdbTable as OldTable
 from devtools.cmdbdata import merged_csv_scale
 from exports import selectors as export_selectors
 
