@@ -119,9 +119,18 @@ def _ready(page: Any, name: str) -> None:
         page.wait_for_selector(".chat-assistant .chat-grounding")
 
 
+def settle(page: Any) -> None:
+    """Wait for running CSS transitions (a theme switch fades the admin's link colours) to end."""
+    for _ in range(100):
+        if not page.evaluate("document.getAnimations().some(a => a.playState === 'running')"):
+            return
+        page.wait_for_timeout(50)
+
+
 def _audit(page: Any, report: dict[str, Any], failures: list[str], name: str, width: int) -> None:
     for theme in ("light", "dark"):
         page.emulate_media(color_scheme=theme)
+        settle(page)
         violations = axe_violations(page)
         counts = blocking_count(violations)
         report.setdefault(name, {})[theme] = counts

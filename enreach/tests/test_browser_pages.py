@@ -146,12 +146,12 @@ def test_every_page_fits_the_width_without_console_errors(tab, netbox, width):
     profile_link = page.locator("nav a", has_text="Profile")
     if width < 720:
         assert not profile_link.is_visible()
-        page.click("label[for=nav-toggle]")
+        page.click("#nav-toggle")
         assert profile_link.is_visible()
         t.check("home-menu")
-        page.click("label[for=nav-toggle]")
+        page.click("#nav-toggle")
     else:
-        assert profile_link.is_visible() and not page.locator("label[for=nav-toggle]").is_visible()
+        assert profile_link.is_visible() and not page.locator("#nav-toggle").is_visible()
 
     for name, path in [
         ("profile", "/accounts/profile/"),
@@ -176,7 +176,7 @@ def test_every_page_fits_the_width_without_console_errors(tab, netbox, width):
     # Sign out: back on the sign-in page, told so.
     t.goto("/")
     if width < 720:
-        t.page.click("label[for=nav-toggle]")
+        t.page.click("#nav-toggle")
     t.page.click("button.nav-signout")
     t.page.wait_for_selector("text=You have been signed out.")
     t.check("signed-out")
