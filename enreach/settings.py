@@ -310,6 +310,8 @@ ENREACH_ADMIN_PASSWORD = env.str("ENREACH_ADMIN_PASSWORD", default="")
 # --- Exports -----------------------------------------------------------------------------------------------------
 # Folders of the newest N successful runs are kept under ENREACH_DATA_DIR/runs/.
 EXPORT_KEEP_RUNS = max(1, env.int("EXPORT_KEEP_RUNS", default=10))
+# What each run changed (every object's history on /cmdb/<dataset>/<id>/) is kept this many days; 0 keeps it for ever.
+EXPORT_CHANGES_KEEP_DAYS = max(0, env.int("EXPORT_CHANGES_KEEP_DAYS", default=365))
 # Incremental runs fall back to a full fetch when the last full one is older than this: NetBox does not bump a
 # device's last_updated when a related object (rack, platform, IP address...) is renamed.
 EXPORT_FULL_EVERY_HOURS = env.float("EXPORT_FULL_EVERY_HOURS", default=24.0)

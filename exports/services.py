@@ -179,6 +179,7 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
         return run
     with contextlib.suppress(OSError):
         export_files_prune()
+    changes.export_changes_prune()
     if run.publish:  # publishing records its own outcome and never raises
         export_run_publish(run=run)
     return run
