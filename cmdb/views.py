@@ -51,6 +51,10 @@ def cmdb_index(request: HttpRequest) -> HttpResponse:
         problem = ""
     config = {
         "api": "/api/cmdb/",
+        "page": request.path,
+        # Each kind's page in NetBox with ID for the id ("" without a NetBox URL): the grid's names link there.
+        "netbox": {kind: selectors.cmdb_netbox_link(row_id=f"{kind}-0")[:-2] for kind in ("devices", "vms")},
+        "user": user.username,
         "dataset": services.cmdb_dataset_get(user=user),
         "run": source.run.pk if source else None,
         "datasets": {
