@@ -302,7 +302,7 @@ def test_the_page_carries_columns_views_and_the_export(export, viewer):
     response = viewer.get("/cmdb/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert f'Rows of export <a href="/exports/">#{export.pk}</a>' in html
+    assert f'Rows of export <a href="/exports/runs/{export.pk}/">#{export.pk}</a>' in html
     assert 'id="cmdb-stale"' not in html
     assert "<script>" not in html and "style=" not in html  # CSP: no inline script or style
     config = json.loads(html.split('id="cmdb-config" type="application/json">')[1].split("</script>")[0])
