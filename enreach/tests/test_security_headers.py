@@ -51,7 +51,7 @@ def test_debug_error_pages_keep_their_inline_styles_by_hash_only(client, setting
     for block in styles:
         digest = base64.b64encode(hashlib.sha256(block).digest()).decode()
         assert f"'sha256-{digest}'" in policy
-    assert "unsafe-inline" not in policy and "script-src 'self'" in policy or "default-src 'self'" in policy
+    assert ("unsafe-inline" not in policy and "script-src 'self'" in policy) or "default-src 'self'" in policy
     # An ordinary page keeps the plain policy.
     settings.DEBUG = False
     plain = client.get("/no-such-page-here/")
