@@ -95,7 +95,12 @@ def pages(site: dict[str, Any]) -> list[tuple[str, str]]:
         ("exports", "/exports/"),
         ("run", f"/exports/runs/{run.pk}/"),
         ("quality", "/exports/quality/"),
+        ("quality-sorted", "/exports/quality/?severity=warning&ordering=-name"),
         ("cmdb", "/cmdb/"),
+        ("cmdb-history", f"/cmdb/devices/devices-{site['device']['id']}/"),
+        ("cmdb-dialog-row", "/cmdb/?dataset=merged"),
+        ("cmdb-dialog-columns", "/cmdb/?dataset=merged"),
+        ("cmdb-dialog-filter", "/cmdb/?dataset=merged"),
         ("chat", f"/chat/{session.pk}/"),
         ("profile", "/accounts/profile/"),
         ("suggestions", "/suggestions/"),
@@ -113,7 +118,17 @@ def pages(site: dict[str, Any]) -> list[tuple[str, str]]:
 def _ready(page: Any, name: str) -> None:
     """Wait for what a page's script fills in, so axe sees the page a person sees."""
     page.wait_for_load_state("networkidle")
-    if name == "cmdb":
+    if name.startswith("cmdb-dialog"):
+        page.wait_for_selector("#cmdb-grid tbody tr td")
+        opener = {
+            "cmdb-dialog-row": "#cmdb-grid tbody td[data-key='status']",
+            "cmdb-dialog-columns": "#cmdb-columns-toggle",
+            "cmdb-dialog-filter": "#cmdb-grid th[data-key='status'] .cmdb-funnel",
+        }
+        page.locator(opener[name]).first.click()
+        page.wait_for_selector("dialog[open]")
+        page.wait_for_load_state("networkidle")
+    elif name == "cmdb":
         page.wait_for_selector("#cmdb-grid tbody tr")
     elif name == "chat":
         page.wait_for_selector(".chat-assistant .chat-grounding")
