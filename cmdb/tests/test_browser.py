@@ -348,6 +348,8 @@ def test_keyboard_reaches_the_rows_walks_them_and_the_dialog_keeps_focus(browser
         inside.append(page.evaluate("document.getElementById('cmdb-detail').contains(document.activeElement)"))
         assert all(inside)
         shot(page, f"cmdb-dialog-{width}")
+        box = page.locator("#cmdb-detail").bounding_box()
+        assert box["x"] + box["width"] <= width + 1 and box["width"] >= min(width, 400) - 1
         page.keyboard.press("Escape")
         page.wait_for_selector("#cmdb-detail:not([open])", state="attached")
         assert active(page) == "TD[status] row 52"
@@ -440,6 +442,9 @@ def test_a_named_shared_view_reaches_another_user_and_a_facet_narrows_to_its_cou
         page.click("#cmdb-views-save")
         page.wait_for_selector("#cmdb-views-list li button:text('Planned kit')")
         shot(page, "cmdb-views-1366")
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")  # the menu stays on screen
+        box = page.locator("#cmdb-views").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 1366
         named = CmdbNamedView.objects.get()
         assert named.shared and named.state["filters"]["status"]["values"] == ["Planned"]
 
