@@ -102,7 +102,10 @@ class GlobalKey(models.Model):
     name = models.SlugField(max_length=64, unique=True, help_text="How integrations look the key up, e.g. netbox.")
     label = models.CharField(max_length=150, blank=True)
     url = models.CharField(
-        max_length=500, blank=True, help_text="Optional address of the service (not secret), e.g. the NetBox URL."
+        "URL",
+        max_length=500,
+        blank=True,
+        help_text="Optional address of the service (not secret), e.g. the NetBox URL.",
     )
     value_encrypted = models.TextField(editable=False)
     hint = models.CharField(max_length=4, blank=True, editable=False, help_text="Last characters of the value.")

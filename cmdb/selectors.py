@@ -16,14 +16,18 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from accounts.models import User
+from accounts.roles import Role
+from cmdb.models import CmdbNamedView
 from cmdb.query import NUMBER, Column, Query, QueryError
 from cmdb.table import CmdbTable
 from cmdb.tablefiles import TableBuilding, table_open
 from exports.constants import MERGED_CSV
-from exports.models import ExportArtifact, ExportRun
-from exports.selectors import artifact_path, export_run_last_success
+from exports.models import ExportArtifact, ExportChange, ExportRun
+from exports.selectors import artifact_path, export_object_changes, export_run_last_success
 from integrations.netbox.factory import netbox_object_url
 
 CMDB_TABLES_KEPT = 2
@@ -211,3 +215,120 @@ def cmdb_freshness(run: ExportRun) -> dict[str, Any]:
 def cmdb_rows_all(*, table: CmdbTable, query: Query) -> np.ndarray:
     """Every matching row, in order (downloads)."""
     return table.select(query)
+
+
+def cmdb_facet(*, table: CmdbTable, query: Query, column: Column, limit: int) -> dict[str, Any]:
+    """A column's values with their counts under every other condition of the query (``CmdbTable.facet``)."""
+    values, distinct = table.facet(query, column.label, limit=limit)
+    return {
+        "column": column.key,
+        "values": [{"value": value, "count": count} for value, count in values],
+        "distinct": distinct,
+    }
+
+
+# --- an object's history -----------------------------------------------------------------------------------------
+
+ROW_KINDS = {"devices": "device", "vms": "vm"}
+
+
+@dataclass(frozen=True, slots=True)
+class CmdbHistory:
+    """One device or VM: its row in the newest export (``None`` once removed) and what every export changed."""
+
+    row_id: str
+    kind: str  # device or vm (ExportChange.Kind)
+    netbox_id: int
+    name: str
+    netbox_url: str
+    columns: list[Column]
+    row: dict[str, Any] | None
+    timeline: list[dict[str, Any]]
+    source: CmdbSource | None
+
+
+def _object_of(identifier: str, dataset: str, table: CmdbTable | None) -> tuple[str, int]:
+    """``(row kind, NetBox id)`` of ``devices-12``, ``vms-7`` or a bare NetBox id; ``QueryError`` otherwise."""
+    text = identifier.strip()
+    prefix, _, number = text.rpartition("-")
+    if prefix in ROW_KINDS and number.isdigit() and len(number) <= 19:
+        if dataset != "merged" and prefix != dataset:
+            raise QueryError(f"{text} is not in the {dataset}.", field="id")
+        return prefix, int(number)
+    if not text.isdigit() or len(text) > 19:
+        raise QueryError("Not a row id: use devices-<NetBox id>, vms-<NetBox id> or a NetBox id.", field="id")
+    if dataset in ROW_KINDS:
+        return dataset, int(text)
+    if table is not None:
+        index = table.find(dataset, text)  # ambiguous ids raise QueryError
+        if index is not None:
+            kind, _, _ = table.row_id(index).partition("-")
+            return kind, int(text)
+    kinds = {
+        kind for kind in ExportChange.objects.filter(netbox_id=int(text)).values_list("kind", flat=True).distinct()
+    }
+    if len(kinds) > 1:
+        raise QueryError(f"Both a device and a VM have id {text}; use devices-{text} or vms-{text}.", field="id")
+    kind = next(iter(kinds), "device")
+    return ("vms" if kind == "vm" else "devices"), int(text)
+
+
+def cmdb_row_history(*, dataset: str, identifier: str) -> CmdbHistory | None:
+    """Every column of one object now and its timeline across exports (added, each change old → new, removed),
+    from the stored changes; ``None`` when neither the newest export nor any stored change knows it."""
+    try:
+        source: CmdbSource | None = cmdb_source()
+    except CmdbUnavailable:
+        source = None
+    table = source.table if source else None
+    prefix, netbox_id = _object_of(identifier, dataset, table)
+    row_id = f"{prefix}-{netbox_id}"
+    row = cmdb_row(table=table, dataset=dataset, identifier=row_id) if table is not None else None
+    changes = list(export_object_changes(kind=ROW_KINDS[prefix], netbox_id=netbox_id))
+    if row is None and not changes:
+        return None
+    timeline = [
+        {
+            "run": change.run_id,
+            "finished": change.run.finished or change.run.created,
+            "change": change.change,
+            "name": change.name,
+            "columns": {column: list(values) for column, values in (change.fields or {}).items()},
+        }
+        for change in changes
+    ]
+    name = str(row.get("name") or "") if row else ""
+    return CmdbHistory(
+        row_id=row_id,
+        kind=ROW_KINDS[prefix],
+        netbox_id=netbox_id,
+        name=name or (changes[-1].name if changes else ""),
+        netbox_url=cmdb_netbox_link(row_id=row_id),
+        columns=table.columns(dataset) if table is not None else [],
+        row=row,
+        timeline=timeline,
+        source=source,
+    )
+
+
+def cmdb_named_views(*, user: User, dataset: str | None = None) -> QuerySet[CmdbNamedView]:
+    """The named views a user may pick: their own and those shared by anyone, by dataset and name."""
+    views = CmdbNamedView.objects.filter(Q(owner=user) | Q(shared=True)).select_related("owner")
+    if dataset:
+        views = views.filter(dataset=dataset)
+    return views.order_by("dataset", "name", "pk")
+
+
+def cmdb_named_view_get(*, user: User, pk: int) -> CmdbNamedView | None:
+    """One named view the user may see: their own, a shared one, or (for an admin, who may change any) anyone's."""
+    named = CmdbNamedView.objects.select_related("owner").filter(pk=pk).first()
+    if named is None:
+        return None
+    if named.owner_id == user.pk or named.shared or cmdb_named_view_can_edit(user=user, view=named):
+        return named
+    return None
+
+
+def cmdb_named_view_can_edit(*, user: User, view: CmdbNamedView) -> bool:
+    """The owner, or an admin (the admin role or a superuser)."""
+    return view.owner_id == user.pk or user.is_superuser or (user.is_active and user.role == Role.ADMIN)

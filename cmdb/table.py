@@ -375,6 +375,27 @@ class CmdbTable:
 
     # --- counts -------------------------------------------------------------------------------------------------
 
+    def facet(self, query: Query, label: str, *, limit: int = 50) -> tuple[list[tuple[str, int]], int]:
+        """The values of column ``label`` with their row counts under every condition of ``query`` but its own.
+
+        What a pick-from-values filter offers: the rows the query's *other* filters, OR-groups and search select
+        (conditions on ``label`` itself are left out, so values already picked keep their siblings), counted per
+        whole cell value (blank as ``""``), most frequent first, ties in row order. Returns the first ``limit``
+        ``(value, count)`` pairs and the number of distinct values. Backend-neutral: only ``select`` and
+        ``group_counts`` are used.
+        """
+        dataset = _dataset(query.dataset)
+        if label not in {column.label for column in self.columns(dataset)}:
+            raise QueryError(f"Unknown column {label!r}.", field="column")
+        others = Query(
+            dataset=dataset,
+            filters=tuple(condition for condition in query.filters if condition.column != label),
+            any_of=tuple(group for group in query.any_of if any(condition.column != label for condition in group)),
+            search=query.search,
+        )
+        counts = self.group_counts(self.select(others), label)
+        return counts[: max(0, limit)], len(counts)
+
     def group_counts(
         self, rows: Sequence[int] | np.ndarray, label: str, *, split: bool = False
     ) -> list[tuple[str, int]]:

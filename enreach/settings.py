@@ -330,6 +330,8 @@ EXPORT_KEEP_HOURS = max(0.0, env.float("EXPORT_KEEP_HOURS", default=24.0))
 # says why. The schedule and `manage.py netbox_update` are not limited.
 EXPORT_START_LIMIT_USER = env.str("EXPORT_START_LIMIT_USER", default="10/hour")
 EXPORT_START_LIMIT_GLOBAL = env.str("EXPORT_START_LIMIT_GLOBAL", default="30/hour")
+# What each run changed (every object's history on /cmdb/<dataset>/<id>/) is kept this many days; 0 keeps it for ever.
+EXPORT_CHANGES_KEEP_DAYS = max(0, env.int("EXPORT_CHANGES_KEEP_DAYS", default=365))
 # Incremental runs fall back to a full fetch when the last full one is older than this: NetBox does not bump a
 # device's last_updated when a related object (rack, platform, IP address...) is renamed.
 EXPORT_FULL_EVERY_HOURS = env.float("EXPORT_FULL_EVERY_HOURS", default=24.0)

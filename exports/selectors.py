@@ -68,6 +68,15 @@ def export_change_list(
     return items.order_by("kind", "change", "name", "netbox_id")
 
 
+def export_object_changes(*, kind: str, netbox_id: int) -> QuerySet[ExportChange]:
+    """Every stored change of one device or VM (``kind`` device or vm), oldest run first, with its run."""
+    return (
+        ExportChange.objects.filter(kind=kind, netbox_id=netbox_id, run__status=ExportRun.Status.SUCCEEDED)
+        .select_related("run")
+        .order_by("run__finished", "run_id")
+    )
+
+
 def export_change_counts(*, run_ids: Iterable[int]) -> dict[int, dict[str, dict[str, int]]]:
     """``run id -> kind -> change -> number of objects`` for these runs (one query)."""
     counts: dict[int, dict[str, dict[str, int]]] = {}

@@ -211,6 +211,7 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
         return run
     with contextlib.suppress(OSError, DatabaseError):  # the next run prunes what this one could not
         export_files_prune()
+        changes.export_changes_prune()
     if finished:  # the steps other apps registered (publishing, notifications...): each records its own outcome
         after_run_execute(run=run)
     return run
