@@ -50,6 +50,8 @@ urlpatterns = [
     path("api/integrations/", include("integrations.api.urls")),
     path("exports/", include("exports.urls")),
     path("api/cmdb/", include("cmdb.api.urls")),
+    path("api/notifications/", include("notifications.api.urls")),
+    path("notifications/", include("notifications.urls")),
     path("cmdb/", include("cmdb.urls")),
     path("metrics", views.metrics, name="metrics"),
 ]

@@ -1,0 +1,171 @@
+"""The notifications API: channels (admins), subscriptions (one's own; admins all), the delivery log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.permissions import IsAdminRole
+from notifications import selectors, services
+from notifications.api.serializers import (
+    ChannelSerializer,
+    ChannelUpdateSerializer,
+    DeliverySerializer,
+    SubscriptionSerializer,
+    SubscriptionUpdateSerializer,
+)
+from notifications.errors import NotificationError
+from notifications.models import Channel, Delivery, EventKind, Subscription
+
+
+def _invalid(exc: NotificationError) -> ValidationError:
+    field = (exc.field or "non_field_errors").split(".")
+    if len(field) == 2:
+        return ValidationError({field[0]: {field[1]: [exc.message]}})
+    return ValidationError({field[0]: [exc.message]})
+
+
+class IsAdminForChannels(IsAdminRole):
+    message = "Only admins manage notification channels."
+
+
+@extend_schema(tags=["notifications"])
+class ChannelViewSet(viewsets.ModelViewSet):
+    """Notification channels (admins): e-mail addresses or a webhook; ``POST …/{id}/test/`` sends a test."""
+
+    permission_classes = [IsAdminForChannels]
+    serializer_class = ChannelSerializer
+    lookup_value_regex = r"\d+"
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Channel]:
+        return selectors.channel_list()
+
+    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+        if self.action in ("update", "partial_update"):
+            return ChannelUpdateSerializer
+        return ChannelSerializer
+
+    def perform_create(self, serializer: ChannelSerializer) -> None:  # type: ignore[override]
+        try:
+            serializer.instance = services.channel_save(by=self.request.user, **serializer.validated_data)  # type: ignore[arg-type]
+        except NotificationError as exc:
+            raise _invalid(exc) from None
+
+    def perform_update(self, serializer: ChannelSerializer) -> None:  # type: ignore[override]
+        try:
+            serializer.instance = services.channel_save(channel=serializer.instance, **serializer.validated_data)
+        except NotificationError as exc:
+            raise _invalid(exc) from None
+
+    def perform_destroy(self, instance: Channel) -> None:
+        services.channel_delete(channel=instance)
+
+    @extend_schema(request=None, responses={200: DeliverySerializer})
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        """Send a test notification now, once (never retried); the answer is its delivery-log entry."""
+        delivery = services.channel_test_send(channel=self.get_object(), by=request.user)  # type: ignore[arg-type]
+        return Response(DeliverySerializer(delivery).data)
+
+
+@extend_schema(tags=["notifications"])
+class SubscriptionViewSet(viewsets.ModelViewSet):
+    """Subscriptions: everyone sees and changes their own (``channel`` null: their e-mail); admins all, and may
+    subscribe channels."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = SubscriptionSerializer
+    lookup_value_regex = r"\d+"
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Subscription]:
+        subscriptions = selectors.subscription_list(user=self.request.user)  # type: ignore[arg-type]
+        event = self.request.query_params.get("event")
+        if self.action == "list" and event:
+            if event not in EventKind.values:
+                raise ValidationError({"event": [f"Choose one of: {', '.join(EventKind.values)}."]})
+            subscriptions = subscriptions.filter(event=event)
+        return subscriptions
+
+    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+        if self.action in ("update", "partial_update"):
+            return SubscriptionUpdateSerializer
+        return SubscriptionSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("event", str, enum=EventKind.values)])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    def _save(self, serializer: SubscriptionSerializer, subscription: Subscription | None) -> None:
+        data = dict(serializer.validated_data)
+        options: dict[str, Any] = {}
+        if "channel" in data:
+            options["channel"] = data.pop("channel")
+        try:
+            serializer.instance = services.subscription_save(
+                by=self.request.user,  # type: ignore[arg-type]
+                subscription=subscription,
+                event=data.get("event"),
+                flt=data.get("filter"),
+                enabled=data.get("enabled"),
+                **options,
+            )
+        except NotificationError as exc:
+            raise _invalid(exc) from None
+
+    def perform_create(self, serializer: SubscriptionSerializer) -> None:  # type: ignore[override]
+        self._save(serializer, None)
+
+    def perform_update(self, serializer: SubscriptionSerializer) -> None:  # type: ignore[override]
+        self._save(serializer, serializer.instance)
+
+    def perform_destroy(self, instance: Subscription) -> None:
+        try:
+            services.subscription_delete(subscription=instance, by=self.request.user)  # type: ignore[arg-type]
+        except NotificationError as exc:
+            raise _invalid(exc) from None
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().create(request, *args, **kwargs)
+        response.status_code = status.HTTP_201_CREATED
+        return response
+
+
+@extend_schema(tags=["notifications"])
+class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The delivery log: every message, its status, attempts, response code and error. Admins see all; anybody
+    else those of their own subscriptions."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = DeliverySerializer
+    lookup_value_regex = r"[0-9a-fA-F-]{32,36}"
+
+    def get_queryset(self) -> QuerySet[Delivery]:
+        params = self.request.query_params
+        status_filter, event = params.get("status", ""), params.get("event", "")
+        if self.action == "list":
+            if status_filter and status_filter not in Delivery.Status.values:
+                raise ValidationError({"status": [f"Choose one of: {', '.join(Delivery.Status.values)}."]})
+            if event and event not in [*EventKind.values, "test"]:
+                raise ValidationError({"event": [f"Choose one of: {', '.join([*EventKind.values, 'test'])}."]})
+        else:
+            status_filter = event = ""
+        return selectors.delivery_list(user=self.request.user, status=status_filter, event=event)  # type: ignore[arg-type]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=Delivery.Status.values),
+            OpenApiParameter("event", str, enum=[*EventKind.values, "test"]),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
