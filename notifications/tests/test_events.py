@@ -104,7 +104,7 @@ def test_publish_failed_needs_export_run_and_lists_the_failed_targets(
     operator = make_user("operator", email="operator@example.test")
     viewer = make_user("viewer", email="viewer@example.test")
     subscribe(operator, "publish.failed")
-    with pytest.raises(services.NotificationError, match="export.run"):
+    with pytest.raises(services.NotificationError, match=r"export\.run"):
         subscribe(viewer, "publish.failed")
     run = ExportRun.objects.create(trigger="api", status="succeeded", active=None, finished=timezone.now())
     ExportPublication.objects.create(run=run, target="confluence", status="failed", detail="Page 123 not found")
