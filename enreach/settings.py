@@ -287,6 +287,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # At DEBUG urllib3 logs every request line, path included: a webhook's URL is a credential (Slack, Teams).
+        "urllib3.connectionpool": {"level": "INFO"},
         # django-q2 configures its own handler; send its records through ours only.
         "django-q": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },

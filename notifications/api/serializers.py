@@ -17,7 +17,9 @@ class ChannelSerializer(serializers.ModelSerializer):
 
     kind = serializers.ChoiceField(choices=Channel.Kind.choices)
     target = serializers.CharField(
-        max_length=5000, help_text="E-mail: addresses (comma or newline separated). Webhook: the URL (shown masked)."
+        source="target_masked",
+        max_length=5000,
+        help_text="E-mail: addresses (comma or newline separated). Webhook: the URL (shown masked).",
     )
     secret = serializers.CharField(
         write_only=True,
@@ -38,9 +40,11 @@ class ChannelSerializer(serializers.ModelSerializer):
     def get_has_secret(self, channel: Channel) -> bool:
         return bool(channel.secret_encrypted)
 
-    def to_representation(self, instance: Channel) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        data["target"] = instance.target_masked
+    def service_arguments(self) -> dict[str, Any]:
+        """The validated input as ``channel_save``'s arguments."""
+        data = dict(self.validated_data)
+        if "target_masked" in data:
+            data["target"] = data.pop("target_masked")
         return data
 
 

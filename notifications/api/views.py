@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -56,13 +56,13 @@ class ChannelViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer: ChannelSerializer) -> None:  # type: ignore[override]
         try:
-            serializer.instance = services.channel_save(by=self.request.user, **serializer.validated_data)  # type: ignore[arg-type]
+            serializer.instance = services.channel_save(by=self.request.user, **serializer.service_arguments())  # type: ignore[arg-type]
         except NotificationError as exc:
             raise _invalid(exc) from None
 
     def perform_update(self, serializer: ChannelSerializer) -> None:  # type: ignore[override]
         try:
-            serializer.instance = services.channel_save(channel=serializer.instance, **serializer.validated_data)
+            serializer.instance = services.channel_save(channel=serializer.instance, **serializer.service_arguments())
         except NotificationError as exc:
             raise _invalid(exc) from None
 
@@ -133,11 +133,6 @@ class SubscriptionViewSet(viewsets.ModelViewSet):
             services.subscription_delete(subscription=instance, by=self.request.user)  # type: ignore[arg-type]
         except NotificationError as exc:
             raise _invalid(exc) from None
-
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        response = super().create(request, *args, **kwargs)
-        response.status_code = status.HTTP_201_CREATED
-        return response
 
 
 @extend_schema(tags=["notifications"])
