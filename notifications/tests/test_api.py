@@ -91,6 +91,9 @@ def test_channel_input_is_checked(db, make_user):
     assert again.status_code == 400 and "name" in again.json()
 
 
+FILTER = {"dataset": "devices", "site": "AMS1", "change": ["changed"], "columns": ["Status"], "min_count": 2}
+
+
 def test_subscriptions_have_the_issue_shape_and_check_their_filter(db, make_user):
     viewer = make_user("viewer", email="viewer@example.test")
     client = signed_in(viewer)

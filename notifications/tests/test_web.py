@@ -10,6 +10,7 @@ from notifications.models import Channel, Delivery, Subscription
 from notifications.tests.conftest import SECRET
 
 pytestmark = pytest.mark.django_db
+WEBHOOK = {"kind": "webhook", "addresses": "", "url": "", "secret": "", "format": "generic"}
 
 
 def signed_in(user) -> Client:
