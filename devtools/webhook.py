@@ -66,6 +66,7 @@ class WebhookReceiver:
         self.port = port
         self.path = path
         self.received: list[Received] = []
+        self.delay = 0.0  # seconds each answer takes, like a slow receiver
         self._answers: list[_Answer] = []
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
@@ -155,6 +156,8 @@ class WebhookReceiver:
 
     def _handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         signature_ok, timestamp_ok = self.verify(headers, body)
+        if self.delay:
+            time.sleep(self.delay)
         with self._arrived:
             scripted = None
             if self._answers:

@@ -375,28 +375,31 @@ def deliveries_enqueue(*, ids: list[uuid.UUID]) -> None:
 
 
 def _send_to_queue(ids: list[uuid.UUID]) -> int:
+    from django_q.brokers import get_broker
     from django_q.tasks import async_task
 
     until = timezone.now() + timedelta(seconds=settings.NOTIFY_REQUEUE_AFTER)
     for start in range(0, len(ids), 500):
         Delivery.objects.filter(pk__in=ids[start : start + 500]).update(queued_until=until)
-    sent = 0
     try:
-        for delivery_id in ids:
-            async_task(
-                "notifications.tasks.delivery_send_task",
-                str(delivery_id),
-                save=False,
-                group="notifications",
-                task_name=f"notify-{delivery_id}",
-            )
-            sent += 1
+        broker = get_broker()
+        # One transaction: the database broker then commits a thousand tasks at once, not one by one.
+        with transaction.atomic():
+            for delivery_id in ids:
+                async_task(
+                    "notifications.tasks.delivery_send_task",
+                    str(delivery_id),
+                    save=False,
+                    group="notifications",
+                    task_name=f"notify-{delivery_id}",
+                    broker=broker,
+                )
     except Exception as exc:  # the broker is down: the sweep queues them again once it is back
-        logger.warning("notifications: %s deliveries not queued (%s); the sweep will", len(ids) - sent, exc)
-        left = ids[sent:]
-        for start in range(0, len(left), 500):
-            Delivery.objects.filter(pk__in=left[start : start + 500]).update(queued_until=None)
-    return sent
+        logger.warning("notifications: %s deliveries not queued (%s); the sweep will try again", len(ids), exc)
+        for start in range(0, len(ids), 500):
+            Delivery.objects.filter(pk__in=ids[start : start + 500]).update(queued_until=None)
+        return 0
+    return len(ids)
 
 
 def run_finished(*, run: ExportRun) -> str | None:
