@@ -454,5 +454,8 @@ NOTIFY_CLAIM_SECONDS = env.int("NOTIFY_CLAIM_SECONDS", default=120)
 NOTIFY_REQUEUE_AFTER = env.int("NOTIFY_REQUEUE_AFTER", default=600)
 if 2 * max(NOTIFY_TIMEOUT, EMAIL_TIMEOUT) > NOTIFY_CLAIM_SECONDS:
     raise ImproperlyConfigured("NOTIFY_CLAIM_SECONDS must be at least twice NOTIFY_TIMEOUT and EMAIL_TIMEOUT.")
+# Deliveries per queued task: a run's thousand notifications are queued in a fraction of a second, and each is
+# still claimed, sent and recorded on its own.
+NOTIFY_TASK_BATCH = max(1, env.int("NOTIFY_TASK_BATCH", default=20))
 # export.stale: hours without a successful export before subscribers hear it (a subscription's "hours" wins).
 NOTIFY_STALE_HOURS = env.float("NOTIFY_STALE_HOURS", default=26.0)

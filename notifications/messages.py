@@ -60,7 +60,9 @@ def run_brief(run: ExportRun | None) -> dict[str, Any] | None:
         "vms": run.vms,
         "error": run.error,
         "netbox_url": run.netbox_url,
-        "url": absolute(reverse("exports:run-detail", args=[run.pk])),
+        # Paths, not reverse(): loading the URLconf would cost the export's process a second or two (this runs in
+        # the after-run step; notifications/tests/test_messages.py checks the paths against the URLconf).
+        "url": absolute(f"/exports/runs/{run.pk}/"),
         "api_url": absolute(f"/api/exports/runs/{run.pk}/"),
     }
 

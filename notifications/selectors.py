@@ -8,6 +8,7 @@ move of those models touches one module.
 from __future__ import annotations
 
 import csv
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -144,17 +145,29 @@ class ChangeIndex:
     by_column: dict[str, set[int]]
     _attributes: dict[str, dict[str, set[int]]] | None = None
     _cache: dict[str, frozenset[int]] = field(default_factory=dict)
+    _digests: dict[str, tuple[int, dict[str, int], list[int]]] = field(default_factory=dict)
 
     def attributes(self) -> dict[str, dict[str, set[int]]]:
         if self._attributes is None:
             self._attributes = _change_attributes(self)
         return self._attributes
 
+    def digest(self, flt: dict[str, Any]) -> tuple[int, dict[str, int], list[int]]:
+        """How many changes the filter keeps, their counts per change kind, and the ids of the first
+        ``DIGEST_ITEMS`` (in the run page's order). Computed once per distinct filter: many subscriptions share
+        one."""
+        key = _match_key(flt)
+        cached = self._digests.get(key)
+        if cached is None:
+            matched = self.match(flt)
+            first = heapq.nsmallest(DIGEST_ITEMS, matched)
+            cached = (len(matched), self.counts(matched), [self.ids[position] for position in first])
+            self._digests[key] = cached
+        return cached
+
     def match(self, flt: dict[str, Any]) -> frozenset[int]:
         """Positions of the changes the filter keeps (every given key must hold)."""
-        key = repr(
-            sorted((k, flt[k]) for k in ("dataset", "site", "tenant", "status", "change", "columns") if flt.get(k))
-        )
+        key = _match_key(flt)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
@@ -181,6 +194,11 @@ class ChangeIndex:
         for position in positions:
             totals[self.changes[position]] += 1
         return totals
+
+
+def _match_key(flt: dict[str, Any]) -> str:
+    keys = ("dataset", "site", "tenant", "status", "change", "columns")
+    return repr(sorted((k, str(flt[k]).casefold() if k in ATTRIBUTE_COLUMNS else flt[k]) for k in keys if flt.get(k)))
 
 
 def change_index(*, run: ExportRun) -> ChangeIndex:
@@ -211,21 +229,22 @@ def _change_attributes(index: ChangeIndex) -> dict[str, dict[str, set[int]]]:
     attributes: dict[str, dict[str, set[int]]] = {name: {} for name in ATTRIBUTE_COLUMNS}
     wanted_new: dict[tuple[str, int], list[int]] = {}
     wanted_old: dict[tuple[str, int], list[int]] = {}
-    rows = (
-        ExportChange.objects.filter(pk__in=index.ids)
-        if len(index.ids) < 900
-        else ExportChange.objects.filter(run=index.run)
-    )
     positions = {pk: position for position, pk in enumerate(index.ids)}
-    for pk, kind, change, netbox_id, fields in rows.values_list("pk", "kind", "change", "netbox_id", "fields"):
+    rows = ExportChange.objects.filter(run=index.run)
+    for pk, kind, change, netbox_id in rows.values_list("pk", "kind", "change", "netbox_id").iterator(chunk_size=5000):
         position = positions.get(pk)
-        if position is None:
-            continue
-        target = wanted_old if change == ExportChange.Change.REMOVED else wanted_new
-        target.setdefault((kind, netbox_id), []).append(position)
+        if position is not None:
+            target = wanted_old if change == ExportChange.Change.REMOVED else wanted_new
+            target.setdefault((kind, netbox_id), []).append(position)
+    # The old value of a changed Site, Tenant or Status (only those rows' columns are decoded).
+    touched = Q()
+    for column in ATTRIBUTE_COLUMNS.values():
+        touched |= Q(columns__contains=column)
+    for pk, fields in rows.filter(touched).values_list("pk", "fields").iterator(chunk_size=5000):
+        position = positions.get(pk)
         for name, column in ATTRIBUTE_COLUMNS.items():
             old_new = (fields or {}).get(column)
-            if old_new:
+            if old_new and position is not None:
                 attributes[name].setdefault(str(old_new[0]).casefold(), set()).add(position)
     for run, wanted in ((index.run, wanted_new), (run_previous_success(run=index.run), wanted_old)):
         if run is None or not wanted:

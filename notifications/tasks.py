@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from notifications.services import delivery_send, notifications_sweep
+from notifications.services import deliveries_send, delivery_send, notifications_sweep
+
+
+def deliveries_send_task(delivery_ids: list[str]) -> str:
+    """Send queued deliveries, each claimed first: a second copy of the task sends nothing twice."""
+    outcomes = deliveries_send(delivery_ids=delivery_ids)
+    return ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
 
 
 def delivery_send_task(delivery_id: str) -> str:
