@@ -103,15 +103,15 @@ def main() -> None:
 
     print(f"NetBox: {options.devices:,} devices, {options.vms:,} VMs; {options.subscriptions:,} subscriptions")
     first, _ = export()
-    print(f"first full export: {first.duration:.2f} s")
+    print(f"first full export: {first.duration:.2f} s", flush=True)
 
     sites = sorted({d["site"]["name"] for d in netbox.devices if d.get("site")})
     channels = [
-        services.channel_save(name=f"hook-{n}", kind="webhook", target=f"https://hooks.example.test/{n}", secret="s" * 16)
+        services.channel_save(name=f"hook-{n}", kind="webhook", target=f"https://hooks.test/{n}", secret="s" * 16)
         for n in range(10)
     ]
-    admin = user_create(username="bench-admin", password="x-Bench-pass-123", role="admin", email="a@example.test")
-    filters = [
+    admin = user_create(username="bench-admin", password=None, role="admin", email="a@example.test")
+    filters: list[dict[str, object]] = [
         {},
         {"change": ["changed"], "columns": ["Status"]},
         {"dataset": "devices", "min_count": 100},
@@ -128,7 +128,7 @@ def main() -> None:
             if n % 3 == 0:
                 flt["site"] = sites[n % len(sites)]
         if n < half:
-            user = user_create(username=f"viewer{n}", password="x-Bench-pass-123", role="viewer", email=f"v{n}@x.test")
+            user = user_create(username=f"viewer{n}", password=None, role="viewer", email=f"v{n}@x.test")
             services.subscription_save(by=user, event=event, flt=flt)
         else:
             services.subscription_save(by=admin, event=event, channel=channels[n % len(channels)], flt=flt)

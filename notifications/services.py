@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import socket
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -325,6 +326,13 @@ def _recipient(subscription: Subscription) -> str:
     return f"user {subscription.user.username}"
 
 
+def _uuids(count: int) -> Iterator[uuid.UUID]:
+    """``count`` random (version 4) UUIDs from one read of the system's randomness, not one read each."""
+    pool = secrets.token_bytes(16 * count)
+    for start in range(0, 16 * count, 16):
+        yield uuid.UUID(bytes=pool[start : start + 16], version=4)
+
+
 DigestOf = Callable[[Subscription], "dict[str, Any] | None"]
 
 
@@ -344,6 +352,7 @@ def event_record(
         event, _ = Event.objects.get_or_create(key=key, defaults={"kind": kind, "run": run, "data": data})
         done = set(Delivery.objects.filter(event=event).values_list("subscription_id", flat=True))
         rows = []
+        fresh = _uuids(len(subscriptions))
         for subscription in subscriptions:
             if subscription.pk in done:
                 continue
@@ -352,6 +361,7 @@ def event_record(
                 continue
             rows.append(
                 Delivery(
+                    id=next(fresh),
                     event=event,
                     subscription=subscription,
                     channel_id=subscription.channel_id,
