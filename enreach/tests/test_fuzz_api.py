@@ -62,6 +62,7 @@ def test_the_whole_api_matches_its_schema_and_never_answers_500(settings, live_s
     settings.NETBOX_TIMEOUT = settings.CHAT_TIMEOUT = settings.ATLASSIAN_TIMEOUT = 2.0
     settings.NETBOX_RETRIES = settings.CHAT_MAX_RETRIES = settings.ATLASSIAN_RETRIES = 0
     settings.NETBOX_BACKOFF = 0.01
+    settings.NOTIFY_TIMEOUT = 2.0  # a channel test to whatever URL the fuzzer made up answers quickly
     with FakeNetbox(devices=3, vms=3) as netbox, FakeLlm(api_key="") as llm:
         settings.NETBOX_URL, settings.NETBOX_TOKEN = netbox.url, netbox.token
         settings.CHAT_API_BASE_URL, settings.CHAT_API_KEY = llm.url, ""

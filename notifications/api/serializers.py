@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from enreach.api import MAX_INT
 from exports.models import ExportChange
 from notifications.models import Channel, Delivery, EventKind, Subscription
 from notifications.selectors import DATASET_KINDS
@@ -90,8 +91,14 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     """A subscription: ``channel`` null means the signed-in user's own e-mail."""
 
     event = serializers.ChoiceField(choices=EventKind.choices)
-    channel = serializers.PrimaryKeyRelatedField(
-        queryset=Channel.objects.all(), allow_null=True, required=False, default=None
+    channel = serializers.IntegerField(
+        allow_null=True,
+        required=False,
+        default=None,
+        min_value=1,
+        max_value=MAX_INT,
+        source="channel_id",
+        help_text="A channel's id (admins), or null: the signed-in user's own e-mail.",
     )
     filter = SubscriptionFilterSerializer(required=False, default=dict)
     username = serializers.CharField(source="user.username", read_only=True)
@@ -100,6 +107,14 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         model = Subscription
         fields = ["id", "event", "channel", "filter", "enabled", "user", "username", "created", "updated"]
         read_only_fields = ["id", "user", "username", "created", "updated"]
+
+    def validate_channel(self, value: int | None) -> Channel | None:
+        if value is None:
+            return None
+        channel = Channel.objects.filter(pk=value).first()
+        if channel is None:
+            raise serializers.ValidationError(f"No channel {value}.")
+        return channel
 
 
 class SubscriptionUpdateSerializer(SubscriptionSerializer):

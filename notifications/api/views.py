@@ -108,8 +108,8 @@ class SubscriptionViewSet(viewsets.ModelViewSet):
     def _save(self, serializer: SubscriptionSerializer, subscription: Subscription | None) -> None:
         data = dict(serializer.validated_data)
         options: dict[str, Any] = {}
-        if "channel" in data:
-            options["channel"] = data.pop("channel")
+        if "channel_id" in data:  # validated into the Channel (or None)
+            options["channel"] = data.pop("channel_id")
         try:
             serializer.instance = services.subscription_save(
                 by=self.request.user,  # type: ignore[arg-type]
