@@ -113,8 +113,26 @@ class ChannelAdmin(admin.ModelAdmin):
                 )
 
 
+class SubscriptionForm(forms.ModelForm):
+    """A subscription, its filter checked against what its event takes."""
+
+    class Meta:
+        model = Subscription
+        fields = ["event", "user", "channel", "filter", "enabled"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("event"):
+            try:
+                data["filter"] = services.subscription_filter_clean(event=data["event"], flt=data.get("filter"))
+            except NotificationError as exc:
+                self.add_error("filter", exc.message)
+        return data
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
+    form = SubscriptionForm
     list_display = ["id", "event", "recipient", "filter", "enabled", "created"]
     list_filter = ["event", "enabled", "channel"]
     search_fields = ["user__username", "user__email", "channel__name"]
@@ -127,13 +145,6 @@ class SubscriptionAdmin(admin.ModelAdmin):
         if subscription.channel_id is not None:
             return f"channel {subscription.channel.name}"  # type: ignore[union-attr]
         return f"{subscription.user.username} <{subscription.user.email or 'no e-mail'}>"
-
-    def save_model(self, request: HttpRequest, obj: Subscription, form: forms.ModelForm, change: bool) -> None:
-        try:
-            obj.filter = services.subscription_filter_clean(event=obj.event, flt=obj.filter)
-        except NotificationError as exc:
-            raise forms.ValidationError(exc.message) from None
-        super().save_model(request, obj, form, change)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -119,3 +119,14 @@ def test_the_admin_checks_a_new_webhook(make_user):
     )
     assert answer.status_code == 200 and "Give the secret" in answer.content.decode()
     assert not Channel.objects.exists()
+
+
+def test_the_admin_checks_a_subscriptions_filter(make_user):
+    admin = make_user("admin", email="admin@example.test")
+    client = signed_in(admin)
+    form = {"event": "export.failed", "user": admin.pk, "channel": "", "filter": '{"site": "AMS1"}', "enabled": "on"}
+    answer = client.post("/admin/notifications/subscription/add/", form)
+    assert answer.status_code == 200 and "export.failed takes no filter" in answer.content.decode()
+    answer = client.post("/admin/notifications/subscription/add/", {**form, "event": "export.changes"})
+    assert answer.status_code == 302
+    assert Subscription.objects.get().filter == {"site": "AMS1"}
