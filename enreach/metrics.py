@@ -31,6 +31,10 @@ COUNTERS = {
         "Runs failed by the sweeper because their worker went silent.",
         ("retried",),
     ),
+    "enreach_notification_attempts_total": (
+        "Notification delivery attempts by event and outcome (delivered, failed, retry).",
+        ("event", "outcome"),
+    ),
 }
 _COUNTERS = {
     name: Counter(name.removesuffix("_total"), documentation, labels)

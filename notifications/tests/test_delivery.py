@@ -14,6 +14,13 @@ from notifications.models import Delivery
 from notifications.tests.conftest import SECRET
 
 
+def attempts(outcome: str) -> float:
+    from prometheus_client import REGISTRY
+
+    labels = {"event": "export.failed", "outcome": outcome}
+    return REGISTRY.get_sample_value("enreach_notification_attempts_total", labels) or 0
+
+
 def export(netbox=None):
     run, _ = export_run_request(trigger="command")
     return export_run_execute(run=run)
@@ -67,6 +74,7 @@ def test_the_receiver_answering_500_twice_then_200_gets_one_delivery_id_three_ti
     subscribe(admin, "export.failed", channel=webhook_channel())
     run = ExportRun.objects.create(trigger="api", status="failed", error="NetBox said no", active=None)
     receiver.answer(500, times=2)
+    retries_before, delivered_before = attempts("retry"), attempts("delivered")
     with django_capture_on_commit_callbacks(execute=True):
         services.run_finished(run=run)
     delivery = Delivery.objects.get()
@@ -83,6 +91,7 @@ def test_the_receiver_answering_500_twice_then_200_gets_one_delivery_id_three_ti
 
     calls = receiver.wait_for(3)
     assert [call.status for call in calls] == [500, 500, 200]
+    assert attempts("retry") == retries_before + 2 and attempts("delivered") == delivered_before + 1
     assert {call.delivery for call in calls} == {str(delivery.pk)}
     assert all(call.signature_ok for call in calls)
     assert len({call.body for call in calls}) == 1  # the same body every time
