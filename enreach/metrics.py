@@ -55,6 +55,12 @@ def counter_add(name: str, labels: Mapping[str, str], amount: int = 1) -> None:
         logger.warning("could not record metric %s: %s", name, exc)
 
 
+def counter_declare(name: str, labels: Mapping[str, str]) -> None:
+    """Expose a counter's series at 0 before it first counts (so ``increase()`` in an alert sees its first event)."""
+    if name in _COUNTERS:
+        _COUNTERS[name].labels(**{label: labels.get(label, "") for label in COUNTERS[name][1]})
+
+
 def multiprocess_enabled() -> bool:
     """True when prometheus_client runs in multiprocess mode (gunicorn, qcluster: see gunicorn.conf.py)."""
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))

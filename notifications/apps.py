@@ -24,6 +24,12 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts.keys import key_rotator_register
+        from enreach.metrics import counter_declare
+        from notifications.models import EventKind
+
+        for event in [*EventKind.values, "test"]:
+            for outcome in ("delivered", "failed", "retry"):
+                counter_declare("enreach_notification_attempts_total", {"event": event, "outcome": outcome})
 
         # `manage.py keys_rotate` re-encrypts the webhooks' URLs and secrets with the global keys.
         key_rotator_register(_rotate_channels)
