@@ -29,6 +29,10 @@ COUNTERS = {
     "enreach_netbox_requests_total": ("NetBox API requests by endpoint and status.", ("endpoint", "status")),
     "enreach_confluence_requests_total": ("Confluence API requests by operation and status.", ("operation", "status")),
     "enreach_cache_events_total": ("Named cache events (hit, miss, load, eviction).", ("cache", "event")),
+    "enreach_notification_attempts_total": (
+        "Notification delivery attempts by event and outcome (delivered, failed, retry).",
+        ("event", "outcome"),
+    ),
 }
 _COUNTERS = {
     name: Counter(name.removesuffix("_total"), documentation, labels)
@@ -44,6 +48,12 @@ def counter_add(name: str, labels: Mapping[str, str], amount: int = 1) -> None:
         _COUNTERS[name].labels(**{label: labels.get(label, "") for label in COUNTERS[name][1]}).inc(amount)
     except Exception as exc:  # a full disk under PROMETHEUS_MULTIPROC_DIR must not fail an export
         logger.warning("could not record metric %s: %s", name, exc)
+
+
+def counter_declare(name: str, labels: Mapping[str, str]) -> None:
+    """Expose a counter's series at 0 before it first counts (so ``increase()`` in an alert sees its first event)."""
+    if name in _COUNTERS:
+        _COUNTERS[name].labels(**{label: labels.get(label, "") for label in COUNTERS[name][1]})
 
 
 def multiprocess_enabled() -> bool:

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "cmdb",
     "chat",
     "suggestions",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -232,7 +233,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": False, "tryItOutEnabled": False, "deepLinking": True},
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"ExportRunStatusEnum": "exports.models.ExportRun.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        "ExportRunStatusEnum": "exports.models.ExportRun.Status",
+        "ChannelKindEnum": "notifications.models.Channel.Kind",
+    },
 }
 
 # /metrics is open unless METRICS_TOKEN is set; then scrapers send "Authorization: Bearer <token>".
@@ -299,6 +303,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # At DEBUG urllib3 logs every request line, path included: a webhook's URL is a credential (Slack, Teams).
+        "urllib3.connectionpool": {"level": "INFO"},
         # django-q2 configures its own handler; send its records through ours only.
         "django-q": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
@@ -508,3 +514,45 @@ BACKUP_REMOTE_PATH = env.str("BACKUP_REMOTE_PATH", default="enreach-backups")
 BACKUP_TIMEOUT = env.float("BACKUP_TIMEOUT", default=30.0)
 BACKUP_TIMESTAMPED = env.bool("BACKUP_TIMESTAMPED", default=True)  # one folder per backup (retention needs it)
 BACKUP_RETENTION = max(1, env.int("BACKUP_RETENTION", default=14))
+
+# --- Notifications ---------------------------------------------------------------------------------------------------
+# Where links in notifications point: the address people open the app at (https://cmdb.example.com).
+ENREACH_BASE_URL = env.str("ENREACH_BASE_URL", default=f"http://{env.str('ENREACH_ADDRESS', default='127.0.0.1:8000')}")
+# Django's e-mail backend from one URL (django-environ): smtp://user:password@host:25, smtp+tls://...:587,
+# smtp+ssl://...:465, filemail:///path (one file per message: `make run` writes to var/mail), consolemail://.
+EMAIL_URL = env.str("EMAIL_URL", default="smtp://localhost:25")
+_email = env.email_url_config(EMAIL_URL)
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"] or (465 if _email.get("EMAIL_USE_SSL") else 25)
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+if EMAIL_BACKEND.endswith("filebased.EmailBackend"):
+    # filemail:///var/mail is relative to the project; filemail:////srv/mail is absolute.
+    EMAIL_FILE_PATH = str(BASE_DIR / (_email["EMAIL_FILE_PATH"] or "var/mail"))
+    Path(EMAIL_FILE_PATH).mkdir(parents=True, exist_ok=True)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Enreach tools <enreach@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Seconds to wait for the mail server, and for a webhook receiver, per attempt.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+NOTIFY_TIMEOUT = env.float("NOTIFY_TIMEOUT", default=10.0)
+# Failed deliveries (5xx, 429, timeouts, refused connections, SMTP 4xx) are tried again after NOTIFY_RETRY_BACKOFF
+# seconds, doubling each time up to NOTIFY_RETRY_MAX_DELAY (a Retry-After is honoured, within that limit), until
+# NOTIFY_MAX_ATTEMPTS attempts; permanent failures (4xx, a refused address) are not retried.
+NOTIFY_MAX_ATTEMPTS = max(1, env.int("NOTIFY_MAX_ATTEMPTS", default=8))
+NOTIFY_RETRY_BACKOFF = env.float("NOTIFY_RETRY_BACKOFF", default=60.0)
+NOTIFY_RETRY_MAX_DELAY = env.float("NOTIFY_RETRY_MAX_DELAY", default=3600.0)
+# A worker holds a delivery it is sending for NOTIFY_CLAIM_SECONDS; when it dies, the claim expires and the
+# every-minute sweep queues the delivery again. A queued delivery no worker took within NOTIFY_REQUEUE_AFTER
+# seconds (a lost task) is queued again too.
+NOTIFY_CLAIM_SECONDS = env.int("NOTIFY_CLAIM_SECONDS", default=120)
+NOTIFY_REQUEUE_AFTER = env.int("NOTIFY_REQUEUE_AFTER", default=600)
+if 2 * max(NOTIFY_TIMEOUT, EMAIL_TIMEOUT) > NOTIFY_CLAIM_SECONDS:
+    raise ImproperlyConfigured("NOTIFY_CLAIM_SECONDS must be at least twice NOTIFY_TIMEOUT and EMAIL_TIMEOUT.")
+# Deliveries per queued task: a run's thousand notifications are queued in a fraction of a second, and each is
+# still claimed, sent and recorded on its own.
+NOTIFY_TASK_BATCH = max(1, env.int("NOTIFY_TASK_BATCH", default=20))
+# export.stale: hours without a successful export before subscribers hear it (a subscription's "hours" wins).
+NOTIFY_STALE_HOURS = env.float("NOTIFY_STALE_HOURS", default=26.0)

@@ -69,6 +69,8 @@ urlpatterns = [
     path("exports/quality/", include("quality.urls")),
     path("exports/", include("exports.urls")),
     path("api/cmdb/", include("cmdb.api.urls")),
+    path("api/notifications/", include("notifications.api.urls")),
+    path("notifications/", include("notifications.urls")),
     path("cmdb/", include("cmdb.urls")),
     path("metrics", views.metrics, name="metrics"),
 ]

@@ -29,11 +29,6 @@ GRACE_SECONDS = float(os.environ.get("ENREACH_STOP_GRACE", "8"))
 DEMO_DEVICES, DEMO_VMS = "300", "400"
 
 
-def configured_netbox_url() -> str:
-    """NETBOX_URL from the environment or the .env file, as the settings will see it."""
-    return configured("NETBOX_URL")
-
-
 def configured(name: str) -> str:
     """A setting from the environment or the .env file, as the settings will see it."""
     import environ
@@ -41,6 +36,11 @@ def configured(name: str) -> str:
     env = environ.Env()
     environ.Env.read_env(ROOT / ".env", overwrite=False)
     return str(env.str(name, default=""))
+
+
+def configured_netbox_url() -> str:
+    """NETBOX_URL from the environment or the .env file, as the settings will see it."""
+    return configured("NETBOX_URL")
 
 
 def start_demo_llm() -> tuple[subprocess.Popen[bytes], str]:
@@ -91,6 +91,13 @@ def start_demo_netbox() -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
+def mail_note() -> str:
+    url = os.environ.get("EMAIL_URL", "")
+    if url.startswith("filemail://"):
+        return f"written to files in {Path(ROOT, url.removeprefix('filemail://')[1:])}/"
+    return "sent through EMAIL_URL"
+
+
 def manage(*args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
 
@@ -119,6 +126,10 @@ def main() -> int:
     metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(ROOT / "var" / "prometheus")))
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
+    # Notifications by e-mail go to files a newcomer can open (one per message) unless EMAIL_URL says otherwise.
+    mail_dir = ROOT / "var" / "mail"
+    os.environ.setdefault("EMAIL_URL", configured("EMAIL_URL") or f"filemail:///{mail_dir}")
+    os.environ.setdefault("ENREACH_BASE_URL", configured("ENREACH_BASE_URL") or f"http://{address}")
     manage("migrate", "--noinput")
     manage("ensure_admin")
     processes: list[subprocess.Popen[bytes]] = []
@@ -154,7 +165,8 @@ def main() -> int:
         processes.append(start("manage.py", "runserver", "--noreload", address))
         print(
             f"\nEnreach tools is running on http://{address}/ (exports: /exports/, admin: /admin/, "
-            f"API docs: /api/docs/). Press Ctrl-C to stop.\n{demo_note}",
+            f"API docs: /api/docs/). Press Ctrl-C to stop.\n{demo_note}"
+            f"Notification e-mails: {mail_note()}\n",
             flush=True,
         )
         while all(proc.poll() is None for proc in processes):

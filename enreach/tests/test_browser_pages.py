@@ -24,6 +24,7 @@ from accounts.tokens import api_token_create
 from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request
 from integrations.caching import named_cache
+from notifications.services import channel_save, channel_test_send, subscription_save
 from suggestions.services import suggestion_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_roles")]
@@ -126,10 +127,14 @@ def tab(chromium: Any, live_server: Any) -> Iterator[Any]:
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_every_page_fits_the_width_without_console_errors(tab, netbox, width):
-    root = user_create(username="root", password=PASSWORD, role="admin")
+    root = user_create(username="root", password=PASSWORD, role="admin", email="root@example.test")
     run, _ = export_run_request(trigger="web")
     export_run_execute(run=run)
     api_token_create(user=root, label="laptop")
+    subscription_save(
+        by=root, event="export.changes", flt={"site": "AMS1", "change": ["changed"], "columns": ["Status", "Tenant"]}
+    )
+    channel_test_send(channel=channel_save(name="Team mail", kind="email", target="team@example.test"), by=root)
     idea = suggestion_create(author=root, title="Show the rack elevation", summary="A picture of each rack.")
     t = tab(width)
 
@@ -161,6 +166,8 @@ def test_every_page_fits_the_width_without_console_errors(tab, netbox, width):
         ("admin", "/admin/"),
         ("admin-roles", "/admin/accounts/rolegroup/"),
         ("admin-users", "/admin/accounts/user/"),
+        ("admin-channels", "/admin/notifications/channel/"),
+        ("admin-deliveries", "/admin/notifications/delivery/"),
     ]:
         t.goto(path)
         t.check(name)

@@ -39,7 +39,7 @@ def recording(name: str, calls: list[tuple[str, int]], note: str | None = None):
 
 def test_the_apps_register_their_steps_in_order_and_the_list_prints():
     names = [step.name for step in afterrun.steps()]
-    assert names == ["cmdb-table", "publishing"]
+    assert names == ["cmdb-table", "publishing", "notifications"]
     orders = [step.order for step in afterrun.steps()]
     assert orders == sorted(orders)
     publishing = next(step for step in afterrun.steps() if step.name == "publishing")
