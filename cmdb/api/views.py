@@ -78,6 +78,11 @@ PAGE_PARAMS = [
 ]
 
 
+class BadQuery(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+
+
 class CmdbPreparing(APIException):
     status_code = 503
     default_detail = "The CMDB table is being prepared; try again in a minute."
@@ -90,7 +95,10 @@ def query_errors() -> Iterator[None]:
     try:
         yield
     except QueryError as exc:
-        raise ValidationError({exc.field or "detail": [str(exc)]}) from exc
+        if exc.field and exc.field != "detail":
+            raise ValidationError({exc.field: [str(exc)]}) from exc
+        # A parameter without a name (``?=x``) or named ``detail``: the error's own ``detail``, a string as always.
+        raise BadQuery(str(exc)) from exc
     except selectors.CmdbUnavailable as exc:
         raise NotFound(str(exc)) from exc
     except selectors.CmdbPreparing as exc:

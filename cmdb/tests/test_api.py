@@ -113,6 +113,16 @@ def test_bad_parameters_are_a_400_naming_them(export, viewer, query, field, mess
     assert message in response.json()[field][0]
 
 
+@pytest.mark.parametrize("query", ["=x", "detail=x"])
+def test_a_parameter_without_a_name_or_named_detail_is_a_400_whose_detail_is_text(export, viewer, query):
+    """The fuzzer's find: ``?=x`` answered ``{"detail": [...]}``, where every error's ``detail`` is a string."""
+    for path in ("/api/cmdb/merged/rows/", "/api/cmdb/merged/download/"):
+        response = viewer.get(f"{path}?{query}")
+        assert response.status_code == 400
+        detail = response.json()["detail"]
+        assert isinstance(detail, str) and detail.startswith("Unknown parameter"), detail
+
+
 def test_a_device_column_is_not_a_filter_of_the_vms(export, viewer):
     response = viewer.get("/api/cmdb/vms/rows/?rack=x")
     assert response.status_code == 400 and "rack" in response.json()
