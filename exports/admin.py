@@ -16,6 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from enreach.admin import ReadOnlyAdmin
 from exports import selectors
+from exports.errors import ExportThrottled
 from exports.models import ExportArtifact, ExportRun, NetboxSnapshot
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
@@ -38,7 +39,11 @@ class ExportArtifactInline(admin.TabularInline):
 
 
 def _request_run(modeladmin: admin.ModelAdmin, request: HttpRequest) -> None:
-    run, created = export_run_request(trigger=ExportRun.Trigger.ADMIN, user=request.user)
+    try:
+        run, created = export_run_request(trigger=ExportRun.Trigger.ADMIN, user=request.user)
+    except ExportThrottled as exc:
+        modeladmin.message_user(request, str(exc), messages.ERROR)
+        return
     if created:
         try:
             export_run_enqueue(run=run)

@@ -21,12 +21,14 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from django.conf import settings
 from django.utils import timezone
 
+from enreach.outage import database_retry
 from exports import render, transform
 from exports.errors import ExportError
 from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
@@ -50,6 +52,7 @@ from integrations.netbox.records import (
     virtual_machine_from_dict,
 )
 
+T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 CHANGES_LISTED = 50  # names kept per kind and change type in ExportRun.changes
@@ -64,15 +67,16 @@ class StreamDiff:
     stored snapshots read in id order beside them (a merge of two sorted streams: neither is held). Keeps the counts,
     the removed ids (to delete) and the first ``CHANGES_LISTED`` names of each change in name order."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, read: Callable[[Callable[[], list[Any]]], list[Any]] | None = None) -> None:
         self.kind = kind
+        self._read = read
         self.reset()
 
     def reset(self) -> None:
         self.current = self.added = self.changed = 0
         self.removed: list[int] = []
         self._names: dict[str, list[str]] = {"added": [], "changed": [], "removed": []}
-        self._stored = snapshots_stored(self.kind, ("netbox_id", "last_updated", "name"))
+        self._stored = snapshots_stored(self.kind, ("netbox_id", "last_updated", "name"), read=self._read)
         self._next = next(self._stored, None)
 
     def _name(self, change: str, name: str) -> None:
@@ -279,13 +283,13 @@ def _fetch_with(
             "device": KindSource(
                 "device",
                 lambda: client.stream_devices(progress=lambda n: recorder.progress(devices_fetched=n)),
-                StreamDiff(NetboxSnapshot.Kind.DEVICE),
+                StreamDiff(NetboxSnapshot.Kind.DEVICE, lambda page: _after_netbox(page, run)),
                 RowSpool(folder / ".device.snapshots"),
             ),
             "vm": KindSource(
                 "vm",
                 lambda: client.stream_virtual_machines(progress=lambda n: recorder.progress(vms_fetched=n)),
-                StreamDiff(NetboxSnapshot.Kind.VM),
+                StreamDiff(NetboxSnapshot.Kind.VM, lambda page: _after_netbox(page, run)),
                 RowSpool(folder / ".vm.snapshots"),
             ),
         }
@@ -298,7 +302,7 @@ def _fetch_with(
         changed = [i for i in current if i in previous_state and previous_state[i] != current[i]]
         removed = [i for i in previous_state if i not in current]
         # A record NetBox touched without changing what we keep needs no write.
-        digests = snapshots_values(kind, "digest", [r.id for r in changed_records])
+        digests = _after_netbox(partial(snapshots_values, kind, "digest", [r.id for r in changed_records]), run)
         writes = [r for r in changed_records if digests.get(r.id) != snapshot_encode(r)[1]]
         fetched.snapshot_writes[kind] = writes
         fetched.snapshot_deletes[kind] = removed
@@ -311,9 +315,10 @@ def _fetch_with(
         fetched.changes[label] = {
             "added": sorted(names.get(i, str(i)) for i in added)[:CHANGES_LISTED],
             "changed": sorted(names.get(i, str(i)) for i in changed)[:CHANGES_LISTED],
-            "removed": sorted(name or str(i) for i, name in snapshots_values(kind, "name", removed).items())[
-                :CHANGES_LISTED
-            ],
+            "removed": sorted(
+                name or str(i)
+                for i, name in _after_netbox(partial(snapshots_values, kind, "name", removed), run).items()
+            )[:CHANGES_LISTED],
         }
         unchanged = unchanged and not (added or changed or removed or writes)
     del stored
@@ -337,14 +342,24 @@ def _fetch_with(
         fetched.sources[kind] = KindSource(
             kind,
             lambda kind=kind, current=current, fresh=changed_records: _merged(  # type: ignore[misc]
-                kind, current, fresh, from_dict[kind]
+                kind, current, fresh, from_dict[kind], run
             ),
         )
     return fetched
 
 
+def _after_netbox(read: Callable[[], T], run: ExportRun) -> T:
+    """A read of the snapshots once NetBox's listings are in: the database may have gone away meanwhile, so it is
+    tried again every second until it answers (``EXPORT_DATABASE_WAIT``), instead of failing the run."""
+    return database_retry(read, wait=settings.EXPORT_DATABASE_WAIT, where=f"export run {run.pk}")
+
+
 def _merged(
-    kind: str, current: dict[int, str], fresh: list[Record], from_dict: Callable[[dict[str, Any]], Record]
+    kind: str,
+    current: dict[int, str],
+    fresh: list[Record],
+    from_dict: Callable[[dict[str, Any]], Record],
+    run: ExportRun,
 ) -> Iterator[list[Record]]:
     """The records of every current object in id order, ``RECORD_BATCH`` at a time: those fetched now, and the
     stored snapshots of the others (read in id order, a page at a time)."""
@@ -353,7 +368,7 @@ def _merged(
     position = 0
     batch: list[Record] = []
     total = 0
-    for netbox_id, data in snapshots_stored(kind, ("netbox_id", "data")):
+    for netbox_id, data in snapshots_stored(kind, ("netbox_id", "data"), read=lambda page: _after_netbox(page, run)):
         while position < len(fresh_sorted) and fresh_sorted[position].id < netbox_id:
             batch.append(fresh_sorted[position])
             position += 1

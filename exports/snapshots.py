@@ -11,7 +11,7 @@ contacts' snapshot, and reading stored ones back (values by id; every stored one
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
@@ -55,16 +55,23 @@ def snapshots_values(kind: str, column: str, ids: Sequence[int]) -> dict[int, st
     return values
 
 
-def snapshots_stored(kind: str, fields: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+def snapshots_stored(
+    kind: str, fields: Sequence[str], *, read: Callable[[Callable[[], list[Any]]], list[Any]] | None = None
+) -> Iterator[tuple[Any, ...]]:
     """``fields`` (``netbox_id`` first) of a kind's stored snapshots in id order, ``STORED_PAGE`` per query: each
-    page is a query of its own (by the last id seen), so no cursor stays open while the caller works in between."""
+    page is a query of its own (by the last id seen), so no cursor stays open while the caller works in between.
+    ``read`` runs each page's query (the export's waits out a database outage)."""
     after = -1
     while True:
-        page = list(
-            NetboxSnapshot.objects.filter(kind=kind, netbox_id__gt=after)
-            .order_by("netbox_id")
-            .values_list(*fields)[:STORED_PAGE]
-        )
+
+        def query(after: int = after) -> list[Any]:
+            return list(
+                NetboxSnapshot.objects.filter(kind=kind, netbox_id__gt=after)
+                .order_by("netbox_id")
+                .values_list(*fields)[:STORED_PAGE]
+            )
+
+        page = read(query) if read is not None else query()
         yield from page
         if len(page) < STORED_PAGE:
             return
