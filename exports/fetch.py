@@ -155,9 +155,11 @@ class Fetched:
     counts: dict[str, int] = field(default_factory=dict)
     changes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
+    spools: list[RowSpool] = field(default_factory=list)  # a full run's encoded snapshots, once walked
+
     def staged(self) -> list[RowSpool]:
         """The spools of encoded snapshots a full run wrote as its records passed."""
-        return [source.stage for source in self.sources.values() if source.stage is not None]
+        return self.spools + [source.stage for source in self.sources.values() if source.stage is not None]
 
     def finish(self) -> None:
         """Once every source was walked: a full run's counts, changes and deletions from its diffs."""
@@ -173,6 +175,10 @@ class Fetched:
             self.counts["removed"] = self.counts.get("removed", 0) + len(diff.removed)
             self.changes[label] = {change: diff.names(change) for change in ("added", "changed", "removed")}
             self.snapshot_deletes[kind] = diff.removed
+        # The sources are walked: what they hold (an incremental run's id -> last_updated of every object) goes
+        # before the writing child is forked, which would otherwise keep a copy of every page the run reuses.
+        self.spools = self.staged()
+        self.sources = {}
 
     def remove(self) -> None:
         for spool in self.staged():

@@ -200,9 +200,13 @@ def files_streaming(fetched: Fetched, folder: Path, recorder: RunRecorder, plan:
     streamed: dict[str, _Streamed] = {}
     try:
         walks = {kind: source.batches() for kind, source in fetched.sources.items()}
-        for kind, source in fetched.sources.items():
-            streamed[kind] = _stream_kind(source, walks.pop(kind), fetched.lookups, folder, plan.excel_safe, recorder)
-        fetched.finish()
+        for kind in list(walks):
+            first_walk = walks.pop(kind)
+            streamed[kind] = _stream_kind(
+                fetched.sources[kind], first_walk, fetched.lookups, folder, plan.excel_safe, recorder
+            )
+            del first_walk
+        fetched.finish()  # drops the sources: nothing of the walks is left when the writing child is forked
         yield Streamed(streamed)
     finally:
         for kind in _KINDS:

@@ -136,7 +136,8 @@ def test_full_and_incremental_streamed_files_equal_the_in_memory_export(netbox, 
 def test_a_full_run_leaves_no_spool_behind(netbox):
     run = run_export(force=True)
     folder = files_of(run)[DEVICES_CSV].parent
-    assert sorted(path.name for path in folder.iterdir() if path.name.startswith(".")) == []
+    spools = [path.name for path in folder.iterdir() if path.name.endswith((".rows", ".snapshots", ".tmp"))]
+    assert spools == []
 
 
 def test_a_listing_that_changes_under_the_stream_is_streamed_again(netbox, settings, monkeypatch):
