@@ -147,8 +147,12 @@ def test_export_spans_nest_run_step_and_netbox_calls(netbox, spans):
     root = by_name["export.run"][0]
     fetch = by_name["export.fetch"][0]
     assert fetch.parent.span_id == root.context.span_id
+    # The counts run in the fetch step; the pages stream in the stream step (issue 25).
+    stream = by_name["export.stream"][0]
+    assert stream.parent.span_id == root.context.span_id
     page_calls = [s for s in by_name["netbox.request"] if s.attributes["netbox.endpoint"] == "dcim/devices/"]
-    assert page_calls and all(s.parent.span_id == fetch.context.span_id for s in page_calls)
+    parents = {s.parent.span_id for s in page_calls}
+    assert page_calls and parents == {fetch.context.span_id, stream.context.span_id}
     # The lookup listings run beside the fetch step, directly under the run.
     site_calls = [s for s in by_name["netbox.request"] if s.attributes["netbox.endpoint"] == "dcim/sites/"]
     assert site_calls and site_calls[0].parent.span_id == root.context.span_id
