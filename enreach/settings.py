@@ -143,7 +143,7 @@ else:
 # Named caches (integrations/caching.py) and their TTLs in seconds; CACHE_TTL_<NAME> overrides one.
 CACHE_TTLS = {
     name: env.int(f"CACHE_TTL_{name.upper()}", default=default)
-    for name, default in {"default": 300, "netbox": 300}.items()
+    for name, default in {"default": 300, "netbox": 300, "netbox_custom_fields": 300}.items()
 }
 
 # django-q2 reads this at import time. timeout (a task's hard limit) must stay below retry (when an
