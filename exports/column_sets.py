@@ -10,6 +10,7 @@ its input into the ``{"devices": [...], "vms": [...]}`` shape and calls ``column
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from exports.columns import (
 )
 from exports.models import ColumnSet as ColumnSetRow
 from exports.models import ContactSnapshot, ExportArtifact, ExportRun, NetboxSnapshot
+from integrations.exceptions import IntegrationError
 from integrations.netbox.records import (
     DEVICE_OBJECT_TYPE,
     VM_OBJECT_TYPE,
@@ -45,7 +47,7 @@ from integrations.netbox.records import (
     snapshot_outdated,
     virtual_machine_from_dict,
 )
-from integrations.services import netbox_custom_fields_cached
+from integrations.services import netbox_custom_fields_cached, netbox_custom_fields_get
 
 PREVIEW_ROWS = 20
 OBJECT_TYPES = {DEVICES: DEVICE_OBJECT_TYPE, VMS: VM_OBJECT_TYPE}
@@ -241,18 +243,33 @@ def _latest_cells(dataset: str, ids: set[int]) -> dict[int, dict[str, str]]:
     return found
 
 
-def column_set_notes(column_set: ColumnSet, devices: Sequence[Any] | None, vms: Sequence[Any] | None) -> list[str]:
-    """The run log's lines about the set: a ``cf:`` column whose custom field NetBox no longer has (deleted since
-    the set was saved) is written empty, and the log says so; the run goes on.
+def column_set_for_run() -> ColumnSet:
+    """The current column set as a run writes it: a ``cf:`` column whose custom field NetBox no longer has (deleted
+    since the set was saved) is written empty (``ColumnSet.absent``; the run's log says so, ``column_set_notes``),
+    and the run goes on. NetBox's definitions are read fresh (one small request), only when the set has ``cf:``
+    columns; when NetBox cannot say, nothing is taken as absent (the fetch that follows reports NetBox's state)."""
+    column_set = column_set_current()
+    wanted = {dataset: column_set.custom_fields(dataset) for dataset in DATASETS}
+    if not any(wanted.values()):
+        return column_set
+    try:
+        definitions = netbox_custom_fields_get()
+    except IntegrationError:
+        return column_set
+    absent = frozenset(
+        (dataset, name)
+        for dataset, names in wanted.items()
+        for name in names
+        if name not in definitions.get(OBJECT_TYPES[dataset], {})
+    )
+    return dataclasses.replace(column_set, absent=absent) if absent else column_set
 
-    NetBox returns every custom field of an object type on each of its objects (``null`` when unset), so one
-    record per dataset tells which exist."""
+
+def column_set_notes(column_set: ColumnSet) -> list[str]:
+    """The run log's lines about the set: the custom fields NetBox no longer has, whose columns are empty."""
     notes = []
-    for dataset, records in ((DEVICES, devices), (VMS, vms)):
-        if not records:
-            continue
-        present = records[0].custom_fields
-        missing = [name for name in column_set.custom_fields(dataset) if name not in present]
+    for dataset in DATASETS:
+        missing = sorted(name for kind, name in column_set.absent if kind == dataset)
         if missing:
             label = "devices" if dataset == DEVICES else "VMs"
             notes.append(

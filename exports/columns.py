@@ -419,6 +419,8 @@ class ColumnSet:
 
     devices: tuple[Column, ...] = field(default_factory=lambda: default_columns(DEVICES))
     vms: tuple[Column, ...] = field(default_factory=lambda: default_columns(VMS))
+    # (dataset, custom field) of ``cf:`` columns whose field NetBox no longer has: written empty.
+    absent: frozenset[tuple[str, str]] = frozenset()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ColumnSet:
@@ -533,7 +535,8 @@ class ColumnSet:
         """Changes when the files' columns change (``""`` for the default set, so it changes no file digest)."""
         if self.is_default:
             return ""
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()
+        shape = {**self.as_dict(), "absent": sorted(self.absent)}
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
 
 
 DEFAULT_SET = ColumnSet()

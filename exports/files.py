@@ -21,7 +21,7 @@ from django.conf import settings
 from enreach.forked import ChildProcessFailed, Mailbox, forked
 from exports import columns, companions, transform
 from exports.atomic import FILE_MODE, FileInfo
-from exports.column_sets import column_set_current
+from exports.column_sets import column_set_for_run
 from exports.companions import Companion, CompanionPlan, CompanionWrite, KindRows
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
 from exports.csvfiles import write_csv
@@ -73,7 +73,7 @@ class FilesPlan:
 
 
 def files_plan() -> FilesPlan:
-    column_set = column_set_current()
+    column_set = column_set_for_run()
     order = settings.EXPORT_WORKBOOK_COLUMNS
     if len(order) == 1 and order[0].lower().endswith(".xlsx"):
         order = read_workbook_order(Path(order[0]))

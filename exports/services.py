@@ -147,7 +147,7 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
             files_reusable=previous is not None and previous.files_digest == plan.digest,
             column_set=plan.column_set,
         )
-        for note in column_set_notes(plan.column_set, fetched.devices, fetched.vms):
+        for note in column_set_notes(plan.column_set):
             recorder.log(note)
         with contextlib.ExitStack() as writing:
             with recorder.step("write"):

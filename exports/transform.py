@@ -240,7 +240,9 @@ class RowPlan:
                 picks.append(at[column.name])
             else:
                 picks.append(len(contract) + len(extras))
-                extras.append((column.prefix, column.name, column.type))
+                # A custom field NetBox no longer has: an empty column (stored snapshots may still hold values).
+                gone = column.prefix == CUSTOM_FIELD_PREFIX and (dataset, column.name) in column_set.absent
+                extras.append(("" if gone else column.prefix, column.name, column.type))
         identity = tuple(picks) == tuple(range(len(contract))) and not extras
         return cls(dataset, column_set.headers(dataset), tuple(picks), tuple(extras), identity)
 
@@ -249,7 +251,10 @@ class RowPlan:
         if self.identity:
             return contract_row
         added = tuple(
-            render_typed(custom_fields.get(name) if prefix == CUSTOM_FIELD_PREFIX else extra.get(name), kind)
+            render_typed(
+                custom_fields.get(name) if prefix == CUSTOM_FIELD_PREFIX else extra.get(name) if prefix else None,
+                kind,
+            )
             for prefix, name, kind in self.extras
         )
         full = contract_row + added
