@@ -425,12 +425,13 @@ class ColumnSet:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ColumnSet:
         """A set from ``as_dict`` output (a dataset missing from ``data`` is the default)."""
+        devices, vms = (
+            tuple(Column(**column) for column in data[dataset]) if data.get(dataset) is not None else None
+            for dataset in DATASETS
+        )
         return cls(
-            **{
-                dataset: tuple(Column(**column) for column in data[dataset])
-                for dataset in DATASETS
-                if data.get(dataset) is not None
-            }
+            devices=devices if devices is not None else default_columns(DEVICES),
+            vms=vms if vms is not None else default_columns(VMS),
         )
 
     def as_dict(self) -> dict[str, list[dict[str, Any]]]:

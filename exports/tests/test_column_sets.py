@@ -239,3 +239,44 @@ def test_preview_shows_the_first_rows_from_the_snapshots_without_asking_netbox(n
     # A path the snapshots did not keep yet is empty in the preview; nothing was saved.
     assert row["Type slug"] == ""
     assert admin.get("/api/exports/columns/").json() == ColumnSet().as_dict()
+
+
+def admin_lines(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    page = client.get("/admin/exports/columnset/")
+    assert page.status_code == 200
+    form = page.context["form"]
+    return {"devices": form.initial["devices"], "vms": form.initial["vms"]}
+
+
+def test_admin_page_previews_saves_and_names_problems(netbox, client_for):
+    run_export()
+    admin = client_for("admin")
+    lines = admin_lines(admin)
+    assert lines["devices"].splitlines()[0] == "Name | contract:Name | text"
+    devices = lines["devices"].replace(
+        "Serial number | contract:Serial number | text", "Serial | contract:Serial number"
+    )
+    devices += "\nCost center | cf:cost_center\nPlatform slug | field:platform.slug | text"
+    # Preview: the first rows with the proposed columns, nothing saved.
+    preview = admin.post("/admin/exports/columnset/", {**lines, "devices": devices, "_preview": "1"})
+    assert preview.status_code == 200
+    html = preview.content.decode()
+    assert '<th scope="col">Cost center</th>' in html and '<th scope="col">Serial</th>' in html
+    assert admin.get("/api/exports/columns/").json() == ColumnSet().as_dict()
+    # An unknown custom field: the form names it and NetBox's fields.
+    bad = admin.post("/admin/exports/columnset/", {**lines, "devices": devices + "\nOwner | cf:owner", "_save": "1"})
+    assert bad.status_code == 200 and "owner" in bad.content.decode() and "cost_center" in bad.content.decode()
+    # Save: audited as coming from the admin.
+    saved = admin.post("/admin/exports/columnset/", {**lines, "devices": devices, "_save": "1"})
+    assert saved.status_code == 302
+    headers = [column["header"] for column in admin.get("/api/exports/columns/").json()["devices"]]
+    assert headers[-2:] == ["Cost center", "Platform slug"] and "Serial" in headers
+    assert AuditEntry.objects.get(action="columns.replace").source == AuditEntry.Source.ADMIN
+    # The run page shows the set a run used.
+    run = run_export()
+    page = admin.get(f"/admin/exports/exportrun/{run.pk}/change/").content.decode()
+    assert "field:platform.slug" in page and "Platform slug" in page
+
+
+def test_admin_page_is_for_column_managers_only(db, client_for):
+    assert client_for("operator").get("/admin/exports/columnset/").status_code in (302, 403)
