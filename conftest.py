@@ -62,6 +62,7 @@ ROLE_SEEDS = (
     ("exports.migrations.0002_role_permissions", "grant"),
     ("quality.migrations.0001_initial", "grant"),
     ("accounts.migrations.0005_columns_manage_capability", "grant"),
+    ("quality.migrations.0002_any_column", "grant"),
 )
 
 

@@ -280,3 +280,22 @@ def test_admin_page_previews_saves_and_names_problems(netbox, client_for):
 
 def test_admin_page_is_for_column_managers_only(db, client_for):
     assert client_for("operator").get("/admin/exports/columnset/").status_code in (302, 403)
+
+
+def test_quality_rules_read_the_operators_columns(netbox, client_for):
+    from quality.models import QualityAllowedValues, QualityRequiredColumn
+
+    devices_set = custom_device_set()
+    assert client_for("admin").put("/api/exports/columns/", {"devices": devices_set}, format="json").status_code == 200
+    QualityAllowedValues.objects.create(column="Backup policy", values="daily\nweekly")
+    QualityRequiredColumn.objects.create(column="Cost center", kinds=QualityRequiredColumn.Kinds.DEVICES)
+    run = run_export()
+    findings = read_csv(files_of(run)["data_quality.csv"])
+    policies = {int(d["id"]): d["custom_fields"]["backup_policy"] for d in netbox.devices}
+    flagged = {int(f["id"]) for f in findings if f["rule"] == "allowed_backup_policy"}
+    assert flagged and flagged == {i for i, v in policies.items() if v and v.casefold() not in ("daily", "weekly")}
+    missing = {int(f["id"]) for f in findings if f["rule"] == "missing_cost_center" and f["kind"] == "device"}
+    assert missing == {d["id"] for d in netbox.devices if d["custom_fields"]["cost_center"] is None}
+    # The renamed Serial number column is still the one the built-in rule reads.
+    counts = {count.rule: count for count in run.quality_counts.all()}
+    assert counts["device_no_serial"].error == "" and counts["allowed_backup_policy"].count == len(flagged)
