@@ -404,6 +404,16 @@ CONFLUENCE_VMS_PAGE_ID = env.str("CONFLUENCE_VMS_PAGE_ID", default="")
 # Wrap the tables in the (Stiltsoft) table-filter / table-sort macros; needs the app installed in Confluence.
 CONFLUENCE_ENABLE_TABLE_FILTER = env.bool("CONFLUENCE_ENABLE_TABLE_FILTER", default=False)
 CONFLUENCE_ENABLE_TABLE_SORT = env.bool("CONFLUENCE_ENABLE_TABLE_SORT", default=False)
+# The columns of the devices and VMs pages' tables, in order: sources as in the column sets (contract:<column>,
+# cf:<custom field>, field:<dot.path>) or headers; each shows under its header in the run's column set.
+CONFLUENCE_DEVICE_TABLE_COLUMNS = env.list(
+    "CONFLUENCE_DEVICE_TABLE_COLUMNS",
+    default=["contract:Name", "contract:Status", "contract:Role", "contract:IP Address", "contract:OOB IP"],
+)
+CONFLUENCE_VM_TABLE_COLUMNS = env.list(
+    "CONFLUENCE_VM_TABLE_COLUMNS",
+    default=["contract:Name", "contract:Status", "contract:Device", "contract:Cluster", "contract:IP Address"],
+)
 # Backups of each successful run's files: a local directory, or SFTP when BACKUP_HOST is set.
 BACKUP_LOCAL_PATH = env.str("BACKUP_LOCAL_PATH", default="")
 BACKUP_HOST = env.str("BACKUP_HOST", default="")
