@@ -144,7 +144,7 @@ def _natural(text: str) -> list[Any]:
     return parts
 
 
-def factorize(label: str, cells: Sequence[str]) -> ColumnData:
+def factorize(label: str, cells: Sequence[str], kind: str | None = None) -> ColumnData:
     import pandas as pd
 
     codes, uniques = pd.factorize(np.asarray(cells, dtype=object), sort=False)
@@ -154,7 +154,11 @@ def factorize(label: str, cells: Sequence[str]) -> ColumnData:
     except ValueError:
         empty_code = -1
     return ColumnData(
-        label=label, kind=column_kind(label), codes=codes.astype(np.int32), values=values, empty_code=empty_code
+        label=label,
+        kind=kind or column_kind(label),
+        codes=codes.astype(np.int32),
+        values=values,
+        empty_code=empty_code,
     )
 
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from cmdb.query import NUMBER, Column, Query, QueryError
 from cmdb.table import CmdbTable
+from exports.columns import ColumnSet
 from exports.constants import MERGED_CSV
 from exports.models import ExportArtifact, ExportRun
 from exports.selectors import artifact_path, export_run_last_success
@@ -88,7 +89,8 @@ def _table(artifact: ExportArtifact) -> CmdbTable:
             table = _tables.get(key)
         if table is None:
             try:
-                table = CmdbTable.from_csv(artifact_path(artifact))
+                used = ColumnSet.from_dict(artifact.run.columns or {})
+                table = CmdbTable.from_csv(artifact_path(artifact), used)
             except FileNotFoundError:
                 raise CmdbUnavailable(
                     f"The files of export #{artifact.run_id} are no longer on disk (pruned)."

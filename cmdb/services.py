@@ -12,6 +12,7 @@ from typing import Any
 from accounts.models import User
 from accounts.services import profile_update
 from cmdb.query import DATASETS, column_key
+from exports.column_sets import column_set_current
 from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
 
 PREFERENCE_KEY = "cmdb"
@@ -46,8 +47,15 @@ def cmdb_view_default() -> dict[str, Any]:
 
 
 def dataset_keys(dataset: str) -> list[str]:
-    """The column keys of a dataset according to the contract."""
-    return [column_key(label) for label in _CONTRACT[dataset]]
+    """The column keys of a dataset under the current column set (those of the contract's columns too: a view saved
+    before a column was renamed or hidden stays valid)."""
+    column_set = column_set_current()
+    labels = {
+        "devices": column_set.device_columns,
+        "vms": column_set.vm_columns,
+        "merged": column_set.merged_columns,
+    }[dataset]
+    return list(dict.fromkeys(column_key(label) for label in (*labels, *_CONTRACT[dataset])))
 
 
 def _text(value: Any, field: str) -> str:

@@ -34,37 +34,42 @@ from typing import Any, overload
 import numpy as np
 
 from cmdb.matching import SEP, ColumnData, factorize, value_table
-from cmdb.query import DATASETS, Column, Filter, Query, QueryError, column_key, column_kind
-from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, TYPE_COLUMN, VM_COLUMNS
+from cmdb.query import DATASETS, Column, Filter, Query, QueryError, column_key, column_kind, column_kinds
+from exports.columns import DEFAULT_SET, MERGED_COLUMNS, TYPE_COLUMN, ColumnSet
 
 
 class CmdbTable:
     """The rows of one export (its merged CSV), queryable as the devices, VMs or merged dataset."""
 
-    def __init__(self, labels: Sequence[str], columns: Sequence[Sequence[str]]) -> None:
-        """``labels``: the merged CSV's header; ``columns``: each column's cells, in row order."""
+    def __init__(
+        self, labels: Sequence[str], columns: Sequence[Sequence[str]], column_set: ColumnSet | None = None
+    ) -> None:
+        """``labels``: the merged CSV's header; ``columns``: each column's cells, in row order; ``column_set``: the
+        one the run wrote its files with (the datasets' columns and their kinds), the default if not given."""
         if len(labels) != len(columns):
             raise ValueError("one column of cells per label")
         if len(set(labels)) != len(labels):
             raise ValueError("duplicate column labels")
         self.labels: list[str] = list(labels)
         self.size = len(columns[0]) if columns else 0
+        self.column_set = column_set or DEFAULT_SET
+        self._kinds = column_kinds(self.column_set)
         self._data: dict[str, ColumnData] = {}
         for label, cells in zip(labels, columns, strict=True):
-            self._data[label] = factorize(label, cells)
+            self._data[label] = factorize(label, cells, column_kind(label, self._kinds))
         self._lock = threading.Lock()
         self._row_ids: dict[str, int] | None = None
         self._datasets = self._dataset_rows()
         self._columns = {name: self._dataset_columns(name) for name in DATASETS}
 
     @classmethod
-    def from_csv(cls, path: str | Path) -> CmdbTable:
-        """Read a merged CSV (UTF-8, with or without a BOM; every cell as text)."""
+    def from_csv(cls, path: str | Path, column_set: ColumnSet | None = None) -> CmdbTable:
+        """Read a merged CSV (UTF-8, with or without a BOM; every cell as text) written with ``column_set``."""
         import pandas as pd
 
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig", engine="c")
         labels = [str(label) for label in frame.columns]
-        return cls(labels, [frame[label].to_numpy(dtype=object) for label in labels])
+        return cls(labels, [frame[label].to_numpy(dtype=object) for label in labels], column_set)
 
     # --- shape --------------------------------------------------------------------------------------------------
 
@@ -77,9 +82,9 @@ class CmdbTable:
 
     def _dataset_columns(self, dataset: str) -> list[Column]:
         if dataset == "devices":
-            labels = [label for label in DEVICE_COLUMNS if label in self._data]
+            labels = [label for label in self.column_set.device_columns if label in self._data]
         elif dataset == "vms":
-            labels = [label for label in VM_COLUMNS if label in self._data]
+            labels = [label for label in self.column_set.vm_columns if label in self._data]
         else:
             labels = list(self.labels)
         columns: list[Column] = []
@@ -89,7 +94,7 @@ class CmdbTable:
             while key in used or key == "row_id":
                 key += "_"
             used.add(key)
-            columns.append(Column(key=key, label=label, kind=column_kind(label)))
+            columns.append(Column(key=key, label=label, kind=column_kind(label, self._kinds)))
         return columns
 
     def _dataset_rows(self) -> dict[str, np.ndarray]:

@@ -299,3 +299,46 @@ def test_quality_rules_read_the_operators_columns(netbox, client_for):
     # The renamed Serial number column is still the one the built-in rule reads.
     counts = {count.rule: count for count in run.quality_counts.all()}
     assert counts["device_no_serial"].error == "" and counts["allowed_backup_policy"].count == len(flagged)
+
+
+def custom_export(netbox, client_for) -> ExportRun:  # type: ignore[no-untyped-def]
+    vm_columns = [*contract("vms"), {"header": "Cost center", "source": "cf:cost_center"}]
+    body = {"devices": custom_device_set(), "vms": vm_columns}
+    assert client_for("admin").put("/api/exports/columns/", body, format="json").status_code == 200
+    run = run_export()
+    assert run.status == ExportRun.Status.SUCCEEDED
+    return run
+
+
+def test_the_cmdb_api_filters_and_sorts_the_operators_columns_by_their_types(netbox, client_for):
+    custom_export(netbox, client_for)
+    viewer = client_for("viewer")
+    costs = sorted(d["custom_fields"]["cost_center"] for d in netbox.devices if d["custom_fields"]["cost_center"])
+    threshold = costs[len(costs) // 2]
+    columns = {c["label"]: c for c in viewer.get("/api/cmdb/devices/rows/?limit=1").json()["columns"]}
+    assert columns["Cost center"]["kind"] == "number" and columns["Bought"]["kind"] == "date"
+    assert columns["Backup policy"]["kind"] == "text" and "Serial" in columns and "Comments" not in columns
+    body = viewer.get(f"/api/cmdb/devices/rows/?cost_center__gte={threshold}&limit=500").json()
+    found = sorted(row["cost_center"] for row in body["results"])
+    assert found == [cost for cost in costs if cost >= threshold]
+    # A date column filters as dates, and the merged dataset carries the columns of both.
+    bought = viewer.get("/api/cmdb/devices/rows/?bought__gte=2023-01-01&limit=500").json()["results"]
+    assert bought and all(row["bought"] >= "2023-01-01" for row in bought)
+    merged = viewer.get(f"/api/cmdb/merged/rows/?cost_center__gte={threshold}&limit=500").json()["results"]
+    assert {row["netbox_type"] for row in merged} <= {"devices", "vms"} and len(merged) >= len(found)
+
+
+def test_the_chat_finds_and_counts_by_the_operators_columns(netbox, client_for):
+    import json
+
+    from chat.tools import tool_run
+
+    custom_export(netbox, client_for)
+    device = next(d for d in netbox.devices if d["custom_fields"]["backup_policy"])
+    policy = device["custom_fields"]["backup_policy"]
+    found = json.loads(tool_run(name="search_inventory", arguments=json.dumps({"where": {"Backup policy": policy}})))
+    assert device["name"] in {row["Name"] for row in found["results"]}
+    assert all(row["Backup policy"].casefold() == policy.casefold() or policy.casefold() in row["Backup policy"].casefold()
+               for row in found["results"])  # fmt: skip
+    counted = json.loads(tool_run(name="count_inventory", arguments=json.dumps({"group_by": "cost center"})))
+    assert counted["group_by"] == "Cost center" and counted["total"] == 100
