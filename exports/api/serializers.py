@@ -12,6 +12,31 @@ from exports.columns import COLUMN_TYPES, ColumnSet
 from exports.models import ExportArtifact, ExportChange, ExportRun
 
 
+class ColumnSerializer(serializers.Serializer):
+    """One column: its header in the files, its source (``contract:<Header>``, ``cf:<custom field>``,
+    ``field:<dot.path>``), its type (a custom field's comes from NetBox) and whether the files show it."""
+
+    header = serializers.CharField(max_length=255)
+    source = serializers.CharField(max_length=300)  # type: ignore[assignment]
+    type = serializers.ChoiceField(choices=list(COLUMN_TYPES), required=False)  # type: ignore[assignment]
+    visible = serializers.BooleanField(default=True)
+
+
+class ColumnSetSerializer(serializers.Serializer):
+    """The column sets of devices and VMs, in file order. A ``PUT`` may give one dataset or both; each given one is
+    replaced as a whole."""
+
+    devices = ColumnSerializer(many=True, required=False)
+    vms = ColumnSerializer(many=True, required=False)
+
+
+class ColumnSetResponseSerializer(serializers.Serializer):
+    """Both datasets' column sets."""
+
+    devices = ColumnSerializer(many=True)
+    vms = ColumnSerializer(many=True)
+
+
 class ExportArtifactSerializer(serializers.ModelSerializer):
     """A file of a run, with its download URL."""
 
@@ -62,7 +87,7 @@ class ExportRunDetailSerializer(ExportRunSerializer):
         fields = [*ExportRunSerializer.Meta.fields, "log", "after_run", "columns"]
         read_only_fields = fields
 
-    @extend_schema_field(lambda: ColumnSetSerializer)  # type: ignore[arg-type]
+    @extend_schema_field(ColumnSetResponseSerializer)
     def get_columns(self, run: ExportRun) -> dict[str, Any]:
         return ColumnSet.from_dict(run.columns or {}).as_dict()
 
@@ -115,31 +140,6 @@ class QueueUnavailableSerializer(serializers.Serializer):
     detail = serializers.CharField()
     id = serializers.IntegerField(help_text="The run, recorded as failed with the reason.")
     reason = serializers.CharField(help_text="queue_unavailable")
-
-
-class ColumnSerializer(serializers.Serializer):
-    """One column: its header in the files, its source (``contract:<Header>``, ``cf:<custom field>``,
-    ``field:<dot.path>``), its type (a custom field's comes from NetBox) and whether the files show it."""
-
-    header = serializers.CharField(max_length=255)
-    source = serializers.CharField(max_length=300)  # type: ignore[assignment]
-    type = serializers.ChoiceField(choices=list(COLUMN_TYPES), required=False)  # type: ignore[assignment]
-    visible = serializers.BooleanField(default=True)
-
-
-class ColumnSetSerializer(serializers.Serializer):
-    """The column sets of devices and VMs, in file order. A ``PUT`` may give one dataset or both; each given one is
-    replaced as a whole."""
-
-    devices = ColumnSerializer(many=True, required=False)
-    vms = ColumnSerializer(many=True, required=False)
-
-
-class ColumnSetResponseSerializer(serializers.Serializer):
-    """Both datasets' column sets."""
-
-    devices = ColumnSerializer(many=True)
-    vms = ColumnSerializer(many=True)
 
 
 class ColumnSetProblemsSerializer(serializers.Serializer):
