@@ -221,6 +221,7 @@ class ColumnSet(models.Model):
 
     class Meta:
         ordering = ["dataset"]
+        verbose_name = verbose_name_plural = "CMDB columns"
 
     def __str__(self) -> str:
         return f"{self.get_dataset_display()} columns"
