@@ -523,7 +523,12 @@ class ColumnSet:
         contract's workbook order (under the set's headers), then every other merged column in merged order."""
         merged = self.merged_columns
         if order:
-            return workbook_column_order(order, merged)
+            # The setting names the contract's columns: a renamed one is its header now, a hidden one is left out.
+            header_of = {name: header for header, name in self.contract_sources().items()}
+            named = [name.strip() for name in order if name and name.strip()]
+            hidden = set(MERGED_COLUMNS) - set(header_of) - {TYPE_COLUMN}
+            wanted = [name if name in merged else header_of.get(name, name) for name in named if name not in hidden]
+            return workbook_column_order(wanted, merged) if wanted else self.workbook_order()
         if self.is_default:
             return WORKBOOK_COLUMNS
         header_of = {name: header for header, name in self.contract_sources().items()}

@@ -343,3 +343,21 @@ def test_the_chat_finds_and_counts_by_the_operators_columns(netbox, client_for):
     assert all(policy.casefold() in row["Backup policy"].casefold() for row in found["results"])
     counted = json.loads(tool_run(name="count_inventory", arguments=json.dumps({"group_by": "cost center"})))
     assert counted["group_by"] == "Cost center" and counted["total"] == 100
+
+
+def test_the_workbook_order_setting_follows_renamed_and_hidden_contract_columns():
+    column_set = ColumnSet.from_dict(
+        {
+            "devices": [
+                {**column.as_dict(), "header": "Asset"}
+                if column.name == "Asset tag"
+                else {**column.as_dict(), "visible": column.name != "Rack"}
+                for column in default_columns("devices")
+            ]
+        }
+    )
+    order = column_set.workbook_order(["Asset tag", "Rack", "Name", "ID"])
+    assert order[:3] == ("Asset", "Name", "ID") and "Rack" not in order
+    assert set(order) == set(column_set.merged_columns)
+    with pytest.raises(ValueError, match="No such column"):
+        column_set.workbook_order(["No such column"])
