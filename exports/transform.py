@@ -227,6 +227,7 @@ class RowPlan:
     picks: tuple[int, ...]
     extras: tuple[tuple[str, str, str], ...]
     identity: bool
+    pick: Callable[[Sequence[Cell]], Row] = field(repr=False, compare=False, default=tuple)
 
     @classmethod
     def of(cls, column_set: ColumnSet, dataset: str) -> RowPlan:
@@ -244,7 +245,8 @@ class RowPlan:
                 gone = column.prefix == CUSTOM_FIELD_PREFIX and (dataset, column.name) in column_set.absent
                 extras.append(("" if gone else column.prefix, column.name, column.type))
         identity = tuple(picks) == tuple(range(len(contract))) and not extras
-        return cls(dataset, column_set.headers(dataset), tuple(picks), tuple(extras), identity)
+        pick = _picker(picks) if picks else (lambda row: ())
+        return cls(dataset, column_set.headers(dataset), tuple(picks), tuple(extras), identity, pick)
 
     def row(self, contract_row: Row, custom_fields: Mapping[str, Any], extra: Mapping[str, Any]) -> Row:
         """The row of this plan from a record's contract row, custom fields and kept path values."""
@@ -257,16 +259,17 @@ class RowPlan:
             )
             for prefix, name, kind in self.extras
         )
-        full = contract_row + added
-        return tuple(full[index] for index in self.picks)
+        return self.pick(contract_row + added)
 
 
-_DEFAULT_PLANS = {dataset: RowPlan.of(DEFAULT_SET, dataset) for dataset in (DEVICES, VMS)}
+_DEFAULT_PLANS: dict[str, RowPlan] = {}
 
 
 def row_plan(column_set: ColumnSet | None, dataset: str) -> RowPlan:
     """The compiled plan of a dataset under ``column_set`` (``None``: the default set)."""
     if column_set is None or column_set.is_default:
+        if dataset not in _DEFAULT_PLANS:
+            _DEFAULT_PLANS[dataset] = RowPlan.of(DEFAULT_SET, dataset)
         return _DEFAULT_PLANS[dataset]
     return RowPlan.of(column_set, dataset)
 
