@@ -361,3 +361,28 @@ def test_the_workbook_order_setting_follows_renamed_and_hidden_contract_columns(
     assert set(order) == set(column_set.merged_columns)
     with pytest.raises(ValueError, match="No such column"):
         column_set.workbook_order(["No such column"])
+
+
+def test_paths_and_custom_fields_render_by_type():
+    from exports.render import render_typed
+    from integrations.netbox.records import device_from_api, path_value
+
+    data = {
+        "id": 7,
+        "tags": [{"name": "web"}, {"name": "Alpha"}, {"name": "web"}],
+        "device_type": {"slug": "r650", "manufacturer": {"slug": "dell"}},
+        "primary_ip4": None,
+        "position": 41.0,
+    }
+    assert path_value(data, "device_type.manufacturer.slug") == "dell"
+    assert path_value(data, "primary_ip4.dns_name") is None
+    assert path_value(data, "tags.name") == ["web", "Alpha", "web"]
+    assert path_value(data, "tags.0.name") == "web"
+    record = device_from_api(data, paths=("tags.name", "position", "nope.deeper"))
+    assert record.extra == {"tags.name": ["web", "Alpha", "web"], "position": 41.0, "nope.deeper": None}
+    assert render_typed(record.extra["tags.name"], "text") == "Alpha, web"  # joined like Tags
+    assert render_typed(41.0, "integer") == 41 and render_typed(41.0, "text") == "41"
+    assert render_typed("12.50", "decimal") == 12.5 and render_typed("n/a", "decimal") == ""
+    assert render_typed(True, "boolean") == "True" and render_typed(None, "boolean") == ""
+    assert render_typed("2024-05-01T10:00:00.123456+02:00", "datetime") == "2024-05-01T08:00:00Z"
+    assert render_typed({"name": "Gold", "id": 3}, "text") == "Gold"
