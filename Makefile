@@ -9,16 +9,35 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 PYTEST_WORKERS ?= 2
 XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 
-.PHONY: run test test-deps lint typecheck imports migrations-check test-sqlite test-postgres test-deploy bench clean
+.PHONY: run test build-deps test-deps lint typecheck imports migrations-check test-sqlite test-postgres test-deploy bench clean
 
-# The Debian packages the tests need, installed once, before the tests (the fixtures fail, never skip, when one is
-# missing): Chromium for the browser tests, Redis and PostgreSQL for the servers the tests start, OpenSSH for the
-# SFTP backups, LibreOffice Calc to open the workbook. apt waits up to 10 minutes for another apt-get holding dpkg's
-# lock (DPkg::Lock::Timeout) instead of failing at once; `apt-get update` (the package lists' lock) is retried.
-TEST_DEBS := chromium chromium-driver redis-server openssh-server postgresql libreoffice-calc-nogui
+# Debian packages, installed when missing. apt waits up to 10 minutes for another apt-get holding dpkg's lock
+# (DPkg::Lock::Timeout) instead of failing at once; `apt-get update` (the package lists' lock) is retried.
+# BUILD_DEBS build python-ldap (no wheel on PyPI), before the virtualenv is made (so `make run` has them too).
+# TEST_DEBS are what the tests need (the fixtures fail, never skip, when one is missing): Chromium for the browser
+# tests, Redis and PostgreSQL for the servers the tests start, OpenSSH for the SFTP backups, LibreOffice Calc to open
+# the workbook, Prometheus for promtool (checks and unit-tests deploy/prometheus-alerts.yml), slapd and ldap-utils
+# for the LDAP server the sign-in tests start.
+BUILD_DEBS := gcc libldap2-dev libsasl2-dev
+TEST_DEBS := chromium chromium-driver redis-server openssh-server postgresql libreoffice-calc-nogui prometheus \
+	slapd ldap-utils
 APT := DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get -q -o DPkg::Lock::Timeout=600
+# The Debian packages of $(1) that are not installed.
+missing_debs = $$(for deb in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$deb 2>/dev/null | grep -q 'install ok installed' || echo $$deb; done)
+# Install the missing packages of $(1).
+define apt_install
+	@missing="$(call missing_debs,$(1))"; \
+	if [ -z "$$missing" ]; then echo "== Debian packages: all installed =="; exit 0; fi; \
+	echo "== installing Debian packages:" $$missing "=="; \
+	for attempt in 1 2 3 4 5 6 7 8 9 10; do $(APT) update -qq && break; echo "apt-get update failed, retrying"; sleep 30; done; \
+	$(APT) install -y -qq --no-install-recommends $$missing
+endef
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+build-deps:
+	$(call apt_install,$(BUILD_DEBS))
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | build-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
@@ -29,12 +48,8 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed test-deps lint typecheck imports migrations-check test-sqlite test-postgres test-deploy
 
 test-deps:
-	@missing=$$(for deb in $(TEST_DEBS); do \
-	  dpkg-query -W -f='$${Status}' $$deb 2>/dev/null | grep -q 'install ok installed' || echo $$deb; done); \
-	if [ -z "$$missing" ]; then echo "== test packages: all installed =="; exit 0; fi; \
-	echo "== installing test packages:" $$missing "=="; \
-	for attempt in 1 2 3 4 5 6 7 8 9 10; do $(APT) update -qq && break; echo "apt-get update failed, retrying"; sleep 30; done; \
-	$(APT) install -y -qq --no-install-recommends $$missing
+	$(call apt_install,$(TEST_DEBS))
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -1,7 +1,9 @@
 """gunicorn settings for Enreach tools: ``gunicorn -c gunicorn.conf.py enreach.wsgi:application`` (README, "Deploy").
 
 Every value can be overridden from the environment (``GUNICORN_BIND``, ``GUNICORN_WORKERS``, ``GUNICORN_TIMEOUT``,
-``GUNICORN_GRACEFUL_TIMEOUT``), or on the command line as usual.
+``GUNICORN_GRACEFUL_TIMEOUT``), or on the command line as usual. The ``.env`` file beside this one is read first,
+exactly as Django's settings read it (variables already in the environment win), so the one file the README's deploy
+links as ``.env`` configures gunicorn, its workers and the app alike.
 
 Metrics: prometheus_client's multiprocess mode. ``PROMETHEUS_MULTIPROC_DIR`` (default ``$ENREACH_VAR_DIR/prometheus``)
 is where every process (these workers, and the ``qcluster`` workers given the same directory) writes its counts;
@@ -19,9 +21,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import environ
 from gunicorn.glogging import Logger
 
 _root = Path(__file__).resolve().parent
+# Before anything below reads the environment; the workers inherit it (and Django reads the same file again).
+environ.Env.read_env(_root / ".env", overwrite=False)
 _var = Path(os.environ.get("ENREACH_VAR_DIR") or _root / "var")
 # Set before any worker imports prometheus_client (it picks its storage at import).
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -43,6 +48,9 @@ max_requests_jitter = 200
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
 errorlog = "-"
+# Files go out through write() rather than sendfile(): gunicorn counts only write()'s bytes, and the access log's
+# "bytes" of a download must be what was sent. Downloads are read in 256 KiB blocks (exports.api.views).
+sendfile = False
 # gunicorn's runtime control socket lives in the home directory by default; nothing here uses it.
 control_socket_disable = True
 
@@ -64,7 +72,8 @@ class JsonAccessLogger(Logger):
             "status": int(status) if status.isdigit() else status,
             "bytes": getattr(resp, "sent", None),
             "duration_ms": round(request_time.total_seconds() * 1000, 1),
-            "request_id": _safe(environ.get("HTTP_X_REQUEST_ID", "")),
+            # The id the app answered with: the client's when it sent a sane one, else the one the app generated.
+            "request_id": _safe(_header(resp, "x-request-id") or environ.get("HTTP_X_REQUEST_ID", "")),
             "user_agent": environ.get("HTTP_USER_AGENT", ""),
             "pid": os.getpid(),
         }
@@ -75,7 +84,14 @@ class JsonAccessLogger(Logger):
 
 
 def _safe(value: str) -> str:
-    return value if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value or "") else ""
+    return value if re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", value or "") else ""
+
+
+def _header(resp: Any, name: str) -> str:
+    for key, value in getattr(resp, "headers", None) or []:
+        if str(key).lower() == name:
+            return str(value)
+    return ""
 
 
 logger_class = JsonAccessLogger

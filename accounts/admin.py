@@ -65,17 +65,37 @@ class UserProvisionForm(forms.ModelForm):
 
 
 class UserChangeForm(forms.ModelForm):
-    """Edit a user's profile, role and active flag, within the guard rails."""
+    """Edit a user's profile, role and active flag, within the guard rails. For a user a directory manages, a role
+    or active flag changed by hand needs ``directory_override`` ticked: the next sign-in sets them again."""
 
     audit: AuditContext | None = None
+    directory_override = forms.BooleanField(
+        required=False,
+        label="Change it anyway",
+        help_text="The directory sets this user's role and active flag again at their next sign-in.",
+    )
 
     class Meta:
         model = User
         fields = ["display_name", "email", "role", "is_active"]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.is_directory_managed and "role" in self.fields:
+            directory = self.instance.get_source_display()
+            self.fields["role"].help_text = f"Set by the {directory} at every sign-in, from the user's groups."
+
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
+        managed = self.instance.pk and self.instance.is_directory_managed
+        hand_edited = [name for name in ("role", "is_active") if name in self.changed_data]
+        if managed and hand_edited and not data.get("directory_override"):
+            self.add_error(
+                hand_edited[0],
+                f"{self.instance.username}'s role and active flag come from the {self.instance.get_source_display()}:"
+                ' the next sign-in sets them again. Tick "Change it anyway" to save this change until then.',
+            )
         try:
             services.user_change_check(
                 user=self.instance, role=data.get("role"), is_active=data.get("is_active"), by=self.audit
@@ -102,8 +122,8 @@ class ApiTokenInline(admin.TabularInline):
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    list_display = ["username", "display_name", "email", "role", "is_active", "last_login", "date_joined"]
-    list_filter = ["role", "is_active"]
+    list_display = ["username", "display_name", "email", "role", "source", "is_active", "last_login", "date_joined"]
+    list_filter = ["role", "source", "is_active"]
     search_fields = ["username", "display_name", "email"]
     ordering = ["username"]
     form = UserChangeForm
@@ -111,7 +131,7 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = (
         (None, {"fields": ("username", "password_reset")}),
         ("Profile", {"fields": ("display_name", "email")}),
-        ("Access", {"fields": ("role", "is_active")}),
+        ("Access", {"fields": ("source_info", "role", "is_active")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = (
@@ -120,12 +140,33 @@ class UserAdmin(DjangoUserAdmin):
             {"classes": ("wide",), "fields": ("username", "role", "display_name", "email", "password1", "password2")},
         ),
     )
-    readonly_fields = ["username", "password_reset", "last_login", "date_joined"]
+    readonly_fields = ["username", "password_reset", "source_info", "last_login", "date_joined"]
     inlines = [ApiTokenInline]
     actions = ["deactivate_users", "activate_users"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [] if obj is None else self.readonly_fields
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.is_directory_managed:
+            return [
+                (name, {**options, "fields": (*options["fields"], "directory_override")})
+                if name == "Access"
+                else (name, options)
+                for name, options in fieldsets
+            ]
+        return fieldsets
+
+    @admin.display(description="Managed by")
+    def source_info(self, user: User) -> str:
+        if not user.is_directory_managed:
+            return "Local account (created here, signs in with a password kept here)"
+        return format_html(
+            "{} · <code>{}</code> · role and active flag set at every sign-in",
+            user.get_source_display(),
+            user.directory_id or "-",
+        )
 
     def get_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
         return [] if obj is None else self.inlines
@@ -136,6 +177,8 @@ class UserAdmin(DjangoUserAdmin):
     @admin.display(description="Password")
     def password_reset(self, user: User) -> str:
         # Never the hash: only whether there is a password, and the way to reset it.
+        if not services.local_password_allowed(user):
+            return "none: signs in through the directory (DIRECTORY_ALLOW_LOCAL_PASSWORDS is off)"
         state = "set" if user.has_usable_password() else "none (cannot sign in with a password)"
         url = reverse("admin:auth_user_password_change", args=[user.pk])
         return format_html('{} · <a href="{}">Reset password</a>', state, url)
@@ -173,6 +216,13 @@ class UserAdmin(DjangoUserAdmin):
         if getattr(stored, "tokens_revoked", None) is not None:
             revoked = _tokens_text(stored.tokens_revoked)  # type: ignore[attr-defined]
             self.message_user(request, f"{stored.username} deactivated; {revoked} revoked.", messages.WARNING)
+        if stored.is_directory_managed and data.get("directory_override"):
+            self.message_user(
+                request,
+                f"{stored.username}'s role and active flag were changed by hand: the "
+                f"{stored.get_source_display()} sets them again at their next sign-in.",
+                messages.WARNING,
+            )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         if change:
@@ -207,12 +257,16 @@ class UserAdmin(DjangoUserAdmin):
             raise PermissionDenied
         form = SetPasswordForm(user, request.POST or None)
         if request.method == "POST" and form.is_valid():
-            services.user_set_password(user=user, password=form.cleaned_data["new_password1"], by=_audit(request))
-            revoked = _tokens_text(getattr(user, "tokens_revoked", 0))
-            self.message_user(
-                request, f"Password of {user.username} reset; {revoked} revoked, sessions ended.", messages.SUCCESS
-            )
-            return HttpResponseRedirect(reverse("admin:accounts_user_change", args=[user.pk]))
+            try:
+                services.user_set_password(user=user, password=form.cleaned_data["new_password1"], by=_audit(request))
+            except AccountError as exc:
+                form.add_error(None, exc.message)
+            else:
+                revoked = _tokens_text(getattr(user, "tokens_revoked", 0))
+                self.message_user(
+                    request, f"Password of {user.username} reset; {revoked} revoked, sessions ended.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(reverse("admin:accounts_user_change", args=[user.pk]))
         context = {
             **self.admin_site.each_context(request),
             "title": f"Reset the password of {user.username}",

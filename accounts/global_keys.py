@@ -90,5 +90,10 @@ def global_keys_rotate(*, old_keys: list[str], by: AuditContext | None = None) -
         # update(), not save(): re-encrypting is not a change of the value, "updated" keeps its meaning.
         GlobalKey.objects.filter(pk=key.pk).update(value_encrypted=key.value_encrypted)
         count += 1
+    for rotator in keys.key_rotators():  # other apps' encrypted values (notification webhooks...)
+        try:
+            count += rotator(old_keys)
+        except keys.KeyUnavailable as exc:
+            raise AccountError(str(exc)) from None
     audit_record(by=by, action="key.rotate", detail={"keys": count})
     return count

@@ -28,6 +28,7 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 _hooks: list[Callable[[str], None]] = []
+_rotators: list[Callable[[list[str]], int]] = []
 
 
 class KeyUnavailable(ImproperlyConfigured):
@@ -39,6 +40,19 @@ def key_change_hook_register(hook: Callable[[str], None]) -> Callable[[str], Non
     if hook not in _hooks:
         _hooks.append(hook)
     return hook
+
+
+def key_rotator_register(rotator: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
+    """Have ``manage.py keys_rotate`` re-encrypt more values kept with these keys (other apps' secrets, such as
+    notification webhooks): ``rotator(old_keys)`` runs in the rotation's transaction and returns how many values
+    it re-encrypted. Registering twice is a no-op."""
+    if rotator not in _rotators:
+        _rotators.append(rotator)
+    return rotator
+
+
+def key_rotators() -> list[Callable[[list[str]], int]]:
+    return list(_rotators)
 
 
 def key_change_notify(*, name: str, action: str) -> None:

@@ -11,16 +11,42 @@ from accounts.roles import CAPABILITIES, Role, capability_codename, capability_p
 
 
 class User(AbstractUser):
-    """A person using Enreach tools. Their ``role`` decides their group and so their capabilities."""
+    """A person using Enreach tools. Their ``role`` decides their group and so their capabilities.
+
+    ``source`` says who manages the account: ``local`` accounts are created here and sign in with a password kept
+    here; ``ldap`` and ``oidc`` accounts are created at their first sign-in through the directory, which sets their
+    role and active flag again at every sign-in (``accounts.directory``).
+    """
+
+    class Source(models.TextChoices):
+        LOCAL = "local", "Local"
+        LDAP = "ldap", "LDAP directory"
+        OIDC = "oidc", "Single sign-on (OIDC)"
 
     display_name = models.CharField(max_length=150, blank=True)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
     preferences = models.JSONField(
         default=dict, blank=True, help_text="Time zone, theme, default export dataset (see accounts.preferences)."
     )
+    source = models.CharField(
+        max_length=8, choices=Source.choices, default=Source.LOCAL, help_text="Who manages this account."
+    )
+    directory_id = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text="The account in the directory: the LDAP entry's DN, or the OpenID provider's subject (sub).",
+    )
 
     class Meta:
         verbose_name = "user"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "directory_id"],
+                condition=~models.Q(directory_id=""),
+                name="accounts_user_one_account_per_directory_entry",
+            )
+        ]
         permissions = [(capability_codename(cap), label) for cap, label in CAPABILITIES.items()]
 
     def __str__(self) -> str:
@@ -29,6 +55,11 @@ class User(AbstractUser):
     def has_capability(self, capability: str) -> bool:
         """Whether the user holds a capability (through their role's group, or as a superuser)."""
         return self.is_active and self.has_perm(capability_perm(capability))
+
+    @property
+    def is_directory_managed(self) -> bool:
+        """Whether a directory (LDAP or OIDC) sets this user's role and active flag at every sign-in."""
+        return self.source != self.Source.LOCAL
 
     @property
     def capabilities(self) -> list[str]:
@@ -71,7 +102,10 @@ class GlobalKey(models.Model):
     name = models.SlugField(max_length=64, unique=True, help_text="How integrations look the key up, e.g. netbox.")
     label = models.CharField(max_length=150, blank=True)
     url = models.CharField(
-        max_length=500, blank=True, help_text="Optional address of the service (not secret), e.g. the NetBox URL."
+        "URL",
+        max_length=500,
+        blank=True,
+        help_text="Optional address of the service (not secret), e.g. the NetBox URL.",
     )
     value_encrypted = models.TextField(editable=False)
     hint = models.CharField(max_length=4, blank=True, editable=False, help_text="Last characters of the value.")
@@ -102,6 +136,9 @@ class AuditEntry(models.Model):
         CLI = "cli", "Command line"
         WEB = "web", "Web page"
         SYSTEM = "system", "System"
+        # Changes a directory made at a sign-in or a directory_sync (roles, active flag, profile).
+        LDAP = "ldap", "LDAP directory"
+        OIDC = "oidc", "Single sign-on (OIDC)"
 
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
@@ -32,6 +33,21 @@ def _password_check(password: str, *, user: User | None, field: str = "password"
         password_validation.validate_password(password, user=user)
     except ValidationError as exc:
         raise AccountError(" ".join(exc.messages), field=field) from None
+
+
+def local_password_allowed(user: User) -> bool:
+    """Whether ``user`` may sign in with (or be given) a password kept here: always for local accounts; for users a
+    directory manages only when ``DIRECTORY_ALLOW_LOCAL_PASSWORDS`` is on."""
+    return not user.is_directory_managed or bool(getattr(settings, "DIRECTORY_ALLOW_LOCAL_PASSWORDS", False))
+
+
+def _local_password_check(user: User, *, field: str = "password") -> None:
+    if not local_password_allowed(user):
+        raise AccountError(
+            f"{user.username} signs in through the {user.get_source_display()}; local passwords are off for "
+            "directory users (DIRECTORY_ALLOW_LOCAL_PASSWORDS).",
+            field=field,
+        )
 
 
 def _email_check(email: str) -> None:
@@ -183,6 +199,7 @@ def user_deactivate(*, user: User, by: AuditContext | None = None) -> User:
 def user_set_password(*, user: User, password: str, by: AuditContext | None = None) -> User:
     """Reset a user's password (validated). Their existing sessions stop working and their API tokens are revoked;
     ``user.tokens_revoked`` says how many."""
+    _local_password_check(user)
     _password_check(password, user=user)
     user.set_password(password)
     user.save(update_fields=["password"])
@@ -202,6 +219,7 @@ def password_change(*, user: User, current_password: str, new_password: str, by:
     hash changes (the caller keeps the current session with ``update_session_auth_hash``) and the user's API
     tokens are revoked.
     """
+    _local_password_check(user, field="new_password")
     # Counted outside any transaction: a failure must stay counted when the change is refused.
     try:
         attempt = password_attempt_begin(

@@ -4,7 +4,8 @@ Captured around the tool dispatcher (``chat.tools.tool_run``), from the JSON tex
 any tool: a result's ``total`` is the number of rows matched, and its rows are the first list of objects under one
 of ``ROW_KEYS``. Each row is linked to its object in NetBox (``<NetBox URL>/dcim/devices/<id>/`` or
 ``…/virtualization/virtual-machines/<id>/``) by its ``ID`` and type when the tool returned them, else by finding
-the row of the same name (and type) in the CMDB the tools read.
+the row of the same name (and type) in the CMDB table the tools read (``cmdb.selectors.cmdb_source``: the run's
+mapped table file, no copy of the rows).
 
 The stored shape (``ChatMessage.grounding``)::
 
@@ -18,8 +19,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cmdb.selectors import CmdbPreparing, CmdbUnavailable, cmdb_source
+from cmdb.table import CmdbTable
 from exports.models import ExportRun
-from exports.selectors import cmdb_rows_latest, export_run_last_success
+from exports.selectors import export_run_last_success
 from integrations.netbox.factory import netbox_object_url, netbox_url
 
 ROW_KEYS = ("results", "rows", "items", "objects", "issues")
@@ -89,16 +92,17 @@ def _kind(value: Any) -> str:
 
 def _linked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     base = netbox_url()
-    index: dict[tuple[str, str], list[dict[str, str]]] | None = None
+    table: CmdbTable | None = None
+    looked = False
     linked = []
     for row in rows:
         name = str(row.get("Name") or row.get("name") or "")
         kind = _kind(row.get("type") or row.get(TYPE_COLUMN) or row.get("kind"))
         netbox_id = _int(row.get("ID") if "ID" in row else row.get("id"))
         if netbox_id is None and name:
-            if index is None:
-                index = _cmdb_index()
-            candidates = [r for r in index.get((name.casefold(), kind), []) if _same(r, row)]
+            if not looked:
+                table, looked = _cmdb_table(), True
+            candidates = [r for r in _named(table, name, kind) if _same(r, row)] if table is not None else []
             if len(candidates) == 1:
                 netbox_id = _int(candidates[0].get("ID"))
                 kind = kind or _kind(candidates[0].get(TYPE_COLUMN))
@@ -115,15 +119,20 @@ def _linked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return linked
 
 
-def _cmdb_index() -> dict[tuple[str, str], list[dict[str, str]]]:
-    """CMDB rows by (name, type) and by (name, "") for rows whose type the tool did not say."""
-    _, rows = cmdb_rows_latest()
-    index: dict[tuple[str, str], list[dict[str, str]]] = {}
-    for row in rows:
-        name = row.get("Name", "").casefold()
-        for key in ((name, _kind(row.get(TYPE_COLUMN))), (name, "")):
-            index.setdefault(key, []).append(row)
-    return index
+def _cmdb_table() -> CmdbTable | None:
+    """The table of the newest successful export (the one the tools read), or ``None``."""
+    try:
+        return cmdb_source().table
+    except (CmdbUnavailable, CmdbPreparing):
+        return None
+
+
+def _named(table: CmdbTable, name: str, kind: str) -> list[dict[str, str]]:
+    """The CMDB rows of that name (case-insensitive) and type (any type when ``kind`` is empty)."""
+    if "Name" not in table.labels:
+        return []
+    rows = [table.row(int(index)) for index in table.rows_folded_equal("Name", name.casefold())]
+    return [row for row in rows if not kind or _kind(row.get(TYPE_COLUMN)) == kind]
 
 
 def _same(candidate: dict[str, str], row: dict[str, Any]) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from django.utils import timezone
 from chat import grounding, selectors, tools
 from chat.errors import ChatError
 from chat.history import as_provider_message, chat_history_for_provider
+from chat.markdown import markdown_html
 from chat.models import DEFAULT_TITLE, ChatMessage, ChatSession
 from chat.provider import ChatProvider, chat_provider_problem, chat_provider_resolve, provider_error
 from exports.selectors import export_run_last_success
@@ -166,6 +168,11 @@ def _store_interrupted(
     return message
 
 
+# While an answer streams, the Markdown so far is rendered and sanitised here (chat.markdown, as for the stored
+# answer) at most this often and sent as an ``html`` event, so the page shows formatting as it arrives.
+HTML_EVERY_SECONDS = 0.2
+
+
 def _turn(session: ChatSession, provider: ChatProvider, *, stream: bool) -> Generator[ChatEvent, None, None]:
     """Provider calls and tool calls until a text answer; yields events, raises ``ChatProviderError``.
 
@@ -188,10 +195,14 @@ def _turn(session: ChatSession, provider: ChatProvider, *, stream: bool) -> Gene
             parts = []
             if stream:
                 pending = provider.client.stream(messages=messages, tools=offered)
+                rendered_at = 0.0
                 for item in pending:
                     if isinstance(item, str):
                         parts.append(item)
                         yield ChatEvent("delta", {"content": item})
+                        if time.monotonic() - rendered_at >= HTML_EVERY_SECONDS:
+                            rendered_at = time.monotonic()
+                            yield ChatEvent("html", {"content_html": markdown_html("".join(parts))})
                     else:
                         reply = item
                 pending = None

@@ -21,7 +21,7 @@ from typing import Any
 
 from chat import quality_tool
 from cmdb.query import Filter, Query
-from cmdb.selectors import CmdbUnavailable, cmdb_source
+from cmdb.selectors import CmdbPreparing, CmdbUnavailable, cmdb_source
 from cmdb.table import RowDicts
 
 MAX_ROWS = 50
@@ -148,6 +148,8 @@ def tool_run(*, name: str, arguments: str) -> str:
             table = cmdb_source().table
         except CmdbUnavailable:
             raise ToolError(NO_EXPORT) from None
+        except CmdbPreparing as exc:
+            raise ToolError(str(exc)) from None
         result = runner(table.labels, RowDicts(table), parsed)
     except ToolError as exc:
         result = {"error": str(exc)}

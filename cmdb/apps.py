@@ -9,7 +9,8 @@ class CmdbConfig(AppConfig):
     verbose_name = "CMDB"
 
     def ready(self) -> None:
-        from cmdb.selectors import cmdb_table_warm
+        from cmdb.services import cmdb_table_build
         from exports import afterrun
 
-        afterrun.register("cmdb-table", cmdb_table_warm, order=150, statuses=("succeeded",))
+        # The run's table file is written once, when the run succeeds; every process maps it.
+        afterrun.register("cmdb-table", lambda run: cmdb_table_build(run=run), order=150, statuses=("succeeded",))

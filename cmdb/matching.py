@@ -1,223 +1,258 @@
-"""One column of a CMDB table and how its cells match: the distinct values with a code per row, their case-folded
-search text, numbers and sort ranks (built on demand), and the per-distinct-value truth table of a filter.
+"""One column of a CMDB table and how its cells match: a code per row into the column's distinct values, with what
+the table file precomputed per distinct value (case-folded text, sort rank, flags, numbers), and the per-distinct-
+value truth table of a filter.
 
-Pure: no Django. ``cmdb.table`` spreads these per-value answers over the rows; the rules are in its docstring.
+Pure: no Django, and no pyarrow at query time: the arrays are numpy views over the mapped table file
+(``cmdb.columnar``). Substrings are found with ``find`` over a column's folded bytes in place (a byte match of UTF-8
+text is a character match), equality as a substring of the same length, date ranges byte-wise for ASCII values;
+Python judges only the few values the byte-wise tests cannot (padded text, list items, addresses, non-ASCII dates).
+``cmdb.table`` spreads these per-value answers over the rows; the rules are in its docstring.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
-import re
-from bisect import bisect_right
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
+from cmdb.columnar import (
+    BLANK,
+    DATE_BOUND,
+    DATED,
+    HAS_SEP,
+    NEWLINE,
+    NON_ASCII,
+    PADDED,
+    SEP,
+    ColumnArrays,
+    Strings,
+    to_float,
+)
 from cmdb.query import DATE, NUMBER, OPERATORS, RANGE_OPERATORS, Filter, QueryError, column_kind
 
-# Separates a column's distinct values in its search text; dropped from search terms, so a match stays in one value.
-SEP = "\x1e"
-_DIGITS = re.compile(r"(\d+)")
-_DATE_BOUND = re.compile(r"\d{4}(?:-\d\d(?:-\d\d(?:T\d\d(?::\d\d(?::\d\d)?)?)?)?)?")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+__all__ = ["SEP", "ColumnData", "value_table"]
 
 
 @dataclass(slots=True)
 class ColumnData:
-    """One column: a code per row into ``values`` (distinct cells), plus per-distinct-value caches built on demand."""
+    """One column: a code per row into its distinct values, and their precomputed query data (all mapped)."""
 
     label: str
     kind: str
     codes: np.ndarray
-    values: list[str]
+    values: Strings
+    folded: Strings
+    rank_up: np.ndarray
+    flags: np.ndarray
+    number_values: np.ndarray | None
     empty_code: int
-    _folded: list[str] | None = None
-    _array: np.ndarray | None = None
-    _text: str | None = None
-    _starts: list[int] = field(default_factory=list)
-    _numbers: np.ndarray | None = None
-    _ranks: dict[bool, np.ndarray] = field(default_factory=dict)
-    _lengths: tuple[np.ndarray, np.ndarray] | None = None
+    ranked: int
 
-    def array(self) -> np.ndarray:
-        """The distinct values as an object array, for taking cells by code."""
-        if self._array is None:
-            self._array = np.array(self.values, dtype=object)
-        return self._array
+    @classmethod
+    def of(cls, arrays: ColumnArrays) -> ColumnData:
+        size = len(arrays.values)
+        empty = np.flatnonzero(arrays.ranks == size)
+        empty_code = int(empty[0]) if len(empty) else -1
+        return cls(
+            label=arrays.label,
+            kind=column_kind(arrays.label),
+            codes=arrays.codes,
+            values=arrays.values,
+            folded=arrays.folded,
+            rank_up=arrays.ranks,
+            flags=arrays.flags,
+            number_values=arrays.numbers,
+            empty_code=empty_code,
+            ranked=size - (1 if empty_code >= 0 else 0),
+        )
 
-    def lengths(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per distinct value: its longest line and its length, in characters."""
-        if self._lengths is None:
-            lines = [max(map(len, value.split("\n"))) if "\n" in value else len(value) for value in self.values]
-            self._lengths = (np.array(lines, dtype=np.int64), np.fromiter(map(len, self.values), dtype=np.int64))
-        return self._lengths
+    def __len__(self) -> int:
+        return len(self.values)
 
-    def folded(self) -> list[str]:
-        if self._folded is None:
-            self._folded = [value.casefold() for value in self.values]
-        return self._folded
+    def value(self, code: int) -> str:
+        return self.values.get(code)
+
+    def take(self, codes: np.ndarray) -> list[str]:
+        """The distinct values of ``codes``, as Python text."""
+        return self.values.take(codes)
+
+    def folded_of(self, codes: np.ndarray) -> list[str]:
+        return self.folded.take(codes)
+
+    def flagged(self, flag: int) -> np.ndarray:
+        """The codes whose values carry ``flag``."""
+        return np.flatnonzero(self.flags & flag)
+
+    def lengths(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For ``codes``: each value's longest line and its length, in characters."""
+        values = self.values.lengths()[codes].astype(np.int64)  # bytes: characters for ASCII values
+        lines = values.copy()
+        special = np.flatnonzero(self.flags[codes] & (NEWLINE | NON_ASCII))
+        for position, value in zip(special.tolist(), self.take(codes[special]), strict=True):
+            values[position] = len(value)
+            lines[position] = max(map(len, value.split("\n")))
+        return lines, values
+
+    def contains(self, needle: str) -> np.ndarray:
+        """Which distinct values hold ``needle`` once folded (``needle`` folded already)."""
+        return self.folded.contains(needle)
+
+    def equals(self, text: str) -> np.ndarray:
+        """Which distinct values, once folded, are exactly ``text``."""
+        return self.folded.equal(text)
 
     def search(self, needle: str) -> np.ndarray | None:
-        """Which distinct values contain ``needle`` (folded), or ``None`` when none does.
+        """Which distinct values contain ``needle`` (folded, without the separator), or ``None`` when none does.
 
-        ``str.find`` over one text of the folded distinct values, jumping to the next value after each hit; when
-        hits are many (a one-letter search), a plain test of every value is cheaper and takes over.
+        A value's separator characters count as spaces here (a search term, split on whitespace, holds neither).
         """
-        if self._text is None:
-            folded = [value.replace(SEP, " ") for value in self.folded()]
-            starts: list[int] = []
-            position = 0
-            for value in folded:
-                starts.append(position)
-                position += len(value) + 1
-            self._starts, self._text = starts, SEP.join(folded)
-        text, starts = self._text, self._starts
-        position = text.find(needle)
-        if position == -1:
-            return None
-        table = np.zeros(len(starts), dtype=bool)
-        last = len(starts) - 1
-        budget = max(64, len(starts) // 8)
-        while position != -1:
-            index = bisect_right(starts, position) - 1
-            table[index] = True
-            budget -= 1
-            if index >= last:
-                break
-            if not budget:
-                return np.array([needle in value for value in self.folded()], dtype=bool)
-            position = text.find(needle, starts[index + 1])
-        return table
+        table = self.contains(needle)
+        if " " in needle:
+            for code in self.flagged(HAS_SEP).tolist():
+                table[code] = needle in self.folded.get(code).replace(SEP, " ")
+        return table if table.any() else None
+
+    def search_values(self, needle: str, codes: np.ndarray) -> list[bool]:
+        """``search`` for a few distinct values only (``codes``), tested one by one."""
+        if " " in needle:
+            return [needle in value.replace(SEP, " ") for value in self.folded_of(codes)]
+        return [needle in value for value in self.folded_of(codes)]
 
     def numbers(self) -> np.ndarray:
         """The distinct values as floats; NaN for blanks and text."""
-        if self._numbers is None:
-            self._numbers = np.array([_float(value) for value in self.values], dtype=np.float64)
-        return self._numbers
+        if self.number_values is None:
+            self.number_values = np.array([to_float(value) for value in self.take(np.arange(len(self)))])
+        return self.number_values
 
     def ranks(self, descending: bool) -> np.ndarray:
         """A sort rank per distinct value; blanks rank after everything in both directions."""
-        cached = self._ranks.get(descending)
-        if cached is not None:
-            return cached
-        if self.kind == NUMBER:
-            numbers = self.numbers()
-            folded = self.folded()
-            # Numbers first (by value), then any text a number column holds (by text).
-            keys: list[Any] = [
-                (0, number, "") if not math.isnan(number) else (1, 0.0, folded[code])
-                for code, number in enumerate(numbers)
-            ]
-        elif self.kind == DATE:
-            keys = self.folded()
-        else:
-            keys = [(_natural(text), raw) for text, raw in zip(self.folded(), self.values, strict=True)]
-        order = sorted((code for code in range(len(self.values)) if code != self.empty_code), key=keys.__getitem__)
-        ranks = np.empty(len(self.values), dtype=np.int32)
-        positions = np.arange(len(order), dtype=np.int32)
-        if descending:
-            positions = positions[::-1].copy()
-        ranks[np.array(order, dtype=np.int64)] = positions
-        if self.empty_code >= 0:
-            ranks[self.empty_code] = len(self.values)
-        self._ranks[descending] = ranks
-        return ranks
+        return self.rank_up if not descending else self.rank_down(self.rank_up)
+
+    def rank_down(self, ranks: np.ndarray) -> np.ndarray:
+        """Ascending ranks -> descending ones (blanks stay last)."""
+        size = len(self)
+        return np.where(ranks == size, size, self.ranked - 1 - ranks).astype(np.int32)
 
 
-def _float(value: str) -> float:
-    text = value.strip()
-    if not _NUMBER.fullmatch(text):
-        return math.nan
-    number = float(text)
-    return number if math.isfinite(number) else math.nan
-
-
-def _natural(text: str) -> list[Any]:
-    """A key that orders digit runs by their number (``srv2`` < ``srv10``) without converting them to ``int``."""
-    parts: list[Any] = _DIGITS.split(text)
-    for index in range(1, len(parts), 2):
-        digits = parts[index].lstrip("0")
-        parts[index] = (len(digits), digits)
-    return parts
-
-
-def factorize(label: str, cells: Sequence[str], kind: str | None = None) -> ColumnData:
-    import pandas as pd
-
-    codes, uniques = pd.factorize(np.asarray(cells, dtype=object), sort=False)
-    values = [str(value) for value in uniques.tolist()]
-    try:
-        empty_code = values.index("")
-    except ValueError:
-        empty_code = -1
-    return ColumnData(
-        label=label,
-        kind=kind or column_kind(label),
-        codes=codes.astype(np.int32),
-        values=values,
-        empty_code=empty_code,
-    )
+def value_check(data: ColumnData, condition: Filter) -> None:
+    """The ``QueryError`` ``value_table`` would raise for this condition, if any, without evaluating it."""
+    if condition.op in RANGE_OPERATORS:
+        _range_bound(data, condition.op, condition.value)
+    elif condition.op not in OPERATORS:
+        raise QueryError(
+            f"Unknown filter {condition.op!r}; use one of: {', '.join(OPERATORS)}.", field=condition.column
+        )
 
 
 def value_table(data: ColumnData, condition: Filter) -> np.ndarray:
     """Whether each distinct value of the column meets the condition."""
     op, raw = condition.op, condition.value
-    size = len(data.values)
-    table = np.zeros(size, dtype=bool)
+    size = len(data)
     if op in ("empty", "notempty"):
-        blank = np.array([not value.strip() for value in data.values], dtype=bool)
+        blank = (data.flags & BLANK).astype(bool)
         return blank if op == "empty" else ~blank
     needle = raw.strip().casefold()
     if op == "contains":
-        table[:] = [needle in value for value in data.folded()]
-    elif op == "eq":
-        if data.kind == NUMBER and not math.isnan(_float(raw)):
-            table[:] = data.numbers() == _float(raw)
-        else:
-            table[:] = [value.strip() == needle for value in data.folded()]
-    elif op in RANGE_OPERATORS:
-        table[:] = _range_table(data, op, raw)
-    elif op == "has":
-        table[:] = [needle in {item.strip() for item in value.split(",") if item.strip()} for value in data.folded()]
-    elif op == "ip":
-        match = _ip_matcher(raw.strip())
-        table[:] = [match(value) for value in data.values]
-    else:
-        raise QueryError(f"Unknown filter {op!r}; use one of: {', '.join(OPERATORS)}.", field=condition.column)
+        return data.contains(needle)
+    if op == "eq":
+        if data.kind == NUMBER and not math.isnan(to_float(raw)):
+            return data.numbers() == to_float(raw)  # type: ignore[no-any-return]
+        table = data.equals(needle)
+        padded = data.flagged(PADDED)
+        table[padded] = [value.strip() == needle for value in data.folded_of(padded)]
+        return table
+    if op in RANGE_OPERATORS:
+        return _range_table(data, op, raw)
+    if op == "has":
+        if not needle:
+            return np.zeros(size, dtype=bool)
+        return _checked(data, data.contains(needle), True, lambda value: needle in _items(value))
+    if op == "ip":
+        prefilter, match = _ip_matcher(raw.strip())
+        return _checked(data, data.contains(prefilter), False, match)
+    raise QueryError(f"Unknown filter {op!r}; use one of: {', '.join(OPERATORS)}.", field=condition.column)
+
+
+def _items(value: str) -> set[str]:
+    return {item.strip() for item in value.split(",") if item.strip()}
+
+
+def _checked(data: ColumnData, candidates: np.ndarray, folded: bool, match: Callable[[str], bool]) -> np.ndarray:
+    """``candidates`` (a superset found byte-wise) narrowed by ``match`` in Python."""
+    codes = np.flatnonzero(candidates)
+    table = np.zeros(len(data), dtype=bool)
+    texts = data.folded_of(codes) if folded else data.take(codes)
+    table[codes] = [match(text) for text in texts]
     return table
 
 
-def _range_table(data: ColumnData, op: str, raw: str) -> np.ndarray | list[bool]:
+def _date_table(data: ColumnData, op: str, bound: str) -> np.ndarray:
+    """``value[:len(bound)] >= bound`` (or ``<=``) for the values that start with a date.
+
+    ASCII values byte-wise: their first ``len(bound)`` bytes, padded with NUL (which sorts before every character of
+    a bound, as a shorter prefix does), compared at their first difference; the others in Python.
+    """
+    width = len(bound)
+    is_dated = (data.flags & DATED).astype(bool)
+    is_ascii = ~(data.flags & NON_ASCII).astype(bool) if bound.isascii() else np.zeros(len(data), dtype=bool)
+    dated = np.flatnonzero(is_dated & is_ascii)
+    table = np.zeros(len(data), dtype=bool)
+    if len(dated):
+        starts = data.values.offsets[dated].astype(np.int64)
+        lengths = data.values.lengths()[dated].astype(np.int64)
+        columns = np.arange(width)
+        heads = data.values.data[np.minimum(starts[:, None] + columns, len(data.values.data) - 1)]
+        heads = np.where(columns < lengths[:, None], heads, 0)
+        wanted = np.frombuffer(bound.encode(), dtype=np.uint8)
+        differ = heads != wanted
+        first = differ.argmax(axis=1)
+        sign = np.where(
+            differ.any(axis=1), np.sign(heads[np.arange(len(dated)), first].astype(np.int16) - wanted[first]), 0
+        )
+        table[dated] = sign >= 0 if op == "gte" else sign <= 0
+    others = np.flatnonzero(is_dated & ~is_ascii)
+    for code, value in zip(others.tolist(), data.take(others), strict=True):
+        table[code] = value[:width] >= bound if op == "gte" else value[:width] <= bound
+    return table
+
+
+def _range_bound(data: ColumnData, op: str, raw: str) -> str | float:
+    """The bound of a range condition: a number for number columns, ISO text for date columns; else ``QueryError``."""
     bound = raw.strip()
     if data.kind == NUMBER:
-        number = _float(bound)
+        number = to_float(bound)
         if math.isnan(number):
             raise QueryError(f"{data.label!r} needs a number for {op}, not {raw!r}.", field=data.label)
-        numbers = data.numbers()
-        with np.errstate(invalid="ignore"):
-            return numbers >= number if op == "gte" else numbers <= number
+        return number
     if data.kind == DATE:
         bound = bound.replace(" ", "T")
-        if not _DATE_BOUND.fullmatch(bound):
+        if not DATE_BOUND.fullmatch(bound):
             raise QueryError(
                 f"{data.label!r} needs an ISO date for {op} (2024, 2024-05, 2024-05-31 or 2024-05-31T12:00), "
                 f"not {raw!r}.",
                 field=data.label,
             )
-        width = len(bound)
-        dated = [bool(_DATE_BOUND.match(value)) for value in data.values]
-        if op == "gte":
-            return [ok and value[:width] >= bound for ok, value in zip(dated, data.values, strict=True)]
-        return [ok and value[:width] <= bound for ok, value in zip(dated, data.values, strict=True)]
+        return bound
     raise QueryError(
         f"{data.label!r} is a text column: ranges (gte, lte) apply to numbers and dates.", field=data.label
     )
 
 
-def _ip_matcher(value: str) -> Any:
+def _range_table(data: ColumnData, op: str, raw: str) -> np.ndarray:
+    bound = _range_bound(data, op, raw)
+    if isinstance(bound, float):
+        numbers = data.numbers()
+        with np.errstate(invalid="ignore"):
+            return numbers >= bound if op == "gte" else numbers <= bound  # type: ignore[no-any-return]
+    return _date_table(data, op, bound)
+
+
+def _ip_matcher(value: str) -> tuple[str, Callable[[str], bool]]:
+    """A test of one cell for an address, a network or a fragment, and a folded text every matching cell holds."""
+
     def addresses(cell: str) -> Iterator[str]:
         for part in cell.replace(";", ",").split(","):
             if part.strip():
@@ -226,12 +261,18 @@ def _ip_matcher(value: str) -> Any:
     try:
         if "/" in value:
             network = ipaddress.ip_network(value, strict=False)
-            return lambda cell: any(_in_network(address, network) for address in addresses(cell))
+            if network.version == 4:
+                # An IPv4 address in a cell is in its one written form, so it starts with the network's whole octets.
+                octets = str(network.network_address).split(".")[: network.prefixlen // 8]
+                prefilter = ".".join(octets) + "." if len(octets) < 4 else ".".join(octets)
+            else:
+                prefilter = ":"
+            return prefilter, lambda cell: any(_in_network(address, network) for address in addresses(cell))
         address = str(ipaddress.ip_address(value))
-        return lambda cell: any(part.split("/")[0] == address for part in addresses(cell))
+        return address.casefold(), lambda cell: any(part.split("/")[0] == address for part in addresses(cell))
     except ValueError:
         needle = value.casefold()
-        return lambda cell: any(needle in part.casefold() for part in addresses(cell))
+        return needle, lambda cell: any(needle in part.casefold() for part in addresses(cell))
 
 
 def _in_network(cell: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:

@@ -21,7 +21,8 @@ MAX_VALUE_LENGTH = 200
 MAX_LIST_LENGTH = 4000
 MAX_ORDERING = 10
 MAX_RUN_ID = 2**63 - 1
-LOOKUPS = ("contains", "eq", "empty", "gte", "lte", "has", "ip")
+LOOKUPS = ("contains", "eq", "empty", "gte", "lte", "has", "ip", "in")
+MAX_IN_VALUES = 200
 # Parameters that are not filters. ``format`` is DRF's (``?format=json``) on the rows and the file type on downloads.
 RESERVED = ("limit", "offset", "ordering", "q", "fields", "run", "format")
 _TRUE = ("true", "1", "yes")
@@ -83,6 +84,7 @@ def rows_request(
         return values[-1] if values else None
 
     filters: list[Filter] = []
+    any_of: list[tuple[Filter, ...]] = []
     for name, values in params.items():
         if name in RESERVED:
             continue
@@ -97,6 +99,11 @@ def rows_request(
         lookup = lookup or "contains"
         if lookup not in LOOKUPS:
             raise QueryError(f"Unknown filter {name!r}; use {key} or {key}__{f', {key}__'.join(LOOKUPS)}.", field=name)
+        if lookup == "in":
+            if len(values) > MAX_IN_VALUES:
+                raise QueryError(f"{name} takes at most {MAX_IN_VALUES} values.", field=name)
+            any_of.append(tuple(Filter(column.label, "eq", _text(raw, name)) for raw in values))
+            continue
         for raw in values:
             value = _text(raw, name)
             if lookup == "empty":
@@ -107,7 +114,7 @@ def rows_request(
                 continue
             condition = Filter(column.label, lookup, value)
             try:
-                table.mask(condition)  # a bad bound is a 400 even when no row would be compared with it
+                table.check(condition)  # a bad bound is a 400 even when no row would be compared with it
             except QueryError as exc:
                 raise QueryError(str(exc), field=name) from None
             filters.append(condition)
@@ -127,7 +134,13 @@ def rows_request(
             f"Unknown column(s) {', '.join(unknown)} in fields; choose among: {allowed_keys}.", field="fields"
         )
     chosen = [by_key[key] for key in dict.fromkeys(fields)] if fields else columns
-    query = Query(dataset=dataset, filters=tuple(filters), search=_text(one("q") or "", "q"), ordering=tuple(ordering))
+    query = Query(
+        dataset=dataset,
+        filters=tuple(filters),
+        any_of=tuple(any_of),
+        search=_text(one("q") or "", "q"),
+        ordering=tuple(ordering),
+    )
     limit = bounded_int(one("limit"), name="limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT) if paged else 0
     offset = bounded_int(one("offset"), name="offset", default=0, low=0, high=MAX_OFFSET) if paged else 0
     return RowsRequest(query=query, columns=chosen, limit=limit, offset=offset)

@@ -1,9 +1,9 @@
 """Reads of the CMDB: which export a view shows, its rows as a ``CmdbTable``, one page of a query, how fresh it is.
 
-The table of a run is built from the run's merged CSV on first use and kept in memory by this process, keyed by
-the run and the file's checksum (the newest ``CMDB_TABLES_KEPT`` tables stay; an older one is rebuilt when asked
-for again). Measured in ``bench/cmdb_bench.py``: building one at 20,000 devices + 30,000 VMs takes about half a
-second and holds about 90 MB (150 MB once the global search has been used); a query then takes milliseconds.
+The table of a run is a file beside its merged CSV, written once (``cmdb.tablefiles``) and mapped by every
+process: this process keeps the mappings of the newest ``CMDB_TABLES_KEPT`` tables it was asked about, keyed by the
+run and the CSV's checksum (an older one is mapped again when asked for). Mapping costs milliseconds and the pages
+are shared with every other process reading the same run; ``bench/cmdb_bench.py`` measures it.
 """
 
 from __future__ import annotations
@@ -16,14 +16,18 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from accounts.models import User
+from accounts.roles import Role
+from cmdb.models import CmdbNamedView
 from cmdb.query import NUMBER, Column, Query, QueryError
 from cmdb.table import CmdbTable
-from exports.columns import ColumnSet
+from cmdb.tablefiles import TableBuilding, table_open
 from exports.constants import MERGED_CSV
-from exports.models import ExportArtifact, ExportRun
-from exports.selectors import artifact_path, export_run_last_success
+from exports.models import ExportArtifact, ExportChange, ExportRun
+from exports.selectors import artifact_path, export_object_changes, export_run_last_success
 from integrations.netbox.factory import netbox_object_url
 
 CMDB_TABLES_KEPT = 2
@@ -31,6 +35,10 @@ CMDB_TABLES_KEPT = 2
 
 class CmdbUnavailable(Exception):
     """There is no export to browse (none succeeded yet, the run is unknown or failed, or its file is gone)."""
+
+
+class CmdbPreparing(Exception):
+    """The run's table file is being built (a run from before it was written after each run); try again shortly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +97,14 @@ def _table(artifact: ExportArtifact) -> CmdbTable:
             table = _tables.get(key)
         if table is None:
             try:
-                used = ColumnSet.from_dict(artifact.run.columns or {})
-                table = CmdbTable.from_csv(artifact_path(artifact), used)
+                table, _ = table_open(artifact_path(artifact), artifact.sha256, wait=settings.CMDB_TABLE_BUILD_WAIT)
             except FileNotFoundError:
                 raise CmdbUnavailable(
                     f"The files of export #{artifact.run_id} are no longer on disk (pruned)."
+                ) from None
+            except TableBuilding:
+                raise CmdbPreparing(
+                    f"The CMDB of export #{artifact.run_id} is being prepared; try again in a minute."
                 ) from None
             finally:
                 with _tables_lock:
@@ -106,7 +117,7 @@ def _table(artifact: ExportArtifact) -> CmdbTable:
 
 
 def cmdb_tables_clear() -> None:
-    """Forget every table this process holds (tests)."""
+    """Forget every table this process maps (tests)."""
     with _tables_lock:
         _tables.clear()
 
@@ -138,15 +149,17 @@ def cmdb_value(text: str, column: Column) -> Any:
 
 def cmdb_page(*, table: CmdbTable, query: Query, columns: list[Column], offset: int, limit: int) -> CmdbPage:
     """Rows ``offset`` to ``offset + limit`` of the query's matches, with the given columns and a ``row_id``."""
-    rows = table.select(query)
-    window = rows[offset : offset + limit]
+    count, window = table.select_page(query, offset, limit)
     labels = [column.label for column in columns]
+    keys = ["row_id", *(column.key for column in columns)]
+    numbers = [(column.key, column) for column in columns if column.kind == NUMBER]
     results = []
     for index, values in zip(window.tolist(), table.rows_values(window, labels), strict=True):
-        item: dict[str, Any] = {"row_id": table.row_id(index)}
-        item.update((column.key, cmdb_value(text, column)) for column, text in zip(columns, values, strict=True))
+        item: dict[str, Any] = dict(zip(keys, (table.row_id(index), *values), strict=True))
+        for key, column in numbers:
+            item[key] = cmdb_value(item[key], column)
         results.append(item)
-    return CmdbPage(count=len(rows), columns=columns, results=results)
+    return CmdbPage(count=count, columns=columns, results=results)
 
 
 def cmdb_row(*, table: CmdbTable, dataset: str, identifier: str) -> dict[str, Any] | None:
@@ -204,8 +217,118 @@ def cmdb_rows_all(*, table: CmdbTable, query: Query) -> np.ndarray:
     return table.select(query)
 
 
-def cmdb_table_warm(run: ExportRun) -> str:
-    """The after-run step (``exports.afterrun``, order 150): build the new run's table now, in the process that ran
-    the export, so that a mistake in its merged CSV shows on the run and the first look-up here does not wait."""
-    source = cmdb_source(run_id=run.pk)
-    return f"CMDB table of {source.table.size:,} rows ready"
+def cmdb_facet(*, table: CmdbTable, query: Query, column: Column, limit: int) -> dict[str, Any]:
+    """A column's values with their counts under every other condition of the query (``CmdbTable.facet``)."""
+    values, distinct = table.facet(query, column.label, limit=limit)
+    return {
+        "column": column.key,
+        "values": [{"value": value, "count": count} for value, count in values],
+        "distinct": distinct,
+    }
+
+
+# --- an object's history -----------------------------------------------------------------------------------------
+
+ROW_KINDS = {"devices": "device", "vms": "vm"}
+
+
+@dataclass(frozen=True, slots=True)
+class CmdbHistory:
+    """One device or VM: its row in the newest export (``None`` once removed) and what every export changed."""
+
+    row_id: str
+    kind: str  # device or vm (ExportChange.Kind)
+    netbox_id: int
+    name: str
+    netbox_url: str
+    columns: list[Column]
+    row: dict[str, Any] | None
+    timeline: list[dict[str, Any]]
+    source: CmdbSource | None
+
+
+def _object_of(identifier: str, dataset: str, table: CmdbTable | None) -> tuple[str, int]:
+    """``(row kind, NetBox id)`` of ``devices-12``, ``vms-7`` or a bare NetBox id; ``QueryError`` otherwise."""
+    text = identifier.strip()
+    prefix, _, number = text.rpartition("-")
+    if prefix in ROW_KINDS and number.isdigit() and len(number) <= 19:
+        if dataset != "merged" and prefix != dataset:
+            raise QueryError(f"{text} is not in the {dataset}.", field="id")
+        return prefix, int(number)
+    if not text.isdigit() or len(text) > 19:
+        raise QueryError("Not a row id: use devices-<NetBox id>, vms-<NetBox id> or a NetBox id.", field="id")
+    if dataset in ROW_KINDS:
+        return dataset, int(text)
+    if table is not None:
+        index = table.find(dataset, text)  # ambiguous ids raise QueryError
+        if index is not None:
+            kind, _, _ = table.row_id(index).partition("-")
+            return kind, int(text)
+    kinds = {
+        kind for kind in ExportChange.objects.filter(netbox_id=int(text)).values_list("kind", flat=True).distinct()
+    }
+    if len(kinds) > 1:
+        raise QueryError(f"Both a device and a VM have id {text}; use devices-{text} or vms-{text}.", field="id")
+    kind = next(iter(kinds), "device")
+    return ("vms" if kind == "vm" else "devices"), int(text)
+
+
+def cmdb_row_history(*, dataset: str, identifier: str) -> CmdbHistory | None:
+    """Every column of one object now and its timeline across exports (added, each change old → new, removed),
+    from the stored changes; ``None`` when neither the newest export nor any stored change knows it."""
+    try:
+        source: CmdbSource | None = cmdb_source()
+    except CmdbUnavailable:
+        source = None
+    table = source.table if source else None
+    prefix, netbox_id = _object_of(identifier, dataset, table)
+    row_id = f"{prefix}-{netbox_id}"
+    row = cmdb_row(table=table, dataset=dataset, identifier=row_id) if table is not None else None
+    changes = list(export_object_changes(kind=ROW_KINDS[prefix], netbox_id=netbox_id))
+    if row is None and not changes:
+        return None
+    timeline = [
+        {
+            "run": change.run_id,
+            "finished": change.run.finished or change.run.created,
+            "change": change.change,
+            "name": change.name,
+            "columns": {column: list(values) for column, values in (change.fields or {}).items()},
+        }
+        for change in changes
+    ]
+    name = str(row.get("name") or "") if row else ""
+    return CmdbHistory(
+        row_id=row_id,
+        kind=ROW_KINDS[prefix],
+        netbox_id=netbox_id,
+        name=name or (changes[-1].name if changes else ""),
+        netbox_url=cmdb_netbox_link(row_id=row_id),
+        columns=table.columns(dataset) if table is not None else [],
+        row=row,
+        timeline=timeline,
+        source=source,
+    )
+
+
+def cmdb_named_views(*, user: User, dataset: str | None = None) -> QuerySet[CmdbNamedView]:
+    """The named views a user may pick: their own and those shared by anyone, by dataset and name."""
+    views = CmdbNamedView.objects.filter(Q(owner=user) | Q(shared=True)).select_related("owner")
+    if dataset:
+        views = views.filter(dataset=dataset)
+    return views.order_by("dataset", "name", "pk")
+
+
+def cmdb_named_view_get(*, user: User, pk: int) -> CmdbNamedView | None:
+    """One named view the user may see: their own, a shared one, or (for an admin, who may change any) anyone's."""
+    named = CmdbNamedView.objects.select_related("owner").filter(pk=pk).first()
+    if named is None:
+        return None
+    if named.owner_id == user.pk or named.shared or cmdb_named_view_can_edit(user=user, view=named):
+        return named
+    return None
+
+
+def cmdb_named_view_can_edit(*, user: User, view: CmdbNamedView) -> bool:
+    """The owner, or an admin (the admin role or a superuser)."""
+    return view.owner_id == user.pk or user.is_superuser or (user.is_active and user.role == Role.ADMIN)

@@ -1,24 +1,53 @@
-"""The CMDB page's saved views: per user and dataset, on the server, in the profile's preferences (key ``cmdb``).
+"""The CMDB's writes: a run's table file (built once when the run finishes), and the page's saved views.
 
-A view is what the grid shows: column order, hidden columns, widths, sort, per-column filters, the search, the
-density and the page size. It is checked against the dataset's contract columns and bounded before it is stored;
-unknown columns are dropped (an export may lose a column), wrong types are an error.
+Saved views are per user and dataset, on the server, in the profile's preferences (key ``cmdb``). A view is what the
+grid shows: column order, hidden columns, widths, sort, per-column filters, the search, the density and the page
+size. It is checked against the dataset's contract columns and bounded before it is stored; unknown columns are
+dropped (an export may lose a column), wrong types are an error.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+from django.db import transaction
 
 from accounts.models import User
 from accounts.services import profile_update
+from cmdb.models import CmdbNamedView
 from cmdb.query import DATASETS, column_key
-from exports.column_sets import column_set_current
+from cmdb.selectors import cmdb_named_view_can_edit
+from cmdb.tablefiles import table_open
 from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
+from exports.constants import MERGED_CSV
+from exports.models import ExportRun
+from exports.selectors import artifact_path
 
 PREFERENCE_KEY = "cmdb"
+
+
+def cmdb_table_build(*, run: ExportRun) -> str | None:
+    """Write the table file of a finished run beside its files (``cmdb.tablefiles``), unless a current one is there.
+
+    The after-run step of the cmdb app; a note for the run's log, or ``None`` when the run has no merged CSV.
+    Built in a forked child, so the worker's memory does not grow with the table.
+    """
+    artifact = run.artifacts.filter(name=MERGED_CSV).first()
+    if artifact is None:
+        return None
+    started = time.perf_counter()
+    table, built = table_open(artifact_path(artifact), artifact.sha256)
+    elapsed = time.perf_counter() - started
+    if not built:
+        return f"CMDB table: already written ({table.size:,} rows)."
+    return f"CMDB table: {table.size:,} rows written in {elapsed:.1f} s."
+
+
 DENSITIES = ("comfortable", "compact")
 PAGE_SIZES = (25, 50, 100, 200)
-FILTER_OPS = ("contains", "eq", "empty", "notempty", "gte", "lte", "between")
+FILTER_OPS = ("contains", "eq", "empty", "notempty", "gte", "lte", "between", "in")
+MAX_IN_VALUES = 200
 MAX_TEXT = 200
 MIN_WIDTH, MAX_WIDTH = 40, 1200
 _CONTRACT = {"devices": DEVICE_COLUMNS, "vms": VM_COLUMNS, "merged": MERGED_COLUMNS}
@@ -47,15 +76,8 @@ def cmdb_view_default() -> dict[str, Any]:
 
 
 def dataset_keys(dataset: str) -> list[str]:
-    """The column keys of a dataset under the current column set (those of the contract's columns too: a view saved
-    before a column was renamed or hidden stays valid)."""
-    column_set = column_set_current()
-    labels = {
-        "devices": column_set.device_columns,
-        "vms": column_set.vm_columns,
-        "merged": column_set.merged_columns,
-    }[dataset]
-    return list(dict.fromkeys(column_key(label) for label in (*labels, *_CONTRACT[dataset])))
+    """The column keys of a dataset according to the contract."""
+    return [column_key(label) for label in _CONTRACT[dataset]]
 
 
 def _text(value: Any, field: str) -> str:
@@ -115,6 +137,13 @@ def cmdb_view_clean(*, dataset: str, view: Any) -> dict[str, Any]:
                 "value": _text(condition.get("value", ""), "filters"),
                 "value2": _text(condition.get("value2", ""), "filters"),
             }
+            if condition["op"] == "in":
+                values = condition.get("values", [])
+                if not isinstance(values, list) or len(values) > MAX_IN_VALUES:
+                    raise CmdbViewInvalid(
+                        f"A pick-from-values filter has a list of at most {MAX_IN_VALUES} values.", field="filters"
+                    )
+                clean["filters"][key]["values"] = list(dict.fromkeys(_text(item, "filters") for item in values))
     if "q" in view:
         clean["q"] = _text(view["q"], "q")
     if "density" in view:
@@ -171,3 +200,63 @@ def cmdb_view_reset(*, user: User, dataset: str) -> dict[str, Any]:
     views = {key: value for key, value in stored.get("views", {}).items() if key != dataset}
     profile_update(user=user, preferences={PREFERENCE_KEY: {**stored, "views": views, "dataset": dataset}})
     return cmdb_view_default()
+
+
+# --- named views -------------------------------------------------------------------------------------------------
+
+MAX_NAME = 100
+
+
+class CmdbNamedViewDenied(PermissionError):
+    """Only a named view's owner or an admin may change or delete it."""
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise CmdbViewInvalid("A view needs a name.", field="name")
+    name = " ".join(value.split())
+    if len(name) > MAX_NAME:
+        raise CmdbViewInvalid(f"At most {MAX_NAME} characters.", field="name")
+    return name
+
+
+def _unique(*, owner: User, dataset: str, name: str, exclude: int | None = None) -> None:
+    taken = CmdbNamedView.objects.filter(owner=owner, dataset=dataset, name=name)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude)
+    if taken.exists():
+        raise CmdbViewInvalid(f"You already have a view named {name!r} for the {dataset}.", field="name")
+
+
+@transaction.atomic
+def cmdb_named_view_create(*, owner: User, name: str, dataset: str, view: Any, shared: bool = False) -> CmdbNamedView:
+    """Save ``view`` of ``dataset`` under ``name`` (unique per owner and dataset), personal or shared."""
+    clean = cmdb_view_clean(dataset=dataset, view=view)
+    name = _name(name)
+    _unique(owner=owner, dataset=dataset, name=name)
+    return CmdbNamedView.objects.create(owner=owner, name=name, dataset=dataset, shared=bool(shared), state=clean)
+
+
+@transaction.atomic
+def cmdb_named_view_update(
+    *, user: User, named: CmdbNamedView, name: str | None = None, shared: bool | None = None, view: Any = None
+) -> CmdbNamedView:
+    """Rename, share or unshare a named view, or replace what it shows; only its owner or an admin may."""
+    if not cmdb_named_view_can_edit(user=user, view=named):
+        raise CmdbNamedViewDenied("Only the owner of this view or an admin may change it.")
+    if name is not None:
+        named.name = _name(name)
+        _unique(owner=named.owner, dataset=named.dataset, name=named.name, exclude=named.pk)
+    if shared is not None:
+        named.shared = bool(shared)
+    if view is not None:
+        named.state = cmdb_view_clean(dataset=named.dataset, view=view)
+    named.save()
+    return named
+
+
+def cmdb_named_view_delete(*, user: User, named: CmdbNamedView) -> None:
+    """Delete a named view; only its owner or an admin may."""
+    if not cmdb_named_view_can_edit(user=user, view=named):
+        raise CmdbNamedViewDenied("Only the owner of this view or an admin may delete it.")
+    named.delete()

@@ -17,9 +17,10 @@ Tests script it per request and read back what our code sent::
 Faults: ``error(401|429|500)``, ``malformed()`` (a 200 whose JSON is cut), ``text(..., delay=5)`` (slow: a client
 with a shorter timeout gives up), ``text(..., chunk_delay=0.1)`` (slow tokens), ``text(..., fail_after=3)`` (a
 stream that fails after three tokens with an error event). With an empty script it echoes the
-last user message. Standard library only::
+last user message; ``handler = demo`` (``--demo``, what ``make run`` starts) looks up what a question names and
+answers from the look-up. Standard library only::
 
-    python -m devtools.llm --port 8766      # then CHAT_API_BASE_URL=http://127.0.0.1:8766/v1
+    python -m devtools.llm --port 8766 --demo     # then CHAT_API_BASE_URL=http://127.0.0.1:8766/v1
 """
 
 from __future__ import annotations
@@ -183,6 +184,69 @@ def echo(request: RecordedRequest) -> Scripted:
     """The default answer: repeat the last user message."""
     users = [m for m in request.messages if m.get("role") == "user"]
     return text(f"You said: {users[-1].get('content', '')}" if users else "Hello.")
+
+
+# A word that names something in a CMDB: letters and digits together (FRA1, ams1-srv001, vm-db-02), or an address.
+_NAMED = re.compile(r"\b(?:\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?|[A-Za-z][\w.-]*\d[\w.-]*|\d[\w.-]*[A-Za-z][\w.-]*)\b")
+_SITE = re.compile(r"^[A-Za-z]{3}\d$")
+_ADDRESS = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?$")
+
+
+def demo(request: RecordedRequest) -> Scripted:
+    """The demo provider of ``make run``: a real look-up when the question names something, then an answer from it.
+
+    A question naming a site (FRA1), a device or VM (ams1-srv001) or an address makes it call ``search_inventory``
+    with that site, name or IP, as a model would; the tool's result then becomes a short Markdown answer with a
+    table of the first matches. Anything else gets a hint. It reads only what the app sends: no CMDB of its own.
+    """
+    messages = request.messages
+    last = messages[-1] if messages else {}
+    tools = request.tool_names
+    if last.get("role") == "tool":
+        return text(_demo_answer(last.get("content") or ""))
+    question = str(last.get("content") or "") if last.get("role") == "user" else ""
+    named = _NAMED.findall(question)
+    if named and "search_inventory" in tools:
+        word = named[0]
+        arguments: dict[str, Any]
+        if _ADDRESS.match(word):
+            arguments = {"ip": word}
+        elif _SITE.match(word):
+            arguments = {"site": word}
+        else:
+            arguments = {"name": word}
+        if re.search(r"\b(vms?|virtual machines?)\b", question, re.IGNORECASE):
+            arguments["type"] = "vm"
+        elif re.search(r"\b(devices?|servers?|switch(es)?)\b", question, re.IGNORECASE):
+            arguments["type"] = "device"
+        return tool_call("search_inventory", arguments)
+    return text(
+        "I am the demo assistant of `make run`: name a site, a device or a VM and I look it up in the CMDB, "
+        "e.g. *Which VMs run in FRA1?*"
+    )
+
+
+def _demo_answer(result: str) -> str:
+    try:
+        data = json.loads(result)
+    except ValueError:
+        return "The look-up failed."
+    if not isinstance(data, dict) or data.get("error"):
+        return f"The look-up failed: {data.get('error') if isinstance(data, dict) else result}"
+    rows = [row for row in data.get("results") or [] if isinstance(row, dict)]
+    total = data.get("total", len(rows))
+    if not rows:
+        return "Nothing in the CMDB matches that."
+    columns = [c for c in ("Name", "Status", "Site", "Cluster", "Tenant") if any(row.get(c) for row in rows)]
+    lines = [f"I found **{total}** {'match' if total == 1 else 'matches'} in the CMDB:", ""]
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + "---|" * len(columns))
+    for row in rows[:10]:
+        lines.append("| " + " | ".join(str(row.get(c) or "").replace("|", "/") for c in columns) + " |")
+    if total > 10:
+        lines.append("")
+        lines.append(f"…and {total - 10} more: the look-up below lists what it returned.")
+    return "\n".join(lines)
 
 
 class FakeLlm:
@@ -485,11 +549,16 @@ def _validate(body: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="An OpenAI-compatible chat-completions server that echoes.")
+    parser.add_argument(
+        "--demo", action="store_true", help="look up what a question names (search_inventory), then answer from it"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--api-key", default="", help="require this bearer key (default: accept any)")
     args = parser.parse_args()
     llm = FakeLlm(api_key=args.api_key, host=args.host, port=args.port)
+    if args.demo:
+        llm.handler = demo
     llm.start()
     print(f"Fake OpenAI-compatible provider at {llm.url}", flush=True)
     stop = threading.Event()

@@ -7,7 +7,8 @@
 - ``ApiGuardMiddleware``: an oversized body on ``/api/`` is a JSON 413 before anything reads it; a body sent with
   ``Transfer-Encoding: chunked`` is read whole before any view answers (``chunked_body_read``); an id in the path
   beyond a 64-bit integer is a 404 (no row can have it, and databases raise instead of finding nothing).
-- ``handler400/403/404/500``: Django's error pages, as JSON under ``/api/``.
+- ``handler400/403/404/500``: Django's error pages, as JSON under ``/api/``; an unreachable database is a 503
+  (``enreach.outage``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +30,8 @@ from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
+
+from enreach.outage import database_unreachable, outage_response
 
 # The largest value of a signed 64-bit integer: the biggest id or offset any database here can hold.
 MAX_INT = 2**63 - 1
@@ -88,6 +92,10 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
+    # Called while the exception is being handled: one that means the database is unreachable is a 503 to retry.
+    exception = sys.exc_info()[1]
+    if exception is not None and database_unreachable(exception):
+        return outage_response(request, exception)
     if _api_path(request):
         return _json_error(500, "Server error: the request was logged.")
     return defaults.server_error(request)

@@ -48,7 +48,8 @@ def _secret_values() -> list[str]:
 
         names = (
             "SECRET_KEY", "NETBOX_TOKEN", "METRICS_TOKEN", "ENREACH_ADMIN_PASSWORD", "ENREACH_ENCRYPTION_KEY",
-            "CHAT_API_KEY", "ATLASSIAN_API_TOKEN", "BACKUP_PASSWORD",
+            "CHAT_API_KEY", "ATLASSIAN_API_TOKEN", "BACKUP_PASSWORD", "AUTH_LDAP_BIND_PASSWORD", "OIDC_CLIENT_SECRET",
+            "EMAIL_HOST_PASSWORD",
         )  # fmt: skip
         return [value for name in names if len(value := str(getattr(settings, name, "") or "")) >= 8]
     except Exception:  # settings not ready (very early start-up): patterns still apply

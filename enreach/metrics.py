@@ -8,7 +8,9 @@ process-local counters would each see a slice. Instead:
   counts to a file there and ``/metrics`` sums them all (``metrics_exposition``), so a scrape gives the same totals
   whichever worker serves it, and a restart of Redis or of the cache loses nothing;
 - what apps read from the database at scrape time (runs and the queue: ``exports.metrics``) comes from the
-  collectors they register in their ``AppConfig.ready`` (``collector_register``).
+  collectors they register in their ``AppConfig.ready`` (``collector_register``). Counts that must survive
+  restarts (runs finished, runs abandoned) are read there, from the rows that record them: a process's own counter
+  file is removed once gunicorn restarts after the process is gone.
 """
 
 from __future__ import annotations
@@ -27,18 +29,15 @@ COUNTERS = {
     "enreach_netbox_requests_total": ("NetBox API requests by endpoint and status.", ("endpoint", "status")),
     "enreach_confluence_requests_total": ("Confluence API requests by operation and status.", ("operation", "status")),
     "enreach_cache_events_total": ("Named cache events (hit, miss, load, eviction).", ("cache", "event")),
-    "enreach_export_runs_abandoned_total": (
-        "Runs failed by the sweeper because their worker went silent.",
-        ("retried",),
+    "enreach_notification_attempts_total": (
+        "Notification delivery attempts by event and outcome (delivered, failed, retry).",
+        ("event", "outcome"),
     ),
 }
 _COUNTERS = {
     name: Counter(name.removesuffix("_total"), documentation, labels)
     for name, (documentation, labels) in COUNTERS.items()
 }
-# Both outcomes exist from the start at 0, so `increase()` in an alert sees the first abandoned run.
-for _retried in ("true", "false"):
-    _COUNTERS["enreach_export_runs_abandoned_total"].labels(retried=_retried)
 
 
 def counter_add(name: str, labels: Mapping[str, str], amount: int = 1) -> None:
@@ -49,6 +48,12 @@ def counter_add(name: str, labels: Mapping[str, str], amount: int = 1) -> None:
         _COUNTERS[name].labels(**{label: labels.get(label, "") for label in COUNTERS[name][1]}).inc(amount)
     except Exception as exc:  # a full disk under PROMETHEUS_MULTIPROC_DIR must not fail an export
         logger.warning("could not record metric %s: %s", name, exc)
+
+
+def counter_declare(name: str, labels: Mapping[str, str]) -> None:
+    """Expose a counter's series at 0 before it first counts (so ``increase()`` in an alert sees its first event)."""
+    if name in _COUNTERS:
+        _COUNTERS[name].labels(**{label: labels.get(label, "") for label in COUNTERS[name][1]})
 
 
 def multiprocess_enabled() -> bool:

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "cmdb",
     "chat",
     "suggestions",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -67,6 +68,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A request that cannot reach the database answers 503 with Retry-After, never 500 (enreach/outage.py).
+    "enreach.outage.DatabaseOutageMiddleware",
     "accounts.middleware.UserTimeZoneMiddleware",
     "enreach.logs.UserContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -119,6 +122,12 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # A database host that drops packets must not hold a request until gunicorn's timeout kills the worker.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
+# While the database cannot be reached, requests answer 503 with this Retry-After (seconds); see enreach/outage.py.
+DATABASE_RETRY_AFTER = env.int("DATABASE_RETRY_AFTER", default=10)
 # django-prometheus's wrappers add query and connection metrics to the same backends.
 DATABASES["default"]["ENGINE"] = {
     "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
@@ -224,7 +233,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": False, "tryItOutEnabled": False, "deepLinking": True},
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"ExportRunStatusEnum": "exports.models.ExportRun.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        "ExportRunStatusEnum": "exports.models.ExportRun.Status",
+        "ChannelKindEnum": "notifications.models.Channel.Kind",
+    },
 }
 
 # /metrics is open unless METRICS_TOKEN is set; then scrapers send "Authorization: Bearer <token>".
@@ -237,6 +249,9 @@ if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
 # --- Security (production) -----------------------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_HTTPS_PROXY", default=False) else None
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Probes from the host itself speak plain HTTP to gunicorn: the health check and the metrics are never redirected to
+# HTTPS (the metrics still need METRICS_TOKEN when it is set). Regular expressions over the path without its "/".
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[r"^api/health/$", r"^metrics$"])
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
@@ -288,6 +303,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # At DEBUG urllib3 logs every request line, path included: a webhook's URL is a credential (Slack, Teams).
+        "urllib3.connectionpool": {"level": "INFO"},
         # django-q2 configures its own handler; send its records through ours only.
         "django-q": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
@@ -310,8 +327,17 @@ ENREACH_ADMIN_USERNAME = env.str("ENREACH_ADMIN_USERNAME", default="admin")
 ENREACH_ADMIN_PASSWORD = env.str("ENREACH_ADMIN_PASSWORD", default="")
 
 # --- Exports -----------------------------------------------------------------------------------------------------
-# Folders of the newest N successful runs are kept under ENREACH_DATA_DIR/runs/.
+# Retention of the files under ENREACH_DATA_DIR/runs/: the newest EXPORT_KEEP_RUNS successful runs' files are kept,
+# and so are those of every run that finished less than EXPORT_KEEP_HOURS ago, however many runs started since.
 EXPORT_KEEP_RUNS = max(1, env.int("EXPORT_KEEP_RUNS", default=10))
+EXPORT_KEEP_HOURS = max(0.0, env.float("EXPORT_KEEP_HOURS", default=24.0))
+# Starting exports from the API, the page or the admin: at most this many new runs per user, and in all, per window
+# ("<count>/<second|minute|hour|day>"; empty: no limit). Over it, the API answers 429 with Retry-After and the page
+# says why. The schedule and `manage.py netbox_update` are not limited.
+EXPORT_START_LIMIT_USER = env.str("EXPORT_START_LIMIT_USER", default="10/hour")
+EXPORT_START_LIMIT_GLOBAL = env.str("EXPORT_START_LIMIT_GLOBAL", default="30/hour")
+# What each run changed (every object's history on /cmdb/<dataset>/<id>/) is kept this many days; 0 keeps it for ever.
+EXPORT_CHANGES_KEEP_DAYS = max(0, env.int("EXPORT_CHANGES_KEEP_DAYS", default=365))
 # Incremental runs fall back to a full fetch when the last full one is older than this: NetBox does not bump a
 # device's last_updated when a related object (rack, platform, IP address...) is renamed.
 EXPORT_FULL_EVERY_HOURS = env.float("EXPORT_FULL_EVERY_HOURS", default=24.0)
@@ -331,6 +357,12 @@ EXPORT_HEARTBEAT = env.float("EXPORT_HEARTBEAT", default=10.0)
 EXPORT_STALE_AFTER = env.int("EXPORT_STALE_AFTER", default=60)
 EXPORT_RETRY_ABANDONED = env.int("EXPORT_RETRY_ABANDONED", default=1)
 EXPORT_QUEUED_STALE_AFTER = env.int("EXPORT_QUEUED_STALE_AFTER", default=600)
+# A run queued for this long whose task is in no queue (the broker lost it: Redis restarted without persistence) is
+# sent again by the sweeper, which runs every minute: such a run starts within about EXPORT_QUEUED_LOST_AFTER + 60 s.
+EXPORT_QUEUED_LOST_AFTER = env.int("EXPORT_QUEUED_LOST_AFTER", default=30)
+# A run that cannot record its result because the database is unreachable waits for it this long (seconds), keeping
+# its heartbeat in the cache meanwhile, before it gives up.
+EXPORT_DATABASE_WAIT = env.int("EXPORT_DATABASE_WAIT", default=900)
 if EXPORT_STALE_AFTER < 3 * EXPORT_HEARTBEAT:
     raise ImproperlyConfigured("EXPORT_STALE_AFTER must be at least three EXPORT_HEARTBEAT intervals.")
 # Data quality after every export (the quality app): the findings file data_quality.csv, counts per rule, and a
@@ -345,6 +377,11 @@ QUALITY_DISABLED_RULES = env.list("QUALITY_DISABLED_RULES", default=[])
 QUALITY_ALLOWED_VALUES = env.json(
     "QUALITY_ALLOWED_VALUES", default={"DTAP state": ["Development", "Test", "Acceptance", "Production"]}
 )
+# --- CMDB table -------------------------------------------------------------------------------------------------
+# A request finding a run's CMDB table file missing (a run from before the file was written after each run, or a
+# file deleted) waits this many seconds for it to be built, then answers 503 "being prepared" while the build goes
+# on; keep it well below the web server's timeout (GUNICORN_TIMEOUT).
+CMDB_TABLE_BUILD_WAIT = env.float("CMDB_TABLE_BUILD_WAIT", default=20.0)
 
 # Set by `make run` when it started the demo NetBox because NETBOX_URL was empty.
 NETBOX_DEMO = env.bool("ENREACH_DEMO_NETBOX", default=False)
@@ -355,8 +392,14 @@ NETBOX_DEMO = env.bool("ENREACH_DEMO_NETBOX", default=False)
 ENREACH_ENCRYPTION_KEY = env.str("ENREACH_ENCRYPTION_KEY", default="")
 # Decided here, not from settings.DEBUG at run time: the test runner turns DEBUG off after loading the settings.
 ENREACH_ENCRYPTION_DEV_FALLBACK = DEBUG
-# Sign-in (page and admin) with a limit on failures per username + address (accounts/throttling.py).
-AUTHENTICATION_BACKENDS = ["accounts.backends.RateLimitedModelBackend"]
+# Sign-in (page and admin) with a limit on failures per username + address (accounts/throttling.py). The directory
+# backends come first and do nothing until AUTH_LDAP_SERVER_URI / OIDC_DISCOVERY_URL are set; the local one after
+# them keeps local accounts (break-glass admins) working when the directory is down.
+AUTHENTICATION_BACKENDS = [
+    "integrations.directory.ldap.DirectoryLDAPBackend",
+    "accounts.backends.RateLimitedModelBackend",
+    "integrations.directory.backends.OIDCBackend",
+]
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=300)
 # Sign-in attempts per address across usernames (a success gives its attempt back).
@@ -365,6 +408,61 @@ LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=30)
 # token always works.
 TOKEN_FAILURE_LIMIT = env.int("TOKEN_FAILURE_LIMIT", default=30)
 TOKEN_FAILURE_WINDOW = env.int("TOKEN_FAILURE_WINDOW", default=300)
+
+# --- Directory sign-in: LDAP / Active Directory (integrations/directory/ldap.py, django-auth-ldap) --------------
+# Off while AUTH_LDAP_SERVER_URI is empty. ldap://host:389 (with AUTH_LDAP_START_TLS) or ldaps://host:636.
+AUTH_LDAP_SERVER_URI = env.str("AUTH_LDAP_SERVER_URI", default="")
+# The service account that searches for users and groups; empty binds anonymously. The password may instead be the
+# global key "ldap" (admin), which wins over the environment.
+AUTH_LDAP_BIND_DN = env.str("AUTH_LDAP_BIND_DN", default="")
+AUTH_LDAP_BIND_PASSWORD = env.str("AUTH_LDAP_BIND_PASSWORD", default="")
+AUTH_LDAP_START_TLS = env.bool("AUTH_LDAP_START_TLS", default=False)
+# PEM file of the CA that signed the server's certificate (StartTLS and ldaps://); empty: the system's CAs.
+AUTH_LDAP_CA_FILE = env.str("AUTH_LDAP_CA_FILE", default="")
+AUTH_LDAP_USER_SEARCH_BASE = env.str("AUTH_LDAP_USER_SEARCH_BASE", default="")
+# %(user)s is the username typed on the sign-in page. Active Directory:
+# (&(sAMAccountName=%(user)s)(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))
+AUTH_LDAP_USER_SEARCH_FILTER = env.str("AUTH_LDAP_USER_SEARCH_FILTER", default="(uid=%(user)s)")
+# Which entry attribute fills which user field.
+AUTH_LDAP_USER_ATTR_MAP = env.dict(
+    "AUTH_LDAP_USER_ATTR_MAP", default={"first_name": "givenName", "last_name": "sn", "email": "mail"}
+)
+AUTH_LDAP_GROUP_SEARCH_BASE = env.str("AUTH_LDAP_GROUP_SEARCH_BASE", default="")
+# groupOfNames (member: DN), groupOfUniqueNames (uniqueMember), posixGroup (memberUid), activeDirectory (group with
+# member, nested groups followed), nestedGroupOfNames.
+AUTH_LDAP_GROUP_TYPE = env.str("AUTH_LDAP_GROUP_TYPE", default="groupOfNames")
+# role=<group DN>, separated by ";" (a role may repeat): admin=cn=cmdb-admins,ou=groups,dc=example,dc=com;...
+AUTH_LDAP_ROLE_GROUPS = env.str("AUTH_LDAP_ROLE_GROUPS", default="")
+# The role of a directory user in no mapped group; empty: such users are refused.
+AUTH_LDAP_DEFAULT_ROLE = env.str("AUTH_LDAP_DEFAULT_ROLE", default="")
+# Seconds to wait for the server (connecting and each operation): a directory that is down must not hold sign-ins.
+AUTH_LDAP_TIMEOUT = env.float("AUTH_LDAP_TIMEOUT", default=5.0)
+
+# --- Directory sign-in: OpenID Connect single sign-on (integrations/directory/oidc.py, Authlib) ---------------------
+# Off while OIDC_DISCOVERY_URL is empty: https://idp.example.com/.well-known/openid-configuration
+OIDC_DISCOVERY_URL = env.str("OIDC_DISCOVERY_URL", default="")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+# Or the global key "oidc" (admin), which wins over the environment.
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+# The claim holding the user's groups or roles; a dotted path reaches into objects (realm_access.roles).
+OIDC_ROLES_CLAIM = env.str("OIDC_ROLES_CLAIM", default="groups")
+# role=<claim value>, separated by ";", as AUTH_LDAP_ROLE_GROUPS.
+OIDC_ROLE_GROUPS = env.str("OIDC_ROLE_GROUPS", default="")
+OIDC_DEFAULT_ROLE = env.str("OIDC_DEFAULT_ROLE", default="")
+# The claim that names the local account (then email, then sub when it is missing).
+OIDC_USERNAME_CLAIM = env.str("OIDC_USERNAME_CLAIM", default="preferred_username")
+# Only accounts of this Google Workspace domain (the ID token's hd claim); empty: no check.
+OIDC_HOSTED_DOMAIN = env.str("OIDC_HOSTED_DOMAIN", default="")
+# The provider's name on the sign-in page's button: "Sign in with <name>".
+OIDC_NAME = env.str("OIDC_NAME", default="single sign-on")
+OIDC_TIMEOUT = env.float("OIDC_TIMEOUT", default=10.0)
+# Send the user to the provider's end_session_endpoint on sign-out (when it advertises one).
+OIDC_LOGOUT = env.bool("OIDC_LOGOUT", default=True)
+
+# Whether users a directory manages may also have (and sign in with) a password kept here. Off: a user disabled in
+# the directory cannot fall back on a local password.
+DIRECTORY_ALLOW_LOCAL_PASSWORDS = env.bool("DIRECTORY_ALLOW_LOCAL_PASSWORDS", default=False)
 
 # --- Chat ----------------------------------------------------------------------------------------------------------
 # Any OpenAI-compatible chat-completions endpoint (OpenAI when empty, or e.g. http://localhost:11434/v1 for Ollama).
@@ -426,3 +524,45 @@ BACKUP_REMOTE_PATH = env.str("BACKUP_REMOTE_PATH", default="enreach-backups")
 BACKUP_TIMEOUT = env.float("BACKUP_TIMEOUT", default=30.0)
 BACKUP_TIMESTAMPED = env.bool("BACKUP_TIMESTAMPED", default=True)  # one folder per backup (retention needs it)
 BACKUP_RETENTION = max(1, env.int("BACKUP_RETENTION", default=14))
+
+# --- Notifications ---------------------------------------------------------------------------------------------------
+# Where links in notifications point: the address people open the app at (https://cmdb.example.com).
+ENREACH_BASE_URL = env.str("ENREACH_BASE_URL", default=f"http://{env.str('ENREACH_ADDRESS', default='127.0.0.1:8000')}")
+# Django's e-mail backend from one URL (django-environ): smtp://user:password@host:25, smtp+tls://...:587,
+# smtp+ssl://...:465, filemail:///path (one file per message: `make run` writes to var/mail), consolemail://.
+EMAIL_URL = env.str("EMAIL_URL", default="smtp://localhost:25")
+_email = env.email_url_config(EMAIL_URL)
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"] or (465 if _email.get("EMAIL_USE_SSL") else 25)
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+if EMAIL_BACKEND.endswith("filebased.EmailBackend"):
+    # filemail:///var/mail is relative to the project; filemail:////srv/mail is absolute.
+    EMAIL_FILE_PATH = str(BASE_DIR / (_email["EMAIL_FILE_PATH"] or "var/mail"))
+    Path(EMAIL_FILE_PATH).mkdir(parents=True, exist_ok=True)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Enreach tools <enreach@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Seconds to wait for the mail server, and for a webhook receiver, per attempt.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+NOTIFY_TIMEOUT = env.float("NOTIFY_TIMEOUT", default=10.0)
+# Failed deliveries (5xx, 429, timeouts, refused connections, SMTP 4xx) are tried again after NOTIFY_RETRY_BACKOFF
+# seconds, doubling each time up to NOTIFY_RETRY_MAX_DELAY (a Retry-After is honoured, within that limit), until
+# NOTIFY_MAX_ATTEMPTS attempts; permanent failures (4xx, a refused address) are not retried.
+NOTIFY_MAX_ATTEMPTS = max(1, env.int("NOTIFY_MAX_ATTEMPTS", default=8))
+NOTIFY_RETRY_BACKOFF = env.float("NOTIFY_RETRY_BACKOFF", default=60.0)
+NOTIFY_RETRY_MAX_DELAY = env.float("NOTIFY_RETRY_MAX_DELAY", default=3600.0)
+# A worker holds a delivery it is sending for NOTIFY_CLAIM_SECONDS; when it dies, the claim expires and the
+# every-minute sweep queues the delivery again. A queued delivery no worker took within NOTIFY_REQUEUE_AFTER
+# seconds (a lost task) is queued again too.
+NOTIFY_CLAIM_SECONDS = env.int("NOTIFY_CLAIM_SECONDS", default=120)
+NOTIFY_REQUEUE_AFTER = env.int("NOTIFY_REQUEUE_AFTER", default=600)
+if 2 * max(NOTIFY_TIMEOUT, EMAIL_TIMEOUT) > NOTIFY_CLAIM_SECONDS:
+    raise ImproperlyConfigured("NOTIFY_CLAIM_SECONDS must be at least twice NOTIFY_TIMEOUT and EMAIL_TIMEOUT.")
+# Deliveries per queued task: a run's thousand notifications are queued in a fraction of a second, and each is
+# still claimed, sent and recorded on its own.
+NOTIFY_TASK_BATCH = max(1, env.int("NOTIFY_TASK_BATCH", default=20))
+# export.stale: hours without a successful export before subscribers hear it (a subscription's "hours" wins).
+NOTIFY_STALE_HOURS = env.float("NOTIFY_STALE_HOURS", default=26.0)

@@ -1,7 +1,6 @@
 """URL configuration."""
 
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponseRedirect
 from django.templatetags.static import static
@@ -9,9 +8,9 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from accounts.views import SignOutView
 from enreach import views
 from enreach.redoc import RedocView
+from integrations.directory.views import SignInView, SingleSignOutView
 
 admin.site.site_header = "Enreach tools administration"
 admin.site.site_title = "Enreach tools admin"
@@ -37,8 +36,10 @@ urlpatterns = [
     # Browsers ask for /favicon.ico on pages without a <link rel="icon"> (the API's JSON, downloads).
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("accounts/logout/", SignOutView.as_view(), name="logout"),
+    # Local, LDAP and the "Sign in with <provider>" button; sign-out also ends a single sign-on session.
+    path("accounts/login/", SignInView.as_view(), name="login"),
+    path("accounts/logout/", SingleSignOutView.as_view(), name="logout"),
+    path("accounts/oidc/", include("integrations.directory.urls")),
     path("accounts/", include("accounts.urls")),
     path("api/health/", views.HealthView.as_view(), name="health"),
     path("api/schema/", views.SchemaView.as_view(), name="schema"),
@@ -68,6 +69,8 @@ urlpatterns = [
     path("exports/quality/", include("quality.urls")),
     path("exports/", include("exports.urls")),
     path("api/cmdb/", include("cmdb.api.urls")),
+    path("api/notifications/", include("notifications.api.urls")),
+    path("notifications/", include("notifications.urls")),
     path("cmdb/", include("cmdb.urls")),
     path("metrics", views.metrics, name="metrics"),
 ]

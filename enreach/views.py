@@ -27,7 +27,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from enreach.health import health_components
 from enreach.metrics import metrics_exposition
+from enreach.outage import database_unreachable, outage_noted
 from enreach.panels import panels_render
 
 logger = logging.getLogger(__name__)
@@ -78,7 +80,10 @@ def _check(name: str, probe: Any) -> dict[str, Any]:
     try:
         detail = probe()
     except Exception as exc:  # a health check reports every failure instead of raising
-        logger.warning("health check %s failed: %s", name, exc)
+        if database_unreachable(exc):
+            outage_noted(exc, where="health check")  # once per outage, not once per probe
+        else:
+            logger.warning("health check %s failed: %s", name, exc)
         return {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
     result = {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
     if isinstance(detail, dict):
@@ -108,6 +113,20 @@ def _broker() -> dict[str, Any]:
     return {"queued": broker.queue_size()}
 
 
+def _component(name: str, probe: Any) -> dict[str, Any]:
+    """A registered component's report; one that fails to answer is down, with the reason for admins."""
+    try:
+        report = dict(probe())
+    except Exception as exc:
+        if database_unreachable(exc):
+            outage_noted(exc, where="health check")
+        else:
+            logger.warning("health check %s failed: %s", name, exc)
+        return {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    report.setdefault("status", "ok")
+    return report
+
+
 def _backends() -> dict[str, str]:
     """What each component is (public: it names what to look at, and holds no secret)."""
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
@@ -125,7 +144,10 @@ def _is_admin(request: Request) -> bool:
 
 
 class HealthView(APIView):
-    """Public health check: database, cache and queue broker, each ``ok`` or ``down``; HTTP 503 when one is down.
+    """Public health check: database, cache and queue broker, each ``ok`` or ``down``, and the components apps
+    register (``enreach.health``: the queue's workers and oldest queued run). HTTP 503 when one is down; a
+    ``degraded`` component (runs waiting and no queue worker alive) leaves it 200 with ``"status": "degraded"``:
+    the site still serves, so a load balancer must not take it out, while monitors and alerts see it.
 
     Everyone sees which component is down and what it is (``redis``, ``postgresql``...); the error text and
     latencies are shown to signed-in admins only, since they can reveal hosts and versions.
@@ -142,14 +164,25 @@ class HealthView(APIView):
     def get(self, request: Request) -> Response:
         checks = {"database": _check("database", _database), "cache": _check("cache", _cache)}
         checks["broker"] = _check("broker", _broker)
-        down = [name for name, check in checks.items() if check["status"] != "ok"]
         backends = _backends()
-        if _is_admin(request):
+        admin = _is_admin(request)
+        if admin:
             shown = {name: {**check, "backend": backends[name]} for name, check in checks.items()}
         else:
             shown = {name: {"status": check["status"], "backend": backends[name]} for name, check in checks.items()}
-        body = {"status": "down" if down else "ok", "down": down, "checks": shown}
-        return Response(body, status=503 if down else 200)
+        for name, probe in health_components().items():
+            component = _component(name, probe)
+            checks[name] = component
+            shown[name] = component if admin else {k: v for k, v in component.items() if k != "error"}
+        down = [name for name, check in checks.items() if check["status"] == "down"]
+        degraded = [name for name, check in checks.items() if check["status"] == "degraded"]
+        status = "down" if down else "degraded" if degraded else "ok"
+        body = {"status": status, "down": down, "degraded": degraded, "checks": shown}
+        response = Response(body, status=503 if down else 200)
+        if down:
+            # Monitors probe every few seconds: the components log their own failures, not django.request.
+            response._has_been_logged = True  # type: ignore[attr-defined]
+        return response
 
 
 def metrics(request: HttpRequest) -> HttpResponse:

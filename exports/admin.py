@@ -24,6 +24,7 @@ from exports import selectors
 from exports.column_sets import column_set_current, column_set_preview, column_set_replace
 from exports.columns import COLUMN_TYPES, DATASETS, Column, ColumnSet, ColumnSetInvalid
 from exports.models import ColumnSet as ColumnSetRow
+from exports.errors import ExportThrottled
 from exports.models import ExportArtifact, ExportRun, NetboxSnapshot
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
@@ -47,7 +48,11 @@ class ExportArtifactInline(admin.TabularInline):
 
 
 def _request_run(modeladmin: admin.ModelAdmin, request: HttpRequest) -> None:
-    run, created = export_run_request(trigger=ExportRun.Trigger.ADMIN, user=request.user)
+    try:
+        run, created = export_run_request(trigger=ExportRun.Trigger.ADMIN, user=request.user)
+    except ExportThrottled as exc:
+        modeladmin.message_user(request, str(exc), messages.ERROR)
+        return
     if created:
         try:
             export_run_enqueue(run=run)

@@ -200,3 +200,22 @@ def changes_save(*, run: ExportRun, changes: Iterable[ObjectChange]) -> int:
     ]
     ExportChange.objects.bulk_create(items, batch_size=SAVE_BATCH)
     return len(items)
+
+
+def export_changes_prune() -> int:
+    """Delete the stored changes of runs that finished more than ``EXPORT_CHANGES_KEEP_DAYS`` days ago (0: keep them
+    for ever); returns how many changes went. Only the changes go: the runs' records stay.
+
+    The changes are each object's history (``/cmdb/<dataset>/<id>/``), so they outlive the run folders
+    (``EXPORT_KEEP_RUNS``): a year of them by default.
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    days = settings.EXPORT_CHANGES_KEEP_DAYS
+    if days <= 0:
+        return 0
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = ExportChange.objects.filter(run__finished__lt=cutoff).delete()
+    return deleted

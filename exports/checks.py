@@ -12,7 +12,10 @@ from exports import columns
 
 @register()
 def export_settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    from django.core.exceptions import ImproperlyConfigured
+
     from exports.errors import ExportError
+    from exports.limits import rate_parse
     from exports.schedule import export_schedule_parse
 
     errors: list[CheckMessage] = []
@@ -27,4 +30,9 @@ def export_settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckM
             columns.workbook_column_order(order)
         except ValueError as exc:
             errors.append(Error(f"EXPORT_WORKBOOK_COLUMNS: {exc}", id="exports.E002"))
+    for name in ("EXPORT_START_LIMIT_USER", "EXPORT_START_LIMIT_GLOBAL"):
+        try:
+            rate_parse(getattr(settings, name), setting=name)
+        except ImproperlyConfigured as exc:
+            errors.append(Error(str(exc), id="exports.E003"))
     return errors

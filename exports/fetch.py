@@ -13,15 +13,17 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, TypeVar
 
 from django.conf import settings
 from django.utils import timezone
 
+from enreach.outage import database_retry
 from exports import render, transform
 from exports.columns import DEFAULT_SET, DEVICES, VMS, ColumnSet
 from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
@@ -45,6 +47,7 @@ from integrations.netbox.records import (
     virtual_machine_from_dict,
 )
 
+T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 CHANGES_LISTED = 50  # names kept per kind and change type in ExportRun.changes
@@ -180,7 +183,7 @@ def _fetch_with(
         changed = [i for i in current_ids if i in previous_state and previous_state[i] != current[i]]
         removed = [i for i in previous_state if i not in current_ids]
         if incremental:  # a record NetBox touched without changing what we keep needs no write
-            digests = snapshots_values(kind, "digest", [r.id for r in changed_records])
+            digests = _after_netbox(partial(snapshots_values, kind, "digest", [r.id for r in changed_records]), run)
             writes = [r for r in changed_records if digests.get(r.id) != snapshot_encode(r)[1]]
         else:  # a full run rewrites every snapshot
             writes = list(changed_records)
@@ -195,9 +198,10 @@ def _fetch_with(
         fetched.changes[label] = {
             "added": sorted(names.get(i, str(i)) for i in added)[:CHANGES_LISTED],
             "changed": sorted(names.get(i, str(i)) for i in changed)[:CHANGES_LISTED],
-            "removed": sorted(name or str(i) for i, name in snapshots_values(kind, "name", removed).items())[
-                :CHANGES_LISTED
-            ],
+            "removed": sorted(
+                name or str(i)
+                for i, name in _after_netbox(partial(snapshots_values, kind, "name", removed), run).items()
+            )[:CHANGES_LISTED],
         }
         unchanged = unchanged and not (added or changed or removed or writes)
 
@@ -211,9 +215,19 @@ def _fetch_with(
         )
     # Something changed: build complete record lists, from NetBox where fetched and snapshots for the rest.
     with recorder.step("reuse") if incremental else contextlib.nullcontext():
-        fetched.devices = snapshots_complete(NetboxSnapshot.Kind.DEVICE, *devices, device_from_dict)  # type: ignore[assignment]
-        fetched.vms = snapshots_complete(NetboxSnapshot.Kind.VM, *vms, virtual_machine_from_dict)  # type: ignore[assignment]
+        fetched.devices = _after_netbox(
+            lambda: snapshots_complete(NetboxSnapshot.Kind.DEVICE, *devices, device_from_dict), run
+        )  # type: ignore[assignment]
+        fetched.vms = _after_netbox(
+            lambda: snapshots_complete(NetboxSnapshot.Kind.VM, *vms, virtual_machine_from_dict), run
+        )  # type: ignore[assignment]
     return fetched
+
+
+def _after_netbox(read: Callable[[], T], run: ExportRun) -> T:
+    """A read of the snapshots once NetBox's listings are in: the database may have gone away meanwhile, so it is
+    tried again every second until it answers (``EXPORT_DATABASE_WAIT``), instead of failing the run."""
+    return database_retry(read, wait=settings.EXPORT_DATABASE_WAIT, where=f"export run {run.pk}")
 
 
 CONTACT_LISTINGS: tuple[Kind, ...] = ("contacts", "contact_roles", "device_contacts", "vm_contacts")

@@ -13,10 +13,12 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from enreach.forked import ChildProcessFailed, Mailbox, forked
 from exports import columns, companions, transform
@@ -212,10 +214,16 @@ def files_reuse(previous: ExportRun, folder: Path) -> dict[str, FileInfo]:
 
 
 def export_files_prune() -> int:
-    """Delete the folders of successful runs beyond the newest ``EXPORT_KEEP_RUNS``; returns how many."""
+    """Delete the files of successful runs beyond the newest ``EXPORT_KEEP_RUNS``; returns how many runs lost theirs.
+
+    Never those of a run that finished less than ``EXPORT_KEEP_HOURS`` ago: people may be downloading them, or be
+    about to from a page they opened, however many runs started since.
+    """
     keep = settings.EXPORT_KEEP_RUNS
-    old = ExportRun.objects.filter(status=ExportRun.Status.SUCCEEDED, artifacts__isnull=False).distinct()
-    old_runs = list(old.order_by("-finished")[keep:])
+    young = timezone.now() - timedelta(hours=settings.EXPORT_KEEP_HOURS)
+    with_files = ExportRun.objects.filter(status=ExportRun.Status.SUCCEEDED, artifacts__isnull=False).distinct()
+    kept = list(with_files.order_by("-finished", "-id").values_list("pk", flat=True)[:keep])
+    old_runs = list(with_files.exclude(pk__in=kept).filter(finished__lt=young).order_by("-finished", "-id"))
     for run in old_runs:
         shutil.rmtree(Path(settings.DATA_DIR) / "runs" / f"{run.pk:06d}", ignore_errors=True)
         run.artifacts.all().delete()

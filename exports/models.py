@@ -51,7 +51,7 @@ class ExportRun(models.Model):
     )
     attempt = models.PositiveSmallIntegerField(default=1, help_text="1, or 2 and more for retries of abandoned runs.")
     devices = models.PositiveIntegerField(null=True, blank=True)
-    vms = models.PositiveIntegerField(null=True, blank=True)
+    vms = models.PositiveIntegerField("VMs", null=True, blank=True)
     added = models.PositiveIntegerField(null=True, blank=True)
     changed = models.PositiveIntegerField(null=True, blank=True)
     removed = models.PositiveIntegerField(null=True, blank=True)
@@ -181,6 +181,7 @@ class NetboxSnapshot(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["kind", "netbox_id"], name="exports_snapshot_unique_object")]
+        verbose_name = "NetBox snapshot"
 
     def __str__(self) -> str:
         return f"{self.kind} {self.netbox_id} {self.name}"

@@ -1,5 +1,8 @@
 """The run recorder: keeps an export run's row up to date while it executes (current step, per-step timings,
-throttled progress, log lines), and logs each line under this module's logger with the run's context."""
+throttled progress, log lines), and logs each line under this module's logger with the run's context.
+
+While the database is unreachable the run goes on: an update that cannot be written is skipped (the outage is
+logged once), and the next one writes everything the row is missing."""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from enreach.logs import log_context
+from enreach.outage import database_unreachable, outage_noted
 from enreach.tracing import span
 from exports.models import ExportRun
 from exports.steps import step_label
@@ -59,13 +64,20 @@ class RunRecorder:
             return
         self._last_save = now
         self.run.heartbeat = timezone.now()
-        with self._lock:
-            ExportRun.objects.filter(pk=self.run.pk).update(
-                step=self.run.step,
-                progress=dict(self.run.progress),
-                timings=dict(self.run.timings),
-                log=self.run.log,
-                heartbeat=self.run.heartbeat,
-            )
+        try:
+            with self._lock:
+                ExportRun.objects.filter(pk=self.run.pk).update(
+                    step=self.run.step,
+                    progress=dict(self.run.progress),
+                    timings=dict(self.run.timings),
+                    log=self.run.log,
+                    heartbeat=self.run.heartbeat,
+                )
+        except (OperationalError, InterfaceError) as exc:
+            if not database_unreachable(exc) or connection.in_atomic_block:
+                raise
+            outage_noted(exc, where=f"export run {self.run.pk}")
+            with contextlib.suppress(Exception):
+                connection.close()  # broken; the next save opens a new one
         if self.on_progress is not None:
             self.on_progress(self.run)

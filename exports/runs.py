@@ -1,14 +1,21 @@
 """Runs outlive their worker: heartbeats, the sweeper of abandoned runs, their retry, and handing runs to the queue.
 
 A run's executing process proves it is alive with a heartbeat thread (``run_heartbeat``), every
-``EXPORT_HEARTBEAT`` seconds, whatever the export is busy with. ``export_runs_sweep`` (a django-q2 schedule every
-minute, and every new export request) fails a running run whose heartbeat is older than ``EXPORT_STALE_AFTER``,
-naming the host and pid that stopped beating, and queues it again by itself (``EXPORT_RETRY_ABANDONED`` times per
-original request), so a ``kill -9`` of a worker costs about a minute instead of blocking exports for an hour. It
-also fails a run no worker picked up within ``EXPORT_QUEUED_STALE_AFTER``, and removes what dead runs leave on
-disk: temp files and failed runs' folders (their records and logs stay). Every run it fails (abandoned, never
-started, or refused by the queue's broker) is announced to the after-run steps (``exports.afterrun``), as a run
-that failed in its worker is, so that whoever listens for failures hears of each one.
+``EXPORT_HEARTBEAT`` seconds, whatever the export is busy with: into the run's row, and into the cache (a sign of
+life that does not need the database). ``export_runs_sweep`` (a django-q2 schedule every minute, and every new
+export request) fails a running run that gave neither sign for ``EXPORT_STALE_AFTER`` seconds, naming the host and
+pid that stopped beating, and queues it again by itself (``EXPORT_RETRY_ABANDONED`` times per original request), so
+a ``kill -9`` of a worker costs about a minute instead of blocking exports for an hour. A worker that is alive but
+cannot write to the database (an outage) keeps its run: it writes the heartbeat again once the database is back,
+and the outage spends no retry.
+
+The sweeper also queues again a run whose task the broker lost (Redis restarted without persistence while the run
+waited): a run queued for ``EXPORT_QUEUED_LOST_AFTER`` seconds whose task is in no queue is sent again (a task
+delivered twice runs once: only one delivery can claim the run). It fails a run no worker picked up within
+``EXPORT_QUEUED_STALE_AFTER``, and removes what dead runs leave on disk: temp files and failed runs' folders (their
+records and logs stay). Every run it fails (abandoned, never started, or refused by the queue's broker) is
+announced to the after-run steps (``exports.afterrun``), as a run that failed in its worker is, so that whoever
+listens for failures hears of each one.
 """
 
 from __future__ import annotations
@@ -19,17 +26,19 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.core.cache import cache
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from enreach.metrics import counter_add
+from enreach.outage import database_unreachable, outage_noted
 from exports.afterrun import after_run_execute
 from exports.models import ExportRun
 
@@ -47,26 +56,63 @@ def run_worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _alive_key(run_id: int) -> str:
+    return f"exports:run:{run_id}:alive"
+
+
+def run_alive_mark(run_id: int) -> None:
+    """Record in the cache that this process, executing the run, is alive now. Never raises (the cache may be down
+    too: the database heartbeat says the rest)."""
+    try:
+        value = {"worker": run_worker(), "at": time.time()}
+        cache.set(_alive_key(run_id), value, timeout=max(2 * int(settings.EXPORT_STALE_AFTER), 60))
+    except Exception as exc:
+        logger.debug("export run %s: sign of life not cached: %s", run_id, exc)
+
+
+def run_alive_seen(run: ExportRun) -> float | None:
+    """When the run's worker last marked itself alive in the cache (a Unix time), or None."""
+    try:
+        value = cache.get(_alive_key(run.pk))
+    except Exception:  # the cache is down: the database heartbeat alone decides
+        return None
+    if not isinstance(value, dict) or value.get("worker") != run.worker:
+        return None  # another process's mark (a reused id, an older attempt)
+    at = value.get("at")
+    return float(at) if isinstance(at, (int, float)) else None
+
+
 @contextlib.contextmanager
 def run_heartbeat(*, run_id: int, every: float | None = None) -> Iterator[None]:
     """Refresh the run's heartbeat every ``every`` seconds (``EXPORT_HEARTBEAT``) while the block runs.
 
     A thread of its own, with its own database connection: it beats while the export waits on NetBox, writes a
-    workbook or holds the interpreter lock for a second, and stops when the process dies, which is the point.
+    workbook or holds the interpreter lock for a second, and stops when the process dies, which is the point. Each
+    beat also marks the run alive in the cache. A beat the database refuses (an outage) is tried again every second
+    until it is written; the outage is logged once.
     """
     interval = float(settings.EXPORT_HEARTBEAT if every is None else every)
     stop = threading.Event()
 
     def beat() -> None:
+        failing = False
+        run_alive_mark(run_id)
         try:
-            while not stop.wait(interval):
+            while not stop.wait(min(interval, 1.0) if failing else interval):
+                run_alive_mark(run_id)
                 try:
                     ExportRun.objects.filter(pk=run_id, status=ExportRun.Status.RUNNING).update(
                         heartbeat=timezone.now()
                     )
+                    failing = False
                 except Exception as exc:  # the database may be down for a moment; the next beat tries again
-                    logger.warning("export run %s: heartbeat not recorded: %s", run_id, exc)
-                    close_old_connections()
+                    if database_unreachable(exc):
+                        outage_noted(exc, where=f"export run {run_id} heartbeat")
+                    else:
+                        logger.warning("export run %s: heartbeat not recorded: %s", run_id, exc)
+                    failing = True
+                    with contextlib.suppress(Exception):
+                        connection.close()  # this thread's own connection: the next beat opens a new one
         finally:
             connection.close()
 
@@ -87,7 +133,7 @@ def export_run_send(*, run: ExportRun) -> None:
     from django_q.tasks import async_task
 
     try:
-        async_task("exports.tasks.export_run_execute_task", run.pk, task_name=f"export-run-{run.pk}", group="exports")
+        async_task("exports.tasks.export_run_execute_task", run.pk, task_name=run_task_name(run.pk), group="exports")
     except Exception as exc:  # whatever the broker raises (Redis down, database broker locked...)
         reason = f"Not queued: the task queue is unreachable ({type(exc).__name__}: {exc})."[:500]
         logger.warning("export run %s: %s", run.pk, reason)
@@ -113,6 +159,7 @@ class SweepResult:
     retried: list[int]
     removed_folders: int
     removed_temp_files: int
+    requeued: list[int] = field(default_factory=list)
 
 
 def export_runs_sweep() -> SweepResult:
@@ -127,6 +174,10 @@ def export_runs_sweep() -> SweepResult:
     for run in ExportRun.objects.filter(active=True, status=ExportRun.Status.RUNNING).filter(
         Q(heartbeat__lt=stale_before) | Q(heartbeat__isnull=True, started__lt=stale_before)
     ):
+        alive = run_alive_seen(run)
+        if alive is not None and alive >= stale_before.timestamp():
+            # Its worker is alive but could not write its heartbeat (the database was out): it keeps the run.
+            continue
         seen = run.heartbeat or run.started
         silent = int((now - seen).total_seconds()) if seen else 0
         reason = (
@@ -154,7 +205,7 @@ def export_runs_sweep() -> SweepResult:
         retry = _retry(run)
         if retry is not None:
             retried.append(retry.pk)
-        counter_add("enreach_export_runs_abandoned_total", {"retried": "true" if retry is not None else "false"})
+    requeued = _requeue_lost(now)
     folders, temp_files = _files_sweep()
     result = SweepResult(
         abandoned=[run.pk for run in abandoned],
@@ -162,8 +213,9 @@ def export_runs_sweep() -> SweepResult:
         retried=retried,
         removed_folders=folders,
         removed_temp_files=temp_files,
+        requeued=requeued,
     )
-    if abandoned or never_started or folders or temp_files:
+    if abandoned or never_started or requeued or folders or temp_files:
         logger.warning("export runs sweep: %s", result)
     return result
 
@@ -208,6 +260,69 @@ def _retry(run: ExportRun) -> ExportRun | None:
     with contextlib.suppress(QueueUnavailable):  # recorded on the retry itself
         export_run_send(run=retry)
     return retry
+
+
+def run_task_name(run_id: int) -> str:
+    """The name of the queue task that executes a run."""
+    return f"export-run-{run_id}"
+
+
+def _requeue_lost(now: object) -> list[int]:
+    """Send again the queued runs whose task is in no queue any more (the broker lost it); returns their ids."""
+    lost_before = now - timedelta(seconds=settings.EXPORT_QUEUED_LOST_AFTER)  # type: ignore[operator]
+    waiting = list(ExportRun.objects.filter(active=True, status=ExportRun.Status.QUEUED, created__lt=lost_before))
+    if not waiting:
+        return []
+    queued = broker_task_names()
+    if queued is None:  # the broker cannot be read: nothing to judge by (starting an export says so)
+        return []
+    requeued = []
+    for run in waiting:
+        if run_task_name(run.pk) in queued:
+            continue
+        line = (
+            f"{timezone.localtime().strftime('%H:%M:%S')} Queued again: its task was no longer in the queue's "
+            "broker (lost, e.g. Redis restarted without persistence).\n"
+        )
+        if not ExportRun.objects.filter(pk=run.pk, status=ExportRun.Status.QUEUED).update(log=run.log + line):
+            continue  # a worker claimed it meanwhile
+        logger.warning("export run %s: its task was lost by the broker; queued again", run.pk)
+        with contextlib.suppress(QueueUnavailable):  # recorded on the run itself
+            export_run_send(run=run)
+        requeued.append(run.pk)
+    return requeued
+
+
+def broker_task_names(limit: int = 10_000) -> set[str] | None:
+    """The names of the tasks waiting in the queue's broker (Redis or the database), or None when unreadable."""
+    from django_q.brokers import get_broker
+    from django_q.brokers.orm import ORM
+    from django_q.brokers.redis_broker import Redis
+    from django_q.signing import SignedPackage
+
+    try:
+        broker = get_broker()
+        if isinstance(broker, Redis):
+            payloads = list(broker.connection.lrange(broker.list_key, 0, limit - 1))
+        elif isinstance(broker, ORM):
+            payloads = list(
+                broker.get_connection().filter(key=broker.list_key).values_list("payload", flat=True)[:limit]
+            )
+        else:
+            return None
+    except Exception as exc:
+        logger.warning("the queue's broker cannot be read: %s", exc)
+        return None
+    names = set()
+    for payload in payloads:
+        try:
+            task = SignedPackage.loads(payload.decode() if isinstance(payload, bytes) else payload)
+        except Exception as exc:  # another cluster's task, signed with another key
+            logger.debug("a task in the broker could not be read: %s", exc)
+            continue
+        if isinstance(task, dict) and task.get("name"):
+            names.add(str(task["name"]))
+    return names
 
 
 def _files_sweep() -> tuple[int, int]:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
 
-from exports.constants import MERGED_CSV
+from enreach.health import queue_workers
 from exports.models import ExportArtifact, ExportChange, ExportRun
 
 
@@ -53,37 +54,6 @@ def artifact_path(artifact: ExportArtifact) -> Path:
     return Path(settings.DATA_DIR) / artifact.path
 
 
-# sha256 of the merged CSV -> (header, rows). One entry: only the latest export is ever asked for.
-_cmdb_cache: dict[str, tuple[list[str], list[dict[str, str]]]] = {}
-_cmdb_lock = threading.Lock()
-
-
-def cmdb_rows_latest() -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of the merged CSV of the newest successful export; ``([], [])`` when there is none.
-
-    Kept in memory per process, keyed by the file's sha256, so the chat assistant's repeated look-ups do not
-    re-read the file; a new export has a new checksum and replaces the entry. Callers must not mutate the rows.
-    """
-    artifact = artifact_latest(name=MERGED_CSV)
-    if artifact is None:
-        return [], []
-    with _cmdb_lock:
-        cached = _cmdb_cache.get(artifact.sha256)
-        if cached is not None:
-            return cached
-        try:
-            # utf-8-sig: the writers may prefix a BOM for Excel.
-            with artifact_path(artifact).open(newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                rows = list(reader)
-                header = list(reader.fieldnames or [])
-        except FileNotFoundError:
-            return [], []
-        _cmdb_cache.clear()
-        _cmdb_cache[artifact.sha256] = (header, rows)
-        return header, rows
-
-
 def export_change_list(
     *, run: ExportRun, kind: str | None = None, change: str | None = None, q: str = ""
 ) -> QuerySet[ExportChange]:
@@ -96,6 +66,15 @@ def export_change_list(
     if q:
         items = items.filter(Q(name__icontains=q) | Q(columns__icontains=q))
     return items.order_by("kind", "change", "name", "netbox_id")
+
+
+def export_object_changes(*, kind: str, netbox_id: int) -> QuerySet[ExportChange]:
+    """Every stored change of one device or VM (``kind`` device or vm), oldest run first, with its run."""
+    return (
+        ExportChange.objects.filter(kind=kind, netbox_id=netbox_id, run__status=ExportRun.Status.SUCCEEDED)
+        .select_related("run")
+        .order_by("run__finished", "run_id")
+    )
 
 
 def export_change_counts(*, run_ids: Iterable[int]) -> dict[int, dict[str, dict[str, int]]]:
@@ -128,3 +107,51 @@ def netbox_url_effective() -> tuple[str, bool]:
 
     url = secret_url_get("netbox", "")
     return (url, True) if url else (settings.NETBOX_URL, False)
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """Whether queued exports can start: the queue's live workers and the oldest run waiting for one."""
+
+    clusters: int
+    workers: int
+    queued_runs: int
+    oldest_queued_seconds: float
+
+    @property
+    def stalled(self) -> bool:
+        """Runs are waiting and no queue worker is alive to take them."""
+        return self.queued_runs > 0 and self.workers == 0
+
+
+def export_queue_state() -> QueueState:
+    """The queue's workers alive now (django-q2 cluster status in the broker) and the queued runs' age.
+
+    Raises when the broker or the database cannot be read.
+    """
+    clusters, workers = queue_workers()
+    queued = ExportRun.objects.filter(status=ExportRun.Status.QUEUED).aggregate(n=Count("id"), oldest=Min("created"))
+    return QueueState(
+        clusters=clusters, workers=workers, queued_runs=queued["n"], oldest_queued_seconds=_age(queued["oldest"])
+    )
+
+
+def export_queue_age() -> float:
+    """Seconds the oldest queued run has waited; 0 when none waits."""
+    return _age(ExportRun.objects.filter(status=ExportRun.Status.QUEUED).aggregate(oldest=Min("created"))["oldest"])
+
+
+def _age(moment: datetime | None) -> float:
+    return round(max(0.0, (timezone.now() - moment).total_seconds()), 1) if moment is not None else 0.0
+
+
+def export_queue_health() -> dict[str, object]:
+    """The health check's ``queue`` component: ``degraded`` while runs wait and no queue worker is alive."""
+    state = export_queue_state()
+    return {
+        "status": "degraded" if state.stalled else "ok",
+        "workers": state.workers,
+        "clusters": state.clusters,
+        "queued_runs": state.queued_runs,
+        "oldest_queued_seconds": state.oldest_queued_seconds,
+    }

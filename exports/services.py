@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from enreach.logs import log_context
+from enreach.outage import database_retry
 from enreach.tracing import span
 from exports import changes
 from exports.afterrun import after_run_execute
@@ -35,6 +36,7 @@ from exports.constants import DEVICES_CSV, VMS_CSV
 from exports.errors import ExportError
 from exports.fetch import Fetched, export_fetch
 from exports.files import ARTIFACT_KINDS, artifact_kind, export_files_prune, files_plan, files_reuse, files_writing
+from exports.limits import LIMITED_TRIGGERS, export_start_check
 from exports.models import ExportArtifact, ExportRun
 from exports.recorder import ProgressCallback, RunRecorder
 from exports.runs import export_run_send, export_runs_sweep, run_heartbeat, run_worker
@@ -65,12 +67,18 @@ def export_run_request(
     """Create a queued run, or return the run that is already queued or running.
 
     Returns ``(run, created)``. Only one run can be active: the database's unique index on ``active`` decides
-    between concurrent requests.
+    between concurrent requests. A new run from the API, the page or the admin is refused with ``ExportThrottled``
+    when its user, or everyone together, started too many recently (``exports.limits``).
     """
     if trigger not in ExportRun.Trigger.values:
         raise ExportError(f"Unknown trigger {trigger!r}.")
     export_run_reap_stale()
     for _ in range(3):
+        if trigger in LIMITED_TRIGGERS:
+            active = ExportRun.objects.filter(active=True).first()
+            if active is not None:  # joining the active run starts nothing
+                return active, False
+            export_start_check(user=user)
         try:
             with transaction.atomic():
                 run = ExportRun.objects.create(
@@ -152,11 +160,13 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
         with contextlib.ExitStack() as writing:
             with recorder.step("write"):
                 if fetched.devices is None and previous is not None:
-                    reused = files_reuse(previous, folder)
+                    reused = _wait_for_database(lambda: files_reuse(previous, folder), run)
                     written: Callable[[], dict[str, FileInfo]] = lambda: reused  # noqa: E731
                     run.reused_files = True
                     # Same rows, same companions' files: each companion reads its result back from the previous run.
-                    results = {companion.name: companion.reuse(previous) for companion, _ in plan.companions}
+                    results = _wait_for_database(
+                        lambda: {companion.name: companion.reuse(previous) for companion, _ in plan.companions}, run
+                    )
                     recorder.log("Nothing changed in NetBox: reused the previous run's files.")
                     comparison = changes.Comparison([], True, "")
                 else:
@@ -165,27 +175,37 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
                     results = {name: done.result for name, done in files.companions.items()}
                     _companion_timings(run, files.companions)
                     # The devices and VMs CSVs are written; compared while the child writes the workbook.
-                    comparison = changes.changes_compute(
-                        run=run,
-                        previous=previous,
-                        new_files={ARTIFACT_KINDS[name]: folder / name for name in (DEVICES_CSV, VMS_CSV)},
+                    comparison = _wait_for_database(
+                        lambda: changes.changes_compute(
+                            run=run,
+                            previous=previous,
+                            new_files={ARTIFACT_KINDS[name]: folder / name for name in (DEVICES_CSV, VMS_CSV)},
+                        ),
+                        run,
                     )
                     recorder.log(comparison.note)
             # Snapshots, files and counts commit together or not at all. The snapshots are encoded and saved while
-            # the child writes the workbook; the transaction begins as late as it can (SQLite has one writer).
-            with recorder.step("save"), transaction.atomic():
-                snapshots_save(fetched.snapshot_writes, fetched.snapshot_deletes, fetched.contact_snapshot)
-                run.compared = comparison.compared
-                changes.changes_save(run=run, changes=comparison.changes)
-                _save(run, fetched, written())
-                for companion, _ in plan.companions:  # what each companion keeps of the run (quality: counts)
-                    if results.get(companion.name) is not None:
-                        companion.record(run, results[companion.name])
+            # the child writes the workbook; the transaction begins as late as it can (SQLite has one writer). While
+            # the database is out, the run waits for it (its heartbeat stays in the cache) and tries again.
+            written_once = _once(written)
+
+            def save() -> None:
+                with transaction.atomic():
+                    snapshots_save(fetched.snapshot_writes, fetched.snapshot_deletes, fetched.contact_snapshot)
+                    run.compared = comparison.compared
+                    changes.changes_save(run=run, changes=comparison.changes)
+                    _save(run, fetched, written_once())
+                    for companion, _ in plan.companions:  # what each companion keeps of the run (quality: counts)
+                        if results.get(companion.name) is not None:
+                            companion.record(run, results[companion.name])
+
+            with recorder.step("save"):
+                _wait_for_database(save, run)
         recorder.log(
             f"Succeeded: {run.devices} devices, {run.vms} VMs; "
             f"{run.added} added, {run.changed} changed, {run.removed} removed."
         )
-        finished = _finish(run, status=ExportRun.Status.SUCCEEDED)
+        finished = _wait_for_database(lambda: _finish(run, status=ExportRun.Status.SUCCEEDED), run)
         cache_event("export_succeeded")
     except Exception as exc:  # every failure becomes a failed run, never a crash of the caller
         reason = _reason(exc)
@@ -194,11 +214,12 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
             recorder.log(traceback.format_exc(limit=5))
         recorder.log(f"Failed: {reason}")
         shutil.rmtree(folder, ignore_errors=True)
-        if _finish(run, status=ExportRun.Status.FAILED, error=reason):
+        if _wait_for_database(lambda: _finish(run, status=ExportRun.Status.FAILED, error=reason), run):
             after_run_execute(run=run)
         return run
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, DatabaseError):  # the next run prunes what this one could not
         export_files_prune()
+        changes.export_changes_prune()
     if finished:  # the steps other apps registered (publishing, notifications...): each records its own outcome
         after_run_execute(run=run)
     return run
@@ -207,6 +228,26 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
 def _companion_timings(run: ExportRun, done: dict[str, CompanionWrite]) -> None:
     for name, outcome in done.items():
         run.timings[name] = round(outcome.seconds, 3)
+
+
+def _wait_for_database(call: Callable[[], Any], run: ExportRun) -> Any:
+    """``call()``, tried again every second while the database is unreachable, up to ``EXPORT_DATABASE_WAIT``.
+
+    Around the run's reads and writes that come after a long step (fetching from NetBox, writing files), when an
+    outage is most likely to have begun; each call must be safe to repeat (a read, or one transaction)."""
+    return database_retry(call, wait=settings.EXPORT_DATABASE_WAIT, where=f"export run {run.pk}")
+
+
+def _once(function: Callable[[], Any]) -> Callable[[], Any]:
+    """``function``, called at most once: later calls return the first call's result."""
+    results: list[Any] = []
+
+    def call() -> Any:
+        if not results:
+            results.append(function())
+        return results[0]
+
+    return call
 
 
 def _reason(exc: BaseException) -> str:

@@ -12,15 +12,18 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from enreach.panels import panels_render
 from exports import selectors
 from exports.columns import Column, ColumnSet
+from exports.errors import ExportThrottled
 from exports.models import ExportChange, ExportRun
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
 from exports.steps import STEP_LABELS, step_bars
+from integrations.netbox.factory import netbox_object_url
 
 HISTORY_SIZE = 20
 CHANGES_PER_PAGE = 100
@@ -101,8 +104,10 @@ def export_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     query = request.GET.copy()
     query.pop("page", None)
     counts = selectors.export_change_counts(run_ids=[run.pk]).get(run.pk, {})
+    netbox = _netbox_context()
     context = {
         "run": run,
+        "changes": [_change_row(item, netbox["netbox_url"]) for item in page],
         "files": list(run.artifacts.all()),
         "bars": step_bars(run.timings),
         "total_seconds": sum(float(v) for v in run.timings.values()),
@@ -113,9 +118,28 @@ def export_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "progress_config": _progress_config(run if run.is_active else None),
         "run_panels": panels_render("export-run", request, run=run),  # the apps' panels (publishing's attempts)
         "run_columns": _run_columns(run),
-        **_netbox_context(),
+        **netbox,
     }
     return render(request, "exports/run.html", context)
+
+
+# Bumped by NetBox on every edit: on the run page it would repeat under every changed object, so it is left out.
+NOISY_COLUMNS = ("Last updated",)
+
+
+def _change_row(item: ExportChange, netbox_base: str) -> dict[str, Any]:
+    """One changed object as the run page lists it: its columns old → new (but NetBox's "Last updated"), its page
+    in NetBox and its history in the CMDB."""
+    kind = "vms" if item.kind == ExportChange.Kind.VM else "devices"
+    fields = dict(item.fields or {})
+    shown = {column: values for column, values in fields.items() if column not in NOISY_COLUMNS}
+    return {
+        "item": item,
+        "fields": shown,
+        "only_noise": bool(fields) and not shown,
+        "netbox": netbox_object_url(kind=kind, object_id=item.netbox_id, base=netbox_base),
+        "history": reverse("cmdb:history", args=[kind, f"{kind}-{item.netbox_id}"]),
+    }
 
 
 @login_required
@@ -123,9 +147,17 @@ def export_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def export_run_now(request: HttpRequest) -> HttpResponse:
     """The "Run export now" button."""
     _require(request, "export.run")
-    run, created = export_run_request(
-        trigger=ExportRun.Trigger.WEB, user=request.user, force=request.POST.get("force") == "1"
-    )
+    try:
+        run, created = export_run_request(
+            trigger=ExportRun.Trigger.WEB, user=request.user, force=request.POST.get("force") == "1"
+        )
+    except ExportThrottled as exc:
+        # The exports page itself, saying why, as a 429 with Retry-After (not a redirect that hides the status).
+        messages.error(request, str(exc))
+        response = export_index(request)
+        response.status_code = 429
+        response["Retry-After"] = str(exc.wait)
+        return response
     if created:
         try:
             export_run_enqueue(run=run)

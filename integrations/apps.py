@@ -1,10 +1,19 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 def _key_changed(name: str) -> None:
     from integrations.caching import cache_event
 
     cache_event("key_changed")
+
+
+def _sync_schedule(sender: AppConfig, **kwargs: Any) -> None:
+    from integrations.directory.sync import directory_sync_schedule_sync
+
+    directory_sync_schedule_sync()
 
 
 class IntegrationsConfig(AppConfig):
@@ -24,3 +33,6 @@ class IntegrationsConfig(AppConfig):
         # The custom field definitions a column set is checked against: another NetBox, or one that changed.
         invalidate_on("key_changed", "netbox_custom_fields")
         invalidate_on("export_succeeded", "netbox_custom_fields")
+
+        # Every `migrate` brings the daily directory sync in line with AUTH_LDAP_SERVER_URI.
+        post_migrate.connect(_sync_schedule, sender=self)

@@ -72,3 +72,11 @@ class ConfluenceUnavailable(ConfluenceError):
 
 class BackupError(IntegrationError):
     """A backup could not be written, verified or pruned."""
+
+
+class DirectoryError(IntegrationError):
+    """A sign-in directory (LDAP, OpenID Connect provider) failed or answered something we cannot use."""
+
+
+class DirectoryUnavailable(DirectoryError):
+    """The directory could not be reached, refused the service account, or failed during a search."""

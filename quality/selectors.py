@@ -177,6 +177,23 @@ class Findings:
     rules: list[str]
 
 
+# How the findings can be ordered (``-`` first: descending). By severity, errors come first, then warnings, then
+# info; ties keep the report's order (by rule, then by row).
+FINDING_ORDERINGS = ("severity", "name", "rule", "kind", "site", "value")
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(("error", "warning", "info"))}
+
+
+def _order_key(column: str) -> Any:
+    if column == "severity":
+        return lambda row: _SEVERITY_RANK.get(row["severity"], len(_SEVERITY_RANK))
+    return lambda row: ((row.get(column) or "") == "", (row.get(column) or "").casefold())
+
+
+def finding_ordering(value: str) -> str:
+    """A valid ``ordering`` (a column of ``FINDING_ORDERINGS``, ``-`` first for descending), else ``severity``."""
+    return value if value.lstrip("-") in FINDING_ORDERINGS else "severity"
+
+
 def quality_findings(
     *,
     run: ExportRun,
@@ -184,10 +201,12 @@ def quality_findings(
     severity: str = "",
     site: str = "",
     kind: str = "",
+    ordering: str = "severity",
     offset: int = 0,
-    limit: int = 100,
+    limit: int | None = 100,
 ) -> Findings:
-    """The run's findings matching every filter given (exact values; ``site`` case-insensitive)."""
+    """The run's findings matching every filter given (exact values; ``site`` case-insensitive), in ``ordering``
+    (errors first by default); ``limit=None`` gives every match (the filtered CSV)."""
     artifact = quality_artifact(run=run)
     rows = _findings_all(artifact) if artifact is not None else []
     sites = sorted({row["site"] for row in rows if row.get("site")}, key=str.casefold)
@@ -201,11 +220,11 @@ def quality_findings(
         and (not kind or row["kind"] == kind)
         and (not site or row["site"].casefold() == site_key)
     ]
+    ordering = finding_ordering(ordering)
+    matches.sort(key=_order_key(ordering.lstrip("-")), reverse=ordering.startswith("-"))
     base = netbox_url()
-    page = [
-        dict(row, url=netbox_object_url(kind=row["kind"], object_id=row["id"], base=base))
-        for row in matches[offset : offset + limit]
-    ]
+    window = matches[offset:] if limit is None else matches[offset : offset + limit]
+    page = [dict(row, url=netbox_object_url(kind=row["kind"], object_id=row["id"], base=base)) for row in window]
     return Findings(total=len(matches), rows=page, available=artifact is not None, sites=sites, rules=rules)
 
 

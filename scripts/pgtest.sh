@@ -2,6 +2,8 @@
 # Throwaway PostgreSQL server on a loopback port for the test suite.
 #   scripts/pgtest.sh start DIR   -> initdb + start in DIR, prints a DATABASE_URL
 #   scripts/pgtest.sh stop DIR    -> stop it and remove DIR
+#   scripts/pgtest.sh halt DIR    -> stop the server (fast shutdown: connections are cut), keeping its data
+#   scripts/pgtest.sh resume DIR  -> start it again, on the same port, after halt (an outage, for the deploy test)
 set -euo pipefail
 cmd=${1:?start|stop}; dir=$(realpath -m "${2:?data directory}")
 
@@ -47,10 +49,21 @@ start)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   as_user "$bin/initdb" -D "$dir/data" -U enreach --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; exit 1; }
-  as_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null \
+  options="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  echo "$options" >"$dir/options"
+  as_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o "$options" >/dev/null \
     || { cat "$dir/server.log" >&2; exit 1; }
   echo "postgres://enreach@127.0.0.1:$port/postgres"
+  ;;
+halt|resume)
+  cluster=$dir
+  [ -f "$dir/cluster" ] && cluster=$(cat "$dir/cluster")
+  if [ "$cmd" = halt ]; then
+    as_user "$bin/pg_ctl" -D "$cluster/data" -m fast -w -t 60 stop >/dev/null
+  else
+    as_user "$bin/pg_ctl" -D "$cluster/data" -l "$cluster/server.log" -w -t 60 start -o "$(cat "$cluster/options")" >/dev/null \
+      || { cat "$cluster/server.log" >&2; exit 1; }
+  fi
   ;;
 stop)
   cluster=$dir
@@ -58,5 +71,5 @@ stop)
   [ -d "$cluster/data" ] && as_user "$bin/pg_ctl" -D "$cluster/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$cluster" "$dir"
   ;;
-*) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|halt|resume DIR" >&2; exit 2 ;;
 esac

@@ -29,13 +29,37 @@ GRACE_SECONDS = float(os.environ.get("ENREACH_STOP_GRACE", "8"))
 DEMO_DEVICES, DEMO_VMS = "300", "400"
 
 
-def configured_netbox_url() -> str:
-    """NETBOX_URL from the environment or the .env file, as the settings will see it."""
+def configured(name: str) -> str:
+    """A setting from the environment or the .env file, as the settings will see it."""
     import environ
 
     env = environ.Env()
     environ.Env.read_env(ROOT / ".env", overwrite=False)
-    return str(env.str("NETBOX_URL", default=""))
+    return str(env.str(name, default=""))
+
+
+def configured_netbox_url() -> str:
+    """NETBOX_URL from the environment or the .env file, as the settings will see it."""
+    return configured("NETBOX_URL")
+
+
+def start_demo_llm() -> tuple[subprocess.Popen[bytes], str]:
+    """Start the demo chat provider (devtools/llm.py --demo: it looks up what a question names) on a free port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "devtools.llm", "--port", str(port), "--demo"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    if "http://" not in line:
+        proc.kill()
+        raise SystemExit(f"The demo chat provider did not start: {line.strip() or 'no output'}")
+    return proc, f"http://127.0.0.1:{port}/v1"
 
 
 def start_demo_netbox() -> tuple[subprocess.Popen[bytes], str]:
@@ -67,6 +91,13 @@ def start_demo_netbox() -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
+def mail_note() -> str:
+    url = os.environ.get("EMAIL_URL", "")
+    if url.startswith("filemail://"):
+        return f"written to files in {Path(ROOT, url.removeprefix('filemail://')[1:])}/"
+    return "sent through EMAIL_URL"
+
+
 def manage(*args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
 
@@ -95,6 +126,10 @@ def main() -> int:
     metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(ROOT / "var" / "prometheus")))
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
+    # Notifications by e-mail go to files a newcomer can open (one per message) unless EMAIL_URL says otherwise.
+    mail_dir = ROOT / "var" / "mail"
+    os.environ.setdefault("EMAIL_URL", configured("EMAIL_URL") or f"filemail:///{mail_dir}")
+    os.environ.setdefault("ENREACH_BASE_URL", configured("ENREACH_BASE_URL") or f"http://{address}")
     manage("migrate", "--noinput")
     manage("ensure_admin")
     processes: list[subprocess.Popen[bytes]] = []
@@ -117,11 +152,21 @@ def main() -> int:
                 f"NETBOX_URL is not set: exporting from a DEMO NetBox at {url} with {DEMO_DEVICES} devices and "
                 f"{DEMO_VMS} VMs.\nSet NETBOX_URL and NETBOX_TOKEN (environment or .env) to use your NetBox.\n"
             )
+        if not configured("CHAT_API_BASE_URL") and not configured("CHAT_API_KEY"):
+            llm, llm_url = start_demo_llm()
+            processes.append(llm)
+            os.environ.update(CHAT_API_BASE_URL=llm_url, CHAT_MODEL="demo")
+            demo_note += (
+                f"No chat provider is set: the chat uses a DEMO assistant at {llm_url} that looks up what a "
+                "question names (a site, a device, an address).\nSet CHAT_API_BASE_URL / CHAT_API_KEY to use a "
+                "real model.\n"
+            )
         processes.append(start("manage.py", "qcluster"))
         processes.append(start("manage.py", "runserver", "--noreload", address))
         print(
             f"\nEnreach tools is running on http://{address}/ (exports: /exports/, admin: /admin/, "
-            f"API docs: /api/docs/). Press Ctrl-C to stop.\n{demo_note}",
+            f"API docs: /api/docs/). Press Ctrl-C to stop.\n{demo_note}"
+            f"Notification e-mails: {mail_note()}\n",
             flush=True,
         )
         while all(proc.poll() is None for proc in processes):

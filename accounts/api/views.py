@@ -71,7 +71,8 @@ class AccountErrorsMixin:
         if isinstance(exc, AccountThrottled):
             exc = Throttled(wait=exc.wait, detail=exc.message)
         elif isinstance(exc, GuardRailError):
-            exc = Conflict(_error_body(exc))
+            # The documented conflict shape ({"detail"}), with the field at fault named as well.
+            exc = Conflict({"detail": exc.message, **_error_body(exc)})
         elif isinstance(exc, AccountError):
             exc = ValidationError(_error_body(exc))
         return super().handle_exception(exc)  # type: ignore[misc]

@@ -56,3 +56,17 @@ def test_password_change_from_the_page_keeps_the_session(client):
     )
     assert "Password changed" in ok.content.decode()
     assert client.get("/accounts/profile/").status_code == 200
+
+
+def test_time_zones_are_grouped_by_region_with_a_find_box(client):
+    from accounts.preferences import time_zones
+
+    page = client.get("/accounts/profile/").content.decode()
+    groups = re.findall(r'<optgroup label="([^"]+)">', page)
+    assert {"Africa", "America", "Asia", "Europe"} <= set(groups) and groups[-1] == "Other"
+    assert '<option value="Europe/Amsterdam">Amsterdam</option>' in page
+    assert '<option value="America/Argentina/Buenos_Aires">Argentina/Buenos Aires</option>' in page
+    assert len(re.findall(r'<option value="', page.split('id="id_time_zone"')[1].split("</select>")[0])) == len(
+        time_zones()
+    )
+    assert 'id="tz-find"' in page and "js/timezones.js" in page

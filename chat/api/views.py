@@ -5,6 +5,8 @@ Sessions are always looked up among the requesting user's own: anybody else's se
 with ``Accept: text/event-stream``, streams the answer as server-sent events:
 
 - ``event: delta`` ``{"content": "…"}``: the next piece of the answer;
+- ``event: html`` ``{"content_html": "…"}``: the answer so far as sanitised HTML (rendered as the stored answer's
+  ``content_html``), at most five times a second, so a page can show the Markdown's formatting while it streams;
 - ``event: tool`` ``{"name", "arguments"}``: the assistant looks something up in the CMDB;
 - ``event: lookup``: that look-up's result as stored in the answer's grounding (tool, arguments, total, rows);
 - ``event: message``: the stored assistant message (the same shape as the JSON answer), last;
@@ -187,7 +189,7 @@ class ChatMessageListView(GenericAPIView):
         responses={
             201: ChatMessageSerializer,
             (201, EVENT_STREAM): OpenApiResponse(
-                response=OpenApiTypes.STR, description="Server-sent events: delta, tool, lookup, message, error."
+                response=OpenApiTypes.STR, description="Server-sent events: delta, html, tool, lookup, message, error."
             ),
             502: OpenApiResponse(description="The provider failed or rejected the key (the message is kept)."),
             503: OpenApiResponse(description="No provider configured, or the provider is rate limiting."),

@@ -261,9 +261,12 @@ def test_stream_failing_mid_answer_keeps_the_tokens_that_arrived_and_says_so(cli
 def test_a_turn_closed_early_stores_what_was_sent_as_interrupted(session, llm):
     llm.script(text("one two three four five six seven eight", chunk_delay=0.01))
     events = chat_message_stream(session=session, content="Count")
-    received = [next(events) for _ in range(3)]  # three deltas, then the reader goes away (the stop button)
+    received = []  # three deltas (and the HTML of the Markdown so far), then the reader goes away (the stop button)
+    while sum(event.kind == "delta" for event in received) < 3:
+        received.append(next(events))
     events.close()  # what the streamed response does when the WSGI server sees the client disconnect
-    assert [event.kind for event in received] == ["delta", "delta", "delta"]
+    assert [event.kind for event in received if event.kind != "html"] == ["delta", "delta", "delta"]
+    assert received[1].kind == "html" and received[1].data == {"content_html": "<p>one</p>\n"}
     assert roles(session) == ["user", "assistant"]
     stopped = session.messages.last()
     assert stopped.content == "one two three" and "stopped" in stopped.interrupted

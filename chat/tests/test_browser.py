@@ -6,6 +6,7 @@ Screenshots go to var/screenshots/chat-*.png. Select these tests with ``-m brows
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,13 +21,21 @@ from accounts.tests.test_browser import browser  # noqa: F401  (the module-scope
 from chat import tools
 from chat.models import ChatMessage, ChatSession
 from devtools.llm import error, text, tool_call
-from exports.selectors import cmdb_rows_latest
+from exports import selectors as export_selectors
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_roles")]
 
 PASSWORD = "Chat-browser-passphrase-88"
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 WIDTHS = {"desktop": (1366, 900), "phone": (375, 812)}
+
+
+def _latest_rows() -> list[dict[str, str]]:
+    """The merged CSV of the newest successful export, read with the csv module (what the CMDB holds)."""
+    artifact = export_selectors.artifact_latest(name="netbox_merged_export.csv")
+    assert artifact is not None
+    with export_selectors.artifact_path(artifact).open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
 
 
 def _sign_in(chromium: Any, base: str, username: str, *, width: int = 1366, height: int = 900) -> Any:
@@ -64,7 +73,7 @@ def page(browser: Any, live_server: Any, members: Any) -> Iterator[Any]:  # noqa
 def _expected_rows(arguments: dict[str, Any]) -> list[tuple[str, str]]:
     """(name, NetBox id) of the rows the tool returns, from the CMDB the test export wrote."""
     result = json.loads(tools.tool_run(name="search_inventory", arguments=json.dumps(arguments)))
-    _, rows = cmdb_rows_latest()
+    rows = _latest_rows()
     ids = {(row["Name"], row["netbox_type"]): row["ID"] for row in rows}
     return [(found["Name"], ids[(found["Name"], "vms")]) for found in result["results"]]
 
@@ -91,16 +100,22 @@ def test_question_streams_shows_its_lookups_and_survives_a_reload(
     page.fill("#chat-input", "Which VMs run in FRA1?")
     page.keyboard.press("Enter")
 
-    # Tokens arrive while the reply is still streaming (checked in one step inside the browser).
-    partial = page.wait_for_function(
+    # While the reply streams its Markdown is already formatted (rendered and sanitised by the server, no script),
+    # and the footer lists the look-ups without claiming no export was available (checked in one step).
+    state = page.wait_for_function(
         """() => {
             const answer = document.querySelector('.chat-assistant.streaming');
             const text = answer && answer.querySelector('.chat-streamed');
-            return text && text.textContent.length > 0 && answer.classList.contains('streaming') ? text.textContent
-                                                                                             : false;
+            if (!text || !text.querySelector('strong') || !answer.classList.contains('streaming')) return false;
+            const footer = answer.querySelector('.chat-grounding-export');
+            return { strong: text.querySelector('strong').textContent, text: text.textContent,
+                     footer: footer ? footer.textContent : '', scripts: text.querySelectorAll('script').length };
         }"""
     ).json_value()
-    assert partial and answer.startswith(partial) and partial != answer
+    assert state["strong"] == f"{len(expected)} VMs" and state["scripts"] == 0
+    assert "No export was available" not in state["footer"] and "Look-ups so far" in state["footer"]
+    assert len(state["text"]) < len(answer)
+    _shot(page, "chat-streaming-markdown-1366")
     page.wait_for_selector(".chat-assistant:not(.streaming) .chat-grounding", timeout=30_000)
 
     session = ChatSession.objects.get(owner__username="alice")
@@ -155,10 +170,14 @@ def _check_lookup_panel(page: Any, expected: list[tuple[str, str]], export: Any,
     page.keyboard.press("Enter")  # keyboard only
     rows = lookup.locator("table tbody tr")
     assert rows.count() == len(expected)
-    links = lookup.locator("table tbody a")
+    links = lookup.locator("table tbody td:first-child a")
     assert [links.nth(i).inner_text() for i in range(links.count())] == [name for name, _ in expected]
     assert [links.nth(i).get_attribute("href") for i in range(links.count())] == [
         f"{netbox_url.rstrip('/')}/virtualization/virtual-machines/{netbox_id}/" for _, netbox_id in expected
+    ]
+    history = lookup.locator("table tbody a.chat-history-link")
+    assert [history.nth(i).get_attribute("href") for i in range(history.count())] == [
+        f"/cmdb/vms/vms-{netbox_id}/" for _, netbox_id in expected
     ]
 
 
@@ -306,3 +325,31 @@ def test_nav_link_shows_only_to_users_who_may_chat(browser, live_server, members
     assert page.locator("nav a[href='/chat/']").count() == 0
     assert page.goto(f"{live_server.url}/chat/").status == 403
     page.close()
+
+
+def test_times_follow_the_users_time_zone_and_the_list_stays_put_in_a_long_chat(page, live_server, members):
+    from datetime import UTC, datetime
+
+    from accounts.services import profile_update
+
+    alice = members[0]
+    profile_update(user=alice, preferences={"time_zone": "Asia/Tokyo"})
+    session = ChatSession.objects.create(owner=alice, title="A long conversation")
+    for i in range(30):
+        ChatMessage.objects.create(session=session, role="user", content=f"Question {i}\n" * 3)
+        ChatMessage.objects.create(session=session, role="assistant", content=f"Answer {i}", grounding={})
+    ChatSession.objects.filter(pk=session.pk).update(updated=datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
+    page.goto(f"{live_server.url}/chat/{session.pk}/")
+    page.wait_for_selector(".chat-assistant")
+    assert page.inner_text("#chat-sessions .chat-session-when") == "2026-06-01 21:00 GMT+9"
+    # The conversation scrolls in its own box: the page does not, and the list stays at the top.
+    before = page.locator("#chat-sessions").bounding_box()["y"]
+    page.mouse.move(900, 500)
+    page.mouse.wheel(0, 5000)
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.scrollingElement.scrollHeight <= innerHeight + 1")
+    assert page.locator("#chat-sessions").bounding_box()["y"] == before
+    assert page.evaluate("document.getElementById('chat-messages').scrollHeight > "
+                         "document.getElementById('chat-messages').clientHeight")  # fmt: skip
+    assert page.locator("#chat-input").is_visible()
+    _shot(page, "chat-long-1366")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -15,13 +16,21 @@ from chat.grounding import lookup_record
 from chat.models import ChatMessage
 from chat.services import chat_session_create
 from devtools.llm import text, tool_call
-from exports.selectors import cmdb_rows_latest
+from exports import selectors as export_selectors
 
 PATHS = {"devices": "dcim/devices", "vms": "virtualization/virtual-machines"}
 
 
+def _latest_rows() -> list[dict[str, str]]:
+    """The merged CSV of the newest successful export, read with the csv module (what the CMDB holds)."""
+    artifact = export_selectors.artifact_latest(name="netbox_merged_export.csv")
+    assert artifact is not None
+    with export_selectors.artifact_path(artifact).open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
+
+
 def _cmdb_ids() -> dict[tuple[str, str], str]:
-    _, rows = cmdb_rows_latest()
+    rows = _latest_rows()
     return {(row["Name"], row["netbox_type"]): row["ID"] for row in rows}
 
 

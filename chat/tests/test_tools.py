@@ -23,22 +23,20 @@ def csv_rows(run_: ExportRun) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_cmdb_rows_latest_reads_the_merged_csv_of_the_last_successful_export(export):
-    header, rows = export_selectors.cmdb_rows_latest()
-    assert header[0] == "Name" and header[-1] == "netbox_type"
-    assert rows == csv_rows(export)
-    assert Counter(r["netbox_type"] for r in rows) == {"devices": 40, "vms": 60}
+def test_tools_read_the_runs_mapped_table_file_which_holds_the_merged_csv(export):
+    from cmdb.selectors import cmdb_source
+    from cmdb.table import RowDicts
+    from cmdb.tablefiles import TABLE_FILE
 
-
-def test_cmdb_rows_latest_is_cached_by_checksum_and_not_reread(export):
-    first = export_selectors.cmdb_rows_latest()
+    run("search_inventory", site="FRA1")
+    source = cmdb_source()
     artifact = export.artifacts.get(name="netbox_merged_export.csv")
-    export_selectors.artifact_path(artifact).unlink()  # a re-read would now find no file
-    assert export_selectors.cmdb_rows_latest() is first
-
-
-def test_cmdb_rows_latest_is_empty_without_an_export(db):
-    assert export_selectors.cmdb_rows_latest() == ([], [])
+    assert (export_selectors.artifact_path(artifact).parent / TABLE_FILE).is_file()
+    rows = RowDicts(source.table)
+    assert list(rows) == csv_rows(export)
+    assert Counter(r["netbox_type"] for r in rows) == {"devices": 40, "vms": 60}
+    # The rows are not kept a second time as Python dicts.
+    assert not hasattr(export_selectors, "cmdb_rows_latest")
 
 
 def test_tools_explain_that_there_is_no_export_yet(db):

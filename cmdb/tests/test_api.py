@@ -113,6 +113,16 @@ def test_bad_parameters_are_a_400_naming_them(export, viewer, query, field, mess
     assert message in response.json()[field][0]
 
 
+@pytest.mark.parametrize("query", ["=x", "detail=x"])
+def test_a_parameter_without_a_name_or_named_detail_is_a_400_whose_detail_is_text(export, viewer, query):
+    """The fuzzer's find: ``?=x`` answered ``{"detail": [...]}``, where every error's ``detail`` is a string."""
+    for path in ("/api/cmdb/merged/rows/", "/api/cmdb/merged/download/"):
+        response = viewer.get(f"{path}?{query}")
+        assert response.status_code == 400
+        detail = response.json()["detail"]
+        assert isinstance(detail, str) and detail.startswith("Unknown parameter"), detail
+
+
 def test_a_device_column_is_not_a_filter_of_the_vms(export, viewer):
     response = viewer.get("/api/cmdb/vms/rows/?rack=x")
     assert response.status_code == 400 and "rack" in response.json()
@@ -302,7 +312,7 @@ def test_the_page_carries_columns_views_and_the_export(export, viewer):
     response = viewer.get("/cmdb/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert f'Rows of export <a href="/exports/">#{export.pk}</a>' in html
+    assert f'Rows of export <a href="/exports/runs/{export.pk}/">#{export.pk}</a>' in html
     assert 'id="cmdb-stale"' not in html
     assert "<script>" not in html and "style=" not in html  # CSP: no inline script or style
     config = json.loads(html.split('id="cmdb-config" type="application/json">')[1].split("</script>")[0])
@@ -368,3 +378,57 @@ def test_a_runs_table_is_kept_in_memory_and_a_pruned_run_is_a_404(export, viewer
     cmdb_tables_clear()
     response = viewer.get("/api/cmdb/merged/rows/")
     assert response.status_code == 404 and "no longer on disk" in response.json()["detail"]
+
+
+def test_in_filter_is_one_of_several_whole_values(export, viewer):
+    rows = merged_rows(export)
+    statuses = sorted({r["Status"] for r in rows})
+    picked = statuses[:2]
+    body = viewer.get("/api/cmdb/merged/rows/", {"status__in": picked, "limit": 500, "fields": "name,status"}).json()
+    assert body["count"] == sum(1 for r in rows if r["Status"] in picked)
+    assert {item["status"] for item in body["results"]} == set(picked)
+
+
+def test_facets_count_a_columns_values_under_the_other_filters(export, viewer):
+    rows = merged_rows(export)
+    site = next(r["Site"] for r in rows if r["Site"])
+    body = viewer.get("/api/cmdb/merged/facets/", {"column": "status", "site__eq": site}).json()
+    in_site = [r for r in rows if r["Site"].casefold() == site.casefold()]
+    expected: dict[str, int] = {}
+    for r in in_site:
+        expected[r["Status"]] = expected.get(r["Status"], 0) + 1
+    assert body["column"] == "status" and body["distinct"] == len(expected)
+    assert {v["value"]: v["count"] for v in body["values"]} == expected
+    counts = [v["count"] for v in body["values"]]
+    assert counts == sorted(counts, reverse=True)
+    # The column's own filter is left out; a facet value filters to exactly its count.
+    value = body["values"][0]
+    again = viewer.get("/api/cmdb/merged/facets/", {"column": "status", "site__eq": site, "status__in": value["value"]})
+    assert again.json() == body
+    narrowed = viewer.get("/api/cmdb/merged/rows/", {"site__eq": site, "status__in": value["value"]}).json()
+    assert narrowed["count"] == value["count"]
+    # limit keeps the most frequent values; distinct still counts them all.
+    one = viewer.get("/api/cmdb/merged/facets/", {"column": "name", "limit": 1}).json()
+    assert len(one["values"]) == 1 and one["distinct"] == len({r["Name"] for r in rows})
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({}, "column"),
+        ({"column": "nope"}, "column"),
+        ({"column": "status", "limit": "x"}, "limit"),
+        ({"column": "status", "bogus": "1"}, "bogus"),
+        ({"column": "vcpus", "vcpus__gte": "lots"}, "vcpus__gte"),
+    ],
+)
+def test_facet_errors_are_400s_naming_the_parameter(export, viewer, query, field):
+    response = viewer.get("/api/cmdb/merged/facets/", query)
+    assert response.status_code == 400 and field in response.json()
+
+
+def test_facets_need_export_download(export, api_client, client_for):
+    assert api_client.get("/api/cmdb/merged/facets/?column=status").status_code in (401, 403)
+    nobody = client_for("viewer")
+    Group.objects.get(name="viewer").permissions.clear()
+    assert nobody.get("/api/cmdb/merged/facets/?column=status").status_code == 403

@@ -235,3 +235,25 @@ def test_a_table_holds_exactly_the_rows_of_the_merged_csv(export):
     assert len(rows) == len(expected) == 100
     assert list(rows) == expected
     assert table.count("devices") == 40 and table.count("vms") == 60
+
+
+def test_facet_counts_values_under_every_other_condition(table):
+    # All rows: Status values with their counts, most frequent first, ties in row order.
+    values, distinct = table.facet(Query(), "Status")
+    assert values == [("Active", 3), ("Planned", 1), ("active", 1), ("Offline", 1)] and distinct == 4
+    # The other filters and the search narrow the rows counted ...
+    values, distinct = table.facet(where(Filter("Site", "contains", "fra")), "Status")
+    assert values == [("Active", 2), ("Offline", 1)] and distinct == 2
+    assert table.facet(Query(search="acme"), "Status") == ([("Active", 3)], 1)
+    # ... but the column's own conditions do not, so picked values keep their siblings.
+    picked = Query(filters=(Filter("Site", "contains", "fra"),), any_of=((Filter("Status", "eq", "Offline"),),))
+    assert table.facet(picked, "Status") == ([("Active", 2), ("Offline", 1)], 2)
+    assert table.facet(where(Filter("Status", "eq", "Planned")), "Status")[1] == 4
+    # Blank cells count as "", the limit keeps the most frequent, the dataset's rows only.
+    assert table.facet(Query(dataset="vms"), "Site") == ([("FRA1", 1), ("FRA10", 1), ("", 1)], 3)
+    assert table.facet(Query(), "Status", limit=1) == ([("Active", 3)], 4)
+
+
+def test_facet_of_a_column_outside_the_dataset_is_an_error(table):
+    with pytest.raises(QueryError, match="Unknown column"):
+        table.facet(Query(), "Nope")

@@ -24,6 +24,7 @@ from accounts.tokens import api_token_create
 from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request
 from integrations.caching import named_cache
+from notifications.services import channel_save, channel_test_send, subscription_save
 from suggestions.services import suggestion_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_roles")]
@@ -126,10 +127,14 @@ def tab(chromium: Any, live_server: Any) -> Iterator[Any]:
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_every_page_fits_the_width_without_console_errors(tab, netbox, width):
-    root = user_create(username="root", password=PASSWORD, role="admin")
+    root = user_create(username="root", password=PASSWORD, role="admin", email="root@example.test")
     run, _ = export_run_request(trigger="web")
     export_run_execute(run=run)
     api_token_create(user=root, label="laptop")
+    subscription_save(
+        by=root, event="export.changes", flt={"site": "AMS1", "change": ["changed"], "columns": ["Status", "Tenant"]}
+    )
+    channel_test_send(channel=channel_save(name="Team mail", kind="email", target="team@example.test"), by=root)
     idea = suggestion_create(author=root, title="Show the rack elevation", summary="A picture of each rack.")
     t = tab(width)
 
@@ -146,12 +151,12 @@ def test_every_page_fits_the_width_without_console_errors(tab, netbox, width):
     profile_link = page.locator("nav a", has_text="Profile")
     if width < 720:
         assert not profile_link.is_visible()
-        page.click("label[for=nav-toggle]")
+        page.click("#nav-toggle")
         assert profile_link.is_visible()
         t.check("home-menu")
-        page.click("label[for=nav-toggle]")
+        page.click("#nav-toggle")
     else:
-        assert profile_link.is_visible() and not page.locator("label[for=nav-toggle]").is_visible()
+        assert profile_link.is_visible() and not page.locator("#nav-toggle").is_visible()
 
     for name, path in [
         ("profile", "/accounts/profile/"),
@@ -161,6 +166,8 @@ def test_every_page_fits_the_width_without_console_errors(tab, netbox, width):
         ("admin", "/admin/"),
         ("admin-roles", "/admin/accounts/rolegroup/"),
         ("admin-users", "/admin/accounts/user/"),
+        ("admin-channels", "/admin/notifications/channel/"),
+        ("admin-deliveries", "/admin/notifications/delivery/"),
     ]:
         t.goto(path)
         t.check(name)
@@ -176,7 +183,7 @@ def test_every_page_fits_the_width_without_console_errors(tab, netbox, width):
     # Sign out: back on the sign-in page, told so.
     t.goto("/")
     if width < 720:
-        t.page.click("label[for=nav-toggle]")
+        t.page.click("#nav-toggle")
     t.page.click("button.nav-signout")
     t.page.wait_for_selector("text=You have been signed out.")
     t.check("signed-out")
@@ -285,3 +292,29 @@ def test_redoc_renders_the_operations_under_its_own_policy_without_remote_reques
     assert remote == []
     assert page.locator("img[alt='redocly logo']:not([hidden])").count() == 0
     t.check("api-redoc", full_page=False)
+
+
+def test_deleting_a_comment_asks_for_confirmation(tab):
+    from suggestions.models import SuggestionComment
+    from suggestions.services import suggestion_comment_create
+
+    author = user_create(username="cora", password=PASSWORD, role="member")
+    idea = suggestion_create(author=author, title="Confirm deletions", summary="")
+    suggestion_comment_create(suggestion=idea, author=author, text="Keep me unless I say so.")
+    t = tab(1366)
+    t.sign_in("cora")
+    page = t.goto(f"/suggestions/{idea.pk}/")
+    asked: list[str] = []
+
+    def answer(dialog: Any, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.click("button.danger-link")
+    page.wait_for_timeout(300)
+    assert asked == ["Delete this comment?"] and SuggestionComment.objects.count() == 1
+    page.once("dialog", lambda dialog: answer(dialog, True))
+    page.click("button.danger-link")
+    page.wait_for_selector("text=No comments yet.")
+    assert SuggestionComment.objects.count() == 0

@@ -2,11 +2,24 @@
 processes, DEBUG=false, against a (slow) NetBox test server on loopback.
 
 - 10 concurrent export requests give one run;
+- a request without an id gets one, in the X-Request-ID header and in the JSON access log; a download's access-log
+  line counts its real bytes;
 - ``kill -9`` of the cluster executing a run: the run is failed (naming host and pid) within 90 s and its retry
   succeeds, with nobody asking;
+- PostgreSQL stopped for 20 s under a loop of requests: no 500, 503s with Retry-After, the outage logged once per
+  process, and the export running meanwhile finishes without being abandoned or retried;
 - Redis stopped: no 500 on a fixed list of endpoints (token auth, lists, downloads, pages), health names Redis,
   starting an export is a 503 with the reason; everything is back once Redis restarts, nothing else restarted;
-- two consecutive ``/metrics`` scrapes served by different gunicorn workers agree on every counter.
+- two consecutive ``/metrics`` scrapes (with METRICS_TOKEN) served by different gunicorn workers agree on every
+  counter;
+- gunicorn started from a copy of the code with nothing but the shipped ``deploy/enreach.env`` as its ``.env`` binds
+  where that file says and answers loopback probes of the health check and the metrics (plain HTTP, loopback Host)
+  under its production settings;
+- every queue worker stopped: health says "degraded" and ``enreach_queue_workers`` 0 within 60 s; Redis then
+  restarted without persistence under the queued run: the run is queued again and the next export runs within two
+  minutes;
+- 100 export starts in a minute by one user: 429s with Retry-After, and no file of a young run is pruned;
+- schemathesis (response_schema_conformance, every phase) over the runs endpoints, with the real queue.
 
 Run with ``make test-deploy`` (``make test`` does); it is excluded from the SQLite and PostgreSQL runs.
 """
@@ -23,6 +36,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,6 +58,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 PASSWORD = "deploy-Admin-pass-4711"
+METRICS_TOKEN = "deploy-metrics-token-0123456789"
 FIGURES: dict[str, Any] = {}
 # 700 objects at 20 ms each: a run spends a few seconds fetching, so it is in flight when its cluster is killed.
 NETBOX_OPTIONS = ["--devices", "300", "--vms", "400", "--seconds-per-object", "0.02"]
@@ -70,6 +86,7 @@ class Deployment:
         self.url = ""
         self.token = ""
         self.env: dict[str, str] = {}
+        self.queued_run = 0
 
     # --- starting and stopping ---
 
@@ -109,6 +126,11 @@ class Deployment:
             # Short, so that a killed worker is noticed in seconds; the schedule still sweeps once a minute.
             "EXPORT_HEARTBEAT": "1",
             "EXPORT_STALE_AFTER": "5",
+            "METRICS_TOKEN": METRICS_TOKEN,
+            # The limits the throttling test meets (other tests start fewer runs); three runs' files kept by count.
+            "EXPORT_START_LIMIT_USER": "5/minute",
+            "EXPORT_START_LIMIT_GLOBAL": "300/hour",
+            "EXPORT_KEEP_RUNS": "3",
             "Q_WORKERS": "1",
             "LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",
@@ -176,8 +198,47 @@ class Deployment:
         assert result.returncode == 0, f"manage.py {' '.join(args)}: {result.stderr[-2000:]}"
         return result.stdout
 
-    def _clusters_up(self) -> int:
-        return sum("running" in (self.base / f"{name}.err").read_text() for name in ("cluster-a", "cluster-b"))
+    def _clusters_up(self, names: tuple[str, ...] = ("cluster-a", "cluster-b")) -> int:
+        return sum("running" in (self.base / f"{name}.err").read_text() for name in names)
+
+    def start_clusters(self, *names: str) -> None:
+        for name in names:
+            self._spawn(name, [PYTHON, "manage.py", "qcluster"])
+        wait_for(lambda: self._clusters_up(names) >= len(names), timeout=60, what=f"queue clusters {names}")
+
+    def stop_clusters(self) -> list[str]:
+        """SIGTERM every queue cluster still running (systemctl stop) and wait for them; returns their names."""
+        stopped = []
+        for name, proc in self.processes.items():
+            if name.startswith("cluster-") and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                stopped.append(name)
+        for name in stopped:
+            self.processes[name].wait(timeout=40)
+        return stopped
+
+    def postgres(self, command: str) -> None:
+        """``halt`` or ``resume`` the deployment's PostgreSQL (scripts/pgtest.sh)."""
+        subprocess.run([str(ROOT / "scripts" / "pgtest.sh"), command, str(self.base / "pg")], check=True)
+
+    @property
+    def metrics_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+    def metric(self, name: str) -> float | None:
+        text = requests.get(f"{self.url}/metrics", headers=self.metrics_headers, timeout=30).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and not sample.labels:
+                    return float(sample.value)
+        return None
+
+    def access_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in (self.base / "web.out").read_text().splitlines() if line.startswith("{")]
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.database_url) as conn:
+            return conn.execute(query, params).fetchall()
 
     # --- talking to it ---
 
@@ -249,6 +310,30 @@ def test_ten_concurrent_requests_give_one_run_done_by_one_cluster(deployment: De
     assert run["status"] == "succeeded", run
 
 
+def test_a_request_without_an_id_gets_one_in_the_header_and_the_access_log(deployment: Deployment) -> None:
+    response = requests.get(f"{deployment.url}/api/health/", timeout=30)
+    request_id = response.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id), request_id
+    line = wait_for(
+        lambda: next((row for row in deployment.access_lines() if row["request_id"] == request_id), None),
+        timeout=10,
+        what="the access-log line",
+    )
+    assert line["path"] == "/api/health/" and line["status"] == 200
+    # A download's line counts the bytes really sent (gunicorn's sendfile() path counted none).
+    download = deployment.api("get", "/api/exports/latest/Systems CMDB.xlsx")
+    assert download.status_code == 200 and len(download.content) > 1000
+    line = wait_for(
+        lambda: next(
+            (row for row in deployment.access_lines() if row["request_id"] == download.headers["X-Request-ID"]), None
+        ),
+        timeout=10,
+        what="the download's access-log line",
+    )
+    assert line["bytes"] == len(download.content)
+    FIGURES["download bytes in the access log"] = line["bytes"]
+
+
 def test_a_run_whose_cluster_is_killed_is_failed_and_retried_by_itself(deployment: Deployment) -> None:
     response = deployment.api("post", "/api/exports/runs/", json={"force": True})
     assert response.status_code == 202, response.text
@@ -300,6 +385,121 @@ def _signed_in_session(deployment: Deployment) -> requests.Session:
     return session
 
 
+def _outage_loop(
+    deployment: Deployment,
+    session: requests.Session,
+    run_id: int,
+    starter: str,
+    stop: threading.Event,
+    results: list[dict[str, Any]],
+    index: int,
+) -> None:
+    """One user's requests, over and over: API reads with a token, a start, pages with a session, health, metrics."""
+    calls: list[tuple[str, Callable[[], requests.Response]]] = [
+        ("/api/exports/runs/", lambda: deployment.api("get", "/api/exports/runs/")),
+        (f"/api/exports/runs/{run_id}/", lambda: deployment.api("get", f"/api/exports/runs/{run_id}/")),
+        ("/api/exports/latest/…", lambda: deployment.api("get", "/api/exports/latest/netbox_vms_export.csv")),
+        ("/api/auth/me", lambda: deployment.api("get", "/api/auth/me")),
+        ("POST /api/exports/runs/", lambda: deployment.api("post", "/api/exports/runs/", token=starter, json={})),
+        ("/exports/", lambda: session.get(f"{deployment.url}/exports/", timeout=30)),
+        ("/", lambda: session.get(f"{deployment.url}/", timeout=30)),
+        ("/api/health/", lambda: requests.get(f"{deployment.url}/api/health/", timeout=30)),
+        ("/metrics", lambda: requests.get(f"{deployment.url}/metrics", headers=deployment.metrics_headers, timeout=30)),
+    ]
+    position = index
+    while not stop.is_set():
+        name, call = calls[position % len(calls)]
+        position += 1
+        at = time.monotonic()
+        try:
+            response = call()
+            results.append(
+                {
+                    "at": at,
+                    "name": name,
+                    "status": response.status_code,
+                    "retry_after": response.headers.get("Retry-After"),
+                    "type": response.headers.get("Content-Type", ""),
+                    "body": response.text[:300] if response.status_code >= 500 else "",
+                }
+            )
+        except requests.RequestException as exc:  # gunicorn itself must stay up: counted as a failure
+            results.append({"at": at, "name": name, "status": 0, "retry_after": None, "type": "", "body": str(exc)})
+        time.sleep(0.1)
+
+
+def test_a_postgresql_outage_answers_503_never_500_and_the_running_export_finishes(deployment: Deployment) -> None:
+    # Ready before the run starts, so that the outage begins while it fetches: sessions, a run to read, and a user of
+    # its own who asks for exports in the loop (the admin's starts are left for the other tests).
+    sessions = [_signed_in_session(deployment) for _ in range(4)]
+    done = deployment.api("get", "/api/exports/runs/?status=succeeded").json()["results"][0]["id"]
+    deployment.manage("users", "create", "looper", "--role", "operator", "--password-stdin", stdin=PASSWORD + "z\n")
+    starter = deployment.manage("users", "token-create", "looper").strip().splitlines()[-1]
+    response = deployment.api("post", "/api/exports/runs/", json={"force": True})
+    assert response.status_code == 202, response.text
+    run_id = response.json()["id"]
+    wait_for(lambda: deployment.run_row(run_id)["status"] == "running", timeout=60, what="the run to start", step=0.1)
+
+    results: list[dict[str, Any]] = []
+    stop = threading.Event()
+    users = [
+        threading.Thread(target=_outage_loop, args=(deployment, sessions[i], done, starter, stop, results, i))
+        for i in range(4)
+    ]
+    for user in users:
+        user.start()
+    try:
+        time.sleep(0.5)
+        assert deployment.run_row(run_id)["status"] == "running"  # the outage begins in the middle of the run
+        halted = time.monotonic()
+        deployment.postgres("halt")
+        time.sleep(20)
+        deployment.postgres("resume")
+        resumed = time.monotonic()
+        wait_for(
+            lambda: any(
+                r["at"] > resumed and r["name"] == "/api/exports/runs/" and r["status"] == 200 for r in results
+            ),
+            timeout=60,
+            what="the API to answer again",
+        )
+        time.sleep(2)
+    finally:
+        stop.set()
+        for user in users:
+            user.join(timeout=60)
+    during = [r for r in results if r["at"] >= halted]
+    recovered = min(r["at"] for r in during if r["at"] > resumed and r["status"] == 200 and r["name"] != "/metrics")
+    server_errors = [r for r in during if (r["status"] >= 500 and r["status"] != 503) or r["status"] == 0]
+    unavailable = [r for r in during if r["status"] == 503 and r["name"] != "/api/health/"]
+    FIGURES["PostgreSQL outage (20 s)"] = {
+        "requests": len(during),
+        "500s": len([r for r in during if r["status"] == 500]),
+        "other failures": len(server_errors),
+        "503s": len(unavailable),
+        "health 503s": len([r for r in during if r["status"] == 503 and r["name"] == "/api/health/"]),
+        "seconds to recover after PostgreSQL is back": round(recovered - resumed, 1),
+    }
+    assert server_errors == [], server_errors[:5]
+    assert len(unavailable) > 20
+    assert all(r["retry_after"] == "10" for r in unavailable), [r for r in unavailable if r["retry_after"] != "10"][:3]
+    for r in unavailable:  # JSON under /api/, a plain page for the web
+        assert r["type"].startswith("application/json" if r["name"].startswith(("/api/", "POST")) else "text/html"), r
+    assert {r["name"] for r in unavailable} >= {"/api/exports/runs/", "POST /api/exports/runs/", "/exports/", "/"}
+
+    # The export went on through the outage: finished by itself, not abandoned, its retry unspent.
+    finished = deployment.wait_finished(run_id, timeout=180)
+    assert finished["status"] == "succeeded" and finished["attempt"] == 1, finished
+    assert deployment.retry_of(run_id) is None
+    # Logged once per process and outage, not once per request.
+    web_lines = (deployment.base / "web.out").read_text() + (deployment.base / "web.err").read_text()
+    workers = {line["pid"] for line in deployment.access_lines() if "pid" in line}
+    unreachable = web_lines.count("database unreachable")
+    FIGURES["PostgreSQL outage (20 s)"]["'database unreachable' lines (web)"] = unreachable
+    assert 1 <= unreachable <= len(workers), (unreachable, workers)
+    assert "Internal Server Error" not in web_lines and "Service Unavailable" not in web_lines
+
+
 def test_a_redis_outage_gives_no_500_and_everything_comes_back_by_itself(deployment: Deployment) -> None:
     latest = deployment.api("get", "/api/exports/latest/netbox_devices_export.csv")
     assert latest.status_code == 200
@@ -340,9 +540,10 @@ def test_a_redis_outage_gives_no_500_and_everything_comes_back_by_itself(deploym
             health = requests.get(f"{deployment.url}/api/health/", timeout=30)
             assert health.status_code == 503
             body = health.json()
-            assert set(body["down"]) == {"cache", "broker"} and body["checks"]["database"]["status"] == "ok"
+            # The queue's workers report through the broker: it cannot be judged either.
+            assert set(body["down"]) == {"cache", "broker", "queue"} and body["checks"]["database"]["status"] == "ok"
             assert body["checks"]["cache"]["backend"] == body["checks"]["broker"]["backend"] == "redis"
-            metrics = requests.get(f"{deployment.url}/metrics", timeout=30)
+            metrics = requests.get(f"{deployment.url}/metrics", headers=deployment.metrics_headers, timeout=30)
             statuses.append(("/metrics", metrics.status_code))
             assert metrics.status_code == 200
             start = deployment.api("post", "/api/exports/runs/", json={})
@@ -377,7 +578,9 @@ def _counters(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 def _scrape(deployment: Deployment) -> tuple[int, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
     request_id = uuid.uuid4().hex
-    response = requests.get(f"{deployment.url}/metrics", headers={"X-Request-ID": request_id}, timeout=30)
+    response = requests.get(
+        f"{deployment.url}/metrics", headers={"X-Request-ID": request_id, **deployment.metrics_headers}, timeout=30
+    )
     assert response.status_code == 200
     pid = wait_for(lambda: deployment.access_pid(request_id), timeout=10, what="the access-log line")
     return pid, _counters(response.text)
@@ -416,3 +619,197 @@ def test_consecutive_scrapes_from_different_workers_agree_on_every_counter(deplo
         "counters compared": len(first),
         "enreach_netbox_requests_total": netbox_requests,
     }
+
+
+def test_gunicorn_with_only_the_shipped_env_file_binds_where_it_says_and_answers_loopback_probes(
+    deployment: Deployment,
+) -> None:
+    """A copy of the code with deploy/enreach.env, filled in, as its .env; gunicorn started with nothing else."""
+    # Outside the checkout (mypy and pytest would meet the copy's modules twice); its logs stay in the base.
+    app = Path(tempfile.mkdtemp(prefix="enreach-env-only-"))
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    for name in listed:
+        source = ROOT / name
+        if source.is_file():
+            (app / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, app / name)
+    port = free_port()
+    var = deployment.base / "env-only-var"
+    filled = {
+        "SECRET_KEY": "k" + secrets.token_urlsafe(64),
+        "DATABASE_URL": deployment.database_url,
+        "REDIS_URL": deployment.redis.url,
+        "ENREACH_VAR_DIR": str(var),
+        "ENREACH_DATA_DIR": str(deployment.base / "var" / "data"),
+        "STATIC_ROOT": str(deployment.base / "static"),
+        "PROMETHEUS_MULTIPROC_DIR": str(var / "prometheus"),
+        "METRICS_TOKEN": METRICS_TOKEN,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+        "NETBOX_URL": deployment.env["NETBOX_URL"],
+        "NETBOX_TOKEN": deployment.env["NETBOX_TOKEN"],
+    }
+    lines = []
+    for line in (ROOT / "deploy" / "enreach.env").read_text().splitlines():
+        name = line.split("=", 1)[0]
+        lines.append(f"{name}={filled[name]}" if not line.startswith("#") and name in filled else line)
+    (app / ".env").write_text("\n".join(lines) + "\n")
+    errors = deployment.base / "env-only.err"
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [GUNICORN, "-c", "gunicorn.conf.py"],
+        cwd=app,
+        env={"PATH": os.environ["PATH"], "HOME": str(deployment.base), "LANG": "C.UTF-8"},
+        stdout=(deployment.base / "env-only.out").open("wb"),
+        stderr=errors.open("wb"),
+        start_new_session=True,
+    )
+    deployment.processes["env-only-web"] = proc
+    try:
+        wait_for(lambda: f"Listening at: http://127.0.0.1:{port}" in errors.read_text(), timeout=60, what="gunicorn")
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _status(f"{url}/api/health/") == 200, timeout=60, what="a healthy env-only gunicorn")
+        FIGURES["gunicorn from .env alone: start to healthy (s)"] = round(time.monotonic() - started, 1)
+        assert errors.read_text().count("Booting worker") == 2  # GUNICORN_WORKERS from the file
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):  # a probe on the host itself
+            health = requests.get(f"{url}/api/health/", headers={"Host": host}, timeout=30, allow_redirects=False)
+            assert health.status_code == 200 and health.json()["status"] == "ok", (host, health.status_code)
+            scrape = requests.get(
+                f"{url}/metrics",
+                headers={"Host": host, **deployment.metrics_headers},
+                timeout=30,
+                allow_redirects=False,
+            )
+            assert scrape.status_code == 200 and "enreach_queue_workers" in scrape.text, (host, scrape.status_code)
+        assert requests.get(f"{url}/metrics", timeout=30, allow_redirects=False).status_code == 401
+        page = requests.get(f"{url}/accounts/login/", timeout=30, allow_redirects=False)
+        assert page.status_code == 301 and page.headers["Location"].startswith("https://")  # the rest is HTTPS
+        assert list((var / "prometheus").glob("*.db"))  # PROMETHEUS_MULTIPROC_DIR from the file
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=40)
+        shutil.rmtree(app, ignore_errors=True)
+
+
+def _status(url: str) -> int:
+    try:
+        return requests.get(url, timeout=5, allow_redirects=False).status_code
+    except requests.RequestException:
+        return 0
+
+
+def test_with_every_queue_worker_stopped_health_and_the_metric_say_so_within_60_s(deployment: Deployment) -> None:
+    stopped = deployment.stop_clusters()
+    assert stopped
+    stopped_at = time.monotonic()
+    response = deployment.api("post", "/api/exports/runs/", json={})
+    assert response.status_code == 202, response.text
+    deployment.queued_run = response.json()["id"]
+
+    def said() -> bool:
+        health = requests.get(f"{deployment.url}/api/health/", timeout=30)
+        queue = health.json()["checks"]["queue"]
+        return (
+            health.status_code == 200
+            and health.json()["status"] == "degraded"
+            and queue["workers"] == 0
+            and queue["queued_runs"] == 1
+            and deployment.metric("enreach_queue_workers") == 0
+            and (deployment.metric("enreach_export_queue_age_seconds") or 0) > 0
+        )
+
+    wait_for(said, timeout=60, what="health and metrics to say no worker is alive", step=1)
+    FIGURES["queue workers stopped -> health and metric say so (s)"] = round(time.monotonic() - stopped_at, 1)
+
+
+def test_redis_restarted_without_persistence_under_a_queued_run_the_next_export_runs_within_2_minutes(
+    deployment: Deployment,
+) -> None:
+    run_id = deployment.queued_run
+    assert deployment.run_row(run_id)["status"] == "queued"
+    deployment.redis.stop()
+    deployment.redis.start()  # empty: the run's task is gone, the run is still "queued"
+    restarted = time.monotonic()
+    deployment.start_clusters("cluster-c", "cluster-d")
+    answers: list[int] = []
+
+    def accepted() -> requests.Response | None:  # somebody asks for an export every few seconds
+        response = deployment.api("post", "/api/exports/runs/", json={})
+        answers.append(response.status_code)
+        return response if response.status_code == 202 else None
+
+    response = wait_for(accepted, timeout=120, what="a new export to be accepted", step=3)
+    accepted_after = time.monotonic() - restarted
+    lost = deployment.run_row(run_id)
+    assert lost["status"] == "succeeded", lost  # sent again by the sweeper, then run
+    assert deployment.wait_finished(response.json()["id"], timeout=120)["status"] == "succeeded"
+    ran_after = time.monotonic() - restarted
+    FIGURES["Redis restarted under a queued run"] = {
+        "new export accepted after (s)": round(accepted_after, 1),
+        "next export finished after (s)": round(ran_after, 1),
+        "answers meanwhile": answers,
+    }
+    assert ran_after <= 120
+    assert "no longer in the queue's broker" in deployment.api("get", f"/api/exports/runs/{run_id}/").json()["log"]
+
+
+def test_a_hundred_starts_in_a_minute_by_one_user_meet_429s_and_prune_no_young_file(deployment: Deployment) -> None:
+    deployment.manage("users", "create", "eager", "--role", "operator", "--password-stdin", stdin=PASSWORD + "x\n")
+    token = deployment.manage("users", "token-create", "eager").strip().splitlines()[-1]
+    answers: list[tuple[int, str | None]] = []
+    started = time.monotonic()
+    for index in range(100):
+        response = deployment.api("post", "/api/exports/runs/", token=token, json={})
+        answers.append((response.status_code, response.headers.get("Retry-After")))
+        time.sleep(max(0.0, started + (index + 1) * 0.3 - time.monotonic()))  # 100 starts in 30 s
+    elapsed = time.monotonic() - started
+    codes = [code for code, _ in answers]
+    counts = {code: codes.count(code) for code in sorted(set(codes))}
+    FIGURES["100 starts by one user"] = {"seconds": round(elapsed, 1), "answers": counts}
+    assert elapsed <= 60
+    assert set(codes) <= {202, 409, 429}, counts
+    assert counts.get(429, 0) > 0 and 1 <= counts.get(202, 0) <= 5, counts  # EXPORT_START_LIMIT_USER=5/minute
+    assert all(wait and int(wait) > 0 for code, wait in answers if code == 429)
+    wait_for(lambda: not deployment.sql("SELECT id FROM exports_exportrun WHERE active"), timeout=120, what="idle")
+    # Retention: every successful run is younger than EXPORT_KEEP_HOURS, so none lost its files, although there are
+    # more of them than EXPORT_KEEP_RUNS (3).
+    files = deployment.sql(
+        "SELECT r.id, a.path FROM exports_exportartifact a JOIN exports_exportrun r ON r.id = a.run_id"
+        " WHERE r.status = 'succeeded'"
+    )
+    succeeded = deployment.sql("SELECT id FROM exports_exportrun WHERE status = 'succeeded'")
+    assert len(succeeded) > 3 and {run for run, _ in files} == {run for (run,) in succeeded}
+    data = deployment.base / "var" / "data"
+    assert all((data / path).is_file() for _, path in files)
+
+
+def test_the_runs_endpoints_answer_as_the_schema_says_with_the_real_queue(deployment: Deployment) -> None:
+    """schemathesis: every phase (stateful too), server errors and response schema conformance, on the runs
+    endpoints, where runs really wait in the queue (a queued run's empty mode)."""
+    executable = shutil.which("st", path=str(Path(sys.executable).parent))
+    assert executable, "schemathesis is missing: pip install -r requirements-dev.txt"
+    deployment.manage("users", "create", "fuzzer", "--role", "member", "--password-stdin", stdin=PASSWORD + "y\n")
+    token = deployment.manage("users", "token-create", "fuzzer").strip().splitlines()[-1]
+    report = deployment.base / "schemathesis-runs.json"
+    command = [
+        executable, "run", f"{deployment.url}/api/schema/", "--url", deployment.url,
+        "-H", f"Authorization: Bearer {token}",
+        "--include-path-regex", "^/api/exports/runs",
+        "--checks", "not_a_server_error,response_schema_conformance",
+        "--phases", "examples,coverage,fuzzing,stateful",
+        "--max-examples", "8", "--max-time", "45", "--seed", "28", "--workers", "1", "--request-timeout", "20",
+        "--no-shrink", "--suppress-health-check", "all",
+        "--report", "json", "--report-json-path", str(report), "--output-truncate", "false",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=deployment.base)
+    output = result.stdout + result.stderr
+    (deployment.base / "schemathesis-runs.txt").write_text(output)
+    assert result.returncode == 0, output[-6000:]
+    queued = deployment.sql(
+        "SELECT count(*) FROM exports_exportrun r JOIN accounts_user u ON u.id = r.requested_by_id"
+        " WHERE u.username = 'fuzzer'"
+    )[0][0]
+    FIGURES["schemathesis on the runs endpoints"] = {"exit": result.returncode, "runs it started": queued}
+    assert queued >= 1

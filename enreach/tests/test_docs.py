@@ -9,13 +9,18 @@ import yaml
 
 from enreach.metrics import COUNTERS
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
 OURS = {name for name in COUNTERS} | {
-    "enreach_export_runs_total",
+    "enreach_export_runs",
+    "enreach_export_runs_finished_total",
+    "enreach_export_runs_abandoned_total",
     "enreach_export_duration_seconds_bucket",
     "enreach_export_objects",
     "enreach_export_last_success_timestamp_seconds",
     "enreach_queue_tasks",
+    "enreach_queue_workers",
+    "enreach_export_queue_age_seconds",
 }
 
 
@@ -26,12 +31,12 @@ def metric_names(expr: str) -> set[str]:
 def test_dashboard_and_alerts_reference_only_our_metrics():
     dashboard = json.loads((DOCS / "grafana-dashboard.json").read_text())
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
-    rules = yaml.safe_load((DOCS / "prometheus-alerts.yml").read_text())
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus-alerts.yml").read_text())
     exprs += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
     used = set().union(*(metric_names(expr) for expr in exprs))
     assert used and used <= OURS, used - OURS
     alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
-    assert {"EnreachExportStale", "EnreachExportFailing"} <= alerts
+    assert {"EnreachExportStale", "EnreachExportFailing", "EnreachQueueNoWorkers", "EnreachExportQueued"} <= alerts
 
 
 @pytest.mark.django_db

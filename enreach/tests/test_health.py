@@ -20,6 +20,14 @@ def test_health_is_public_and_reports_each_component():
         "database": "ok",
         "cache": "ok",
         "broker": "ok",
+        "queue": "ok",
+    }
+    assert body["checks"]["queue"] == {
+        "status": "ok",
+        "workers": 0,
+        "clusters": 0,
+        "queued_runs": 0,
+        "oldest_queued_seconds": 0.0,
     }
 
 
@@ -86,3 +94,68 @@ def test_migrate_alone_makes_a_healthy_site_with_the_database_cache(tmp_path):
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["body"]["checks"]["cache"] == {"status": "ok", "backend": "database"}
     assert outcome["status"] == 200
+
+
+def _cluster_reports(workers: int, status: str = "Idle") -> str:
+    """Write a cluster's status into the broker as a django-q2 cluster does (twice a second, living 3 s)."""
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
+    from django_q.status import Stat, Status
+
+    cluster = Status(pid=4242, cluster_id=f"cluster-{workers}-{status}")
+    cluster.status = status
+    cluster.workers = list(range(1000, 1000 + workers))
+    get_broker().set_stat(Stat.get_key(cluster.cluster_id), SignedPackage.dumps(cluster, True), 60)
+    return cluster.cluster_id
+
+
+@pytest.mark.django_db
+def test_a_queued_run_with_no_worker_alive_makes_the_health_degraded_but_200():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from exports.models import ExportRun
+
+    run = ExportRun.objects.create(trigger="api")
+    ExportRun.objects.filter(pk=run.pk).update(created=timezone.now() - timedelta(seconds=95))
+
+    response = APIClient().get("/api/health/")
+
+    assert response.status_code == 200  # the site serves: a load balancer must not take it out
+    body = response.json()
+    assert body["status"] == "degraded" and body["degraded"] == ["queue"] and body["down"] == []
+    queue = body["checks"]["queue"]
+    assert queue["status"] == "degraded" and queue["workers"] == 0 and queue["queued_runs"] == 1
+    assert 95 <= queue["oldest_queued_seconds"] < 120
+
+    _cluster_reports(workers=2)
+    _cluster_reports(workers=3, status="Stopping")  # a cluster on its way out takes no task
+    queue = APIClient().get("/api/health/").json()["checks"]["queue"]
+    assert queue["status"] == "ok" and queue["workers"] == 2 and queue["clusters"] == 1
+
+
+@pytest.mark.django_db
+def test_the_queue_metrics_say_how_many_workers_and_how_long_a_run_waits(client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from exports.models import ExportRun
+
+    def scrape() -> dict[str, float]:
+        text = client.get("/metrics").content.decode()
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name in ("enreach_queue_workers", "enreach_export_queue_age_seconds")
+        }
+
+    assert scrape() == {"enreach_queue_workers": 0, "enreach_export_queue_age_seconds": 0}
+    run = ExportRun.objects.create(trigger="api")
+    ExportRun.objects.filter(pk=run.pk).update(created=timezone.now() - timedelta(seconds=400))
+    _cluster_reports(workers=4)
+    figures = scrape()
+    assert figures["enreach_queue_workers"] == 4 and 400 <= figures["enreach_export_queue_age_seconds"] < 430

@@ -39,16 +39,29 @@ def test_metrics_after_a_failing_and_a_succeeding_export(netbox, client):
     succeeded = run()
     assert succeeded.status == "succeeded"
     metrics = scrape(client)
-    runs = metrics["enreach_export_runs_total"]
-    assert runs[(("status", "failed"), ("trigger", "command"))] == 1
-    assert runs[(("status", "succeeded"), ("trigger", "command"))] == 1
+    finished = metrics["enreach_export_runs_finished_total"]
+    assert finished[(("outcome", "failed"), ("trigger", "command"))] == 1
+    assert finished[(("outcome", "succeeded"), ("trigger", "command"))] == 1
+    assert finished[(("outcome", "succeeded"), ("trigger", "api"))] == 0  # every series exists from the start
+    by_status = metrics["enreach_export_runs"]  # a gauge: runs in each status now
+    assert by_status == {
+        (("status", "failed"),): 1,
+        (("status", "succeeded"),): 1,
+        (("status", "queued"),): 0,
+        (("status", "running"),): 0,
+    }
     requests = metrics["enreach_netbox_requests_total"]
     assert requests[(("endpoint", "dcim/devices/"), ("status", "200"))] >= 1
     assert sum(v for labels, v in requests.items() if ("status", "403") in labels) >= 1
     objects = metrics["enreach_export_objects"]
     assert objects[(("kind", "devices"),)] == 40 and objects[(("kind", "vms"),)] == 60
     assert metrics["enreach_export_last_success_timestamp_seconds"][()] == succeeded.finished.timestamp()
+    # One observation per step a finished run completed (the failed run failed within its fetch).
     assert metrics["enreach_export_duration_seconds_count"][(("step", "fetch"),)] == 1
+    assert metrics["enreach_export_duration_seconds_count"][(("step", "save"),)] == 1
+    assert metrics["enreach_export_duration_seconds_sum"][(("step", "save"),)] == succeeded.timings["save"]
+    assert metrics["enreach_queue_workers"][()] == 0  # tasks run inline here: no cluster
+    assert metrics["enreach_export_queue_age_seconds"][()] == 0
     assert (("state", "queued"),) in metrics["enreach_queue_tasks"]
     assert "django_http_requests_total_by_method_total" in metrics
 

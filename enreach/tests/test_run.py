@@ -1,5 +1,6 @@
-"""`make run`'s launcher: serves the app with a queue cluster and a demo NetBox, exports through the real
-django-q2 cluster, and leaves no process behind on Ctrl-C."""
+"""`make run`'s launcher: serves the app with a queue cluster, a demo NetBox and a demo chat assistant, exports
+through the real django-q2 cluster, answers a question with a real look-up, and leaves no process behind on
+Ctrl-C."""
 
 import csv
 import io
@@ -72,12 +73,24 @@ def export_through_the_api(base: str) -> dict:
         time.sleep(0.5)
     download = session.get(f"{base}/api/exports/latest/netbox_merged_export.csv", timeout=10)
     run["merged_rows"] = len(list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))) if download.ok else 0
+    # The demo assistant looks up what a question names, for real, and answers from the look-up.
+    chat = session.post(f"{base}/api/chat/sessions/", json={}, headers=headers, timeout=10).json()
+    answer = session.post(
+        f"{base}/api/chat/sessions/{chat['id']}/messages/",
+        json={"content": "Which VMs run in FRA1?"},
+        headers=headers,
+        timeout=30,
+    ).json()
+    run["chat_answer"] = answer
     return run
 
 
 def test_run_serves_the_app_and_stops_everything_on_ctrl_c(tmp_path):
     port = free_port()
-    ignored = {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "NETBOX_URL", "NETBOX_TOKEN"}
+    ignored = {
+        "DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "NETBOX_URL", "NETBOX_TOKEN", "CHAT_API_BASE_URL",
+        "CHAT_API_KEY",
+    }  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ignored}
     env.update(
         DEBUG="true",
@@ -103,8 +116,13 @@ def test_run_serves_the_app_and_stops_everything_on_ctrl_c(tmp_path):
         run = export_through_the_api(f"http://127.0.0.1:{port}")
         assert run["status"] == "succeeded", run.get("error")
         assert (run["devices"], run["vms"], run["merged_rows"]) == (300, 400, 701)
+        answer = run["chat_answer"]
+        [lookup] = answer["grounding"]["lookups"]
+        assert lookup["tool"] == "search_inventory" and lookup["arguments"] == {"site": "FRA1", "type": "vm"}
+        assert lookup["total"] > 0 and f"I found **{lookup['total']}**" in answer["content"]
+        assert answer["grounding"]["export"]["id"] == run["id"]
         spawned = descendants(proc.pid)
-        assert len(spawned) >= 4  # demo NetBox, runserver, qcluster and its workers
+        assert len(spawned) >= 5  # demo NetBox, demo assistant, runserver, qcluster and its workers
         proc.send_signal(signal.SIGINT)
         output = proc.communicate(timeout=60)[0].decode()
     finally:
@@ -112,7 +130,7 @@ def test_run_serves_the_app_and_stops_everything_on_ctrl_c(tmp_path):
             proc.kill()
     assert proc.returncode == 0, output
     assert "Created admin account 'admin'" in output
-    assert "DEMO NetBox" in output
+    assert "DEMO NetBox" in output and "DEMO assistant" in output
     assert "first-Admin-pass-123" not in output
     deadline = time.monotonic() + 5
     while any(alive(pid) for pid in spawned) and time.monotonic() < deadline:

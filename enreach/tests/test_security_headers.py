@@ -34,3 +34,25 @@ def test_templates_have_no_inline_script_or_style():
         for match in re.finditer(r"<script(?![^>]*\ssrc=)[^>]*>|<style\b|\sstyle=|\son[a-z]+=", path.read_text())
     ]
     assert offending == []
+
+
+def test_debug_error_pages_keep_their_inline_styles_by_hash_only(client, settings, django_user_model):
+    import base64
+    import hashlib
+    import re
+
+    settings.DEBUG = True
+    user = django_user_model.objects.create_user(username="dbg", password="x-debug-pass-123")
+    client.force_login(user)
+    response = client.get("/no-such-page-here/")
+    assert response.status_code == 404 and b"<style" in response.content  # Django's technical 404 page
+    policy = response.headers["Content-Security-Policy"]
+    styles = re.findall(rb"<style[^>]*>(.*?)</style>", response.content, re.DOTALL)
+    for block in styles:
+        digest = base64.b64encode(hashlib.sha256(block).digest()).decode()
+        assert f"'sha256-{digest}'" in policy
+    assert ("unsafe-inline" not in policy and "script-src 'self'" in policy) or "default-src 'self'" in policy
+    # An ordinary page keeps the plain policy.
+    settings.DEBUG = False
+    plain = client.get("/no-such-page-here/")
+    assert "sha256-" not in plain.headers["Content-Security-Policy"]

@@ -1,7 +1,8 @@
 """Start fast: loading the project (apps, admin, URL configuration) imports no vendor SDK it does not need yet.
 
 Every command, gunicorn worker and queue worker pays for what ``django.setup()`` and the URLconf import; the chat
-model's client, Confluence's, SFTP's and pandas are imported on first use instead. The one exception: a queue worker
+model's client, Confluence's, SFTP's, pandas, pyarrow (the CMDB table) and the directory sign-in libraries
+(python-ldap, django-auth-ldap, Authlib) are imported on first use instead. The one exception: a queue worker
 imports pandas as it starts, while it waits for work, so that an export run in it does not wait for the import.
 """
 
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LAZY = ("openai", "atlassian", "paramiko", "pandas")
+LAZY = ("openai", "atlassian", "paramiko", "pandas", "pyarrow", "ldap", "django_auth_ldap", "authlib")
 
 PROBE = f"""
 import json, sys
@@ -41,5 +42,6 @@ def test_importing_the_url_configuration_loads_no_lazy_vendor_sdk():
 def test_a_queue_worker_imports_pandas_as_it_starts():
     # django-q2 sends post_spawn in each worker process before it takes its first task.
     spawned = "from django_q.signals import post_spawn; post_spawn.send(sender='django_q', proc_name='Process-1')"
-    assert probe(spawned) == ["pandas"]
+    # pandas stores its text columns with pyarrow when it is installed, so pyarrow comes with it.
+    assert probe(spawned) == ["pandas", "pyarrow"]
     assert probe(spawned, EXPORT_QUALITY="false") == []

@@ -54,6 +54,14 @@ class ExportRunSerializer(serializers.ModelSerializer):
     """An export run: status, counts, changes, timings and files."""
 
     requested_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # Empty until the run starts and knows whether it fetches everything (DRF drops allow_blank from read-only
+    # fields, so the schema would allow only the two modes).
+    mode = serializers.ChoiceField(
+        choices=ExportRun.Mode.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="full or incremental; empty while the run is queued.",
+    )
     duration = serializers.FloatField(read_only=True, allow_null=True)
     artifacts = ExportArtifactSerializer(many=True, read_only=True)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from exports import afterrun
@@ -37,7 +39,7 @@ def recording(name: str, calls: list[tuple[str, int]], note: str | None = None):
 
 def test_the_apps_register_their_steps_in_order_and_the_list_prints():
     names = [step.name for step in afterrun.steps()]
-    assert names == ["cmdb-table", "publishing"]
+    assert names == ["cmdb-table", "publishing", "notifications"]
     orders = [step.order for step in afterrun.steps()]
     assert orders == sorted(orders)
     publishing = next(step for step in afterrun.steps() if step.name == "publishing")
@@ -75,7 +77,9 @@ def test_a_run_with_a_failing_step_records_it_and_still_succeeds(netbox, registr
     assert all(isinstance(r["seconds"], float) and r["seconds"] >= 0 for r in run.after_run)
     assert by_step["publishing"]["outcome"] == "skipped"  # asked not to publish
     assert by_step["cmdb-table"]["outcome"] == "succeeded"
-    assert by_step["cmdb-table"]["note"] == "CMDB table of 100 rows ready"
+    assert by_step["cmdb-table"]["note"].startswith("CMDB table: 100 rows written in ")
+    merged = run.artifacts.get(name="netbox_merged_export.csv")
+    assert (Path(settings.DATA_DIR) / merged.path).with_name("cmdb_table.arrow").stat().st_size > 0
     assert "After the run: broken failed" in run.log and "the receiver is down" in run.log
 
 
@@ -90,7 +94,8 @@ def test_a_failed_run_announces_itself_to_the_steps_for_failures(netbox, registr
     run.refresh_from_db()
     assert run.status == "failed"
     assert registry == [("on-failure", run.pk)]
-    assert [r["step"] for r in run.after_run] == ["on-failure"]
+    # Only the steps for failed runs: this test's and the notifications app's.
+    assert [r["step"] for r in run.after_run] == ["on-failure", "notifications"]
     assert run.after_run[0]["outcome"] == "succeeded" and run.after_run[0]["note"] == "told"
 
 
@@ -112,7 +117,7 @@ def test_the_sweeper_announces_the_runs_it_fails(settings, registry):
     assert registry == [("on-failure", abandoned.pk), ("on-failure", never.pk)]
     for run in (abandoned, never):
         run.refresh_from_db()
-        assert run.status == "failed" and [r["step"] for r in run.after_run] == ["on-failure"]
+        assert run.status == "failed" and [r["step"] for r in run.after_run] == ["on-failure", "notifications"]
         assert "After the run: on-failure succeeded" in run.log
 
 

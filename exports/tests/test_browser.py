@@ -124,6 +124,8 @@ def test_export_progress_reaches_100_and_the_run_page_shows_the_changed_column(w
     page.wait_for_function("() => /of 40 devices/.test(document.getElementById('progress-detail')?.textContent)")
     page.wait_for_selector("#progress-bar[value='100']")
     assert page.inner_text("#progress-percent") == "100 %"
+    # The button says the run finished at once, not "running" until the page reloads.
+    assert button.inner_text() == f"#{run.pk} succeeded"
     assert "Finished: 40 devices, 60 VMs." in page.inner_text("#progress-detail")
     worker.join(timeout=60)
     # The page reloads itself to show the new files; the Run button is back.
@@ -146,6 +148,10 @@ def test_export_progress_reaches_100_and_the_run_page_shows_the_changed_column(w
 
     row = page.locator("#change-list tr.change-changed", has_text=f"#{device['id']}")
     assert row.count() == 1 and device["name"] in row.inner_text()
+    # The object links to its history in the CMDB and to NetBox; NetBox's "Last updated" is not repeated.
+    assert row.locator("strong a").get_attribute("href") == f"/cmdb/devices/devices-{device['id']}/"
+    assert row.locator(".change-links a").get_attribute("href") == f"{netbox.url}/dcim/devices/{device['id']}/"
+    assert row.locator("dt", has_text="Last updated").count() == 0
     serial = row.locator(".field-changes div", has=page.locator("dt", has_text="Serial number"))
     assert serial.locator("del").inner_text() == (old_serial or "(empty)")
     assert serial.locator("ins").inner_text() == "SERIAL-CHANGED-42"

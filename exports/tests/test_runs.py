@@ -207,3 +207,69 @@ def test_enqueue_failure_raises_queue_unavailable(redis_broker):
     run, _ = export_run_request(trigger="api")
     with pytest.raises(QueueUnavailable):
         export_run_enqueue(run=run)
+
+
+def test_a_run_whose_worker_is_alive_but_could_not_write_its_heartbeat_is_kept(db, settings):
+    """A database outage stops the heartbeat's writes, not the worker: its sign of life in the cache keeps the run."""
+    from django.core.cache import cache
+
+    settings.EXPORT_STALE_AFTER = 60
+    run = stuck_run(silent_for=90)  # no database heartbeat for 90 s
+    cache.set(f"exports:run:{run.pk}:alive", {"worker": run.worker, "at": time.time() - 5}, 300)
+
+    result = export_runs_sweep()
+
+    run.refresh_from_db()
+    assert run.status == "running" and result.abandoned == [] and result.retried == []
+    # Another process's mark (a reused id, an older attempt) is no sign of this worker's life.
+    cache.set(f"exports:run:{run.pk}:alive", {"worker": "other-host:1", "at": time.time()}, 300)
+    assert export_runs_sweep().abandoned == [run.pk]
+
+
+def test_the_heartbeat_thread_marks_the_run_alive_in_the_cache(transactional_db, settings):
+    from exports.runs import run_alive_seen
+
+    run = stuck_run(silent_for=3600, worker=run_worker())
+    with run_heartbeat(run_id=run.pk, every=0.05):
+        deadline = time.monotonic() + 10
+        while run_alive_seen(run) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    seen = run_alive_seen(run)
+    assert seen is not None and time.time() - seen < 10
+
+
+@pytest.mark.django_db(transaction=True)  # on_commit runs at once, as in a request
+def test_a_queued_run_whose_task_the_broker_lost_is_queued_again(redis_broker, settings):
+    from django_q.brokers import get_broker
+
+    from exports.runs import broker_task_names, export_run_send
+
+    settings.EXPORT_QUEUED_LOST_AFTER = 30
+    run, _ = export_run_request(trigger="api")
+    export_run_send(run=run)
+    assert broker_task_names() == {f"export-run-{run.pk}"}
+    ExportRun.objects.filter(pk=run.pk).update(created=timezone.now() - timedelta(seconds=45))
+
+    assert export_runs_sweep().requeued == []  # its task waits in the broker: nothing to do
+
+    redis_broker.stop()  # Redis restarted without persistence: the queue is empty, the run still "queued"
+    assert export_runs_sweep().requeued == []  # an unreadable broker proves nothing
+    redis_broker.start()
+    assert broker_task_names() == set()
+
+    result = export_runs_sweep()
+
+    assert result.requeued == [run.pk]
+    assert broker_task_names() == {f"export-run-{run.pk}"} and get_broker().queue_size() == 1
+    run.refresh_from_db()
+    assert run.status == "queued" and "its task was no longer in the queue's broker" in run.log
+    assert export_runs_sweep().requeued == []  # sent once: it is in the broker again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fresh_queued_run_is_not_judged_lost(redis_broker, settings):
+    settings.EXPORT_QUEUED_LOST_AFTER = 30
+    run, _ = export_run_request(trigger="api")  # its task is not sent yet (on_commit of a request, say)
+    assert export_runs_sweep().requeued == []
+    run.refresh_from_db()
+    assert run.status == "queued"

@@ -13,6 +13,7 @@ from django_q.models import Schedule
 
 from enreach.forked import FORK_AVAILABLE
 from exports import columns, files, selectors
+from exports.files import export_files_prune
 from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
 from exports.schedule import SCHEDULE_NAME, export_schedule_sync
 from exports.services import export_run_execute, export_run_request
@@ -356,10 +357,31 @@ def test_a_run_delivered_twice_executes_once(netbox):
 
 def test_old_run_folders_are_pruned(netbox, settings):
     settings.EXPORT_KEEP_RUNS = 2
+    settings.EXPORT_KEEP_HOURS = 0
     runs = [run_export(force=True) for _ in range(3)]
     assert not runs[0].artifacts.exists()
     assert not (Path(settings.DATA_DIR) / "runs" / f"{runs[0].pk:06d}").exists()
     assert all(path.exists() for path in files_of(runs[2]).values())
+
+
+def test_retention_never_prunes_the_last_runs_nor_a_young_one(netbox, settings):
+    settings.EXPORT_KEEP_RUNS = 2
+    settings.EXPORT_KEEP_HOURS = 1
+    runs = [run_export(force=True) for _ in range(4)]
+    # Two runs beyond the newest two, but younger than an hour: every file stays.
+    assert export_files_prune() == 0
+    assert all(all(path.exists() for path in files_of(run).values()) for run in runs)
+
+    ExportRun.objects.filter(pk=runs[0].pk).update(finished=timezone.now() - timedelta(hours=2))
+    assert export_files_prune() == 1  # the old one beyond the newest two; run 2 is beyond them too, but young
+    assert not runs[0].artifacts.exists() and not (Path(settings.DATA_DIR) / "runs" / f"{runs[0].pk:06d}").exists()
+    assert all(all(path.exists() for path in files_of(run).values()) for run in runs[1:])
+
+    for hours, run in zip((5, 4, 3), runs[1:], strict=True):  # all old now, in the same order
+        ExportRun.objects.filter(pk=run.pk).update(finished=timezone.now() - timedelta(hours=hours))
+    assert export_files_prune() == 1  # run 2; the newest two keep their files however old
+    assert not runs[1].artifacts.exists()
+    assert all(all(path.exists() for path in files_of(run).values()) for run in runs[2:])
 
 
 def test_workbook_column_order_from_a_setting(netbox, settings):

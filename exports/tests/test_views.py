@@ -92,7 +92,11 @@ def test_run_page_shows_files_timings_log_and_what_changed(netbox, client_for):
         assert f"/api/exports/runs/{run.pk}/artifacts/{artifact.name.replace(' ', '%20')}" in page
     assert "Fetching devices and VMs from NetBox" in page and "<svg" in page and ">save<" not in page
     assert "Compared with export" in page  # the log
-    assert f"<strong>{escape(device['name'])}</strong>" in page  # a name with markup in it, escaped
+    # A name with markup in it, escaped; linked to its history in the CMDB and its page in NetBox.
+    history = f"/cmdb/devices/devices-{device['id']}/"
+    assert f'<strong><a href="{history}">{escape(device["name"])}</a></strong>' in page
+    assert f'href="{netbox.url}/dcim/devices/{device["id"]}/"' in page
+    assert "<dt>Last updated</dt>" not in page  # NetBox bumps it on every edit: not repeated under each change
     assert "<dt>Serial number</dt>" in page and "<ins>NEW-SERIAL-9</ins>" in page
 
 

@@ -114,3 +114,39 @@ def test_findings_page_filters_and_fits_the_screen(page, live_server, netbox, wi
     assert card.evaluate("el => el.getBoundingClientRect().right") <= width
     assert card.evaluate("el => el.scrollWidth <= el.clientWidth")
     assert [url for url in page.failed_requests if not url.endswith("/favicon.ico")] == []
+
+
+def test_findings_sort_by_a_header_and_the_csv_holds_what_the_page_shows(browser, live_server, history):  # noqa: F811
+    import csv
+    import io
+
+    user_create(username="csv-viewer", password=PASSWORD, role="admin")
+    browser.clear_cookies()
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(f"{live_server.url}/accounts/login/?next=/exports/quality/")
+        page.fill("#id_username", "csv-viewer")
+        page.fill("#id_password", PASSWORD)
+        page.click("main button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/exports/quality/")
+        # Errors first by default.
+        first = page.locator("#quality-findings tbody tr").first.locator(".badge").inner_text()
+        assert first == "error"
+        page.select_option("#f-severity", "warning")
+        page.click("#quality-filters button[type=submit]")
+        page.wait_for_url("**severity=warning**")
+        page.click("#quality-findings th[data-column='name'] a")
+        page.wait_for_url("**ordering=name**")
+        assert page.get_attribute("#quality-findings th[data-column='name']", "aria-sort") == "ascending"
+        total = int(page.inner_text("#quality-total").split()[0])
+        shown = page.locator("#quality-findings tbody td:first-child").all_inner_texts()
+        with page.expect_download() as download:
+            page.click("#quality-csv")
+        rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+        assert len(rows) == total and {row["severity"] for row in rows} == {"warning"}
+        assert [row["name"] or row["id"] for row in rows][: len(shown)] == shown
+        shoot(page, "quality-sorted", 1366)
+    finally:
+        page.close()

@@ -160,3 +160,50 @@ def test_findings_page_of_an_older_run_and_unknown_runs(report, client_for):
 def test_findings_page_needs_sign_in(client):
     response = client.get("/exports/quality/")
     assert response.status_code == 302 and "login" in response["Location"]
+
+
+def _findings_table(html: str) -> list[str]:
+    """The severity badges of the findings table, in order."""
+    import re
+
+    return re.findall(r'<span class="badge sev-(\w+)">', html)
+
+
+def test_findings_list_errors_first_and_sort_by_any_column(report, client_for):
+    client = client_for("viewer")
+    page = client.get("/exports/quality/").content.decode()
+    severities = _findings_table(page)
+    ranks = {"error": 0, "warning": 1, "info": 2}
+    assert severities and [ranks[s] for s in severities] == sorted(ranks[s] for s in severities)
+    assert severities[0] == "error"
+    assert '<th aria-sort="ascending" data-column="severity"' in page
+    by_name = client.get("/exports/quality/", {"ordering": "name"}).content.decode()
+    assert '<th aria-sort="ascending" data-column="name"' in by_name
+    assert 'href="?ordering=-name"' in by_name  # a second click sorts descending
+    descending = client.get("/exports/quality/", {"ordering": "-name"}).content.decode()
+    assert '<th aria-sort="descending" data-column="name"' in descending
+    junk = client.get("/exports/quality/", {"ordering": "drop table"})
+    assert junk.status_code == 200 and '<th aria-sort="ascending" data-column="severity"' in junk.content.decode()
+
+
+def test_findings_csv_honours_the_filters_and_the_order(report, client_for, netbox):
+    import csv
+    import io
+
+    client = client_for("viewer")
+    everything = list(csv.DictReader(io.StringIO(_body(client.get("/exports/quality/findings.csv")))))
+    assert len(everything) == client.get("/api/exports/quality/latest/").json()["total"]
+    response = client.get("/exports/quality/findings.csv", {"rule": "device_no_serial", "ordering": "-name"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(_body(response))))
+    assert rows and {row["rule"] for row in rows} == {"device_no_serial"}
+    page = client.get("/exports/quality/", {"rule": "device_no_serial"}).content.decode()
+    assert f"{len(rows)} finding" in page and len(rows) < len(everything)
+    names = [row["name"] for row in rows]
+    assert names == sorted(names, key=lambda n: (n == "", n.casefold()), reverse=True)
+    assert 'href="findings.csv?rule=device_no_serial"' in page
+    assert client_for("viewer").get("/exports/quality/findings.csv", {"run": 999999}).status_code == 404
+
+
+def _body(response) -> str:
+    return b"".join(response.streaming_content).decode()

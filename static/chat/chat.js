@@ -11,6 +11,7 @@
   var API = root.dataset.api;
   var PAGE = root.dataset.page;
   var CSRF = root.dataset.csrf;
+  var TIME_ZONE = root.dataset.timeZone || "UTC";
   var $ = function (id) { return document.getElementById(id); };
 
   var state = {
@@ -101,11 +102,26 @@
     empty.textContent = state.sessions.length ? "No conversation matches." : "No conversations yet.";
   }
 
+  // Times in the user's time zone (their profile's, as the rest of the site): "2026-06-01 21:00 GMT+9".
+  var timeFormat = (function () {
+    try {
+      return new Intl.DateTimeFormat("en-GB", {
+        timeZone: TIME_ZONE, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+        hourCycle: "h23", timeZoneName: "short",
+      });
+    } catch (error) {
+      return null;  // an unknown zone: UTC below
+    }
+  })();
+
   function formatTime(iso) {
     if (!iso) return "";
     var date = new Date(iso);
     if (isNaN(date.getTime())) return "";
-    return date.toISOString().slice(0, 16).replace("T", " ") + " UTC";
+    if (!timeFormat) return date.toISOString().slice(0, 16).replace("T", " ") + " UTC";
+    var part = {};
+    timeFormat.formatToParts(date).forEach(function (p) { part[p.type] = p.value; });
+    return part.year + "-" + part.month + "-" + part.day + " " + part.hour + ":" + part.minute + " " + part.timeZoneName;
   }
 
   function currentSession() {
@@ -306,7 +322,12 @@
   }
 
   function scrollDown() {
-    var last = $("chat-messages").lastElementChild;
+    var list = $("chat-messages");
+    if (getComputedStyle(list).overflowY !== "visible") {
+      list.scrollTop = list.scrollHeight;  // a wide screen: the conversation scrolls in its own box
+      return;
+    }
+    var last = list.lastElementChild;
     if (last && last.scrollIntoView) last.scrollIntoView({ block: "end" });
   }
 
@@ -341,10 +362,12 @@
     }
   }
 
-  function groundingPanel(grounding) {
+  function groundingPanel(grounding, streaming) {
     var panel = el("div", "chat-grounding");
     var basis = el("p", "chat-grounding-export muted");
-    if (grounding.export) {
+    if (streaming) {
+      basis.textContent = "Look-ups so far (the export they rest on shows when the answer is complete):";
+    } else if (grounding.export) {
       basis.appendChild(document.createTextNode("Based on the "));
       var link = el("a", null, "CMDB of export #" + grounding.export.id);
       link.href = "/exports/";
@@ -395,6 +418,9 @@
       var table = el("table", "chat-rows");
       var head = el("tr");
       ["Name", "Type"].concat(columns).forEach(function (c) { head.appendChild(el("th", null, c)); });
+      var historyHead = el("th");
+      historyHead.appendChild(el("span", "visually-hidden", "History"));
+      head.appendChild(historyHead);
       var thead = el("thead");
       thead.appendChild(head);
       table.appendChild(thead);
@@ -415,6 +441,15 @@
         tr.appendChild(nameCell);
         tr.appendChild(el("td", null, row.type === "vm" ? "VM" : row.type === "device" ? "Device" : ""));
         columns.forEach(function (c) { tr.appendChild(el("td", null, row.columns ? row.columns[c] || "" : "")); });
+        var historyCell = el("td");
+        var kind = row.type === "vm" ? "vms" : row.type === "device" ? "devices" : "";
+        if (kind && /^\d+$/.test(String(row.netbox_id || ""))) {
+          var history = el("a", "chat-history-link", "history");
+          history.href = "/cmdb/" + kind + "/" + kind + "-" + row.netbox_id + "/";
+          history.setAttribute("aria-label", "History of " + (row.name || "this object"));
+          historyCell.appendChild(history);
+        }
+        tr.appendChild(historyCell);
         tbody.appendChild(tr);
       });
       table.appendChild(tbody);
@@ -476,7 +511,7 @@
     state.controller = controller;
     var answer = el("li", "chat-message chat-assistant streaming");
     answer.appendChild(el("div", "chat-who", "Assistant"));
-    var text = el("div", "chat-text chat-streamed");
+    var text = el("div", "chat-text chat-streamed chat-streamed-raw");
     answer.appendChild(text);
     var status = el("p", "chat-status muted", "Thinking…");
     answer.appendChild(status);
@@ -489,9 +524,10 @@
 
     function showLookups() {
       if (panel) panel.remove();
-      panel = groundingPanel(lookups);
+      panel = groundingPanel(lookups, true);
       answer.appendChild(panel);
     }
+    var rendered = false;
 
     var titled = false;
 
@@ -503,8 +539,15 @@
       }
       if (kind === "delta") {
         received += data.content;
-        text.textContent = received;
+        if (!rendered) text.textContent = received;  // raw until the first rendering arrives
         status.textContent = "Answering…";
+        scrollDown();
+      } else if (kind === "html") {
+        // The answer so far, rendered from Markdown and sanitised by the server (chat/markdown.py).
+        rendered = true;
+        text.classList.add("chat-markdown");
+        text.classList.remove("chat-streamed-raw");
+        text.innerHTML = data.content_html;
         scrollDown();
       } else if (kind === "tool") {
         status.textContent = "Looking up " + data.name + "…";

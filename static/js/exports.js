@@ -117,6 +117,9 @@
     const button = document.getElementById("run-now");
     if (button && (run.status === "queued" || run.status === "running")) {
       button.textContent = `#${run.id} ${run.status}`;
+    } else if (button && button.dataset.active === String(run.id)) {
+      // Finished: the button says so at once, not "running" until the page reloads.
+      button.textContent = `#${run.id} ${run.status}`;
     }
     const status = document.getElementById("run-status");
     if (status) {

@@ -210,3 +210,11 @@ def test_detail_page_query_count_does_not_grow_with_comments(browser, make_sugge
         page = browser.get(f"/suggestions/{many.pk}/").content.decode()
     assert "comment 11" in page and "12 comments" in page
     assert len(loaded) == len(baseline)
+
+
+def test_deleting_a_comment_asks_first(browser, member):
+    suggestion = Suggestion.objects.create(author=member, title="Ask before deleting")
+    suggestion_comment_create(suggestion=suggestion, author=member, text="mine")
+    page = browser.get(f"/suggestions/{suggestion.pk}/").content.decode()
+    form = re.search(r"<form[^>]*comments/\d+/delete/[^>]*>", page).group(0)
+    assert 'data-confirm="Delete this comment?"' in form and "js/confirm.js" in page

@@ -1,0 +1,649 @@
+"""The CMDB table's file format: one Arrow IPC file per run, written once, memory-mapped by every process.
+
+Pure: no Django. ``table_write`` turns the cells of a merged CSV into the file; ``table_read`` maps one and hands
+back each column's arrays without copying them (numpy views and Arrow arrays over the mapping), so the operating
+system shares the pages between every process that reads the same run.
+
+The file is one record batch with one field per CSV column, in CSV order. Each field is dictionary-encoded: the
+row's code (``int8``, ``int16`` or ``int32``, the narrowest that holds the column's distinct values) into a
+dictionary of the column's distinct cells in order of first appearance. The dictionary is a struct holding
+everything a query needs per distinct value, computed once when the file is written:
+
+- ``value``: the cell's text;
+- ``folded``: ``str.casefold()`` of it (only when some value of the column folds to other text);
+- ``rank``: its place in the column's ascending sort (numbers numerically, dates as ISO text, other text
+  naturally), blanks ranked after everything;
+- ``flags``: blank, padded (leading or trailing whitespace once folded), holding the search separator, starting
+  with a date, holding a line break;
+- ``number``: the value as a float, NaN for blanks and text (number columns only).
+
+The schema's metadata (``enreach.cmdb``) records the format version and the SHA-256 of the CSV it was made from, so
+a reader can tell an outdated file from a current one. Measured against a DuckDB database file holding the same
+columns in ``bench/cmdb_storage_bench.py``; the README quotes the figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import itertools
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cmdb.query import DATE, NUMBER, column_kind
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+FORMAT_VERSION = 1
+METADATA_KEY = b"enreach.cmdb"
+# Separates a column's distinct values in the old search text; a search term drops it, a value's holds a space.
+SEP = "\x1e"
+BLANK, PADDED, HAS_SEP, DATED, NEWLINE, NON_ASCII = 1, 2, 4, 8, 16, 32
+
+_DIGITS = re.compile(r"(\d+)")
+DATE_BOUND = re.compile(r"\d{4}(?:-\d\d(?:-\d\d(?:T\d\d(?::\d\d(?::\d\d)?)?)?)?)?")
+# Values keyed at once by the numpy natural-order keying (its temporaries are a few arrays of their bytes).
+_KEY_CHUNK = 1 << 16
+NUMBER_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+class TableFileError(Exception):
+    """A table file is missing, unreadable, of another format version or made from another CSV."""
+
+
+@dataclass(frozen=True, slots=True)
+class Strings:
+    """A column's distinct values (or their folded forms) in place in the file: UTF-8 bytes back to back and the
+    offset of each value, read with numpy and Python only (pyarrow's conversions would import pandas into every
+    process that queries).
+
+    ``text`` is the whole file as a Python object with ``find`` and slicing (an ``mmap``, or ``bytes`` for a table
+    in memory) and ``base`` where this array's bytes start in it.
+    """
+
+    offsets: np.ndarray
+    data: np.ndarray
+    text: Any
+    base: int
+    # Which bytes, and which pairs of neighbouring bytes within a value, occur in these values (bit sets, packed):
+    # a search for text holding another byte or pair skips the column without reading it.
+    present: np.ndarray | None = None
+    pairs: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def may_contain(self, pattern: bytes) -> bool:
+        """``False`` when no value can hold ``pattern`` (one of its bytes or byte pairs occurs in none)."""
+        if self.present is None or self.pairs is None:
+            return True
+        for byte in pattern:
+            if not self.present[byte >> 3] & (128 >> (byte & 7)):
+                return False
+        for first, second in itertools.pairwise(pattern):
+            pair = first << 8 | second
+            if not self.pairs[pair >> 3] & (128 >> (pair & 7)):
+                return False
+        return True
+
+    def get(self, index: int) -> str:
+        return self.text[self.base + int(self.offsets[index]) : self.base + int(self.offsets[index + 1])].decode()
+
+    def take(self, indexes: np.ndarray) -> list[str]:
+        """The values at ``indexes``, as Python text."""
+        text, base = self.text, self.base
+        starts = (self.offsets[indexes].astype(np.int64) + base).tolist()
+        stops = (self.offsets[np.asarray(indexes) + 1].astype(np.int64) + base).tolist()
+        return [text[start:stop].decode() for start, stop in zip(starts, stops, strict=True)]
+
+    def lengths(self) -> np.ndarray:
+        """Each value's length in bytes."""
+        return np.diff(self.offsets)
+
+    def contains(self, needle: str) -> np.ndarray:
+        """Which values hold ``needle``: ``find`` over the bytes in place, jumping to the next value after each hit.
+
+        A byte match of UTF-8 text is a character match; a hit across two values is skipped. When hits are many (a
+        one-letter term), the rest is found with numpy over the bytes instead.
+        """
+        size = len(self)
+        if not needle:
+            return np.ones(size, dtype=bool)
+        table = np.zeros(size, dtype=bool)
+        pattern = needle.encode()
+        if not size or not self.may_contain(pattern):
+            return table
+        width = len(pattern)
+        starts, base, text = self.offsets, self.base, self.text
+        end = base + int(starts[-1])
+        budget = 32 + size // 4096
+        position = text.find(pattern, base + int(starts[0]), end)
+        while position != -1:
+            offset = position - base
+            index = int(starts.searchsorted(np.int32(offset), side="right")) - 1  # int32 both: no copy of starts
+            stop = int(starts[index + 1])
+            following = position + 1
+            if offset + width <= stop:
+                table[index] = True
+                following = base + stop
+            budget -= 1
+            if not budget:
+                self._contains_bytes(pattern, following - base, table)
+                break
+            position = text.find(pattern, following, end)
+        return table
+
+    def _contains_bytes(self, pattern: bytes, start: int, table: np.ndarray) -> None:
+        """``contains`` from byte ``start`` on, with numpy: the positions of the pattern's rarest byte pair (counted
+        in a sample of the bytes) over the whole span, narrowed by the pattern's other bytes."""
+        starts, data = self.offsets, self.data
+        width = len(pattern)
+        count = int(starts[-1]) - width + 1 - start
+        if count <= 0:
+            return
+        if width == 1:
+            candidates = np.flatnonzero(data[start : start + count] == pattern[0]) + start
+        else:
+            sample = data[start : start + min(count, 1 << 16) + 1]
+            pairs = [
+                int(np.count_nonzero((sample[:-1] == pattern[shift]) & (sample[1:] == pattern[shift + 1])))
+                for shift in range(width - 1)
+            ]
+            anchor = int(np.argmin(pairs))
+            first = start + anchor
+            matches = data[first : first + count] == pattern[anchor]
+            np.logical_and(matches, data[first + 1 : first + 1 + count] == pattern[anchor + 1], out=matches)
+            candidates = np.flatnonzero(matches) + start
+            for shift in range(width):
+                if shift not in (anchor, anchor + 1) and len(candidates):
+                    candidates = candidates[data[candidates + shift] == pattern[shift]]
+        indexes = np.searchsorted(starts, candidates, side="right") - 1
+        inside = candidates + width <= starts[indexes + 1]
+        table[indexes[inside]] = True
+
+    def equal(self, text: str) -> np.ndarray:
+        """Which values are exactly ``text``: those holding it that are as long."""
+        return self.contains(text) & (self.lengths() == len(text.encode()))
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnArrays:
+    """One column as read from a table file: views over the mapping, nothing copied."""
+
+    label: str
+    codes: np.ndarray
+    values: Strings
+    folded: Strings
+    ranks: np.ndarray
+    flags: np.ndarray
+    numbers: np.ndarray | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableArrays:
+    """A whole table file: its columns in CSV order, its row count and its metadata."""
+
+    columns: list[ColumnArrays]
+    size: int
+    metadata: dict[str, Any]
+    # Keeps the mapping (and so every view above) alive as long as the table is.
+    source: Any = None
+
+
+def to_float(value: str) -> float:
+    """A cell as a number: NaN for blanks, text and infinities (what number columns compare and sort by)."""
+    text = value.strip()
+    if not NUMBER_TEXT.fullmatch(text):
+        return math.nan
+    number = float(text)
+    return number if math.isfinite(number) else math.nan
+
+
+def natural_key(folded: str, raw: str) -> str:
+    """A text whose plain order is the natural order of ``(folded, raw)``: digit runs by their number (``srv2``
+    before ``srv10``, leading zeros aside), then the original text.
+
+    The same order as comparing ``(parts, raw)`` where ``parts`` alternates text and ``(len(digits), digits)``:
+    each text part ends with ``\\x00\\x01`` (a NUL inside it is written ``\\x00\\x02``, so a shorter part sorts
+    first), a digit run is ``\\x02`` + its length in ten digits + the digits, and ``\\x01`` ends the parts (fewer
+    parts sort first), before the raw text.
+    """
+    parts = _DIGITS.split(folded)
+    if len(parts) == 1:
+        text = folded.replace("\x00", "\x00\x02") if "\x00" in folded else folded
+        return f"{text}\x00\x01\x01{raw}"
+    out: list[str] = []
+    for index, part in enumerate(parts):
+        if index % 2:
+            digits = part.lstrip("0")
+            out.append(f"\x02{len(digits):010d}{digits}")
+        else:
+            out.append((part.replace("\x00", "\x00\x02") if "\x00" in part else part) + "\x00\x01")
+    out.append("\x01")
+    out.append(raw)
+    return "".join(out)
+
+
+# Python's ``str.isspace`` among ASCII characters (``str.strip`` removes these), as a regex class.
+_ASCII_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
+_SPACE_CLASS = "[\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f ]"
+_ASCII_NUMBER = f"^{_SPACE_CLASS}*[+-]?(?:[0-9]+(?:\\.[0-9]*)?|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?{_SPACE_CLASS}*$"
+
+
+def _np(array: Any) -> np.ndarray:
+    return array.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+
+class _Column:
+    """The distinct values of one column while its query data is computed.
+
+    Pure-ASCII values go through Arrow's kernels, whose byte-wise answers equal Python's ``str`` methods on ASCII
+    text; the others (and the odd ASCII value a kernel cannot key: a NUL, a marker byte, a very long digit run)
+    are computed in Python, value by value, with the same definitions.
+    """
+
+    def __init__(self, label: str, values: pa.StringArray) -> None:
+        import pyarrow.compute as pc
+
+        self.label, self.kind, self.values = label, column_kind(label), values
+        self.size = len(values)
+        self.python = np.flatnonzero(~_np(pc.string_is_ascii(values)))
+        self._python_values: list[str] | None = None
+        self._python_folded: list[str] | None = None
+
+    def python_values(self) -> list[str]:
+        if self._python_values is None:
+            self._python_values = self.values.take(self.python).to_pylist() if len(self.python) else []
+        return self._python_values
+
+    def python_folded(self) -> list[str]:
+        if self._python_folded is None:
+            self._python_folded = [value.casefold() for value in self.python_values()]
+        return self._python_folded
+
+    def folded(self) -> pa.StringArray:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        folded = pc.ascii_lower(self.values)
+        if len(self.python):
+            mask = np.zeros(self.size, dtype=bool)
+            mask[self.python] = True
+            folded = pc.replace_with_mask(folded, pa.array(mask), pa.array(self.python_folded(), type=pa.string()))
+        return folded
+
+    def numbers(self) -> np.ndarray:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        numbers = np.full(self.size, np.nan, dtype=np.float64)
+        numeric = np.flatnonzero(_np(pc.match_substring_regex(self.values, _ASCII_NUMBER)))
+        numeric = numeric[~np.isin(numeric, self.python)]
+        if len(numeric):
+            text = pc.utf8_trim(self.values.take(numeric), _ASCII_SPACE)
+            numbers[numeric] = _np(pc.cast(text, pa.float64()))
+        numbers[self.python] = [to_float(value) for value in self.python_values()]
+        numbers[~np.isfinite(numbers)] = np.nan
+        return numbers
+
+    def flags(self, folded: pa.StringArray) -> np.ndarray:
+        import pyarrow.compute as pc
+
+        def flag(array: Any, bit: int) -> np.ndarray:
+            return _np(array).astype(np.uint8) * np.uint8(bit)
+
+        flags = flag(pc.match_substring_regex(self.values, f"^{_SPACE_CLASS}*$"), BLANK)
+        flags |= flag(pc.match_substring_regex(folded, f"^{_SPACE_CLASS}|{_SPACE_CLASS}$"), PADDED)
+        flags |= flag(pc.match_substring(folded, SEP), HAS_SEP)
+        if self.kind == DATE:
+            flags |= flag(pc.match_substring_regex(self.values, "^[0-9]{4}"), DATED)
+        flags |= flag(pc.match_substring(self.values, "\n"), NEWLINE)
+        if len(self.python):
+            flags[self.python] = [
+                _value_flags(self.kind, raw, fold)
+                for raw, fold in zip(self.python_values(), self.python_folded(), strict=True)
+            ]
+        return flags
+
+    def natural_keys(self, folded: pa.StringArray) -> pa.Array:
+        """``natural_key`` of every value: built from the bytes with numpy for ASCII values, in Python for others."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        special = _np(pc.match_substring(folded, "\x00"))
+        special[self.python] = True
+        keys = _ascii_natural_keys(folded, self.values)
+        redo = np.flatnonzero(special)
+        if len(redo):
+            raws = self.values.take(redo).to_pylist()
+            folds = folded.take(redo).to_pylist()
+            mask = np.zeros(self.size, dtype=bool)
+            mask[redo] = True
+            python_keys = [natural_key(fold, raw) for fold, raw in zip(folds, raws, strict=True)]
+            keys = pc.replace_with_mask(keys, pa.array(mask), pa.array(python_keys, type=pa.large_string()))
+        return keys  # type: ignore[no-any-return]
+
+    def ranks(self, folded: pa.StringArray, numbers: np.ndarray | None) -> np.ndarray:
+        """A sort rank per distinct value (ascending; blanks after everything); ties keep the values' order."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        codes = np.arange(self.size, dtype=np.int64)
+
+        def by_text(text: pa.Array, among: np.ndarray) -> np.ndarray:
+            if not len(among):
+                return among
+            table = pa.table({"text": text.take(among), "code": among})
+            order = _np(pc.sort_indices(table, sort_keys=[("text", "ascending"), ("code", "ascending")]))
+            return among[order]
+
+        empty = _np(pc.equal(self.values, ""))
+        if self.kind == NUMBER and numbers is not None:
+            is_number = ~np.isnan(numbers)
+            numeric = codes[is_number]
+            by_number = numeric[np.argsort(numbers[numeric], kind="stable")]
+            # Numbers first (by value), then any text a number column holds (by text).
+            order = np.concatenate([by_number, by_text(folded, codes[~is_number & ~empty])])
+        elif self.kind == DATE:
+            order = by_text(folded, codes[~empty])
+        else:
+            order = by_text(self.natural_keys(folded), codes[~empty])
+        ranks = np.empty(self.size, dtype=np.int32)
+        ranks[order] = np.arange(len(order), dtype=np.int32)
+        ranks[empty] = self.size
+        return ranks
+
+
+def presence(folded: pa.StringArray) -> tuple[bytes, bytes]:
+    """The bytes and the pairs of neighbouring bytes (within one value) that occur in ``folded``, as packed bit sets
+    of 256 and 65,536 bits: what ``Strings.may_contain`` reads."""
+    offsets, data = _string_buffers(folded)
+    present = np.zeros(256, dtype=bool)
+    present[data] = True
+    pairs = np.zeros(1 << 16, dtype=bool)
+    if len(data) > 1:
+        codes = data[:-1].astype(np.uint16) << 8 | data[1:]
+        inside = np.ones(len(codes), dtype=bool)
+        starts = offsets[1:-1]
+        inside[starts[(starts > 0) & (starts <= len(codes))] - 1] = False  # a pair across two values
+        pairs[codes[inside]] = True
+    return np.packbits(present).tobytes(), np.packbits(pairs).tobytes()
+
+
+def _string_buffers(array: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
+    """An Arrow string array's offsets (from 0, ``len + 1`` of them) and the bytes they point into."""
+    _, offsets, data = array.buffers()
+    positions = np.frombuffer(offsets, dtype=np.int32)[array.offset : array.offset + len(array) + 1].astype(np.int64)
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return positions - positions[0], raw[positions[0] : positions[-1]]
+
+
+def _ascii_natural_keys(folded: pa.StringArray, values: pa.StringArray) -> pa.Array:
+    """``natural_key(folded, raw)`` of every value, built from the bytes with numpy (the same text as
+    ``natural_key`` for ASCII values without a NUL; the caller keys the others in Python), ``_KEY_CHUNK`` values at
+    a time so the temporary arrays stay small.
+    """
+    import pyarrow as pa
+
+    if len(folded) <= _KEY_CHUNK:
+        return _ascii_natural_keys_chunk(folded, values)
+    chunks = [
+        _ascii_natural_keys_chunk(folded.slice(start, _KEY_CHUNK), values.slice(start, _KEY_CHUNK))
+        for start in range(0, len(folded), _KEY_CHUNK)
+    ]
+    return pa.concat_arrays(chunks)
+
+
+def _ascii_natural_keys_chunk(folded: pa.StringArray, values: pa.StringArray) -> pa.Array:
+    """``_ascii_natural_keys`` of one chunk.
+
+    Each byte of a value becomes a segment of the key: a text byte itself, a leading zero of a digit run nothing, a
+    kept digit itself, and the first byte of a run is preceded by ``\\x00\\x01\\x02`` + the run's kept length in
+    ten digits; after the value's bytes come ``\\x00\\x01\\x01`` and the raw value.
+    """
+    import pyarrow as pa
+
+    count = len(folded)
+    offsets, data = _string_buffers(folded)
+    raw_offsets, raw_data = _string_buffers(values)
+    lengths = np.diff(offsets)
+    raw_lengths = np.diff(raw_offsets)
+    size = len(data)
+    owner = np.repeat(np.arange(count, dtype=np.int64), lengths)
+    digit = (data >= 48) & (data <= 57)
+    after_digit = np.zeros(size, dtype=bool)
+    after_digit[1:] = digit[:-1]
+    after_digit[offsets[:-1][lengths > 0]] = False  # a value's first byte follows nothing
+    run_first = digit & ~after_digit
+    digits = np.flatnonzero(digit)
+    run_starts = np.flatnonzero(run_first[digits])  # in ``digits``
+    keep = ~digit
+    header = np.zeros(size, dtype=np.int64)
+    kept_lengths = np.zeros(0, dtype=np.int64)
+    if len(digits):
+        run_of = np.cumsum(run_first[digits]) - 1
+        place = np.arange(len(digits), dtype=np.int64)
+        nonzero = np.where(data[digits] != 48, place, len(digits))
+        first_kept = np.minimum.reduceat(nonzero, run_starts)
+        run_ends = np.append(run_starts[1:], len(digits))
+        first_kept = np.minimum(first_kept, run_ends)
+        kept_lengths = run_ends - first_kept
+        keep[digits] = place >= first_kept[run_of]
+        header[digits[run_starts]] = 13
+    segments = np.empty(size + count, dtype=np.int64)
+    slot = np.arange(size, dtype=np.int64) + owner  # each byte's segment; a value's suffix follows its bytes
+    suffix_slot = offsets[1:] + np.arange(count, dtype=np.int64)
+    segments[slot] = header + keep
+    segments[suffix_slot] = 3 + raw_lengths
+    starts = np.zeros(size + count + 1, dtype=np.int64)
+    np.cumsum(segments, out=starts[1:])
+    out = np.empty(int(starts[-1]), dtype=np.uint8)
+    kept = np.flatnonzero(keep)
+    out[starts[slot[kept]] + header[kept]] = data[kept]
+    if len(run_starts):
+        ten = 10 ** np.arange(9, -1, -1, dtype=np.int64)
+        heads = np.empty((len(run_starts), 13), dtype=np.uint8)
+        heads[:, :3] = (0, 1, 2)
+        heads[:, 3:] = (kept_lengths[:, None] // ten) % 10 + 48
+        out[starts[slot[digits[run_starts]]][:, None] + np.arange(13)] = heads
+    tails = starts[suffix_slot]
+    out[tails[:, None] + np.arange(3)] = (0, 1, 1)
+    raw_owner = np.repeat(np.arange(count, dtype=np.int64), raw_lengths)
+    out[tails[raw_owner] + 3 + np.arange(len(raw_data), dtype=np.int64) - raw_offsets[raw_owner]] = raw_data
+    key_offsets = starts[np.append(offsets[:-1] + np.arange(count, dtype=np.int64), size + count)]
+    return pa.Array.from_buffers(pa.large_string(), count, [None, pa.py_buffer(key_offsets), pa.py_buffer(out)])
+
+
+def _value_flags(kind: str, raw: str, fold: str) -> int:
+    flag = 0
+    if not raw.strip():
+        flag |= BLANK
+    if fold != fold.strip():
+        flag |= PADDED
+    if SEP in fold:
+        flag |= HAS_SEP
+    if kind == DATE and DATE_BOUND.match(raw):
+        flag |= DATED
+    if "\n" in raw:
+        flag |= NEWLINE
+    if not raw.isascii():
+        flag |= NON_ASCII
+    return flag
+
+
+def encode_column(label: str, cells: pa.Array) -> pa.DictionaryArray:
+    """One column's cells -> codes into a dictionary of its distinct values with their query data."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = cells.dictionary_encode()
+    column = _Column(label, encoded.dictionary)
+    folded = column.folded()
+    numbers = column.numbers() if column.kind == NUMBER else None
+    fields: list[pa.Array] = [column.values]
+    names = ["value"]
+    if not pc.all(pc.equal(folded, column.values)).as_py() and column.size:
+        fields.append(folded)
+        names.append("folded")
+    fields.append(pa.array(column.ranks(folded, numbers), type=pa.int32()))
+    names.append("rank")
+    fields.append(pa.array(column.flags(folded), type=pa.uint8()))
+    names.append("flags")
+    if numbers is not None:
+        fields.append(pa.array(numbers, type=pa.float64()))
+        names.append("number")
+    size = column.size
+    index_type = pa.int8() if size <= 127 else pa.int16() if size <= 32767 else pa.int32()
+    return pa.DictionaryArray.from_arrays(encoded.indices.cast(index_type), pa.StructArray.from_arrays(fields, names))
+
+
+def csv_read(path: str | Path) -> tuple[list[str], list[pa.Array]]:
+    """A merged CSV's header and its columns as Arrow strings (UTF-8 with or without a BOM; every cell as text)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), [])
+    if not header:
+        return [], []
+    if len(set(header)) != len(header):
+        raise ValueError("duplicate column labels")
+    names = [f"c{index}" for index in range(len(header))]  # labels may be anything; Arrow needs them only to type
+    frame = pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            null_values=[],
+        ),
+    )
+    return header, [frame.column(index).combine_chunks() for index in range(len(header))]
+
+
+def table_write(
+    target: str | Path | Any, labels: Sequence[str], columns: Sequence[pa.Array], *, source_sha256: str = ""
+) -> None:
+    """Write the table file (to a path, or to an Arrow output stream) from each column's cells (Arrow strings)."""
+    import pyarrow as pa
+
+    if len(labels) != len(columns):
+        raise ValueError("one column of cells per label")
+    if len(set(labels)) != len(labels):
+        raise ValueError("duplicate column labels")
+    sizes = {len(cells) for cells in columns}
+    if len(sizes) > 1:
+        raise ValueError("columns of different lengths")
+    size = sizes.pop() if sizes else 0
+    arrays = [encode_column(label, cells) for label, cells in zip(labels, columns, strict=True)]
+    metadata = {"version": FORMAT_VERSION, "source_sha256": source_sha256, "rows": size, "labels": list(labels)}
+    fields = []
+    for index, array in enumerate(arrays):
+        names = [array.type.value_type.field(i).name for i in range(array.type.value_type.num_fields)]
+        present, pairs = presence(array.dictionary.field("folded" if "folded" in names else "value"))
+        fields.append(pa.field(f"c{index}", array.type, nullable=False, metadata={b"bytes": present, b"pairs": pairs}))
+    schema = pa.schema(fields, metadata={METADATA_KEY: json.dumps(metadata).encode()})
+    batch = pa.RecordBatch.from_arrays(arrays, schema=schema) if arrays else None
+    sink = pa.OSFile(str(target), "wb") if isinstance(target, str | Path) else target
+    try:
+        with pa.ipc.new_file(sink, schema) as writer:
+            if batch is not None:
+                writer.write_batch(batch)
+    finally:
+        if isinstance(target, str | Path):
+            sink.close()
+
+
+def _strings(array: Any, text: Any, address: int) -> Strings:
+    """An Arrow string array of the file as ``Strings``: numpy views of its buffers, nothing copied."""
+    _, offsets, data = array.buffers()
+    positions = np.frombuffer(offsets, dtype=np.int32)[array.offset : array.offset + len(array) + 1]
+    if data is None:
+        return Strings(offsets=positions, data=np.zeros(0, dtype=np.uint8), text=b"", base=0)
+    return Strings(offsets=positions, data=np.frombuffer(data, dtype=np.uint8), text=text, base=data.address - address)
+
+
+def _numbers(array: Any, dtype: Any) -> np.ndarray:
+    """A primitive Arrow array of the file as a numpy view (no nulls are written)."""
+    buffer = array.buffers()[1]
+    return np.frombuffer(buffer, dtype=dtype)[array.offset : array.offset + len(array)]
+
+
+def table_read(source: str | Path | bytes, *, expect_sha256: str | None = None) -> TableArrays:
+    """Map a table file (a path) or read one from bytes; ``TableFileError`` when it is missing or not current.
+
+    Only the IPC framing is read with pyarrow; every array is handed out as a numpy view (or ``Strings``).
+    """
+    import mmap
+
+    import pyarrow as pa
+    import pyarrow.ipc
+
+    text: mmap.mmap | bytes
+    try:
+        if isinstance(source, bytes):
+            text = source
+        else:
+            with open(source, "rb") as handle:
+                text = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        buffer = pa.py_buffer(text)
+        reader = pyarrow.ipc.open_file(pa.BufferReader(buffer))
+    except (OSError, ValueError, pa.ArrowInvalid) as exc:
+        raise TableFileError(f"cannot read the table file: {exc}") from exc
+    raw = (reader.schema.metadata or {}).get(METADATA_KEY)
+    metadata: dict[str, Any] = json.loads(raw) if raw else {}
+    if metadata.get("version") != FORMAT_VERSION:
+        raise TableFileError(f"table file of format {metadata.get('version')!r}, not {FORMAT_VERSION}")
+    if expect_sha256 is not None and metadata.get("source_sha256") != expect_sha256:
+        raise TableFileError("table file made from another CSV")
+    labels: list[str] = metadata["labels"]
+    size = int(metadata["rows"])
+    address = buffer.address
+    columns: list[ColumnArrays] = []
+    if labels:
+        batch = reader.get_batch(0)
+        for label, column, field in zip(labels, batch.columns, reader.schema, strict=True):
+            dictionary = column.dictionary
+            names = {dictionary.type.field(i).name for i in range(dictionary.type.num_fields)}
+            values = _strings(dictionary.field("value"), text, address)
+            bits = field.metadata or {}
+            folded = _strings(dictionary.field("folded"), text, address) if "folded" in names else values
+            if b"bytes" in bits and b"pairs" in bits:
+                folded = dataclasses.replace(
+                    folded,
+                    present=np.frombuffer(bits[b"bytes"], dtype=np.uint8),
+                    pairs=np.frombuffer(bits[b"pairs"], dtype=np.uint8),
+                )
+            index_type = {1: np.int8, 2: np.int16, 4: np.int32}[column.type.index_type.bit_width // 8]
+            columns.append(
+                ColumnArrays(
+                    label=label,
+                    codes=_numbers(column.indices, index_type),
+                    values=values,
+                    folded=folded,
+                    ranks=_numbers(dictionary.field("rank"), np.int32),
+                    flags=_numbers(dictionary.field("flags"), np.uint8),
+                    numbers=_numbers(dictionary.field("number"), np.float64) if "number" in names else None,
+                )
+            )
+    return TableArrays(columns=columns, size=size, metadata=metadata, source=text)
+
+
+def table_buffer(labels: Sequence[str], columns: Sequence[Sequence[str] | pa.Array]) -> TableArrays:
+    """A table built in memory (tests, and a table that cannot be written to disk): written and read back."""
+    import pyarrow as pa
+
+    arrays = [cells if isinstance(cells, pa.Array) else pa.array(list(cells), type=pa.string()) for cells in columns]
+    sink = pa.BufferOutputStream()
+    table_write(sink, labels, arrays)
+    return table_read(sink.getvalue().to_pybytes())

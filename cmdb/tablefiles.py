@@ -1,0 +1,169 @@
+"""A run's CMDB table file: where it lives, how it is built once, and how a process maps it.
+
+Pure: no Django; paths and checksums arrive as arguments. The file (``cmdb_table.arrow``, format in
+``cmdb.columnar``) sits beside the run's merged CSV in ``ENREACH_DATA_DIR/runs/<run>/`` and goes when the run's
+folder is pruned; it is not one of the run's artifacts (not downloaded, published or backed up).
+
+It is written when the run finishes (the after-run step ``cmdb_table``), or on first use for a run that finished
+before there was such a step (or whose file is missing or of an older format): whoever needs it takes an exclusive
+``flock`` on ``.cmdb_table.lock`` in the run's folder, looks again, and only then builds, into a hidden temp file
+moved over the target with ``os.replace``. So two processes asking at once build it once, and a reader sees a whole
+file or none. A file made from another CSV (its recorded SHA-256 differs) or by another format version is rebuilt.
+
+The build runs in a forked child (``enreach.forked``): the CSV, pyarrow's kernels and their memory (hundreds of MB
+at 500,000 rows) stay in the child, and the web or queue worker that asked keeps only the mapping. A caller may wait
+a bounded time (``wait``): past it ``TableBuilding`` is raised while the build goes on in a thread of the process,
+so a web request answers "being prepared" instead of running into the server's timeout. When the folder cannot be
+written, the table is built in this process's memory instead (and a warning logged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+
+from cmdb.columnar import TableFileError, csv_read, table_buffer, table_read, table_write
+from cmdb.table import CmdbTable
+from enreach.forked import forked
+
+TABLE_FILE = "cmdb_table.arrow"
+LOCK_FILE = ".cmdb_table.lock"
+# Not ``.*.tmp``: the run sweeper deletes those in finished runs' folders, and a lazy build happens in one.
+PARTIAL_SUFFIX = ".part"
+FILE_MODE = 0o640
+
+logger = logging.getLogger(__name__)
+
+_builds: dict[Path, Future[bool]] = {}
+_builds_lock = threading.Lock()
+
+
+class TableBuilding(Exception):
+    """The table file is being built and the caller would not wait longer; try again shortly."""
+
+
+def table_path(csv_path: Path) -> Path:
+    """Where the table file of a run's merged CSV lives: beside it."""
+    return csv_path.parent / TABLE_FILE
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _is_current(path: Path, sha256: str) -> bool:
+    try:
+        table_read(path, expect_sha256=sha256)
+    except TableFileError:
+        return False
+    return True
+
+
+def _reusable(csv_path: Path, sha256: str) -> Path | None:
+    """Another run's table file made from this very CSV (an unchanged run links the previous run's files)."""
+    try:
+        inode = csv_path.stat().st_ino
+    except OSError:
+        return None
+    for sibling in csv_path.parent.parent.glob(f"*/{csv_path.name}"):
+        candidate = sibling.parent / TABLE_FILE
+        if sibling.parent == csv_path.parent or not candidate.is_file():
+            continue
+        with contextlib.suppress(OSError):
+            if sibling.stat().st_ino == inode and _is_current(candidate, sha256):
+                return candidate
+    return None
+
+
+def table_build(csv_path: Path, sha256: str) -> bool:
+    """Write the table file of a merged CSV unless a current one is there; ``True`` when this call wrote it.
+
+    Under the folder's lock; a file another run made from the same CSV is linked rather than built again.
+    """
+    target = table_path(csv_path)
+    folder = target.parent
+    with _locked(folder):
+        if _is_current(target, sha256):
+            return False
+        for stale in folder.glob(f".{TABLE_FILE}.*{PARTIAL_SUFFIX}"):  # left by a builder that died
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        temp = folder / f".{TABLE_FILE}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
+        try:
+            reuse = _reusable(csv_path, sha256)
+            if reuse is not None:
+                os.link(reuse, temp)
+            else:
+                labels, columns = csv_read(csv_path)
+                table_write(temp, labels, columns, source_sha256=sha256)
+                del columns
+                with open(temp, "rb") as handle:
+                    os.fsync(handle.fileno())
+                os.chmod(temp, FILE_MODE)
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            raise
+    return True
+
+
+def _build_started(csv_path: Path, sha256: str) -> Future[bool]:
+    """This process's build of the file (one at a time per file), started in a thread that waits for the child."""
+    target = table_path(csv_path)
+    with _builds_lock:
+        future = _builds.get(target)
+        if future is not None:
+            return future
+        future = _builds[target] = Future()
+
+    def build() -> None:
+        try:
+            with forked(lambda: table_build(csv_path, sha256)) as result:
+                future.set_result(result())
+        except BaseException as exc:
+            future.set_exception(exc)
+        finally:
+            with _builds_lock:
+                _builds.pop(target, None)
+
+    threading.Thread(target=build, name=f"cmdb-table-{csv_path.parent.name}", daemon=True).start()
+    return future
+
+
+def table_open(csv_path: Path, sha256: str, *, wait: float | None = None) -> tuple[CmdbTable, bool]:
+    """The mapped table of a merged CSV, built first when missing or not current; and whether this call built it.
+
+    ``wait``: seconds to wait for a build (``None``: as long as it takes); past them ``TableBuilding``.
+    ``FileNotFoundError`` when the CSV is gone (the run was pruned).
+    """
+    if not csv_path.is_file():
+        raise FileNotFoundError(csv_path)
+    target = table_path(csv_path)
+    with contextlib.suppress(TableFileError):
+        return CmdbTable.open(target, expect_sha256=sha256), False
+    try:
+        built = _build_started(csv_path, sha256).result(timeout=wait)
+    except FutureTimeout:
+        raise TableBuilding(f"The CMDB table of {csv_path.parent.name} is being prepared.") from None
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        logger.warning("cannot write the CMDB table file %s (%s): building it in memory", target, exc)
+        labels, columns = csv_read(csv_path)
+        return CmdbTable.of(table_buffer(labels, columns)), True
+    return CmdbTable.open(target, expect_sha256=sha256), built

@@ -1,0 +1,307 @@
+"""A run's CMDB table file: built once (also by two processes at once), mapped, and answering exactly what the old
+in-memory table answered (``bench.cmdb_inmemory``, the test oracle) for a battery of random queries."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import multiprocessing
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench.cmdb_inmemory import CmdbTable as OldTable
+from cmdb import tablefiles
+from cmdb.columnar import TableFileError, table_read
+from cmdb.query import DATASETS, OPERATORS, Filter, Query, QueryError, column_kind
+from cmdb.table import CmdbTable
+from cmdb.tests import workers
+from devtools.cmdbdata import merged_csv_scale
+from exports import selectors as export_selectors
+
+# Cells the generated export does not have: case folding, whitespace, the search separator, numbers written as
+# text, dates of every precision, address lists, line breaks, NUL, long digit runs.
+ODD_NAMES = ["Straße-01", "STRASSE-02", "İstanbul-1", "ΣΊΣΥΦΟΣ", "srv\x1esep", " padded ", "\t", "x\x00y",
+             "\uff11\uff12\uff13", "00042", "a" + "9" * 40, "zürich-٣", "multi\nline", "=SUM(A1)",
+             "ﬁle-server"]  # fmt: skip
+ODD_IPS = [
+    "10.2.0.4/24, 10.2.0.40/24",
+    "fe80::1/64; 10.9.9.9/8",
+    "not an ip",
+    " 10.2.1.9/24 ",
+    "010.2.0.5/24",
+    "::ffff:10.2.0.5",
+]
+ODD_DATES = [
+    "2024",
+    "2024-05",
+    "2024-05-31",
+    "2024-05-31T23:59:00Z",
+    "\uff12\uff10\uff12\uff14-01-01",
+    "May 2024",
+    " 2024-01-01",
+]
+ODD_NUMBERS = ["1.0", "1", "-0", "1e3", ".5", "+7", " 8 ", "1_000", "inf", "n/a", "١٢"]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _odd_csv(template: Path, target: Path, *, rows: int, bom: bool = False) -> None:
+    """A merged CSV of ``rows`` generated rows plus rows holding ``ODD_*`` cells in the matching columns."""
+    scaled = target.with_suffix(".scaled.csv")
+    merged_csv_scale(template, scaled, devices=rows // 2, vms=rows - rows // 2)
+    with scaled.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        body = list(reader)
+    scaled.unlink()
+    rng = random.Random(7)
+    column = {label: index for index, label in enumerate(header)}
+    for number in range(60):
+        row = list(rng.choice(body))
+        row[column["Name"]] = ODD_NAMES[number % len(ODD_NAMES)]
+        row[column["IP Address"]] = ODD_IPS[number % len(ODD_IPS)]
+        row[column["Created"]] = ODD_DATES[number % len(ODD_DATES)]
+        row[column["Memory (MB)"]] = ODD_NUMBERS[number % len(ODD_NUMBERS)]
+        row[column["Tags"]] = rng.choice(["lab, prod", "Lab", " prod ,  ", "", "Äpfel, lab"])
+        row[column["Comments"]] = rng.choice(ODD_NAMES)
+        body.insert(rng.randrange(len(body)), row)
+    with target.open("w", newline="", encoding="utf-8-sig" if bom else "utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(body)
+
+
+@pytest.fixture
+def merged_csv(export, tmp_path: Path) -> Path:
+    artifact = export.artifacts.get(name="netbox_merged_export.csv")
+    target = tmp_path / "runs" / "000001" / "netbox_merged_export.csv"
+    target.parent.mkdir(parents=True)
+    _odd_csv(export_selectors.artifact_path(artifact), target, rows=3000, bom=True)
+    return target
+
+
+# --- the oracle --------------------------------------------------------------------------------------------------
+
+
+def _random_value(rng: random.Random, old: OldTable, label: str) -> str:
+    cell = old.cell(rng.randrange(old.size), label)
+    choice = rng.random()
+    if choice < 0.3 or not cell:
+        return cell
+    if choice < 0.5:
+        start = rng.randrange(len(cell))
+        return cell[start : start + rng.randint(1, 6)]
+    if choice < 0.65:
+        return cell.upper() if rng.random() < 0.5 else f"  {cell.casefold()} "
+    return rng.choice(ODD_NAMES + ODD_IPS + ODD_DATES + ODD_NUMBERS + ["", "a", "1", "10.2.0.0/16", "fe80::/10"])
+
+
+def _random_filter(rng: random.Random, old: OldTable, labels: list[str]) -> Filter:
+    label = rng.choice(labels)
+    kind = column_kind(label)
+    op = rng.choice(OPERATORS + ("gte", "lte") * (kind != "text"))
+    value = _random_value(rng, old, label)
+    if op in ("gte", "lte") and kind == "date" and rng.random() < 0.7:
+        value = value[: rng.choice((4, 7, 10, 13, 16))]
+    return Filter(label, op, value)
+
+
+def _random_query(rng: random.Random, old: OldTable) -> Query:
+    dataset = rng.choice(DATASETS)
+    labels = [column.label for column in old.columns(dataset)]
+    filters = tuple(_random_filter(rng, old, labels) for _ in range(rng.choice((0, 0, 1, 1, 2, 3))))
+    any_of = tuple(
+        tuple(_random_filter(rng, old, labels) for _ in range(rng.randint(1, 3))) for _ in range(rng.random() < 0.2)
+    )
+    search = ""
+    if rng.random() < 0.4:
+        search = " ".join(_random_value(rng, old, rng.choice(labels)) for _ in range(rng.randint(1, 2)))
+    ordering = tuple(
+        ("-" if rng.random() < 0.5 else "") + rng.choice(labels) for _ in range(rng.choice((0, 1, 1, 2, 3)))
+    )
+    return Query(dataset=dataset, filters=filters, any_of=any_of, search=search, ordering=ordering)
+
+
+def _answer(table: Any, query: Query) -> tuple[str, Any]:
+    try:
+        return "rows", table.select(query).tolist()
+    except QueryError as exc:
+        return "error", (str(exc), exc.field)
+
+
+def test_a_runs_table_answers_exactly_what_the_old_in_memory_table_answers(merged_csv: Path):
+    old = OldTable.from_csv(merged_csv)
+    tablefiles.table_open(merged_csv, _sha256(merged_csv))
+    new = CmdbTable.open(tablefiles.table_path(merged_csv))
+    assert new.labels == old.labels and new.size == old.size == 3060
+    for dataset in DATASETS:
+        assert new.columns(dataset) == old.columns(dataset) and new.count(dataset) == old.count(dataset)
+    rng = random.Random(25)
+    answers: dict[str, int] = {"rows": 0, "error": 0, "matched": 0}
+    for _ in range(400):
+        query = _random_query(rng, old)
+        expected = _answer(old, query)
+        assert _answer(new, query) == expected, query
+        if expected[0] == "rows":  # a page: picked by partial sort when it is near the start of many rows
+            offset, limit = rng.choice((0, 0, 3, 40, 2000)), rng.choice((1, 10, 50))
+            count, window = new.select_page(query, offset, limit)
+            assert (count, window.tolist()) == (len(expected[1]), expected[1][offset : offset + limit]), query
+        answers[expected[0]] += 1
+        answers["matched"] += expected[0] == "rows" and bool(expected[1])
+    assert answers["rows"] > 250 and answers["matched"] > 150 and answers["error"] > 10  # the battery bites
+
+    rows = np.arange(old.size)
+    assert [new.row(r) for r in range(0, old.size, 97)] == [old.row(r) for r in range(0, old.size, 97)]
+    assert [new.row_id(r) for r in rows] == [old.row_id(r) for r in rows]
+    assert list(new.rows_values(rows[::13], old.labels)) == list(old.rows_values(rows[::13], old.labels))
+    assert new.longest(rows, old.labels) == old.longest(rows, old.labels)
+    for label in ("Name", "Tags", "Site", "Created", "Memory (MB)"):
+        assert new.group_counts(rows[::3], label) == old.group_counts(rows[::3], label)
+        assert new.group_counts(rows, label, split=True) == old.group_counts(rows, label, split=True)
+    for dataset in DATASETS:
+        for identifier in ("devices-7", "vms-7", "7", "1500", "vms-99999", "devices-", "x", " vms-3 "):
+            try:
+                expected_row = old.find(dataset, identifier)
+            except QueryError as exc:
+                with pytest.raises(QueryError, match=re.escape(str(exc))):
+                    new.find(dataset, identifier)
+            else:
+                assert new.find(dataset, identifier) == expected_row
+
+
+def test_sorting_and_searching_every_column_match_the_old_table(merged_csv: Path):
+    old = OldTable.from_csv(merged_csv)
+    new = CmdbTable.from_csv(merged_csv)
+    for label in old.labels:
+        for direction in ("", "-"):
+            query = Query(ordering=(direction + label,))
+            assert new.select(query).tolist() == old.select(query).tolist(), query
+    rng = random.Random(3)
+    for _ in range(150):
+        label = rng.choice(old.labels)
+        term = _random_value(rng, old, label).strip()
+        query = Query(search=term[:8])
+        assert new.select(query).tolist() == old.select(query).tolist(), query
+
+
+# --- one build, shared -------------------------------------------------------------------------------------------
+
+
+def test_two_worker_processes_reading_one_table_build_it_once(export, tmp_path: Path):
+    artifact = export.artifacts.get(name="netbox_merged_export.csv")
+    target = tmp_path / "runs" / "000002" / "netbox_merged_export.csv"
+    target.parent.mkdir(parents=True)
+    merged_csv_scale(export_selectors.artifact_path(artifact), target, devices=20_000, vms=30_000)
+    sha256 = _sha256(target)
+    context = multiprocessing.get_context("spawn")  # real, separate interpreters
+    barrier, results = context.Barrier(2), context.Queue()
+    processes = [
+        context.Process(target=workers.open_table, args=(str(target), sha256, barrier, results)) for _ in range(2)
+    ]
+    for process in processes:
+        process.start()
+    answers = [results.get(timeout=300) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert {pid for pid, *_ in answers} == {process.pid for process in processes}
+    assert sorted(built for _, built, _, _ in answers) == [False, True]  # one build, one reader
+    assert answers[0][2:] == answers[1][2:] and answers[0][2] == 50_000 and answers[0][3]
+    inode = tablefiles.table_path(target).stat().st_ino
+    _, built = tablefiles.table_open(target, sha256)
+    assert not built and tablefiles.table_path(target).stat().st_ino == inode
+    assert sorted(path.name for path in target.parent.iterdir()) == [
+        ".cmdb_table.lock",
+        "cmdb_table.arrow",
+        "netbox_merged_export.csv",
+    ]
+
+
+def test_a_file_of_another_csv_or_format_is_built_again(merged_csv: Path):
+    sha256 = _sha256(merged_csv)
+    _, built = tablefiles.table_open(merged_csv, sha256)
+    assert built
+    path = tablefiles.table_path(merged_csv)
+    assert table_read(path, expect_sha256=sha256).metadata["source_sha256"] == sha256
+    with pytest.raises(TableFileError, match="another CSV"):
+        table_read(path, expect_sha256="0" * 64)
+    with merged_csv.open("a", encoding="utf-8") as handle:
+        handle.write("," * (len(CmdbTable.from_csv(merged_csv).labels) - 1) + "\r\n")
+    changed = _sha256(merged_csv)
+    table, built = tablefiles.table_open(merged_csv, changed)
+    assert built and table.size == 3061
+    path.write_bytes(b"not an arrow file")
+    table, built = tablefiles.table_open(merged_csv, changed)
+    assert built and table.size == 3061
+
+
+def test_a_builder_that_died_leaves_nothing_the_next_build_keeps(merged_csv: Path):
+    stale = merged_csv.parent / f".{tablefiles.TABLE_FILE}.0123456789abcdef{tablefiles.PARTIAL_SUFFIX}"
+    stale.write_bytes(b"half a file")
+    assert not stale.match(".*.tmp")  # the run sweeper would delete it under a live build
+    tablefiles.table_open(merged_csv, _sha256(merged_csv))
+    assert not stale.exists()
+    assert sorted(p.name for p in merged_csv.parent.iterdir() if p.name.startswith(".")) == [".cmdb_table.lock"]
+
+
+def test_a_run_that_reused_the_previous_files_links_the_previous_table(merged_csv: Path):
+    sha256 = _sha256(merged_csv)
+    tablefiles.table_open(merged_csv, sha256)
+    later = merged_csv.parent.parent / "000009" / merged_csv.name
+    later.parent.mkdir()
+    os.link(merged_csv, later)  # what exports.files.files_reuse does for an unchanged run
+    table, built = tablefiles.table_open(later, sha256)
+    assert built and table.size == 3060
+    assert tablefiles.table_path(later).stat().st_ino == tablefiles.table_path(merged_csv).stat().st_ino
+
+
+def test_a_table_that_cannot_be_written_is_built_in_memory(merged_csv: Path, monkeypatch, caplog):
+    def read_only(csv_path: Path, sha256: str) -> bool:
+        raise PermissionError(13, "Permission denied", str(csv_path.parent / tablefiles.LOCK_FILE))
+
+    monkeypatch.setattr(tablefiles, "table_build", read_only)  # root may write anywhere: refuse as a read-only disk
+    table, built = tablefiles.table_open(merged_csv, _sha256(merged_csv))
+    assert built and table.size == 3060 and not tablefiles.table_path(merged_csv).exists()
+    assert "building it in memory" in caplog.text
+
+
+def test_a_run_without_its_table_file_is_503_while_it_is_built_then_served(export, client_for, settings):
+    viewer = client_for("viewer")
+    artifact = export.artifacts.get(name="netbox_merged_export.csv")
+    path = tablefiles.table_path(export_selectors.artifact_path(artifact))
+    assert viewer.get("/api/cmdb/merged/rows/").status_code == 200 and path.is_file()
+    path.unlink()  # a run from before the file was written after each run
+    from cmdb.selectors import cmdb_tables_clear
+
+    cmdb_tables_clear()
+    settings.CMDB_TABLE_BUILD_WAIT = 0
+    response = viewer.get("/api/cmdb/merged/rows/")
+    assert response.status_code == 503 and "being prepared" in response.json()["detail"]
+    settings.CMDB_TABLE_BUILD_WAIT = 60
+    body = viewer.get("/api/cmdb/merged/rows/?q=fra1").json()  # waits for the build that is under way
+    assert body["count"] > 0 and path.is_file()
+    page = viewer.get("/cmdb/")
+    assert page.status_code == 200
+
+
+def test_the_after_run_service_writes_a_runs_table_once(export):
+    from cmdb.services import cmdb_table_build
+
+    # The run's after-run step wrote it when the run succeeded.
+    step = next(record for record in export.after_run if record["step"] == "cmdb-table")
+    assert step["outcome"] == "succeeded" and step["note"].startswith("CMDB table: 100 rows written in "), step
+    artifact = export.artifacts.get(name="netbox_merged_export.csv")
+    path = tablefiles.table_path(export_selectors.artifact_path(artifact))
+    assert path.is_file()
+    assert cmdb_table_build(run=export) == "CMDB table: already written (100 rows)."
+    path.unlink()  # gone (or from an older format): written again
+    assert cmdb_table_build(run=export).startswith("CMDB table: 100 rows written in ")
+    assert path.is_file()
