@@ -23,8 +23,8 @@ from enreach.admin import ReadOnlyAdmin
 from exports import selectors
 from exports.column_sets import column_set_current, column_set_preview, column_set_replace
 from exports.columns import COLUMN_TYPES, DATASETS, Column, ColumnSet, ColumnSetInvalid
-from exports.models import ColumnSet as ColumnSetRow
 from exports.errors import ExportThrottled
+from exports.models import ColumnSet as ColumnSetRow
 from exports.models import ExportArtifact, ExportRun, NetboxSnapshot
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request

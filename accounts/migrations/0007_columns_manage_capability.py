@@ -18,7 +18,7 @@ def grant(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0004_role_proxy"),
+        ("accounts", "0006_labels"),
     ]
 
     operations = [

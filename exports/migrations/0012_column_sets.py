@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('exports', '0010_quality_publishing_moved'),
+        ('exports', '0011_labels'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
