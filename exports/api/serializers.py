@@ -155,7 +155,11 @@ class ColumnSetProblemsSerializer(serializers.Serializer):
     field, the names NetBox has)."""
 
     detail = serializers.CharField()
-    problems = serializers.ListField(child=serializers.CharField())
+    problems = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Every problem of the set (not for a body that is no JSON).",
+    )
 
 
 class DatasetPreviewSerializer(serializers.Serializer):
