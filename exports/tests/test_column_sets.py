@@ -386,3 +386,25 @@ def test_paths_and_custom_fields_render_by_type():
     assert render_typed(True, "boolean") == "True" and render_typed(None, "boolean") == ""
     assert render_typed("2024-05-01T10:00:00.123456+02:00", "datetime") == "2024-05-01T08:00:00Z"
     assert render_typed({"name": "Gold", "id": 3}, "text") == "Gold"
+
+
+def test_the_chat_aliases_follow_a_renamed_contract_column(netbox, client_for):
+    import json
+
+    from chat.tools import tool_run
+
+    body = {
+        dataset: [
+            {**column, "header": "Datacenter"} if column["source"] == "contract:Site" else column
+            for column in contract(dataset)
+        ]
+        for dataset in ("devices", "vms")
+    }
+    assert client_for("admin").put("/api/exports/columns/", body, format="json").status_code == 200
+    run_export()
+    site = netbox.devices[0]["site"]["name"]
+    found = json.loads(tool_run(name="search_inventory", arguments=json.dumps({"site": site, "type": "device"})))
+    assert found["total"] == sum(1 for d in netbox.devices if d["site"]["name"] == site)
+    assert all(row["Datacenter"] == site for row in found["results"])
+    counted = json.loads(tool_run(name="count_inventory", arguments=json.dumps({"group_by": "site"})))
+    assert counted["group_by"] == "Datacenter" and counted["total"] == 100
