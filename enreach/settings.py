@@ -236,6 +236,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ExportRunStatusEnum": "exports.models.ExportRun.Status",
         "ChannelKindEnum": "notifications.models.Channel.Kind",
+        # An object's change (added, changed, removed): one name, whichever endpoint the generator meets first.
+        "ChangeEnum": "exports.models.ExportChange.Change",
     },
 }
 
