@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from cmdb.services import DENSITIES, FILTER_OPS, PAGE_SIZES
+from exports.models import ExportChange
 
 
 class CmdbColumnSerializer(serializers.Serializer):
@@ -110,7 +111,7 @@ class CmdbHistoryEntrySerializer(serializers.Serializer):
 
     run = serializers.IntegerField()
     finished = serializers.DateTimeField()
-    change = serializers.ChoiceField(choices=["added", "changed", "removed"])
+    change = serializers.ChoiceField(choices=ExportChange.Change.choices)
     name = serializers.CharField(allow_blank=True)
     columns = serializers.DictField(child=serializers.ListField(child=serializers.CharField(allow_blank=True)))
 

@@ -79,7 +79,7 @@ def test_a_chunked_body_is_read_whole_not_as_empty(admin):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_chunked_bodies_leave_nothing_on_a_kept_alive_connection(live_server, make_user):
+def test_chunked_bodies_leave_nothing_on_a_kept_alive_connection(live_server, seeded_roles, make_user):
     """Django's development server (the tests' live server) hands a chunked body to nobody: it was left on the
     connection and read as the next request, whose answer (a bare HTML page) the client took for the answer to its
     own next request. The fuzz test met it: requests sends an empty form body chunked ("0\\r\\n\\r\\n")."""

@@ -138,7 +138,7 @@ class ExportChangeQuerySerializer(serializers.Serializer):
     """The filters of a run's changes."""
 
     kind = serializers.ChoiceField(choices=ExportChange.Kind.values, required=False)
-    change = serializers.ChoiceField(choices=ExportChange.Change.values, required=False)
+    change = serializers.ChoiceField(choices=ExportChange.Change.choices, required=False)
     q = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
 
