@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from enreach.outage import database_retry
 from exports import render, transform
+from exports.columns import DEFAULT_SET, DEVICES, VMS, ColumnSet
 from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
 from exports.recorder import RunRecorder
 from exports.snapshots import (
@@ -73,19 +74,32 @@ def _digest(value: Any) -> str:
 
 
 def export_fetch(
-    run: ExportRun, recorder: RunRecorder, previous: ExportRun | None, *, files_reusable: bool = True
+    run: ExportRun,
+    recorder: RunRecorder,
+    previous: ExportRun | None,
+    *,
+    files_reusable: bool = True,
+    column_set: ColumnSet = DEFAULT_SET,
 ) -> Fetched:
     """Devices and VMs from NetBox, complete, or none (``devices is None``) when nothing changed since ``previous``
-    and its files are ``files_reusable`` (written as this run would write them)."""
+    and its files are ``files_reusable`` (written as this run would write them). The records keep the values of
+    the ``column_set``'s ``field:`` paths; stored snapshots without one of them make the run a full one."""
+    paths: dict[str, tuple[str, ...]] = {"device": column_set.paths(DEVICES), "vm": column_set.paths(VMS)}
     with netbox_client() as client:
+        client.capture(devices=paths["device"], vms=paths["vm"])
         try:
-            return _fetch_with(client, run, recorder, previous, files_reusable)
+            return _fetch_with(client, run, recorder, previous, files_reusable, paths)
         finally:
             client.flush_metrics()
 
 
 def _fetch_with(
-    client: NetboxClient, run: ExportRun, recorder: RunRecorder, previous: ExportRun | None, files_reusable: bool
+    client: NetboxClient,
+    run: ExportRun,
+    recorder: RunRecorder,
+    previous: ExportRun | None,
+    files_reusable: bool,
+    paths: dict[str, tuple[str, ...]],
 ) -> Fetched:
     full_every = timedelta(hours=settings.EXPORT_FULL_EVERY_HOURS)
     incremental = (
@@ -100,7 +114,7 @@ def _fetch_with(
     run.netbox_url = client.url.rstrip("/")
     switched = previous is not None and bool(previous.netbox_url) and previous.netbox_url != run.netbox_url
     incremental = incremental and not switched
-    if incremental and (outdated := snapshots_outdated()):
+    if incremental and (outdated := snapshots_outdated(paths)):
         recorder.log(f"Full export instead of incremental: {outdated}")
         incremental = False
     run.mode = ExportRun.Mode.INCREMENTAL if incremental else ExportRun.Mode.FULL

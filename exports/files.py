@@ -23,6 +23,7 @@ from django.utils import timezone
 from enreach.forked import ChildProcessFailed, Mailbox, forked
 from exports import columns, companions, transform
 from exports.atomic import FILE_MODE, FileInfo
+from exports.column_sets import column_set_for_run
 from exports.companions import Companion, CompanionPlan, CompanionWrite, KindRows
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
 from exports.csvfiles import write_csv
@@ -56,6 +57,7 @@ class FilesPlan:
     workbook_columns: tuple[str, ...]
     excel_safe: bool
     companions: tuple[tuple[Companion, CompanionPlan], ...] = field(default=())
+    column_set: columns.ColumnSet = columns.DEFAULT_SET
 
     @property
     def digest(self) -> str:
@@ -67,10 +69,13 @@ class FilesPlan:
             "excel_safe": self.excel_safe,
             "companions": {companion.name: plan.digest for companion, plan in self.companions},
         }
+        if self.column_set.digest:  # the default set leaves the digest as it always was
+            shape["columns"] = self.column_set.digest
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
 
 
 def files_plan() -> FilesPlan:
+    column_set = column_set_for_run()
     order = settings.EXPORT_WORKBOOK_COLUMNS
     if len(order) == 1 and order[0].lower().endswith(".xlsx"):
         order = read_workbook_order(Path(order[0]))
@@ -80,9 +85,10 @@ def files_plan() -> FilesPlan:
         if plan is not None:
             planned.append((companion, plan))
     return FilesPlan(
-        workbook_columns=columns.workbook_column_order(order or None),
+        workbook_columns=column_set.workbook_order(order or None),
         excel_safe=settings.EXPORT_CSV_EXCEL_SAFE,
         companions=tuple(planned),
+        column_set=column_set,
     )
 
 
@@ -106,18 +112,24 @@ def files_writing(fetched: Fetched, folder: Path, recorder: RunRecorder, plan: F
     """
     assert fetched.devices is not None and fetched.vms is not None
     folder.mkdir(parents=True, exist_ok=True)
-    device_rows = transform.device_rows(fetched.devices, fetched.lookups)
-    vm_rows = transform.vm_rows(fetched.vms, fetched.lookups)
+    column_set = plan.column_set
+    device_rows = transform.device_rows(fetched.devices, fetched.lookups, column_set)
+    vm_rows = transform.vm_rows(fetched.vms, fetched.lookups, column_set)
     excel_safe, workbook_columns = plan.excel_safe, plan.workbook_columns
+    device_columns, vm_columns, merged_columns = (
+        column_set.device_columns,
+        column_set.vm_columns,
+        column_set.merged_columns,
+    )
     with_sheets = [
         (companion, companion_plan) for companion, companion_plan in plan.companions if companion_plan.sheets
     ]
     mailbox = Mailbox() if with_sheets else None
 
     def merged_files() -> dict[str, FileInfo]:
-        merged = transform.merged_rows(device_rows, vm_rows)  # built where it is used: in the child
-        files = {MERGED_CSV: write_csv(folder / MERGED_CSV, columns.MERGED_COLUMNS, merged, excel_safe=excel_safe)}
-        workbook_rows = transform.reorder(merged, columns.MERGED_COLUMNS, workbook_columns)
+        merged = transform.merged_rows(device_rows, vm_rows, column_set)  # built where it is used: in the child
+        files = {MERGED_CSV: write_csv(folder / MERGED_CSV, merged_columns, merged, excel_safe=excel_safe)}
+        workbook_rows = transform.reorder(merged, merged_columns, workbook_columns)
         sheets = []
         if mailbox is not None:  # the companions' messages are ready by now, or nearly
             messages = mailbox.receive()
@@ -125,14 +137,23 @@ def files_writing(fetched: Fetched, folder: Path, recorder: RunRecorder, plan: F
             for companion, companion_plan in with_sheets:
                 assert companion_plan.sheets is not None
                 sheets += companion_plan.sheets(messages.get(companion.name), folder)
-        book = write_workbook(folder / WORKBOOK, workbook_columns, workbook_rows, extra_sheets=sheets)
+        book = write_workbook(
+            folder / WORKBOOK,
+            workbook_columns,
+            workbook_rows,
+            extra_sheets=sheets,
+            numeric_columns=column_set.numeric_columns(),
+            text_columns=column_set.text_columns(),
+            date_columns=column_set.date_columns(),
+            datetime_columns=column_set.datetime_columns(),
+        )
         return {**files, WORKBOOK: book}
 
     with mailbox or contextlib.nullcontext(), forked(merged_files, enabled=settings.EXPORT_PARALLEL_WRITE) as result:
         files: dict[str, FileInfo] = {}
         rows = {
-            "device": KindRows("device", columns.DEVICE_COLUMNS, lambda: iter((device_rows,)), folder / DEVICES_CSV),
-            "vm": KindRows("vm", columns.VM_COLUMNS, lambda: iter((vm_rows,)), folder / VMS_CSV),
+            "device": KindRows("device", device_columns, lambda: iter((device_rows,)), folder / DEVICES_CSV),
+            "vm": KindRows("vm", vm_columns, lambda: iter((vm_rows,)), folder / VMS_CSV),
         }
         done = {companion.name: _companion_write(companion, companion_plan, rows, folder)
                 for companion, companion_plan in plan.companions}  # fmt: skip
@@ -140,8 +161,8 @@ def files_writing(fetched: Fetched, folder: Path, recorder: RunRecorder, plan: F
             mailbox.send({name: outcome.message for name, outcome in done.items()})
         for outcome in done.values():
             files.update(outcome.files)
-        files[DEVICES_CSV] = write_csv(folder / DEVICES_CSV, columns.DEVICE_COLUMNS, device_rows, excel_safe=excel_safe)
-        files[VMS_CSV] = write_csv(folder / VMS_CSV, columns.VM_COLUMNS, vm_rows, excel_safe=excel_safe)
+        files[DEVICES_CSV] = write_csv(folder / DEVICES_CSV, device_columns, device_rows, excel_safe=excel_safe)
+        files[VMS_CSV] = write_csv(folder / VMS_CSV, vm_columns, vm_rows, excel_safe=excel_safe)
         total = len(device_rows) + len(vm_rows)
         files_total = len(ARTIFACT_KINDS) + sum(len(companion_plan.artifacts) for _, companion_plan in plan.companions)
         recorder.progress(rows_written=total, rows_total=total, files_written=len(files), files_total=files_total)

@@ -30,6 +30,7 @@ from enreach.tracing import span
 from exports import changes
 from exports.afterrun import after_run_execute
 from exports.atomic import FileInfo
+from exports.column_sets import column_set_notes
 from exports.companions import CompanionWrite
 from exports.constants import DEVICES_CSV, VMS_CSV
 from exports.errors import ExportError
@@ -146,9 +147,16 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
         previous = ExportRun.objects.filter(status=ExportRun.Status.SUCCEEDED).order_by("-finished").first()
         plan = files_plan()
         run.files_digest = plan.digest
+        run.columns = {} if plan.column_set.is_default else plan.column_set.as_dict()
         fetched = export_fetch(
-            run, recorder, previous, files_reusable=previous is not None and previous.files_digest == plan.digest
+            run,
+            recorder,
+            previous,
+            files_reusable=previous is not None and previous.files_digest == plan.digest,
+            column_set=plan.column_set,
         )
+        for note in column_set_notes(plan.column_set):
+            recorder.log(note)
         with contextlib.ExitStack() as writing:
             with recorder.step("write"):
                 if fetched.devices is None and previous is not None:

@@ -159,7 +159,7 @@ def test_every_page_fits_the_width_without_console_errors(tab, netbox, width):
         t.check(name)
     operator = Group.objects.get(name="operator")
     t.goto(f"/admin/accounts/rolegroup/{operator.pk}/change/")
-    assert t.page.locator("input[name=capabilities]").count() == 5
+    assert t.page.locator("input[name=capabilities]").count() == 6
     t.check("admin-role")
 
     t.goto("/api/docs/")
