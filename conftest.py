@@ -61,6 +61,8 @@ ROLE_SEEDS = (
     ("accounts.migrations.0002_seed_roles", "seed"),
     ("exports.migrations.0002_role_permissions", "grant"),
     ("quality.migrations.0001_initial", "grant"),
+    ("accounts.migrations.0007_columns_manage_capability", "grant"),
+    ("quality.migrations.0002_any_column", "grant"),
 )
 
 

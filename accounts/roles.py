@@ -22,6 +22,7 @@ CAPABILITIES: dict[str, str] = {
     "chat.use": "Use the chat assistant",
     "suggestions.manage": "Manage suggestions",
     "keys.manage": "Manage global keys",
+    "columns.manage": "Manage the CMDB column sets",
 }
 
 # Seed of each role's capabilities (the admin role also gets every model permission).

@@ -162,8 +162,9 @@ def tool_run(*, name: str, arguments: str) -> str:
 def _search(header: list[str], rows: RowDicts, args: dict[str, Any]) -> dict[str, Any]:
     matches, used = _filter(header, rows, args)
     limit = _int(args.get("limit"), default=MAX_ROWS, low=1, high=MAX_ROWS, field="limit")
-    extra = [_column(header, c) for c in _strings(args.get("columns"), "columns")]
-    columns = list(dict.fromkeys([c for c in SUMMARY_COLUMNS if c in header] + used + extra))
+    extra = [_column(header, c, rows) for c in _strings(args.get("columns"), "columns")]
+    summary = [_named(rows, c) for c in SUMMARY_COLUMNS]
+    columns = list(dict.fromkeys([c for c in summary if c in header] + used + extra))
     return {
         "total": len(matches),
         "returned": min(limit, len(matches)),
@@ -175,9 +176,10 @@ def _count(header: list[str], rows: RowDicts, args: dict[str, Any]) -> dict[str,
     matches, _ = _filter(header, rows, args)
     result: dict[str, Any] = {"total": len(matches)}
     if args.get("group_by"):
-        column = _column(header, str(args["group_by"]))
-        blank = "(none)" if column == "Tags" else "(empty)"
-        counts = rows.table.group_counts(matches, column, split=column == "Tags")
+        column = _column(header, str(args["group_by"]), rows)
+        tags = column == _named(rows, "Tags")
+        blank = "(none)" if tags else "(empty)"
+        counts = rows.table.group_counts(matches, column, split=tags)
         result["group_by"] = column
         result["groups"] = len(counts)
         result["counts"] = [{"value": v or blank, "count": n} for v, n in counts[:MAX_GROUPS]]
@@ -227,23 +229,23 @@ def _filter(header: list[str], rows: RowDicts, args: dict[str, Any]) -> tuple[Se
     used: list[str] = []
     for key in ("name", "site", "cluster", "tenant"):
         if args.get(key):
-            filters.append(Filter(ALIASES[key], "contains", str(args[key])))
-            used.append(ALIASES[key])
+            filters.append(Filter(_named(rows, ALIASES[key]), "contains", str(args[key])))
+            used.append(_named(rows, ALIASES[key]))
     if args.get("status"):
-        filters.append(Filter("Status", "eq", str(args["status"])))
+        filters.append(Filter(_named(rows, "Status"), "eq", str(args["status"])))
     if args.get("type"):
         filters.append(Filter(TYPE_COLUMN, "eq", _type(args["type"])))
     if args.get("tag"):
-        filters.append(Filter("Tags", "has", str(args["tag"])))
+        filters.append(Filter(_named(rows, "Tags"), "has", str(args["tag"])))
     if args.get("ip"):
-        ip_columns = [c for c in IP_COLUMNS if c in header]
+        ip_columns = [c for c in (_named(rows, c) for c in IP_COLUMNS) if c in header]
         any_of.append(tuple(Filter(c, "ip", str(args["ip"]).strip()) for c in ip_columns))
         used += ip_columns
     where = args.get("where") or {}
     if not isinstance(where, dict):
         raise ToolError('"where" must be an object of column name -> value.')
     for raw_column, value in where.items():
-        column = _column(header, raw_column)
+        column = _column(header, raw_column, rows)
         used.append(column)
         if value is None or str(value).strip() == "":
             filters.append(Filter(column, "empty"))
@@ -256,11 +258,21 @@ def _filter(header: list[str], rows: RowDicts, args: dict[str, Any]) -> tuple[Se
     return matches.tolist(), used
 
 
-def _column(header: list[str], name: str) -> str:
-    """A column by its name (any case) or an alias; unknown names are the model's error to fix."""
+def _named(rows: RowDicts, name: str) -> str:
+    """A contract column under the header the run's column set gives it (the operator may have renamed it)."""
+    for header, contract in rows.table.column_set.contract_sources().items():
+        if contract == name:
+            return header
+    return name
+
+
+def _column(header: list[str], name: str, rows: RowDicts | None = None) -> str:
+    """A column by its name (any case) or an alias (a renamed contract column's alias names it under its header);
+    unknown names are the model's error to fix."""
     key = str(name).strip()
     if key.casefold() in ALIASES:
-        return ALIASES[key.casefold()]
+        alias = ALIASES[key.casefold()]
+        return _named(rows, alias) if rows is not None else alias
     for column in header:
         if column.casefold() == key.casefold():
             return column

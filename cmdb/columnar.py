@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cmdb.query import DATE, NUMBER, column_kind
+from cmdb.query import DATE, NUMBER, column_kind, column_kinds
+from exports.columns import ColumnSet
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -250,10 +251,10 @@ class _Column:
     are computed in Python, value by value, with the same definitions.
     """
 
-    def __init__(self, label: str, values: pa.StringArray) -> None:
+    def __init__(self, label: str, values: pa.StringArray, kind: str | None = None) -> None:
         import pyarrow.compute as pc
 
-        self.label, self.kind, self.values = label, column_kind(label), values
+        self.label, self.kind, self.values = label, kind or column_kind(label), values
         self.size = len(values)
         self.python = np.flatnonzero(~_np(pc.string_is_ascii(values)))
         self._python_values: list[str] | None = None
@@ -479,13 +480,14 @@ def _value_flags(kind: str, raw: str, fold: str) -> int:
     return flag
 
 
-def encode_column(label: str, cells: pa.Array) -> pa.DictionaryArray:
-    """One column's cells -> codes into a dictionary of its distinct values with their query data."""
+def encode_column(label: str, cells: pa.Array, kind: str | None = None) -> pa.DictionaryArray:
+    """One column's cells -> codes into a dictionary of its distinct values with their query data (``kind``:
+    number, date or text; by default the contract's kind of ``label``)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     encoded = cells.dictionary_encode()
-    column = _Column(label, encoded.dictionary)
+    column = _Column(label, encoded.dictionary, kind)
     folded = column.folded()
     numbers = column.numbers() if column.kind == NUMBER else None
     fields: list[pa.Array] = [column.values]
@@ -532,9 +534,17 @@ def csv_read(path: str | Path) -> tuple[list[str], list[pa.Array]]:
 
 
 def table_write(
-    target: str | Path | Any, labels: Sequence[str], columns: Sequence[pa.Array], *, source_sha256: str = ""
+    target: str | Path | Any,
+    labels: Sequence[str],
+    columns: Sequence[pa.Array],
+    *,
+    source_sha256: str = "",
+    column_set: dict[str, Any] | None = None,
 ) -> None:
-    """Write the table file (to a path, or to an Arrow output stream) from each column's cells (Arrow strings)."""
+    """Write the table file (to a path, or to an Arrow output stream) from each column's cells (Arrow strings).
+
+    ``column_set``: the run's column set (``ColumnSet.as_dict``; ``None`` or ``{}``: the default), kept in the
+    file's metadata: it gives each column its kind (here, and to every reader) and the datasets their columns."""
     import pyarrow as pa
 
     if len(labels) != len(columns):
@@ -545,8 +555,13 @@ def table_write(
     if len(sizes) > 1:
         raise ValueError("columns of different lengths")
     size = sizes.pop() if sizes else 0
-    arrays = [encode_column(label, cells) for label, cells in zip(labels, columns, strict=True)]
+    kinds = column_kinds(ColumnSet.from_dict(column_set or {}))
+    arrays = [
+        encode_column(label, cells, column_kind(label, kinds)) for label, cells in zip(labels, columns, strict=True)
+    ]
     metadata = {"version": FORMAT_VERSION, "source_sha256": source_sha256, "rows": size, "labels": list(labels)}
+    if column_set:
+        metadata["columns"] = column_set
     fields = []
     for index, array in enumerate(arrays):
         names = [array.type.value_type.field(i).name for i in range(array.type.value_type.num_fields)]
@@ -639,11 +654,13 @@ def table_read(source: str | Path | bytes, *, expect_sha256: str | None = None) 
     return TableArrays(columns=columns, size=size, metadata=metadata, source=text)
 
 
-def table_buffer(labels: Sequence[str], columns: Sequence[Sequence[str] | pa.Array]) -> TableArrays:
+def table_buffer(
+    labels: Sequence[str], columns: Sequence[Sequence[str] | pa.Array], column_set: dict[str, Any] | None = None
+) -> TableArrays:
     """A table built in memory (tests, and a table that cannot be written to disk): written and read back."""
     import pyarrow as pa
 
     arrays = [cells if isinstance(cells, pa.Array) else pa.array(list(cells), type=pa.string()) for cells in columns]
     sink = pa.BufferOutputStream()
-    table_write(sink, labels, arrays)
+    table_write(sink, labels, arrays, column_set=column_set)
     return table_read(sink.getvalue().to_pybytes())

@@ -20,7 +20,6 @@ from typing import IO, Any, overload
 import numpy as np
 
 from cmdb.table import CmdbTable, Column
-from exports.columns import NUMERIC_COLUMNS, TEXT_COLUMNS
 from exports.workbook import ColumnSizes, write_workbook
 
 CSV_BATCH_ROWS = 2000
@@ -93,8 +92,10 @@ def workbook_open(*, table: CmdbTable, rows: np.ndarray, columns: Sequence[Colum
             path,
             labels,
             TableRows(table, rows, labels),
-            numeric_columns=NUMERIC_COLUMNS,
-            text_columns=TEXT_COLUMNS,
+            numeric_columns=table.column_set.numeric_columns(),
+            text_columns=table.column_set.text_columns(),
+            date_columns=table.column_set.date_columns(),
+            datetime_columns=table.column_set.datetime_columns(),
             timestamp=timestamp,
             sizes=ColumnSizes(lines=lines, values=longest),
         )

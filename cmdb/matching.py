@@ -52,13 +52,13 @@ class ColumnData:
     ranked: int
 
     @classmethod
-    def of(cls, arrays: ColumnArrays) -> ColumnData:
+    def of(cls, arrays: ColumnArrays, kind: str | None = None) -> ColumnData:
         size = len(arrays.values)
         empty = np.flatnonzero(arrays.ranks == size)
         empty_code = int(empty[0]) if len(empty) else -1
         return cls(
             label=arrays.label,
-            kind=column_kind(arrays.label),
+            kind=kind or column_kind(arrays.label),
             codes=arrays.codes,
             values=arrays.values,
             folded=arrays.folded,

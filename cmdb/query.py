@@ -7,9 +7,11 @@ The matching rules these words stand for are in the docstring of ``cmdb.table``;
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from exports.columns import NUMERIC_COLUMNS
+from exports.columns import DATE as DATE_TYPE
+from exports.columns import DATETIME, DECIMAL, INTEGER, NUMERIC_COLUMNS, ColumnSet
 
 DATASETS = ("devices", "vms", "merged")
 NUMBER, TEXT, DATE = "number", "text", "date"
@@ -35,13 +37,27 @@ def column_key(label: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", label.casefold()).strip("_") or "column"
 
 
-def column_kind(label: str) -> str:
-    """``number``, ``date`` or ``text``: how a column filters and sorts."""
+def column_kind(label: str, kinds: Mapping[str, str] | None = None) -> str:
+    """``number``, ``date`` or ``text``: how a column filters and sorts (``kinds``: a run's, by label, from its
+    column set: ``column_kinds``; a label it lacks is a contract column under its own name)."""
+    if kinds is not None and label in kinds:
+        return kinds[label]
     if label in NUMERIC_COLUMNS:
         return NUMBER
     if label in DATE_COLUMNS:
         return DATE
     return TEXT
+
+
+def column_kinds(column_set: ColumnSet) -> dict[str, str]:
+    """Each merged label's kind under a run's column set: a contract column as the contract has it (under the
+    header the set gives it), another column by its type (integer and decimal: number; date and date-time: date;
+    the rest: text)."""
+    kinds = {header: column_kind(name) for header, name in column_set.contract_sources().items()}
+    for header, kind in column_set.types().items():
+        if header not in kinds:
+            kinds[header] = NUMBER if kind in (INTEGER, DECIMAL) else DATE if kind in (DATE_TYPE, DATETIME) else TEXT
+    return kinds
 
 
 @dataclass(frozen=True, slots=True)

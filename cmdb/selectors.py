@@ -97,7 +97,12 @@ def _table(artifact: ExportArtifact) -> CmdbTable:
             table = _tables.get(key)
         if table is None:
             try:
-                table, _ = table_open(artifact_path(artifact), artifact.sha256, wait=settings.CMDB_TABLE_BUILD_WAIT)
+                table, _ = table_open(
+                    artifact_path(artifact),
+                    artifact.sha256,
+                    wait=settings.CMDB_TABLE_BUILD_WAIT,
+                    column_set=artifact.run.columns or None,
+                )
             except FileNotFoundError:
                 raise CmdbUnavailable(
                     f"The files of export #{artifact.run_id} are no longer on disk (pruned)."

@@ -19,6 +19,7 @@ from cmdb.models import CmdbNamedView
 from cmdb.query import DATASETS, column_key
 from cmdb.selectors import cmdb_named_view_can_edit
 from cmdb.tablefiles import table_open
+from exports.column_sets import column_set_current
 from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
 from exports.constants import MERGED_CSV
 from exports.models import ExportRun
@@ -37,7 +38,7 @@ def cmdb_table_build(*, run: ExportRun) -> str | None:
     if artifact is None:
         return None
     started = time.perf_counter()
-    table, built = table_open(artifact_path(artifact), artifact.sha256)
+    table, built = table_open(artifact_path(artifact), artifact.sha256, column_set=run.columns or None)
     elapsed = time.perf_counter() - started
     if not built:
         return f"CMDB table: already written ({table.size:,} rows)."
@@ -76,8 +77,15 @@ def cmdb_view_default() -> dict[str, Any]:
 
 
 def dataset_keys(dataset: str) -> list[str]:
-    """The column keys of a dataset according to the contract."""
-    return [column_key(label) for label in _CONTRACT[dataset]]
+    """The column keys of a dataset under the current column set (those of the contract's columns too: a view saved
+    before a column was renamed or hidden stays valid)."""
+    column_set = column_set_current()
+    labels = {
+        "devices": column_set.device_columns,
+        "vms": column_set.vm_columns,
+        "merged": column_set.merged_columns,
+    }[dataset]
+    return list(dict.fromkeys(column_key(label) for label in (*labels, *_CONTRACT[dataset])))
 
 
 def _text(value: Any, field: str) -> str:

@@ -37,8 +37,8 @@ import numpy as np
 
 from cmdb.columnar import TableArrays, csv_read, table_buffer, table_read
 from cmdb.matching import SEP, ColumnData, value_check, value_table
-from cmdb.query import DATASETS, Column, Filter, Query, QueryError, column_key, column_kind
-from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, TYPE_COLUMN, VM_COLUMNS
+from cmdb.query import DATASETS, Column, Filter, Query, QueryError, column_key, column_kind, column_kinds
+from exports.columns import MERGED_COLUMNS, TYPE_COLUMN, ColumnSet
 
 
 class RowSet:
@@ -87,13 +87,16 @@ class RowSet:
 class CmdbTable:
     """The rows of one export (its merged CSV), queryable as the devices, VMs or merged dataset."""
 
-    def __init__(self, labels: Sequence[str], columns: Sequence[Sequence[str]]) -> None:
-        """``labels``: the merged CSV's header; ``columns``: each column's cells, in row order (built in memory)."""
+    def __init__(
+        self, labels: Sequence[str], columns: Sequence[Sequence[str]], column_set: ColumnSet | None = None
+    ) -> None:
+        """``labels``: the merged CSV's header; ``columns``: each column's cells, in row order (built in memory);
+        ``column_set``: the one the run wrote its files with (the default if not given)."""
         if len(labels) != len(columns):
             raise ValueError("one column of cells per label")
         if len(set(labels)) != len(labels):
             raise ValueError("duplicate column labels")
-        self._load(table_buffer(labels, columns))
+        self._load(table_buffer(labels, columns, column_set.as_dict() if column_set is not None else None))
 
     @classmethod
     def of(cls, arrays: TableArrays) -> CmdbTable:
@@ -118,7 +121,12 @@ class CmdbTable:
         self.labels: list[str] = [column.label for column in arrays.columns]
         self.size = arrays.size
         self.source_sha256: str = arrays.metadata.get("source_sha256", "")
-        self._data: dict[str, ColumnData] = {column.label: ColumnData.of(column) for column in arrays.columns}
+        # The run's column set, kept in the file: the datasets' columns and each column's kind.
+        self.column_set = ColumnSet.from_dict(arrays.metadata.get("columns") or {})
+        self._kinds = column_kinds(self.column_set)
+        self._data: dict[str, ColumnData] = {
+            column.label: ColumnData.of(column, column_kind(column.label, self._kinds)) for column in arrays.columns
+        }
         self._datasets = self._dataset_rows()
         self._columns = {name: self._dataset_columns(name) for name in DATASETS}
         # What the global search reads (not the type), smallest dictionary first.
@@ -136,9 +144,9 @@ class CmdbTable:
 
     def _dataset_columns(self, dataset: str) -> list[Column]:
         if dataset == "devices":
-            labels = [label for label in DEVICE_COLUMNS if label in self._data]
+            labels = [label for label in self.column_set.device_columns if label in self._data]
         elif dataset == "vms":
-            labels = [label for label in VM_COLUMNS if label in self._data]
+            labels = [label for label in self.column_set.vm_columns if label in self._data]
         else:
             labels = list(self.labels)
         columns: list[Column] = []
@@ -148,7 +156,7 @@ class CmdbTable:
             while key in used or key == "row_id":
                 key += "_"
             used.add(key)
-            columns.append(Column(key=key, label=label, kind=column_kind(label)))
+            columns.append(Column(key=key, label=label, kind=column_kind(label, self._kinds)))
         return columns
 
     def _dataset_rows(self) -> dict[str, RowSet]:

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
+from typing import Any
 
 from cmdb.columnar import TableFileError, csv_read, table_buffer, table_read, table_write
 from cmdb.table import CmdbTable
@@ -89,7 +90,7 @@ def _reusable(csv_path: Path, sha256: str) -> Path | None:
     return None
 
 
-def table_build(csv_path: Path, sha256: str) -> bool:
+def table_build(csv_path: Path, sha256: str, column_set: dict[str, Any] | None = None) -> bool:
     """Write the table file of a merged CSV unless a current one is there; ``True`` when this call wrote it.
 
     Under the folder's lock; a file another run made from the same CSV is linked rather than built again.
@@ -109,7 +110,7 @@ def table_build(csv_path: Path, sha256: str) -> bool:
                 os.link(reuse, temp)
             else:
                 labels, columns = csv_read(csv_path)
-                table_write(temp, labels, columns, source_sha256=sha256)
+                table_write(temp, labels, columns, source_sha256=sha256, column_set=column_set)
                 del columns
                 with open(temp, "rb") as handle:
                     os.fsync(handle.fileno())
@@ -122,7 +123,7 @@ def table_build(csv_path: Path, sha256: str) -> bool:
     return True
 
 
-def _build_started(csv_path: Path, sha256: str) -> Future[bool]:
+def _build_started(csv_path: Path, sha256: str, column_set: dict[str, Any] | None = None) -> Future[bool]:
     """This process's build of the file (one at a time per file), started in a thread that waits for the child."""
     target = table_path(csv_path)
     with _builds_lock:
@@ -133,7 +134,7 @@ def _build_started(csv_path: Path, sha256: str) -> Future[bool]:
 
     def build() -> None:
         try:
-            with forked(lambda: table_build(csv_path, sha256)) as result:
+            with forked(lambda: table_build(csv_path, sha256, column_set)) as result:
                 future.set_result(result())
         except BaseException as exc:
             future.set_exception(exc)
@@ -145,8 +146,11 @@ def _build_started(csv_path: Path, sha256: str) -> Future[bool]:
     return future
 
 
-def table_open(csv_path: Path, sha256: str, *, wait: float | None = None) -> tuple[CmdbTable, bool]:
+def table_open(
+    csv_path: Path, sha256: str, *, wait: float | None = None, column_set: dict[str, Any] | None = None
+) -> tuple[CmdbTable, bool]:
     """The mapped table of a merged CSV, built first when missing or not current; and whether this call built it.
+    ``column_set``: the run's (``ExportRun.columns``), which the file keeps.
 
     ``wait``: seconds to wait for a build (``None``: as long as it takes); past them ``TableBuilding``.
     ``FileNotFoundError`` when the CSV is gone (the run was pruned).
@@ -157,7 +161,7 @@ def table_open(csv_path: Path, sha256: str, *, wait: float | None = None) -> tup
     with contextlib.suppress(TableFileError):
         return CmdbTable.open(target, expect_sha256=sha256), False
     try:
-        built = _build_started(csv_path, sha256).result(timeout=wait)
+        built = _build_started(csv_path, sha256, column_set).result(timeout=wait)
     except FutureTimeout:
         raise TableBuilding(f"The CMDB table of {csv_path.parent.name} is being prepared.") from None
     except FileNotFoundError:
@@ -165,5 +169,5 @@ def table_open(csv_path: Path, sha256: str, *, wait: float | None = None) -> tup
     except OSError as exc:
         logger.warning("cannot write the CMDB table file %s (%s): building it in memory", target, exc)
         labels, columns = csv_read(csv_path)
-        return CmdbTable.of(table_buffer(labels, columns)), True
+        return CmdbTable.of(table_buffer(labels, columns, column_set)), True
     return CmdbTable.open(target, expect_sha256=sha256), built

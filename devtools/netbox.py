@@ -426,6 +426,21 @@ class FakeNetbox:
         """Delete a virtual machine and its contact assignments."""
         self._delete("vms", vm_id, "virtualization.virtualmachine")
 
+    def delete_custom_field(self, name: str) -> None:
+        """Delete a custom field definition and, as NetBox does (a queryset update: no object's ``last_updated``
+        moves), its value from every object."""
+        with self._lock:
+            fields = self._collection("custom_fields")
+            for field_id in [i for i, o in fields.objects.items() if o["name"] == name]:
+                del fields.objects[field_id]
+            fields.changed()
+            for collection_name in ("devices", "vms"):
+                collection = self._collection(collection_name)
+                for object_id, obj in collection.objects.items():
+                    if name in (obj.get("custom_fields") or {}):
+                        del obj["custom_fields"][name]
+                        collection.changed(object_id)
+
     # -- fault injection -----------------------------------------------------------------------------------------
 
     def fail(

@@ -152,7 +152,7 @@ else:
 # Named caches (integrations/caching.py) and their TTLs in seconds; CACHE_TTL_<NAME> overrides one.
 CACHE_TTLS = {
     name: env.int(f"CACHE_TTL_{name.upper()}", default=default)
-    for name, default in {"default": 300, "netbox": 300}.items()
+    for name, default in {"default": 300, "netbox": 300, "netbox_custom_fields": 300}.items()
 }
 
 # django-q2 reads this at import time. timeout (a task's hard limit) must stay below retry (when an
@@ -236,6 +236,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ExportRunStatusEnum": "exports.models.ExportRun.Status",
         "ChannelKindEnum": "notifications.models.Channel.Kind",
+        # An object's change (added, changed, removed): one name, whichever endpoint the generator meets first.
+        "ChangeEnum": "exports.models.ExportChange.Change",
     },
 }
 
@@ -502,6 +504,16 @@ CONFLUENCE_VMS_PAGE_ID = env.str("CONFLUENCE_VMS_PAGE_ID", default="")
 # Wrap the tables in the (Stiltsoft) table-filter / table-sort macros; needs the app installed in Confluence.
 CONFLUENCE_ENABLE_TABLE_FILTER = env.bool("CONFLUENCE_ENABLE_TABLE_FILTER", default=False)
 CONFLUENCE_ENABLE_TABLE_SORT = env.bool("CONFLUENCE_ENABLE_TABLE_SORT", default=False)
+# The columns of the devices and VMs pages' tables, in order: sources as in the column sets (contract:<column>,
+# cf:<custom field>, field:<dot.path>) or headers; each shows under its header in the run's column set.
+CONFLUENCE_DEVICE_TABLE_COLUMNS = env.list(
+    "CONFLUENCE_DEVICE_TABLE_COLUMNS",
+    default=["contract:Name", "contract:Status", "contract:Role", "contract:IP Address", "contract:OOB IP"],
+)
+CONFLUENCE_VM_TABLE_COLUMNS = env.list(
+    "CONFLUENCE_VM_TABLE_COLUMNS",
+    default=["contract:Name", "contract:Status", "contract:Device", "contract:Cluster", "contract:IP Address"],
+)
 # Backups of each successful run's files: a local directory, or SFTP when BACKUP_HOST is set.
 BACKUP_LOCAL_PATH = env.str("BACKUP_LOCAL_PATH", default="")
 BACKUP_HOST = env.str("BACKUP_HOST", default="")

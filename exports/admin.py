@@ -5,22 +5,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import InlineModelAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from accounts.audit import AuditContext
+from accounts.models import AuditEntry
 from enreach.admin import ReadOnlyAdmin
 from exports import selectors
+from exports.column_sets import column_set_current, column_set_preview, column_set_replace
+from exports.columns import COLUMN_TYPES, DATASETS, Column, ColumnSet, ColumnSetInvalid
 from exports.errors import ExportThrottled
+from exports.models import ColumnSet as ColumnSetRow
 from exports.models import ExportArtifact, ExportRun, NetboxSnapshot
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
 from exports.steps import step_bars, step_label
+from integrations.exceptions import IntegrationError
 
 
 class ExportArtifactInline(admin.TabularInline):
@@ -114,6 +123,7 @@ class ExportRunAdmin(ReadOnlyAdmin):
         ("Progress and timings", {"fields": ["progress_table", "timings_table"]}),
         ("After the run", {"fields": ["after_run_table"]}),
         ("What changed", {"fields": ["changes_table"]}),
+        ("Columns", {"classes": ["collapse"], "fields": ["columns_table"]}),
         ("Error and log", {"fields": ["error", "log_text"]}),
         ("Internals", {"classes": ["collapse"], "fields": ["lookups_digest", "files_digest"]}),
     ]
@@ -232,6 +242,18 @@ class ExportRunAdmin(ReadOnlyAdmin):
             )
         return table
 
+    @admin.display(description="Column set")
+    def columns_table(self, run: ExportRun) -> SafeString:
+        used = ColumnSet.from_dict(run.columns or {})
+        if used.is_default:
+            return format_html('<span class="help">{}</span>', "The default columns (the CMDB contract).")
+        rows = [
+            (label, column.header, column.source, column.type, "shown" if column.visible else "hidden")
+            for dataset, label in (("devices", "Devices"), ("vms", "VMs"))
+            for column in used.of(dataset)
+        ]
+        return _table(("Dataset", "Header", "Source", "Type", "Shown"), rows, "")
+
     @admin.display(description="Log")
     def log_text(self, run: ExportRun) -> SafeString:
         return format_html('<pre class="run-log">{}</pre>', run.log or "(empty)")
@@ -266,3 +288,107 @@ class NetboxSnapshotAdmin(ReadOnlyAdmin):
     list_display = ["kind", "netbox_id", "name", "last_updated"]
     list_filter = ["kind"]
     search_fields = ["name", "netbox_id"]
+
+
+class ColumnSetForm(forms.Form):
+    """Both datasets' columns, one a line: ``header | source | type | shown`` (type and shown optional: a contract
+    column keeps its type, a custom field takes NetBox's, ``hidden`` hides). Lines in file order: move a line to move
+    the column."""
+
+    devices = forms.CharField(widget=forms.Textarea(attrs={"rows": 20, "class": "vLargeTextField column-lines"}))
+    vms = forms.CharField(
+        label="VMs", widget=forms.Textarea(attrs={"rows": 20, "class": "vLargeTextField column-lines"})
+    )
+
+    @staticmethod
+    def as_lines(columns: Sequence[Column]) -> str:
+        return "\n".join(f"{c.header} | {c.source} | {c.type}" + ("" if c.visible else " | hidden") for c in columns)
+
+    def as_data(self) -> dict[str, list[dict[str, Any]]]:
+        data: dict[str, list[dict[str, Any]]] = {}
+        for dataset in DATASETS:
+            entries = []
+            for line in self.cleaned_data[dataset].splitlines():
+                if not line.strip():
+                    continue
+                parts = [part.strip() for part in line.split("|")]
+                entry: dict[str, Any] = {"header": parts[0], "source": parts[1] if len(parts) > 1 else ""}
+                if len(parts) > 2 and parts[2]:
+                    entry["type"] = parts[2]
+                if len(parts) > 3 and parts[3]:
+                    entry["visible"] = parts[3].lower() not in ("hidden", "no", "false", "0")
+                entries.append(entry)
+            data[dataset] = entries
+        return data
+
+
+@admin.register(ColumnSetRow)
+class ColumnSetAdmin(admin.ModelAdmin):
+    """The CMDB column sets: one page to edit both datasets, preview them on the stored snapshots and save them
+    (``columns.manage``); every save goes through ``column_set_replace`` (checked against NetBox, audited)."""
+
+    list_display = ["dataset", "updated", "updated_by"]
+
+    def _may(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.has_capability("columns.manage"))  # type: ignore[union-attr]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._may(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return self._may(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return self._may(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return self.columns_view(request)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:exports_columnset_changelist"))
+
+    def columns_view(self, request: HttpRequest) -> HttpResponse:
+        """GET: the current set as lines. POST ``_preview``: the first rows with the proposed set, nothing saved.
+        POST ``_save``: replace both datasets, or show every problem."""
+        if not self._may(request):
+            raise PermissionDenied
+        current = column_set_current()
+        preview = None
+        if request.method == "POST":
+            form = ColumnSetForm(request.POST)
+            if form.is_valid():
+                try:
+                    if "_preview" in request.POST:
+                        preview = column_set_preview(data=form.as_data())
+                    else:
+                        column_set_replace(
+                            data=form.as_data(),
+                            by=AuditContext.from_request(request, source=AuditEntry.Source.ADMIN),
+                        )
+                        self.message_user(request, "Column sets saved: the next export writes them.", messages.SUCCESS)
+                        return HttpResponseRedirect(reverse("admin:exports_columnset_changelist"))
+                except ColumnSetInvalid as exc:
+                    for problem in exc.problems:
+                        form.add_error(None, problem)
+                except IntegrationError as exc:
+                    form.add_error(None, f"The custom fields could not be checked against NetBox: {exc}")
+        else:
+            form = ColumnSetForm(initial={dataset: ColumnSetForm.as_lines(current.of(dataset)) for dataset in DATASETS})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "CMDB columns",
+            "form": form,
+            "preview": preview,
+            "opts": self.opts,
+            "types": COLUMN_TYPES,
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/exports/columnset/edit.html", context)

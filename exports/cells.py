@@ -12,7 +12,7 @@ import shutil
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from itertools import repeat
 from typing import Any
 from zipfile import ZipFile, ZipInfo
@@ -53,13 +53,49 @@ def excel_text(text: str) -> str:
     return text
 
 
-# How a column's values are typed in the workbook.
-NUMBER, TEXT, AUTO = "n", "s", "a"
+# How a column's values are typed in the workbook (dates and date-times: text as NetBox writes them, stored as
+# Excel dates with a date format).
+NUMBER, TEXT, AUTO, DATE, DATETIME = "n", "s", "a", "d", "t"
 _PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))
+_DATE_TEXT = re.compile(r"\d{4}-\d\d-\d\d")
+_DATETIME_TEXT = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?")
 
 
-def column_kinds(columns: Sequence[str], numeric: Collection[str], text: Collection[str]) -> list[str]:
-    return [TEXT if name in text else NUMBER if name in numeric else AUTO for name in columns]
+def column_kinds(
+    columns: Sequence[str],
+    numeric: Collection[str],
+    text: Collection[str],
+    dates: Collection[str] = (),
+    datetimes: Collection[str] = (),
+) -> list[str]:
+    return [
+        TEXT
+        if name in text
+        else NUMBER
+        if name in numeric
+        else DATE
+        if name in dates
+        else DATETIME
+        if name in datetimes
+        else AUTO
+        for name in columns
+    ]
+
+
+def _as_date(text: str, kind: str) -> date | None:
+    """A date column's text as a ``date`` (``datetime`` for a date-time column, in UTC, naive); ``None`` when it is
+    not one (the cell then keeps the text)."""
+    try:
+        if kind == DATE and _DATE_TEXT.fullmatch(text):
+            return date.fromisoformat(text)
+        if kind == DATETIME and _DATETIME_TEXT.fullmatch(text):
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(UTC).replace(tzinfo=None)
+            return moment.replace(microsecond=0)
+    except ValueError:
+        return None
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +154,7 @@ def plan_columns(
         converted = bool(
             (kind == TEXT and others)
             or (kind == NUMBER and has_text)
+            or (kind in (DATE, DATETIME) and has_text)
             or not types <= _PLAIN_TYPES
             # Excel has no NaN or infinity; the sum of finite floats can only overflow, which just costs a closer look.
             or not math.isfinite(sum(floats, 0.0))
@@ -188,8 +225,9 @@ def column_widths(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, cap:
 
 
 def typed(value: Any, kind: str) -> Any:
-    """The value to store: ``None`` (no cell), a number, a bool, or text. Text columns never hold numbers; numeric
-    columns turn digit strings into numbers; other columns follow the Python type. NaN and infinities, which Excel
+    """The value to store: ``None`` (no cell), a number, a bool, a date (date and date-time columns), or text. Text
+    columns never hold numbers; numeric columns turn digit strings into numbers, date columns ISO dates into dates;
+    other columns follow the Python type. NaN and infinities, which Excel
     cannot store, leave the cell empty."""
     if value is None or value == "":
         return None
@@ -203,6 +241,8 @@ def typed(value: Any, kind: str) -> Any:
         text = value if isinstance(value, str) else str(value)
         if kind == NUMBER and _NUMBER_TEXT.fullmatch(text):
             return float(text) if "." in text else int(text)
+        if kind in (DATE, DATETIME) and (moment := _as_date(text, kind)) is not None:
+            return moment
     return excel_text(text) or None
 
 

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from enreach.outage import database_retry
 from exports import render, transform
+from exports.columns import DEFAULT_SET, DEVICES, VMS, ColumnSet
 from exports.errors import ExportError
 from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
 from exports.recorder import RunRecorder
@@ -191,15 +192,25 @@ def _digest(value: Any) -> str:
 
 @contextlib.contextmanager
 def export_fetching(
-    run: ExportRun, recorder: RunRecorder, previous: ExportRun | None, folder: Path, *, files_reusable: bool = True
+    run: ExportRun,
+    recorder: RunRecorder,
+    previous: ExportRun | None,
+    folder: Path,
+    *,
+    files_reusable: bool = True,
+    column_set: ColumnSet = DEFAULT_SET,
 ) -> Iterator[Fetched]:
     """What the run writes: ``reuse`` when nothing changed since ``previous`` and its files are ``files_reusable``
     (written as this run would write them), else a source of records per kind. NetBox stays open while the caller
-    walks the sources (a full run streams its listings then); its spools in ``folder`` go when the block ends."""
+    walks the sources (a full run streams its listings then); its spools in ``folder`` go when the block ends. The
+    records keep the values of the ``column_set``'s ``field:`` paths; stored snapshots without one of them make the
+    run a full one."""
+    paths: dict[str, tuple[str, ...]] = {"device": column_set.paths(DEVICES), "vm": column_set.paths(VMS)}
     with netbox_client() as client:
+        client.capture(devices=paths["device"], vms=paths["vm"])
         fetched: Fetched | None = None
         try:
-            fetched = _fetch_with(client, run, recorder, previous, files_reusable, folder)
+            fetched = _fetch_with(client, run, recorder, previous, files_reusable, folder, paths)
             yield fetched
         finally:
             client.flush_metrics()
@@ -215,6 +226,7 @@ def _fetch_with(
     previous: ExportRun | None,
     files_reusable: bool,
     folder: Path,
+    paths: dict[str, tuple[str, ...]],
 ) -> Fetched:
     full_every = timedelta(hours=settings.EXPORT_FULL_EVERY_HOURS)
     incremental = (
@@ -229,7 +241,7 @@ def _fetch_with(
     run.netbox_url = client.url.rstrip("/")
     switched = previous is not None and bool(previous.netbox_url) and previous.netbox_url != run.netbox_url
     incremental = incremental and not switched
-    if incremental and (outdated := snapshots_outdated()):
+    if incremental and (outdated := snapshots_outdated(paths)):
         recorder.log(f"Full export instead of incremental: {outdated}")
         incremental = False
     run.mode = ExportRun.Mode.INCREMENTAL if incremental else ExportRun.Mode.FULL

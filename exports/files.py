@@ -31,6 +31,7 @@ from enreach.forked import ChildProcessFailed, Mailbox, forked
 from exports import columns, companions, transform
 from exports.atomic import FILE_MODE, FileInfo
 from exports.cells import ColumnMeter
+from exports.column_sets import column_set_for_run
 from exports.companions import Companion, CompanionPlan, CompanionWrite, KindRows
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
 from exports.csvfiles import write_csv
@@ -66,6 +67,7 @@ class FilesPlan:
     workbook_columns: tuple[str, ...]
     excel_safe: bool
     companions: tuple[tuple[Companion, CompanionPlan], ...] = field(default=())
+    column_set: columns.ColumnSet = columns.DEFAULT_SET
 
     @property
     def digest(self) -> str:
@@ -77,10 +79,13 @@ class FilesPlan:
             "excel_safe": self.excel_safe,
             "companions": {companion.name: plan.digest for companion, plan in self.companions},
         }
+        if self.column_set.digest:  # the default set leaves the digest as it always was
+            shape["columns"] = self.column_set.digest
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
 
 
 def files_plan() -> FilesPlan:
+    column_set = column_set_for_run()
     order = settings.EXPORT_WORKBOOK_COLUMNS
     if len(order) == 1 and order[0].lower().endswith(".xlsx"):
         order = read_workbook_order(Path(order[0]))
@@ -90,9 +95,10 @@ def files_plan() -> FilesPlan:
         if plan is not None:
             planned.append((companion, plan))
     return FilesPlan(
-        workbook_columns=columns.workbook_column_order(order or None),
+        workbook_columns=column_set.workbook_order(order or None),
         excel_safe=settings.EXPORT_CSV_EXCEL_SAFE,
         companions=tuple(planned),
+        column_set=column_set,
     )
 
 
@@ -104,11 +110,15 @@ class Writing:
     companions: dict[str, CompanionWrite]
 
 
-# How each kind becomes rows: its columns, its CSV, its per-batch transform (a function of the records and lookups).
-_KINDS: dict[str, tuple[tuple[str, ...], str, Callable[[Any, transform.Lookups], list[Any]]]] = {
-    "device": (columns.DEVICE_COLUMNS, DEVICES_CSV, transform.device_rows),
-    "vm": (columns.VM_COLUMNS, VMS_CSV, transform.vm_rows),
+# Each kind's CSV and per-batch transform (a function of the records, the lookups and the column set).
+_KINDS: dict[str, tuple[str, Callable[[Any, transform.Lookups, columns.ColumnSet], list[Any]]]] = {
+    "device": (DEVICES_CSV, transform.device_rows),
+    "vm": (VMS_CSV, transform.vm_rows),
 }
+
+
+def _kind_columns(kind: str, column_set: columns.ColumnSet) -> tuple[str, ...]:
+    return tuple(column_set.device_columns if kind == "device" else column_set.vm_columns)
 
 
 @dataclass
@@ -127,10 +137,12 @@ def _stream_kind(
     folder: Path,
     excel_safe: bool,
     recorder: RunRecorder,
+    column_set: columns.ColumnSet,
 ) -> _Streamed:
     """Stream a kind's records into its CSV and spool, a batch at a time; a NetBox listing that changed under the
     walk is walked once more from the start (the CSV, spool, diff and snapshots of the first walk discarded)."""
-    kind_columns, name, rows_of = _KINDS[source.kind]
+    name, rows_of = _KINDS[source.kind]
+    kind_columns = _kind_columns(source.kind, column_set)
     spool = RowSpool(folder / f".{source.kind}.rows")
     for walk in (1, 2):
         meter = ColumnMeter(len(kind_columns))
@@ -140,7 +152,7 @@ def _stream_kind(
 
         def rows(meter: ColumnMeter = meter, walking: Iterator[Sequence[Any]] = walking) -> Iterator[Any]:
             for records in walking:
-                batch = rows_of(records, lookups)
+                batch = rows_of(records, lookups, column_set)
                 source.passed(records)
                 spool.add(batch)
                 meter.add(batch)
@@ -158,7 +170,9 @@ def _stream_kind(
     raise AssertionError("unreachable")
 
 
-def _workbook_sizes(streamed: dict[str, _Streamed], workbook_columns: Sequence[str]) -> ColumnSizes:
+def _workbook_sizes(
+    streamed: dict[str, _Streamed], workbook_columns: Sequence[str], column_set: columns.ColumnSet
+) -> ColumnSizes:
     """The workbook's column sizes from each kind's: a merged row holds a kind's value or ``""`` in each column, and
     ``netbox_type`` holds the kind's type value."""
     lines = [0] * len(workbook_columns)
@@ -167,9 +181,9 @@ def _workbook_sizes(streamed: dict[str, _Streamed], workbook_columns: Sequence[s
     for kind, kind_streamed in streamed.items():
         if not kind_streamed.spool.rows:
             continue
-        position = {name: index for index, name in enumerate(_KINDS[kind][0])}
+        position = {name: index for index, name in enumerate(_kind_columns(kind, column_set))}
         for index, name in enumerate(workbook_columns):
-            if name == columns.MERGED_COLUMNS[-1]:
+            if name == column_set.merged_columns[-1]:
                 line = value = len(types[kind])
             elif name in position:
                 line = kind_streamed.meter.lines[position[name]]
@@ -203,7 +217,7 @@ def files_streaming(fetched: Fetched, folder: Path, recorder: RunRecorder, plan:
         for kind in list(walks):
             first_walk = walks.pop(kind)
             streamed[kind] = _stream_kind(
-                fetched.sources[kind], first_walk, fetched.lookups, folder, plan.excel_safe, recorder
+                fetched.sources[kind], first_walk, fetched.lookups, folder, plan.excel_safe, recorder, plan.column_set
             )
             del first_walk
         fetched.finish()  # drops the sources: nothing of the walks is left when the writing child is forked
@@ -223,11 +237,12 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
     child through a mailbox before it starts the workbook, to which they may add sheets. Leaving the block with an
     error stops the child.
     """
-    excel_safe, workbook_columns = plan.excel_safe, plan.workbook_columns
+    excel_safe, workbook_columns, column_set = plan.excel_safe, plan.workbook_columns, plan.column_set
+    device_columns, vm_columns = column_set.device_columns, column_set.vm_columns
     kinds = streamed.kinds
     device_spool, vm_spool = kinds["device"].spool, kinds["vm"].spool
     total = streamed.rows
-    sizes = _workbook_sizes(kinds, workbook_columns)
+    sizes = _workbook_sizes(kinds, workbook_columns, column_set)
     if (sheets_needed := data_sheets_needed(total)) > 1:
         recorder.log(
             f"{total:,} rows are more than an Excel sheet holds: the workbook continues them on {sheets_needed} sheets "
@@ -239,8 +254,8 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
     mailbox = Mailbox() if with_sheets else None
 
     def merged_files() -> dict[str, FileInfo]:
-        merged = transform.merged_row_stream(device_spool.batches(), vm_spool.batches())
-        files = {MERGED_CSV: write_csv(folder / MERGED_CSV, columns.MERGED_COLUMNS, merged, excel_safe=excel_safe)}
+        merged = transform.merged_row_stream(device_spool.batches(), vm_spool.batches(), column_set)
+        files = {MERGED_CSV: write_csv(folder / MERGED_CSV, column_set.merged_columns, merged, excel_safe=excel_safe)}
         sheets = []
         if mailbox is not None:  # the companions' messages are ready by now, or nearly
             messages = mailbox.receive()
@@ -253,20 +268,26 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
             workbook_columns,
             chain(
                 transform.kind_rows_as(
-                    device_spool.batches(), columns.DEVICE_COLUMNS, columns.DEVICE_TYPE_VALUE, workbook_columns
+                    device_spool.batches(), device_columns, columns.DEVICE_TYPE_VALUE, workbook_columns, column_set
                 ),
-                transform.kind_rows_as(vm_spool.batches(), columns.VM_COLUMNS, columns.VM_TYPE_VALUE, workbook_columns),
+                transform.kind_rows_as(
+                    vm_spool.batches(), vm_columns, columns.VM_TYPE_VALUE, workbook_columns, column_set
+                ),
             ),
             rows=total,
             sizes=sizes,
             extra_sheets=sheets,
+            numeric_columns=column_set.numeric_columns(),
+            text_columns=column_set.text_columns(),
+            date_columns=column_set.date_columns(),
+            datetime_columns=column_set.datetime_columns(),
         )
         return {**files, WORKBOOK: book}
 
     with mailbox or contextlib.nullcontext(), forked(merged_files, enabled=settings.EXPORT_PARALLEL_WRITE) as result:
         files: dict[str, FileInfo] = {DEVICES_CSV: kinds["device"].csv, VMS_CSV: kinds["vm"].csv}
         rows = {
-            kind: KindRows(kind, _KINDS[kind][0], kind_streamed.spool.batches, folder / _KINDS[kind][1])
+            kind: KindRows(kind, _kind_columns(kind, column_set), kind_streamed.spool.batches, folder / _KINDS[kind][0])
             for kind, kind_streamed in kinds.items()
         }
         done = {companion.name: _companion_write(companion, companion_plan, rows, folder)

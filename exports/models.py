@@ -72,6 +72,11 @@ class ExportRun(models.Model):
     netbox_url = models.CharField(
         "NetBox URL", max_length=500, blank=True, help_text="The NetBox this run exported from."
     )
+    columns = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The column set its files were written with ({} for the default, today's contract).",
+    )
     compared = models.BooleanField(
         default=False, help_text="Its rows were compared with the previous export's, column by column."
     )
@@ -197,3 +202,27 @@ class ContactSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"contacts of {len(self.contacts)} objects"
+
+
+class ColumnSet(models.Model):
+    """The operator's columns of one dataset (devices or VMs): ordered ``{"header", "source", "type", "visible"}``
+    entries (``exports.columns.Column``). No row: the default set, the contract. Changed only through
+    ``exports.column_sets.column_set_replace``, which checks it against NetBox and audits it."""
+
+    class Dataset(models.TextChoices):
+        DEVICES = "devices", "Devices"
+        VMS = "vms", "Virtual machines"
+
+    dataset = models.CharField(max_length=16, choices=Dataset.choices, unique=True)
+    columns = models.JSONField(default=list, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["dataset"]
+        verbose_name = verbose_name_plural = "CMDB columns"
+
+    def __str__(self) -> str:
+        return f"{self.get_dataset_display()} columns"

@@ -16,6 +16,7 @@ Rendering conventions (the writers rely on them):
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -163,3 +164,27 @@ def _custom_field_plan(names: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ..
     for name in sorted(names):
         groups.setdefault(normalise_name(name), []).append(name)
     return tuple((key, tuple(group)) for key, group in groups.items())
+
+
+def render_typed(value: Any, kind: str) -> Cell:
+    """A custom field's or an API path's value as a cell of a column of type ``kind`` (``exports.columns``): numbers
+    as numbers (``""`` when the value is not one), dates as NetBox writes them (``YYYY-MM-DD``), date-times as UTC
+    timestamps, booleans as ``True``/``False``, text as text (lists joined like Tags, objects by name)."""
+    if value is None or value == "":
+        return ""
+    if kind in ("integer", "decimal"):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return render_number(value)
+        if isinstance(value, str):  # NetBox may send a decimal as text
+            try:
+                return render_number(float(value)) if math.isfinite(float(value)) else ""
+            except ValueError:
+                return ""
+        return ""
+    if kind == "boolean":
+        return ("True" if value else "False") if isinstance(value, bool) else _text(value)
+    if kind == "datetime":
+        return render_timestamp(value) if isinstance(value, str) else _text(value)
+    if isinstance(value, list | tuple):
+        return render_tags(_text(item) for item in value)
+    return _text(value)

@@ -31,6 +31,7 @@ from enreach.tracing import span
 from exports import changes
 from exports.afterrun import after_run_execute
 from exports.atomic import FileInfo
+from exports.column_sets import column_set_notes
 from exports.companions import CompanionWrite
 from exports.constants import DEVICES_CSV, VMS_CSV
 from exports.errors import ExportError
@@ -155,6 +156,9 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
         previous = ExportRun.objects.filter(status=ExportRun.Status.SUCCEEDED).order_by("-finished").first()
         plan = files_plan()
         run.files_digest = plan.digest
+        run.columns = {} if plan.column_set.is_default else plan.column_set.as_dict()
+        for note in column_set_notes(plan.column_set):
+            recorder.log(note)
         with contextlib.ExitStack() as writing:
             fetched = writing.enter_context(
                 export_fetching(
@@ -163,6 +167,7 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
                     previous,
                     folder,
                     files_reusable=previous is not None and previous.files_digest == plan.digest,
+                    column_set=plan.column_set,
                 )
             )
             if fetched.reuse and previous is not None:

@@ -11,13 +11,19 @@ contacts' snapshot, and reading stored ones back (values by id; every stored one
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
 from exports.models import ContactSnapshot, NetboxSnapshot
-from integrations.netbox.records import DeviceRecord, VirtualMachineRecord, record_json, snapshot_outdated
+from integrations.netbox.records import (
+    DeviceRecord,
+    VirtualMachineRecord,
+    record_json,
+    snapshot_outdated,
+    snapshot_paths_missing,
+)
 
 if TYPE_CHECKING:
     from exports.spool import RowSpool
@@ -33,16 +39,22 @@ _RECORD_OF_KIND: dict[str, type] = {
 }
 
 
-def snapshots_outdated() -> str:
-    """Why the stored snapshots cannot be reused (``""`` when they can): one of another schema.
+def snapshots_outdated(paths: Mapping[str, Sequence[str]] | None = None) -> str:
+    """Why the stored snapshots cannot be reused (``""`` when they can): one of another schema, or one without a
+    value the column set's ``field:`` ``paths`` (kind -> paths) need.
 
     One row per kind is read: every full run rewrites all of them, and incremental runs only follow a full run of
     the same schema, so the rows of a kind share one schema.
     """
     for kind, record_type in _RECORD_OF_KIND.items():
         data = NetboxSnapshot.objects.filter(kind=kind).values_list("data", flat=True).first()
-        if data is not None and (reason := snapshot_outdated(record_type, data)):
-            return f"the stored {NetboxSnapshot.Kind(kind).label.lower()} snapshots were {reason}"
+        if data is None:
+            continue
+        label = NetboxSnapshot.Kind(kind).label.lower()
+        if reason := snapshot_outdated(record_type, data):
+            return f"the stored {label} snapshots were {reason}"
+        if missing := snapshot_paths_missing(data, (paths or {}).get(kind, ())):
+            return f"the column set reads {', '.join(missing)}, which the stored {label} snapshots did not keep"
     return ""
 
 

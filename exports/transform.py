@@ -1,5 +1,8 @@
-"""NetBox records -> CMDB rows, in the operators' column order (``exports.columns``), each cell rendered by
-``exports.render``; and rows rearranged between column orders.
+"""NetBox records -> CMDB rows, in the operators' column order (``exports.columns``: the contract, or the operator's
+column set), each cell rendered by ``exports.render``; and rows rearranged between column orders.
+
+A row is a function of (record, lookups, row plan): ``RowPlan.of(column_set, dataset)`` compiles a column set once
+per run; with the default set the contract's row is the row, untouched.
 
 Pure functions: no Django, no I/O. Every row is a tuple in exactly its columns' order. Rows are sorted by NetBox id,
 so the same records in any order give identical rows (incremental and full exports must produce byte-identical
@@ -11,16 +14,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import Any
 
 from exports.columns import (
-    DEVICE_COLUMNS,
+    CONTRACT,
+    CONTRACT_PREFIX,
+    CUSTOM_FIELD_PREFIX,
+    DEFAULT_SET,
     DEVICE_CUSTOM_FIELD_COLUMNS,
     DEVICE_TYPE_VALUE,
-    MERGED_COLUMNS,
-    VM_COLUMNS,
+    DEVICES,
     VM_CUSTOM_FIELD_COLUMNS,
-    VM_ONLY_COLUMNS,
     VM_TYPE_VALUE,
+    VMS,
+    ColumnSet,
 )
 from exports.render import (
     Cell,
@@ -33,6 +40,7 @@ from exports.render import (
     render_rack_position,
     render_tags,
     render_timestamp,
+    render_typed,
 )
 from integrations.netbox.records import (
     DEVICE_OBJECT_TYPE,
@@ -209,14 +217,91 @@ def vm_row(record: VirtualMachineRecord, lookups: Lookups) -> Row:
     )
 
 
-def device_rows(records: Iterable[DeviceRecord], lookups: Lookups) -> list[Row]:
-    """Device rows sorted by NetBox id, whatever order the records came in."""
-    return [device_row(record, lookups) for record in sorted(records, key=lambda record: record.id)]
+@dataclass(frozen=True, slots=True)
+class RowPlan:
+    """A dataset's column set compiled for its rows: the contract row's cells to keep, in order, and the custom
+    field and path columns to add (``extras``: source prefix, name, type). ``identity``: the contract row as is."""
+
+    dataset: str
+    columns: tuple[str, ...]
+    picks: tuple[int, ...]
+    extras: tuple[tuple[str, str, str], ...]
+    identity: bool
+    pick: Callable[[Sequence[Cell]], Row] = field(repr=False, compare=False, default=tuple)
+
+    @classmethod
+    def of(cls, column_set: ColumnSet, dataset: str) -> RowPlan:
+        contract = CONTRACT[dataset]
+        visible = column_set.visible(dataset)
+        at = {name: index for index, name in enumerate(contract)}
+        extras: list[tuple[str, str, str]] = []
+        picks: list[int] = []
+        for column in visible:
+            if column.prefix == CONTRACT_PREFIX:
+                picks.append(at[column.name])
+            else:
+                picks.append(len(contract) + len(extras))
+                # A custom field NetBox no longer has: an empty column (stored snapshots may still hold values).
+                gone = column.prefix == CUSTOM_FIELD_PREFIX and (dataset, column.name) in column_set.absent
+                extras.append(("" if gone else column.prefix, column.name, column.type))
+        identity = tuple(picks) == tuple(range(len(contract))) and not extras
+        pick = _picker(picks) if picks else (lambda row: ())
+        return cls(dataset, column_set.headers(dataset), tuple(picks), tuple(extras), identity, pick)
+
+    def row(self, contract_row: Row, custom_fields: Mapping[str, Any], extra: Mapping[str, Any]) -> Row:
+        """The row of this plan from a record's contract row, custom fields and kept path values."""
+        if self.identity:
+            return contract_row
+        added = tuple(
+            render_typed(
+                custom_fields.get(name) if prefix == CUSTOM_FIELD_PREFIX else extra.get(name) if prefix else None,
+                kind,
+            )
+            for prefix, name, kind in self.extras
+        )
+        return self.pick(contract_row + added)
 
 
-def vm_rows(records: Iterable[VirtualMachineRecord], lookups: Lookups) -> list[Row]:
-    """VM rows sorted by NetBox id, whatever order the records came in."""
-    return [vm_row(record, lookups) for record in sorted(records, key=lambda record: record.id)]
+_DEFAULT_PLANS: dict[str, RowPlan] = {}
+
+
+def row_plan(column_set: ColumnSet | None, dataset: str) -> RowPlan:
+    """The compiled plan of a dataset under ``column_set`` (``None``: the default set)."""
+    if column_set is None or column_set.is_default:
+        if dataset not in _DEFAULT_PLANS:
+            _DEFAULT_PLANS[dataset] = RowPlan.of(DEFAULT_SET, dataset)
+        return _DEFAULT_PLANS[dataset]
+    return RowPlan.of(column_set, dataset)
+
+
+def device_row_planned(record: DeviceRecord, lookups: Lookups, plan: RowPlan) -> Row:
+    """One device as a row of ``plan``'s columns."""
+    row = device_row(record, lookups)
+    return row if plan.identity else plan.row(row, record.custom_fields, record.extra)
+
+
+def vm_row_planned(record: VirtualMachineRecord, lookups: Lookups, plan: RowPlan) -> Row:
+    """One virtual machine as a row of ``plan``'s columns."""
+    row = vm_row(record, lookups)
+    return row if plan.identity else plan.row(row, record.custom_fields, record.extra)
+
+
+def device_rows(records: Iterable[DeviceRecord], lookups: Lookups, columns: ColumnSet | None = None) -> list[Row]:
+    """Device rows sorted by NetBox id, whatever order the records came in, in the set's device columns."""
+    ordered = sorted(records, key=lambda record: record.id)
+    plan = row_plan(columns, DEVICES)
+    if plan.identity:
+        return [device_row(record, lookups) for record in ordered]
+    return [device_row_planned(record, lookups, plan) for record in ordered]
+
+
+def vm_rows(records: Iterable[VirtualMachineRecord], lookups: Lookups, columns: ColumnSet | None = None) -> list[Row]:
+    """VM rows sorted by NetBox id, whatever order the records came in, in the set's VM columns."""
+    ordered = sorted(records, key=lambda record: record.id)
+    plan = row_plan(columns, VMS)
+    if plan.identity:
+        return [vm_row(record, lookups) for record in ordered]
+    return [vm_row_planned(record, lookups, plan) for record in ordered]
 
 
 def _index_map(from_columns: Sequence[str], to_columns: Sequence[str]) -> list[int | None]:
@@ -246,28 +331,37 @@ def _picker(indexes: Sequence[int]) -> Callable[[Sequence[Cell]], Row]:
 
 
 def merged_row_stream(
-    device_batches: Iterable[Sequence[Sequence[Cell]]], vm_batches: Iterable[Sequence[Sequence[Cell]]]
+    device_batches: Iterable[Sequence[Sequence[Cell]]],
+    vm_batches: Iterable[Sequence[Sequence[Cell]]],
+    columns: ColumnSet | None = None,
 ) -> Iterator[Row]:
     """``merged_rows`` a batch at a time: the same rows, from batches of device rows then batches of VM rows read
     once, never all in memory."""
-    device_padding: Row = (*("",) * len(VM_ONLY_COLUMNS), DEVICE_TYPE_VALUE)
+    column_set = columns or DEFAULT_SET
+    device_columns, vm_columns = column_set.device_columns, column_set.vm_columns
+    device_padding: Row = (*("",) * len(column_set.vm_only_columns), DEVICE_TYPE_VALUE)
     for batch in device_batches:
-        check_widths(batch, len(DEVICE_COLUMNS), "A device row")
+        check_widths(batch, len(device_columns), "A device row")
         for row in batch:
             yield tuple(row) + device_padding
     vm_type = (VM_TYPE_VALUE,)
+    merged_order = column_set.merged_columns[:-1]
     for batch in vm_batches:
-        check_widths(batch, len(VM_COLUMNS), "A VM row")
-        for row in reorder(batch, VM_COLUMNS, MERGED_COLUMNS[:-1]):
+        check_widths(batch, len(vm_columns), "A VM row")
+        for row in reorder(batch, vm_columns, merged_order):
             yield row + vm_type
 
 
 def kind_rows_as(
-    batches: Iterable[Sequence[Sequence[Cell]]], kind_columns: Sequence[str], type_value: str, to_columns: Sequence[str]
+    batches: Iterable[Sequence[Sequence[Cell]]],
+    kind_columns: Sequence[str],
+    type_value: str,
+    to_columns: Sequence[str],
+    columns: ColumnSet | None = None,
 ) -> Iterator[list[Row]]:
     """A kind's row batches as merged rows rearranged into ``to_columns`` (the workbook's order), without building
     the merged rows: ``netbox_type`` is ``type_value`` and a column the kind lacks is ``""``."""
-    from_columns = (*kind_columns, MERGED_COLUMNS[-1])
+    from_columns = (*kind_columns, (columns or DEFAULT_SET).merged_columns[-1])
     extra = (type_value,)
     for batch in batches:
         yield reorder([(*row, *extra) for row in batch], from_columns, to_columns)
@@ -281,18 +375,24 @@ def check_widths(rows: Sequence[Sequence[Cell]], width: int, what: str) -> None:
                 raise ValueError(f"{what} has {len(row)} values for {width} columns")
 
 
-def merged_rows(device_rows: Iterable[Sequence[Cell]], vm_rows: Iterable[Sequence[Cell]]) -> list[Row]:
-    """Device rows then VM rows, both in ``MERGED_COLUMNS`` order, ``netbox_type`` last (``devices``/``vms``)."""
-    device_padding: Row = (*("",) * len(VM_ONLY_COLUMNS), DEVICE_TYPE_VALUE)
+def merged_rows(
+    device_rows: Iterable[Sequence[Cell]], vm_rows: Iterable[Sequence[Cell]], columns: ColumnSet | None = None
+) -> list[Row]:
+    """Device rows then VM rows, both in the merged order (``MERGED_COLUMNS`` for the default set), ``netbox_type``
+    last (``devices``/``vms``)."""
+    column_set = columns or DEFAULT_SET
+    device_columns, vm_columns = column_set.device_columns, column_set.vm_columns
+    merged_columns = column_set.merged_columns
+    device_padding: Row = (*("",) * len(column_set.vm_only_columns), DEVICE_TYPE_VALUE)
     merged: list[Row] = []
     for row in device_rows:
-        if len(row) != len(DEVICE_COLUMNS):
-            raise ValueError(f"A device row has {len(row)} values for {len(DEVICE_COLUMNS)} columns")
+        if len(row) != len(device_columns):
+            raise ValueError(f"A device row has {len(row)} values for {len(device_columns)} columns")
         merged.append(tuple(row) + device_padding)
     vm_list = list(vm_rows)
     for row in vm_list:
-        if len(row) != len(VM_COLUMNS):
-            raise ValueError(f"A VM row has {len(row)} values for {len(VM_COLUMNS)} columns")
+        if len(row) != len(vm_columns):
+            raise ValueError(f"A VM row has {len(row)} values for {len(vm_columns)} columns")
     vm_type = (VM_TYPE_VALUE,)
-    merged.extend(row + vm_type for row in reorder(vm_list, VM_COLUMNS, MERGED_COLUMNS[:-1]))
+    merged.extend(row + vm_type for row in reorder(vm_list, vm_columns, merged_columns[:-1]))
     return merged

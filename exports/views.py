@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from enreach.panels import panels_render
 from exports import selectors
+from exports.columns import Column, ColumnSet
 from exports.errors import ExportThrottled
 from exports.models import ExportChange, ExportRun
 from exports.runs import QueueUnavailable
@@ -81,6 +82,14 @@ class ChangeFilterForm(forms.Form):
     change = forms.ChoiceField(required=False, choices=[("", "Any change"), *ExportChange.Change.choices])
 
 
+def _run_columns(run: ExportRun) -> list[tuple[str, list[Column]]] | None:
+    """The column set a run wrote its files with, by dataset; ``None`` for the default set (the contract)."""
+    used = ColumnSet.from_dict(run.columns or {})
+    if used.is_default:
+        return None
+    return [("Devices", list(used.devices)), ("VMs", list(used.vms))]
+
+
 @login_required
 def export_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One run: its files, step timings, log and what it changed (searchable, a page at a time)."""
@@ -108,6 +117,7 @@ def export_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "counts": counts,
         "progress_config": _progress_config(run if run.is_active else None),
         "run_panels": panels_render("export-run", request, run=run),  # the apps' panels (publishing's attempts)
+        "run_columns": _run_columns(run),
         **netbox,
     }
     return render(request, "exports/run.html", context)

@@ -11,7 +11,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import chain, count, islice, repeat
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +24,8 @@ from openpyxl.writer.theme import theme_xml
 from exports.atomic import FileInfo, atomic_path, check_widths, hash_file
 from exports.cells import (
     AUTO,
+    DATE,
+    DATETIME,
     DEFAULT_SHEET,
     DEFAULT_TABLE,
     DEFAULT_TIMESTAMP,
@@ -43,11 +45,14 @@ from exports.cells import (
 from exports.columns import NUMERIC_COLUMNS, TEXT_COLUMNS
 from exports.constants import XML_ILLEGAL_CHARS
 from exports.xlsxparts import (
+    DATE_STYLE,
+    DATETIME_STYLE,
     NS_MAIN,
     NS_REL,
     PACKAGE_RELS_PART,
     SHEET_TAIL,
     STYLES_PART,
+    STYLES_PART_DATES,
     XML_BATCH_ROWS,
     XML_CELL_MARKUP,
     XML_COMPRESS_LEVEL,
@@ -65,6 +70,9 @@ from exports.xlsxparts import (
     workbook_rels_part,
     xml_parts,
 )
+
+# Excel's day 0 in its 1900 date system (the 1900 leap-year bug makes it the 30th, not the 31st).
+_EXCEL_EPOCH = datetime(1899, 12, 30)
 
 # Saves a workbook's parts to a temp path: (temp, columns, rows, kinds, plan, sheet, table, timestamp).
 Save = Callable[..., None]
@@ -87,6 +95,11 @@ def _xml_cell(letter: str, number: str, value: Any, string_index: Callable[[str]
     """One cell of any type; an empty string for no cell. The per-cell path, for columns that need it."""
     if value is None or isinstance(value, str):
         return f'<c r="{letter}{number}" t="s"><v>{string_index(value)}</v></c>' if value else ""
+    if isinstance(value, datetime):
+        serial = (value - _EXCEL_EPOCH).total_seconds() / 86400
+        return f'<c r="{letter}{number}" s="{DATETIME_STYLE}"><v>{serial!r}</v></c>'
+    if isinstance(value, date):
+        return f'<c r="{letter}{number}" s="{DATE_STYLE}"><v>{(value - _EXCEL_EPOCH.date()).days}</v></c>'
     if isinstance(value, bool):
         return f'<c r="{letter}{number}" t="b"><v>{int(value)}</v></c>'
     if isinstance(value, int):
@@ -158,6 +171,12 @@ def _xml_shared_strings(strings: Iterable[str], unique: int) -> Iterator[str]:
         escaped = escape_text("\0".join(batch)).split("\0")
         yield '<si><t xml:space="preserve">' + '</t></si><si><t xml:space="preserve">'.join(escaped) + "</t></si>"
     yield "</sst>"
+
+
+def _has_dates(kinds: Sequence[str]) -> bool:
+    """Whether the sheet has date columns: only then do the styles carry date formats (other workbooks keep their
+    bytes)."""
+    return DATE in kinds or DATETIME in kinds
 
 
 def _write_encoded(stream: IO[bytes], chunks: Iterable[str]) -> None:
@@ -260,7 +279,14 @@ def save_xml(
     batches, so memory holds one batch of cells (plus the distinct strings, which the rows hold already)."""
     header = [excel_text(name) for name in columns]
     before, sheet_head, sheet_tail, after = xml_parts(
-        header, plan.widths, len(rows), sheet, table, timestamp, [extra.name for extra in extra_sheets]
+        header,
+        plan.widths,
+        len(rows),
+        sheet,
+        table,
+        timestamp,
+        [extra.name for extra in extra_sheets],
+        dates=_has_dates(kinds),
     )
     # Text -> its index as text, numbered as first seen; "" is no string and maps to "".
     strings: defaultdict[str, str] = defaultdict(map(str, count()).__next__)
@@ -330,13 +356,18 @@ _NUMBER_TYPES = frozenset((int, float, type(None)))
 def _xml_inline_cells(letter: str, numbers: Sequence[str], values: Sequence[Any], kind: str, short: bool) -> list[str]:
     """One column of a batch as cells, text inline (``t="inlineStr"``, never a formula). Text columns (not number
     columns) of short text (``short``) without a character XML cannot carry are kept as they are, checked for the
-    whole column at once; other columns are converted by ``typed`` (whole ints and ``""`` need no converting), and
-    a column of numbers (and empty cells) is written in one comprehension too; only a mixed column goes cell by
-    cell."""
+    whole column at once; other columns are converted by ``typed`` (whole ints and ``""`` need no converting, but
+    in a text column), and a column of numbers (and empty cells) is written in one comprehension too; only a mixed
+    column (or one of dates) goes cell by cell."""
     types = set(map(type, values))
-    if types == {str} and kind != NUMBER and short and not XML_ILLEGAL_CHARS.search("\n".join(values)):
+    if (
+        types == {str}
+        and kind not in (NUMBER, DATE, DATETIME)
+        and short
+        and not XML_ILLEGAL_CHARS.search("\n".join(values))
+    ):
         texts: Sequence[Any] = values
-    elif types == {int}:
+    elif types == {int} and kind != TEXT:
         texts = values
     else:
         texts = [typed(value, kind) for value in values]
@@ -392,7 +423,7 @@ def _save_xml_inline(
     memory does not grow with the rows."""
     header = [excel_text(name) for name in columns]
     before, sheet_head, sheet_tail, after = xml_parts(
-        header, plan.widths, len(rows), sheet, table, timestamp, shared_strings=False
+        header, plan.widths, len(rows), sheet, table, timestamp, shared_strings=False, dates=_has_dates(kinds)
     )
     # An upper bound on the sheet's size decides whether it needs Zip64: an escape takes at most 5 bytes a character.
     row_bound = 30 + sum(_XML_INLINE_MARKUP + 5 * max(length, XML_NUMBER_CHARS) for length in plan.longest)
@@ -436,6 +467,8 @@ def write_workbook_streamed(
     text_columns: Collection[str] = TEXT_COLUMNS,
     timestamp: datetime = DEFAULT_TIMESTAMP,
     extra_sheets: Sequence[ExtraSheet] = (),
+    date_columns: Collection[str] = (),
+    datetime_columns: Collection[str] = (),
 ) -> FileInfo:
     """Write ``rows`` rows, read once from ``batches`` (batches of rows, each in ``columns`` order), as an .xlsx at
     ``path``, atomically: the export's workbook, whose rows stream from disk and are never all in memory.
@@ -465,7 +498,7 @@ def write_workbook_streamed(
     all_names = [name for name, _ in data_sheets] + [extra.name for extra in extra_sheets]
     if len({name.casefold() for name in all_names}) != len(all_names):
         raise ValueError("Sheet names must be unique")
-    kinds = column_kinds(columns, numeric_columns, text_columns)
+    kinds = column_kinds(columns, numeric_columns, text_columns, date_columns, datetime_columns)
     plan = _sized_plan(columns, sizes)
     header = [excel_text(name) for name in columns]
     names = [escape_attribute(name) for name in all_names]
@@ -477,7 +510,7 @@ def write_workbook_streamed(
         ("docProps/core.xml", core_part(timestamp)),
         ("xl/workbook.xml", workbook_part(names[0], names[1:])),
         ("xl/_rels/workbook.xml.rels", workbook_rels_part(sheets_after, shared_strings=False)),
-        ("xl/styles.xml", STYLES_PART),
+        ("xl/styles.xml", STYLES_PART_DATES if _has_dates(kinds) else STYLES_PART),
         ("xl/theme/theme1.xml", theme_xml),
     ]
     row_bound = 30 + sum(_XML_INLINE_MARKUP + 5 * max(length, XML_NUMBER_CHARS) for length in plan.longest)
@@ -540,6 +573,8 @@ def write_workbook(
     timestamp: datetime = DEFAULT_TIMESTAMP,
     extra_sheets: Sequence[ExtraSheet] = (),
     sizes: ColumnSizes | None = None,
+    date_columns: Collection[str] = (),
+    datetime_columns: Collection[str] = (),
 ) -> FileInfo:
     """Write ``columns`` and ``rows`` as an .xlsx at ``path``, atomically.
 
@@ -562,6 +597,9 @@ def write_workbook(
 
     ``extra_sheets`` come after the main sheet, which stays byte for byte what it is without them.
 
+    ``date_columns`` and ``datetime_columns`` hold ISO dates and UTC timestamps as text: they become Excel dates
+    (``yyyy-mm-dd``, ``yyyy-mm-dd hh:mm:ss``); text that is not one stays text.
+
     ``sizes`` (no extra sheets), the columns' longest line and value known ahead (an index over the
     rows has them cheaply), spares the pass over the rows: a ``rows`` sequence that makes its rows on demand is read
     once, a batch at a time, and its text is written inline instead of as shared strings, so memory does not grow
@@ -579,6 +617,8 @@ def write_workbook(
         timestamp=timestamp,
         extra_sheets=extra_sheets,
         sizes=sizes,
+        date_columns=date_columns,
+        datetime_columns=datetime_columns,
     )
 
 
@@ -595,6 +635,8 @@ def write_workbook_with(
     timestamp: datetime = DEFAULT_TIMESTAMP,
     extra_sheets: Sequence[ExtraSheet] = (),
     sizes: ColumnSizes | None = None,
+    date_columns: Collection[str] = (),
+    datetime_columns: Collection[str] = (),
 ) -> FileInfo:
     """``write_workbook`` with ``save`` writing the parts (``save_xml``, the production engine, or a comparison
     engine of ``bench.workbooks``): the checks, the typing and the column plan are the same whichever engine saves."""
@@ -612,7 +654,7 @@ def write_workbook_with(
         rows = list(rows)
     if len(rows) + 1 > EXCEL_MAX_ROWS:
         raise ValueError(f"{len(rows):,} rows do not fit in a sheet of {EXCEL_MAX_ROWS:,} rows (header included)")
-    kinds = column_kinds(columns, numeric_columns, text_columns)
+    kinds = column_kinds(columns, numeric_columns, text_columns, date_columns, datetime_columns)
     if sizes is not None:
         if engine != "xml" or extra_sheets:
             raise ValueError("Column sizes known ahead need the xml engine and no extra sheets")

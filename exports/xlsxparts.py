@@ -194,6 +194,19 @@ STYLES_PART = "".join(
     )
 )
 
+# With date columns: two more cell formats, dates (style 1) and date-times (style 2).
+DATE_STYLE, DATETIME_STYLE = "1", "2"
+STYLES_PART_DATES = STYLES_PART.replace(
+    '<fonts count="1">',
+    '<numFmts count="2"><numFmt numFmtId="164" formatCode="yyyy-mm-dd"/>'
+    '<numFmt numFmtId="165" formatCode="yyyy-mm-dd hh:mm:ss"/></numFmts><fonts count="1">',
+).replace(
+    '<cellXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/></cellXfs>',
+    '<cellXfs count="3"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>',
+)
+
 
 def sheet_head(width: int, widths: Sequence[int], rows: int, *, selected: bool = True) -> str:
     """The main sheet up to its rows: its size, the frozen header row and first column, the columns' widths.
@@ -270,11 +283,13 @@ def xml_parts(
     extra: Sequence[str] = (),
     *,
     shared_strings: bool = True,
+    dates: bool = False,
 ) -> tuple[list[tuple[str, str]], str, str, list[tuple[str, str]]]:
     """The package around the cells: the parts before the sheet, the sheet's head and tail, the parts after it.
 
     ``extra`` names further sheets (``xl/worksheets/sheet2.xml`` on), written by the caller; with none, the parts
-    are exactly those of a one-sheet workbook. ``shared_strings=False``: a workbook whose text is all inline."""
+    are exactly those of a one-sheet workbook. ``shared_strings=False``: a workbook whose text is all inline.
+    ``dates``: the styles carry the date formats date cells refer to."""
     sheet_name, extra_names = _escape_attribute(sheet), [_escape_attribute(name) for name in extra]
     before = [
         ("[Content_Types].xml", content_types_part(len(extra), shared_strings=shared_strings)),
@@ -283,7 +298,7 @@ def xml_parts(
         ("docProps/core.xml", core_part(timestamp)),
         ("xl/workbook.xml", workbook_part(sheet_name, extra_names)),
         ("xl/_rels/workbook.xml.rels", workbook_rels_part(len(extra), shared_strings=shared_strings)),
-        ("xl/styles.xml", STYLES_PART),
+        ("xl/styles.xml", STYLES_PART_DATES if dates else STYLES_PART),
         ("xl/theme/theme1.xml", theme_xml),
     ]
     after = [

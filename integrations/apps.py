@@ -30,6 +30,9 @@ class IntegrationsConfig(AppConfig):
         # NetBox's status goes stale when its credentials change or an export lands.
         invalidate_on("key_changed", "netbox")
         invalidate_on("export_succeeded", "netbox")
+        # The custom field definitions a column set is checked against: another NetBox, or one that changed.
+        invalidate_on("key_changed", "netbox_custom_fields")
+        invalidate_on("export_succeeded", "netbox_custom_fields")
 
         # Every `migrate` brings the daily directory sync in line with AUTH_LDAP_SERVER_URI.
         post_migrate.connect(_sync_schedule, sender=self)

@@ -37,3 +37,23 @@ def netbox_status_get() -> dict[str, Any]:
 def netbox_status_cached() -> dict[str, Any]:
     """``netbox_status_get`` through the ``netbox`` named cache (pages poll it; NetBox need not answer each time)."""
     return named_cache("netbox").get_or_load("status", netbox_status_get)
+
+
+def netbox_custom_fields_get() -> dict[str, dict[str, str]]:
+    """NetBox's custom fields by object type (``dcim.device``...): ``{object type: {name: type}}``."""
+    with netbox_client() as client:
+        try:
+            definitions = client.fetch_custom_fields()
+        finally:
+            client.flush_metrics()
+    by_type: dict[str, dict[str, str]] = {}
+    for definition in definitions:
+        for object_type in definition.object_types:
+            by_type.setdefault(object_type, {})[definition.name] = definition.type
+    return by_type
+
+
+def netbox_custom_fields_cached() -> dict[str, dict[str, str]]:
+    """``netbox_custom_fields_get`` through the ``netbox_custom_fields`` named cache (checking a column set asks
+    NetBox once per TTL, not once per save or preview)."""
+    return named_cache("netbox_custom_fields").get_or_load("all", netbox_custom_fields_get)

@@ -34,6 +34,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from exports import afterrun, selectors
+from exports.columns import DEVICES, VMS, ColumnSet
 from exports.constants import DEVICES_CSV, VMS_CSV, WORKBOOK, XML_ILLEGAL_CHARS
 from exports.models import ExportArtifact, ExportRun
 from integrations.backup.client import (
@@ -54,8 +55,6 @@ logger = logging.getLogger(__name__)
 
 PARTS = ("cmdb", "devices", "vms")
 TARGETS = ("confluence", "backup")
-DEVICE_TABLE = ("Name", "Status", "Role", "IP Address", "OOB IP")
-VM_TABLE = ("Name", "Status", "Device", "Cluster", "IP Address")
 CONTENT_TYPES = {
     ".csv": "text/csv",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -158,6 +157,26 @@ def _holds(attachment: ConfluenceAttachment | None, artifact: ExportArtifact) ->
     )
 
 
+def table_columns(run: ExportRun, part: str) -> tuple[str, ...]:
+    """The headers of a page's table (``CONFLUENCE_DEVICE_TABLE_COLUMNS`` / ``..._VM_...``): each entry a column set
+    source (``contract:Role``, ``cf:cost_center``, ``field:platform.slug``), shown under its header in the column
+    set the run wrote its files with, or a header as it is. A source the run's set does not show is left out."""
+    entries = settings.CONFLUENCE_DEVICE_TABLE_COLUMNS if part == "devices" else settings.CONFLUENCE_VM_TABLE_COLUMNS
+    dataset = DEVICES if part == "devices" else VMS
+    shown = ColumnSet.from_dict(run.columns or {}).visible(dataset)
+    header_of = {column.source: column.header for column in shown}
+    headers = {column.header for column in shown}
+    picked = []
+    for entry in entries:
+        entry = entry.strip()
+        header = (
+            header_of.get(entry) if ":" in entry and entry.split(":", 1)[0] in ("contract", "cf", "field") else entry
+        )
+        if header and header in headers and header not in picked:
+            picked.append(header)
+    return tuple(picked)
+
+
 def _attach(
     client: ConfluenceClient,
     page_id: str,
@@ -180,9 +199,8 @@ def _attach(
 def _publish_table(
     client: ConfluenceClient, run: ExportRun, part: str, page_id: str, *, dry_run: bool, force: bool
 ) -> PartResult:
-    name, columns, heading = (
-        (DEVICES_CSV, DEVICE_TABLE, "Devices") if part == "devices" else (VMS_CSV, VM_TABLE, "Virtual machines")
-    )
+    name, heading = (DEVICES_CSV, "Devices") if part == "devices" else (VMS_CSV, "Virtual machines")
+    columns = table_columns(run, part)
     artifact = _artifact(run, name)
     body = page_storage(
         heading=heading,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 
 from exports.admin import run_admin_extend
-from quality.models import QualityAllowedValues, QualityRuleCount, QualityRuleSetting
+from exports.column_sets import column_set_current
+from quality.models import QualityAllowedValues, QualityRequiredColumn, QualityRuleCount, QualityRuleSetting
 from quality.rules import BUILTIN_RULES
 
 _RULES = {rule.id: rule for rule in BUILTIN_RULES}
@@ -70,10 +72,23 @@ class QualityRuleSettingAdmin(admin.ModelAdmin):
         return f"{text}, threshold {threshold} {rule.threshold_unit}" if rule.threshold_unit else text
 
 
+class ColumnChoiceForm(forms.ModelForm):
+    """A rule's column: one of the CMDB's columns now (a header of the column sets, the operator's own included)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        headers = column_set_current().merged_columns[:-1]
+        self.fields["column"] = forms.ChoiceField(
+            choices=[(header, header) for header in sorted(headers, key=str.casefold)],
+            help_text="A column of the CMDB, as the column sets name it.",
+        )
+
+
 @admin.register(QualityAllowedValues)
 class QualityAllowedValuesAdmin(admin.ModelAdmin):
-    """Allowed values of a custom-field column (replacing QUALITY_ALLOWED_VALUES for that column)."""
+    """Allowed values of any column (replacing QUALITY_ALLOWED_VALUES for that column)."""
 
+    form = ColumnChoiceForm
     list_display = ["column", "allowed_values", "enabled", "updated"]
     list_editable = ["enabled"]
     readonly_fields = ["updated"]
@@ -81,3 +96,14 @@ class QualityAllowedValuesAdmin(admin.ModelAdmin):
     @admin.display(description="Allowed values")
     def allowed_values(self, row: QualityAllowedValues) -> str:
         return ", ".join(row.allowed)
+
+
+@admin.register(QualityRequiredColumn)
+class QualityRequiredColumnAdmin(admin.ModelAdmin):
+    """Columns that must not be empty (any column, the operator's own included): a missing-value rule each."""
+
+    form = ColumnChoiceForm
+    list_display = ["column", "kinds", "severity", "enabled", "updated"]
+    list_editable = ["enabled"]
+    list_filter = ["kinds", "severity", "enabled"]
+    readonly_fields = ["updated"]

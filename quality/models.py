@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.db import models
 
-from exports.columns import DEVICE_CUSTOM_FIELD_COLUMNS, VM_CUSTOM_FIELD_COLUMNS
 from exports.models import ExportRun
 from quality.rules import BUILTIN_RULES, SEVERITIES
 
@@ -35,17 +34,13 @@ class QualityRuleSetting(models.Model):
 
 
 class QualityAllowedValues(models.Model):
-    """The allowed values of a custom-field column: values outside the set are data-quality findings.
+    """The allowed values of a column: values outside the set are data-quality findings.
 
-    A row here replaces ``QUALITY_ALLOWED_VALUES``'s list for its column; switch it off to drop the rule.
+    A row here replaces ``QUALITY_ALLOWED_VALUES``'s list for its column; switch it off to drop the rule. Any
+    column of the column sets (its header: a contract column, a custom field or a path the operator added).
     """
 
-    column = models.CharField(
-        max_length=64,
-        unique=True,
-        choices=[(c, c) for c in sorted({*DEVICE_CUSTOM_FIELD_COLUMNS, *VM_CUSTOM_FIELD_COLUMNS})],
-        help_text="A custom-field column of the CMDB.",
-    )
+    column = models.CharField(max_length=255, unique=True, help_text="A column of the CMDB (its header).")
     values = models.TextField(help_text="One allowed value per line (compared case-insensitively).")
     enabled = models.BooleanField(default=True)
     updated = models.DateTimeField(auto_now=True)
@@ -61,6 +56,28 @@ class QualityAllowedValues(models.Model):
     @property
     def allowed(self) -> list[str]:
         return [line.strip() for line in self.values.splitlines() if line.strip()]
+
+
+class QualityRequiredColumn(models.Model):
+    """A column that must not be empty: each device or VM (or both) without a value is a data-quality finding. Any
+    column of the column sets, the operator's own included (beside the built-in missing-value rules)."""
+
+    class Kinds(models.TextChoices):
+        DEVICES = "device", "Devices"
+        VMS = "vm", "Virtual machines"
+        BOTH = "both", "Devices and VMs"
+
+    column = models.CharField(max_length=255, unique=True, help_text="A column of the CMDB (its header).")
+    kinds = models.CharField(max_length=8, choices=Kinds.choices, default=Kinds.BOTH)
+    severity = models.CharField(max_length=16, choices=[(s, s.capitalize()) for s in SEVERITIES], default=SEVERITIES[1])
+    enabled = models.BooleanField(default=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["column"]
+
+    def __str__(self) -> str:
+        return f"{self.column} required ({self.get_kinds_display()})"
 
 
 class QualityRuleCount(models.Model):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any
@@ -90,11 +90,15 @@ _ID_AT = FINDING_COLUMNS.index("id")
 # --- the export's companion -------------------------------------------------------------------------------------
 
 
-def report_write(config: QualityConfig, rows: RunRows, folder: Path) -> CompanionWrite:
+def report_write(
+    config: QualityConfig, rows: RunRows, folder: Path, *, renames: Mapping[str, str] | None = None
+) -> CompanionWrite:
     """The companion's write: evaluate the rules over the run's devices and VMs (batch by batch) and write
-    ``data_quality.csv``; the summary goes to the writing child and is recorded with the run. Never raises."""
+    ``data_quality.csv``; the summary goes to the writing child and is recorded with the run. Never raises.
+    ``renames``: header -> contract name of renamed contract columns, which the rules read by contract name."""
+    renames = renames or {}
     row_sets = [
-        RowSet((), rows[kind].columns, kind, batches=rows[kind].batches)
+        RowSet((), tuple(renames.get(c, c) for c in rows[kind].columns), kind, batches=rows[kind].batches)
         for kind in (KIND_DEVICE, KIND_VM)
         if kind in rows
     ]

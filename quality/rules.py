@@ -305,6 +305,24 @@ def allowed_values_rule(column: str, severity: str = SEVERITY_WARNING) -> Rule:
                 _outside_allowed(column), column=column)  # fmt: skip
 
 
+def _missing_in(kinds: tuple[str, ...], column: str) -> Check:
+    def check(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
+        mask = rows.blank(column)
+        if set(kinds) != set(KINDS):
+            mask = rows.of_kind(kinds[0]) & mask
+        return mask, ""
+
+    return check
+
+
+def required_column_rule(column: str, kinds: tuple[str, ...] = KINDS, severity: str = SEVERITY_WARNING) -> Rule:
+    """The rule flagging objects of ``kinds`` whose ``column`` (any column, the operator's own included) is empty."""
+    slug = re.sub(r"\W+", "_", column.casefold()).strip("_") or "column"
+    who = "Devices" if kinds == (KIND_DEVICE,) else "VMs" if kinds == (KIND_VM,) else "Objects"
+    return Rule(f"missing_{slug}", f"{who} without {column}", severity, (column,), _missing_in(kinds, column),
+                column=column)  # fmt: skip
+
+
 # --- running the rules ----------------------------------------------------------------------------------------
 
 
@@ -403,10 +421,12 @@ def quality_config_build(
     disabled: Sequence[str] = (),
     thresholds: Mapping[str, int] | None = None,
     allowed: Mapping[str, Sequence[str]] | None = None,
+    required: Sequence[tuple[str, tuple[str, ...], str]] = (),
 ) -> QualityConfig:
     """Rules with settings: built-in defaults, then the settings (``disabled``, ``thresholds``), then the admin's
     ``overrides`` (by rule id, for built-in and allowed-set rules). ``allowed`` maps custom-field columns to their
-    allowed values; each becomes a rule."""
+    allowed values; each becomes a rule. ``required``: (column, kinds, severity) of the columns that must not be
+    empty, a rule each."""
     overrides = overrides or {}
     thresholds = thresholds or {}
     configured: list[tuple[Rule, RuleSetting]] = []
@@ -427,4 +447,7 @@ def quality_config_build(
         rule = allowed_values_rule(column)
         setting = overrides.get(rule.id, RuleSetting(enabled=rule.id not in disabled))
         configured.append((rule, replace(setting, allowed=tuple(str(v) for v in values))))
+    for column, kinds, severity in required:
+        rule = required_column_rule(column, kinds, severity)
+        configured.append((rule, overrides.get(rule.id, RuleSetting(enabled=rule.id not in disabled))))
     return QualityConfig(rules=tuple(configured), today=today)

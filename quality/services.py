@@ -15,12 +15,16 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from exports.column_sets import column_set_current
+from exports.columns import ColumnSet
 from exports.companions import Companion, CompanionPlan
 from exports.models import ExportArtifact, ExportRun
-from quality.models import QualityAllowedValues, QualityRuleCount, QualityRuleSetting
+from quality.models import QualityAllowedValues, QualityRequiredColumn, QualityRuleCount, QualityRuleSetting
 from quality.report import QUALITY_CSV, report_sheets, report_write
 from quality.rules import (
     DATED_RULE_IDS,
+    KIND_DEVICE,
+    KIND_VM,
     QualityConfig,
     QualitySummary,
     RuleResult,
@@ -29,8 +33,19 @@ from quality.rules import (
 )
 
 
-def quality_config_current(*, today: date | None = None) -> QualityConfig:
-    """The rules as configured now: the settings as defaults, the admin's rows overriding them."""
+def quality_renames(column_set: ColumnSet) -> dict[str, str]:
+    """Header -> contract name of the contract columns the column set renamed: the built-in rules read the contract's
+    columns by their own names, whatever the files call them (a name another column took keeps that column)."""
+    headers = set(column_set.device_columns) | set(column_set.vm_columns)
+    return {
+        header: name for header, name in column_set.contract_sources().items() if header != name and name not in headers
+    }
+
+
+def quality_config_current(*, today: date | None = None, renames: dict[str, str] | None = None) -> QualityConfig:
+    """The rules as configured now: the settings as defaults, the admin's rows overriding them. Columns named by
+    a renamed contract column's header read it under its contract name (``renames``)."""
+    renames = renames or {}
     thresholds = {"warranty_expiring": settings.QUALITY_WARRANTY_DAYS}
     enabled: list[str] = []
     if settings.QUALITY_HARDWARE_MAX_AGE_YEARS > 0:
@@ -50,12 +65,18 @@ def quality_config_current(*, today: date | None = None) -> QualityConfig:
             allowed[row.column] = row.allowed
         else:
             allowed.pop(row.column, None)
+    kinds = {"device": (KIND_DEVICE,), "vm": (KIND_VM,), "both": (KIND_DEVICE, KIND_VM)}
+    required = [
+        (renames.get(row.column, row.column), kinds[row.kinds], row.severity)
+        for row in QualityRequiredColumn.objects.filter(enabled=True)
+    ]
     return quality_config_build(
         today=today or timezone.localdate(),
         overrides=overrides,
         disabled=settings.QUALITY_DISABLED_RULES,
         thresholds=thresholds,
-        allowed=allowed,
+        allowed={renames.get(column, column): values for column, values in allowed.items()},
+        required=required,
     )
 
 
@@ -100,11 +121,12 @@ def quality_companion_prepare() -> CompanionPlan | None:
     """The report's part in the coming run (``EXPORT_QUALITY``), with the rules as configured now."""
     if not settings.EXPORT_QUALITY:
         return None
-    config = quality_config_current()
+    renames = quality_renames(column_set_current())
+    config = quality_config_current(renames=renames)
     sheet = settings.EXPORT_QUALITY_SHEET
     return CompanionPlan(
         digest=quality_digest(config, sheet=sheet),
-        write=partial(report_write, config),
+        write=partial(report_write, config, renames=renames),
         artifacts={QUALITY_CSV: ExportArtifact.Kind.QUALITY},
         sheets=report_sheets if sheet else None,
     )

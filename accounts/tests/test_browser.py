@@ -7,6 +7,7 @@ with ``-m browser``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,27 @@ def chromium_path() -> str:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test-deps` installs Debian's chromium")
     return CHROMIUM
+
+
+@contextlib.contextmanager
+def chromium_launched() -> Iterator[Any]:
+    """Debian's Chromium launched through Playwright, for one module's tests. Playwright's sync API keeps an event
+    loop in this thread meanwhile, so Django's refusal of synchronous ORM calls in it is lifted until the end."""
+    executable = chromium_path()
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, args=ARGS, headless=True)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture(scope="module")

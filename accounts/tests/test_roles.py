@@ -20,7 +20,7 @@ def group_capabilities(role: str) -> set[str]:
 @pytest.mark.parametrize(
     ("role", "expected"),
     [
-        ("admin", {"export.run", "export.download", "chat.use", "suggestions.manage", "keys.manage"}),
+        ("admin", {"export.run", "export.download", "chat.use", "suggestions.manage", "keys.manage", "columns.manage"}),
         ("member", {"export.run", "export.download", "chat.use"}),
         ("operator", {"export.run", "export.download"}),
         ("viewer", {"export.download"}),

@@ -25,7 +25,7 @@ from openpyxl import load_workbook
 
 from accounts.models import User
 from accounts.services import user_create
-from accounts.tests.test_browser import ARGS, chromium_path
+from accounts.tests.test_browser import chromium_launched
 from cmdb.models import CmdbNamedView
 from exports import selectors as export_selectors
 from exports.models import ExportRun
@@ -38,24 +38,9 @@ SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    import os
-
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_path()
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            instance = playwright.chromium.launch(executable_path=executable, args=ARGS, headless=True)
-            yield instance
-            instance.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+def browser() -> Iterator[Any]:
+    with chromium_launched() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -264,7 +264,7 @@ def test_a_run_that_reused_the_previous_files_links_the_previous_table(merged_cs
 
 
 def test_a_table_that_cannot_be_written_is_built_in_memory(merged_csv: Path, monkeypatch, caplog):
-    def read_only(csv_path: Path, sha256: str) -> bool:
+    def read_only(csv_path: Path, sha256: str, column_set: object = None) -> bool:
         raise PermissionError(13, "Permission denied", str(csv_path.parent / tablefiles.LOCK_FILE))
 
     monkeypatch.setattr(tablefiles, "table_build", read_only)  # root may write anywhere: refuse as a read-only disk

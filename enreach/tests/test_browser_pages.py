@@ -6,7 +6,6 @@ is found or installed). Each page is saved as var/screenshots/<page>-<width>.png
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from django.contrib.auth.models import Group
 
 from accounts.models import ApiToken
 from accounts.services import user_create
-from accounts.tests.test_browser import ARGS, chromium_path
+from accounts.tests.test_browser import chromium_launched
 from accounts.tokens import api_token_create
 from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request
@@ -40,21 +39,8 @@ SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    executable = chromium_path()
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop lives in this thread (see test_browser)
-    from playwright.sync_api import sync_playwright
-
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=executable, args=ARGS, headless=True)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    with chromium_launched() as launched:
+        yield launched
 
 
 class Tab:
@@ -173,7 +159,7 @@ def test_every_page_fits_the_width_without_console_errors(tab, netbox, width):
         t.check(name)
     operator = Group.objects.get(name="operator")
     t.goto(f"/admin/accounts/rolegroup/{operator.pk}/change/")
-    assert t.page.locator("input[name=capabilities]").count() == 5
+    assert t.page.locator("input[name=capabilities]").count() == 6
     t.check("admin-role")
 
     t.goto("/api/docs/")

@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from exports.columns import COLUMN_TYPES, ColumnSet
 from exports.models import ExportArtifact, ExportChange, ExportRun
+
+
+class ColumnSerializer(serializers.Serializer):
+    """One column: its header in the files, its source (``contract:<Header>``, ``cf:<custom field>``,
+    ``field:<dot.path>``), its type (a custom field's comes from NetBox) and whether the files show it."""
+
+    header = serializers.CharField(max_length=255)
+    source = serializers.CharField(max_length=300)  # type: ignore[assignment]
+    type = serializers.ChoiceField(choices=list(COLUMN_TYPES), required=False)  # type: ignore[assignment]
+    visible = serializers.BooleanField(default=True)
+
+
+class ColumnSetSerializer(serializers.Serializer):
+    """The column sets of devices and VMs, in file order. A ``PUT`` may give one dataset or both; each given one is
+    replaced as a whole."""
+
+    devices = ColumnSerializer(many=True, required=False)
+    vms = ColumnSerializer(many=True, required=False)
+
+
+class ColumnSetResponseSerializer(serializers.Serializer):
+    """Both datasets' column sets."""
+
+    devices = ColumnSerializer(many=True)
+    vms = ColumnSerializer(many=True)
 
 
 class ExportArtifactSerializer(serializers.ModelSerializer):
@@ -61,10 +89,15 @@ class ExportRunDetailSerializer(ExportRunSerializer):
     """A run with its log and the outcomes of the steps that followed it."""
 
     after_run = AfterRunStepSerializer(many=True, read_only=True)
+    columns = serializers.SerializerMethodField(help_text="The column set its files were written with.")
 
     class Meta(ExportRunSerializer.Meta):
-        fields = [*ExportRunSerializer.Meta.fields, "log", "after_run"]
+        fields = [*ExportRunSerializer.Meta.fields, "log", "after_run", "columns"]
         read_only_fields = fields
+
+    @extend_schema_field(ColumnSetResponseSerializer)
+    def get_columns(self, run: ExportRun) -> dict[str, Any]:
+        return ColumnSet.from_dict(run.columns or {}).as_dict()
 
 
 class ExportRunRequestSerializer(serializers.Serializer):
@@ -115,3 +148,29 @@ class QueueUnavailableSerializer(serializers.Serializer):
     detail = serializers.CharField()
     id = serializers.IntegerField(help_text="The run, recorded as failed with the reason.")
     reason = serializers.CharField(help_text="queue_unavailable")
+
+
+class ColumnSetProblemsSerializer(serializers.Serializer):
+    """A column set that cannot be used: every problem, each naming its column (and, for an unknown custom
+    field, the names NetBox has)."""
+
+    detail = serializers.CharField()
+    problems = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Every problem of the set (not for a body that is no JSON).",
+    )
+
+
+class DatasetPreviewSerializer(serializers.Serializer):
+    """A dataset's first rows under the proposed set: its header row and rows of cells (text or numbers)."""
+
+    columns = serializers.ListField(child=serializers.CharField())
+    rows = serializers.ListField(child=serializers.ListField(child=serializers.JSONField()))
+
+
+class ColumnSetPreviewSerializer(serializers.Serializer):
+    """The first rows of each dataset, from the stored snapshots."""
+
+    devices = DatasetPreviewSerializer()
+    vms = DatasetPreviewSerializer()

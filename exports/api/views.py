@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -12,11 +14,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.audit import AuditContext
+from accounts.models import AuditEntry
 from accounts.permissions import capability_required
 from enreach.api import ErrorSerializer
 from exports import selectors
 from exports.api.pagination import StrictLimitOffsetPagination
 from exports.api.serializers import (
+    ColumnSetPreviewSerializer,
+    ColumnSetProblemsSerializer,
+    ColumnSetResponseSerializer,
+    ColumnSetSerializer,
     ExportChangePageSerializer,
     ExportChangeQuerySerializer,
     ExportChangeSerializer,
@@ -25,10 +33,13 @@ from exports.api.serializers import (
     ExportRunSerializer,
     QueueUnavailableSerializer,
 )
+from exports.column_sets import column_set_current, column_set_preview, column_set_replace
+from exports.columns import ColumnSetInvalid
 from exports.errors import ExportThrottled
 from exports.models import ExportArtifact, ExportChange, ExportRun
 from exports.runs import QueueUnavailable
 from exports.services import export_run_enqueue, export_run_request
+from integrations.exceptions import IntegrationError
 
 CONTENT_TYPES = {
     ".csv": "text/csv; charset=utf-8",
@@ -174,3 +185,72 @@ class LatestArtifactView(APIView):
     @extend_schema(tags=["exports"], responses=DOWNLOAD_RESPONSES)
     def get(self, request: Request, name: str) -> FileResponse:
         return artifact_response(selectors.artifact_latest(name=name))
+
+
+def _columns_problem(exc: ColumnSetInvalid) -> Response:
+    return Response(
+        {"detail": "The column set cannot be used: " + "; ".join(exc.problems), "problems": exc.problems},
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+def _netbox_unavailable(exc: IntegrationError) -> Response:
+    return Response(
+        {"detail": f"The custom fields could not be checked against NetBox: {exc}"},
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
+def _body(request: Request) -> dict[str, Any]:
+    if not isinstance(request.data, dict):
+        raise ColumnSetInvalid(['the body is an object: {"devices": [...], "vms": [...]}'])
+    return dict(request.data)
+
+
+COLUMN_ERRORS = {
+    400: OpenApiResponse(ColumnSetProblemsSerializer, description="A column that cannot be used, named."),
+    503: OpenApiResponse(ErrorSerializer, description="NetBox could not say which custom fields it has."),
+}
+
+
+@extend_schema(tags=["exports"])
+class ColumnSetView(APIView):
+    """The CMDB column sets of devices and VMs. Reading needs ``export.download``; replacing ``columns.manage``."""
+
+    permission_classes = [capability_required("export.download", unsafe="columns.manage")]
+
+    @extend_schema(responses={200: ColumnSetResponseSerializer})
+    def get(self, request: Request) -> Response:
+        return Response(column_set_current().as_dict())
+
+    @extend_schema(
+        request=ColumnSetSerializer,
+        responses={200: ColumnSetResponseSerializer, **COLUMN_ERRORS},
+        description="Replace the column set of each dataset given (all or nothing); audited.",
+    )
+    def put(self, request: Request) -> Response:
+        try:
+            column_set = column_set_replace(
+                data=_body(request), by=AuditContext.from_request(request, source=AuditEntry.Source.API)
+            )
+        except ColumnSetInvalid as exc:
+            return _columns_problem(exc)
+        except IntegrationError as exc:
+            return _netbox_unavailable(exc)
+        return Response(column_set.as_dict())
+
+
+@extend_schema(tags=["exports"])
+class ColumnSetPreviewView(APIView):
+    """The first 20 rows of each dataset with a proposed column set, from the stored snapshots (``columns.manage``)."""
+
+    permission_classes = [capability_required("columns.manage")]
+
+    @extend_schema(request=ColumnSetSerializer, responses={200: ColumnSetPreviewSerializer, **COLUMN_ERRORS})
+    def post(self, request: Request) -> Response:
+        try:
+            return Response(column_set_preview(data=_body(request)))
+        except ColumnSetInvalid as exc:
+            return _columns_problem(exc)
+        except IntegrationError as exc:
+            return _netbox_unavailable(exc)

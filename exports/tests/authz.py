@@ -39,7 +39,14 @@ def make_objects(*, owner, other) -> dict[str, object]:  # type: ignore[no-untyp
 READ = {"anonymous": 401, "viewer": 200, "operator": 200, "member": 200, "admin": 200, "read_only_token": 200}
 RUN = {"anonymous": 401, "viewer": 403, "operator": 202, "member": 202, "admin": 202, "read_only_token": 403}
 
+MANAGE = {"anonymous": 401, "viewer": 403, "operator": 403, "member": 403, "admin": 200, "read_only_token": 403}
+# Contract columns only: nothing to check against NetBox (not configured in the matrix).
+COLUMNS = {"vms": [{"header": "ID", "source": "contract:ID"}, {"header": "Name", "source": "contract:Name"}]}
+
 CASES = [
+    ("GET", "/api/exports/columns/", None, READ),
+    ("PUT", "/api/exports/columns/", COLUMNS, MANAGE),
+    ("POST", "/api/exports/columns/preview/", COLUMNS, MANAGE),
     ("GET", "/api/exports/runs/", None, READ),
     ("POST", "/api/exports/runs/", {"force": False}, RUN),
     ("GET", "/api/exports/runs/{run}/", None, READ),

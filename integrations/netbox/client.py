@@ -15,10 +15,11 @@ Every failure leaves the client as an ``integrations.exceptions`` error naming t
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from types import TracebackType
 from typing import Any, Literal
@@ -42,11 +43,13 @@ from integrations.netbox.records import (
     DEVICE_OBJECT_TYPE,
     VM_OBJECT_TYPE,
     ContactAssignmentRecord,
+    CustomFieldRecord,
     DeviceRecord,
     SiteRecord,
     TenantRecord,
     VirtualMachineRecord,
     contact_assignment_from_api,
+    custom_field_from_api,
     device_from_api,
     site_from_api,
     tenant_from_api,
@@ -165,6 +168,9 @@ class NetboxClient(NetboxTransport):
         # The default timeout covers pynetbox's calls, which set none.
         adapter = ResilientAdapter(retry=retry, timeout=timeout, pool_connections=2, pool_maxsize=self.workers + 2)
         self.session = mount(session, adapter)
+        # Devices and VMs parsed keeping the values of these ``field:`` paths (``capture``).
+        self._parse_device: Callable[[dict[str, Any]], DeviceRecord] = device_from_api
+        self._parse_vm: Callable[[dict[str, Any]], VirtualMachineRecord] = virtual_machine_from_api
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -217,24 +223,37 @@ class NetboxClient(NetboxTransport):
         page = self._get(path, [("limit", "1"), ("fields", "id"), *filters])
         return self._count_of(page, path)
 
+    def capture(self, *, devices: Iterable[str] = (), vms: Iterable[str] = ()) -> None:
+        """Keep the values at these dot paths (``device_type.slug``) of every device and VM fetched from now on, in
+        the records' ``extra`` (the column set's ``field:`` columns)."""
+        device_paths, vm_paths = tuple(devices), tuple(vms)
+        self._parse_device = functools.partial(device_from_api, paths=device_paths) if device_paths else device_from_api
+        self._parse_vm = (
+            functools.partial(virtual_machine_from_api, paths=vm_paths) if vm_paths else virtual_machine_from_api
+        )
+
+    def fetch_custom_fields(self) -> list[CustomFieldRecord]:
+        """Every custom field definition (``/api/extras/custom-fields/``): name, type and object types."""
+        return self._walk("extras/custom-fields/", [("ordering", "id")], custom_field_from_api, record_id, None)
+
     # -- bulk listings -----------------------------------------------------------------------------------------
 
     def fetch_devices(self, progress: ProgressCallback | None = None) -> list[DeviceRecord]:
         """Every device, in id order."""
-        return self._walk(ENDPOINTS["devices"], _BULK_PARAMS, device_from_api, record_id, progress)
+        return self._walk(ENDPOINTS["devices"], _BULK_PARAMS, self._parse_device, record_id, progress)
 
     def fetch_virtual_machines(self, progress: ProgressCallback | None = None) -> list[VirtualMachineRecord]:
         """Every virtual machine, in id order."""
-        return self._walk(ENDPOINTS["virtual_machines"], _BULK_PARAMS, virtual_machine_from_api, record_id, progress)
+        return self._walk(ENDPOINTS["virtual_machines"], _BULK_PARAMS, self._parse_vm, record_id, progress)
 
     def stream_devices(self, progress: ProgressCallback | None = None) -> Iterator[list[DeviceRecord]]:
         """Every device, a page at a time in id order, never the whole listing in memory; raises ``ListingChanged``
         after the last page when the listing changed under the walk (see ``NetboxTransport._stream``)."""
-        return self._stream(ENDPOINTS["devices"], _BULK_PARAMS, device_from_api, record_id, progress)
+        return self._stream(ENDPOINTS["devices"], _BULK_PARAMS, self._parse_device, record_id, progress)
 
     def stream_virtual_machines(self, progress: ProgressCallback | None = None) -> Iterator[list[VirtualMachineRecord]]:
         """Every virtual machine, a page at a time in id order (as ``stream_devices``)."""
-        return self._stream(ENDPOINTS["virtual_machines"], _BULK_PARAMS, virtual_machine_from_api, record_id, progress)
+        return self._stream(ENDPOINTS["virtual_machines"], _BULK_PARAMS, self._parse_vm, record_id, progress)
 
     def fetch_sites(self, progress: ProgressCallback | None = None) -> list[SiteRecord]:
         """Every site with its region and site group (one listing instead of one lookup per device)."""
@@ -272,13 +291,13 @@ class NetboxClient(NetboxTransport):
 
     def fetch_devices_by_id(self, ids: Iterable[int], progress: ProgressCallback | None = None) -> list[DeviceRecord]:
         """The devices with these ids, in id order (ids that no longer exist are simply absent)."""
-        return self._fetch_by_id(ENDPOINTS["devices"], ids, device_from_api, progress)
+        return self._fetch_by_id(ENDPOINTS["devices"], ids, self._parse_device, progress)
 
     def fetch_virtual_machines_by_id(
         self, ids: Iterable[int], progress: ProgressCallback | None = None
     ) -> list[VirtualMachineRecord]:
         """The virtual machines with these ids, in id order."""
-        return self._fetch_by_id(ENDPOINTS["virtual_machines"], ids, virtual_machine_from_api, progress)
+        return self._fetch_by_id(ENDPOINTS["virtual_machines"], ids, self._parse_vm, progress)
 
 
 _BULK_PARAMS: list[tuple[str, str]] = [("ordering", "id"), ("exclude", "config_context")]

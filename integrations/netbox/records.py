@@ -76,6 +76,8 @@ class DeviceRecord:
     last_updated: str
     platform: str
     custom_fields: dict[str, Any]
+    # The values of the column set's ``field:`` paths (``device_type.slug``), as NetBox's API returned them.
+    extra: dict[str, Any]
     console_port_count: int | None
     console_server_port_count: int | None
     power_port_count: int | None
@@ -117,6 +119,7 @@ class VirtualMachineRecord:
     last_updated: str
     platform: str
     custom_fields: dict[str, Any]
+    extra: dict[str, Any]
     interface_count: int | None
     virtual_disk_count: int | None
 
@@ -185,8 +188,31 @@ def _tags(tags: list[dict[str, Any]] | None) -> tuple[str, ...]:
     return tuple(_name(tag) for tag in tags or ())
 
 
-def device_from_api(data: dict[str, Any]) -> DeviceRecord:
-    """Parse one object of ``/api/dcim/devices/``."""
+def path_value(data: Any, path: str) -> Any:
+    """The value at a dot ``path`` of an API object (``device_type.slug``, ``tags.name``): ``None`` where a part is
+    missing; through a list, the value of each item (a list), so ``tags.name`` is every tag's name."""
+    value = data
+    for part in path.split("."):
+        if isinstance(value, list):
+            if part.isdigit():
+                value = value[int(part)] if int(part) < len(value) else None
+            else:
+                value = [item.get(part) if isinstance(item, dict) else None for item in value]
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
+            return None
+        if value is None:
+            return None
+    return value
+
+
+def _extra(data: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
+    return {path: path_value(data, path) for path in paths} if paths else {}
+
+
+def device_from_api(data: dict[str, Any], paths: tuple[str, ...] = ()) -> DeviceRecord:
+    """Parse one object of ``/api/dcim/devices/``, keeping the values of ``paths`` (``field:`` columns)."""
     device_type = data.get("device_type") or {}
     parent = data.get("parent_device") or {}
     return DeviceRecord(
@@ -227,12 +253,13 @@ def device_from_api(data: dict[str, Any]) -> DeviceRecord:
         last_updated=data.get("last_updated") or "",
         platform=_name(data.get("platform")),
         custom_fields=data.get("custom_fields") or {},
+        extra=_extra(data, paths),
         **{count: data.get(count) for count in DEVICE_COUNT_FIELDS},
     )
 
 
-def virtual_machine_from_api(data: dict[str, Any]) -> VirtualMachineRecord:
-    """Parse one object of ``/api/virtualization/virtual-machines/``."""
+def virtual_machine_from_api(data: dict[str, Any], paths: tuple[str, ...] = ()) -> VirtualMachineRecord:
+    """Parse one object of ``/api/virtualization/virtual-machines/``, keeping the values of ``paths``."""
     return VirtualMachineRecord(
         id=data["id"],
         name=data.get("name") or "",
@@ -259,6 +286,7 @@ def virtual_machine_from_api(data: dict[str, Any]) -> VirtualMachineRecord:
         last_updated=data.get("last_updated") or "",
         platform=_name(data.get("platform")),
         custom_fields=data.get("custom_fields") or {},
+        extra=_extra(data, paths),
         interface_count=data.get("interface_count"),
         virtual_disk_count=data.get("virtual_disk_count"),
     )
@@ -304,6 +332,34 @@ def snapshot_schema(field_names: Iterable[str]) -> str:
 
 
 SNAPSHOT_SCHEMA: dict[type, str] = {cls: snapshot_schema(names) for cls, names in _FIELD_NAMES.items()}
+
+
+def snapshot_paths_missing(data: dict[str, Any], paths: Iterable[str]) -> list[str]:
+    """The ``field:`` paths a stored snapshot did not keep (its records were fetched before the column asked)."""
+    extra = data.get("extra") if isinstance(data, dict) else None
+    kept = extra if isinstance(extra, dict) else {}
+    return [path for path in paths if path not in kept]
+
+
+@dataclass(slots=True)
+class CustomFieldRecord:
+    """A NetBox custom field definition: its name, type (``type.value``) and the object types it applies to."""
+
+    id: int
+    name: str
+    type: str
+    object_types: tuple[str, ...]
+
+
+def custom_field_from_api(data: dict[str, Any]) -> CustomFieldRecord:
+    """Parse one object of ``/api/extras/custom-fields/``."""
+    kind = data.get("type")
+    return CustomFieldRecord(
+        id=data["id"],
+        name=data.get("name") or "",
+        type=str(kind.get("value") or "") if isinstance(kind, dict) else str(kind or ""),
+        object_types=tuple(data.get("object_types") or ()),
+    )
 
 
 class SnapshotOutdated(ValueError):

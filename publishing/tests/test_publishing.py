@@ -17,6 +17,7 @@ from devtools.confluence import BAD_REQUEST, FakeConfluence
 from devtools.confluence import AttachmentVersion as FakeAttachmentVersion
 from devtools.confluence import PageVersion as FakePageVersion
 from exports import selectors
+from exports.columns import ColumnSet
 from exports.constants import DEVICES_CSV, VMS_CSV, WORKBOOK
 from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request
@@ -627,3 +628,17 @@ def test_api_publish_writes_only_changes_unless_forced(netbox, confluence, clien
     assert forced.status_code == 202 and forced.json()[0]["status"] == "succeeded"
     assert attachment_versions(confluence) == {WORKBOOK: 2, DEVICES_CSV: 2, VMS_CSV: 2}
     assert client.post(f"/api/exports/runs/{run.pk}/publish/", {"force": "maybe"}, format="json").status_code == 400
+
+
+def test_the_tables_columns_are_settings_that_follow_the_column_set(netbox, confluence, settings, client_for) -> None:
+    devices_set = [
+        {**column, "header": "Function"} if column["source"] == "contract:Role" else column
+        for column in ColumnSet().as_dict()["devices"]
+    ] + [{"header": "Cost center", "source": "cf:cost_center"}]
+    assert client_for("admin").put("/api/exports/columns/", {"devices": devices_set}, format="json").status_code == 200
+    settings.CONFLUENCE_DEVICE_TABLE_COLUMNS = ["contract:Name", "contract:Role", "cf:cost_center", "Status"]
+    run = run_export()
+    rows = table_rows(confluence.pages["22"].current.body)
+    assert rows[0] == ["Name", "Function", "Cost center", "Status"]
+    expected = csv_rows(run, DEVICES_CSV)
+    assert rows[1] == [expected[0][c] for c in ("Name", "Function", "Cost center", "Status")]
