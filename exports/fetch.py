@@ -49,6 +49,7 @@ from integrations.netbox.factory import netbox_client
 from integrations.netbox.records import (
     DEVICE_OBJECT_TYPE,
     VM_OBJECT_TYPE,
+    VirtualMachineRecord,
     device_from_dict,
     virtual_machine_from_dict,
 )
@@ -92,21 +93,25 @@ class StreamDiff:
         self._name("removed", name or str(netbox_id))
 
     def add(self, records: Sequence[Record]) -> None:
+        self.add_keys([(record.id, record.last_updated, record.name) for record in records])
+
+    def add_keys(self, keys: Sequence[Sequence[Any]]) -> None:
+        """``add`` from each record's ``(id, last_updated, name)`` (``diff_key``)."""
         stored, following = self._stored, self._next
-        for record in records:
-            while following is not None and following[0] < record.id:
+        for netbox_id, last_updated, name in keys:
+            while following is not None and following[0] < netbox_id:
                 self._gone(following[0], following[2])
                 following = next(stored, None)
-            if following is not None and following[0] == record.id:
-                if following[1] != record.last_updated:
+            if following is not None and following[0] == netbox_id:
+                if following[1] != last_updated:
                     self.changed += 1
-                    self._name("changed", record.name)
+                    self._name("changed", name)
                 following = next(stored, None)
             else:
                 self.added += 1
-                self._name("added", record.name)
+                self._name("added", name)
         self._next = following
-        self.current += len(records)
+        self.current += len(keys)
 
     def finish(self) -> None:
         while self._next is not None:
@@ -128,6 +133,12 @@ class KindSource:
     batches: Callable[[], Iterator[Sequence[Record]]]
     diff: StreamDiff | None = None
     stage: RowSpool | None = None
+    # A full run's listing walked by a forked process, which may use neither the database nor the parent's
+    # connections: the walk with a client of its own (``NetboxClient.forked_copy``), and how many requests that
+    # client sent.
+    forked_batches: Callable[[], Iterator[Sequence[Record]]] | None = None
+    forked_counts: Callable[[], Any] | None = None  # in the child: its client's ``counts()``
+    forked_absorb: Callable[[Any], None] | None = None  # in the parent: the run's client ``absorb``s them
 
     def reset(self) -> None:
         if self.diff is not None:
@@ -297,6 +308,12 @@ def _fetch_with(
     fetched = Fetched(lookups=lookups, lookups_digest=lookups_digest, contact_snapshot=contact_snapshot)
 
     if not incremental:
+        forked_client: list[NetboxClient] = []  # the forked process's own client, made there
+
+        def forked_vms() -> Iterator[list[VirtualMachineRecord]]:
+            forked_client.append(client.forked_copy())
+            return forked_client[0].stream_virtual_machines()
+
         fetched.sources = {
             "device": KindSource(
                 "device",
@@ -309,6 +326,9 @@ def _fetch_with(
                 lambda: client.stream_virtual_machines(progress=lambda n: recorder.progress(vms_fetched=n)),
                 StreamDiff(NetboxSnapshot.Kind.VM, lambda page: _after_netbox(page, run)),
                 RowSpool(folder / ".vm.snapshots"),
+                forked_batches=forked_vms,
+                forked_counts=lambda: forked_client[-1].counts() if forked_client else (0, {}),
+                forked_absorb=client.absorb,
             ),
         }
         return fetched

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from enreach.forked import ChildProcessFailed, Mailbox, forked
+from enreach.forked import FORK_AVAILABLE, ChildProcessFailed, Mailbox, forked
 from exports import columns, companions, transform
 from exports.atomic import FILE_MODE, FileInfo
 from exports.cells import ColumnMeter
@@ -39,6 +40,7 @@ from exports.errors import ExportError
 from exports.fetch import Fetched, KindSource
 from exports.models import ExportArtifact, ExportRun
 from exports.recorder import RunRecorder
+from exports.snapshots import snapshot_row
 from exports.spool import RowSpool
 from exports.workbook import ColumnSizes, data_sheets_needed, read_workbook_order, write_workbook_streamed
 from integrations.netbox.transport import ListingChanged
@@ -170,6 +172,88 @@ def _stream_kind(
     raise AssertionError("unreachable")
 
 
+@dataclass
+class _ForkedKind:
+    """What a kind streamed in a forked process sends back (its spools are files the parent opens again)."""
+
+    csv: FileInfo
+    rows: int
+    meter: ColumnMeter
+    logs: list[str]
+    counts: Any  # the child's NetBox client's ``counts()``
+
+
+def _stream_kind_forked(
+    source: KindSource,
+    lookups: transform.Lookups,
+    folder: Path,
+    excel_safe: bool,
+    column_set: columns.ColumnSet,
+) -> _ForkedKind:
+    """``_stream_kind`` in a forked child, beside the parent streaming the other kind: both CPU cores instead of one.
+
+    No database here (nor the parent's NetBox connections): the records walk through a client of the child's own,
+    their snapshots go to the kind's snapshot spool as in the parent, and their diff keys (``id, last_updated,
+    name``) to a spool the parent diffs against the stored snapshots once the child is done."""
+    assert source.forked_batches is not None and source.forked_counts is not None
+    name, rows_of = _KINDS[source.kind]
+    kind_columns = _kind_columns(source.kind, column_set)
+    spool = RowSpool(folder / f".{source.kind}.rows")
+    keys = RowSpool(folder / f".{source.kind}.keys")
+    stage = RowSpool(folder / f".{source.kind}.snapshots")
+    logs: list[str] = []
+    for walk in (1, 2):
+        meter = ColumnMeter(len(kind_columns))
+        for each in (spool, keys, stage):
+            each.reset()
+        walking = source.forked_batches()
+
+        def rows(meter: ColumnMeter = meter, walking: Iterator[Sequence[Any]] = walking) -> Iterator[Any]:
+            for records in walking:
+                batch = rows_of(records, lookups, column_set)
+                stage.add([snapshot_row(source.kind, record) for record in records])
+                keys.add([(record.id, record.last_updated, record.name) for record in records])
+                spool.add(batch)
+                meter.add(batch)
+                yield from batch
+
+        try:
+            info = write_csv(folder / name, kind_columns, rows(), excel_safe=excel_safe)
+        except ListingChanged as exc:
+            if walk == 2:
+                raise
+            logs.append(f"{exc}; reading it again.")
+            continue
+        for each in (spool, keys, stage):
+            each.close()
+        return _ForkedKind(info, spool.rows, meter, logs, source.forked_counts())
+    raise AssertionError("unreachable")
+
+
+def _forked_kind_done(source: KindSource, outcome: _ForkedKind, folder: Path, recorder: RunRecorder) -> _Streamed:
+    """The parent's side of ``_stream_kind_forked`` once the child is done: its log lines and requests, the kind's
+    diff against the stored snapshots (read here, where the database is), its progress."""
+    for line in outcome.logs:
+        recorder.log(line)
+    if source.forked_absorb is not None:
+        source.forked_absorb(outcome.counts)
+    keys = RowSpool(folder / f".{source.kind}.keys")
+    try:
+        if source.diff is not None:
+            source.diff.reset()
+            for batch in keys.batches():
+                source.diff.add_keys(batch)
+    finally:
+        keys.remove()
+    if source.kind == "device":
+        recorder.progress(devices_fetched=outcome.rows)
+    else:
+        recorder.progress(vms_fetched=outcome.rows)
+    spool = RowSpool(folder / f".{source.kind}.rows")
+    spool.rows = outcome.rows
+    return _Streamed(outcome.csv, spool, outcome.meter)
+
+
 def _workbook_sizes(
     streamed: dict[str, _Streamed], workbook_columns: Sequence[str], column_set: columns.ColumnSet
 ) -> ColumnSizes:
@@ -212,19 +296,47 @@ def files_streaming(fetched: Fetched, folder: Path, recorder: RunRecorder, plan:
     ends. Both kinds' walks start at once: the VMs' first page is in flight while the devices stream."""
     folder.mkdir(parents=True, exist_ok=True)
     streamed: dict[str, _Streamed] = {}
+    sources = fetched.sources
+    # A full run's VMs stream in a forked child while this process streams the devices (each kind's pages, rows,
+    # CSV, spools): the transform and the snapshots' encoding take both cores instead of one.
+    in_child = [
+        kind
+        for kind, source in sources.items()
+        if source.forked_batches is not None and settings.EXPORT_PARALLEL_WRITE and FORK_AVAILABLE
+    ]
     try:
-        walks = {kind: source.batches() for kind, source in fetched.sources.items()}
-        for kind in list(walks):
-            first_walk = walks.pop(kind)
-            streamed[kind] = _stream_kind(
-                fetched.sources[kind], first_walk, fetched.lookups, folder, plan.excel_safe, recorder, plan.column_set
-            )
-            del first_walk
+        with contextlib.ExitStack() as children:
+            outcomes = {
+                kind: children.enter_context(
+                    forked(
+                        partial(
+                            _stream_kind_forked,
+                            sources[kind],
+                            fetched.lookups,
+                            folder,
+                            plan.excel_safe,
+                            plan.column_set,
+                        )
+                    )
+                )
+                for kind in in_child
+            }
+            walks = {kind: source.batches() for kind, source in sources.items() if kind not in outcomes}
+            for kind in list(walks):
+                first_walk = walks.pop(kind)
+                streamed[kind] = _stream_kind(
+                    sources[kind], first_walk, fetched.lookups, folder, plan.excel_safe, recorder, plan.column_set
+                )
+                del first_walk
+            for kind, outcome in outcomes.items():
+                streamed[kind] = _forked_kind_done(sources[kind], outcome(), folder, recorder)
+        streamed = {kind: streamed[kind] for kind in sources}  # the sources' order (devices first)
         fetched.finish()  # drops the sources: nothing of the walks is left when the writing child is forked
         yield Streamed(streamed)
     finally:
         for kind in _KINDS:
             RowSpool(folder / f".{kind}.rows").remove()
+            RowSpool(folder / f".{kind}.keys").remove()
 
 
 @contextlib.contextmanager

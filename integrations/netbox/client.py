@@ -122,6 +122,19 @@ class NetboxClient(NetboxTransport):
         workers: int = 4,
         retry_after_cap: float = 30.0,
     ) -> None:
+        # What ``forked_copy`` makes its copy from (the token included: the copy lives in a forked child only).
+        self._made_with: dict[str, Any] = {
+            "url": url,
+            "token": token,
+            "verify_tls": verify_tls,
+            "timeout": timeout,
+            "extra_headers": extra_headers,
+            "retries": retries,
+            "backoff": backoff,
+            "page_size": page_size,
+            "workers": workers,
+            "retry_after_cap": retry_after_cap,
+        }
         url = (url or "").strip().rstrip("/")
         if not url:
             raise IntegrationNotConfigured("NetBox is not configured: set NETBOX_URL.")
@@ -173,6 +186,27 @@ class NetboxClient(NetboxTransport):
         self._parse_vm: Callable[[dict[str, Any]], VirtualMachineRecord] = virtual_machine_from_api
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def forked_copy(self) -> NetboxClient:
+        """A client like this one (same NetBox, options and captured paths) with connections, locks and request
+        count of its own: for a forked child process, which must not share the parent's sockets or locks (another
+        thread may have held one when the process forked)."""
+        copy = NetboxClient(**self._made_with)
+        copy._parse_device, copy._parse_vm = self._parse_device, self._parse_vm
+        return copy
+
+    def counts(self) -> tuple[int, dict[tuple[str, str], int]]:
+        """The requests sent so far and the responses not yet flushed to the metrics (for ``absorb``)."""
+        with self._lock:
+            return self._request_count, dict(self._responses)
+
+    def absorb(self, counts: tuple[int, dict[tuple[str, str], int]]) -> None:
+        """Count another client's requests (``counts`` of a ``forked_copy``, sent back from its process) as this
+        client's: in ``request_count`` and in the metrics the next ``flush_metrics`` adds."""
+        requests, responses = counts
+        with self._lock:
+            self._request_count += requests
+            self._responses.update(responses)
 
     def close(self) -> None:
         """Close pooled connections."""
