@@ -11,6 +11,7 @@ a ``Fetched`` for ``exports.services`` to save together with the files.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import dataclasses
@@ -308,11 +309,19 @@ def _fetch_with(
     fetched = Fetched(lookups=lookups, lookups_digest=lookups_digest, contact_snapshot=contact_snapshot)
 
     if not incremental:
-        forked_client: list[NetboxClient] = []  # the forked process's own client, made there
+        forked_clients: list[NetboxClient] = []  # the forked process's own client (one per walk), made there
 
         def forked_vms() -> Iterator[list[VirtualMachineRecord]]:
-            forked_client.append(client.forked_copy())
-            return forked_client[0].stream_virtual_machines()
+            forked_clients.append(client.forked_copy())
+            return forked_clients[-1].stream_virtual_machines()
+
+        def forked_counts() -> tuple[int, dict[tuple[str, str], int]]:
+            requests, responses = 0, collections.Counter[tuple[str, str]]()
+            for made in forked_clients:
+                made_requests, made_responses = made.counts()
+                requests += made_requests
+                responses.update(made_responses)
+            return requests, dict(responses)
 
         fetched.sources = {
             "device": KindSource(
@@ -327,7 +336,7 @@ def _fetch_with(
                 StreamDiff(NetboxSnapshot.Kind.VM, lambda page: _after_netbox(page, run)),
                 RowSpool(folder / ".vm.snapshots"),
                 forked_batches=forked_vms,
-                forked_counts=lambda: forked_client[-1].counts() if forked_client else (0, {}),
+                forked_counts=forked_counts,
                 forked_absorb=client.absorb,
             ),
         }

@@ -14,7 +14,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from exports import columns, render, selectors, transform, workbook
+from exports import columns, files, render, selectors, transform, workbook
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
 from exports.csvfiles import write_csv
 from exports.models import ExportRun
@@ -160,6 +160,42 @@ def test_a_listing_that_changes_under_the_stream_is_streamed_again(netbox, setti
     with files_of(run)[DEVICES_CSV].open(newline="", encoding="utf-8") as handle:
         ids = [int(row[columns.DEVICE_COLUMNS.index("ID")]) for row in list(csv.reader(handle))[1:]]
     assert len(ids) == 39 and deleted[0] not in ids and ids == sorted(ids)
+
+
+def test_the_vms_stream_in_a_forked_child_that_reads_a_changed_listing_again(netbox, settings, monkeypatch, tmp_path):
+    """The VMs' listing walks in a forked child (its own NetBox client, no database): a VM deleted under that walk
+    makes the child walk it again, its log line and its requests reach the run, and the diff (read by the parent
+    from the child's keys) counts what the child saw."""
+    assert ExportRun.objects.count() == 0
+    settings.NETBOX_PAGE_SIZE = 5
+    settings.NETBOX_WORKERS = 1
+    deleted: list[int] = []
+    answer = netbox._answer
+
+    def delete_once(handler):  # in the server's thread, in this process: the child's requests come here
+        if "virtual-machines/" in handler.path and "offset=20" in handler.path and not deleted:
+            deleted.append(netbox.vms[0]["id"])
+            netbox.delete_vm(deleted[0])
+        answer(handler)
+
+    monkeypatch.setattr(netbox, "_answer", delete_once)
+    vm_rows = transform.vm_rows
+    where = tmp_path / "vm-rows-pid"
+
+    def vm_rows_where(*args, **kwargs):  # a file: the child's memory is not this process's
+        where.write_text(str(os.getpid()))
+        return vm_rows(*args, **kwargs)
+
+    monkeypatch.setitem(files._KINDS, "vm", (VMS_CSV, vm_rows_where))
+    netbox.reset_log()
+    run = run_export(force=True)
+    assert run.status == "succeeded", run.error
+    assert int(where.read_text()) != os.getpid()  # the VMs' rows were made in the child
+    assert run.vms == 59 and run.devices == 40 and "reading it again" in run.log
+    assert run.added == 99 and run.netbox_requests == len(netbox.requests)
+    with files_of(run)[VMS_CSV].open(newline="", encoding="utf-8") as handle:
+        ids = [int(row[columns.VM_COLUMNS.index("ID")]) for row in list(csv.reader(handle))[1:]]
+    assert len(ids) == 59 and deleted[0] not in ids and ids == sorted(ids)
 
 
 def test_more_rows_than_a_sheet_holds_continue_on_a_second_sheet(netbox, tmp_path, monkeypatch):
