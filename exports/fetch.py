@@ -464,10 +464,13 @@ def _fetch_contacts(
             # the assignments (the stored state lacks two listings, so the check above never applies).
             logger.warning("Contacts will be listed in full on every run: %s", exc)
             state = {}
-    assignments = {
-        "device_contacts": client.fetch_contact_assignments(DEVICE_OBJECT_TYPE),
-        "vm_contacts": client.fetch_contact_assignments(VM_OBJECT_TYPE),
-    }
+    # Both listings at once: a full run's stream waits for them (the client keeps NETBOX_WORKERS requests in flight).
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="assignments") as both:
+        listed = {
+            listing: both.submit(contextvars.copy_context().run, client.fetch_contact_assignments, object_type)
+            for listing, object_type in (("device_contacts", DEVICE_OBJECT_TYPE), ("vm_contacts", VM_OBJECT_TYPE))
+        }
+        assignments = {listing: done.result() for listing, done in listed.items()}
     for listing, records in assignments.items():
         state[listing] = {record.id: record.last_updated for record in records}
     return state, render.contacts_by_object([*assignments["device_contacts"], *assignments["vm_contacts"]])
