@@ -347,8 +347,8 @@ EXPORT_FULL_EVERY_HOURS = env.float("EXPORT_FULL_EVERY_HOURS", default=24.0)
 EXPORT_CSV_EXCEL_SAFE = env.bool("EXPORT_CSV_EXCEL_SAFE", default=False)
 # Workbook column order: comma-separated names, or the path of an .xlsx whose first row is the order.
 EXPORT_WORKBOOK_COLUMNS = env.list("EXPORT_WORKBOOK_COLUMNS", default=[])
-# Write the merged CSV and the workbook in a forked child while the parent writes the rest: faster on two or more
-# cores, at the cost of the child's copy of the rows (about 200 MB for 50,000 objects). Linux only.
+# Fork: a full run streams its VMs in a child while the devices stream in the export process, and a child writes the
+# workbook while the export process writes the rest: faster on two or more cores. Linux only.
 EXPORT_PARALLEL_WRITE = env.bool("EXPORT_PARALLEL_WRITE", default=True)
 # A cron expression ("0 2 * * *") or a number of minutes ("60"); empty: no schedule.
 EXPORT_SCHEDULE = env.str("EXPORT_SCHEDULE", default="")

@@ -2,8 +2,8 @@
 
 The after-run steps (``exports.afterrun``) follow a finished run. Some work is better done while the run writes:
 the data-quality report reads the rows the export already holds, so it runs in the export process while the forked
-child writes the merged CSV and the workbook, and the child adds the report's sheet to that workbook. A companion
-is registered from its app's ``AppConfig.ready()`` (``register(Companion(...))``) and the pipeline
+child writes the workbook, and the child adds the report's sheet to that workbook once its data sheets are
+written. A companion is registered from its app's ``AppConfig.ready()`` (``register(Companion(...))``) and the pipeline
 (``exports.files``, ``exports.services``) calls it through this registry, in ``order``, without importing its app.
 
 The contract, in the order a run meets it:

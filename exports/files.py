@@ -42,7 +42,13 @@ from exports.models import ExportArtifact, ExportRun
 from exports.recorder import RunRecorder
 from exports.snapshots import snapshot_row
 from exports.spool import RowSpool
-from exports.workbook import ColumnSizes, data_sheets_needed, read_workbook_order, write_workbook_streamed
+from exports.workbook import (
+    ColumnSizes,
+    ExtraSheet,
+    data_sheets_needed,
+    read_workbook_order,
+    write_workbook_streamed,
+)
 from integrations.netbox.transport import ListingChanged
 
 logger = logging.getLogger(__name__)
@@ -343,10 +349,10 @@ def files_streaming(fetched: Fetched, folder: Path, recorder: RunRecorder, plan:
 def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan: FilesPlan) -> Iterator[Writing]:
     """Write the other files from the streamed rows; yields a ``Writing`` whose ``files()`` waits for them all.
 
-    A forked child writes the merged CSV and the workbook from the spools (the larger half of the work) while this
-    process runs the companions (the data-quality report) over the same spools and then the caller's block
-    (comparing the CSVs, saving the snapshots): both CPU cores instead of one. The companions' messages reach the
-    child through a mailbox before it starts the workbook, to which they may add sheets. Leaving the block with an
+    A forked child writes the workbook from the spools (the larger half of the work) while this process runs the
+    companions (the data-quality report) over the same spools, writes the merged CSV and then runs the caller's
+    block (comparing the CSVs, saving the snapshots): both CPU cores instead of one. The companions' messages reach
+    the child through a mailbox once it has written the data sheets; their sheets follow. Leaving the block with an
     error stops the child.
     """
     excel_safe, workbook_columns, column_set = plan.excel_safe, plan.workbook_columns, plan.column_set
@@ -365,16 +371,18 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
     ]
     mailbox = Mailbox() if with_sheets else None
 
-    def merged_files() -> dict[str, FileInfo]:
-        merged = transform.merged_row_stream(device_spool.batches(), vm_spool.batches(), column_set)
-        files = {MERGED_CSV: write_csv(folder / MERGED_CSV, column_set.merged_columns, merged, excel_safe=excel_safe)}
-        sheets = []
-        if mailbox is not None:  # the companions' messages are ready by now, or nearly
+    def companion_sheets() -> list[ExtraSheet]:
+        """The companions' sheets, from their messages: ready by the time the data sheets are written, or nearly."""
+        sheets: list[ExtraSheet] = []
+        if mailbox is not None:
             messages = mailbox.receive()
             assert isinstance(messages, dict)
             for companion, companion_plan in with_sheets:
                 assert companion_plan.sheets is not None
                 sheets += companion_plan.sheets(messages.get(companion.name), folder)
+        return sheets
+
+    def workbook_file() -> dict[str, FileInfo]:
         book = write_workbook_streamed(
             folder / WORKBOOK,
             workbook_columns,
@@ -388,15 +396,15 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
             ),
             rows=total,
             sizes=sizes,
-            extra_sheets=sheets,
+            extra_sheets=companion_sheets,
             numeric_columns=column_set.numeric_columns(),
             text_columns=column_set.text_columns(),
             date_columns=column_set.date_columns(),
             datetime_columns=column_set.datetime_columns(),
         )
-        return {**files, WORKBOOK: book}
+        return {WORKBOOK: book}
 
-    with mailbox or contextlib.nullcontext(), forked(merged_files, enabled=settings.EXPORT_PARALLEL_WRITE) as result:
+    with mailbox or contextlib.nullcontext(), forked(workbook_file, enabled=settings.EXPORT_PARALLEL_WRITE) as result:
         files: dict[str, FileInfo] = {DEVICES_CSV: kinds["device"].csv, VMS_CSV: kinds["vm"].csv}
         rows = {
             kind: KindRows(kind, _kind_columns(kind, column_set), kind_streamed.spool.batches, folder / _KINDS[kind][0])
@@ -406,6 +414,9 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
                 for companion, companion_plan in plan.companions}  # fmt: skip
         if mailbox is not None:
             mailbox.send({name: outcome.message for name, outcome in done.items()})
+        # The merged CSV here, once the companions are done: the child writing the workbook is the longer of the two.
+        merged = transform.merged_row_stream(device_spool.batches(), vm_spool.batches(), column_set)
+        files[MERGED_CSV] = write_csv(folder / MERGED_CSV, column_set.merged_columns, merged, excel_safe=excel_safe)
         for outcome in done.values():
             files.update(outcome.files)
         planned = [name for _, companion_plan in plan.companions for name in companion_plan.artifacts]
@@ -417,7 +428,7 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
             try:
                 files.update(result())
             except ChildProcessFailed as exc:
-                raise ExportError(f"The process writing the merged CSV and the workbook {exc}.") from None
+                raise ExportError(f"The process writing the workbook {exc}.") from None
             written_files = {name: files[name] for name in order if name in files}
             # A companion that failed writes one file less than planned: the run is complete all the same.
             recorder.progress(files_written=len(written_files), files_total=len(written_files))

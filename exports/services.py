@@ -184,7 +184,7 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
             else:
                 with recorder.step("stream"):  # the records, a page at a time, into the devices and VMs CSVs
                     streamed = writing.enter_context(files_streaming(fetched, folder, recorder, plan))
-                with recorder.step("write"):  # a child writes the merged CSV and the workbook; companions run here
+                with recorder.step("write"):  # a child writes the workbook; companions and the merged CSV here
                     files = writing.enter_context(files_writing(streamed, folder, recorder, plan))
                     written = files.files
                     results = {name: done.result for name, done in files.companions.items()}

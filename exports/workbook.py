@@ -466,7 +466,7 @@ def write_workbook_streamed(
     numeric_columns: Collection[str] = NUMERIC_COLUMNS,
     text_columns: Collection[str] = TEXT_COLUMNS,
     timestamp: datetime = DEFAULT_TIMESTAMP,
-    extra_sheets: Sequence[ExtraSheet] = (),
+    extra_sheets: Sequence[ExtraSheet] | Callable[[], Sequence[ExtraSheet]] = (),
     date_columns: Collection[str] = (),
     datetime_columns: Collection[str] = (),
 ) -> FileInfo:
@@ -481,38 +481,47 @@ def write_workbook_streamed(
     Excel's edge: a sheet holds ``EXCEL_MAX_ROWS`` rows, header included. More rows continue on further sheets of the
     same shape, ``<sheet> (2)``, ``<sheet> (3)``..., each with the header, its own Excel table (``<table>2``...) and
     the same widths, so nothing is cut and every sheet filters and sorts like the first. ``extra_sheets`` follow
-    them. Fewer or more rows in ``batches`` than ``rows`` raise ``ValueError``.
+    them; given as a function, it is called once the data sheets are written (what they hold may still be in the
+    making: the data-quality report's findings), and the workbook's other parts follow the sheets in the archive
+    instead of preceding them. Fewer or more rows in ``batches`` than ``rows`` raise ``ValueError``.
     """
     target = Path(path)
     if timestamp.tzinfo is not None:
         timestamp = timestamp.astimezone(UTC).replace(tzinfo=None)
     timestamp = timestamp.replace(microsecond=0)
     check_names(columns, sheet, table)
-    for extra in extra_sheets:
-        check_names(["x"], extra.name, table)
     per_sheet = EXCEL_MAX_ROWS - 1  # read when called: a test lowers it
     if per_sheet < 1:
         raise ValueError("A sheet must hold at least one data row")
     counts = [min(per_sheet, rows - start) for start in range(0, rows, per_sheet)] or [0]
     data_sheets = _sheet_names(sheet, table, len(counts))
-    all_names = [name for name, _ in data_sheets] + [extra.name for extra in extra_sheets]
-    if len({name.casefold() for name in all_names}) != len(all_names):
-        raise ValueError("Sheet names must be unique")
     kinds = column_kinds(columns, numeric_columns, text_columns, date_columns, datetime_columns)
     plan = _sized_plan(columns, sizes)
     header = [excel_text(name) for name in columns]
-    names = [escape_attribute(name) for name in all_names]
-    sheets_after = len(all_names) - 1
-    before = [
-        ("[Content_Types].xml", content_types_part(sheets_after, shared_strings=False, tables=len(counts))),
-        ("_rels/.rels", PACKAGE_RELS_PART),
-        ("docProps/app.xml", app_part(names[0], names[1:])),
-        ("docProps/core.xml", core_part(timestamp)),
-        ("xl/workbook.xml", workbook_part(names[0], names[1:])),
-        ("xl/_rels/workbook.xml.rels", workbook_rels_part(sheets_after, shared_strings=False)),
-        ("xl/styles.xml", STYLES_PART_DATES if _has_dates(kinds) else STYLES_PART),
-        ("xl/theme/theme1.xml", theme_xml),
-    ]
+
+    def parts(extras: Sequence[ExtraSheet]) -> list[tuple[str, str]]:
+        """The workbook's parts but its sheets, once the sheets' names are known."""
+        for extra in extras:
+            check_names(["x"], extra.name, table)
+        all_names = [name for name, _ in data_sheets] + [extra.name for extra in extras]
+        if len({name.casefold() for name in all_names}) != len(all_names):
+            raise ValueError("Sheet names must be unique")
+        names = [escape_attribute(name) for name in all_names]
+        sheets_after = len(all_names) - 1
+        return [
+            ("[Content_Types].xml", content_types_part(sheets_after, shared_strings=False, tables=len(counts))),
+            ("_rels/.rels", PACKAGE_RELS_PART),
+            ("docProps/app.xml", app_part(names[0], names[1:])),
+            ("docProps/core.xml", core_part(timestamp)),
+            ("xl/workbook.xml", workbook_part(names[0], names[1:])),
+            ("xl/_rels/workbook.xml.rels", workbook_rels_part(sheets_after, shared_strings=False)),
+            ("xl/styles.xml", STYLES_PART_DATES if _has_dates(kinds) else STYLES_PART),
+            ("xl/theme/theme1.xml", theme_xml),
+        ]
+
+    later = extra_sheets if callable(extra_sheets) else None
+    extras: Sequence[ExtraSheet] = () if callable(extra_sheets) else extra_sheets
+    before = [] if later is not None else parts(extras)
     row_bound = 30 + sum(_XML_INLINE_MARKUP + 5 * max(length, XML_NUMBER_CHARS) for length in plan.longest)
     source = chain.from_iterable(batches)
     written = 0
@@ -534,11 +543,18 @@ def write_workbook_streamed(
                 archive.writestr(f"xl/tables/table{number}.xml", table_part(header, count_here, table_name, number))
             if next(source, None) is not None:
                 raise ValueError(f"More rows to write than the {rows:,} announced")
-            for number, extra in enumerate(extra_sheets, len(counts) + 1):
+            if later is not None:
+                extras = later()
+                after = parts(extras)
+            else:
+                after = []
+            for number, extra in enumerate(extras, len(counts) + 1):
                 size, width = extra.dimensions()
                 bound = 1000 + size * (30 + width * (_XML_INLINE_MARKUP + 5 * XML_NUMBER_CHARS))
                 with archive.open(archive.member(f"xl/worksheets/sheet{number}.xml", bound), "w") as stream:
                     _write_encoded(stream, _xml_extra_sheet(extra, str, inline=True))
+            for name, text in after:
+                archive.writestr(name, text)
         size, sha256 = hash_file(temp)
     return FileInfo(path=target, size=size, sha256=sha256, rows=written)
 

@@ -1,6 +1,6 @@
 """The data-quality report of a run: the findings CSV and the workbook's "Data quality" sheet, and the report as a
 companion of the export (``exports.companions``): evaluated in the export process while the forked child writes the
-merged CSV and the workbook, whose "Data quality" sheet the child reads back from the findings CSV.
+workbook, whose "Data quality" sheet the child reads back from the findings CSV.
 
 No Django here but the settings' values handed in by ``quality.services``: the writing child may not use the
 database.

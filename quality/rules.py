@@ -3,7 +3,7 @@
 Pure functions: no Django, no database. The configuration (which rules are on, their thresholds, the allowed values
 of custom fields) arrives as a ``QualityConfig`` built by ``quality.services`` from the settings and the admin. The
 export evaluates the devices' and the VMs' rows (``RowSet``s, each in its own columns, as lists or as batches) while
-its forked child writes the merged CSV and the workbook (``quality.report``: the export's companion).
+its forked child writes the workbook (``quality.report``: the export's companion).
 
 A rule reads a few columns of ``QualityRows`` (a ``pandas.DataFrame`` built once from the rows, plus what several
 rules derive from it) and returns, vectorised, a boolean mask of the rows it flags and the value to show for each.

@@ -311,7 +311,7 @@ def test_a_writer_process_that_dies_fails_the_run_and_keeps_the_last_good_export
     monkeypatch.setattr(files, "write_workbook_streamed", lambda *args, **kwargs: os._exit(9))  # as if OOM-killed
     failed = run_export()
     assert failed.status == "failed"
-    assert failed.error == ("The process writing the merged CSV and the workbook ended without a result (exit code 9).")
+    assert failed.error == "The process writing the workbook ended without a result (exit code 9)."
     assert {name: path.read_bytes() for name, path in files_of(good).items()} == before
     assert selectors.export_run_last_success() == good
 
