@@ -80,15 +80,21 @@ POSTGRES_MODULES = (
 )
 
 
+# The markers of the long tests, longest first (see pytest_collection_modifyitems).
+LONG_FIRST = ("fuzz", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark the tests of ``POSTGRES_MODULES`` ``postgres`` (a listed module that does not exist is an error), and
-    run the schemathesis groups first.
+    put the long tests first: the schemathesis groups, then the browser tests.
 
-    The fuzz groups take minutes each. pytest-xdist hands each worker a first chunk of consecutive tests and the rest
-    to whichever worker runs short; in collection order the groups came about two thirds of the way through, and a
-    group handed out late kept one worker busy while the other had nothing left. First, they are the start of one
-    worker's chunk and the other worker takes the rest of the suite meanwhile (longest first). The sort is stable:
-    every other test keeps its order.
+    pytest-xdist hands each worker a first chunk of consecutive tests and the rest to whichever worker runs short; a
+    test of minutes handed out late keeps one worker busy while the other has nothing left, so the longest go first.
+    This hook runs before pytest-django's, whose stable sort then puts every test using the database without
+    transactions before the transactional ones (a transactional test's flush empties the roles the migrations
+    seeded): the long tests, all transactional (a live server), come first among the transactional tests. Every
+    other test keeps its order.
     """
     root = Path(config.rootpath)
     missing = [module for module in POSTGRES_MODULES if not (root / module).is_file()]
@@ -98,7 +104,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.path in modules:
             item.add_marker(pytest.mark.postgres)
-    items.sort(key=lambda item: item.get_closest_marker("fuzz") is None)
+    items.sort(key=lambda item: _long_rank(item))
 
 
 @pytest.fixture
@@ -163,3 +169,8 @@ def seeded_roles(transactional_db: None) -> None:
 
     for module, function in ROLE_SEEDS:
         getattr(importlib.import_module(module), function)(apps, None)
+
+
+def _long_rank(item: pytest.Item) -> int:
+    """0 for a fuzz test, 1 for a browser test, 2 for the rest (``LONG_FIRST``)."""
+    return next((rank for rank, mark in enumerate(LONG_FIRST) if item.get_closest_marker(mark)), len(LONG_FIRST))
