@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from integrations.netbox.records import DEVICE_COUNT_FIELDS
+
 DEVICE_COLUMNS: tuple[str, ...] = (
     "Name",
     "Status",
@@ -328,16 +330,7 @@ API_FIELDS: dict[str, frozenset[str]] = {
             "tags",
             "created",
             "last_updated",
-            "console_port_count",
-            "console_server_port_count",
-            "power_port_count",
-            "power_outlet_count",
-            "interface_count",
-            "front_port_count",
-            "rear_port_count",
-            "device_bay_count",
-            "module_bay_count",
-            "inventory_item_count",
+            *DEVICE_COUNT_FIELDS,
         ]
     ),
     VMS: frozenset(
