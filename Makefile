@@ -45,7 +45,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | build-deps
 run: $(VENV)/.installed
 	DEBUG=$${DEBUG:-true} $(PY) scripts/run.py
 
-test: $(VENV)/.installed test-deps lint typecheck imports migrations-check test-sqlite test-postgres test-deploy
+# Every check and test, stage by stage; each stage's wall time (and the load average, the machines being shared) is
+# printed as it ends and again in a summary. The first failing stage stops the run.
+TEST_STAGES := $(VENV)/.installed test-deps lint typecheck imports migrations-check test-sqlite test-postgres test-deploy
+test:
+	@summary=""; started=$$(date +%s); \
+	for stage in $(TEST_STAGES); do \
+	  begun=$$(date +%s); \
+	  $(MAKE) --no-print-directory $$stage || { echo "== stage $$stage FAILED after $$(( $$(date +%s) - begun )) s =="; exit 1; }; \
+	  line="$$stage: $$(( $$(date +%s) - begun )) s (load average $$(cut -d' ' -f1-3 /proc/loadavg))"; \
+	  echo "== stage $$line =="; summary="$$summary$$line\n"; \
+	done; \
+	printf "== stage times ==\n$$summary== make test: $$(( $$(date +%s) - started )) s ==\n"
 
 test-deps:
 	$(call apt_install,$(TEST_DEBS))
@@ -64,8 +75,9 @@ imports: $(VENV)/.installed
 migrations-check: $(VENV)/.installed
 	DJANGO_SETTINGS_MODULE=enreach.settings_test $(PY) manage.py makemigrations --check --dry-run
 
-# Everything but the deploy test runs on SQLite. PostgreSQL runs what depends on the database: not the browser
-# tests (pages), the schemathesis run (the API contract) or the deploy test, which run once.
+# Everything but the deploy test runs on SQLite. PostgreSQL runs what depends on the database engine: the tests marked
+# `postgres` by the list in conftest.py (POSTGRES_MODULES, with its rule); the browser tests (pages), the schemathesis
+# run (the API contract) and the deploy test (its own PostgreSQL) are not in it and run once.
 test-sqlite: $(VENV)/.installed test-deps
 	@echo "== pytest on SQLite =="
 	env -u DATABASE_URL -u REDIS_URL $(PYTEST) $(XDIST) -m "not deploy" $(PYTEST_ARGS)
@@ -74,7 +86,7 @@ test-postgres: $(VENV)/.installed test-deps
 	@echo "== pytest on PostgreSQL =="
 	@url=$$(scripts/pgtest.sh start $(PGDIR)) || exit 1; \
 	  trap 'scripts/pgtest.sh stop $(PGDIR)' EXIT; \
-	  env -u REDIS_URL DATABASE_URL=$$url $(PYTEST) $(XDIST) -m "not deploy and not fuzz and not browser" $(PYTEST_ARGS)
+	  env -u REDIS_URL DATABASE_URL=$$url $(PYTEST) $(XDIST) -m postgres $(PYTEST_ARGS)
 
 # The README's production deploy, started for real (PostgreSQL, Redis, gunicorn, two qcluster): a few minutes.
 test-deploy: $(VENV)/.installed test-deps
