@@ -50,7 +50,8 @@ POSTGRES_MODULES = (
     "enreach/tests/test_health.py",
     "enreach/tests/test_observability.py",
     "enreach/tests/test_outage.py",
-    # exports: the run state machine, snapshots (raw JSONB), changes, column sets (JSON search), limits, selectors
+    # exports: the run state machine, snapshots (raw JSONB) and the streamed runs reading them back in id order,
+    # changes, column sets (JSON search), limits, selectors
     "exports/tests/test_afterrun.py",
     "exports/tests/test_api.py",
     "exports/tests/test_changes.py",
@@ -62,6 +63,7 @@ POSTGRES_MODULES = (
     "exports/tests/test_runs.py",
     "exports/tests/test_services.py",
     "exports/tests/test_snapshots.py",
+    "exports/tests/test_streaming.py",
     "exports/tests/test_views.py",
     # integrations: cache counts shared across processes (the database cache)
     "integrations/tests/test_caching.py",
