@@ -130,9 +130,9 @@ class OidcProvider:
             self.port = free_port()
             command = [
                 sys.executable, "-m", "devtools.oidc_provider", "--state", str(self.state), "--port", str(self.port),
-                "--client-id", self.client_id, "--client-secret", self.client_secret,
-                *[arg for uri in self.redirect_uris for arg in ("--redirect-uri", uri)],
-                *[arg for uri in logout_uris for arg in ("--post-logout-redirect-uri", uri)],
+                f"--client-id={self.client_id}", f"--client-secret={self.client_secret}",
+                *[f"--redirect-uri={uri}" for uri in self.redirect_uris],
+                *[f"--post-logout-redirect-uri={uri}" for uri in logout_uris],
             ]  # fmt: skip
             env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_"))}
             env["PYTHONPATH"] = str(REPO)
