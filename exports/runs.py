@@ -96,7 +96,6 @@ def run_heartbeat(*, run_id: int, every: float | None = None) -> Iterator[None]:
 
     def beat() -> None:
         failing = False
-        run_alive_mark(run_id)
         try:
             while not stop.wait(min(interval, 1.0) if failing else interval):
                 run_alive_mark(run_id)
@@ -116,6 +115,9 @@ def run_heartbeat(*, run_id: int, every: float | None = None) -> Iterator[None]:
         finally:
             connection.close()
 
+    # The first sign of life from the caller's thread: on SQLite a second connection's write waits for the caller's
+    # open transaction, and the run's end would then wait for it.
+    run_alive_mark(run_id)
     thread = threading.Thread(target=beat, name=f"export-heartbeat-{run_id}", daemon=True)
     thread.start()
     try:
