@@ -49,6 +49,7 @@ from integrations.netbox.client import Kind, NetboxClient
 from integrations.netbox.factory import netbox_client
 from integrations.netbox.records import (
     DEVICE_OBJECT_TYPE,
+    SNAPSHOT_SCHEMA,
     VM_OBJECT_TYPE,
     VirtualMachineRecord,
     device_from_dict,
@@ -123,6 +124,56 @@ class StreamDiff:
         return sorted(self._names[change])[:CHANGES_LISTED]
 
 
+@dataclass(frozen=True)
+class PreviousRows:
+    """What an incremental run needs to reuse the previous run's rows of a kind: its row spool (the rows in id order,
+    in the column set of this run), every current object's id (``current``: objects missing from it were deleted)
+    and the records fetched anew (their rows replace the previous ones, or are added)."""
+
+    spool: Path
+    current: dict[int, str]
+    fresh: list[Record]
+
+
+ROWS_META = ".rows.json"  # beside a run's row spools: the key they were made under and their row counts
+_ROW_CODE = ("transform.py", "render.py", "columns.py", "cells.py")  # the code that makes a row from a record
+
+
+def rows_key(lookups_digest: str, column_set: ColumnSet) -> str:
+    """The same for two runs whose rows, from the same records, are the same: the lookups (sites, tenants, contacts),
+    the column set, the records' schema and the code of the transform. An incremental run reuses the previous run's
+    row of every object NetBox did not touch only when the previous run's key is this one; else every row is made
+    again (a renamed site changes the rows of devices NetBox did not touch)."""
+    here = Path(__file__).parent
+    code = hashlib.sha256(b"".join((here / name).read_bytes() for name in _ROW_CODE)).hexdigest()
+    return _digest(
+        {
+            "lookups": lookups_digest,
+            "columns": column_set.as_dict(),
+            "absent": sorted(column_set.absent),
+            "schema": sorted(str(schema) for schema in SNAPSHOT_SCHEMA.values()),
+            "code": code,
+            "time_zone": settings.TIME_ZONE,
+        }
+    )
+
+
+def previous_rows_usable(previous: ExportRun | None, key: str) -> Path | None:
+    """The previous run's folder when its row spools were made under ``key`` and are all there, else ``None``."""
+    if previous is None:
+        return None
+    folder = Path(settings.DATA_DIR) / "runs" / f"{previous.pk:06d}"
+    try:
+        meta = json.loads((folder / ROWS_META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("key") != key:
+        return None
+    if not all((folder / f".{kind}.rows").is_file() for kind in NetboxSnapshot.Kind.values):
+        return None
+    return folder
+
+
 @dataclass
 class KindSource:
     """One kind's records for the files: ``batches()`` walks them in id order, a batch at a time (a fresh walk per
@@ -140,6 +191,9 @@ class KindSource:
     forked_batches: Callable[[], Iterator[Sequence[Record]]] | None = None
     forked_counts: Callable[[], Any] | None = None  # in the child: its client's ``counts()``
     forked_absorb: Callable[[Any], None] | None = None  # in the parent: the run's client ``absorb``s them
+    # An incremental run whose rows would be the previous run's for every object NetBox did not touch: the previous
+    # run's row spool merged with the rows of the records fetched anew (``exports.files``), instead of ``batches``.
+    previous_rows: PreviousRows | None = None
 
     def reset(self) -> None:
         if self.diff is not None:
@@ -160,6 +214,7 @@ class Fetched:
 
     lookups: transform.Lookups
     lookups_digest: str
+    rows_key: str = ""  # what the run's rows were made under (``rows_key``), kept beside its row spools
     reuse: bool = False  # nothing changed: the previous run's files serve
     sources: dict[str, KindSource] = field(default_factory=dict)  # "device", "vm"
     snapshot_writes: dict[str, list[Record]] = field(default_factory=dict)  # an incremental run's few to write
@@ -222,7 +277,7 @@ def export_fetching(
         client.capture(devices=paths["device"], vms=paths["vm"])
         fetched: Fetched | None = None
         try:
-            fetched = _fetch_with(client, run, recorder, previous, files_reusable, folder, paths)
+            fetched = _fetch_with(client, run, recorder, previous, files_reusable, folder, paths, column_set)
             yield fetched
         finally:
             client.flush_metrics()
@@ -239,6 +294,7 @@ def _fetch_with(
     files_reusable: bool,
     folder: Path,
     paths: dict[str, tuple[str, ...]],
+    column_set: ColumnSet = DEFAULT_SET,
 ) -> Fetched:
     full_every = timedelta(hours=settings.EXPORT_FULL_EVERY_HOURS)
     incremental = (
@@ -306,7 +362,12 @@ def _fetch_with(
         [sorted(getattr(lookups, f.name).items()) for f in dataclasses.fields(lookups) if f.name != "contacts"]
         + [snapshot.digest]
     )
-    fetched = Fetched(lookups=lookups, lookups_digest=lookups_digest, contact_snapshot=contact_snapshot)
+    fetched = Fetched(
+        lookups=lookups,
+        lookups_digest=lookups_digest,
+        contact_snapshot=contact_snapshot,
+        rows_key=rows_key(lookups_digest, column_set),
+    )
 
     if not incremental:
         forked_clients: list[NetboxClient] = []  # the forked process's own client (one per walk), made there
@@ -385,11 +446,21 @@ def _fetch_with(
         "device": device_from_dict,
         "vm": virtual_machine_from_dict,
     }
+    # The previous run's rows serve for the objects NetBox did not touch when they were made as this run would make
+    # them (same lookups, column set, schema and code): neither their snapshots nor their transform are needed.
+    previous_folder = previous_rows_usable(previous, fetched.rows_key)
+    if previous_folder is not None:
+        recorder.log("The rows of the objects NetBox did not touch are the previous run's.")
     for kind, (current, changed_records) in increments.items():
         fetched.sources[kind] = KindSource(
             kind,
             lambda kind=kind, current=current, fresh=changed_records: _merged(  # type: ignore[misc]
                 kind, current, fresh, from_dict[kind], run
+            ),
+            previous_rows=(
+                PreviousRows(previous_folder / f".{kind}.rows", current, changed_records)
+                if previous_folder is not None
+                else None
             ),
         )
     return fetched

@@ -37,7 +37,7 @@ from exports.companions import Companion, CompanionPlan, CompanionWrite, KindRow
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
 from exports.csvfiles import write_csv
 from exports.errors import ExportError
-from exports.fetch import Fetched, KindSource
+from exports.fetch import RECORD_BATCH, ROWS_META, Fetched, KindSource, PreviousRows
 from exports.models import ExportArtifact, ExportRun
 from exports.recorder import RunRecorder
 from exports.snapshots import snapshot_row
@@ -159,9 +159,11 @@ def _stream_kind(
         walking = first_walk if walk == 1 else source.batches()
 
         def rows(meter: ColumnMeter = meter, walking: Iterator[Sequence[Any]] = walking) -> Iterator[Any]:
-            for records in walking:
-                batch = rows_of(records, lookups, column_set)
-                source.passed(records)
+            if source.previous_rows is not None:
+                batches = _rows_reused(source.previous_rows, source.kind, lookups, column_set)
+            else:
+                batches = (rows_of(records, lookups, column_set) for records in _passed(source, walking))
+            for batch in batches:
                 spool.add(batch)
                 meter.add(batch)
                 yield from batch
@@ -176,6 +178,51 @@ def _stream_kind(
         spool.close()
         return _Streamed(info, spool, meter)
     raise AssertionError("unreachable")
+
+
+def _passed(source: KindSource, walking: Iterator[Sequence[Any]]) -> Iterator[Sequence[Any]]:
+    for records in walking:
+        source.passed(records)
+        yield records
+
+
+def _id_position(kind: str, column_set: columns.ColumnSet) -> int:
+    """Where a kind's rows hold the object's id (the column set requires its ``contract:ID`` column)."""
+    dataset = columns.DEVICES if kind == "device" else columns.VMS
+    sources = [column.source for column in column_set.visible(dataset)]
+    return sources.index(columns.CONTRACT_PREFIX + "ID")
+
+
+def _rows_reused(
+    previous: PreviousRows, kind: str, lookups: transform.Lookups, column_set: columns.ColumnSet
+) -> Iterator[list[Any]]:
+    """A kind's rows in id order, ``RECORD_BATCH`` at a time: the previous run's row of every object NetBox did not
+    touch (read back from its spool), and a row made now for each record fetched anew (changed or added). Rows of
+    objects deleted since are dropped. Only the fresh records go through the transform."""
+    _, rows_of = _KINDS[kind]
+    at = _id_position(kind, column_set)
+    fresh = rows_of(sorted(previous.fresh, key=lambda record: record.id), lookups, column_set)
+    fresh_ids = {record.id for record in previous.fresh}
+    current = previous.current
+    position, total, out = 0, 0, []
+    for batch in RowSpool(previous.spool).batches():
+        for row in batch:
+            netbox_id = row[at]
+            while position < len(fresh) and fresh[position][at] < netbox_id:
+                out.append(fresh[position])
+                position += 1
+            if netbox_id in current and netbox_id not in fresh_ids:
+                out.append(row)
+        if len(out) >= RECORD_BATCH:
+            total += len(out)
+            yield out
+            out = []
+    out.extend(fresh[position:])
+    total += len(out)
+    if out:
+        yield out
+    if total != len(current):
+        raise ExportError("The previous run's rows are incomplete; run the export with --force.")
 
 
 @dataclass
@@ -337,12 +384,25 @@ def files_streaming(fetched: Fetched, folder: Path, recorder: RunRecorder, plan:
             for kind, outcome in outcomes.items():
                 streamed[kind] = _forked_kind_done(sources[kind], outcome(), folder, recorder)
         streamed = {kind: streamed[kind] for kind in sources}  # the sources' order (devices first)
+        # The row spools stay in the run's folder: the next incremental run reuses them (``_rows_reused``).
+        rows_meta = {"key": fetched.rows_key, **{kind: each.spool.rows for kind, each in streamed.items()}}
+        (folder / ROWS_META).write_text(json.dumps(rows_meta), encoding="utf-8")
         fetched.finish()  # drops the sources: nothing of the walks is left when the writing child is forked
         yield Streamed(streamed)
+    except BaseException:
+        _rows_remove(folder)
+        raise
     finally:
         for kind in _KINDS:
-            RowSpool(folder / f".{kind}.rows").remove()
             RowSpool(folder / f".{kind}.keys").remove()
+
+
+def _rows_remove(folder: Path) -> None:
+    """Remove a run's row spools (and what says they are there)."""
+    with contextlib.suppress(FileNotFoundError):
+        (folder / ROWS_META).unlink()
+    for kind in _KINDS:
+        RowSpool(folder / f".{kind}.rows").remove()
 
 
 @contextlib.contextmanager
@@ -466,7 +526,22 @@ def files_reuse(previous: ExportRun, folder: Path) -> dict[str, FileInfo]:
         files[artifact.name] = FileInfo(path=target, size=artifact.size, sha256=artifact.sha256, rows=artifact.rows)
     if not set(ARTIFACT_KINDS) <= set(files):
         raise ExportError("The previous run's files are incomplete; run the export with --force.")
+    # The previous run's row spools too, for the next incremental run (same rows: nothing changed).
+    previous_folder = Path(settings.DATA_DIR) / "runs" / f"{previous.pk:06d}"
+    for name in (*(f".{kind}.rows" for kind in _KINDS), ROWS_META):
+        if (previous_folder / name).is_file():
+            _link(previous_folder / name, folder / name)
     return files
+
+
+def _link(source: Path, target: Path) -> None:
+    temp = target.with_name(f"{target.name}.tmp")
+    try:
+        os.link(source, temp)
+    except OSError:
+        shutil.copyfile(source, temp)
+        os.chmod(temp, FILE_MODE)
+    os.replace(temp, target)
 
 
 def export_files_prune() -> int:
@@ -483,4 +558,7 @@ def export_files_prune() -> int:
     for run in old_runs:
         shutil.rmtree(Path(settings.DATA_DIR) / "runs" / f"{run.pk:06d}", ignore_errors=True)
         run.artifacts.all().delete()
+    # Only the newest run's row spools serve (the next incremental run reads them): the older kept runs' go.
+    for pk in kept[1:]:
+        _rows_remove(Path(settings.DATA_DIR) / "runs" / f"{pk:06d}")
     return len(old_runs)
