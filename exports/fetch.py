@@ -140,10 +140,11 @@ _ROW_CODE = ("transform.py", "render.py", "columns.py", "cells.py")  # the code 
 
 
 def rows_key(lookups_digest: str, column_set: ColumnSet) -> str:
-    """The same for two runs whose rows, from the same records, are the same: the lookups (sites, tenants, contacts),
-    the column set, the records' schema and the code of the transform. An incremental run reuses the previous run's
-    row of every object NetBox did not touch only when the previous run's key is this one; else every row is made
-    again (a renamed site changes the rows of devices NetBox did not touch)."""
+    """The same for two runs whose rows, from the same records and contacts, are the same: the other lookups (sites,
+    tenants), the column set, the records' schema and the code of the transform. An incremental run reuses the
+    previous run's row of every object NetBox did not touch only when the previous run's key is this one; else every
+    row is made again (a renamed site changes the rows of devices NetBox did not touch). The contacts are compared
+    object by object instead: the rows of the objects whose Contacts cell changed are made again."""
     here = Path(__file__).parent
     code = hashlib.sha256(b"".join((here / name).read_bytes() for name in _ROW_CODE)).hexdigest()
     return _digest(
@@ -158,8 +159,9 @@ def rows_key(lookups_digest: str, column_set: ColumnSet) -> str:
     )
 
 
-def previous_rows_usable(previous: ExportRun | None, key: str) -> Path | None:
-    """The previous run's folder when its row spools were made under ``key`` and are all there, else ``None``."""
+def previous_rows_usable(previous: ExportRun | None, key: str, contacts_digest: str) -> Path | None:
+    """The previous run's folder when its row spools were made under ``key``, with the contacts of the stored
+    snapshot (``contacts_digest``), and are all there; else ``None``."""
     if previous is None:
         return None
     folder = Path(settings.DATA_DIR) / "runs" / f"{previous.pk:06d}"
@@ -167,7 +169,7 @@ def previous_rows_usable(previous: ExportRun | None, key: str) -> Path | None:
         meta = json.loads((folder / ROWS_META).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict) or meta.get("key") != key:
+    if not isinstance(meta, dict) or meta.get("key") != key or meta.get("contacts") != contacts_digest:
         return None
     if not all((folder / f".{kind}.rows").is_file() for kind in NetboxSnapshot.Kind.values):
         return None
@@ -215,6 +217,7 @@ class Fetched:
     lookups: transform.Lookups
     lookups_digest: str
     rows_key: str = ""  # what the run's rows were made under (``rows_key``), kept beside its row spools
+    contacts_digest: str = ""  # the digest of the contacts the run's rows hold (``ContactSnapshot.digest``)
     reuse: bool = False  # nothing changed: the previous run's files serve
     sources: dict[str, KindSource] = field(default_factory=dict)  # "device", "vm"
     snapshot_writes: dict[str, list[Record]] = field(default_factory=dict)  # an incremental run's few to write
@@ -349,6 +352,7 @@ def _fetch_with(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     run.netbox_requests = client.request_count
+    stored_snapshot = snapshot  # the contacts the previous run's rows were made with (incremental)
     if rendered is None:  # the contact listings did not change: neither did the contacts
         assert snapshot is not None
         contact_snapshot = None
@@ -358,6 +362,9 @@ def _fetch_with(
         snapshot = contact_snapshot
     lookups = transform.Lookups.from_records(sites=site_records, tenants=tenant_records, contacts=rendered)
     # The contacts enter the digest through their own, computed once when they were rendered.
+    other_lookups = _digest(
+        [sorted(getattr(lookups, f.name).items()) for f in dataclasses.fields(lookups) if f.name != "contacts"]
+    )
     lookups_digest = _digest(
         [sorted(getattr(lookups, f.name).items()) for f in dataclasses.fields(lookups) if f.name != "contacts"]
         + [snapshot.digest]
@@ -366,7 +373,8 @@ def _fetch_with(
         lookups=lookups,
         lookups_digest=lookups_digest,
         contact_snapshot=contact_snapshot,
-        rows_key=rows_key(lookups_digest, column_set),
+        rows_key=rows_key(other_lookups, column_set),
+        contacts_digest=snapshot.digest,
     )
 
     if not incremental:
@@ -448,7 +456,24 @@ def _fetch_with(
     }
     # The previous run's rows serve for the objects NetBox did not touch when they were made as this run would make
     # them (same lookups, column set, schema and code): neither their snapshots nor their transform are needed.
-    previous_folder = previous_rows_usable(previous, fetched.rows_key)
+    # Objects whose Contacts cell changed though NetBox did not touch them are made again from their snapshots.
+    assert stored_snapshot is not None
+    previous_folder = previous_rows_usable(previous, fetched.rows_key, stored_snapshot.digest)
+    remake: dict[str, list[Record]] = {kind: [] for kind in increments}
+    if previous_folder is not None and contact_snapshot is not None:
+        old_contacts = _contacts_of(stored_snapshot)
+        touched = {key for key in old_contacts.keys() | rendered.keys() if old_contacts.get(key) != rendered.get(key)}
+        for kind, object_type in (("device", DEVICE_OBJECT_TYPE), ("vm", VM_OBJECT_TYPE)):
+            current, changed_records = increments[kind]
+            fresh_ids = {record.id for record in changed_records}
+            ids = sorted(i for t, i in touched if t == object_type and i in current and i not in fresh_ids)
+            stored_data = _after_netbox(partial(snapshots_values, kind, "data", ids), run)
+            if len(stored_data) != len(ids):
+                previous_folder = None  # a snapshot missing: every row is made again
+                break
+            remake[kind] = [
+                from_dict[kind](data if isinstance(data, dict) else json.loads(data)) for data in stored_data.values()
+            ]
     if previous_folder is not None:
         recorder.log("The rows of the objects NetBox did not touch are the previous run's.")
     for kind, (current, changed_records) in increments.items():
@@ -458,7 +483,7 @@ def _fetch_with(
                 kind, current, fresh, from_dict[kind], run
             ),
             previous_rows=(
-                PreviousRows(previous_folder / f".{kind}.rows", current, changed_records)
+                PreviousRows(previous_folder / f".{kind}.rows", current, [*changed_records, *remake[kind]])
                 if previous_folder is not None
                 else None
             ),

@@ -385,7 +385,11 @@ def files_streaming(fetched: Fetched, folder: Path, recorder: RunRecorder, plan:
                 streamed[kind] = _forked_kind_done(sources[kind], outcome(), folder, recorder)
         streamed = {kind: streamed[kind] for kind in sources}  # the sources' order (devices first)
         # The row spools stay in the run's folder: the next incremental run reuses them (``_rows_reused``).
-        rows_meta = {"key": fetched.rows_key, **{kind: each.spool.rows for kind, each in streamed.items()}}
+        rows_meta = {
+            "key": fetched.rows_key,
+            "contacts": fetched.contacts_digest,
+            **{kind: each.spool.rows for kind, each in streamed.items()},
+        }
         (folder / ROWS_META).write_text(json.dumps(rows_meta), encoding="utf-8")
         fetched.finish()  # drops the sources: nothing of the walks is left when the writing child is forked
         yield Streamed(streamed)

@@ -107,6 +107,7 @@ def test_custom_columns_reach_every_file_typed_and_follow_changes(netbox, client
     # Custom fields only: the snapshots have what they need, so an incremental run rewrites the files from them.
     incremental = run_export()
     assert incremental.mode == ExportRun.Mode.INCREMENTAL, incremental.log
+    assert "did not touch are the previous run's" not in incremental.log  # another column set: every row anew
     assert incremental.columns["devices"][-1]["header"] == "Bought"
     devices = {int(row["ID"]): row for row in read_csv(files_of(incremental)[DEVICES_CSV])}
     header = list(next(iter(devices.values())))
@@ -150,6 +151,8 @@ def test_custom_columns_reach_every_file_typed_and_follow_changes(netbox, client
     netbox.update_device(device["id"], custom_fields={**device["custom_fields"], "cost_center": old + 1})
     edited = run_export()
     assert edited.mode == ExportRun.Mode.INCREMENTAL
+    assert "did not touch are the previous run's" in edited.log  # the same column set: the previous rows serve
+    assert read_csv(files_of(edited)[DEVICES_CSV]) == read_csv(files_of(run_export(force=True))[DEVICES_CSV])
     change = ExportChange.objects.get(run=edited, netbox_id=device["id"], kind=ExportChange.Kind.DEVICE)
     assert change.fields["Cost center"] == [str(old), str(old + 1)]
     assert set(change.fields) == {"Cost center", "Last updated"}
@@ -164,6 +167,7 @@ def test_a_custom_field_deleted_in_netbox_empties_its_column_and_the_log_says_so
     netbox.delete_custom_field("cost_center")
     without = run_export()
     assert without.status == ExportRun.Status.SUCCEEDED
+    assert "did not touch are the previous run's" not in without.log  # the column is empty now: every row anew
     assert "no custom field cost_center for devices" in without.log
     assert all(row["Cost center"] == "" for row in read_csv(files_of(without)[DEVICES_CSV]))
 

@@ -44,6 +44,10 @@ def files_of(run: ExportRun) -> dict[str, Path]:
     return {artifact.name: selectors.artifact_path(artifact) for artifact in run.artifacts.all()}
 
 
+# What an incremental run logs when the rows of the objects NetBox did not touch are the previous run's.
+REUSED_ROWS = "The rows of the objects NetBox did not touch are the previous run's."
+
+
 def workbook_values(path: Path) -> list[tuple]:
     book = openpyxl.load_workbook(path, read_only=True)
     return list(book["NetBox Inventory"].iter_rows(values_only=True))
@@ -154,6 +158,7 @@ def test_incremental_output_equals_a_full_export_of_the_same_state(netbox):
     incremental = run_export()
     assert incremental.status == "succeeded", incremental.error
     assert incremental.mode == "incremental" and not incremental.reused_files
+    assert REUSED_ROWS in incremental.log  # the previous run's rows served for the objects NetBox did not touch
     assert (incremental.added, incremental.changed, incremental.removed) == (1, 1, 1)
     assert incremental.changes["devices"]["added"] == ["zz-new-device"]
     # Only the changed and new objects were fetched in full.
@@ -204,6 +209,7 @@ def test_a_renamed_contact_or_role_alone_reaches_incremental_output(netbox, kind
     netbox.rename(kind, target["id"], "Renamed Person")
     run = run_export()
     assert run.status == "succeeded" and run.mode == "incremental" and not run.reused_files
+    assert REUSED_ROWS in run.log  # the rows whose Contacts cell changed are made again from their snapshots
     assert "Renamed Person" in contacts_of(run, assignment["object_id"])
     assert_same_as_a_full_export(run)
 
@@ -231,11 +237,23 @@ def test_added_and_removed_contact_assignments_reach_incremental_output(netbox):
     added = netbox.add_contact_assignment("dcim.device", bare["id"], existing["contact"]["id"], existing["role"]["id"])
     run = run_export()
     assert run.mode == "incremental" and existing["contact"]["name"] in contacts_of(run, bare["id"])
+    assert REUSED_ROWS in run.log and run.changed == 0  # NetBox did not touch the device; its row is made again
     assert_same_as_a_full_export(run)
 
     netbox.delete_contact_assignment(added)
     run = run_export()
     assert run.mode == "incremental" and contacts_of(run, bare["id"]) == ""
+    assert_same_as_a_full_export(run)
+
+
+def test_deleting_an_object_with_contacts_keeps_reusing_the_other_rows(netbox):
+    run_export()
+    assigned = next(a for a in netbox.contact_assignments if a["object_type"] == "virtualization.virtualmachine")
+    netbox.delete_vm(assigned["object_id"])
+    netbox.update_device(netbox.devices[2]["id"], serial="CHANGED-004")
+    run = run_export()
+    assert run.status == "succeeded", run.error
+    assert run.mode == "incremental" and REUSED_ROWS in run.log and (run.changed, run.removed) == (1, 1)
     assert_same_as_a_full_export(run)
 
 
@@ -248,6 +266,7 @@ def test_a_renamed_site_or_tenant_reaches_incremental_output(netbox, kind):
     netbox.rename(kind, target["id"], "Renamed & Co")
     incremental = run_export()
     assert incremental.mode == "incremental" and incremental.changed == 0
+    assert REUSED_ROWS not in incremental.log  # rows of devices NetBox did not touch changed: all made again
     full = run_export(force=True)
     incremental_files, full_files = files_of(incremental), files_of(full)
     for name in FILES - {"Systems CMDB.xlsx"}:
@@ -255,6 +274,47 @@ def test_a_renamed_site_or_tenant_reaches_incremental_output(netbox, kind):
     header, *rows = read_csv(incremental_files["netbox_devices_export.csv"])
     first = next(r for r in rows if r[header.index("ID")] == str(netbox.devices[0]["id"]))
     assert first[header.index(column)] == "Renamed & Co"
+
+
+def test_incremental_runs_reuse_rows_across_a_run_that_reused_the_files(netbox):
+    run_export()
+    unchanged = run_export()
+    assert unchanged.reused_files  # it links the previous run's row spools too
+    netbox.update_device(netbox.devices[7]["id"], serial="AFTER-A-REUSED-RUN")
+    netbox.delete_device(netbox.devices[0]["id"])
+    netbox.delete_device(netbox.devices[-1]["id"])
+    netbox.add_vm(name="zz-new-vm")
+    run = run_export()
+    assert run.status == "succeeded", run.error
+    assert run.mode == "incremental" and REUSED_ROWS in run.log
+    assert (run.added, run.changed, run.removed) == (1, 1, 2)
+    assert_same_as_a_full_export(run)
+
+
+@pytest.mark.parametrize("damage", ["missing", "foreign"])
+def test_an_incremental_run_without_usable_previous_rows_makes_every_row_again(netbox, damage):
+    first = run_export()
+    folder = files_of(first)["netbox_devices_export.csv"].parent
+    if damage == "missing":
+        (folder / ".vm.rows").unlink()
+    else:  # rows made under another key (another version of the transform, say)
+        (folder / ".rows.json").write_text('{"key": "another", "device": 40, "vm": 60}', encoding="utf-8")
+    netbox.update_device(netbox.devices[3]["id"], serial="CHANGED-002")
+    run = run_export()
+    assert run.status == "succeeded", run.error
+    assert run.mode == "incremental" and run.changed == 1 and REUSED_ROWS not in run.log
+    assert_same_as_a_full_export(run)
+
+
+def test_incremental_runs_keep_only_the_newest_runs_row_spools(netbox):
+    first = run_export()
+    netbox.update_device(netbox.devices[3]["id"], serial="CHANGED-003")
+    second = run_export()
+    assert REUSED_ROWS in second.log
+    first_folder = files_of(first)["netbox_devices_export.csv"].parent
+    second_folder = files_of(second)["netbox_devices_export.csv"].parent
+    assert not list(first_folder.glob(".*.rows")) and not (first_folder / ".rows.json").exists()
+    assert sorted(path.name for path in second_folder.glob(".*.rows")) == [".device.rows", ".vm.rows"]
 
 
 @pytest.mark.parametrize(
