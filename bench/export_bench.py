@@ -366,6 +366,7 @@ def child_export(force: bool, profile_path: str | None, worker: bool = False) ->
         "timings": run.timings,
         "requests": run.netbox_requests,
         "reused_files": run.reused_files,
+        "after_run": {step["step"]: step["seconds"] for step in run.after_run or []},
         "devices": run.devices,
         "vms": run.vms,
         "added": run.added,
@@ -719,7 +720,8 @@ def run_sizes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             change = netbox.ask(f"change {per_kind}", timeout=600)
             _say(f"  incremental export after {change} ...")
             incremental = bench.export(env, force=False)
-            _say(f"    {incremental['seconds']:.1f} s, peak {incremental['peak_mb']:.0f} MB")
+            _say(f"    {incremental['seconds']:.1f} s, peak {incremental['peak_mb']:.0f} MB, "
+                 f"steps {incremental['timings']}, after the run {incremental['after_run']}")  # fmt: skip
             server_peak = netbox.ask("stats").get("peak_mb")
         results.append({"size": size, "devices": devices, "vms": vms, "full": full, "incremental": incremental,
                         "change": change, "server_peak_mb": server_peak, "load": os.getloadavg()})  # fmt: skip

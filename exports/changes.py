@@ -19,6 +19,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from exports.csvfiles import csv_records
 from exports.models import ExportArtifact, ExportChange, ExportRun
 
 ID_COLUMN = "ID"
@@ -29,7 +30,6 @@ FILES = {
     ExportChange.Kind.VM: ExportArtifact.Kind.VMS,
 }
 SAVE_BATCH = 1000
-_BOM = b"\xef\xbb\xbf"  # what the writers put first for Excel when EXPORT_CSV_EXCEL_SAFE is on
 
 
 @dataclass(slots=True)
@@ -58,23 +58,7 @@ class Comparison:
         return totals
 
 
-def _records(path: Path) -> Iterator[bytes]:
-    """The raw records of a CSV, header first, without its BOM: lines joined while a quoted cell spans them."""
-    with path.open("rb") as handle:
-        pending = b""
-        first = True
-        for line in handle:
-            if first:
-                line = line.removeprefix(_BOM)
-                first = False
-            pending = pending + line if pending else line
-            # csv quotes a cell holding a line break, and doubles a quote inside one: an odd count means the
-            # record goes on.
-            if pending.count(b'"') % 2 == 0:
-                yield pending
-                pending = b""
-        if pending:
-            yield pending
+_records = csv_records
 
 
 def _parse(records: Iterable[bytes]) -> Iterator[list[str]]:

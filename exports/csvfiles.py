@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -40,13 +40,39 @@ def _excel_safe(row: Sequence[Any]) -> tuple[Any, ...]:
     )
 
 
+def csv_records(path: Path) -> Iterator[bytes]:
+    """The raw records of a CSV, header first, without its BOM: lines joined while a quoted cell spans them (each
+    record with its ``\\r\\n``)."""
+    with path.open("rb") as handle:
+        pending = b""
+        first = True
+        for line in handle:
+            if first:
+                line = line.removeprefix(_UTF8_BOM)
+                first = False
+            pending = pending + line if pending else line
+            # csv quotes a cell holding a line break, and doubles a quote inside one: an odd count means the
+            # record goes on.
+            if pending.count(b'"') % 2 == 0:
+                yield pending
+                pending = b""
+        if pending:
+            yield pending
+
+
 def write_csv(
-    path: str | os.PathLike[str], columns: Sequence[str], rows: Iterable[Sequence[Any]], *, excel_safe: bool = False
+    path: str | os.PathLike[str],
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any] | bytes],
+    *,
+    excel_safe: bool = False,
+    raw: bool = False,
 ) -> FileInfo:
     """Write ``columns`` and ``rows`` as a CSV file at ``path``, atomically, hashing the bytes as they are written.
 
     ``rows`` may be any iterable (a generator is consumed once). A row of the wrong length raises ``ValueError``
-    rather than shifting values into the wrong columns.
+    rather than shifting values into the wrong columns. With ``raw``, an item of ``rows`` may also be a record
+    already written (``bytes`` from ``csv_records`` of a CSV written with the same ``excel_safe``): copied as it is.
     """
     target = Path(path)
     width = len(columns)
@@ -73,11 +99,25 @@ def write_csv(
         iterator = iter(rows)
         # Chunks keep the encode/hash/write calls few without holding the whole file in memory.
         while chunk := list(islice(iterator, _CSV_CHUNK_ROWS)):
-            check_widths(chunk, width, written + 1)
-            writer.writerows(map(_excel_safe, chunk) if excel_safe else chunk)
+            if raw:
+                _write_mixed(chunk, writer, parts, width, written + 1, excel_safe)
+            else:
+                check_widths(chunk, width, written + 1)
+                writer.writerows(map(_excel_safe, chunk) if excel_safe else chunk)
             written += len(chunk)
             flush()
         flush()
         out.flush()
         os.fsync(out.fileno())
     return FileInfo(path=target, size=size, sha256=digest.hexdigest(), rows=written)
+
+
+def _write_mixed(chunk: list[Any], writer: Any, parts: list[str], width: int, first: int, excel_safe: bool) -> None:
+    """Rows formatted by ``writer`` and records copied as they are, in order, into ``parts``."""
+    append, writerow = parts.append, writer.writerow
+    for number, item in enumerate(chunk, first):
+        if isinstance(item, bytes):
+            append(item.decode("utf-8"))
+        else:
+            check_widths([item], width, number)
+            writerow(_excel_safe(item) if excel_safe else item)

@@ -35,7 +35,7 @@ from exports.cells import ColumnMeter
 from exports.column_sets import column_set_for_run
 from exports.companions import Companion, CompanionPlan, CompanionWrite, KindRows
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
-from exports.csvfiles import write_csv
+from exports.csvfiles import csv_records, write_csv
 from exports.errors import ExportError
 from exports.fetch import RECORD_BATCH, ROWS_META, Fetched, KindSource, PreviousRows
 from exports.models import ExportArtifact, ExportRun
@@ -149,7 +149,7 @@ def _stream_kind(
 ) -> _Streamed:
     """Stream a kind's records into its CSV and spool, a batch at a time; a NetBox listing that changed under the
     walk is walked once more from the start (the CSV, spool, diff and snapshots of the first walk discarded)."""
-    name, rows_of = _KINDS[source.kind]
+    name, _ = _KINDS[source.kind]
     kind_columns = _kind_columns(source.kind, column_set)
     spool = RowSpool(folder / f".{source.kind}.rows")
     for walk in (1, 2):
@@ -160,16 +160,18 @@ def _stream_kind(
 
         def rows(meter: ColumnMeter = meter, walking: Iterator[Sequence[Any]] = walking) -> Iterator[Any]:
             if source.previous_rows is not None:
-                batches = _rows_reused(source.previous_rows, source.kind, lookups, column_set)
+                batches = _rows_reused(source.previous_rows, source.kind, lookups, column_set, excel_safe)
             else:
-                batches = (rows_of(records, lookups, column_set) for records in _passed(source, walking))
-            for batch in batches:
+                batches = ((batch, batch) for batch in _made(source, walking, lookups, column_set))
+            for batch, items in batches:
                 spool.add(batch)
                 meter.add(batch)
-                yield from batch
+                yield from items
 
         try:
-            info = write_csv(folder / name, kind_columns, rows(), excel_safe=excel_safe)
+            info = write_csv(
+                folder / name, kind_columns, rows(), excel_safe=excel_safe, raw=source.previous_rows is not None
+            )
         except ListingChanged as exc:
             if walk == 2:
                 raise
@@ -180,10 +182,15 @@ def _stream_kind(
     raise AssertionError("unreachable")
 
 
-def _passed(source: KindSource, walking: Iterator[Sequence[Any]]) -> Iterator[Sequence[Any]]:
+def _made(
+    source: KindSource, walking: Iterator[Sequence[Any]], lookups: transform.Lookups, column_set: columns.ColumnSet
+) -> Iterator[list[Any]]:
+    """The rows of each batch of records walked (which the source counts and spools as they pass)."""
+    _, rows_of = _KINDS[source.kind]
     for records in walking:
+        batch = rows_of(records, lookups, column_set)
         source.passed(records)
-        yield records
+        yield batch
 
 
 def _id_position(kind: str, column_set: columns.ColumnSet) -> int:
@@ -194,33 +201,52 @@ def _id_position(kind: str, column_set: columns.ColumnSet) -> int:
 
 
 def _rows_reused(
-    previous: PreviousRows, kind: str, lookups: transform.Lookups, column_set: columns.ColumnSet
-) -> Iterator[list[Any]]:
+    previous: PreviousRows, kind: str, lookups: transform.Lookups, column_set: columns.ColumnSet, excel_safe: bool
+) -> Iterator[tuple[list[Any], list[Any]]]:
     """A kind's rows in id order, ``RECORD_BATCH`` at a time: the previous run's row of every object NetBox did not
     touch (read back from its spool), and a row made now for each record fetched anew (changed or added). Rows of
-    objects deleted since are dropped. Only the fresh records go through the transform."""
-    _, rows_of = _KINDS[kind]
+    objects deleted since are dropped. Only the fresh records go through the transform.
+
+    Each batch comes with what the kind's CSV gets for its rows: a reused row's record copied from the previous run's
+    CSV (``bytes``, the same record in the same order as its spool) when that CSV was written with the same
+    ``excel_safe``, else the row to format."""
+    name, rows_of = _KINDS[kind]
     at = _id_position(kind, column_set)
     fresh = rows_of(sorted(previous.fresh, key=lambda record: record.id), lookups, column_set)
     fresh_ids = {record.id for record in previous.fresh}
     current = previous.current
-    position, total, out = 0, 0, []
+    folder = previous.spool.parent
+    try:
+        meta = json.loads((folder / ROWS_META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    records: Iterator[bytes] | None = None
+    if meta.get("excel_safe") == excel_safe and (folder / name).is_file():
+        records = csv_records(folder / name)
+        next(records, None)  # the header
+    position, total, out, items = 0, 0, [], []
     for batch in RowSpool(previous.spool).batches():
         for row in batch:
+            record = next(records, None) if records is not None else None
             netbox_id = row[at]
             while position < len(fresh) and fresh[position][at] < netbox_id:
                 out.append(fresh[position])
+                items.append(fresh[position])
                 position += 1
             if netbox_id in current and netbox_id not in fresh_ids:
                 out.append(row)
+                items.append(row if record is None else record)
         if len(out) >= RECORD_BATCH:
             total += len(out)
-            yield out
-            out = []
+            yield out, items
+            out, items = [], []
+    if records is not None and next(records, None) is not None:
+        raise ExportError("The previous run's rows and CSV differ; run the export with --force.")
     out.extend(fresh[position:])
+    items.extend(fresh[position:])
     total += len(out)
     if out:
-        yield out
+        yield out, items
     if total != len(current):
         raise ExportError("The previous run's rows are incomplete; run the export with --force.")
 
@@ -388,6 +414,7 @@ def files_streaming(fetched: Fetched, folder: Path, recorder: RunRecorder, plan:
         rows_meta = {
             "key": fetched.rows_key,
             "contacts": fetched.contacts_digest,
+            "excel_safe": plan.excel_safe,  # the CSVs' records, which the next run may copy
             **{kind: each.spool.rows for kind, each in streamed.items()},
         }
         (folder / ROWS_META).write_text(json.dumps(rows_meta), encoding="utf-8")
