@@ -457,10 +457,13 @@ def _fetch_with(
     # The previous run's rows serve for the objects NetBox did not touch when they were made as this run would make
     # them (same lookups, column set, schema and code): neither their snapshots nor their transform are needed.
     # Objects whose Contacts cell changed though NetBox did not touch them are made again from their snapshots.
-    assert stored_snapshot is not None
-    previous_folder = previous_rows_usable(previous, fetched.rows_key, stored_snapshot.digest)
+    previous_folder = (
+        previous_rows_usable(previous, fetched.rows_key, stored_snapshot.digest)
+        if stored_snapshot is not None
+        else None
+    )
     remake: dict[str, list[Record]] = {kind: [] for kind in increments}
-    if previous_folder is not None and contact_snapshot is not None:
+    if previous_folder is not None and stored_snapshot is not None and contact_snapshot is not None:
         old_contacts = _contacts_of(stored_snapshot)
         touched = {key for key in old_contacts.keys() | rendered.keys() if old_contacts.get(key) != rendered.get(key)}
         for kind, object_type in (("device", DEVICE_OBJECT_TYPE), ("vm", VM_OBJECT_TYPE)):
