@@ -881,6 +881,12 @@ class FakeNetbox:
                 return None
 
         id_values = numbers("id", query.get("id", []))
+        # NetBox's lookups on a number field: id__gte=10&id__lt=20 (each the last value given).
+        bounds = {
+            lookup: numbers(f"id__{lookup}", query[f"id__{lookup}"][-1:])
+            for lookup in ("gt", "gte", "lt", "lte")
+            if f"id__{lookup}" in query
+        }
         id_in = numbers("id__in", (v for value in query.get("id__in", []) for v in value.split(",")))
         statuses = [v for v in query.get("status", []) if v]
         if collection.statuses is not None:
@@ -904,6 +910,10 @@ class FakeNetbox:
             ids = [i for i in ids if i in id_values]
         if "id__in" in query and id_in:
             ids = [i for i in ids if i in id_in]
+        for lookup, values in bounds.items():
+            for bound in values or ():
+                test = {"gt": bound.__lt__, "gte": bound.__le__, "lt": bound.__gt__, "lte": bound.__ge__}[lookup]
+                ids = [i for i in ids if test(i)]
         if statuses and collection.statuses is not None:
             wanted = set(statuses)
             ids = [i for i in ids if (objects[i].get("status") or {}).get("value") in wanted]

@@ -625,7 +625,8 @@ def _current_state(client: NetboxClient, endpoint: Kind, stored: dict[int, str])
 
     NetBox cannot list deletions, but its count can reveal them: with the objects updated since the newest stored
     change (a minute of slack for transactions that committed late), ``stored + new - count`` is the number of
-    deleted objects. Only when that is not zero is the whole ``id,last_updated`` listing needed to find them.
+    deleted objects. When it is not zero, id ranges are counted to find them (``_deletions_found``); the whole
+    ``id,last_updated`` listing is read only for many deletions, or when the counts do not add up.
     """
     if not stored:
         return client.fetch_last_updated(endpoint)
@@ -639,9 +640,51 @@ def _current_state(client: NetboxClient, endpoint: Kind, stored: dict[int, str])
     total = client.count(endpoint)
     updated = client.fetch_updated_since(endpoint, since)
     added = sum(1 for netbox_id in updated if netbox_id not in stored)
-    if len(stored) + added - total != 0:
-        return client.fetch_last_updated(endpoint)
-    return {**stored, **updated}
+    deleted = len(stored) + added - total
+    if deleted == 0:
+        return {**stored, **updated}
+    if 0 < deleted <= DELETIONS_SEARCHED:
+        found = _deletions_found(client, endpoint, {**stored, **updated}, deleted)
+        if found is not None:
+            return found
+    return client.fetch_last_updated(endpoint)
+
+
+DELETIONS_SEARCHED = 64  # more deletions than this: the whole id,last_updated listing is cheaper than the search
+RANGE_LISTED = 500  # ids in a range whose listing is read instead of halving it further (one page)
+
+
+def _deletions_found(
+    client: NetboxClient, endpoint: Kind, known: dict[int, str], deleted: int
+) -> dict[int, str] | None:
+    """``known`` (the stored objects and those updated since) without the ``deleted`` objects NetBox no longer has,
+    found by counting id ranges (``id__gte``/``id__lt``) instead of listing every object: a range that holds fewer
+    objects in NetBox than in ``known`` is halved until it is small, then listed. About ``deleted * log2(objects /
+    RANGE_LISTED)`` counts and ``deleted`` one-page listings instead of every page of the listing. ``None`` when
+    NetBox's counts do not add up (objects added or deleted meanwhile): the caller lists everything."""
+    ids = sorted(known)
+    current = dict(known)
+    pending = [(0, len(ids), deleted)]  # (start, stop) in ``ids``, and how many of them are gone
+    while pending:
+        start, stop, missing = pending.pop()
+        if missing == 0:
+            continue
+        if stop - start <= RANGE_LISTED or stop - start == missing:
+            low, high = ids[start], ids[stop - 1] + 1
+            listed = client.fetch_last_updated(endpoint, ids=(low, high))
+            gone = [i for i in ids[start:stop] if i not in listed]
+            if len(gone) != missing or any(i not in known for i in listed):
+                return None
+            for netbox_id in gone:
+                del current[netbox_id]
+            current.update(listed)
+            continue
+        middle = (start + stop) // 2
+        first = middle - start - client.count(endpoint, ids=(ids[start], ids[middle]))
+        if not 0 <= first <= missing:
+            return None
+        pending += [(start, middle, first), (middle, stop, missing - first)]
+    return current
 
 
 def _parse_netbox_time(value: str) -> datetime:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from enreach.forked import FORK_AVAILABLE
-from exports import columns, files, selectors
+from exports import columns, fetch, files, selectors
 from exports.files import export_files_prune
 from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
 from exports.schedule import SCHEDULE_NAME, export_schedule_sync
@@ -140,13 +140,57 @@ def test_incremental_finds_deletions_through_the_count(netbox):
     run = run_export()
     assert (run.mode, run.removed, run.devices) == ("incremental", 1, 39)
     assert run.changes["devices"]["removed"] == [deleted["name"]]
-    # The count showed a deletion, so the whole id listing ran to find which one.
+    # The count showed a deletion; 40 devices are one range, listed (id and last updated only) to find which one.
     full_listing = [
         r
         for r in netbox.requests
         if r.path == "/api/dcim/devices/" and "last_updated__gte" not in r.query and r.query.get("limit") != ["1"]
     ]
-    assert full_listing and all(r.query["fields"] == ["id,last_updated"] for r in full_listing)
+    assert len(full_listing) == 1 and full_listing[0].query["fields"] == ["id,last_updated"]
+    assert full_listing[0].query["id__gte"] == [str(netbox.devices[0]["id"])]
+
+
+def test_incremental_finds_deletions_by_counting_id_ranges(netbox, monkeypatch):
+    monkeypatch.setattr(fetch, "RANGE_LISTED", 4)  # 40 devices: ranges halved down to 4 ids or fewer
+    run_export()
+    gone = [netbox.devices[3], netbox.devices[30]]
+    for device in gone:
+        netbox.delete_device(device["id"])
+    netbox.delete_vm(netbox.vms[11]["id"])
+    netbox.update_device(netbox.devices[20]["id"], serial="CHANGED-005")
+    netbox.reset_log()
+    run = run_export()
+    assert run.status == "succeeded", run.error
+    assert (run.mode, run.removed, run.changed, run.devices, run.vms) == ("incremental", 3, 1, 38, 59)
+    assert run.changes["devices"]["removed"] == sorted(device["name"] for device in gone)
+    listings = [
+        r
+        for r in netbox.requests
+        if r.path == "/api/dcim/devices/" and r.query.get("fields") == ["id,last_updated"] and "id__gte" in r.query
+    ]
+    # Only small ranges were listed, never the whole listing.
+    assert listings and all(int(r.query["id__lt"][0]) - int(r.query["id__gte"][0]) <= 8 for r in listings)
+    unranged = [
+        r
+        for r in netbox.requests
+        if r.path == "/api/dcim/devices/" and r.query.get("fields") == ["id,last_updated"]
+        and "id__gte" not in r.query and "last_updated__gte" not in r.query
+    ]  # fmt: skip
+    assert unranged == []
+    assert_same_as_a_full_export(run)
+
+
+def test_many_deletions_list_every_id_instead_of_searching(netbox, monkeypatch):
+    monkeypatch.setattr(fetch, "DELETIONS_SEARCHED", 1)
+    run_export()
+    netbox.delete_device(netbox.devices[3]["id"])
+    netbox.delete_device(netbox.devices[9]["id"])
+    netbox.reset_log()
+    run = run_export()
+    assert (run.mode, run.removed, run.devices) == ("incremental", 2, 38)
+    listed = [r for r in netbox.requests if r.path == "/api/dcim/devices/" and r.query.get("limit") != ["1"]]
+    assert any("id__gte" not in r.query and "last_updated__gte" not in r.query for r in listed)
+    assert_same_as_a_full_export(run)
 
 
 def test_incremental_output_equals_a_full_export_of_the_same_state(netbox):

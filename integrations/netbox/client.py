@@ -251,10 +251,11 @@ class NetboxClient(NetboxTransport):
             raise NetboxInconsistentData(f"NetBox at {self.url} answered /api/status/ with {type(data).__name__}")
         return data
 
-    def count(self, kind: Kind) -> int:
-        """How many objects a listing holds (one ``limit=1`` request), e.g. devices or virtual machines."""
+    def count(self, kind: Kind, ids: tuple[int, int] | None = None) -> int:
+        """How many objects a listing holds (one ``limit=1`` request), e.g. devices or virtual machines; ``ids``:
+        only those with ``ids[0] <= id < ids[1]`` (NetBox's ``id__gte`` and ``id__lt`` lookups)."""
         path, filters = _listing(kind)
-        page = self._get(path, [("limit", "1"), ("fields", "id"), *filters])
+        page = self._get(path, [("limit", "1"), ("fields", "id"), *filters, *_id_range(ids)])
         return self._count_of(page, path)
 
     def capture(self, *, devices: Iterable[str] = (), vms: Iterable[str] = ()) -> None:
@@ -309,10 +310,13 @@ class NetboxClient(NetboxTransport):
 
     # -- change detection --------------------------------------------------------------------------------------
 
-    def fetch_last_updated(self, kind: Kind, progress: ProgressCallback | None = None) -> dict[int, str]:
-        """``{id: last_updated}`` of every object of a listing: the cheap listing incremental exports start from."""
+    def fetch_last_updated(
+        self, kind: Kind, progress: ProgressCallback | None = None, ids: tuple[int, int] | None = None
+    ) -> dict[int, str]:
+        """``{id: last_updated}`` of every object of a listing: the cheap listing incremental exports start from;
+        ``ids``: only those with ``ids[0] <= id < ids[1]``."""
         path, filters = _listing(kind)
-        params = [("ordering", "id"), *filters, ("fields", "id,last_updated")]
+        params = [("ordering", "id"), *filters, ("fields", "id,last_updated"), *_id_range(ids)]
         pairs = self._walk(path, params, _id_and_last_updated, itemgetter(0), progress)
         return dict(pairs)
 
@@ -335,6 +339,10 @@ class NetboxClient(NetboxTransport):
 
 
 _BULK_PARAMS: list[tuple[str, str]] = [("ordering", "id"), ("exclude", "config_context")]
+
+
+def _id_range(ids: tuple[int, int] | None) -> list[tuple[str, str]]:
+    return [] if ids is None else [("id__gte", str(ids[0])), ("id__lt", str(ids[1]))]
 
 
 def _listing(kind: str) -> tuple[str, tuple[tuple[str, str], ...]]:
