@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,7 @@ class _Streamed:
     csv: FileInfo
     spool: RowSpool
     meter: ColumnMeter
+    merged: RowSpool | None = None  # each row's record in the previous merged CSV, or None (``_rows_reused``)
 
 
 def _stream_kind(
@@ -152,21 +153,27 @@ def _stream_kind(
     name, _ = _KINDS[source.kind]
     kind_columns = _kind_columns(source.kind, column_set)
     spool = RowSpool(folder / f".{source.kind}.rows")
+    merged = RowSpool(folder / f".{source.kind}.merged")  # each row's previous merged record, when reused
     for walk in (1, 2):
         meter = ColumnMeter(len(kind_columns))
         spool.reset()
+        merged.reset()
         source.reset()
         walking = first_walk if walk == 1 else source.batches()
 
         def rows(meter: ColumnMeter = meter, walking: Iterator[Sequence[Any]] = walking) -> Iterator[Any]:
             if source.previous_rows is not None:
-                batches = _rows_reused(source.previous_rows, source.kind, lookups, column_set, excel_safe)
-            else:
-                batches = ((batch, batch) for batch in _made(source, walking, lookups, column_set))
-            for batch, items in batches:
+                reused = _rows_reused(source.previous_rows, source.kind, lookups, column_set, excel_safe)
+                for batch, items, raws in reused:
+                    spool.add(batch)
+                    merged.add(raws)
+                    meter.add(batch)
+                    yield from items
+                return
+            for batch in _made(source, walking, lookups, column_set):
                 spool.add(batch)
                 meter.add(batch)
-                yield from items
+                yield from batch
 
         try:
             info = write_csv(
@@ -178,7 +185,8 @@ def _stream_kind(
             recorder.log(f"{exc}; reading it again.")
             continue
         spool.close()
-        return _Streamed(info, spool, meter)
+        merged.close()
+        return _Streamed(info, spool, meter, merged if merged.rows == spool.rows and spool.rows else None)
     raise AssertionError("unreachable")
 
 
@@ -202,14 +210,15 @@ def _id_position(kind: str, column_set: columns.ColumnSet) -> int:
 
 def _rows_reused(
     previous: PreviousRows, kind: str, lookups: transform.Lookups, column_set: columns.ColumnSet, excel_safe: bool
-) -> Iterator[tuple[list[Any], list[Any]]]:
+) -> Iterator[tuple[list[Any], list[Any], list[bytes | None]]]:
     """A kind's rows in id order, ``RECORD_BATCH`` at a time: the previous run's row of every object NetBox did not
     touch (read back from its spool), and a row made now for each record fetched anew (changed or added). Rows of
     objects deleted since are dropped. Only the fresh records go through the transform.
 
     Each batch comes with what the kind's CSV gets for its rows: a reused row's record copied from the previous run's
     CSV (``bytes``, the same record in the same order as its spool) when that CSV was written with the same
-    ``excel_safe``, else the row to format."""
+    ``excel_safe``, else the row to format; and each row's record in the previous merged CSV (``None`` for a row
+    made now), which the merged CSV copies in turn (``_merged_items``)."""
     name, rows_of = _KINDS[kind]
     at = _id_position(kind, column_set)
     fresh = rows_of(sorted(previous.fresh, key=lambda record: record.id), lookups, column_set)
@@ -221,32 +230,43 @@ def _rows_reused(
     except (OSError, ValueError):
         meta = {}
     records: Iterator[bytes] | None = None
+    merged: Iterator[bytes] | None = None
     if meta.get("excel_safe") == excel_safe and (folder / name).is_file():
         records = csv_records(folder / name)
         next(records, None)  # the header
-    position, total, out, items = 0, 0, [], []
+        if (folder / MERGED_CSV).is_file() and isinstance(meta.get("device"), int):
+            # The merged CSV holds the devices' records, then the VMs': this kind's, in the order of its spool.
+            merged = islice(csv_records(folder / MERGED_CSV), 1 + (meta["device"] if kind == "vm" else 0), None)
+    position, total = 0, 0
+    out: list[Any] = []
+    items: list[Any] = []
+    raws: list[bytes | None] = []
     for batch in RowSpool(previous.spool).batches():
         for row in batch:
             record = next(records, None) if records is not None else None
+            merged_record = next(merged, None) if merged is not None else None
             netbox_id = row[at]
             while position < len(fresh) and fresh[position][at] < netbox_id:
                 out.append(fresh[position])
                 items.append(fresh[position])
+                raws.append(None)
                 position += 1
             if netbox_id in current and netbox_id not in fresh_ids:
                 out.append(row)
                 items.append(row if record is None else record)
+                raws.append(merged_record)
         if len(out) >= RECORD_BATCH:
             total += len(out)
-            yield out, items
-            out, items = [], []
+            yield out, items, raws
+            out, items, raws = [], [], []
     if records is not None and next(records, None) is not None:
         raise ExportError("The previous run's rows and CSV differ; run the export with --force.")
     out.extend(fresh[position:])
     items.extend(fresh[position:])
+    raws.extend([None] * (len(fresh) - position))
     total += len(out)
     if out:
-        yield out, items
+        yield out, items, raws
     if total != len(current):
         raise ExportError("The previous run's rows are incomplete; run the export with --force.")
 
@@ -426,6 +446,7 @@ def files_streaming(fetched: Fetched, folder: Path, recorder: RunRecorder, plan:
     finally:
         for kind in _KINDS:
             RowSpool(folder / f".{kind}.keys").remove()
+            RowSpool(folder / f".{kind}.merged").remove()
 
 
 def _rows_remove(folder: Path) -> None:
@@ -506,8 +527,13 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
         if mailbox is not None:
             mailbox.send({name: outcome.message for name, outcome in done.items()})
         # The merged CSV here, once the companions are done: the child writing the workbook is the longer of the two.
-        merged = transform.merged_row_stream(device_spool.batches(), vm_spool.batches(), column_set)
-        files[MERGED_CSV] = write_csv(folder / MERGED_CSV, column_set.merged_columns, merged, excel_safe=excel_safe)
+        files[MERGED_CSV] = write_csv(
+            folder / MERGED_CSV,
+            column_set.merged_columns,
+            _merged_items(kinds, column_set),
+            excel_safe=excel_safe,
+            raw=any(kind_streamed.merged is not None for kind_streamed in kinds.values()),
+        )
         for outcome in done.values():
             files.update(outcome.files)
         planned = [name for _, companion_plan in plan.companions for name in companion_plan.artifacts]
@@ -526,6 +552,22 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
             return written_files
 
         yield Writing(files=written, companions=done)
+
+
+def _merged_items(kinds: dict[str, _Streamed], column_set: columns.ColumnSet) -> Iterator[Any]:
+    """The merged CSV's rows, devices then VMs; a row the previous run's merged CSV holds as it is comes as that
+    record (``bytes``) instead."""
+    for kind in ("device", "vm"):
+        kind_streamed = kinds[kind]
+        batches = kind_streamed.spool.batches()
+        rows = transform.merged_row_stream(batches, (), column_set) if kind == "device" else (
+            transform.merged_row_stream((), batches, column_set))  # fmt: skip
+        if kind_streamed.merged is None:
+            yield from rows
+            continue
+        for raws in kind_streamed.merged.batches():
+            for raw, row in zip(raws, rows, strict=False):
+                yield row if raw is None else raw
 
 
 def _companion_write(companion: Companion, plan: CompanionPlan, rows: dict[str, KindRows], folder: Path) -> Any:

@@ -335,6 +335,30 @@ def test_incremental_runs_reuse_rows_across_a_run_that_reused_the_files(netbox):
     assert_same_as_a_full_export(run)
 
 
+@pytest.mark.parametrize(("before", "after"), [(True, True), (False, True), (True, False)])
+def test_reused_rows_copy_the_previous_records_only_when_written_alike(netbox, settings, monkeypatch, before, after):
+    # EXPORT_CSV_EXCEL_SAFE changes the records (a BOM, a quote before a formula), not the rows.
+    settings.EXPORT_CSV_EXCEL_SAFE = before
+    netbox.update_device(netbox.devices[5]["id"], name="=HYPERLINK(1)", description='-minus, "quoted"\nlines')
+    run_export()
+    settings.EXPORT_CSV_EXCEL_SAFE = after
+    copied: list[str] = []
+    records = files.csv_records
+    monkeypatch.setattr(files, "csv_records", lambda path: copied.append(path.name) or records(path))
+    netbox.update_device(netbox.devices[7]["id"], serial="CHANGED-006")
+    netbox.delete_vm(netbox.vms[2]["id"])
+    netbox.add_device(name="zz-added")
+    run = run_export()
+    assert run.status == "succeeded", run.error
+    assert run.mode == "incremental" and REUSED_ROWS in run.log
+    if before == after:  # each kind's records are copied from its CSV and from its part of the merged CSV
+        merged = "netbox_merged_export.csv"
+        assert copied == ["netbox_devices_export.csv", merged, "netbox_vms_export.csv", merged]
+    else:
+        assert copied == []
+    assert_same_as_a_full_export(run)
+
+
 @pytest.mark.parametrize("damage", ["missing", "foreign", "no contacts stored"])
 def test_an_incremental_run_without_usable_previous_rows_makes_every_row_again(netbox, damage):
     first = run_export()
