@@ -133,13 +133,47 @@ def _upsert_sql() -> str:
     )
 
 
+_COLUMNS = "kind, netbox_id, name, last_updated, digest, data"
+
+
 def snapshots_upsert_rows(batches: Iterable[Sequence[tuple[Any, ...]]]) -> None:
-    """Insert or replace snapshots already encoded (``snapshot_row``), a batch per ``executemany``."""
+    """Insert or replace snapshots already encoded (``snapshot_row``), a batch per ``executemany``; on PostgreSQL
+    all of them through ``COPY`` into a temporary table and one ``INSERT … SELECT … ON CONFLICT``."""
+    if connection.vendor == "postgresql":
+        _upsert_copied(batches)
+        return
     sql = _upsert_sql()
     with connection.cursor() as cursor:
         for batch in batches:
             for start in range(0, len(batch), SNAPSHOT_BATCH):
                 cursor.executemany(sql, batch[start : start + SNAPSHOT_BATCH])
+
+
+def _upsert_copied(batches: Iterable[Sequence[tuple[Any, ...]]]) -> None:
+    """PostgreSQL: ``executemany`` of 50,000 upserts took a third of a full export (measured: 11.7 of 32.7 s);
+    ``COPY`` streams the rows in one statement. Inside the caller's transaction (the stage goes at its commit); a
+    record listed twice (a listing shifted under the walk) is written once."""
+    table = connection.ops.quote_name(NetboxSnapshot._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS exports_snapshot_stage (kind text, netbox_id bigint, name text, "
+            "last_updated text, digest text, data text) ON COMMIT DROP"
+        )
+        cursor.execute("TRUNCATE exports_snapshot_stage")
+        raw = cursor.cursor  # psycopg's own cursor: Django's wrapper has no COPY
+        with raw.copy(f"COPY exports_snapshot_stage ({_COLUMNS}) FROM STDIN") as copy:
+            for batch in batches:
+                for row in batch:
+                    copy.write_row(row)
+        # The table name comes from the model; no value is interpolated.
+        cursor.execute(
+            f"INSERT INTO {table} ({_COLUMNS}) "  # noqa: S608
+            "SELECT DISTINCT ON (kind, netbox_id) kind, netbox_id, name, last_updated, digest, data::jsonb "
+            "FROM exports_snapshot_stage ORDER BY kind, netbox_id "
+            "ON CONFLICT (kind, netbox_id) DO UPDATE SET name = excluded.name, last_updated = excluded.last_updated, "
+            "digest = excluded.digest, data = excluded.data"
+        )
+        cursor.execute("TRUNCATE exports_snapshot_stage")
 
 
 def snapshots_upsert(writes: dict[str, list[Record]]) -> None:
