@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from exports.models import ContactSnapshot, NetboxSnapshot
 from integrations.netbox.records import (
@@ -154,7 +154,7 @@ def _upsert_copied(batches: Iterable[Sequence[tuple[Any, ...]]]) -> None:
     ``COPY`` streams the rows in one statement. Inside the caller's transaction (the stage goes at its commit); a
     record listed twice (a listing shifted under the walk) is written once."""
     table = connection.ops.quote_name(NetboxSnapshot._meta.db_table)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:  # a savepoint in the caller's transaction
         cursor.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS exports_snapshot_stage (kind text, netbox_id bigint, name text, "
             "last_updated text, digest text, data text) ON COMMIT DROP"

@@ -76,3 +76,25 @@ def test_a_snapshot_of_another_schema_is_a_clear_error_not_a_type_error(netbox):
         device_from_dict(without(SCHEMA_KEY)(data))
     with pytest.raises(SnapshotOutdated):
         virtual_machine_from_dict(data)  # a device's snapshot is not a VM's
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit: no transaction of the caller's around the upsert
+def test_encoded_snapshots_are_upserted_once_each_in_or_out_of_a_transaction():
+    # On PostgreSQL through COPY and one INSERT ... ON CONFLICT; a record listed twice is written once.
+    from exports.snapshots import snapshots_upsert_rows
+
+    NetboxSnapshot.objects.create(kind="device", netbox_id=1, name="old", last_updated="t0", digest="d0", data={})
+    rows = [
+        ("device", 1, "first", "t1", "d1", '{"x": 1}'),
+        ("device", 2, "two", "t1", "d2", '{"x": 2}'),
+        ("device", 2, "two", "t1", "d2", '{"x": 2}'),
+        ("vm", 1, "vm", "t1", "d3", '{"y": "\\t,\\"quoted\\"\\n"}'),
+    ]
+    snapshots_upsert_rows([rows[:2], rows[2:]])
+    snapshots_upsert_rows([[("device", 1, "again", "t2", "d4", '{"x": 3}')]])
+    stored = {(s.kind, s.netbox_id): (s.name, s.last_updated, s.digest, s.data) for s in NetboxSnapshot.objects.all()}
+    assert stored == {
+        ("device", 1): ("again", "t2", "d4", {"x": 3}),
+        ("device", 2): ("two", "t1", "d2", {"x": 2}),
+        ("vm", 1): ("vm", "t1", "d3", {"y": '\t,"quoted"\n'}),
+    }
