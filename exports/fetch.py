@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import marshal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from typing import Any, Literal, TypeVar
 from django.conf import settings
 from django.utils import timezone
 
+from enreach.forked import FORK_AVAILABLE, forked
 from enreach.outage import database_retry
 from exports import render, transform
 from exports.columns import DEFAULT_SET, DEVICES, VMS, ColumnSet
@@ -164,11 +166,16 @@ class Fetched:
     sources: dict[str, KindSource] = field(default_factory=dict)  # "device", "vm"
     snapshot_writes: dict[str, list[Record]] = field(default_factory=dict)  # an incremental run's few to write
     snapshot_deletes: dict[str, list[int]] = field(default_factory=dict)
-    contact_snapshot: ContactSnapshot | None = None  # to save when the contacts were listed anew
+    contact_pending: PendingContactSnapshot | None = None  # to save when the contacts were listed anew
     counts: dict[str, int] = field(default_factory=dict)
     changes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     spools: list[RowSpool] = field(default_factory=list)  # a full run's encoded snapshots, once walked
+
+    @property
+    def contact_snapshot(self) -> ContactSnapshot | None:
+        """The contacts' snapshot to save (made when asked: the run saves it at its end)."""
+        return self.contact_pending.build() if self.contact_pending is not None else None
 
     def staged(self) -> list[RowSpool]:
         """The spools of encoded snapshots a full run wrote as its records passed."""
@@ -196,6 +203,36 @@ class Fetched:
     def remove(self) -> None:
         for spool in self.staged():
             spool.remove()
+
+
+@dataclass(frozen=True)
+class PendingContactSnapshot:
+    """A ``ContactSnapshot`` to save at the end of the run, marshalled until then.
+
+    Its state (``id -> last_updated`` of every contact assignment) and contacts (a cell per object) grow with the
+    inventory and serve only the save: as dicts of Python objects they took about 4 times the bytes, held through
+    the stream (and copied into a forked child's pages when the parent wrote over them)."""
+
+    state: bytes  # marshalled
+    rendered: bytes  # marshalled
+    digest: str
+
+    @classmethod
+    def of(
+        cls, state: dict[str, dict[int, str]] | bytes, rendered: dict[tuple[str, int], str]
+    ) -> PendingContactSnapshot:
+        """From the listings' state (or its marshal, from the child that listed them) and the rendered cells."""
+        state_bytes = state if isinstance(state, bytes) else marshal.dumps(state)
+        return cls(state_bytes, marshal.dumps(rendered), _digest(sorted(rendered.items())))
+
+    def build(self) -> ContactSnapshot:
+        state = marshal.loads(self.state)  # noqa: S302  # this run's own bytes
+        rendered: dict[tuple[str, int], str] = marshal.loads(self.rendered)  # noqa: S302
+        return ContactSnapshot(
+            state=state,
+            contacts={f"{object_type}:{object_id}": text for (object_type, object_id), text in rendered.items()},
+            digest=self.digest,
+        )
 
 
 def _digest(value: Any) -> str:
@@ -274,7 +311,7 @@ def _fetch_with(
     try:
         sites = pool.submit(contextvars.copy_context().run, client.fetch_sites)
         tenants = pool.submit(contextvars.copy_context().run, client.fetch_tenants)
-        contacts = pool.submit(contextvars.copy_context().run, _fetch_contacts, client, stored_contacts)
+        contacts = pool.submit(contextvars.copy_context().run, _fetch_contacts_apart, client, stored_contacts)
         with recorder.step("fetch"):
             if incremental:
                 for kind in NetboxSnapshot.Kind.values:  # kind -> netbox_id -> last_updated
@@ -293,20 +330,22 @@ def _fetch_with(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     run.netbox_requests = client.request_count
+    contact_pending: PendingContactSnapshot | None = None
     if rendered is None:  # the contact listings did not change: neither did the contacts
         assert snapshot is not None
-        contact_snapshot = None
         rendered = _contacts_of(snapshot)
+        contacts_digest = snapshot.digest
     else:
-        contact_snapshot = _contact_snapshot(contact_state, rendered)
-        snapshot = contact_snapshot
+        contact_pending = PendingContactSnapshot.of(contact_state, rendered)
+        contacts_digest = contact_pending.digest
+    del contact_state, snapshot
     lookups = transform.Lookups.from_records(sites=site_records, tenants=tenant_records, contacts=rendered)
     # The contacts enter the digest through their own, computed once when they were rendered.
     lookups_digest = _digest(
         [sorted(getattr(lookups, f.name).items()) for f in dataclasses.fields(lookups) if f.name != "contacts"]
-        + [snapshot.digest]
+        + [contacts_digest]
     )
-    fetched = Fetched(lookups=lookups, lookups_digest=lookups_digest, contact_snapshot=contact_snapshot)
+    fetched = Fetched(lookups=lookups, lookups_digest=lookups_digest, contact_pending=contact_pending)
 
     if not incremental:
         forked_clients: list[NetboxClient] = []  # the forked process's own client (one per walk), made there
@@ -476,6 +515,29 @@ def _fetch_contacts(
     return state, render.contacts_by_object([*assignments["device_contacts"], *assignments["vm_contacts"]])
 
 
+def _fetch_contacts_apart(
+    client: NetboxClient, stored: dict[str, dict[int, str]] | None
+) -> tuple[dict[str, dict[int, str]] | bytes, dict[tuple[str, int], str] | None]:
+    """``_fetch_contacts`` in a forked child (with a client of its own) where the export may fork: the listings'
+    pages and records (every contact assignment: more than one per object) come and go there, and only the state
+    (marshalled) and the rendered cells come back, instead of the run's process keeping the heap they took."""
+    if not (settings.EXPORT_PARALLEL_WRITE and FORK_AVAILABLE):
+        return _fetch_contacts(client, stored)
+
+    def apart() -> tuple[bytes, dict[tuple[str, int], str] | None, Any]:
+        own = client.forked_copy()
+        try:
+            state, rendered = _fetch_contacts(own, stored)
+            return marshal.dumps(state), rendered, own.counts()
+        finally:
+            own.close()
+
+    with forked(apart) as result:
+        state, rendered, counts = result()
+    client.absorb(counts)
+    return state, rendered
+
+
 def _contact_state(snapshot: ContactSnapshot) -> dict[str, dict[int, str]]:
     return {listing: {int(i): stamp for i, stamp in ids.items()} for listing, ids in snapshot.state.items()}
 
@@ -483,14 +545,6 @@ def _contact_state(snapshot: ContactSnapshot) -> dict[str, dict[int, str]]:
 def _contacts_of(snapshot: ContactSnapshot) -> dict[tuple[str, int], str]:
     keys = {key: key.rpartition(":") for key in snapshot.contacts}
     return {(keys[key][0], int(keys[key][2])): text for key, text in snapshot.contacts.items()}
-
-
-def _contact_snapshot(state: dict[str, dict[int, str]], rendered: dict[tuple[str, int], str]) -> ContactSnapshot:
-    return ContactSnapshot(
-        state=state,
-        contacts={f"{object_type}:{object_id}": text for (object_type, object_id), text in rendered.items()},
-        digest=_digest(sorted(rendered.items())),
-    )
 
 
 def _fetch_incremental(
