@@ -476,7 +476,7 @@ CONTACT_LISTINGS: tuple[Kind, ...] = ("contacts", "contact_roles", "device_conta
 
 
 def _fetch_contacts(
-    client: NetboxClient, stored: dict[str, dict[int, str]] | None
+    client: NetboxClient, stored: dict[str, dict[int, str]] | None, warn: Callable[[str], None] = logger.warning
 ) -> tuple[dict[str, dict[int, str]], dict[tuple[str, int], str] | None]:
     """The ``id -> last_updated`` state of the contact listings, and the Contacts cells unless that state is the
     stored one (``None``: the stored cells still hold).
@@ -501,7 +501,7 @@ def _fetch_contacts(
         except NetboxAuthError as exc:
             # A token that may read assignments but not contacts or roles: without their state, every run lists
             # the assignments (the stored state lacks two listings, so the check above never applies).
-            logger.warning("Contacts will be listed in full on every run: %s", exc)
+            warn(f"Contacts will be listed in full on every run: {exc}")
             state = {}
     # Both listings at once: a full run's stream waits for them (the client keeps NETBOX_WORKERS requests in flight).
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="assignments") as both:
@@ -524,17 +524,19 @@ def _fetch_contacts_apart(
     if not (settings.EXPORT_PARALLEL_WRITE and FORK_AVAILABLE):
         return _fetch_contacts(client, stored)
 
-    def apart() -> tuple[bytes, dict[tuple[str, int], str] | None, Any]:
-        own = client.forked_copy()
+    def apart() -> tuple[bytes, dict[tuple[str, int], str] | None, Any, list[str]]:
+        own, warnings = client.forked_copy(), list[str]()
         try:
-            state, rendered = _fetch_contacts(own, stored)
-            return marshal.dumps(state), rendered, own.counts()
+            state, rendered = _fetch_contacts(own, stored, warnings.append)
+            return marshal.dumps(state), rendered, own.counts(), warnings
         finally:
             own.close()
 
     with forked(apart) as result:
-        state, rendered, counts = result()
+        state, rendered, counts, warnings = result()
     client.absorb(counts)
+    for warning in warnings:  # logged here, where the run's log context and handlers are
+        logger.warning(warning)
     return state, rendered
 
 
