@@ -518,44 +518,61 @@ def csv_read(path: str | Path) -> tuple[list[str], list[pa.Array]]:
 def csv_write(
     path: str | Path, target: str | Path, *, source_sha256: str = "", column_set: dict[str, Any] | None = None
 ) -> None:
-    """``table_write`` of a merged CSV's cells (``csv_read``), a column at a time: each column's chunks are joined
-    and freed as it is encoded, so the build holds the CSV's cells once (plus a column) instead of twice over."""
-    header, frame = _csv_frame(path)
+    """``table_write`` of a merged CSV's cells (as ``csv_read`` reads them), without ever holding them all: the CSV
+    is read a block at a time and each block's columns dictionary-encoded at once, so what stays is each column's
+    codes and distinct values (a column of repeated values costs its codes); the blocks' dictionaries are unified
+    per column as it is encoded. The same file as ``table_write(target, *csv_read(path))``."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    header, options = _csv_options(path)
+    blocks: list[list[Any] | None] = [[] for _ in header]
+    if header:
+        for block in pacsv.open_csv(path, **options):
+            for index, parts in enumerate(blocks):
+                assert parts is not None
+                parts.append(block.column(index).dictionary_encode())
+            del block
 
     def columns() -> Iterator[pa.Array]:
-        nonlocal frame
-        while frame is not None and frame.num_columns:
-            cells = frame.column(0).combine_chunks()
-            frame = frame.remove_column(0)
-            yield cells
-            del cells
+        for index, parts in enumerate(blocks):
+            blocks[index] = None
+            chunked = pa.chunked_array(parts or [], type=pa.dictionary(pa.int32(), pa.string()))
+            del parts
+            yield chunked.unify_dictionaries().combine_chunks()
 
     table_write(target, header, columns(), source_sha256=source_sha256, column_set=column_set)
 
 
 def _csv_frame(path: str | Path) -> tuple[list[str], pa.Table | None]:
+    import pyarrow.csv as pacsv
+
+    header, options = _csv_options(path)
+    if not header:
+        return [], None
+    return header, pacsv.read_csv(path, **options)
+
+
+def _csv_options(path: str | Path) -> tuple[list[str], dict[str, Any]]:
+    """A merged CSV's header, and how pyarrow reads its cells (every one as text; UTF-8 with or without a BOM)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     with open(path, newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle), [])
-    if not header:
-        return [], None
     if len(set(header)) != len(header):
         raise ValueError("duplicate column labels")
     names = [f"c{index}" for index in range(len(header))]  # labels may be anything; Arrow needs them only to type
-    frame = pacsv.read_csv(
-        path,
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
+    return header, {
+        "read_options": pacsv.ReadOptions(column_names=names, skip_rows=1),
+        "parse_options": pacsv.ParseOptions(newlines_in_values=True),
+        "convert_options": pacsv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()),
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
             null_values=[],
         ),
-    )
-    return header, frame
+    }
 
 
 def table_write(
