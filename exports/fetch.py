@@ -305,13 +305,19 @@ def _fetch_with(
     # The small bulk listings behind the lookups (sites, tenants, contacts) run while the devices and VMs are
     # counted or (incremental) listed; each in a copy of this context, so its spans and log lines carry the run.
     # The client keeps the requests in flight to NETBOX_WORKERS.
-    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookups")
     increments: dict[str, tuple[dict[int, str], list[Record]]] = {}
     stored: dict[str, dict[int, str]] = {}
-    try:
+    with contextlib.ExitStack() as lookups_done:
+        # The contacts' child forks first, from this thread, before the pool's threads send requests: a child
+        # forked while another thread imports a module (requests imports netrc on a first request) waits forever
+        # for that module's lock.
+        contacts = lookups_done.enter_context(_contacts_fetching(client, stored_contacts))
+        pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookups")
+        lookups_done.callback(pool.shutdown, wait=True, cancel_futures=True)
         sites = pool.submit(contextvars.copy_context().run, client.fetch_sites)
         tenants = pool.submit(contextvars.copy_context().run, client.fetch_tenants)
-        contacts = pool.submit(contextvars.copy_context().run, _fetch_contacts_apart, client, stored_contacts)
+        if not callable(contacts):
+            contacts = pool.submit(contextvars.copy_context().run, _fetch_contacts, client, stored_contacts).result
         with recorder.step("fetch"):
             if incremental:
                 for kind in NetboxSnapshot.Kind.values:  # kind -> netbox_id -> last_updated
@@ -325,10 +331,8 @@ def _fetch_with(
             else:  # the records themselves stream from NetBox as the files are written (``exports.files``)
                 recorder.progress(devices_total=client.count("devices"), vms_total=client.count("virtual_machines"))
         with recorder.step("lookups"):
-            contact_state, rendered = contacts.result()
+            contact_state, rendered = contacts()
             site_records, tenant_records = sites.result(), tenants.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
     run.netbox_requests = client.request_count
     contact_pending: PendingContactSnapshot | None = None
     if rendered is None:  # the contact listings did not change: neither did the contacts
@@ -515,14 +519,18 @@ def _fetch_contacts(
     return state, render.contacts_by_object([*assignments["device_contacts"], *assignments["vm_contacts"]])
 
 
-def _fetch_contacts_apart(
+@contextlib.contextmanager
+def _contacts_fetching(
     client: NetboxClient, stored: dict[str, dict[int, str]] | None
-) -> tuple[dict[str, dict[int, str]] | bytes, dict[tuple[str, int], str] | None]:
-    """``_fetch_contacts`` in a forked child (with a client of its own) where the export may fork: the listings'
-    pages and records (every contact assignment: more than one per object) come and go there, and only the state
-    (marshalled) and the rendered cells come back, instead of the run's process keeping the heap they took."""
+) -> Iterator[Callable[[], tuple[dict[str, dict[int, str]] | bytes, dict[tuple[str, int], str] | None]] | None]:
+    """``_fetch_contacts`` started in a forked child (with a client of its own), where the export may fork: yields
+    the function that waits for its outcome, or ``None`` where it may not (the caller runs it in a thread). The
+    listings' pages and records (every contact assignment: more than one per object) come and go in the child; only
+    the state (marshalled) and the rendered cells come back, instead of the run's process keeping the heap they
+    took."""
     if not (settings.EXPORT_PARALLEL_WRITE and FORK_AVAILABLE):
-        return _fetch_contacts(client, stored)
+        yield None
+        return
 
     def apart() -> tuple[bytes, dict[tuple[str, int], str] | None, Any, list[str]]:
         own, warnings = client.forked_copy(), list[str]()
@@ -533,11 +541,15 @@ def _fetch_contacts_apart(
             own.close()
 
     with forked(apart) as result:
-        state, rendered, counts, warnings = result()
-    client.absorb(counts)
-    for warning in warnings:  # logged here, where the run's log context and handlers are
-        logger.warning(warning)
-    return state, rendered
+
+        def outcome() -> tuple[bytes, dict[tuple[str, int], str] | None]:
+            state, rendered, counts, warnings = result()
+            client.absorb(counts)
+            for warning in warnings:  # logged here, where the run's log context and handlers are
+                logger.warning(warning)
+            return state, rendered
+
+        yield outcome
 
 
 def _contact_state(snapshot: ContactSnapshot) -> dict[str, dict[int, str]]:
