@@ -76,6 +76,9 @@ class _MemorySampler:
     def __init__(self, interval: float = 0.02) -> None:
         self.interval = interval
         self.peak_mb = 0.0
+        # The peak within each phase of the run (``_PHASE``: its step, or its after-run step) and what made it: this
+        # process's resident MB and each child's private MB at that sample.
+        self.phases: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="memory-sampler")
 
@@ -89,10 +92,43 @@ class _MemorySampler:
 
     def _run(self) -> None:
         while True:
-            total = (_rss_mb() or 0.0) + sum(_private_mb(child) for child in _children())
+            own = _rss_mb() or 0.0
+            children = [_private_mb(child) for child in _children()]
+            total = own + sum(children)
             self.peak_mb = max(self.peak_mb, total)
+            phase = _PHASE[0]
+            if total > self.phases.get(phase, {}).get("peak_mb", -1.0):
+                self.phases[phase] = {"peak_mb": total, "own_mb": own, "children_mb": [round(c) for c in children]}
             if self._stop.wait(self.interval):
                 return
+
+
+# The phase of the run being measured (``child_export`` follows the run's steps and after-run steps).
+_PHASE = ["setup"]
+
+
+def _follow_phases() -> None:
+    """Keep ``_PHASE`` at the run's current step (``RunRecorder.step``) or after-run step, for the sampler."""
+    from exports import afterrun
+    from exports.recorder import RunRecorder
+
+    step = RunRecorder.step
+
+    @contextlib.contextmanager
+    def followed(self: Any, name: str) -> Any:
+        with step(self, name):
+            _PHASE[0] = name
+            yield
+        _PHASE[0] = f"after {name}"
+
+    RunRecorder.step = followed  # type: ignore[method-assign]
+    for registered in afterrun.steps():
+
+        def run_step(run: Any, func: Any = registered.func, name: str = registered.name) -> Any:
+            _PHASE[0] = f"after-run {name}"
+            return func(run)
+
+        afterrun.register(registered.name, run_step, order=registered.order, statuses=registered.statuses)
 
 
 def _children() -> list[str]:
@@ -342,6 +378,7 @@ def child_export(force: bool, profile_path: str | None, worker: bool = False) ->
     from exports.services import export_run_execute, export_run_request
 
     setup_seconds = time.perf_counter() - setup_started
+    _follow_phases()
     rss_before = _rss_mb()
     run, _ = export_run_request(trigger=ExportRun.Trigger.COMMAND, force=force)
     profiler = _Profiler() if profile_path else None
@@ -389,6 +426,7 @@ def child_export(force: bool, profile_path: str | None, worker: bool = False) ->
         "rss_before_mb": rss_before,
         # This process's own peak, or more when its forked writer's private pages were added (sampled).
         "peak_mb": max(_peak_mb(), memory.peak_mb),
+        "phases_mb": memory.phases,
         "own_peak_mb": _peak_mb(),
         "child_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
@@ -716,12 +754,15 @@ def run_sizes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             _say("  full export ...")
             full = bench.export(env, force=True)
             _say(f"    {full['seconds']:.1f} s, peak {full['peak_mb']:.0f} MB, steps {full['timings']}")
-            per_kind = max(1, size // 200)  # per kind: 1 % of all objects in all
-            change = netbox.ask(f"change {per_kind}", timeout=600)
-            _say(f"  incremental export after {change} ...")
-            incremental = bench.export(env, force=False)
-            _say(f"    {incremental['seconds']:.1f} s, peak {incremental['peak_mb']:.0f} MB, "
-                 f"steps {incremental['timings']}, after the run {incremental['after_run']}")  # fmt: skip
+            change: dict[str, Any] = {}
+            incremental: dict[str, Any] = {}
+            if not args.full_only:
+                per_kind = max(1, size // 200)  # per kind: 1 % of all objects in all
+                change = netbox.ask(f"change {per_kind}", timeout=600)
+                _say(f"  incremental export after {change} ...")
+                incremental = bench.export(env, force=False)
+                _say(f"    {incremental['seconds']:.1f} s, peak {incremental['peak_mb']:.0f} MB, "
+                     f"steps {incremental['timings']}, after the run {incremental['after_run']}")  # fmt: skip
             server_peak = netbox.ask("stats").get("peak_mb")
         results.append({"size": size, "devices": devices, "vms": vms, "full": full, "incremental": incremental,
                         "change": change, "server_peak_mb": server_peak, "load": os.getloadavg()})  # fmt: skip
@@ -758,19 +799,27 @@ def report_sizes(args: argparse.Namespace, results: list[dict[str, Any]]) -> boo
     line("  CPU seconds (export process + child)", [f"{r['full']['cpu_seconds']:.1f}" for r in results])
     line("  peak memory, MB", [f"{r['full']['peak_mb']:.0f}" for r in results])
     line("  peak vs the smallest", [f"{r['full']['peak_mb'] / smallest['full']['peak_mb']:.2f}x" for r in results])
+    phases = list(dict.fromkeys(phase for r in results for phase in r["full"].get("phases_mb", {})))
+    for phase in phases:  # the peak in each phase: this process's resident MB + each child's private MB
+        parts = [r["full"].get("phases_mb", {}).get(phase) for r in results]
+        line(f"    in {phase[:28]}", [f"{p['peak_mb']:.0f}" if p else "" for p in parts])
+        line("      own + children", ["+".join(f"{m:.0f}" for m in [p["own_mb"], *p["children_mb"]]) if p else ""
+                                      for p in parts])  # fmt: skip
     for step in ("fetch", "stream", "write", "save", "snapshots"):
         line(f"  step {step}, seconds", [f"{r['full']['timings'].get(step, 0):.1f}" for r in results])
     line("  save share of the full export",
          [f"{_save_seconds(r['full']) / r['full']['seconds']:.1%}" for r in results])  # fmt: skip
-    line("incremental 1 %, seconds", [f"{r['incremental']['seconds']:.1f}" for r in results])
-    line("  share of the full export", [f"{r['incremental']['seconds'] / r['full']['seconds']:.1%}" for r in results])
-    line("  peak memory, MB", [f"{r['incremental']['peak_mb']:.0f}" for r in results])
-    line("  changed objects (run's count)", [f"{r['incremental']['changed']:,}" for r in results])
+    if not args.full_only:
+        line("incremental 1 %, seconds", [f"{r['incremental']['seconds']:.1f}" for r in results])
+        line("  share of the full export",
+             [f"{r['incremental']['seconds'] / r['full']['seconds']:.1%}" for r in results])  # fmt: skip
+        line("  peak memory, MB", [f"{r['incremental']['peak_mb']:.0f}" for r in results])
+        line("  changed objects (run's count)", [f"{r['incremental']['changed']:,}" for r in results])
     line("fake NetBox peak, MB (own process)", [f"{r['server_peak_mb'] or 0:.0f}" for r in results])
 
     checks: list[tuple[str, str, str, bool]] = []
     largest = results[-1]
-    exports = [result[key] for result in results for key in ("full", "incremental")]
+    exports = [result[key] for result in results for key in ("full", "incremental") if result[key]]
     peak = max(result["peak_mb"] for result in exports)
     checks.append(("peak memory (any size, any run)", f"{peak:.0f} MB", f"<= {TARGET_SIZES_PEAK_MB:.0f} MB",
                    peak <= TARGET_SIZES_PEAK_MB))  # fmt: skip
@@ -788,6 +837,8 @@ def report_sizes(args: argparse.Namespace, results: list[dict[str, Any]]) -> boo
         share = _save_seconds(result["full"]) / result["full"]["seconds"]
         checks.append((f"save share at {result['size']:,}", f"{share:.1%}", f"<= {TARGET_SIZES_SAVE_SHARE:.0%}",
                        share <= TARGET_SIZES_SAVE_SHARE))  # fmt: skip
+        if args.full_only:
+            continue
         share = result["incremental"]["seconds"] / result["full"]["seconds"]
         target = TARGET_SIZES_INCREMENTAL_SHARE
         checks.append((f"incremental 1 % share at {result['size']:,}", f"{share:.1%}", f"<= {target:.0%}",
@@ -1017,6 +1068,9 @@ def main() -> None:
         type=lambda text: sorted(int(size) for size in text.split(",")),
         help="objects per run, comma separated (e.g. 50000,250000,500000; 40 %% devices): full export and "
         "incremental after 1 %% changed at each size, side by side with the growth factors (issue 25)",
+    )
+    parser.add_argument(
+        "--full-only", action="store_true", help="with --sizes: the full exports only (no incremental after changes)"
     )
     parser.add_argument(
         "--database-url",

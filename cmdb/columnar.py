@@ -30,7 +30,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -509,56 +509,101 @@ def encode_column(label: str, cells: pa.Array, kind: str | None = None) -> pa.Di
 
 def csv_read(path: str | Path) -> tuple[list[str], list[pa.Array]]:
     """A merged CSV's header and its columns as Arrow strings (UTF-8 with or without a BOM; every cell as text)."""
+    header, frame = _csv_frame(path)
+    if frame is None:
+        return [], []
+    return header, [frame.column(index).combine_chunks() for index in range(len(header))]
+
+
+def csv_write(
+    path: str | Path, target: str | Path, *, source_sha256: str = "", column_set: dict[str, Any] | None = None
+) -> None:
+    """``table_write`` of a merged CSV's cells (as ``csv_read`` reads them), without ever holding them all: the CSV
+    is read a block at a time and each block's columns dictionary-encoded at once, so what stays is each column's
+    codes and distinct values (a column of repeated values costs its codes); the blocks' dictionaries are unified
+    per column as it is encoded. The same file as ``table_write(target, *csv_read(path))``."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    header, options = _csv_options(path)
+    blocks: list[list[Any] | None] = [[] for _ in header]
+    if header:
+        for block in pacsv.open_csv(path, **options):
+            for index, parts in enumerate(blocks):
+                assert parts is not None
+                parts.append(block.column(index).dictionary_encode())
+            del block
+
+    def columns() -> Iterator[pa.Array]:
+        for index, parts in enumerate(blocks):
+            blocks[index] = None
+            chunked = pa.chunked_array(parts or [], type=pa.dictionary(pa.int32(), pa.string()))
+            del parts
+            yield chunked.unify_dictionaries().combine_chunks()
+
+    table_write(target, header, columns(), source_sha256=source_sha256, column_set=column_set)
+
+
+def _csv_frame(path: str | Path) -> tuple[list[str], pa.Table | None]:
+    import pyarrow.csv as pacsv
+
+    header, options = _csv_options(path)
+    if not header:
+        return [], None
+    return header, pacsv.read_csv(path, **options)
+
+
+def _csv_options(path: str | Path) -> tuple[list[str], dict[str, Any]]:
+    """A merged CSV's header, and how pyarrow reads its cells (every one as text; UTF-8 with or without a BOM)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     with open(path, newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle), [])
-    if not header:
-        return [], []
     if len(set(header)) != len(header):
         raise ValueError("duplicate column labels")
     names = [f"c{index}" for index in range(len(header))]  # labels may be anything; Arrow needs them only to type
-    frame = pacsv.read_csv(
-        path,
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
+    return header, {
+        "read_options": pacsv.ReadOptions(column_names=names, skip_rows=1),
+        "parse_options": pacsv.ParseOptions(newlines_in_values=True),
+        "convert_options": pacsv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()),
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
             null_values=[],
         ),
-    )
-    return header, [frame.column(index).combine_chunks() for index in range(len(header))]
+    }
 
 
 def table_write(
     target: str | Path | Any,
     labels: Sequence[str],
-    columns: Sequence[pa.Array],
+    columns: Iterable[pa.Array],
     *,
     source_sha256: str = "",
     column_set: dict[str, Any] | None = None,
 ) -> None:
     """Write the table file (to a path, or to an Arrow output stream) from each column's cells (Arrow strings).
 
+    ``columns`` may be an iterator: each column is encoded as it comes, and may be freed once it is (``csv_write``).
     ``column_set``: the run's column set (``ColumnSet.as_dict``; ``None`` or ``{}``: the default), kept in the
     file's metadata: it gives each column its kind (here, and to every reader) and the datasets their columns."""
     import pyarrow as pa
 
-    if len(labels) != len(columns):
-        raise ValueError("one column of cells per label")
     if len(set(labels)) != len(labels):
         raise ValueError("duplicate column labels")
-    sizes = {len(cells) for cells in columns}
+    kinds = column_kinds(ColumnSet.from_dict(column_set or {}))
+    arrays = []
+    sizes = set()
+    for label, cells in itertools.zip_longest(labels, columns):
+        if label is None or cells is None:
+            raise ValueError("one column of cells per label")
+        sizes.add(len(cells))
+        arrays.append(encode_column(label, cells, column_kind(label, kinds)))
+        del cells
     if len(sizes) > 1:
         raise ValueError("columns of different lengths")
     size = sizes.pop() if sizes else 0
-    kinds = column_kinds(ColumnSet.from_dict(column_set or {}))
-    arrays = [
-        encode_column(label, cells, column_kind(label, kinds)) for label, cells in zip(labels, columns, strict=True)
-    ]
     metadata = {"version": FORMAT_VERSION, "source_sha256": source_sha256, "rows": size, "labels": list(labels)}
     if column_set:
         metadata["columns"] = column_set

@@ -31,7 +31,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
-from cmdb.columnar import TableFileError, csv_read, table_buffer, table_read, table_write
+from cmdb.columnar import TableFileError, csv_read, csv_write, table_buffer, table_read
 from cmdb.table import CmdbTable
 from enreach.forked import forked
 
@@ -109,9 +109,7 @@ def table_build(csv_path: Path, sha256: str, column_set: dict[str, Any] | None =
             if reuse is not None:
                 os.link(reuse, temp)
             else:
-                labels, columns = csv_read(csv_path)
-                table_write(temp, labels, columns, source_sha256=sha256, column_set=column_set)
-                del columns
+                csv_write(csv_path, temp, source_sha256=sha256, column_set=column_set)
                 with open(temp, "rb") as handle:
                     os.fsync(handle.fileno())
                 os.chmod(temp, FILE_MODE)

@@ -135,6 +135,15 @@ class Mailbox:
         self._read_fd = self._write_fd = -1
 
 
+def release_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``), before forking a child after a
+    step that allocated and freed much: the pages the parent keeps resident count once more for each child that
+    copies them. Where there is no glibc, nothing happens."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).malloc_trim(0)
+
+
 def _die_with_parent(parent: int) -> None:
     """Ask for SIGKILL when the parent dies; leave now if it already has (it died before we asked)."""
     if sys.platform.startswith("linux"):

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import marshal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from typing import Any, Literal, TypeVar
 from django.conf import settings
 from django.utils import timezone
 
+from enreach.forked import FORK_AVAILABLE, forked
 from enreach.outage import database_retry
 from exports import render, transform
 from exports.columns import DEFAULT_SET, DEVICES, VMS, ColumnSet
@@ -222,11 +224,16 @@ class Fetched:
     sources: dict[str, KindSource] = field(default_factory=dict)  # "device", "vm"
     snapshot_writes: dict[str, list[Record]] = field(default_factory=dict)  # an incremental run's few to write
     snapshot_deletes: dict[str, list[int]] = field(default_factory=dict)
-    contact_snapshot: ContactSnapshot | None = None  # to save when the contacts were listed anew
+    contact_pending: PendingContactSnapshot | None = None  # to save when the contacts were listed anew
     counts: dict[str, int] = field(default_factory=dict)
     changes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     spools: list[RowSpool] = field(default_factory=list)  # a full run's encoded snapshots, once walked
+
+    @property
+    def contact_snapshot(self) -> ContactSnapshot | None:
+        """The contacts' snapshot to save (made when asked: the run saves it at its end)."""
+        return self.contact_pending.build() if self.contact_pending is not None else None
 
     def staged(self) -> list[RowSpool]:
         """The spools of encoded snapshots a full run wrote as its records passed."""
@@ -254,6 +261,36 @@ class Fetched:
     def remove(self) -> None:
         for spool in self.staged():
             spool.remove()
+
+
+@dataclass(frozen=True)
+class PendingContactSnapshot:
+    """A ``ContactSnapshot`` to save at the end of the run, marshalled until then.
+
+    Its state (``id -> last_updated`` of every contact assignment) and contacts (a cell per object) grow with the
+    inventory and serve only the save: as dicts of Python objects they took about 4 times the bytes, held through
+    the stream (and copied into a forked child's pages when the parent wrote over them)."""
+
+    state: bytes  # marshalled
+    rendered: bytes  # marshalled
+    digest: str
+
+    @classmethod
+    def of(
+        cls, state: dict[str, dict[int, str]] | bytes, rendered: dict[tuple[str, int], str]
+    ) -> PendingContactSnapshot:
+        """From the listings' state (or its marshal, from the child that listed them) and the rendered cells."""
+        state_bytes = state if isinstance(state, bytes) else marshal.dumps(state)
+        return cls(state_bytes, marshal.dumps(rendered), _digest(sorted(rendered.items())))
+
+    def build(self) -> ContactSnapshot:
+        state = marshal.loads(self.state)  # noqa: S302  # this run's own bytes
+        rendered: dict[tuple[str, int], str] = marshal.loads(self.rendered)  # noqa: S302
+        return ContactSnapshot(
+            state=state,
+            contacts={f"{object_type}:{object_id}": text for (object_type, object_id), text in rendered.items()},
+            digest=self.digest,
+        )
 
 
 def _digest(value: Any) -> str:
@@ -327,13 +364,19 @@ def _fetch_with(
     # The small bulk listings behind the lookups (sites, tenants, contacts) run while the devices and VMs are
     # counted or (incremental) listed; each in a copy of this context, so its spans and log lines carry the run.
     # The client keeps the requests in flight to NETBOX_WORKERS.
-    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookups")
     increments: dict[str, tuple[dict[int, str], list[Record]]] = {}
     stored: dict[str, dict[int, str]] = {}
-    try:
+    with contextlib.ExitStack() as lookups_done:
+        # The contacts' child forks first, from this thread, before the pool's threads send requests: a child
+        # forked while another thread imports a module (requests imports netrc on a first request) waits forever
+        # for that module's lock.
+        contacts = lookups_done.enter_context(_contacts_fetching(client, stored_contacts))
+        pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookups")
+        lookups_done.callback(pool.shutdown, wait=True, cancel_futures=True)
         sites = pool.submit(contextvars.copy_context().run, client.fetch_sites)
         tenants = pool.submit(contextvars.copy_context().run, client.fetch_tenants)
-        contacts = pool.submit(contextvars.copy_context().run, _fetch_contacts, client, stored_contacts)
+        if not callable(contacts):
+            contacts = pool.submit(contextvars.copy_context().run, _fetch_contacts, client, stored_contacts).result
         with recorder.step("fetch"):
             if incremental:
                 for kind in NetboxSnapshot.Kind.values:  # kind -> netbox_id -> last_updated
@@ -347,19 +390,19 @@ def _fetch_with(
             else:  # the records themselves stream from NetBox as the files are written (``exports.files``)
                 recorder.progress(devices_total=client.count("devices"), vms_total=client.count("virtual_machines"))
         with recorder.step("lookups"):
-            contact_state, rendered = contacts.result()
+            contact_state, rendered = contacts()
             site_records, tenant_records = sites.result(), tenants.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
     run.netbox_requests = client.request_count
     stored_snapshot = snapshot  # the contacts the previous run's rows were made with (incremental)
+    contact_pending: PendingContactSnapshot | None = None
     if rendered is None:  # the contact listings did not change: neither did the contacts
         assert snapshot is not None
-        contact_snapshot = None
         rendered = _contacts_of(snapshot)
+        contacts_digest = snapshot.digest
     else:
-        contact_snapshot = _contact_snapshot(contact_state, rendered)
-        snapshot = contact_snapshot
+        contact_pending = PendingContactSnapshot.of(contact_state, rendered)
+        contacts_digest = contact_pending.digest
+    del contact_state, snapshot
     lookups = transform.Lookups.from_records(sites=site_records, tenants=tenant_records, contacts=rendered)
     # The contacts enter the digest through their own, computed once when they were rendered.
     other_lookups = _digest(
@@ -367,14 +410,14 @@ def _fetch_with(
     )
     lookups_digest = _digest(
         [sorted(getattr(lookups, f.name).items()) for f in dataclasses.fields(lookups) if f.name != "contacts"]
-        + [snapshot.digest]
+        + [contacts_digest]
     )
     fetched = Fetched(
         lookups=lookups,
         lookups_digest=lookups_digest,
-        contact_snapshot=contact_snapshot,
+        contact_pending=contact_pending,
         rows_key=rows_key(other_lookups, column_set),
-        contacts_digest=snapshot.digest,
+        contacts_digest=contacts_digest,
     )
 
     if not incremental:
@@ -463,7 +506,7 @@ def _fetch_with(
         else None
     )
     remake: dict[str, list[Record]] = {kind: [] for kind in increments}
-    if previous_folder is not None and stored_snapshot is not None and contact_snapshot is not None:
+    if previous_folder is not None and stored_snapshot is not None and contact_pending is not None:
         old_contacts = _contacts_of(stored_snapshot)
         touched = {key for key in old_contacts.keys() | rendered.keys() if old_contacts.get(key) != rendered.get(key)}
         for kind, object_type in (("device", DEVICE_OBJECT_TYPE), ("vm", VM_OBJECT_TYPE)):
@@ -536,7 +579,7 @@ CONTACT_LISTINGS: tuple[Kind, ...] = ("contacts", "contact_roles", "device_conta
 
 
 def _fetch_contacts(
-    client: NetboxClient, stored: dict[str, dict[int, str]] | None
+    client: NetboxClient, stored: dict[str, dict[int, str]] | None, warn: Callable[[str], None] = logger.warning
 ) -> tuple[dict[str, dict[int, str]], dict[tuple[str, int], str] | None]:
     """The ``id -> last_updated`` state of the contact listings, and the Contacts cells unless that state is the
     stored one (``None``: the stored cells still hold).
@@ -561,7 +604,7 @@ def _fetch_contacts(
         except NetboxAuthError as exc:
             # A token that may read assignments but not contacts or roles: without their state, every run lists
             # the assignments (the stored state lacks two listings, so the check above never applies).
-            logger.warning("Contacts will be listed in full on every run: %s", exc)
+            warn(f"Contacts will be listed in full on every run: {exc}")
             state = {}
     # Both listings at once: a full run's stream waits for them (the client keeps NETBOX_WORKERS requests in flight).
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="assignments") as both:
@@ -575,6 +618,39 @@ def _fetch_contacts(
     return state, render.contacts_by_object([*assignments["device_contacts"], *assignments["vm_contacts"]])
 
 
+@contextlib.contextmanager
+def _contacts_fetching(
+    client: NetboxClient, stored: dict[str, dict[int, str]] | None
+) -> Iterator[Callable[[], tuple[dict[str, dict[int, str]] | bytes, dict[tuple[str, int], str] | None]] | None]:
+    """``_fetch_contacts`` started in a forked child (with a client of its own), where the export may fork: yields
+    the function that waits for its outcome, or ``None`` where it may not (the caller runs it in a thread). The
+    listings' pages and records (every contact assignment: more than one per object) come and go in the child; only
+    the state (marshalled) and the rendered cells come back, instead of the run's process keeping the heap they
+    took."""
+    if not (settings.EXPORT_PARALLEL_WRITE and FORK_AVAILABLE):
+        yield None
+        return
+
+    def apart() -> tuple[bytes, dict[tuple[str, int], str] | None, Any, list[str]]:
+        own, warnings = client.forked_copy(), list[str]()
+        try:
+            state, rendered = _fetch_contacts(own, stored, warnings.append)
+            return marshal.dumps(state), rendered, own.counts(), warnings
+        finally:
+            own.close()
+
+    with forked(apart) as result:
+
+        def outcome() -> tuple[bytes, dict[tuple[str, int], str] | None]:
+            state, rendered, counts, warnings = result()
+            client.absorb(counts)
+            for warning in warnings:  # logged here, where the run's log context and handlers are
+                logger.warning(warning)
+            return state, rendered
+
+        yield outcome
+
+
 def _contact_state(snapshot: ContactSnapshot) -> dict[str, dict[int, str]]:
     return {listing: {int(i): stamp for i, stamp in ids.items()} for listing, ids in snapshot.state.items()}
 
@@ -582,14 +658,6 @@ def _contact_state(snapshot: ContactSnapshot) -> dict[str, dict[int, str]]:
 def _contacts_of(snapshot: ContactSnapshot) -> dict[tuple[str, int], str]:
     keys = {key: key.rpartition(":") for key in snapshot.contacts}
     return {(keys[key][0], int(keys[key][2])): text for key, text in snapshot.contacts.items()}
-
-
-def _contact_snapshot(state: dict[str, dict[int, str]], rendered: dict[tuple[str, int], str]) -> ContactSnapshot:
-    return ContactSnapshot(
-        state=state,
-        contacts={f"{object_type}:{object_id}": text for (object_type, object_id), text in rendered.items()},
-        digest=_digest(sorted(rendered.items())),
-    )
 
 
 def _fetch_incremental(

@@ -28,7 +28,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from enreach.forked import FORK_AVAILABLE, ChildProcessFailed, Mailbox, forked
+from enreach.forked import FORK_AVAILABLE, ChildProcessFailed, Mailbox, forked, release_freed_memory
 from exports import columns, companions, transform
 from exports.atomic import FILE_MODE, FileInfo
 from exports.cells import ColumnMeter
@@ -516,6 +516,7 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
         )
         return {WORKBOOK: book}
 
+    release_freed_memory()  # the stream's pages and records are gone: not copied into the child
     with mailbox or contextlib.nullcontext(), forked(workbook_file, enabled=settings.EXPORT_PARALLEL_WRITE) as result:
         files: dict[str, FileInfo] = {DEVICES_CSV: kinds["device"].csv, VMS_CSV: kinds["vm"].csv}
         rows = {

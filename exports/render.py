@@ -45,11 +45,22 @@ def normalise_name(name: str) -> str:
 
 
 def contacts_by_object(assignments: Iterable[ContactAssignmentRecord]) -> dict[tuple[str, int], str]:
-    """The Contacts cell of every object that has assignments, keyed by (object type, object id)."""
+    """The Contacts cell of every object that has assignments, keyed by (object type, object id).
+
+    Held for the whole run, one entry per object with contacts: the object types and the cells are shared strings
+    (a few contacts make most cells, and each decoded record carries a copy of its type), not one copy per object.
+    """
     by_object: dict[tuple[str, int], list[ContactAssignmentRecord]] = defaultdict(list)
+    shared: dict[str, str] = {}
     for assignment in assignments:
-        by_object[(assignment.object_type, assignment.object_id)].append(assignment)
-    return {key: render_contacts(group) for key, group in by_object.items()}
+        object_type = shared.setdefault(assignment.object_type, assignment.object_type)
+        by_object[(object_type, assignment.object_id)].append(assignment)
+    cells: dict[str, str] = {}
+    rendered = {}
+    for key, group in by_object.items():
+        cell = render_contacts(group)
+        rendered[key] = cells.setdefault(cell, cell)
+    return rendered
 
 
 def render_contacts(assignments: Iterable[ContactAssignmentRecord]) -> str:

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
+from enreach.forked import release_freed_memory
 from enreach.logs import log_context
 from enreach.outage import database_retry
 from enreach.tracing import span
@@ -242,6 +243,7 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
         export_files_prune()
         changes.export_changes_prune()
     if finished:  # the steps other apps registered (publishing, notifications...): each records its own outcome
+        release_freed_memory()  # some fork a child (the CMDB table's build)
         after_run_execute(run=run)
     return run
 

@@ -336,12 +336,21 @@ def quality_rows(row_sets: Sequence[RowSet], wanted: Sequence[str], today: date)
     positions = [{name: position for position, name in enumerate(row_set.columns)} for row_set in row_sets]
     names = [name for name in dict.fromkeys((NAME, ID, SITE, *wanted)) if any(name in index for index in positions)]
     data: dict[str, list[Any]] = {name: [] for name in names}
+    # Each column's values shared among its rows where they repeat (a status, a site, a platform): every batch read
+    # back from a spool brings its own copy of each string, and the frame would keep one per row (hundreds of MB at
+    # 500,000 objects). A column whose values hardly repeat (names, serials) stops being shared once that shows.
+    shared: dict[str, dict[Any, Any] | None] = {name: {} for name in names if name not in (ID, NAME)}
     kinds: list[str] = []
     for row_set, index in zip(row_sets, positions, strict=True):
         for rows in row_set.each_batch():
             for name in names:
                 if name in index:
-                    data[name] += _column(rows, index[name], strip=name != ID)
+                    values = _column(rows, index[name], strip=name != ID)
+                    if (memo := shared.get(name)) is not None:
+                        values = list(map(memo.setdefault, values, values))
+                        if len(memo) > _SHARED_DISTINCT_MAX and len(memo) * 2 > len(data[name]) + len(values):
+                            shared[name] = None
+                    data[name] += values
                 else:
                     data[name] += [""] * len(rows)
             if row_set.kind or TYPE not in index:
@@ -352,6 +361,9 @@ def quality_rows(row_sets: Sequence[RowSet], wanted: Sequence[str], today: date)
         {name: pd.Series(values, dtype=object) for name, values in data.items()}, index=pd.RangeIndex(len(kinds))
     )
     return QualityRows(frame, pd.Series(kinds, index=frame.index, dtype=object), today)
+
+
+_SHARED_DISTINCT_MAX = 4096  # distinct values a column's sharing keeps before it asks whether they repeat
 
 
 def _column(rows: Sequence[Sequence[Any]], position: int, *, strip: bool) -> list[Any]:
