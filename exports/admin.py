@@ -256,7 +256,9 @@ class ExportRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Log")
     def log_text(self, run: ExportRun) -> SafeString:
-        return format_html('<pre class="run-log">{}</pre>', run.log or "(empty)")
+        return format_html(
+            '<pre class="run-log" tabindex="0" role="region" aria-label="Run log">{}</pre>', run.log or "(empty)"
+        )
 
     @admin.action(description="Run export now")
     def run_export_now(self, request: HttpRequest, queryset: QuerySet[ExportRun]) -> None:
