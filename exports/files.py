@@ -588,15 +588,9 @@ def files_reuse(previous: ExportRun, folder: Path) -> dict[str, FileInfo]:
     for artifact in previous.artifacts.all():
         source = Path(settings.DATA_DIR) / artifact.path
         target = folder / artifact.name
-        temp = folder / f".{artifact.name}.tmp"
         if not source.is_file():
             raise ExportError(f"The previous run's file {artifact.name} is missing; run the export with --force.")
-        try:
-            os.link(source, temp)
-        except OSError:
-            shutil.copyfile(source, temp)
-            os.chmod(temp, FILE_MODE)
-        os.replace(temp, target)
+        _link(source, target)
         files[artifact.name] = FileInfo(path=target, size=artifact.size, sha256=artifact.sha256, rows=artifact.rows)
     if not set(ARTIFACT_KINDS) <= set(files):
         raise ExportError("The previous run's files are incomplete; run the export with --force.")
@@ -609,7 +603,8 @@ def files_reuse(previous: ExportRun, folder: Path) -> dict[str, FileInfo]:
 
 
 def _link(source: Path, target: Path) -> None:
-    temp = target.with_name(f"{target.name}.tmp")
+    """``target`` as a hard link to ``source`` (a copy across file systems), put in place atomically."""
+    temp = target.with_name(f".{target.name}.tmp")
     try:
         os.link(source, temp)
     except OSError:
