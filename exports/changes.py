@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -89,6 +89,41 @@ def files_compare(kind: str, old_path: Path, new_path: Path) -> list[ObjectChang
     if len(old_hashes) != len(new_hashes) - len(new_only):
         old_only = [record for record in islice(_records(old_path), 1, None) if hash(record) not in new_hashes]
     del old_hashes, new_hashes
+    return records_compare(kind, (old_path, old_header), (new_path, header), old_only, new_only)
+
+
+def delta_compare(kind: str, old_path: Path, new_path: Path, delta: RecordsDelta) -> list[ObjectChange]:
+    """``files_compare`` of two CSVs that hold the same records but for those of ``delta`` (a run that copied the
+    previous run's record of every object NetBox did not touch, ``exports.files``): only the records of the objects
+    made anew or deleted are compared, and only the headers are read of the files."""
+    old_header = next(_parse([next(_records(old_path), b"")]), [])
+    header = next(_parse([next(_records(new_path), b"")]), [])
+    if delta.new is None:
+        raise ValueError("the records' delta is not complete")
+    return records_compare(kind, (old_path, old_header), (new_path, header), delta.old, delta.new)
+
+
+@dataclass(slots=True)
+class RecordsDelta:
+    """What differs between the previous run's CSV of a kind and this run's, at most: the previous records of the
+    objects made anew or deleted (``old``) and the records made anew (``new``); every other record is the same
+    bytes in both files. A record of ``old`` may equal one of ``new`` (an object NetBox touched without a change).
+    ``new`` is ``None`` until the delta is known whole (the CSV's records were copied to its end)."""
+
+    old: list[bytes] = field(default_factory=list)
+    new: list[bytes] | None = None
+
+
+def records_compare(
+    kind: str,
+    old: tuple[Path, list[str]],
+    new: tuple[Path, list[str]],
+    old_only: Sequence[bytes],
+    new_only: Sequence[bytes],
+) -> list[ObjectChange]:
+    """The changes between the records only one of two CSVs holds (``(path, header)`` each), parsed and compared
+    cell by cell: added, changed and removed objects, each sorted by name."""
+    (old_path, old_header), (new_path, header) = old, new
     if ID_COLUMN not in header or ID_COLUMN not in old_header:
         raise ValueError(f"{new_path.name} or {old_path.name} has no {ID_COLUMN} column")
 
@@ -103,20 +138,21 @@ def files_compare(kind: str, old_path: Path, new_path: Path) -> list[ObjectChang
 
     added: list[ObjectChange] = []
     changed: list[ObjectChange] = []
-    for netbox_id, new in new_rows.items():
-        old = old_rows.pop(netbox_id, None)
-        if old is None:
-            added.append(ObjectChange(kind, ExportChange.Change.ADDED, netbox_id, name(new)))
+    for netbox_id, new_row in new_rows.items():
+        old_row = old_rows.pop(netbox_id, None)
+        if old_row is None:
+            added.append(ObjectChange(kind, ExportChange.Change.ADDED, netbox_id, name(new_row)))
             continue
         fields = {
-            column: [old[i], new[i] if i < len(new) else ""]
+            column: [old_row[i], new_row[i] if i < len(new_row) else ""]
             for i, column in enumerate(header)
-            if old[i] != (new[i] if i < len(new) else "")
+            if old_row[i] != (new_row[i] if i < len(new_row) else "")
         }
         if fields:
-            changed.append(ObjectChange(kind, ExportChange.Change.CHANGED, netbox_id, name(new), fields))
+            changed.append(ObjectChange(kind, ExportChange.Change.CHANGED, netbox_id, name(new_row), fields))
     removed = [
-        ObjectChange(kind, ExportChange.Change.REMOVED, netbox_id, name(old)) for netbox_id, old in old_rows.items()
+        ObjectChange(kind, ExportChange.Change.REMOVED, netbox_id, name(old_row))
+        for netbox_id, old_row in old_rows.items()
     ]
     return [*sorted(added, key=_order), *sorted(changed, key=_order), *sorted(removed, key=_order)]
 
@@ -139,8 +175,15 @@ def _order(item: ObjectChange) -> tuple[str, int]:
     return item.name.lower(), item.netbox_id
 
 
-def changes_compute(*, run: ExportRun, previous: ExportRun | None, new_files: dict[str, Path]) -> Comparison:
-    """Compare the devices and VMs CSVs this run wrote (``kind -> path``) with those of ``previous``.
+def changes_compute(
+    *,
+    run: ExportRun,
+    previous: ExportRun | None,
+    new_files: dict[str, Path],
+    deltas: Mapping[str, RecordsDelta] | None = None,
+) -> Comparison:
+    """Compare the devices and VMs CSVs this run wrote (``kind -> path``) with those of ``previous``; a file kind
+    of ``deltas`` differs from the previous run's only in the records its delta holds (``delta_compare``).
 
     No comparison (and no changes listed) for a first export, an export from another NetBox than the previous
     one, or when the previous files are gone (pruned): the note says which.
@@ -158,7 +201,11 @@ def changes_compute(*, run: ExportRun, previous: ExportRun | None, new_files: di
         old_path, new_path = old_files.get(file_kind), new_files.get(file_kind)
         if old_path is None or new_path is None or not old_path.is_file():
             return Comparison([], False, f"Not compared with export #{previous.pk}: its files are gone.")
-        changes.extend(files_compare(kind, old_path, new_path))
+        delta = (deltas or {}).get(file_kind)
+        if delta is not None:
+            changes.extend(delta_compare(kind, old_path, new_path, delta))
+        else:
+            changes.extend(files_compare(kind, old_path, new_path))
     comparison = Comparison(changes, True, "")
     counts = comparison.counts()
     comparison.note = (

@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -32,10 +32,11 @@ from enreach.forked import FORK_AVAILABLE, ChildProcessFailed, Mailbox, forked, 
 from exports import columns, companions, transform
 from exports.atomic import FILE_MODE, FileInfo
 from exports.cells import ColumnMeter
+from exports.changes import RecordsDelta
 from exports.column_sets import column_set_for_run
 from exports.companions import Companion, CompanionPlan, CompanionWrite, KindRows
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
-from exports.csvfiles import csv_records, write_csv
+from exports.csvfiles import csv_records, csv_records_of, write_csv
 from exports.errors import ExportError
 from exports.fetch import RECORD_BATCH, ROWS_META, Fetched, KindSource, PreviousRows
 from exports.models import ExportArtifact, ExportRun
@@ -137,6 +138,9 @@ class _Streamed:
     spool: RowSpool
     meter: ColumnMeter
     merged: RowSpool | None = None  # each row's record in the previous merged CSV, or None (``_rows_reused``)
+    # The previous CSV's records this run did not copy, and the records made anew: all that can differ between the
+    # previous run's CSV and this one (``_rows_reused``); None when every record may.
+    delta: RecordsDelta | None = None
 
 
 def _stream_kind(
@@ -160,10 +164,13 @@ def _stream_kind(
         merged.reset()
         source.reset()
         walking = first_walk if walk == 1 else source.batches()
+        delta = RecordsDelta()
 
-        def rows(meter: ColumnMeter = meter, walking: Iterator[Sequence[Any]] = walking) -> Iterator[Any]:
+        def rows(
+            meter: ColumnMeter = meter, walking: Iterator[Sequence[Any]] = walking, delta: RecordsDelta = delta
+        ) -> Iterator[Any]:
             if source.previous_rows is not None:
-                reused = _rows_reused(source.previous_rows, source.kind, lookups, column_set, excel_safe)
+                reused = _rows_reused(source.previous_rows, source.kind, lookups, column_set, excel_safe, delta)
                 for batch, items, raws in reused:
                     spool.add(batch)
                     merged.add(raws)
@@ -186,7 +193,13 @@ def _stream_kind(
             continue
         spool.close()
         merged.close()
-        return _Streamed(info, spool, meter, merged if merged.rows == spool.rows and spool.rows else None)
+        return _Streamed(
+            info,
+            spool,
+            meter,
+            merged if merged.rows == spool.rows and spool.rows else None,
+            delta if delta.new is not None and source.previous_rows is not None else None,
+        )
     raise AssertionError("unreachable")
 
 
@@ -209,7 +222,12 @@ def _id_position(kind: str, column_set: columns.ColumnSet) -> int:
 
 
 def _rows_reused(
-    previous: PreviousRows, kind: str, lookups: transform.Lookups, column_set: columns.ColumnSet, excel_safe: bool
+    previous: PreviousRows,
+    kind: str,
+    lookups: transform.Lookups,
+    column_set: columns.ColumnSet,
+    excel_safe: bool,
+    delta: RecordsDelta | None = None,
 ) -> Iterator[tuple[list[Any], list[Any], list[bytes | None]]]:
     """A kind's rows in id order, ``RECORD_BATCH`` at a time: the previous run's row of every object NetBox did not
     touch (read back from its spool), and a row made now for each record fetched anew (changed or added). Rows of
@@ -218,7 +236,10 @@ def _rows_reused(
     Each batch comes with what the kind's CSV gets for its rows: a reused row's record copied from the previous run's
     CSV (``bytes``, the same record in the same order as its spool) when that CSV was written with the same
     ``excel_safe``, else the row to format; and each row's record in the previous merged CSV (``None`` for a row
-    made now), which the merged CSV copies in turn (``_merged_items``)."""
+    made now), which the merged CSV copies in turn (``_merged_items``).
+
+    When the CSV's records are copied, ``delta`` gets the previous records of the objects made anew or deleted and
+    the records made now (``delta.new``, set once the walk is done): what the changes compare (``changes``)."""
     name, rows_of = _KINDS[kind]
     at = _id_position(kind, column_set)
     fresh = rows_of(sorted(previous.fresh, key=lambda record: record.id), lookups, column_set)
@@ -255,6 +276,8 @@ def _rows_reused(
                 out.append(row)
                 items.append(row if record is None else record)
                 raws.append(merged_record)
+            elif delta is not None and record is not None:
+                delta.old.append(record)  # deleted, or made anew below
         if len(out) >= RECORD_BATCH:
             total += len(out)
             yield out, items, raws
@@ -269,6 +292,8 @@ def _rows_reused(
         yield out, items, raws
     if total != len(current):
         raise ExportError("The previous run's rows are incomplete; run the export with --force.")
+    if delta is not None and records is not None:
+        delta.new = csv_records_of(fresh, excel_safe=excel_safe)
 
 
 @dataclass
@@ -383,6 +408,14 @@ class Streamed:
     """A run's rows once streamed: each kind's CSV, spool and measured columns (``files_streaming``)."""
 
     kinds: dict[str, _Streamed]
+
+    @property
+    def deltas(self) -> dict[str, RecordsDelta]:
+        """Per artifact kind (devices, VMs): what alone can differ from the previous run's CSV, where the run copied
+        the previous records (``changes.changes_compute``)."""
+        return {
+            ARTIFACT_KINDS[_KINDS[kind][0]]: each.delta for kind, each in self.kinds.items() if each.delta is not None
+        }
 
     @property
     def rows(self) -> int:
@@ -557,18 +590,25 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
 
 def _merged_items(kinds: dict[str, _Streamed], column_set: columns.ColumnSet) -> Iterator[Any]:
     """The merged CSV's rows, devices then VMs; a row the previous run's merged CSV holds as it is comes as that
-    record (``bytes``) instead."""
+    record (``bytes``) instead, and only the other rows are made into merged rows."""
     for kind in ("device", "vm"):
         kind_streamed = kinds[kind]
-        batches = kind_streamed.spool.batches()
-        rows = transform.merged_row_stream(batches, (), column_set) if kind == "device" else (
-            transform.merged_row_stream((), batches, column_set))  # fmt: skip
+
+        def merged(batches: Iterable[Sequence[Any]], kind: str = kind) -> Iterator[Any]:
+            return (
+                transform.merged_row_stream(batches, (), column_set)
+                if kind == "device"
+                else transform.merged_row_stream((), batches, column_set)
+            )
+
         if kind_streamed.merged is None:
-            yield from rows
+            yield from merged(kind_streamed.spool.batches())
             continue
-        for raws in kind_streamed.merged.batches():
-            for raw, row in zip(raws, rows, strict=False):
-                yield row if raw is None else raw
+        # The spool and the previous merged records were added a batch of the same rows at a time.
+        for batch, raws in zip(kind_streamed.spool.batches(), kind_streamed.merged.batches(), strict=True):
+            made = merged([[row for row, raw in zip(batch, raws, strict=True) if raw is None]])
+            for raw in raws:
+                yield next(made) if raw is None else raw
 
 
 def _companion_write(companion: Companion, plan: CompanionPlan, rows: dict[str, KindRows], folder: Path) -> Any:
