@@ -379,14 +379,19 @@ def _fetch_with(
             contacts = pool.submit(contextvars.copy_context().run, _fetch_contacts, client, stored_contacts).result
         with recorder.step("fetch"):
             if incremental:
-                for kind in NetboxSnapshot.Kind.values:  # kind -> netbox_id -> last_updated
-                    stored[kind] = dict(
-                        NetboxSnapshot.objects.filter(kind=kind).values_list("netbox_id", "last_updated")
-                    )
-                increments["device"] = _fetch_incremental(
-                    client, recorder, NetboxSnapshot.Kind.DEVICE, stored["device"]
-                )
-                increments["vm"] = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.VM, stored["vm"])
+                # Both kinds asked of NetBox at once, each as soon as its stored state is read (the VMs' is read
+                # while the devices' requests are answered): the client keeps NETBOX_WORKERS requests in flight.
+                with ThreadPoolExecutor(max_workers=2, thread_name_prefix="increments") as kinds:
+                    asked = {}
+                    for kind in NetboxSnapshot.Kind.values:  # kind -> netbox_id -> last_updated
+                        stored[kind] = dict(
+                            NetboxSnapshot.objects.filter(kind=kind).values_list("netbox_id", "last_updated")
+                        )
+                        asked[kind] = kinds.submit(
+                            contextvars.copy_context().run, _fetch_incremental, client, recorder, kind, stored[kind]
+                        )
+                    increments = {kind: done.result() for kind, done in asked.items()}
+                recorder.save(force=True)  # the progress the threads noted
             else:  # the records themselves stream from NetBox as the files are written (``exports.files``)
                 recorder.progress(devices_total=client.count("devices"), vms_total=client.count("virtual_machines"))
         with recorder.step("lookups"):
@@ -669,10 +674,11 @@ def _fetch_incremental(
     current = _current_state(client, endpoint, stored)
     wanted = sorted(i for i, last_updated in current.items() if stored.get(i) != last_updated)
     records: list[Record] = []
+    # In a thread of its own beside the other kind's: progress noted, saved by the caller (no database here).
     if device:
-        recorder.progress(devices_total=len(wanted))
+        recorder.progress(devices_total=len(wanted), persist=False)
     else:
-        recorder.progress(vms_total=len(wanted))
+        recorder.progress(vms_total=len(wanted), persist=False)
     if wanted:
         fetch = client.fetch_devices_by_id if device else client.fetch_virtual_machines_by_id
         records = list(fetch(wanted))
@@ -682,9 +688,9 @@ def _fetch_incremental(
     for missing in set(wanted) - {record.id for record in records}:
         del current[missing]
     if device:
-        recorder.progress(devices_fetched=len(records))
+        recorder.progress(devices_fetched=len(records), persist=False)
     else:
-        recorder.progress(vms_fetched=len(records))
+        recorder.progress(vms_fetched=len(records), persist=False)
     return current, records
 
 
