@@ -254,9 +254,12 @@ class Fetched:
             self.changes[label] = {change: diff.names(change) for change in ("added", "changed", "removed")}
             self.snapshot_deletes[kind] = diff.removed
         # The sources are walked: what they hold (an incremental run's id -> last_updated of every object) goes
-        # before the writing child is forked, which would otherwise keep a copy of every page the run reuses.
+        # before the writing child is forked, which would otherwise keep a copy of every page the run reuses. So do
+        # the lookups, whose contacts hold a cell per object: the rows are made (the contacts' snapshot, to save,
+        # waits marshalled in ``contact_pending``).
         self.spools = self.staged()
         self.sources = {}
+        self.lookups = transform.Lookups()
 
     def remove(self) -> None:
         for spool in self.staged():
