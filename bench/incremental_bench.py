@@ -10,7 +10,7 @@ checkout's state (database and run folders) is saved, and ``--rounds`` times, fo
 state is restored and an incremental export runs on it: the same work for every checkout, interleaved so that each
 sees the same load. Prints each run's seconds, CPU seconds, steps, after-run steps, phase peaks, and whether the
 files, counts and changes are the same for every checkout. ``--py-spy DIR`` records each incremental run with py-spy
-(raw, idle frames included) and prints where the main thread spent its time.
+(raw; on-CPU samples, idle ones too with ``--py-spy-idle``) and prints where the main thread spent them.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ class Trees:
         command += ["--url", self.url, "--token", self.args.token] + (["--force"] if force else [])
         if spy is not None:
             py_spy = Path(sys.executable).parent / "py-spy"
-            command = [str(py_spy), "record", "-o", str(spy), "-f", "raw", "-r", "200", "--idle", "--threads",
+            idle = ["--idle"] if self.args.py_spy_idle else []
+            command = [str(py_spy), "record", "-o", str(spy), "-f", "raw", "-r", "200", *idle, "--threads",
                        "--nonblocking", "--", *command]  # fmt: skip
         with self.log.open("a") as log:
             log.write(f"\n===== {tree} force={force}\n")
@@ -150,6 +151,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--py-spy", default="", help="a directory: record every incremental run with py-spy")
+    parser.add_argument("--py-spy-idle", action="store_true", help="with --py-spy: idle frames too (wall time)")
     parser.add_argument("--token", default=DEFAULT_TOKEN)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true")
