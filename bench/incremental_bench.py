@@ -243,13 +243,16 @@ def _report(args: argparse.Namespace, trees: list[Path], results: dict[Path, lis
     for tree in trees:
         print(f"\n{tree}")
         for number, result in enumerate(results[tree], 1):
-            phases = {name: f"{p['peak_mb']:.0f}" for name, p in result.get("phases_mb", {}).items()}
+            phases = {
+                name: "+".join(f"{mb:.0f}" for mb in [p["own_mb"], *p["children_mb"]])
+                for name, p in result.get("phases_mb", {}).items()
+            }
             print(f"  round {number}: {result['seconds']:.2f} s wall, {result['cpu_seconds']:.2f} s CPU, "
                   f"load {result['load']:.1f}, peak {result['peak_mb']:.0f} MB, rss at setup "
                   f"{result['rss_before_mb']:.0f} MB")  # fmt: skip
             print(f"    steps {result['timings']}")
             print(f"    after-run {result['after_run']}")
-            print(f"    phases MB {phases}")
+            print(f"    phases' peaks, own + children MB {phases}")
             print(f"    counts {result['devices']} devices, {result['vms']} VMs, +{result['added']} "
                   f"~{result['changed']} -{result['removed']}; files {result['files_digest']}; "
                   f"{result['changes_digest']}")  # fmt: skip

@@ -2,10 +2,11 @@
 
 Both sides are read from the devices and VMs CSVs (the previous run's, and the ones this run has just written), so
 a change is exactly what a reader of the files would see: an edited device, but also every device whose site was
-renamed (its row changed though NetBox did not touch the device). The files are compared record by record, raw
-and by hash, streamed: only the records that differ are parsed, held and compared cell by cell, so 50,000 objects
-cost a fraction of a second and a few megabytes. The result is stored per run
-(``ExportChange``) inside the run's transaction.
+renamed (its row changed though NetBox did not touch the device). The files are walked side by side, record by
+record, compared raw: only the records that differ are parsed, held and compared cell by cell, so 50,000 objects
+cost a fraction of a second and a few megabytes, and no set of every record's hash. An incremental run that copied
+the previous run's records compares only those it made anew or dropped (``delta_compare``). The result is stored per
+run (``ExportChange``) inside the run's transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 from django.conf import settings
@@ -68,28 +68,71 @@ def _parse(records: Iterable[bytes]) -> Iterator[list[str]]:
 def files_compare(kind: str, old_path: Path, new_path: Path) -> list[ObjectChange]:
     """Objects added, changed and removed between two CSVs of one kind (added, changed, removed; by name).
 
-    Most rows are the same in both files, byte for byte: the records are compared raw (by hash), and only those
-    that are in one file and not the other are parsed. Streamed, so only those records are ever held.
+    Most rows are the same in both files, byte for byte, and in the same order (by NetBox id): the two files are
+    walked side by side, record by record, compared raw, and only the records that differ are parsed, by id, to find
+    the one that goes on. Streamed, so only the records that differ are ever held, each file read once.
     """
     old_records = _records(old_path)
     old_header = next(_parse([next(old_records, b"")]), [])
-    old_hashes = {hash(record) for record in old_records}
-
     new_records = _records(new_path)
     header = next(_parse([next(new_records, b"")]), [])
-    new_only: list[bytes] = []
-    new_hashes: set[int] = set()
-    for record in new_records:
-        digest = hash(record)
-        new_hashes.add(digest)
-        if digest not in old_hashes:
-            new_only.append(record)
-    # Every old record is in the new file unless some new ones are not in the old one or the counts differ.
-    old_only: list[bytes] = []
-    if len(old_hashes) != len(new_hashes) - len(new_only):
-        old_only = [record for record in islice(_records(old_path), 1, None) if hash(record) not in new_hashes]
-    del old_hashes, new_hashes
+    old_only, new_only = _records_apart(old_records, new_records, old_header, header)
     return records_compare(kind, (old_path, old_header), (new_path, header), old_only, new_only)
+
+
+def _records_apart(
+    old_records: Iterator[bytes], new_records: Iterator[bytes], old_header: list[str], header: list[str]
+) -> tuple[list[bytes], list[bytes]]:
+    """The records of each file that are not in the other, at most, from two walks in id order: equal records pass
+    together; of two that differ, the one of the lower id is set apart (both when their ids are equal or not
+    readable). A record set apart that the other file holds after all (files out of order) comes with its twin,
+    which ``records_compare`` pairs by id and finds unchanged: the outcome is that of comparing the sets of records.
+    A record repeated right after itself (a listing shifted under the walk) counts once, as in a set."""
+    old_at = old_header.index(ID_COLUMN) if ID_COLUMN in old_header else None
+    new_at = header.index(ID_COLUMN) if ID_COLUMN in header else None
+
+    def id_of(record: bytes, at: int | None) -> int | None:
+        if at is None:
+            return None
+        row = next(_parse([record]), [])
+        return int(row[at]) if _has_id(row, at) else None
+
+    old_only: list[bytes] = []
+    new_only: list[bytes] = []
+    old, new = next(old_records, None), next(new_records, None)
+    old_last = new_last = None
+    while old is not None and new is not None:
+        if old == old_last:
+            old = next(old_records, None)
+            continue
+        if new == new_last:
+            new = next(new_records, None)
+            continue
+        if old == new:
+            old_last, new_last = old, new
+            old, new = next(old_records, None), next(new_records, None)
+            continue
+        old_id, new_id = id_of(old, old_at), id_of(new, new_at)
+        if old_id is not None and new_id is not None and old_id < new_id:
+            old_only.append(old)
+            old_last, old = old, next(old_records, None)
+        elif old_id is not None and new_id is not None and new_id < old_id:
+            new_only.append(new)
+            new_last, new = new, next(new_records, None)
+        else:
+            old_only.append(old)
+            new_only.append(new)
+            old_last, new_last = old, new
+            old, new = next(old_records, None), next(new_records, None)
+    while old is not None:
+        if old != old_last:
+            old_only.append(old)
+        old_last, old = old, next(old_records, None)
+    while new is not None:
+        if new != new_last:
+            new_only.append(new)
+        new_last, new = new, next(new_records, None)
+    return old_only, new_only
 
 
 def delta_compare(kind: str, old_path: Path, new_path: Path, delta: RecordsDelta) -> list[ObjectChange]:

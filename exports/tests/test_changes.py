@@ -236,3 +236,30 @@ def test_an_incremental_run_that_copies_records_lists_what_comparing_the_whole_f
         ("vm", "removed"),
     }
     assert bare["id"] in {netbox_id for kind, change, netbox_id, *_ in stored if change == "changed"}
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["in-id-order", "out-of-order"])
+def test_the_files_walked_side_by_side_list_what_comparing_their_sets_of_records_lists(tmp_path, shuffled):
+    """``files_compare`` walks both files at once (records in id order); files out of order, or with a record
+    repeated right after itself (a listing shifted under the walk), list the same as comparing sets of records."""
+    import random
+
+    from exports.csvfiles import csv_records
+
+    header = ["ID", "Name", "Serial"]
+    old_rows = [[str(i), f"n{i}", f"s{i}"] for i in range(1, 200)]
+    new_rows = [row for row in old_rows if int(row[0]) % 17]  # removed
+    new_rows = [[i, n, "changed" if int(i) % 13 == 0 else s] for i, n, s in new_rows]  # changed
+    new_rows += [[str(i), f"n{i}", "added"] for i in range(200, 205)]  # added
+    new_rows.insert(50, new_rows[49])  # repeated right after itself
+    if shuffled:
+        random.Random(3).shuffle(new_rows)
+    old = write_csv(tmp_path / "old.csv", [header, *old_rows])
+    new = write_csv(tmp_path / "new.csv", [header, *new_rows])
+    old_set, new_set = set(list(csv_records(old))[1:]), set(list(csv_records(new))[1:])
+    expected = changes.records_compare(
+        "device", (old, header), (new, header), sorted(old_set - new_set), sorted(new_set - old_set)
+    )
+    found = changes.files_compare("device", old, new)
+    assert [(c.change, c.netbox_id, c.fields) for c in found] == [(c.change, c.netbox_id, c.fields) for c in expected]
+    assert {c.change for c in found} == {"added", "changed", "removed"}
