@@ -664,8 +664,14 @@ def _contact_state(snapshot: ContactSnapshot) -> dict[str, dict[int, str]]:
 
 
 def _contacts_of(snapshot: ContactSnapshot) -> dict[tuple[str, int], str]:
-    keys = {key: key.rpartition(":") for key in snapshot.contacts}
-    return {(keys[key][0], int(keys[key][2])): text for key, text in snapshot.contacts.items()}
+    """The stored Contacts cells by ``(object type, object id)``, in one pass; the object types and the cells shared
+    (as ``render.contacts_by_object`` shares them), not a copy of each per object."""
+    shared: dict[str, str] = {}
+    contacts: dict[tuple[str, int], str] = {}
+    for key, text in snapshot.contacts.items():
+        object_type, _, object_id = key.rpartition(":")
+        contacts[(shared.setdefault(object_type, object_type), int(object_id))] = shared.setdefault(text, text)
+    return contacts
 
 
 def _fetch_incremental(
