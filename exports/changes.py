@@ -2,19 +2,19 @@
 
 Both sides are read from the devices and VMs CSVs (the previous run's, and the ones this run has just written), so
 a change is exactly what a reader of the files would see: an edited device, but also every device whose site was
-renamed (its row changed though NetBox did not touch the device). The files are compared record by record, raw
-and by hash, streamed: only the records that differ are parsed, held and compared cell by cell, so 50,000 objects
-cost a fraction of a second and a few megabytes. The result is stored per run
-(``ExportChange``) inside the run's transaction.
+renamed (its row changed though NetBox did not touch the device). The files are walked side by side, record by
+record, compared raw: only the records that differ are parsed, held and compared cell by cell, so 50,000 objects
+cost a fraction of a second and a few megabytes, and no set of every record's hash. An incremental run that copied
+the previous run's records compares only those it made anew or dropped (``delta_compare``). The result is stored per
+run (``ExportChange``) inside the run's transaction.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 from django.conf import settings
@@ -68,27 +68,105 @@ def _parse(records: Iterable[bytes]) -> Iterator[list[str]]:
 def files_compare(kind: str, old_path: Path, new_path: Path) -> list[ObjectChange]:
     """Objects added, changed and removed between two CSVs of one kind (added, changed, removed; by name).
 
-    Most rows are the same in both files, byte for byte: the records are compared raw (by hash), and only those
-    that are in one file and not the other are parsed. Streamed, so only those records are ever held.
+    Most rows are the same in both files, byte for byte, and in the same order (by NetBox id): the two files are
+    walked side by side, record by record, compared raw, and only the records that differ are parsed, by id, to find
+    the one that goes on. Streamed, so only the records that differ are ever held, each file read once.
     """
     old_records = _records(old_path)
     old_header = next(_parse([next(old_records, b"")]), [])
-    old_hashes = {hash(record) for record in old_records}
-
     new_records = _records(new_path)
     header = next(_parse([next(new_records, b"")]), [])
-    new_only: list[bytes] = []
-    new_hashes: set[int] = set()
-    for record in new_records:
-        digest = hash(record)
-        new_hashes.add(digest)
-        if digest not in old_hashes:
-            new_only.append(record)
-    # Every old record is in the new file unless some new ones are not in the old one or the counts differ.
+    old_only, new_only = _records_apart(old_records, new_records, old_header, header)
+    return records_compare(kind, (old_path, old_header), (new_path, header), old_only, new_only)
+
+
+def _records_apart(
+    old_records: Iterator[bytes], new_records: Iterator[bytes], old_header: list[str], header: list[str]
+) -> tuple[list[bytes], list[bytes]]:
+    """The records of each file that are not in the other, at most, from two walks in id order: equal records pass
+    together; of two that differ, the one of the lower id is set apart (both when their ids are equal or not
+    readable). A record set apart that the other file holds after all (files out of order) comes with its twin,
+    which ``records_compare`` pairs by id and finds unchanged: the outcome is that of comparing the sets of records.
+    A record repeated right after itself (a listing shifted under the walk) counts once, as in a set."""
+    old_at = old_header.index(ID_COLUMN) if ID_COLUMN in old_header else None
+    new_at = header.index(ID_COLUMN) if ID_COLUMN in header else None
+
+    def id_of(record: bytes, at: int | None) -> int | None:
+        if at is None:
+            return None
+        row = next(_parse([record]), [])
+        return int(row[at]) if _has_id(row, at) else None
+
     old_only: list[bytes] = []
-    if len(old_hashes) != len(new_hashes) - len(new_only):
-        old_only = [record for record in islice(_records(old_path), 1, None) if hash(record) not in new_hashes]
-    del old_hashes, new_hashes
+    new_only: list[bytes] = []
+    old, new = next(old_records, None), next(new_records, None)
+    old_last = new_last = None
+    while old is not None and new is not None:
+        if old == old_last:
+            old = next(old_records, None)
+            continue
+        if new == new_last:
+            new = next(new_records, None)
+            continue
+        if old == new:
+            old_last, new_last = old, new
+            old, new = next(old_records, None), next(new_records, None)
+            continue
+        old_id, new_id = id_of(old, old_at), id_of(new, new_at)
+        if old_id is not None and new_id is not None and old_id < new_id:
+            old_only.append(old)
+            old_last, old = old, next(old_records, None)
+        elif old_id is not None and new_id is not None and new_id < old_id:
+            new_only.append(new)
+            new_last, new = new, next(new_records, None)
+        else:
+            old_only.append(old)
+            new_only.append(new)
+            old_last, new_last = old, new
+            old, new = next(old_records, None), next(new_records, None)
+    while old is not None:
+        if old != old_last:
+            old_only.append(old)
+        old_last, old = old, next(old_records, None)
+    while new is not None:
+        if new != new_last:
+            new_only.append(new)
+        new_last, new = new, next(new_records, None)
+    return old_only, new_only
+
+
+def delta_compare(kind: str, old_path: Path, new_path: Path, delta: RecordsDelta) -> list[ObjectChange]:
+    """``files_compare`` of two CSVs that hold the same records but for those of ``delta`` (a run that copied the
+    previous run's record of every object NetBox did not touch, ``exports.files``): only the records of the objects
+    made anew or deleted are compared, and only the headers are read of the files."""
+    old_header = next(_parse([next(_records(old_path), b"")]), [])
+    header = next(_parse([next(_records(new_path), b"")]), [])
+    if delta.new is None:
+        raise ValueError("the records' delta is not complete")
+    return records_compare(kind, (old_path, old_header), (new_path, header), delta.old, delta.new)
+
+
+@dataclass(slots=True)
+class RecordsDelta:
+    """What differs between the previous run's CSV of a kind and this run's, at most: the previous records of the
+    objects made anew or deleted (``old``) and the records made anew (``new``); every other record is the same
+    bytes in both files. A record of ``old`` may equal one of ``new`` (an object NetBox touched without a change).
+    ``new`` is ``None`` until the delta is known whole (the CSV's records were copied to its end)."""
+
+    old: list[bytes] = field(default_factory=list)
+    new: list[bytes] | None = None
+
+
+def records_compare(
+    kind: str,
+    old: tuple[Path, list[str]],
+    new: tuple[Path, list[str]],
+    old_only: Sequence[bytes],
+    new_only: Sequence[bytes],
+) -> list[ObjectChange]:
+    """The changes between the records only one of two CSVs holds (``(path, header)`` each), parsed and compared
+    cell by cell: added, changed and removed objects, each sorted by name."""
+    (old_path, old_header), (new_path, header) = old, new
     if ID_COLUMN not in header or ID_COLUMN not in old_header:
         raise ValueError(f"{new_path.name} or {old_path.name} has no {ID_COLUMN} column")
 
@@ -103,20 +181,21 @@ def files_compare(kind: str, old_path: Path, new_path: Path) -> list[ObjectChang
 
     added: list[ObjectChange] = []
     changed: list[ObjectChange] = []
-    for netbox_id, new in new_rows.items():
-        old = old_rows.pop(netbox_id, None)
-        if old is None:
-            added.append(ObjectChange(kind, ExportChange.Change.ADDED, netbox_id, name(new)))
+    for netbox_id, new_row in new_rows.items():
+        old_row = old_rows.pop(netbox_id, None)
+        if old_row is None:
+            added.append(ObjectChange(kind, ExportChange.Change.ADDED, netbox_id, name(new_row)))
             continue
         fields = {
-            column: [old[i], new[i] if i < len(new) else ""]
+            column: [old_row[i], new_row[i] if i < len(new_row) else ""]
             for i, column in enumerate(header)
-            if old[i] != (new[i] if i < len(new) else "")
+            if old_row[i] != (new_row[i] if i < len(new_row) else "")
         }
         if fields:
-            changed.append(ObjectChange(kind, ExportChange.Change.CHANGED, netbox_id, name(new), fields))
+            changed.append(ObjectChange(kind, ExportChange.Change.CHANGED, netbox_id, name(new_row), fields))
     removed = [
-        ObjectChange(kind, ExportChange.Change.REMOVED, netbox_id, name(old)) for netbox_id, old in old_rows.items()
+        ObjectChange(kind, ExportChange.Change.REMOVED, netbox_id, name(old_row))
+        for netbox_id, old_row in old_rows.items()
     ]
     return [*sorted(added, key=_order), *sorted(changed, key=_order), *sorted(removed, key=_order)]
 
@@ -139,8 +218,15 @@ def _order(item: ObjectChange) -> tuple[str, int]:
     return item.name.lower(), item.netbox_id
 
 
-def changes_compute(*, run: ExportRun, previous: ExportRun | None, new_files: dict[str, Path]) -> Comparison:
-    """Compare the devices and VMs CSVs this run wrote (``kind -> path``) with those of ``previous``.
+def changes_compute(
+    *,
+    run: ExportRun,
+    previous: ExportRun | None,
+    new_files: dict[str, Path],
+    deltas: Mapping[str, RecordsDelta] | None = None,
+) -> Comparison:
+    """Compare the devices and VMs CSVs this run wrote (``kind -> path``) with those of ``previous``; a file kind
+    of ``deltas`` differs from the previous run's only in the records its delta holds (``delta_compare``).
 
     No comparison (and no changes listed) for a first export, an export from another NetBox than the previous
     one, or when the previous files are gone (pruned): the note says which.
@@ -158,7 +244,11 @@ def changes_compute(*, run: ExportRun, previous: ExportRun | None, new_files: di
         old_path, new_path = old_files.get(file_kind), new_files.get(file_kind)
         if old_path is None or new_path is None or not old_path.is_file():
             return Comparison([], False, f"Not compared with export #{previous.pk}: its files are gone.")
-        changes.extend(files_compare(kind, old_path, new_path))
+        delta = (deltas or {}).get(file_kind)
+        if delta is not None:
+            changes.extend(delta_compare(kind, old_path, new_path, delta))
+        else:
+            changes.extend(files_compare(kind, old_path, new_path))
     comparison = Comparison(changes, True, "")
     counts = comparison.counts()
     comparison.note = (

@@ -60,6 +60,19 @@ def csv_records(path: Path) -> Iterator[bytes]:
             yield pending
 
 
+def csv_records_of(rows: Iterable[Sequence[Any]], *, excel_safe: bool = False) -> list[bytes]:
+    """Each row as the record ``write_csv`` writes for it (its bytes, ``\\r\\n`` included), as ``csv_records``
+    reads it back."""
+    parts: list[str] = []
+    writer = csv.writer(_ListSink(parts))
+    records = []
+    for row in rows:
+        writer.writerow(_excel_safe(row) if excel_safe else row)
+        records.append("".join(parts).encode("utf-8"))
+        parts.clear()
+    return records
+
+
 def write_csv(
     path: str | os.PathLike[str],
     columns: Sequence[str],
@@ -83,10 +96,11 @@ def write_csv(
     writer = csv.writer(_ListSink(parts))
     with atomic_path(target) as temp, open(temp, "xb") as out:
 
-        def flush() -> None:
+        def flush(data: bytes | None = None) -> None:
             nonlocal size
-            data = "".join(parts).encode("utf-8")
-            parts.clear()
+            if data is None:
+                data = "".join(parts).encode("utf-8")
+                parts.clear()
             digest.update(data)
             out.write(data)
             size += len(data)
@@ -100,10 +114,13 @@ def write_csv(
         # Chunks keep the encode/hash/write calls few without holding the whole file in memory.
         while chunk := list(islice(iterator, _CSV_CHUNK_ROWS)):
             if raw:
-                _write_mixed(chunk, writer, parts, width, written + 1, excel_safe)
-            else:
-                check_widths(chunk, width, written + 1)
-                writer.writerows(map(_excel_safe, chunk) if excel_safe else chunk)
+                flush()  # the header
+                data = _write_mixed(chunk, writer, parts, width, written + 1, excel_safe)
+                written += len(chunk)
+                flush(data)
+                continue
+            check_widths(chunk, width, written + 1)
+            writer.writerows(map(_excel_safe, chunk) if excel_safe else chunk)
             written += len(chunk)
             flush()
         flush()
@@ -112,12 +129,21 @@ def write_csv(
     return FileInfo(path=target, size=size, sha256=digest.hexdigest(), rows=written)
 
 
-def _write_mixed(chunk: list[Any], writer: Any, parts: list[str], width: int, first: int, excel_safe: bool) -> None:
-    """Rows formatted by ``writer`` and records copied as they are, in order, into ``parts``."""
-    append, writerow = parts.append, writer.writerow
+def _write_mixed(chunk: list[Any], writer: Any, parts: list[str], width: int, first: int, excel_safe: bool) -> bytes:
+    """The bytes of rows formatted by ``writer`` (through ``parts``) and of records copied as they are, in order: the
+    copied records are neither decoded nor encoded again."""
+    pieces: list[bytes] = []
+    writerow = writer.writerow
     for number, item in enumerate(chunk, first):
         if isinstance(item, bytes):
-            append(item.decode("utf-8"))
+            if parts:
+                pieces.append("".join(parts).encode("utf-8"))
+                parts.clear()
+            pieces.append(item)
         else:
             check_widths([item], width, number)
             writerow(_excel_safe(item) if excel_safe else item)
+    if parts:
+        pieces.append("".join(parts).encode("utf-8"))
+        parts.clear()
+    return b"".join(pieces)

@@ -254,9 +254,12 @@ class Fetched:
             self.changes[label] = {change: diff.names(change) for change in ("added", "changed", "removed")}
             self.snapshot_deletes[kind] = diff.removed
         # The sources are walked: what they hold (an incremental run's id -> last_updated of every object) goes
-        # before the writing child is forked, which would otherwise keep a copy of every page the run reuses.
+        # before the writing child is forked, which would otherwise keep a copy of every page the run reuses. So do
+        # the lookups, whose contacts hold a cell per object: the rows are made (the contacts' snapshot, to save,
+        # waits marshalled in ``contact_pending``).
         self.spools = self.staged()
         self.sources = {}
+        self.lookups = transform.Lookups()
 
     def remove(self) -> None:
         for spool in self.staged():
@@ -379,14 +382,19 @@ def _fetch_with(
             contacts = pool.submit(contextvars.copy_context().run, _fetch_contacts, client, stored_contacts).result
         with recorder.step("fetch"):
             if incremental:
-                for kind in NetboxSnapshot.Kind.values:  # kind -> netbox_id -> last_updated
-                    stored[kind] = dict(
-                        NetboxSnapshot.objects.filter(kind=kind).values_list("netbox_id", "last_updated")
-                    )
-                increments["device"] = _fetch_incremental(
-                    client, recorder, NetboxSnapshot.Kind.DEVICE, stored["device"]
-                )
-                increments["vm"] = _fetch_incremental(client, recorder, NetboxSnapshot.Kind.VM, stored["vm"])
+                # Both kinds asked of NetBox at once, each as soon as its stored state is read (the VMs' is read
+                # while the devices' requests are answered): the client keeps NETBOX_WORKERS requests in flight.
+                with ThreadPoolExecutor(max_workers=2, thread_name_prefix="increments") as kinds:
+                    asked = {}
+                    for kind in NetboxSnapshot.Kind.values:  # kind -> netbox_id -> last_updated
+                        stored[kind] = dict(
+                            NetboxSnapshot.objects.filter(kind=kind).values_list("netbox_id", "last_updated")
+                        )
+                        asked[kind] = kinds.submit(
+                            contextvars.copy_context().run, _fetch_incremental, client, recorder, kind, stored[kind]
+                        )
+                    increments = {kind: done.result() for kind, done in asked.items()}
+                recorder.save(force=True)  # the progress the threads noted
             else:  # the records themselves stream from NetBox as the files are written (``exports.files``)
                 recorder.progress(devices_total=client.count("devices"), vms_total=client.count("virtual_machines"))
         with recorder.step("lookups"):
@@ -656,8 +664,14 @@ def _contact_state(snapshot: ContactSnapshot) -> dict[str, dict[int, str]]:
 
 
 def _contacts_of(snapshot: ContactSnapshot) -> dict[tuple[str, int], str]:
-    keys = {key: key.rpartition(":") for key in snapshot.contacts}
-    return {(keys[key][0], int(keys[key][2])): text for key, text in snapshot.contacts.items()}
+    """The stored Contacts cells by ``(object type, object id)``, in one pass; the object types and the cells shared
+    (as ``render.contacts_by_object`` shares them), not a copy of each per object."""
+    shared: dict[str, str] = {}
+    contacts: dict[tuple[str, int], str] = {}
+    for key, text in snapshot.contacts.items():
+        object_type, _, object_id = key.rpartition(":")
+        contacts[(shared.setdefault(object_type, object_type), int(object_id))] = shared.setdefault(text, text)
+    return contacts
 
 
 def _fetch_incremental(
@@ -669,10 +683,11 @@ def _fetch_incremental(
     current = _current_state(client, endpoint, stored)
     wanted = sorted(i for i, last_updated in current.items() if stored.get(i) != last_updated)
     records: list[Record] = []
+    # In a thread of its own beside the other kind's: progress noted, saved by the caller (no database here).
     if device:
-        recorder.progress(devices_total=len(wanted))
+        recorder.progress(devices_total=len(wanted), persist=False)
     else:
-        recorder.progress(vms_total=len(wanted))
+        recorder.progress(vms_total=len(wanted), persist=False)
     if wanted:
         fetch = client.fetch_devices_by_id if device else client.fetch_virtual_machines_by_id
         records = list(fetch(wanted))
@@ -682,9 +697,9 @@ def _fetch_incremental(
     for missing in set(wanted) - {record.id for record in records}:
         del current[missing]
     if device:
-        recorder.progress(devices_fetched=len(records))
+        recorder.progress(devices_fetched=len(records), persist=False)
     else:
-        recorder.progress(vms_fetched=len(records))
+        recorder.progress(vms_fetched=len(records), persist=False)
     return current, records
 
 

@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -32,10 +32,11 @@ from enreach.forked import FORK_AVAILABLE, ChildProcessFailed, Mailbox, forked, 
 from exports import columns, companions, transform
 from exports.atomic import FILE_MODE, FileInfo
 from exports.cells import ColumnMeter
+from exports.changes import RecordsDelta
 from exports.column_sets import column_set_for_run
 from exports.companions import Companion, CompanionPlan, CompanionWrite, KindRows
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
-from exports.csvfiles import csv_records, write_csv
+from exports.csvfiles import csv_records, csv_records_of, write_csv
 from exports.errors import ExportError
 from exports.fetch import RECORD_BATCH, ROWS_META, Fetched, KindSource, PreviousRows
 from exports.models import ExportArtifact, ExportRun
@@ -136,7 +137,13 @@ class _Streamed:
     csv: FileInfo
     spool: RowSpool
     meter: ColumnMeter
-    merged: RowSpool | None = None  # each row's record in the previous merged CSV, or None (``_rows_reused``)
+    # Where each row's record is in the previous merged CSV (``_rows_reused``), and where that CSV's records of this
+    # kind start; None when every merged row is made.
+    merged: RowSpool | None = None
+    merged_from: tuple[Path, int] | None = None
+    # The previous CSV's records this run did not copy, and the records made anew: all that can differ between the
+    # previous run's CSV and this one (``_rows_reused``); None when every record may.
+    delta: RecordsDelta | None = None
 
 
 def _stream_kind(
@@ -153,20 +160,28 @@ def _stream_kind(
     name, _ = _KINDS[source.kind]
     kind_columns = _kind_columns(source.kind, column_set)
     spool = RowSpool(folder / f".{source.kind}.rows")
-    merged = RowSpool(folder / f".{source.kind}.merged")  # each row's previous merged record, when reused
+    merged = RowSpool(folder / f".{source.kind}.merged")  # where each row's previous merged record is, when reused
+    merged_from = (
+        _previous_merged(source.previous_rows, source.kind, excel_safe) if source.previous_rows is not None else None
+    )
     for walk in (1, 2):
         meter = ColumnMeter(len(kind_columns))
         spool.reset()
         merged.reset()
         source.reset()
         walking = first_walk if walk == 1 else source.batches()
+        delta = RecordsDelta()
 
-        def rows(meter: ColumnMeter = meter, walking: Iterator[Sequence[Any]] = walking) -> Iterator[Any]:
+        def rows(
+            meter: ColumnMeter = meter, walking: Iterator[Sequence[Any]] = walking, delta: RecordsDelta = delta
+        ) -> Iterator[Any]:
             if source.previous_rows is not None:
-                reused = _rows_reused(source.previous_rows, source.kind, lookups, column_set, excel_safe)
-                for batch, items, raws in reused:
+                reused = _rows_reused(
+                    source.previous_rows, source.kind, lookups, column_set, excel_safe, delta, merged_from is not None
+                )
+                for batch, items, picks in reused:
                     spool.add(batch)
-                    merged.add(raws)
+                    merged.add(picks)
                     meter.add(batch)
                     yield from items
                 return
@@ -186,7 +201,14 @@ def _stream_kind(
             continue
         spool.close()
         merged.close()
-        return _Streamed(info, spool, meter, merged if merged.rows == spool.rows and spool.rows else None)
+        return _Streamed(
+            info,
+            spool,
+            meter,
+            merged if merged.rows == spool.rows and spool.rows and merged_from is not None else None,
+            merged_from,
+            delta if delta.new is not None and source.previous_rows is not None else None,
+        )
     raise AssertionError("unreachable")
 
 
@@ -209,16 +231,26 @@ def _id_position(kind: str, column_set: columns.ColumnSet) -> int:
 
 
 def _rows_reused(
-    previous: PreviousRows, kind: str, lookups: transform.Lookups, column_set: columns.ColumnSet, excel_safe: bool
-) -> Iterator[tuple[list[Any], list[Any], list[bytes | None]]]:
+    previous: PreviousRows,
+    kind: str,
+    lookups: transform.Lookups,
+    column_set: columns.ColumnSet,
+    excel_safe: bool,
+    delta: RecordsDelta | None = None,
+    merged: bool = False,
+) -> Iterator[tuple[list[Any], list[Any], list[int]]]:
     """A kind's rows in id order, ``RECORD_BATCH`` at a time: the previous run's row of every object NetBox did not
     touch (read back from its spool), and a row made now for each record fetched anew (changed or added). Rows of
     objects deleted since are dropped. Only the fresh records go through the transform.
 
     Each batch comes with what the kind's CSV gets for its rows: a reused row's record copied from the previous run's
     CSV (``bytes``, the same record in the same order as its spool) when that CSV was written with the same
-    ``excel_safe``, else the row to format; and each row's record in the previous merged CSV (``None`` for a row
-    made now), which the merged CSV copies in turn (``_merged_items``)."""
+    ``excel_safe``, else the row to format; and, with ``merged``, where each row's record is in the previous merged
+    CSV (``_previous_merged``), which the merged CSV copies in turn (``_merged_items``): how many of that CSV's
+    records to pass over before it (those of rows dropped since), or ``-1`` for a row made now.
+
+    When the CSV's records are copied, ``delta`` gets the previous records of the objects made anew or deleted and
+    the records made now (``delta.new``, set once the walk is done): what the changes compare (``changes``)."""
     name, rows_of = _KINDS[kind]
     at = _id_position(kind, column_set)
     fresh = rows_of(sorted(previous.fresh, key=lambda record: record.id), lookups, column_set)
@@ -230,45 +262,63 @@ def _rows_reused(
     except (OSError, ValueError):
         meta = {}
     records: Iterator[bytes] | None = None
-    merged: Iterator[bytes] | None = None
     if meta.get("excel_safe") == excel_safe and (folder / name).is_file():
         records = csv_records(folder / name)
         next(records, None)  # the header
-        if (folder / MERGED_CSV).is_file() and isinstance(meta.get("device"), int):
-            # The merged CSV holds the devices' records, then the VMs': this kind's, in the order of its spool.
-            merged = islice(csv_records(folder / MERGED_CSV), 1 + (meta["device"] if kind == "vm" else 0), None)
-    position, total = 0, 0
+    position, total, passed = 0, 0, 0
     out: list[Any] = []
     items: list[Any] = []
-    raws: list[bytes | None] = []
+    picks: list[int] = []
     for batch in RowSpool(previous.spool).batches():
         for row in batch:
             record = next(records, None) if records is not None else None
-            merged_record = next(merged, None) if merged is not None else None
             netbox_id = row[at]
             while position < len(fresh) and fresh[position][at] < netbox_id:
                 out.append(fresh[position])
                 items.append(fresh[position])
-                raws.append(None)
+                picks.append(-1)
                 position += 1
             if netbox_id in current and netbox_id not in fresh_ids:
                 out.append(row)
                 items.append(row if record is None else record)
-                raws.append(merged_record)
+                picks.append(passed if merged else -1)
+                passed = 0
+            else:
+                passed += 1
+                if delta is not None and record is not None:
+                    delta.old.append(record)  # deleted, or made anew below
         if len(out) >= RECORD_BATCH:
             total += len(out)
-            yield out, items, raws
-            out, items, raws = [], [], []
+            yield out, items, picks
+            out, items, picks = [], [], []
     if records is not None and next(records, None) is not None:
         raise ExportError("The previous run's rows and CSV differ; run the export with --force.")
     out.extend(fresh[position:])
     items.extend(fresh[position:])
-    raws.extend([None] * (len(fresh) - position))
+    picks.extend([-1] * (len(fresh) - position))
     total += len(out)
     if out:
-        yield out, items, raws
+        yield out, items, picks
     if total != len(current):
         raise ExportError("The previous run's rows are incomplete; run the export with --force.")
+    if delta is not None and records is not None:
+        delta.new = csv_records_of(fresh, excel_safe=excel_safe)
+
+
+def _previous_merged(previous: PreviousRows, kind: str, excel_safe: bool) -> tuple[Path, int] | None:
+    """The previous run's merged CSV and where its records of ``kind`` start (the devices', then the VMs', each in
+    the order of the kind's row spool), when the merged CSV may copy them: written with the same ``excel_safe``."""
+    folder = previous.spool.parent
+    try:
+        meta = json.loads((folder / ROWS_META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    name, _ = _KINDS[kind]
+    if meta.get("excel_safe") != excel_safe or not (folder / name).is_file() or not (folder / MERGED_CSV).is_file():
+        return None
+    if not isinstance(meta.get("device"), int):
+        return None
+    return folder / MERGED_CSV, 1 + (meta["device"] if kind == "vm" else 0)
 
 
 @dataclass
@@ -383,6 +433,14 @@ class Streamed:
     """A run's rows once streamed: each kind's CSV, spool and measured columns (``files_streaming``)."""
 
     kinds: dict[str, _Streamed]
+
+    @property
+    def deltas(self) -> dict[str, RecordsDelta]:
+        """Per artifact kind (devices, VMs): what alone can differ from the previous run's CSV, where the run copied
+        the previous records (``changes.changes_compute``)."""
+        return {
+            ARTIFACT_KINDS[_KINDS[kind][0]]: each.delta for kind, each in self.kinds.items() if each.delta is not None
+        }
 
     @property
     def rows(self) -> int:
@@ -557,18 +615,35 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
 
 def _merged_items(kinds: dict[str, _Streamed], column_set: columns.ColumnSet) -> Iterator[Any]:
     """The merged CSV's rows, devices then VMs; a row the previous run's merged CSV holds as it is comes as that
-    record (``bytes``) instead."""
+    record (``bytes``) instead, and only the other rows are made into merged rows."""
     for kind in ("device", "vm"):
         kind_streamed = kinds[kind]
-        batches = kind_streamed.spool.batches()
-        rows = transform.merged_row_stream(batches, (), column_set) if kind == "device" else (
-            transform.merged_row_stream((), batches, column_set))  # fmt: skip
-        if kind_streamed.merged is None:
-            yield from rows
+
+        def merged(batches: Iterable[Sequence[Any]], kind: str = kind) -> Iterator[Any]:
+            return (
+                transform.merged_row_stream(batches, (), column_set)
+                if kind == "device"
+                else transform.merged_row_stream((), batches, column_set)
+            )
+
+        if kind_streamed.merged is None or kind_streamed.merged_from is None:
+            yield from merged(kind_streamed.spool.batches())
             continue
-        for raws in kind_streamed.merged.batches():
-            for raw, row in zip(raws, rows, strict=False):
-                yield row if raw is None else raw
+        path, start = kind_streamed.merged_from
+        previous = islice(csv_records(path), start, None)
+        # The spool and the picks were added a batch of the same rows at a time.
+        for batch, picks in zip(kind_streamed.spool.batches(), kind_streamed.merged.batches(), strict=True):
+            records: list[bytes | None] = []
+            for pick in picks:
+                if pick < 0:
+                    records.append(None)
+                    continue
+                for _ in range(pick):  # the records of rows dropped since
+                    next(previous, None)
+                records.append(next(previous, None))  # None past its end: the row is made
+            made = merged([[row for row, record in zip(batch, records, strict=True) if record is None]])
+            for record in records:
+                yield next(made) if record is None else record
 
 
 def _companion_write(companion: Companion, plan: CompanionPlan, rows: dict[str, KindRows], folder: Path) -> Any:

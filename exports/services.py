@@ -196,6 +196,7 @@ def _execute(run: ExportRun, on_progress: ProgressCallback | None) -> ExportRun:
                             run=run,
                             previous=previous,
                             new_files={ARTIFACT_KINDS[name]: folder / name for name in (DEVICES_CSV, VMS_CSV)},
+                            deltas=streamed.deltas,  # an incremental run compares only the records it made anew
                         ),
                         run,
                     )

@@ -4,6 +4,7 @@ import csv
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from accounts.global_keys import global_key_set
 from devtools.netbox import FakeNetbox
@@ -193,3 +194,72 @@ def test_api_caps_the_page_size(edited_run, client_for):
 def test_api_changes_of_an_unknown_run_is_a_404_and_anonymous_is_refused(client_for, api_client):
     assert client_for("viewer").get("/api/exports/runs/999/changes/").status_code == 404
     assert api_client.get("/api/exports/runs/999/changes/").status_code in (401, 403)
+
+
+def test_an_incremental_run_that_copies_records_lists_what_comparing_the_whole_files_lists(netbox):
+    """The run compares only the records it made anew or dropped (``changes.delta_compare``): the same changes as
+    comparing the previous and new CSVs whole, for edits, an object touched without a change, deletions, additions
+    and a contacts change NetBox did not stamp on the device."""
+    first = run_export()
+    netbox.update_device(netbox.devices[3]["id"], serial="SERIAL-NEW-2", description="edited")
+    netbox.update_vm(netbox.vms[4]["id"], description=netbox.vms[4]["description"])  # touched, same values
+    netbox.update_vm(netbox.vms[9]["id"], vcpus=48)
+    netbox.delete_device(netbox.devices[6]["id"])
+    netbox.delete_vm(netbox.vms[0]["id"])
+    netbox.add_device(name="aa-added")
+    assigned = {a["object_id"] for a in netbox.contact_assignments if a["object_type"] == "dcim.device"}
+    bare = next(d for d in netbox.devices if d["id"] not in assigned)
+    existing = next(a for a in netbox.contact_assignments if a["object_type"] == "dcim.device")
+    netbox.add_contact_assignment("dcim.device", bare["id"], existing["contact"]["id"], existing["role"]["id"])
+    run = run_export()
+    assert (
+        run.mode == "incremental" and "The rows of the objects NetBox did not touch are the previous run's." in run.log
+    )
+
+    def paths(of: ExportRun) -> dict[str, Path]:
+        return {a.kind: Path(settings.DATA_DIR) / a.path for a in of.artifacts.all()}
+
+    expected = [
+        (item.kind, item.change, item.netbox_id, item.name, item.fields)
+        for kind, file_kind in changes.FILES.items()
+        for item in changes.files_compare(kind, paths(first)[file_kind], paths(run)[file_kind])
+    ]
+    stored = [
+        (c.kind, c.change, c.netbox_id, c.name, c.fields) for c in ExportChange.objects.filter(run=run).order_by("pk")
+    ]
+    assert stored == expected
+    assert {(kind, change) for kind, change, *_ in stored} >= {
+        ("device", "changed"),
+        ("device", "removed"),
+        ("device", "added"),
+        ("vm", "changed"),
+        ("vm", "removed"),
+    }
+    assert bare["id"] in {netbox_id for kind, change, netbox_id, *_ in stored if change == "changed"}
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["in-id-order", "out-of-order"])
+def test_the_files_walked_side_by_side_list_what_comparing_their_sets_of_records_lists(tmp_path, shuffled):
+    """``files_compare`` walks both files at once (records in id order); files out of order, or with a record
+    repeated right after itself (a listing shifted under the walk), list the same as comparing sets of records."""
+    import random
+
+    from exports.csvfiles import csv_records
+
+    header = ["ID", "Name", "Serial"]
+    old_rows = [[str(i), f"n{i}", f"s{i}"] for i in range(1, 200)]
+    new_rows = [row for row in old_rows if int(row[0]) % 17]  # removed
+    new_rows = [[i, n, "changed" if int(i) % 13 == 0 else s] for i, n, s in new_rows]  # changed
+    new_rows += [[str(i), f"n{i}", "added"] for i in range(200, 205)]  # added
+    new_rows.insert(50, new_rows[49])  # repeated right after itself
+    if shuffled:
+        random.Random(3).shuffle(new_rows)
+    old = write_csv(tmp_path / "old.csv", [header, *old_rows])
+    new = write_csv(tmp_path / "new.csv", [header, *new_rows])
+    old_set, new_set = set(list(csv_records(old))[1:]), set(list(csv_records(new))[1:])
+    expected = changes.records_compare(
+        "device", (old, header), (new, header), sorted(old_set - new_set), sorted(new_set - old_set)
+    )
+    found = changes.files_compare("device", old, new)
+    assert [(c.change, c.netbox_id, c.fields) for c in found] == [(c.change, c.netbox_id, c.fields) for c in expected]
+    assert {c.change for c in found} == {"added", "changed", "removed"}

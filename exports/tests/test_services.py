@@ -353,9 +353,9 @@ def test_reused_rows_copy_the_previous_records_only_when_written_alike(netbox, s
     run = run_export()
     assert run.status == "succeeded", run.error
     assert run.mode == "incremental" and REUSED_ROWS in run.log
-    if before == after:  # each kind's records are copied from its CSV and from its part of the merged CSV
+    if before == after:  # each kind's records are copied from its CSV, then from its part of the merged CSV
         merged = "netbox_merged_export.csv"
-        assert copied == ["netbox_devices_export.csv", merged, "netbox_vms_export.csv", merged]
+        assert copied == ["netbox_devices_export.csv", "netbox_vms_export.csv", merged, merged]
     else:
         assert copied == []
     assert_same_as_a_full_export(run)
