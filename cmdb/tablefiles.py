@@ -14,8 +14,8 @@ The build runs in a forked child (``enreach.forked``): the CSV, pyarrow's kernel
 encoding at a time, ``csv_write``: about 200 MB at 500,000 rows) stay in the child, and the web or queue worker that
 asked keeps only the mapping. A caller may wait a bounded time (``wait``): past it ``TableBuilding`` is raised while
 the build goes on in a thread of the process, so a web request answers "being prepared" instead of running into the
-server's timeout. When the folder cannot be
-written, the table is built in this process's memory instead (and a warning logged).
+server's timeout. When the folder cannot be written, the table is built in this process's memory instead (and a
+warning logged).
 """
 
 from __future__ import annotations
