@@ -565,6 +565,7 @@ def csv_write(
     cells_path, encoded_path = (target.with_name(f"{target.stem}.{part}{target.suffix}") for part in ("cells", "coded"))
     try:
         rows = _spill_cells(path, options, cells_path)
+        _release_freed()
         fields, spans = _spill_columns(cells_path, encoded_path, header, kinds)
         cells_path.unlink()
         schema = _schema(header, fields, rows, source_sha256=source_sha256, column_set=column_set)
