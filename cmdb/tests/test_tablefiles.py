@@ -17,7 +17,7 @@ import pytest
 
 from bench.cmdb_inmemory import CmdbTable as OldTable
 from cmdb import tablefiles
-from cmdb.columnar import TableFileError, table_read
+from cmdb.columnar import TableFileError, csv_read, csv_write, table_read, table_write
 from cmdb.query import DATASETS, OPERATORS, Filter, Query, QueryError, column_kind
 from cmdb.table import CmdbTable
 from cmdb.tests import workers
@@ -241,6 +241,28 @@ def test_a_file_of_another_csv_or_format_is_built_again(merged_csv: Path):
     path.write_bytes(b"not an arrow file")
     table, built = tablefiles.table_open(merged_csv, changed)
     assert built and table.size == 3061
+
+
+@pytest.mark.parametrize("block_size", [None, 1 << 15])
+def test_the_streamed_build_writes_the_bytes_of_the_build_in_memory(merged_csv: Path, tmp_path: Path, block_size):
+    # One block, then about a hundred: the columns are encoded alone from the spilled cells, in the same bytes.
+    folder = tmp_path / "streamed"
+    folder.mkdir()
+    streamed, whole = folder / ".cmdb_table.arrow.0123.part", tmp_path / "whole.arrow"
+    csv_write(merged_csv, streamed, source_sha256="abc", block_size=block_size)
+    table_write(whole, *csv_read(merged_csv), source_sha256="abc")
+    assert streamed.read_bytes() == whole.read_bytes()
+    assert [path.name for path in folder.iterdir()] == [streamed.name]  # the spills are gone
+
+
+def test_the_streamed_build_of_a_csv_without_rows_or_columns(tmp_path: Path):
+    for text in ("Name,ID\r\n", ""):
+        source, streamed, whole = tmp_path / "merged.csv", tmp_path / "streamed.arrow", tmp_path / "whole.arrow"
+        source.write_text(text, encoding="utf-8")
+        csv_write(source, streamed)
+        table_write(whole, *csv_read(source))
+        assert streamed.read_bytes() == whole.read_bytes()
+        assert table_read(streamed).size == 0
 
 
 def test_a_builder_that_died_leaves_nothing_the_next_build_keeps(merged_csv: Path):
