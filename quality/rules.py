@@ -623,13 +623,14 @@ def quality_evaluate(
     *,
     findings: FindingSink | None = None,
     folder: Path | None = None,
-    chunk_rows: int = CHUNK_ROWS,
+    chunk_rows: int | None = None,
 ) -> QualityReport:
     """Run every enabled rule of ``config`` over the rows, a chunk at a time; a rule that raises is recorded, never
     propagated. Findings go to ``findings`` as they come (rule by rule, and within a rule in the order of the rows,
     once the sink is read), or, without a sink, to a list (``QualityReport.findings``). ``folder``: where the
     comparing rules spill what they keep of each chunk (an anonymous file; the system's temporary folder if None).
-    Rows that cannot be read (a row shorter than its columns) raise: the report cannot be made."""
+    Rows that cannot be read (a row shorter than its columns) raise: the report cannot be made. ``chunk_rows``:
+    ``CHUNK_ROWS`` unless given."""
     enabled = [(rule, setting) for rule, setting in config.rules if setting.enabled]
     sink: FindingSink = findings if findings is not None else FindingList()
     counts = [0] * len(enabled)
@@ -643,7 +644,7 @@ def quality_evaluate(
     keyed = _Keyed(enabled, folder)
     try:
         wanted = [column for rule, _ in enabled for column in rule.columns]
-        for rows in quality_rows(row_sets, wanted, config.today, chunk_rows=chunk_rows):
+        for rows in quality_rows(row_sets, wanted, config.today, chunk_rows=chunk_rows or CHUNK_ROWS):
             for number, (rule, setting) in enumerate(enabled):
                 if number in errors:
                     continue
