@@ -4,7 +4,7 @@ Usage: ``.venv/bin/python bench/quality_bench.py FOLDER [--repeat 3] [--times 1]
 ``.device.rows`` and ``.vm.rows`` (a run folder of ``bench/export_bench.py --keep``, default column set). Each repeat
 runs in a fresh process (``--child``), as the export's process does: the import of what the report needs, the
 report's wall and CPU seconds, and its peak memory (``ru_maxrss``) against the process before the report. ``--times
-N`` reads the spools N times over (N × the objects: a 50,000-object folder stands for 250,000 with ``--times 5``).
+N`` reads the spools N times over (N times the objects: a 50,000-object folder stands for 250,000 with ``--times 5``).
 The findings CSV's sha256 and size are printed, to compare before and after.
 """
 
