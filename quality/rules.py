@@ -731,28 +731,28 @@ class _Keyed:
             except Exception as exc:  # a broken rule is reported, and the others still run
                 failed(number, exc)
 
-    def _read(self, candidates: list[list[int]], today: date, dates: DateReader) -> Iterator[QualityRows]:
+    def _read(self, candidates: list[np.ndarray], today: date, dates: DateReader) -> Iterator[QualityRows]:
         """The rows at each chunk's ``candidates`` positions, read back from the spill."""
         assert self.spill is not None
         for positions, offset in zip(candidates, self.offsets, strict=True):
-            if positions:
+            if len(positions):
                 kinds, columns = self.spill.read(offset)
-                yield QualityRows(columns, kinds, today, dates).take(positions)
+                yield QualityRows(columns, kinds, today, dates).take(positions.tolist())
 
     def close(self) -> None:
         if self.spill is not None:
             self.spill.close()
 
 
-def _among(hashes: np.ndarray, filled: np.ndarray, shared: np.ndarray) -> list[int]:
+def _among(hashes: np.ndarray, filled: np.ndarray, shared: np.ndarray) -> np.ndarray:
     """The positions of the ``filled`` rows whose hash is in ``shared`` (sorted): a binary search each, where
     ``numpy.isin`` would sort both sides again for every chunk."""
     import numpy as np
 
     if not len(shared):
-        return []
+        return np.flatnonzero(np.zeros(0, dtype=bool))
     at = np.minimum(np.searchsorted(shared, hashes), len(shared) - 1)
-    return np.flatnonzero(filled & (shared[at] == hashes)).tolist()  # type: ignore[no-any-return]
+    return np.flatnonzero(filled & (shared[at] == hashes))
 
 
 _key_hash: Callable[[str], int] = hash  # equal keys, equal hashes; the few rows sharing a hash are then compared
