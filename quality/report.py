@@ -24,6 +24,7 @@ from quality.rules import (
     FINDING_COLUMNS,
     KIND_DEVICE,
     KIND_VM,
+    FindingSpools,
     QualityConfig,
     QualitySummary,
     RowSet,
@@ -40,13 +41,15 @@ SUMMARY_HEADER: tuple[str, ...] = ("Rule", "Label", "Severity", "Objects", "Erro
 def quality_file_write(
     row_sets: Sequence[RowSet], config: QualityConfig, path: Path
 ) -> tuple[FileInfo | None, QualitySummary]:
-    """Evaluate the rules and write the findings CSV at ``path``.
+    """Evaluate the rules and write the findings CSV at ``path``: the findings wait in anonymous files beside it,
+    a file per rule, until every row has passed, then go to the CSV rule by rule.
 
     Never raises (a report must not fail the export): a failure is the summary's ``error``, with no file."""
     started = time.perf_counter()
     try:
-        report = quality_evaluate(row_sets, config)
-        info = write_csv(path, FINDING_COLUMNS, report.findings)
+        with FindingSpools(path.parent) as spools:
+            report = quality_evaluate(row_sets, config, findings=spools, folder=path.parent)
+            info = write_csv(path, FINDING_COLUMNS, spools)
     except Exception as exc:
         enabled = [rule for rule, setting in config.rules if setting.enabled]
         error = f"The data-quality report failed: {describe(exc)}"

@@ -1,29 +1,45 @@
-"""CMDB data quality: rules over the rows of an export, computed with pandas.
+"""CMDB data quality: rules over the rows of an export, a chunk of rows at a time.
 
 Pure functions: no Django, no database. The configuration (which rules are on, their thresholds, the allowed values
 of custom fields) arrives as a ``QualityConfig`` built by ``quality.services`` from the settings and the admin. The
 export evaluates the devices' and the VMs' rows (``RowSet``s, each in its own columns, as lists or as batches) while
 its forked child writes the workbook (``quality.report``: the export's companion).
 
-A rule reads a few columns of ``QualityRows`` (a ``pandas.DataFrame`` built once from the rows, plus what several
-rules derive from it) and returns, vectorised, a boolean mask of the rows it flags and the value to show for each.
-A rule that raises is recorded with its error and flags nothing: a rule never fails the export.
+The rows are read once, batch by batch, into chunks of ``CHUNK_ROWS`` rows (``QualityRows``: the columns the rules
+need, as stripped text, plus ``Name``, ``ID`` and ``Site`` for the findings); a chunk is dropped once every rule has
+seen it, so memory does not grow with the inventory. A rule looks at one row at a time (``Check``: the positions of
+the chunk's rows it flags and the value to show), or compares rows with each other (``SameKey``: rows sharing a
+non-empty key). A ``SameKey`` rule keeps 9 bytes a row while the chunks pass (each key's hash, and whether it is
+empty) and the few columns its findings need, spilled to an anonymous file; once every row has passed, the rows
+whose hash another row shares are read back from the spill and their exact keys counted, then flagged: exact, with
+memory for the duplicated keys only. Findings go to a ``FindingSink`` as they come, per rule (``quality.report``
+spills them to disk), and come out rule by rule, and within a rule in the order of the rows. A rule that raises is
+recorded with its error and flags nothing: a rule never fails the export.
 
 Findings are the flagged rows, one per (rule, object): ``FINDING_COLUMNS``. Kinds are ``device`` and ``vm``.
+
+Dates are read in the forms NetBox writes (``YYYY-MM-DD``, ``YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)``) by the
+standard library; any other text is handed to pandas' ISO 8601 parser (``parse_dates``), as the whole report was
+until December 2026, so the answers are pandas' (pandas is then imported; most runs never need it).
 """
 
 from __future__ import annotations
 
+import marshal
 import re
+import struct
+import tempfile
+from calendar import monthrange
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
-from itertools import repeat
-from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, date, datetime, timedelta
+from itertools import compress, repeat
+from operator import itemgetter, not_
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-if TYPE_CHECKING:  # pandas is imported where a report is computed, not when Django loads the models
+if TYPE_CHECKING:  # numpy and pandas are imported where a report is computed, not when Django loads the models
     import numpy as np
     import pandas as pd
 
@@ -43,7 +59,22 @@ _KIND_OF_TYPE = {"devices": KIND_DEVICE, "vms": KIND_VM}
 WARRANTY_COLUMN = "HW warranty expiration"
 BUY_DATE_COLUMN = "HW buy date"
 
-Check = Callable[["QualityRows", "RuleSetting"], tuple[Any, Any]]
+# Rows a chunk holds: measured over 50,000 and 250,000 objects, larger chunks were no faster, and a chunk of the
+# columns the rules read is a few MB.
+CHUNK_ROWS = 8192
+
+Positions = list[int]
+Shown = Sequence[str] | str  # the value shown for each flagged row, or one for all of them
+Check = Callable[["QualityRows", "RuleSetting"], tuple[Positions, Shown]]
+
+
+@dataclass(frozen=True, slots=True)
+class SameKey:
+    """A check comparing rows: a row is flagged when another row has its key. ``key`` gives each row's key (``""``:
+    not compared); ``shown`` the value to show for each flagged row, given how many rows share its key."""
+
+    key: Callable[[QualityRows], list[str]]
+    shown: Callable[[QualityRows, list[int]], Shown]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +88,14 @@ class RuleSetting:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A data-quality rule: what it is called, how bad a finding is, what it reads, and its check."""
+    """A data-quality rule: what it is called, how bad a finding is, what it reads, and its check (one row at a time,
+    or a ``SameKey`` comparing rows)."""
 
     id: str
     label: str
     severity: str
     columns: tuple[str, ...]
-    check: Check = field(repr=False, compare=False)
+    check: Check | SameKey = field(repr=False, compare=False)
     default_enabled: bool = True
     default_threshold: int | None = None
     threshold_unit: str = ""  # "days", "years"; empty: the rule has no threshold
@@ -93,15 +125,16 @@ class RuleResult:
 
 @dataclass(slots=True)
 class QualityReport:
-    """Every enabled rule's result, and the findings as rows in ``FINDING_COLUMNS`` order."""
+    """Every enabled rule's result, and the findings as rows in ``FINDING_COLUMNS`` order (rule by rule, and within
+    a rule in the order of the rows): a list, or the sink they were given to."""
 
     results: list[RuleResult]
-    findings: list[tuple[Any, ...]]  # in FINDING_COLUMNS order, by rule then by row
+    findings: Iterable[tuple[Any, ...]]
     seconds: float = 0.0
 
     @property
     def summary(self) -> QualitySummary:
-        return QualitySummary(results=self.results, findings=len(self.findings), seconds=self.seconds)
+        return QualitySummary(results=self.results, findings=sum(r.count for r in self.results), seconds=self.seconds)
 
 
 @dataclass(slots=True)
@@ -112,6 +145,111 @@ class QualitySummary:
     findings: int
     seconds: float = 0.0
     error: str = ""  # the whole report failed (the rows could not be read); the export still succeeds
+
+
+# --- where findings go ----------------------------------------------------------------------------------------
+
+
+class FindingSink(Protocol):
+    """Where a report's findings go as the chunks pass: ``add`` a rule's findings (the rule's index among the
+    enabled rules; in the order of the rows), ``drop`` all of a rule that failed; iterated, the findings rule by
+    rule."""
+
+    def add(self, rule: int, findings: list[tuple[Any, ...]]) -> None: ...
+
+    def drop(self, rule: int) -> None: ...
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]: ...
+
+
+class FindingList:
+    """Findings kept in memory, per rule; iterated rule by rule (tests, small sets)."""
+
+    def __init__(self) -> None:
+        self._rules: dict[int, list[tuple[Any, ...]]] = {}
+
+    def add(self, rule: int, findings: list[tuple[Any, ...]]) -> None:
+        self._rules.setdefault(rule, []).extend(findings)
+
+    def drop(self, rule: int) -> None:
+        self._rules.pop(rule, None)
+
+    def findings(self) -> list[tuple[Any, ...]]:
+        return [finding for rule in sorted(self._rules) for finding in self._rules[rule]]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.findings())
+
+
+_LENGTH = struct.Struct("<Q")
+
+
+class _Spill:
+    """Records (``marshal``led values) appended to an anonymous file (in ``folder``, or the system's temporary
+    folder) and read back in order, or one at a time by the offset ``add`` returned; gone when closed."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self._file: IO[bytes] = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115  # closed by close()
+        self._end = 0
+
+    def add(self, value: Any) -> int:
+        data = marshal.dumps(value)
+        offset = self._end
+        self._file.seek(offset)
+        self._file.write(_LENGTH.pack(len(data)))
+        self._file.write(data)
+        self._end += _LENGTH.size + len(data)
+        return offset
+
+    def read(self, offset: int) -> Any:
+        self._file.seek(offset)
+        (size,) = _LENGTH.unpack(self._file.read(_LENGTH.size))
+        return marshal.loads(self._file.read(size))  # noqa: S302  # our own file
+
+    def __iter__(self) -> Iterator[Any]:
+        offset = 0
+        while offset < self._end:
+            self._file.seek(offset)
+            (size,) = _LENGTH.unpack(self._file.read(_LENGTH.size))
+            yield marshal.loads(self._file.read(size))  # noqa: S302  # our own file
+            offset += _LENGTH.size + size
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class FindingSpools:
+    """Each rule's findings spilled to an anonymous file in ``folder`` as they come (a batch a chunk), iterated rule
+    by rule: the findings are never all in memory. A context manager: the files go when it closes."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self._folder = folder
+        self._spills: dict[int, _Spill] = {}
+
+    def add(self, rule: int, findings: list[tuple[Any, ...]]) -> None:
+        if rule not in self._spills:
+            self._spills[rule] = _Spill(self._folder)
+        self._spills[rule].add(findings)
+
+    def drop(self, rule: int) -> None:
+        if (spill := self._spills.pop(rule, None)) is not None:
+            spill.close()
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        for rule in sorted(self._spills):
+            for batch in self._spills[rule]:
+                yield from batch
+
+    def close(self) -> None:
+        for spill in self._spills.values():
+            spill.close()
+        self._spills.clear()
+
+    def __enter__(self) -> FindingSpools:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 # --- the rows the rules read --------------------------------------------------------------------------------------
@@ -132,58 +270,147 @@ class RowSet:
         return self.batches() if self.batches is not None else (self.rows,)
 
 
-class QualityRows:
-    """What the rules read: the columns they need as a ``pandas.DataFrame`` of stripped text (object dtype; ``ID``
-    as it is), each row's kind, the day dates are compared against, and what several rules derive from a column
-    (parsed dates, case-folded keys), derived once per report."""
+Day = tuple[date, str]  # a parsed date and how it is shown (YYYY-MM-DD)
 
-    def __init__(self, frame: pd.DataFrame, kinds: pd.Series, today: date) -> None:
-        self.frame = frame
-        self.index = frame.index
+
+class QualityRows:
+    """What the rules read of a chunk of rows: the columns they need as lists of stripped text (``ID`` as it is),
+    each row's kind, the day dates are compared against, and what several rules derive from a column (blank cells,
+    parsed dates, case-folded keys), derived once per chunk."""
+
+    def __init__(self, columns: dict[str, list[Any]], kinds: list[str], today: date, dates: DateReader) -> None:
+        self.columns = columns
+        self.kinds = kinds
+        self.size = len(kinds)
         self.today = today
-        self._kinds = kinds
+        self._dates = dates
         self._derived: dict[tuple[str, str], Any] = {}
 
-    def text(self, column: str) -> pd.Series:
-        if column not in self.frame.columns:
+    def text(self, column: str) -> list[Any]:
+        if column not in self.columns:
             raise KeyError(f"column {column!r} is not in the CMDB rows")
-        return self.frame[column]
+        return self.columns[column]
 
-    def kind(self) -> pd.Series:
-        return self._kinds
+    def blank(self, column: str) -> Positions:
+        """The positions of the rows whose ``column`` is empty."""
+        return self._derive("blank", column, lambda: list(compress(range(self.size), map(not_, self.text(column)))))
 
-    def of_kind(self, kind: str) -> np.ndarray:
-        """The rows of ``kind``, as a mask: masks are numpy arrays, which compare object cells several times faster
-        than a Series does."""
-        return self._derive("kind", kind, lambda: self._kinds.to_numpy() == kind)
+    def of_kind(self, kind: str, positions: Positions) -> Positions:
+        """Those of ``positions`` whose row is of ``kind``."""
+        kinds = self.kinds
+        return [position for position in positions if kinds[position] == kind]
 
-    def blank(self, column: str) -> np.ndarray:
-        return self._derive("blank", column, lambda: self.text(column).to_numpy() == "")
+    def key(self, column: str) -> list[str]:
+        """Values compared case-insensitively (``Ö`` and ``ö`` alike: casefold)."""
+        return self._derive("key", column, lambda: list(map(str.casefold, self.text(column))))
 
-    def key(self, column: str) -> pd.Series:
-        """Values compared case-insensitively (``Ö`` and ``ö`` alike: casefold). A list comprehension: the cells
-        are str already, and pandas' ``.str`` machinery costs several times more per cell for object columns."""
+    def dates(self, column: str) -> list[Day | None]:
+        """Each row's date in ``column`` (a UTC calendar day), or ``None`` (an empty or unreadable cell)."""
+        return self._derive("dates", column, lambda: self._dates.days(self.text(column)))
 
-        def fold() -> pd.Series:
-            import pandas as pd
+    def take(self, positions: Positions) -> QualityRows:
+        """The rows at ``positions`` (in that order)."""
+        pick = _picker(positions)
+        columns = {name: pick(values) for name, values in self.columns.items()}
+        return QualityRows(columns, pick(self.kinds), self.today, self._dates)
 
-            text = self.text(column)
-            return pd.Series([value.casefold() for value in text.tolist()], index=self.index, dtype=object)
-
-        return self._derive("key", column, fold)
-
-    def dates(self, column: str) -> pd.Series:
-        return self._derive("dates", column, lambda: parse_dates(self.text(column)))
-
-    def day(self) -> pd.Timestamp:
-        import pandas as pd
-
-        return pd.Timestamp(self.today.year, self.today.month, self.today.day)
+    def findings(self, rule: Rule, positions: Positions, shown: Shown) -> list[tuple[Any, ...]]:
+        """The findings of ``rule`` for the rows at ``positions``."""
+        count = len(positions)
+        pick = _picker(positions) if count != self.size else list
+        picked = [self.kinds, *(self.columns.get(name) for name in (ID, NAME, SITE))]
+        values = repeat(shown, count) if isinstance(shown, str) else shown
+        return list(
+            zip(
+                repeat(rule.id, count),
+                repeat(rule.severity, count),
+                *(pick(column) if column is not None else repeat("", count) for column in picked),
+                values,
+                strict=False,
+            )
+        )
 
     def _derive(self, what: str, column: str, make: Callable[[], Any]) -> Any:
         if (what, column) not in self._derived:
             self._derived[what, column] = make()
         return self._derived[what, column]
+
+
+def _picker(positions: Positions) -> Callable[[list[Any]], list[Any]]:
+    """A function picking the values at ``positions`` from a list: ``itemgetter``, at C speed, where it can."""
+    if len(positions) > 1:
+        getter = itemgetter(*positions)
+        return lambda values: list(getter(values))
+    return lambda values: [values[position] for position in positions]
+
+
+class DateReader:
+    """Parses date cells, remembering each text's answer across chunks (a column's dates repeat: a few thousand
+    days; at most ``_MEMO_MAX`` texts are remembered)."""
+
+    _MEMO_MAX = 1 << 16
+
+    def __init__(self) -> None:
+        self._memo: dict[str, Day | None] = {}
+
+    def days(self, texts: list[str]) -> list[Day | None]:
+        memo = self._memo
+        unknown = {text for text in texts if text and text not in memo}
+        if unknown:
+            if len(memo) + len(unknown) > self._MEMO_MAX:
+                memo.clear()
+            hard = []
+            for text in unknown:
+                day = _iso_day(text)
+                if day is None:
+                    hard.append(text)
+                else:
+                    memo[text] = day
+            if hard:
+                memo.update(_pandas_days(hard))
+        get = memo.get
+        return [get(text) if text else None for text in texts]
+
+
+_ISO_DATE = re.compile(r"([1-9]\d{3})-(\d\d)-(\d\d)")
+_ISO_DATETIME = re.compile(r"[1-9]\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)?")
+
+
+def _iso_day(text: str) -> Day | None:
+    """The UTC calendar day of ``text`` in one of the forms NetBox writes, or ``None`` for any other text (pandas
+    decides those). Only what pandas' ISO 8601 parser reads the same: years 1000 to 9999, at most microseconds."""
+    try:
+        if match := _ISO_DATE.fullmatch(text):
+            day = date(int(match[1]), int(match[2]), int(match[3]))
+        elif _ISO_DATETIME.fullmatch(text):
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(UTC)
+            day = moment.date()
+        else:
+            return None
+    except (ValueError, OverflowError):  # not a day in the calendar: pandas says what it is
+        return None
+    return (day, day.isoformat()) if day.year >= 1000 else None
+
+
+def _pandas_days(texts: list[str]) -> dict[str, Day | None]:
+    """What pandas' ISO 8601 parser makes of ``texts`` (``parse_dates``), as days shown as pandas formats them."""
+    import pandas as pd
+
+    parsed = parse_dates(pd.Series(texts, dtype=object))
+    shown = parsed.dt.strftime("%Y-%m-%d")
+    days: dict[str, Day | None] = {}
+    for text, moment, label in zip(texts, parsed.tolist(), shown.tolist(), strict=True):
+        if pd.isna(moment):
+            days[text] = None
+        else:
+            try:
+                day = date(moment.year, moment.month, moment.day)
+            except ValueError:  # a year Python's dates do not hold: before the first, after the last
+                day = date.min if moment.year < date.min.year else date.max
+            days[text] = (day, label)
+    return days
 
 
 def parse_dates(values: pd.Series) -> pd.Series:
@@ -199,73 +426,88 @@ def parse_dates(values: pd.Series) -> pd.Series:
     return days.reindex(values.index)
 
 
-# --- the checks: each returns the mask of the rows it flags and the value to show, for all rows or the flagged ---
+# --- the checks: each returns the positions of the rows it flags and the value to show for each (or for all) ---
 
 
 def _missing(kind: str, column: str) -> Check:
-    def check(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
-        return rows.of_kind(kind) & rows.blank(column), ""
+    def check(rows: QualityRows, setting: RuleSetting) -> tuple[Positions, Shown]:
+        return rows.of_kind(kind, rows.blank(column)), ""
 
     return check
 
 
-def _duplicate_names(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
-    import pandas as pd
-
-    names = rows.key(NAME)
-    keys = pd.Series([f"{kind}\x00{name}" for kind, name in zip(rows.kind().tolist(), names.tolist(), strict=True)])
-    mask = keys.duplicated(keep=False).to_numpy() & (names.to_numpy() != "")
-    flagged = keys[mask]
-    sizes = Counter(flagged.tolist())  # over the duplicates only: counting every name costs several times more
-    return mask, pd.Series([f"same name as {sizes[key] - 1} other(s)" for key in flagged], index=flagged.index)
+def _name_keys(rows: QualityRows) -> list[str]:
+    return [f"{kind}\x00{name}" if name else "" for kind, name in zip(rows.kinds, rows.key(NAME), strict=True)]
 
 
-def _duplicate_serials(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
-    key = rows.key("Serial number")
-    return key.duplicated(keep=False).to_numpy() & (key.to_numpy() != ""), rows.text("Serial number")
+def _name_shown(rows: QualityRows, sizes: list[int]) -> Shown:
+    return [f"same name as {size - 1} other(s)" for size in sizes]
 
 
-def _warranty_expired(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
-    dates = rows.dates(WARRANTY_COLUMN)
-    return dates < rows.day(), dates
+def _serial_keys(rows: QualityRows) -> list[str]:
+    return rows.key("Serial number")
 
 
-def _warranty_expiring(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
-    import pandas as pd
+def _serial_shown(rows: QualityRows, sizes: list[int]) -> Shown:
+    return rows.text("Serial number")
 
-    dates = rows.dates(WARRANTY_COLUMN)
-    today = rows.day()
+
+def _dated(column: str, flag: Callable[[date], bool]) -> Callable[[QualityRows], tuple[Positions, Shown]]:
+    def check(rows: QualityRows) -> tuple[Positions, Shown]:
+        days = rows.dates(column)
+        positions = [position for position in compress(range(rows.size), days) if flag(days[position][0])]  # type: ignore[index]
+        return positions, [days[position][1] for position in positions]  # type: ignore[index]
+
+    return check
+
+
+def _warranty_expired(rows: QualityRows, setting: RuleSetting) -> tuple[Positions, Shown]:
+    today = rows.today
+    return _dated(WARRANTY_COLUMN, lambda day: day < today)(rows)
+
+
+def _warranty_expiring(rows: QualityRows, setting: RuleSetting) -> tuple[Positions, Shown]:
+    today = rows.today
     days = setting.threshold if setting.threshold is not None else 90
-    return (dates >= today) & (dates <= today + pd.Timedelta(days=days)), dates
+    try:
+        last = today + timedelta(days=days)
+    except OverflowError:  # beyond the last day Python's dates hold: pandas' answer (its day, or its error)
+        import pandas as pd
+
+        pd.Timestamp(today) + pd.Timedelta(days=days)
+        last = date.max
+    return _dated(WARRANTY_COLUMN, lambda day: today <= day <= last)(rows)
 
 
-def _hardware_old(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
-    import pandas as pd
+def _years_before(day: date, years: int) -> date:
+    """``years`` before ``day``, the day of the month clamped to the month's last (pandas' ``DateOffset``)."""
+    year = day.year - years
+    return date(year, day.month, min(day.day, monthrange(year, day.month)[1]))
 
-    dates = rows.dates(BUY_DATE_COLUMN)
+
+def _hardware_old(rows: QualityRows, setting: RuleSetting) -> tuple[Positions, Shown]:
     years = setting.threshold if setting.threshold is not None else 5
-    return dates < rows.day() - pd.DateOffset(years=years), dates
+    limit = _years_before(rows.today, years)
+    return _dated(BUY_DATE_COLUMN, lambda day: day < limit)(rows)
 
 
-def _unreadable_dates(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
-    import numpy as np
-    import pandas as pd
-
-    mask = np.zeros(len(rows.index), dtype=bool)
-    values = []
+def _unreadable_dates(rows: QualityRows, setting: RuleSetting) -> tuple[Positions, Shown]:
+    found: dict[int, str] = {}
     for column in (WARRANTY_COLUMN, BUY_DATE_COLUMN):
-        text = rows.text(column)
-        bad = ~rows.blank(column) & rows.dates(column).isna().to_numpy() & ~mask
-        values.append(column + ": " + text[bad])
-        mask |= bad
-    return mask, pd.concat(values)
+        text, days = rows.text(column), rows.dates(column)
+        for position in compress(range(rows.size), text):  # the cells not empty
+            if days[position] is None and position not in found:
+                found[position] = f"{column}: {text[position]}"
+    positions = sorted(found)
+    return positions, [found[position] for position in positions]
 
 
 def _outside_allowed(column: str) -> Check:
-    def check(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
+    def check(rows: QualityRows, setting: RuleSetting) -> tuple[Positions, Shown]:
         allowed = {value.strip().casefold() for value in setting.allowed}
-        key = rows.key(column)
-        return ~key.isin(allowed).to_numpy() & (key.to_numpy() != ""), rows.text(column)
+        text = rows.text(column)
+        positions = [position for position, key in enumerate(rows.key(column)) if key and key not in allowed]
+        return positions, [text[position] for position in positions]
 
     return check
 
@@ -283,8 +525,10 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     Rule("vm_no_cluster", "VMs without cluster", SEVERITY_WARNING, ("Cluster",), _missing(KIND_VM, "Cluster")),
     Rule("vm_no_primary_ip", "VMs without primary IP", SEVERITY_WARNING, ("IP Address",),
          _missing(KIND_VM, "IP Address")),
-    Rule("duplicate_name", "Duplicate names within a kind", SEVERITY_ERROR, (NAME,), _duplicate_names),
-    Rule("duplicate_serial", "Duplicate serial numbers", SEVERITY_ERROR, ("Serial number",), _duplicate_serials),
+    Rule("duplicate_name", "Duplicate names within a kind", SEVERITY_ERROR, (NAME,),
+         SameKey(_name_keys, _name_shown)),
+    Rule("duplicate_serial", "Duplicate serial numbers", SEVERITY_ERROR, ("Serial number",),
+         SameKey(_serial_keys, _serial_shown)),
     Rule("warranty_expired", "Warranty expired", SEVERITY_ERROR, (WARRANTY_COLUMN,), _warranty_expired),
     Rule("warranty_expiring", "Warranty expiring soon", SEVERITY_WARNING, (WARRANTY_COLUMN,), _warranty_expiring,
          default_threshold=90, threshold_unit="days"),
@@ -306,11 +550,11 @@ def allowed_values_rule(column: str, severity: str = SEVERITY_WARNING) -> Rule:
 
 
 def _missing_in(kinds: tuple[str, ...], column: str) -> Check:
-    def check(rows: QualityRows, setting: RuleSetting) -> tuple[Any, Any]:
-        mask = rows.blank(column)
+    def check(rows: QualityRows, setting: RuleSetting) -> tuple[Positions, Shown]:
+        positions = rows.blank(column)
         if set(kinds) != set(KINDS):
-            mask = rows.of_kind(kinds[0]) & mask
-        return mask, ""
+            positions = rows.of_kind(kinds[0], positions)
+        return positions, ""
 
     return check
 
@@ -326,44 +570,42 @@ def required_column_rule(column: str, kinds: tuple[str, ...] = KINDS, severity: 
 # --- running the rules ----------------------------------------------------------------------------------------
 
 
-def quality_rows(row_sets: Sequence[RowSet], wanted: Sequence[str], today: date) -> QualityRows:
-    """The ``wanted`` columns of the row sets, one after the other, as stripped text (object dtype), with ``Name``,
-    ``ID`` (as it is) and ``Site`` for the findings. A column some sets lack is empty in their rows (as in the merged
-    rows); a column no set has is left out, and the rules reading it record an error. Each set's batches are read
-    once: only the wanted columns are kept."""
-    import pandas as pd
-
+def quality_rows(
+    row_sets: Sequence[RowSet], wanted: Sequence[str], today: date, *, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[QualityRows]:
+    """The ``wanted`` columns of the row sets, one after the other, in chunks of ``chunk_rows`` rows (at least one
+    chunk, empty when there are no rows), as stripped text, with ``Name``, ``ID`` (as it is) and ``Site`` for the
+    findings. A column some sets lack is empty in their rows (as in the merged rows); a column no set has is left
+    out, and the rules reading it record an error. Each set's batches are read once: only the wanted columns are
+    kept, and a chunk only until the next is asked for."""
     positions = [{name: position for position, name in enumerate(row_set.columns)} for row_set in row_sets]
     names = [name for name in dict.fromkeys((NAME, ID, SITE, *wanted)) if any(name in index for index in positions)]
+    dates = DateReader()
     data: dict[str, list[Any]] = {name: [] for name in names}
-    # Each column's values shared among its rows where they repeat (a status, a site, a platform): every batch read
-    # back from a spool brings its own copy of each string, and the frame would keep one per row (hundreds of MB at
-    # 500,000 objects). A column whose values hardly repeat (names, serials) stops being shared once that shows.
-    shared: dict[str, dict[Any, Any] | None] = {name: {} for name in names if name not in (ID, NAME)}
     kinds: list[str] = []
+    chunks = 0
     for row_set, index in zip(row_sets, positions, strict=True):
-        for rows in row_set.each_batch():
-            for name in names:
-                if name in index:
-                    values = _column(rows, index[name], strip=name != ID)
-                    if (memo := shared.get(name)) is not None:
-                        values = list(map(memo.setdefault, values, values))
-                        if len(memo) > _SHARED_DISTINCT_MAX and len(memo) * 2 > len(data[name]) + len(values):
-                            shared[name] = None
-                    data[name] += values
+        for batch in row_set.each_batch():
+            start = 0
+            while start < len(batch):
+                room = chunk_rows - len(kinds)
+                rows = batch[start : start + room] if start or len(batch) > room else batch
+                start += len(rows)
+                for name in names:
+                    if name in index:
+                        data[name] += _column(rows, index[name], strip=name != ID)
+                    else:
+                        data[name] += [""] * len(rows)
+                if row_set.kind or TYPE not in index:
+                    kinds += [row_set.kind] * len(rows)
                 else:
-                    data[name] += [""] * len(rows)
-            if row_set.kind or TYPE not in index:
-                kinds += [row_set.kind] * len(rows)
-            else:
-                kinds += map(_KIND_OF_TYPE.get, map(itemgetter(index[TYPE]), rows), repeat(""))
-    frame = pd.DataFrame(
-        {name: pd.Series(values, dtype=object) for name, values in data.items()}, index=pd.RangeIndex(len(kinds))
-    )
-    return QualityRows(frame, pd.Series(kinds, index=frame.index, dtype=object), today)
-
-
-_SHARED_DISTINCT_MAX = 4096  # distinct values a column's sharing keeps before it asks whether they repeat
+                    kinds += map(_KIND_OF_TYPE.get, map(itemgetter(index[TYPE]), rows), repeat(""))
+                if len(kinds) >= chunk_rows:
+                    yield QualityRows(data, kinds, today, dates)
+                    chunks += 1
+                    data, kinds = {name: [] for name in names}, []
+    if kinds or not chunks:
+        yield QualityRows(data, kinds, today, dates)
 
 
 def _column(rows: Sequence[Sequence[Any]], position: int, *, strip: bool) -> list[Any]:
@@ -378,46 +620,142 @@ def _column(rows: Sequence[Sequence[Any]], position: int, *, strip: bool) -> lis
     return values
 
 
-def quality_evaluate(row_sets: Sequence[RowSet], config: QualityConfig) -> QualityReport:
-    """Run every enabled rule of ``config`` over the rows; a rule that raises is recorded, never propagated.
-    Findings come rule by rule, and within a rule in the order of the rows."""
-    import numpy as np
-    import pandas as pd
-
+def quality_evaluate(
+    row_sets: Sequence[RowSet],
+    config: QualityConfig,
+    *,
+    findings: FindingSink | None = None,
+    folder: Path | None = None,
+    chunk_rows: int | None = None,
+) -> QualityReport:
+    """Run every enabled rule of ``config`` over the rows, a chunk at a time; a rule that raises is recorded, never
+    propagated. Findings go to ``findings`` as they come (rule by rule, and within a rule in the order of the rows,
+    once the sink is read), or, without a sink, to a list (``QualityReport.findings``). ``folder``: where the
+    comparing rules spill what they keep of each chunk (an anonymous file; the system's temporary folder if None).
+    Rows that cannot be read (a row shorter than its columns) raise: the report cannot be made. ``chunk_rows``:
+    ``CHUNK_ROWS`` unless given."""
     enabled = [(rule, setting) for rule, setting in config.rules if setting.enabled]
-    rows = quality_rows(row_sets, [c for rule, _ in enabled for c in rule.columns], config.today)
-    picked = [rows.kind().to_numpy()]
-    picked += [rows.frame[c].to_numpy() if c in rows.frame.columns else None for c in (ID, NAME, SITE)]
-    results: list[RuleResult] = []
-    findings: list[tuple[Any, ...]] = []
-    for rule, setting in enabled:
-        try:
-            mask, value = rule.check(rows, setting)
-            if isinstance(mask, pd.Series):
-                mask = mask.fillna(False).to_numpy(dtype=bool)
-            flagged = np.flatnonzero(mask)
-            count = len(flagged)
-            if count:
-                if isinstance(value, pd.Series):
-                    values = value.reindex(rows.index[flagged])
-                    if pd.api.types.is_datetime64_any_dtype(values):
-                        values = values.dt.strftime("%Y-%m-%d")
-                    shown: Any = values.fillna("").astype(str).tolist()
-                else:
-                    shown = repeat(str(value), count)
-                findings += zip(
-                    repeat(rule.id, count),
-                    repeat(rule.severity, count),
-                    *(column[flagged].tolist() if column is not None else repeat("", count) for column in picked),
-                    shown,
-                    strict=False,
-                )
-            results.append(RuleResult(rule.id, rule.label, rule.severity, rule.columns, count, "", setting.threshold))
-        except Exception as exc:  # a broken rule is reported, and the others still run
-            results.append(
-                RuleResult(rule.id, rule.label, rule.severity, rule.columns, 0, describe(exc), setting.threshold)
-            )
-    return QualityReport(results=results, findings=findings)
+    sink: FindingSink = findings if findings is not None else FindingList()
+    counts = [0] * len(enabled)
+    errors: dict[int, str] = {}
+
+    def failed(number: int, exc: Exception) -> None:
+        errors[number] = describe(exc)
+        counts[number] = 0
+        sink.drop(number)
+
+    keyed = _Keyed(enabled, folder)
+    try:
+        wanted = [column for rule, _ in enabled for column in rule.columns]
+        for rows in quality_rows(row_sets, wanted, config.today, chunk_rows=chunk_rows or CHUNK_ROWS):
+            for number, (rule, setting) in enumerate(enabled):
+                if number in errors:
+                    continue
+                try:
+                    if isinstance(rule.check, SameKey):
+                        keyed.add(number, rule.check.key(rows))
+                        continue
+                    positions, shown = rule.check(rows, setting)
+                    if positions:
+                        sink.add(number, rows.findings(rule, positions, shown))
+                        counts[number] += len(positions)
+                except Exception as exc:  # a broken rule is reported, and the others still run
+                    failed(number, exc)
+            keyed.keep(rows, errors)
+        for number, count in keyed.findings(sink, config.today, errors, failed):
+            counts[number] = count
+    finally:
+        keyed.close()
+    results = [
+        RuleResult(rule.id, rule.label, rule.severity, rule.columns, counts[number], errors.get(number, ""),
+                   setting.threshold)
+        for number, (rule, setting) in enumerate(enabled)
+    ]  # fmt: skip
+    return QualityReport(results=results, findings=sink.findings() if isinstance(sink, FindingList) else sink)
+
+
+class _Keyed:
+    """The comparing rules' (``SameKey``) part of a report: while the chunks pass, each row's key hash and whether
+    it is empty (numpy arrays, 9 bytes a row and rule), and the chunk's columns their findings need, spilled; then
+    the rows whose hash another row shares are read back, their exact keys counted, and those shared flagged."""
+
+    def __init__(self, enabled: list[tuple[Rule, RuleSetting]], folder: Path | None) -> None:
+        self.rules = {number: rule for number, (rule, _) in enumerate(enabled) if isinstance(rule.check, SameKey)}
+        self.hashes: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {number: [] for number in self.rules}
+        self.columns = {ID, NAME, SITE, *(column for rule in self.rules.values() for column in rule.columns)}
+        self.spill = _Spill(folder) if self.rules else None
+        self.offsets: list[int] = []
+
+    def add(self, number: int, keys: list[str]) -> None:
+        import numpy as np
+
+        size = len(keys)
+        hashes = np.fromiter(map(_key_hash, keys), dtype=np.int64, count=size)
+        self.hashes[number].append((hashes, np.fromiter(map(bool, keys), dtype=bool, count=size)))
+
+    def keep(self, rows: QualityRows, errors: Mapping[int, str]) -> None:
+        if self.spill is not None and any(number not in errors for number in self.rules):
+            kept = {name: values for name, values in rows.columns.items() if name in self.columns}
+            self.offsets.append(self.spill.add((rows.kinds, kept)))
+
+    def findings(
+        self, sink: FindingSink, today: date, errors: Mapping[int, str], failed: Callable[[int, Exception], None]
+    ) -> Iterator[tuple[int, int]]:
+        """Each comparing rule's number and count, once its findings are in ``sink``."""
+        import numpy as np
+
+        dates = DateReader()
+        for number, rule in self.rules.items():
+            if number in errors:
+                continue
+            assert isinstance(rule.check, SameKey) and self.spill is not None
+            try:
+                chunks = self.hashes.pop(number)
+                hashes = np.concatenate([chunk[filled] for chunk, filled in chunks]) if chunks else np.array([])
+                values, times = np.unique(hashes, return_counts=True)
+                shared = values[times > 1]  # sorted
+                # Per chunk: the rows whose hash another row shares, read back from the spill.
+                candidates = [_among(chunk, filled, shared) for chunk, filled in chunks]
+                del chunks, hashes, values, times, shared
+                sizes = Counter(key for rows in self._read(candidates, today, dates) for key in rule.check.key(rows))
+                count = 0
+                for rows in self._read(candidates, today, dates):
+                    keys = rule.check.key(rows)
+                    flagged = [position for position, key in enumerate(keys) if sizes[key] > 1]
+                    if flagged:
+                        shared_rows = rows.take(flagged)
+                        shown = rule.check.shown(shared_rows, [sizes[keys[position]] for position in flagged])
+                        sink.add(number, shared_rows.findings(rule, list(range(len(flagged))), shown))
+                        count += len(flagged)
+                yield number, count
+            except Exception as exc:  # a broken rule is reported, and the others still run
+                failed(number, exc)
+
+    def _read(self, candidates: list[np.ndarray], today: date, dates: DateReader) -> Iterator[QualityRows]:
+        """The rows at each chunk's ``candidates`` positions, read back from the spill."""
+        assert self.spill is not None
+        for positions, offset in zip(candidates, self.offsets, strict=True):
+            if len(positions):
+                kinds, columns = self.spill.read(offset)
+                yield QualityRows(columns, kinds, today, dates).take(positions.tolist())
+
+    def close(self) -> None:
+        if self.spill is not None:
+            self.spill.close()
+
+
+def _among(hashes: np.ndarray, filled: np.ndarray, shared: np.ndarray) -> np.ndarray:
+    """The positions of the ``filled`` rows whose hash is in ``shared`` (sorted): a binary search each, where
+    ``numpy.isin`` would sort both sides again for every chunk."""
+    import numpy as np
+
+    if not len(shared):
+        return np.flatnonzero(np.zeros(0, dtype=bool))
+    at = np.minimum(np.searchsorted(shared, hashes), len(shared) - 1)
+    return np.flatnonzero(filled & (shared[at] == hashes))
+
+
+_key_hash: Callable[[str], int] = hash  # equal keys, equal hashes; the few rows sharing a hash are then compared
 
 
 def describe(exc: BaseException) -> str:

@@ -1,9 +1,9 @@
 """Data quality around an export run: the configuration a run uses, the report's part in the run (the export's
 companion, ``exports.companions``), and what it records.
 
-The rules themselves are in ``quality.rules`` (pure, pandas), the findings file and the sheet in ``quality.report``.
-This module reads the settings and the admin's overrides (before the export forks its writing child, which must not
-use the database) and stores a run's counts.
+The rules themselves are in ``quality.rules`` (pure; a chunk of rows at a time), the findings file and the sheet
+in ``quality.report``. This module reads the settings and the admin's overrides (before the export forks its writing
+child, which must not use the database) and stores a run's counts.
 """
 
 from __future__ import annotations
