@@ -21,6 +21,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
+from isal import isal_zlib
 from openpyxl import Workbook, load_workbook
 from openpyxl.worksheet._writer import ALL_TEMP_FILES
 from openpyxl.worksheet.worksheet import Worksheet
@@ -557,12 +558,19 @@ def test_pinned_zip_deflates_at_its_level_and_gives_zip64_only_to_members_that_m
             stream.write(data)
         archive.writestr("whole", data)
     assert _local_extra_lengths(path) == {"small": 0, "huge": 20, "whole": 0}
-    deflater = zlib.compressobj(1, zlib.DEFLATED, -15)
+    # ISA-L deflates at its levels (0 to 3), zlib at the others: plain deflate either way.
+    deflater = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
     level_1 = deflater.compress(data) + deflater.flush()
     with zipfile.ZipFile(path) as archive:
         assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
         assert all(archive.read(name) == data for name in ("small", "huge", "whole"))
         assert {info.compress_size for info in archive.infolist()} == {len(level_1)}
+    with xlsx_cells.PinnedZipFile(tmp_path / "b.zip", "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        archive.writestr("whole", data)
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+    with zipfile.ZipFile(tmp_path / "b.zip") as archive:
+        assert archive.read("whole") == data
+        assert archive.getinfo("whole").compress_size == len(deflater.compress(data) + deflater.flush())
 
 
 def test_xml_workbook_cells_do_not_depend_on_the_batch_size(
