@@ -18,7 +18,6 @@ from typing import IO, Any
 from zipfile import ZIP_DEFLATED, ZipFile, ZipInfo
 
 from isal import isal_zlib
-
 from openpyxl.utils import get_column_letter
 
 from exports.atomic import HASH_CHUNK
