@@ -359,8 +359,8 @@ def _xml_inline_cell(letter: str, number: str, value: Any) -> str:
 _NUMBER_TYPES = frozenset((int, float, type(None)))
 # A data row's XML is made with NUL where its number goes (in ``<row r="">`` and each cell's reference), so the same
 # bytes serve whatever row the row lands on: the number is put in by one ``replace`` (``_numbered``). XML cannot
-# carry NUL, so no cell holds one. A column's cells are made as one string, split on ``_SPLIT`` (XML cannot carry
-# it either) after C-speed joins and replaces: no Python work per cell for a column of text or of numbers.
+# carry NUL, so no cell holds one. A column of a batch is checked and escaped as one string, joined on ``_SPLIT``
+# (XML cannot carry it either), then split: one f-string per cell; a column with no value makes no cells at all.
 _ROW = "\0"
 _SPLIT = "\x01"
 _ROW_OPEN = f'<row r="{_ROW}">'
@@ -370,21 +370,23 @@ _ILLEGAL_BUT_SPLIT = re.compile(XML_ILLEGAL_CHARS.pattern.replace("\\x00-\\x08",
 
 
 def _split_cells(head: str, joined: str, tail: str) -> list[str]:
-    """``joined``'s values (separated by ``_SPLIT``) each between ``head`` and ``tail``, an empty value giving no
-    cell: ``head + tail`` can only be an empty value's, as a value holds no ``<`` once escaped."""
+    """``joined``'s values (separated by ``_SPLIT``) each between ``head`` and ``tail``; an empty value, no cell."""
     return [f"{head}{value}{tail}" if value else "" for value in joined.split(_SPLIT)]
 
 
-def _xml_inline_column(letter: str, values: Sequence[Any], kind: str, short: bool) -> list[str]:
+def _xml_inline_column(letter: str, values: Sequence[Any], kind: str, short: bool) -> list[str] | None:
     """One column of a batch as cells (``_ROW`` for the row's number), text inline (``t="inlineStr"``, never a
     formula). Text columns (not number columns) of short text (``short``) without a character XML cannot carry are
     kept as they are, checked for the whole column at once; other columns are converted by ``typed`` (whole ints and
     ``""`` need no converting, but in a text column). A column of text or of numbers (and empty cells) is made by a
-    few joins, replaces and a split; only a mixed column (or one of dates) goes cell by cell."""
+    few joins and a split; only a mixed column (or one of dates) goes cell by cell. ``None``: no cell at all (a
+    device-only column of VMs)."""
     types = set(map(type, values))
     texts: Sequence[Any]
     if types == {str} and kind not in (NUMBER, DATE, DATETIME) and short:
         joined = _SPLIT.join(values)
+        if len(joined) == len(values) - 1:
+            return None
         if joined.count(_SPLIT) == len(values) - 1 and not _ILLEGAL_BUT_SPLIT.search(joined):
             return _split_cells(
                 f'<c r="{letter}{_ROW}" t="inlineStr"><is><t xml:space="preserve">', escape_text(joined), _INLINE_END
@@ -411,11 +413,12 @@ def _xml_data_rows(
 ) -> list[str]:
     """Each row of ``batch`` as its ``<row>`` element, ``_ROW`` where its number goes. A row's XML depends on its
     values alone, not on the rows beside it in the batch."""
-    cells = [
+    made = (
         _xml_inline_column(letter, values, kind, fits)
         for letter, kind, fits, values in zip(letters, kinds, short, zip(*batch, strict=True), strict=True)
-    ]
-    return list(map("".join, zip(repeat(_ROW_OPEN), *cells, repeat("</row>"))))
+    )
+    cells = [column for column in made if column is not None]
+    return list(map("".join, zip(repeat(_ROW_OPEN, len(batch)), *cells, repeat("</row>"))))
 
 
 def _numbered(rows: Iterable[str], first: int) -> str:
