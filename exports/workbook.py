@@ -521,8 +521,8 @@ def _rows_xml_key(columns: Sequence[str], kinds: Sequence[str]) -> bytes:
 
 
 def _rows_xml_read(path: Path | None, key: bytes) -> Generator[tuple[int, bytes]]:
-    """The (key, XML) of each row in ``path``, in order; none when it is missing, unreadable or of another key (or
-    code): its rows are then made again."""
+    """The (key, XML) of each row in ``path``, in order; none when it is missing or of another key (or code), and
+    none after a part that cannot be read (a damaged file): those rows are made again."""
     if path is None:
         return
     try:
@@ -533,9 +533,14 @@ def _rows_xml_read(path: Path | None, key: bytes) -> Generator[tuple[int, bytes]
         if handle.readline() != _ROWS_XML_MAGIC or handle.readline().rstrip(b"\n") != key:
             return
         while header := handle.read(_ROWS_XML_LENGTH.size):
-            (size,) = _ROWS_XML_LENGTH.unpack(header)
-            data = isal_zlib.decompress(handle.read(size), -isal_zlib.MAX_WBITS)
-            keys, rows = marshal.loads(data)  # noqa: S302  # a run's own file
+            try:
+                (size,) = _ROWS_XML_LENGTH.unpack(header)
+                data = isal_zlib.decompress(handle.read(size), -isal_zlib.MAX_WBITS)
+                keys, rows = marshal.loads(data)  # noqa: S302  # a run's own file
+                if len(keys) != len(rows) or not all(type(row) is bytes for row in rows):
+                    return
+            except (OSError, ValueError, TypeError, EOFError, struct.error, isal_zlib.error):
+                return
             yield from zip(keys, rows, strict=True)
 
 

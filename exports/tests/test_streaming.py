@@ -156,6 +156,25 @@ def test_an_incremental_run_makes_only_its_new_and_changed_rows_workbook_xml(net
     assert sha256(files_of(again)[WORKBOOK]) == sha256(files_of(incremental)[WORKBOOK])
 
 
+@pytest.mark.parametrize("damage", ["cut short", "garbled", "foreign"])
+def test_an_incremental_run_makes_the_rows_xml_it_cannot_read_again(netbox, settings, damage):
+    full = run_export(force=True)
+    kept = files_of(full)[WORKBOOK].parent / workbook.ROWS_XML
+    data = kept.read_bytes()
+    if damage == "cut short":
+        kept.write_bytes(data[: len(data) // 2])
+    elif damage == "garbled":
+        middle = len(data) // 2
+        kept.write_bytes(data[:middle] + bytes(64) + data[middle + 64 :])
+    else:  # kept under another key (other columns, typing or code)
+        kept.write_bytes(data.replace(data.splitlines()[1], b"0" * 64, 1))
+    _edit(netbox)
+    incremental = run_export()
+    assert (incremental.status, incremental.mode) == ("succeeded", "incremental"), incremental.error
+    again = run_export(force=True)
+    assert sha256(files_of(again)[WORKBOOK]) == sha256(files_of(incremental)[WORKBOOK])
+
+
 def test_a_full_run_leaves_only_its_row_spools_behind(netbox):
     # The row spools and the workbook's rows' XML stay for the next incremental run (exports.files._rows_reused,
     # exports.workbook.RowsXml); nothing else of the stream.
