@@ -539,7 +539,7 @@ def _rows_xml_read(path: Path | None, key: bytes) -> Generator[tuple[int, bytes]
                 keys, rows = marshal.loads(data)  # noqa: S302  # a run's own file
                 if len(keys) != len(rows) or not all(type(row) is bytes for row in rows):
                     return
-            except (OSError, ValueError, TypeError, EOFError, struct.error, isal_zlib.error):
+            except (OSError, ValueError, TypeError, EOFError, struct.error, isal_zlib.error):  # type: ignore[misc]  # its stub calls the class an instance
                 return
             yield from zip(keys, rows, strict=True)
 
