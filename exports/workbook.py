@@ -383,10 +383,10 @@ def _xml_inline_column(letter: str, values: Sequence[Any], kind: str, short: boo
     device-only column of VMs)."""
     types = set(map(type, values))
     texts: Sequence[Any]
+    if types == {str} and not any(values):
+        return None
     if types == {str} and kind not in (NUMBER, DATE, DATETIME) and short:
         joined = _SPLIT.join(values)
-        if len(joined) == len(values) - 1:
-            return None
         if joined.count(_SPLIT) == len(values) - 1 and not _ILLEGAL_BUT_SPLIT.search(joined):
             return _split_cells(
                 f'<c r="{letter}{_ROW}" t="inlineStr"><is><t xml:space="preserve">', escape_text(joined), _INLINE_END
@@ -394,7 +394,8 @@ def _xml_inline_column(letter: str, values: Sequence[Any], kind: str, short: boo
         texts = [typed(value, kind) for value in values]
     elif types == {int} and kind != TEXT:
         # typed() keeps ints; repr() of an int or a float is its shortest round-trip form.
-        return _split_cells(f'<c r="{letter}{_ROW}"><v>', _SPLIT.join(map(repr, values)), "</v></c>")
+        head = f'<c r="{letter}{_ROW}"><v>'
+        return [f"{head}{value!r}</v></c>" for value in values]
     else:
         texts = [typed(value, kind) for value in values]
     types = set(map(type, texts))
