@@ -491,10 +491,10 @@ def _sheet_names(sheet: str, table: str, count: int) -> list[tuple[str, str]]:
 # Where a run keeps its workbook's data rows' XML (``RowsXml``), beside its row spools.
 ROWS_XML = ".workbook.rows"
 # The data rows' XML a workbook keeps for the next run's (``RowsXml``): a header (the format and ``_rows_xml_key``),
-# then per batch of rows its size and its ``marshal``led (keys, rows' XML), deflated by ISA-L.
-_ROWS_XML_MAGIC = b"enreach rows xml 1\n"
+# then per batch of rows its size, its CRC-32 and its ``marshal``led (keys, rows' XML), deflated by ISA-L.
+_ROWS_XML_MAGIC = b"enreach rows xml 2\n"
 _ROWS_XML_LEVEL = 1
-_ROWS_XML_LENGTH = struct.Struct("<Q")
+_ROWS_XML_LENGTH = struct.Struct("<QI")
 # The code a row's XML comes from: a change to it makes every row again.
 _ROWS_XML_CODE = ("workbook.py", "xlsxparts.py", "cells.py", "constants.py", "columns.py", "transform.py")
 
@@ -535,8 +535,11 @@ def _rows_xml_read(path: Path | None, key: bytes) -> Generator[tuple[int, bytes]
             return
         while header := handle.read(_ROWS_XML_LENGTH.size):
             try:
-                (size,) = _ROWS_XML_LENGTH.unpack(header)
-                data = isal_zlib.decompress(handle.read(size), -isal_zlib.MAX_WBITS)
+                size, crc = _ROWS_XML_LENGTH.unpack(header)
+                packed = handle.read(size)
+                if isal_zlib.crc32(packed) != crc:
+                    return
+                data = isal_zlib.decompress(packed, -isal_zlib.MAX_WBITS)
                 keys, rows = marshal.loads(data)  # noqa: S302  # a run's own file
                 if len(keys) != len(rows) or not all(type(row) is bytes for row in rows):
                     return
@@ -558,7 +561,7 @@ class _RowsXmlWriter:
         assert self._out is not None
         compressor = isal_zlib.compressobj(_ROWS_XML_LEVEL, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS)
         data = compressor.compress(marshal.dumps((keys, rows))) + compressor.flush()
-        self._out.write(_ROWS_XML_LENGTH.pack(len(data)))
+        self._out.write(_ROWS_XML_LENGTH.pack(len(data), isal_zlib.crc32(data)))
         self._out.write(data)
 
     def commit(self) -> None:
@@ -590,7 +593,6 @@ class _RowsXmlMaker:
         self.previous_key: float = -1
         self.previous_xml = b""
         self.writer = _RowsXmlWriter(rows_xml.path, key)
-        self.reused = 0
 
     def batch(self, rows: Sequence[Sequence[Any]]) -> list[bytes]:
         """The XML of ``rows`` (the next rows of the workbook), ``_ROW`` where each row's number goes."""
@@ -612,7 +614,6 @@ class _RowsXmlMaker:
             made = _xml_data_rows([rows[index] for index in missing], self.letters, self.kinds, self.short)
             for index, row in zip(missing, made, strict=True):
                 xml[index] = row.encode()
-        self.reused += len(rows) - len(missing)
         self.writer.add([key for key, _ in pairs], xml)
         return xml
 
