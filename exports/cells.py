@@ -14,9 +14,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import repeat
-from typing import Any
-from zipfile import ZipFile, ZipInfo
+from typing import IO, Any
+from zipfile import ZIP_DEFLATED, ZipFile, ZipInfo
 
+from isal import isal_zlib
 from openpyxl.utils import get_column_letter
 
 from exports.atomic import HASH_CHUNK
@@ -262,6 +263,10 @@ def prepared_rows(
         yield cells
 
 
+# Deflate levels ISA-L offers; PinnedZipFile members at these levels are deflated by it.
+ISAL_LEVELS = (0, 1, 2, 3)
+
+
 class PinnedZipFile(ZipFile):
     """A zip whose members all carry the same date, so the archive's bytes depend on its content alone."""
 
@@ -279,6 +284,21 @@ class PinnedZipFile(ZipFile):
         info.external_attr = 0o600 << 16
         info.file_size = size
         return info
+
+    def open(self, name: Any, mode: Any = "r", pwd: Any = None, *, force_zip64: bool = False) -> IO[bytes]:
+        """As ``ZipFile.open``; a member written at a level of ISA-L's (0 to 3, ``ISAL_LEVELS``) is deflated by ISA-L
+        (python-isal), about 5 times zlib's speed at level 1 and a little smaller: still plain deflate, which every
+        zip reader inflates."""
+        stream = super().open(name, mode, pwd, force_zip64=force_zip64)
+        if mode == "w" and self.compression == ZIP_DEFLATED:
+            if isinstance(name, ZipInfo):
+                level = name.compress_level if sys.version_info >= (3, 13) else name._compresslevel  # type: ignore[attr-defined]
+            else:
+                level = self.compresslevel
+            if level in ISAL_LEVELS:
+                # Swapped before anything is written through the stream.
+                stream._compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS)  # type: ignore[attr-defined]
+        return stream
 
     def writestr(self, zinfo_or_arcname: str | ZipInfo, data: Any, *args: Any, **kwargs: Any) -> None:
         if not isinstance(zinfo_or_arcname, ZipInfo):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -44,8 +45,10 @@ from exports.recorder import RunRecorder
 from exports.snapshots import snapshot_row
 from exports.spool import RowSpool
 from exports.workbook import (
+    ROWS_XML,
     ColumnSizes,
     ExtraSheet,
+    RowsXml,
     data_sheets_needed,
     read_workbook_order,
     write_workbook_streamed,
@@ -144,6 +147,7 @@ class _Streamed:
     # The previous CSV's records this run did not copy, and the records made anew: all that can differ between the
     # previous run's CSV and this one (``_rows_reused``); None when every record may.
     delta: RecordsDelta | None = None
+    previous: Path | None = None  # the previous run's folder, whose rows were reused
 
 
 def _stream_kind(
@@ -208,6 +212,7 @@ def _stream_kind(
             merged if merged.rows == spool.rows and spool.rows and merged_from is not None else None,
             merged_from,
             delta if delta.new is not None and source.previous_rows is not None else None,
+            source.previous_rows.spool.parent if source.previous_rows is not None else None,
         )
     raise AssertionError("unreachable")
 
@@ -513,6 +518,8 @@ def _rows_remove(folder: Path) -> None:
         (folder / ROWS_META).unlink()
     for kind in _KINDS:
         RowSpool(folder / f".{kind}.rows").remove()
+    with contextlib.suppress(FileNotFoundError):
+        (folder / ROWS_XML).unlink()
 
 
 @contextlib.contextmanager
@@ -528,7 +535,6 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
     excel_safe, workbook_columns, column_set = plan.excel_safe, plan.workbook_columns, plan.column_set
     device_columns, vm_columns = column_set.device_columns, column_set.vm_columns
     kinds = streamed.kinds
-    device_spool, vm_spool = kinds["device"].spool, kinds["vm"].spool
     total = streamed.rows
     sizes = _workbook_sizes(kinds, workbook_columns, column_set)
     if (sheets_needed := data_sheets_needed(total)) > 1:
@@ -552,17 +558,39 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
                 sheets += companion_plan.sheets(messages.get(companion.name), folder)
         return sheets
 
+    def keyed(kind: str, rank: int) -> tuple[Iterator[list[Any]], Iterator[tuple[list[int], list[bool]]]]:
+        """A kind's row batches, and beside them each row's key in the workbook's kept XML (``RowsXml``): its kind
+        and id; a row reused from the previous run (it has a place in the previous merged CSV: ``_rows_reused``) is
+        the row the previous run's workbook wrote."""
+        kind_streamed = kinds[kind]
+        rows, keyed_rows = itertools.tee(kind_streamed.spool.batches())
+        at = _id_position(kind, column_set)
+        reused = kind_streamed.merged.batches() if kind_streamed.merged is not None else None
+
+        def keys() -> Iterator[tuple[list[int], list[bool]]]:
+            for batch in keyed_rows:
+                picks = next(reused) if reused is not None else [-1] * len(batch)
+                yield [rank | row[at] for row in batch], [pick >= 0 for pick in picks]
+
+        return rows, keys()
+
     def workbook_file() -> dict[str, FileInfo]:
+        device_rows, device_keys = keyed("device", 0)
+        vm_rows, vm_keys = keyed("vm", 1 << 48)  # after every device's
+        previous = next((each.previous for each in kinds.values() if each.previous is not None), None)
         book = write_workbook_streamed(
             folder / WORKBOOK,
             workbook_columns,
             chain(
                 transform.kind_rows_as(
-                    device_spool.batches(), device_columns, columns.DEVICE_TYPE_VALUE, workbook_columns, column_set
+                    device_rows, device_columns, columns.DEVICE_TYPE_VALUE, workbook_columns, column_set
                 ),
-                transform.kind_rows_as(
-                    vm_spool.batches(), vm_columns, columns.VM_TYPE_VALUE, workbook_columns, column_set
-                ),
+                transform.kind_rows_as(vm_rows, vm_columns, columns.VM_TYPE_VALUE, workbook_columns, column_set),
+            ),
+            rows_xml=RowsXml(
+                folder / ROWS_XML,
+                previous / ROWS_XML if previous is not None else None,
+                chain(device_keys, vm_keys),
             ),
             rows=total,
             sizes=sizes,
@@ -671,7 +699,7 @@ def files_reuse(previous: ExportRun, folder: Path) -> dict[str, FileInfo]:
         raise ExportError("The previous run's files are incomplete; run the export with --force.")
     # The previous run's row spools too, for the next incremental run (same rows: nothing changed).
     previous_folder = Path(settings.DATA_DIR) / "runs" / f"{previous.pk:06d}"
-    for name in (*(f".{kind}.rows" for kind in _KINDS), ROWS_META):
+    for name in (*(f".{kind}.rows" for kind in _KINDS), ROWS_META, ROWS_XML):
         if (previous_folder / name).is_file():
             _link(previous_folder / name, folder / name)
     return files

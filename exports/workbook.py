@@ -6,10 +6,15 @@ checked against live in ``bench.workbooks``. No Django; settings arrive as argum
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import marshal
 import math
 import os
+import re
+import struct
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import chain, count, islice, repeat
@@ -17,11 +22,12 @@ from pathlib import Path
 from typing import IO, Any
 from zipfile import ZIP_DEFLATED
 
+from isal import isal_zlib
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 from openpyxl.writer.theme import theme_xml
 
-from exports.atomic import FileInfo, atomic_path, check_widths, hash_file
+from exports.atomic import FILE_MODE, FileInfo, atomic_path, check_widths, hash_file
 from exports.cells import (
     AUTO,
     DATE,
@@ -351,41 +357,74 @@ def _xml_inline_cell(letter: str, number: str, value: Any) -> str:
 
 
 _NUMBER_TYPES = frozenset((int, float, type(None)))
+# A data row's XML is made with NUL where its number goes (in ``<row r="">`` and each cell's reference), so the same
+# bytes serve whatever row the row lands on: the number is put in by one ``replace`` (``_numbered``). XML cannot
+# carry NUL, so no cell holds one. A column of a batch is checked and escaped as one string, joined on ``_SPLIT``
+# (XML cannot carry it either), then split: one f-string per cell; a column with no value makes no cells at all.
+_ROW = "\0"
+_SPLIT = "\x01"
+_ROW_OPEN = f'<row r="{_ROW}">'
+_INLINE_END = "</t></is></c>"
+# Characters XML cannot carry, but _SPLIT: a column joined on _SPLIT is searched for them, its _SPLITs counted.
+_ILLEGAL_BUT_SPLIT = re.compile(XML_ILLEGAL_CHARS.pattern.replace("\\x00-\\x08", "\\x00\\x02-\\x08"))
 
 
-def _xml_inline_cells(letter: str, numbers: Sequence[str], values: Sequence[Any], kind: str, short: bool) -> list[str]:
-    """One column of a batch as cells, text inline (``t="inlineStr"``, never a formula). Text columns (not number
-    columns) of short text (``short``) without a character XML cannot carry are kept as they are, checked for the
-    whole column at once; other columns are converted by ``typed`` (whole ints and ``""`` need no converting, but
-    in a text column), and a column of numbers (and empty cells) is written in one comprehension too; only a mixed
-    column (or one of dates) goes cell by cell."""
+def _split_cells(head: str, joined: str, tail: str) -> list[str]:
+    """``joined``'s values (separated by ``_SPLIT``) each between ``head`` and ``tail``; an empty value, no cell."""
+    return [f"{head}{value}{tail}" if value else "" for value in joined.split(_SPLIT)]
+
+
+def _xml_inline_column(letter: str, values: Sequence[Any], kind: str, short: bool) -> list[str] | None:
+    """One column of a batch as cells (``_ROW`` for the row's number), text inline (``t="inlineStr"``, never a
+    formula). Text columns (not number columns) of short text (``short``) without a character XML cannot carry are
+    kept as they are, checked for the whole column at once; other columns are converted by ``typed`` (whole ints and
+    ``""`` need no converting, but in a text column). A column of text or of numbers (and empty cells) is made by a
+    few joins and a split; only a mixed column (or one of dates) goes cell by cell. ``None``: no cell at all (a
+    device-only column of VMs)."""
     types = set(map(type, values))
-    if (
-        types == {str}
-        and kind not in (NUMBER, DATE, DATETIME)
-        and short
-        and not XML_ILLEGAL_CHARS.search("\n".join(values))
-    ):
-        texts: Sequence[Any] = values
+    texts: Sequence[Any]
+    if types == {str} and not any(values):
+        return None
+    if types == {str} and kind not in (NUMBER, DATE, DATETIME) and short:
+        joined = _SPLIT.join(values)
+        if joined.count(_SPLIT) == len(values) - 1 and not _ILLEGAL_BUT_SPLIT.search(joined):
+            return _split_cells(
+                f'<c r="{letter}{_ROW}" t="inlineStr"><is><t xml:space="preserve">', escape_text(joined), _INLINE_END
+            )
+        texts = [typed(value, kind) for value in values]
     elif types == {int} and kind != TEXT:
-        texts = values
+        # typed() keeps ints; repr() of an int or a float is its shortest round-trip form.
+        head = f'<c r="{letter}{_ROW}"><v>'
+        return [f"{head}{value!r}</v></c>" for value in values]
     else:
         texts = [typed(value, kind) for value in values]
-        types = set(map(type, texts))
+    types = set(map(type, texts))
     if types <= _NUMBER_TYPES and str not in types:
-        # typed() leaves only finite floats; str() of an int or a float is its shortest round-trip form.
-        return [
-            "" if value is None else f'<c r="{letter}{number}"><v>{value!r}</v></c>'
-            for number, value in zip(numbers, texts, strict=True)
-        ]
+        # typed() leaves only finite floats.
+        numbers = _SPLIT.join(["" if value is None else repr(value) for value in texts])
+        return _split_cells(f'<c r="{letter}{_ROW}"><v>', numbers, "</v></c>")
     if not types <= {str, type(None)}:
-        return [_xml_inline_cell(letter, number, value) for number, value in zip(numbers, texts, strict=True)]
-    # No NUL is left (XML cannot carry it), so the column is escaped as one string.
-    escaped = escape_text("\0".join([text or "" for text in texts])).split("\0")
-    return [
-        f'<c r="{letter}{number}" t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>' if text else ""
-        for number, text in zip(numbers, escaped, strict=True)
-    ]
+        return [_xml_inline_cell(letter, _ROW, value) if value is not None else "" for value in texts]
+    joined = escape_text(_SPLIT.join([text or "" for text in texts]))
+    return _split_cells(f'<c r="{letter}{_ROW}" t="inlineStr"><is><t xml:space="preserve">', joined, _INLINE_END)
+
+
+def _xml_data_rows(
+    batch: Sequence[Sequence[Any]], letters: Sequence[str], kinds: Sequence[str], short: Sequence[bool]
+) -> list[str]:
+    """Each row of ``batch`` as its ``<row>`` element, ``_ROW`` where its number goes. A row's XML depends on its
+    values alone, not on the rows beside it in the batch."""
+    made = (
+        _xml_inline_column(letter, values, kind, fits)
+        for letter, kind, fits, values in zip(letters, kinds, short, zip(*batch, strict=True), strict=True)
+    )
+    cells = [column for column in made if column is not None]
+    return list(map("".join, zip(repeat(_ROW_OPEN, len(batch)), *cells, repeat("</row>"))))
+
+
+def _numbered(rows: Iterable[str], first: int) -> str:
+    """``rows`` (``_xml_data_rows``) numbered from ``first``, as one string."""
+    return "".join(map(str.replace, rows, repeat(_ROW), map(str, count(first))))
 
 
 def _xml_inline_rows(
@@ -400,13 +439,8 @@ def _xml_inline_rows(
     first = 2
     while batch := list(islice(iterator, _XML_INLINE_BATCH_ROWS)):
         check_widths(batch, len(header), first - 1)
-        numbers = list(map(str, range(first, first + len(batch))))
+        yield _numbered(_xml_data_rows(batch, letters, kinds, short), first)
         first += len(batch)
-        parts: list[Iterable[str]] = [[f'<row r="{number}">' for number in numbers]]
-        for letter, kind, fits, values in zip(letters, kinds, short, zip(*batch, strict=True), strict=True):
-            parts.append(_xml_inline_cells(letter, numbers, values, kind, fits))
-        parts.append(repeat("</row>", len(numbers)))
-        yield "".join(chain.from_iterable(zip(*parts, strict=False)))
 
 
 def _save_xml_inline(
@@ -454,6 +488,165 @@ def _sheet_names(sheet: str, table: str, count: int) -> list[tuple[str, str]]:
     return names
 
 
+# Where a run keeps its workbook's data rows' XML (``RowsXml``), beside its row spools.
+ROWS_XML = ".workbook.rows"
+# The data rows' XML a workbook keeps for the next run's (``RowsXml``): a header (the format and ``_rows_xml_key``),
+# then per batch of rows its size, its CRC-32 and its ``marshal``led (keys, rows' XML), deflated by ISA-L.
+_ROWS_XML_MAGIC = b"enreach rows xml 2\n"
+_ROWS_XML_LEVEL = 1
+_ROWS_XML_LENGTH = struct.Struct("<QI")
+# The code a row's XML comes from: a change to it makes every row again.
+_ROWS_XML_CODE = ("workbook.py", "xlsxparts.py", "cells.py", "constants.py", "columns.py", "transform.py")
+
+
+@dataclass(frozen=True, slots=True)
+class RowsXml:
+    """What lets ``write_workbook_streamed`` keep its data rows' XML for the next run and reuse the previous run's:
+    ``path`` receives this workbook's (written once the workbook is), ``previous`` is the previous run's file (or
+    ``None``), and ``keys`` gives, batch by batch in step with the rows' batches, each row's key (``int``s,
+    ascending over the whole workbook) and whether the row is the very row the previous run wrote under that key
+    (``True``: its XML is taken from ``previous`` when that was written with the same columns, typing and code).
+
+    A row's XML is kept without its number (``_ROW``), so a reused row may land anywhere: an incremental run makes
+    only its new and changed rows' XML, and writes the same bytes as a full run."""
+
+    path: Path
+    previous: Path | None
+    keys: Iterable[tuple[Sequence[int], Sequence[bool]]]
+
+
+def _rows_xml_key(columns: Sequence[str], kinds: Sequence[str]) -> bytes:
+    here = Path(__file__).parent
+    code = b"".join((here / name).read_bytes() for name in _ROWS_XML_CODE)
+    return hashlib.sha256(repr((tuple(columns), tuple(kinds))).encode() + code).hexdigest().encode()
+
+
+def _rows_xml_read(path: Path | None, key: bytes) -> Generator[tuple[int, bytes]]:
+    """The (key, XML) of each row in ``path``, in order; none when it is missing or of another key (or code), and
+    none after a part that cannot be read (a damaged file): those rows are made again."""
+    if path is None:
+        return
+    try:
+        handle = open(path, "rb")  # noqa: SIM115  # closed below, when the generator ends or is closed
+    except OSError:
+        return
+    with handle:
+        if handle.readline() != _ROWS_XML_MAGIC or handle.readline().rstrip(b"\n") != key:
+            return
+        while header := handle.read(_ROWS_XML_LENGTH.size):
+            try:
+                size, crc = _ROWS_XML_LENGTH.unpack(header)
+                packed = handle.read(size)
+                if isal_zlib.crc32(packed) != crc:
+                    return
+                data = isal_zlib.decompress(packed, -isal_zlib.MAX_WBITS)
+                keys, rows = marshal.loads(data)  # noqa: S302  # a run's own file
+                if len(keys) != len(rows) or not all(type(row) is bytes for row in rows):
+                    return
+            except (OSError, ValueError, TypeError, EOFError, struct.error, isal_zlib.error):  # type: ignore[misc]  # its stub calls the class an instance
+                return
+            yield from zip(keys, rows, strict=True)
+
+
+class _RowsXmlWriter:
+    """This workbook's rows' XML, written to a temp file beside ``path`` and put in place by ``commit``."""
+
+    def __init__(self, path: Path, key: bytes) -> None:
+        self.path = path
+        self.temp = path.with_name(f".{path.name}.tmp")
+        self._out: IO[bytes] | None = open(self.temp, "wb")  # noqa: SIM115  # closed by commit or discard
+        self._out.write(_ROWS_XML_MAGIC + key + b"\n")
+
+    def add(self, keys: list[int], rows: list[bytes]) -> None:
+        assert self._out is not None
+        compressor = isal_zlib.compressobj(_ROWS_XML_LEVEL, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS)
+        data = compressor.compress(marshal.dumps((keys, rows))) + compressor.flush()
+        self._out.write(_ROWS_XML_LENGTH.pack(len(data), isal_zlib.crc32(data)))
+        self._out.write(data)
+
+    def commit(self) -> None:
+        assert self._out is not None
+        self._out.close()
+        self._out = None
+        os.chmod(self.temp, FILE_MODE)
+        os.replace(self.temp, self.path)
+
+    def discard(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        with contextlib.suppress(FileNotFoundError):
+            self.temp.unlink()
+
+
+class _RowsXmlMaker:
+    """The data rows' XML batch by batch: taken from the previous run's where ``RowsXml`` says a row is the same,
+    made otherwise, and kept for the next run."""
+
+    def __init__(self, rows_xml: RowsXml, columns: Sequence[str], kinds: Sequence[str], plan: ColumnPlan) -> None:
+        key = _rows_xml_key(columns, kinds)
+        self.letters = [get_column_letter(index) for index in range(1, len(columns) + 1)]
+        self.kinds = kinds
+        self.short = [longest <= EXCEL_MAX_TEXT // 2 for longest in plan.longest]
+        self.keys = chain.from_iterable(zip(keys, reused, strict=True) for keys, reused in rows_xml.keys)
+        self.previous = _rows_xml_read(rows_xml.previous, key)
+        self.previous_key: float = -1
+        self.previous_xml = b""
+        self.writer = _RowsXmlWriter(rows_xml.path, key)
+
+    def batch(self, rows: Sequence[Sequence[Any]]) -> list[bytes]:
+        """The XML of ``rows`` (the next rows of the workbook), ``_ROW`` where each row's number goes."""
+        pairs = list(islice(self.keys, len(rows)))
+        if len(pairs) != len(rows):
+            raise ValueError("Fewer row keys than rows")
+        xml: list[bytes] = []
+        missing: list[int] = []
+        for index, (key, reused) in enumerate(pairs):
+            if reused:
+                while self.previous_key < key:
+                    self.previous_key, self.previous_xml = next(self.previous, (math.inf, b""))
+                if self.previous_key == key:
+                    xml.append(self.previous_xml)
+                    continue
+            missing.append(index)
+            xml.append(b"")
+        if missing:
+            made = _xml_data_rows([rows[index] for index in missing], self.letters, self.kinds, self.short)
+            for index, row in zip(missing, made, strict=True):
+                xml[index] = row.encode()
+        self.writer.add([key for key, _ in pairs], xml)
+        return xml
+
+    def close(self, *, keep: bool) -> None:
+        self.previous.close()
+        if keep and next(self.keys, None) is None:
+            self.writer.commit()
+        else:
+            self.writer.discard()
+
+
+# The rows ``_RowsXmlMaker`` looks up and makes at a time: an incremental run's few changed rows are made a group of
+# columns per 1,000 rows rather than per 250; the writes stay a batch of 250 rows each (``_XML_INLINE_BATCH_ROWS``).
+_XML_MADE_ROWS = 1000
+
+
+def _xml_rows_made(header: Sequence[str], rows: Iterable[Sequence[Any]], maker: _RowsXmlMaker) -> Iterator[bytes]:
+    """``_xml_inline_rows`` through ``maker``: the header row, then each batch's rows numbered, as bytes; the same
+    pieces as ``_xml_inline_rows``, since how the sheet is cut into writes shapes its deflated bytes."""
+    yield ('<row r="1">' + "".join(map(_xml_inline_cell, maker.letters, repeat("1"), header)) + "</row>").encode()
+    iterator = iter(rows)
+    first = 2
+    placeholder = _ROW.encode()
+    while batch := list(islice(iterator, _XML_MADE_ROWS)):
+        check_widths(batch, len(header), first - 1)
+        xml = maker.batch(batch)
+        for start in range(0, len(xml), _XML_INLINE_BATCH_ROWS):
+            piece = xml[start : start + _XML_INLINE_BATCH_ROWS]
+            numbers = map(b"%d".__mod__, range(first + start, first + start + len(piece)))
+            yield b"".join(map(bytes.replace, piece, repeat(placeholder), numbers))
+        first += len(batch)
+
+
 def write_workbook_streamed(
     path: str | os.PathLike[str],
     columns: Sequence[str],
@@ -469,6 +662,7 @@ def write_workbook_streamed(
     extra_sheets: Sequence[ExtraSheet] | Callable[[], Sequence[ExtraSheet]] = (),
     date_columns: Collection[str] = (),
     datetime_columns: Collection[str] = (),
+    rows_xml: RowsXml | None = None,
 ) -> FileInfo:
     """Write ``rows`` rows, read once from ``batches`` (batches of rows, each in ``columns`` order), as an .xlsx at
     ``path``, atomically: the export's workbook, whose rows stream from disk and are never all in memory.
@@ -484,6 +678,9 @@ def write_workbook_streamed(
     them; given as a function, it is called once the data sheets are written (what they hold may still be in the
     making: the data-quality report's findings), and the workbook's other parts follow the sheets in the archive
     instead of preceding them. Fewer or more rows in ``batches`` than ``rows`` raise ``ValueError``.
+
+    ``rows_xml`` keeps the data rows' XML for the next run and takes the rows the previous run wrote from its
+    (``RowsXml``): the same bytes, only the new and changed rows made.
     """
     target = Path(path)
     if timestamp.tzinfo is not None:
@@ -525,7 +722,10 @@ def write_workbook_streamed(
     row_bound = 30 + sum(_XML_INLINE_MARKUP + 5 * max(length, XML_NUMBER_CHARS) for length in plan.longest)
     source = chain.from_iterable(batches)
     written = 0
-    with atomic_path(target) as temp:
+    maker = _RowsXmlMaker(rows_xml, columns, kinds, plan) if rows_xml is not None else None
+    with atomic_path(target) as temp, contextlib.ExitStack() as cleanup:
+        if maker is not None:
+            cleanup.callback(maker.close, keep=False)  # the kept XML is committed below once the workbook is written
         with PinnedZipFile(temp, "w", ZIP_DEFLATED, compresslevel=XML_COMPRESS_LEVEL) as archive:
             for name, text in before:
                 archive.writestr(name, text)
@@ -533,9 +733,17 @@ def write_workbook_streamed(
                 head = sheet_head(len(columns), plan.widths, count_here, selected=number == 1)
                 bound = len(head) + len(SHEET_TAIL) + (count_here + 1) * row_bound
                 part = _counted(islice(source, count_here))
-                sheet_rows = _xml_inline_rows(header, part, kinds, plan)
                 with archive.open(archive.member(f"xl/worksheets/sheet{number}.xml", bound), "w") as stream:
-                    _write_encoded(stream, chain((head,), sheet_rows, (SHEET_TAIL,)))
+                    if maker is None:
+                        _write_encoded(
+                            stream, chain((head,), _xml_inline_rows(header, part, kinds, plan), (SHEET_TAIL,))
+                        )
+                    else:
+                        # The same writes as the other branch (each batch one), so the same deflated bytes.
+                        for chunk in chain(
+                            (head.encode(),), _xml_rows_made(header, part, maker), (SHEET_TAIL.encode(),)
+                        ):
+                            stream.write(chunk)
                 if part.count != count_here:
                     raise ValueError(f"{written + part.count:,} rows to write, not the {rows:,} announced")
                 written += part.count
@@ -556,6 +764,9 @@ def write_workbook_streamed(
             for name, text in after:
                 archive.writestr(name, text)
         size, sha256 = hash_file(temp)
+        if maker is not None:
+            cleanup.pop_all()
+            maker.close(keep=True)
     return FileInfo(path=target, size=size, sha256=sha256, rows=written)
 
 

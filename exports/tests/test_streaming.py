@@ -133,13 +133,56 @@ def test_full_and_incremental_streamed_files_equal_the_in_memory_export(netbox, 
         assert {name: sha256(files_of(incremental)[name]) for name in CSVS} == GOLDEN["incremental"]
 
 
+def test_an_incremental_run_makes_only_its_new_and_changed_rows_workbook_xml(netbox, settings, monkeypatch):
+    # The workbook written in this process (no fork), where the rows whose XML is made are counted.
+    settings.EXPORT_PARALLEL_WRITE = False
+    assert run_export(force=True).status == "succeeded"
+    _edit(netbox)
+    made: list[tuple] = []
+    data_rows = workbook._xml_data_rows
+
+    def counted(batch, *args):
+        made.extend(batch)
+        return data_rows(batch, *args)
+
+    monkeypatch.setattr(workbook, "_xml_data_rows", counted)
+    incremental = run_export()
+    assert (incremental.status, incremental.mode) == ("succeeded", "incremental"), incremental.error
+    name_at = columns.WORKBOOK_COLUMNS.index("Name")
+    # The changed device and VM and the added ones; the rows after the deleted ones moved up, their XML reused.
+    assert len(made) == 4, [row[name_at] for row in made]
+    monkeypatch.undo()  # and a full run of the same state writes the same workbook
+    again = run_export(force=True)
+    assert sha256(files_of(again)[WORKBOOK]) == sha256(files_of(incremental)[WORKBOOK])
+
+
+@pytest.mark.parametrize("damage", ["cut short", "garbled", "foreign"])
+def test_an_incremental_run_makes_the_rows_xml_it_cannot_read_again(netbox, settings, damage):
+    full = run_export(force=True)
+    kept = files_of(full)[WORKBOOK].parent / workbook.ROWS_XML
+    data = kept.read_bytes()
+    if damage == "cut short":
+        kept.write_bytes(data[: len(data) // 2])
+    elif damage == "garbled":
+        middle = len(data) // 2
+        kept.write_bytes(data[:middle] + bytes(64) + data[middle + 64 :])
+    else:  # kept under another key (other columns, typing or code)
+        kept.write_bytes(data.replace(data.splitlines()[1], b"0" * 64, 1))
+    _edit(netbox)
+    incremental = run_export()
+    assert (incremental.status, incremental.mode) == ("succeeded", "incremental"), incremental.error
+    again = run_export(force=True)
+    assert sha256(files_of(again)[WORKBOOK]) == sha256(files_of(incremental)[WORKBOOK])
+
+
 def test_a_full_run_leaves_only_its_row_spools_behind(netbox):
-    # The row spools stay for the next incremental run (exports.files._rows_reused); nothing else of the stream.
+    # The row spools and the workbook's rows' XML stay for the next incremental run (exports.files._rows_reused,
+    # exports.workbook.RowsXml); nothing else of the stream.
     run = run_export(force=True)
     folder = files_of(run)[DEVICES_CSV].parent
     hidden = (path.name for path in folder.iterdir() if path.name.startswith("."))
     spools = sorted(name for name in hidden if not name.startswith(".cmdb"))  # the CMDB table's lock aside
-    assert spools == [".device.rows", ".rows.json", ".vm.rows"]
+    assert spools == [".device.rows", ".rows.json", ".vm.rows", ".workbook.rows"]
 
 
 def test_a_listing_that_changes_under_the_stream_is_streamed_again(netbox, settings, monkeypatch):

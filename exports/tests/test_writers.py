@@ -13,7 +13,7 @@ import struct
 import subprocess
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
+from isal import isal_zlib
 from openpyxl import Workbook, load_workbook
 from openpyxl.worksheet._writer import ALL_TEMP_FILES
 from openpyxl.worksheet.worksheet import Worksheet
@@ -31,7 +32,7 @@ from exports import cells as xlsx_cells
 from exports import transform, workbook
 from exports.atomic import FileInfo
 from exports.cells import EXCEL_MAX_TEXT, column_widths
-from exports.columns import MERGED_COLUMNS, WORKBOOK_COLUMNS, workbook_column_order
+from exports.columns import MERGED_COLUMNS, NUMERIC_COLUMNS, TEXT_COLUMNS, WORKBOOK_COLUMNS, workbook_column_order
 from exports.csvfiles import write_csv
 from exports.render import Row
 from exports.workbook import ColumnSizes, ExtraSheet, read_workbook_order, write_workbook
@@ -557,12 +558,19 @@ def test_pinned_zip_deflates_at_its_level_and_gives_zip64_only_to_members_that_m
             stream.write(data)
         archive.writestr("whole", data)
     assert _local_extra_lengths(path) == {"small": 0, "huge": 20, "whole": 0}
-    deflater = zlib.compressobj(1, zlib.DEFLATED, -15)
+    # ISA-L deflates at its levels (0 to 3), zlib at the others: plain deflate either way.
+    deflater = isal_zlib.compressobj(1, isal_zlib.DEFLATED, -15)
     level_1 = deflater.compress(data) + deflater.flush()
     with zipfile.ZipFile(path) as archive:
         assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
         assert all(archive.read(name) == data for name in ("small", "huge", "whole"))
         assert {info.compress_size for info in archive.infolist()} == {len(level_1)}
+    with xlsx_cells.PinnedZipFile(tmp_path / "b.zip", "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        archive.writestr("whole", data)
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+    with zipfile.ZipFile(tmp_path / "b.zip") as archive:
+        assert archive.read("whole") == data
+        assert archive.getinfo("whole").compress_size == len(deflater.compress(data) + deflater.flush())
 
 
 def test_xml_workbook_cells_do_not_depend_on_the_batch_size(
@@ -878,3 +886,79 @@ def test_rows_beyond_a_sheet_continue_on_sheets_of_the_same_shape(
     assert sorted(sheets) == sorted(names)
     assert [len(sheets[name]) for name in names] == [21, 21, 8, 2]
     assert [row for name in names[:3] for row in sheets[name][1:]] == [_as_csv_text(row) for row in rows]
+
+
+def test_streamed_workbook_reuses_the_previous_rows_xml_and_writes_the_same_bytes(
+    tmp_path: Path, workbook_rows: list[Row], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rows keyed 0, 10, 20...; the next run drops the first row (every later row shifts up a number), changes one,
+    # adds one, and spreads over two sheets: its bytes are a full write's, and only the changed and added rows are made.
+    rows = [tuple(row) for row in (workbook_rows * 3)[:47]]
+    keys = [10 * index for index in range(len(rows))]
+    sizes = _measured(WORKBOOK_COLUMNS, rows)
+
+    def write(name: str, rows: list[Row], keys: list[int], reused: list[bool], previous: Path | None) -> Path:
+        rows_xml = workbook.RowsXml(
+            tmp_path / f"{name}.rows", previous, [(keys[:30], reused[:30]), (keys[30:], reused[30:])]
+        )
+        batches = [rows[:30], rows[30:]]
+        return workbook.write_workbook_streamed(
+            tmp_path / f"{name}.xlsx", WORKBOOK_COLUMNS, batches, rows=len(rows), sizes=sizes, rows_xml=rows_xml
+        ).path
+
+    made: list[Sequence[Any]] = []
+    data_rows = workbook._xml_data_rows
+
+    def counted(batch: Sequence[Sequence[Any]], *args: Any) -> list[str]:
+        made.extend(batch)
+        return data_rows(batch, *args)
+
+    monkeypatch.setattr(workbook, "_xml_data_rows", counted)
+    first = write("first", rows, keys, [False] * len(rows), None)
+    assert len(made) == len(rows) and (tmp_path / "first.rows").is_file()
+    plain = workbook.write_workbook_streamed(
+        tmp_path / "plain.xlsx", WORKBOOK_COLUMNS, [rows], rows=len(rows), sizes=sizes
+    )
+    assert first.read_bytes() == plain.path.read_bytes()
+
+    changed = [*rows[1:], rows[0]]  # the first row moves to the end, under a new key
+    changed[5] = tuple("edited" if value == changed[5][0] else value for value in changed[5])
+    next_keys = [*keys[1:], 10_000]
+    reused = [True] * len(changed)
+    reused[5] = reused[-1] = False
+    monkeypatch.setattr(workbook, "EXCEL_MAX_ROWS", 21)  # 20 data rows a sheet
+    made.clear()
+    second = write("second", changed, next_keys, reused, tmp_path / "first.rows")
+    assert made == [changed[5], changed[-1]]
+    full = write("full", changed, next_keys, [False] * len(changed), None)
+    assert second.read_bytes() == full.read_bytes()
+    kinds = xlsx_cells.column_kinds(WORKBOOK_COLUMNS, NUMERIC_COLUMNS, TEXT_COLUMNS)
+    key = workbook._rows_xml_key(WORKBOOK_COLUMNS, kinds)
+    kept = list(workbook._rows_xml_read(tmp_path / "second.rows", key))
+    assert kept == list(workbook._rows_xml_read(tmp_path / "full.rows", key)) and len(kept) == len(changed)
+    assert [sheet.max_row for sheet in load_workbook(second).worksheets] == [21, 21, 8]
+
+    # Rows XML of other columns or typing (or code) is not reused: every row is made again.
+    made.clear()
+    write("other", changed, next_keys, [True] * len(changed), tmp_path / "missing.rows")
+    assert len(made) == len(changed)
+    made.clear()
+    other = workbook.RowsXml(tmp_path / "x.rows", tmp_path / "second.rows", [(next_keys, [True] * len(changed))])
+    workbook.write_workbook_streamed(
+        tmp_path / "x.xlsx", WORKBOOK_COLUMNS, [changed], rows=len(changed), sizes=sizes, rows_xml=other,
+        numeric_columns=("Status",),
+    )  # fmt: skip
+    assert len(made) == len(changed)
+
+
+def test_streamed_workbook_keeps_no_rows_xml_when_it_fails(tmp_path: Path, workbook_rows: list[Row]) -> None:
+    sizes = _measured(WORKBOOK_COLUMNS, workbook_rows)
+    rows_xml = workbook.RowsXml(
+        tmp_path / "w.rows", None, [(list(range(len(workbook_rows))), [False] * len(workbook_rows))]
+    )
+    with pytest.raises(ValueError, match="announced"):
+        workbook.write_workbook_streamed(
+            tmp_path / "w.xlsx", WORKBOOK_COLUMNS, [workbook_rows], rows=len(workbook_rows) + 1, sizes=sizes,
+            rows_xml=rows_xml,
+        )  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
