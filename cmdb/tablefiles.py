@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import importlib.abc
 import logging
 import os
 import secrets
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -34,7 +37,7 @@ from typing import Any
 
 from cmdb.columnar import TableFileError, csv_read, csv_write, table_buffer, table_read
 from cmdb.table import CmdbTable
-from enreach.forked import forked
+from enreach.forked import FORK_AVAILABLE, forked
 
 TABLE_FILE = "cmdb_table.arrow"
 LOCK_FILE = ".cmdb_table.lock"
@@ -122,6 +125,24 @@ def table_build(csv_path: Path, sha256: str, column_set: dict[str, Any] | None =
     return True
 
 
+class _PandasRefused(importlib.abc.MetaPathFinder):
+    """Refuses to import pandas. pyarrow's conversions (``pa.array``, ``Array.to_numpy``, a compute function given
+    a numpy array) first ask whether pandas is there, importing it: 60-80 MB of the build child's own memory (the
+    run's process no longer imports pandas, so the child cannot share its pages), for nothing the build uses.
+    pyarrow takes the refusal as "no pandas" and goes on."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"No module named {name!r} (not in the CMDB table's build)", name=name)
+
+
+def table_build_child(csv_path: Path, sha256: str, column_set: dict[str, Any] | None = None) -> bool:
+    """``table_build`` in a forked child, which ends with it: pandas stays out unless the parent had it."""
+    if "pandas" not in sys.modules:
+        sys.meta_path.insert(0, _PandasRefused())
+    return table_build(csv_path, sha256, column_set)
+
+
 def _build_started(csv_path: Path, sha256: str, column_set: dict[str, Any] | None = None) -> Future[bool]:
     """This process's build of the file (one at a time per file), started in a thread that waits for the child."""
     target = table_path(csv_path)
@@ -133,7 +154,8 @@ def _build_started(csv_path: Path, sha256: str, column_set: dict[str, Any] | Non
 
     def build() -> None:
         try:
-            with forked(lambda: table_build(csv_path, sha256, column_set)) as result:
+            builder = table_build_child if FORK_AVAILABLE else table_build  # the refusal only where it ends
+            with forked(functools.partial(builder, csv_path, sha256, column_set)) as result:
                 future.set_result(result())
         except BaseException as exc:
             future.set_exception(exc)

@@ -9,6 +9,8 @@ import multiprocessing
 import os
 import random
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +255,24 @@ def test_the_streamed_build_writes_the_bytes_of_the_build_in_memory(merged_csv: 
     table_write(whole, *csv_read(merged_csv), source_sha256="abc")
     assert streamed.read_bytes() == whole.read_bytes()
     assert [path.name for path in folder.iterdir()] == [streamed.name]  # the spills are gone
+
+
+def test_the_build_child_writes_the_same_file_without_importing_pandas(merged_csv: Path, tmp_path: Path):
+    # The child's function in a fresh interpreter, as a child forked from a run's process that has no pandas: pyarrow
+    # would import it (60-80 MB of the child's own memory); refused, it writes the same bytes.
+    sha256 = hashlib.sha256(merged_csv.read_bytes()).hexdigest()
+    script = (
+        "import sys; from pathlib import Path; from cmdb import tablefiles; "
+        f"assert tablefiles.table_build_child(Path({str(merged_csv)!r}), {sha256!r}); "
+        "print('pandas' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]
+    whole = tmp_path / "whole.arrow"
+    table_write(whole, *csv_read(merged_csv), source_sha256=sha256)
+    assert tablefiles.table_path(merged_csv).read_bytes() == whole.read_bytes()
 
 
 def test_the_streamed_build_of_a_csv_without_rows_or_columns(tmp_path: Path):
