@@ -27,6 +27,9 @@ The contract, in the order a run meets it:
 4. ``record(run, result)``, in the transaction that stores the run's files and counts: what the companion keeps.
 5. ``reuse(previous)`` when the run reuses the previous run's files (nothing changed in NetBox): the result to
    ``record`` for this run, read from the previous run, or ``None``.
+
+A companion may keep hidden files beside the run's row spools for the next run (``kept``): they are linked into a run
+that reuses the previous run's files, and removed with the row spools when the run is no longer the newest.
 """
 
 from __future__ import annotations
@@ -53,6 +56,12 @@ class KindRows:
     columns: tuple[str, ...]
     batches: Callable[[], Iterator[Batch]]
     csv_path: Path
+    # An incremental run whose rows reuse the previous run's: that run's folder, and beside each batch of
+    # ``batches()`` (in step with it) each row's pick: ``-1`` for a row made anew, else how many of the previous
+    # run's rows of the kind to pass over (dropped or made anew since) before the one this row is, unchanged.
+    # None: any row may be new.
+    previous: Path | None = None
+    picks: Callable[[], Iterator[Sequence[int]]] | None = None
 
 
 RunRows = Mapping[str, KindRows]  # "device" and "vm"
@@ -88,6 +97,7 @@ class Companion:
     record: Callable[[ExportRun, Any], None]
     reuse: Callable[[ExportRun], Any]
     artifacts: Mapping[str, str] = field(default_factory=dict)  # every file it may ever add: name -> kind
+    kept: tuple[str, ...] = ()  # hidden files it keeps beside the row spools for the next run
 
     def __str__(self) -> str:
         return f"{self.order:>4}  {self.name:<16} {', '.join(self.artifacts) or '(no files)'}"
@@ -110,6 +120,11 @@ def unregister(name: str) -> Companion | None:
 def companions() -> list[Companion]:
     """The registered companions in the order they run."""
     return sorted(_registry.values(), key=lambda companion: (companion.order, companion.name))
+
+
+def kept_files() -> tuple[str, ...]:
+    """Every hidden file a registered companion keeps beside a run's row spools."""
+    return tuple(name for companion in companions() for name in companion.kept)
 
 
 def artifact_kinds() -> dict[str, str]:

@@ -518,8 +518,9 @@ def _rows_remove(folder: Path) -> None:
         (folder / ROWS_META).unlink()
     for kind in _KINDS:
         RowSpool(folder / f".{kind}.rows").remove()
-    with contextlib.suppress(FileNotFoundError):
-        (folder / ROWS_XML).unlink()
+    for name in (ROWS_XML, *companions.kept_files()):
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).unlink()
 
 
 @contextlib.contextmanager
@@ -606,7 +607,14 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
     with mailbox or contextlib.nullcontext(), forked(workbook_file, enabled=settings.EXPORT_PARALLEL_WRITE) as result:
         files: dict[str, FileInfo] = {DEVICES_CSV: kinds["device"].csv, VMS_CSV: kinds["vm"].csv}
         rows = {
-            kind: KindRows(kind, _kind_columns(kind, column_set), kind_streamed.spool.batches, folder / _KINDS[kind][0])
+            kind: KindRows(
+                kind,
+                _kind_columns(kind, column_set),
+                kind_streamed.spool.batches,
+                folder / _KINDS[kind][0],
+                kind_streamed.previous if kind_streamed.merged is not None else None,
+                kind_streamed.merged.batches if kind_streamed.merged is not None else None,
+            )
             for kind, kind_streamed in kinds.items()
         }
         done = {companion.name: _companion_write(companion, companion_plan, rows, folder)
@@ -699,7 +707,7 @@ def files_reuse(previous: ExportRun, folder: Path) -> dict[str, FileInfo]:
         raise ExportError("The previous run's files are incomplete; run the export with --force.")
     # The previous run's row spools too, for the next incremental run (same rows: nothing changed).
     previous_folder = Path(settings.DATA_DIR) / "runs" / f"{previous.pk:06d}"
-    for name in (*(f".{kind}.rows" for kind in _KINDS), ROWS_META, ROWS_XML):
+    for name in (*(f".{kind}.rows" for kind in _KINDS), ROWS_META, ROWS_XML, *companions.kept_files()):
         if (previous_folder / name).is_file():
             _link(previous_folder / name, folder / name)
     return files

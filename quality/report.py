@@ -20,6 +20,7 @@ from exports.cells import EXCEL_MAX_ROWS
 from exports.companions import CompanionWrite, RunRows
 from exports.csvfiles import write_csv
 from exports.workbook import ExtraSheet
+from quality.kept import kept_file_write
 from quality.rules import (
     FINDING_COLUMNS,
     KIND_DEVICE,
@@ -39,17 +40,22 @@ SUMMARY_HEADER: tuple[str, ...] = ("Rule", "Label", "Severity", "Objects", "Erro
 
 
 def quality_file_write(
-    row_sets: Sequence[RowSet], config: QualityConfig, path: Path
+    row_sets: Sequence[RowSet], config: QualityConfig, path: Path, *, kept: bool = False, previous: Path | None = None
 ) -> tuple[FileInfo | None, QualitySummary]:
     """Evaluate the rules and write the findings CSV at ``path``: the findings wait in anonymous files beside it,
-    a file per rule, until every row has passed, then go to the CSV rule by rule.
+    a file per rule, until every row has passed, then go to the CSV rule by rule. With ``kept``, the results are
+    kept row by row beside ``path`` for the next run (``quality.kept``), and ``previous`` (the previous run's
+    folder, with the row sets' ``picks``) lets an incremental run check only its new rows: the same file.
 
     Never raises (a report must not fail the export): a failure is the summary's ``error``, with no file."""
     started = time.perf_counter()
     try:
-        with FindingSpools(path.parent) as spools:
-            report = quality_evaluate(row_sets, config, findings=spools, folder=path.parent)
-            info = write_csv(path, FINDING_COLUMNS, spools)
+        if kept:
+            info, report = kept_file_write(row_sets, config, path, previous=previous)
+        else:
+            with FindingSpools(path.parent) as spools:
+                report = quality_evaluate(row_sets, config, findings=spools, folder=path.parent)
+                info = write_csv(path, FINDING_COLUMNS, spools)
     except Exception as exc:
         enabled = [rule for rule, setting in config.rules if setting.enabled]
         error = f"The data-quality report failed: {describe(exc)}"
@@ -97,15 +103,20 @@ def report_write(
     config: QualityConfig, rows: RunRows, folder: Path, *, renames: Mapping[str, str] | None = None
 ) -> CompanionWrite:
     """The companion's write: evaluate the rules over the run's devices and VMs (batch by batch) and write
-    ``data_quality.csv``; the summary goes to the writing child and is recorded with the run. Never raises.
+    ``data_quality.csv``, keeping the results row by row for the next run (``quality.kept``: an incremental run's
+    report checks only the rows made anew); the summary goes to the writing child and is recorded with the run.
+    Never raises.
     ``renames``: header -> contract name of renamed contract columns, which the rules read by contract name."""
     renames = renames or {}
+    kinds = [rows[kind] for kind in (KIND_DEVICE, KIND_VM) if kind in rows]
     row_sets = [
-        RowSet((), tuple(renames.get(c, c) for c in rows[kind].columns), kind, batches=rows[kind].batches)
-        for kind in (KIND_DEVICE, KIND_VM)
-        if kind in rows
+        RowSet((), tuple(renames.get(c, c) for c in each.columns), each.kind, batches=each.batches, picks=each.picks)
+        for each in kinds
     ]
-    info, summary = quality_file_write(row_sets, config, folder / QUALITY_CSV)
+    previous = {each.previous for each in kinds}
+    info, summary = quality_file_write(
+        row_sets, config, folder / QUALITY_CSV, kept=True, previous=previous.pop() if len(previous) == 1 else None
+    )
     return CompanionWrite(
         files={QUALITY_CSV: info} if info is not None else {}, message=summary, result=summary, seconds=summary.seconds
     )

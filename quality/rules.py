@@ -131,10 +131,16 @@ class QualityReport:
     results: list[RuleResult]
     findings: Iterable[tuple[Any, ...]]
     seconds: float = 0.0
+    checked: int = -1  # the rows the one-row rules read (``quality.kept``: an incremental run's new rows); -1: all
 
     @property
     def summary(self) -> QualitySummary:
-        return QualitySummary(results=self.results, findings=sum(r.count for r in self.results), seconds=self.seconds)
+        return QualitySummary(
+            results=self.results,
+            findings=sum(r.count for r in self.results),
+            seconds=self.seconds,
+            checked=self.checked,
+        )
 
 
 @dataclass(slots=True)
@@ -145,6 +151,7 @@ class QualitySummary:
     findings: int
     seconds: float = 0.0
     error: str = ""  # the whole report failed (the rows could not be read); the export still succeeds
+    checked: int = -1  # the rows the one-row rules read (an incremental run's new rows); -1: all
 
 
 # --- where findings go ----------------------------------------------------------------------------------------
@@ -237,6 +244,11 @@ class FindingSpools:
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         for rule in sorted(self._spills):
+            yield from self.of_rule(rule)
+
+    def of_rule(self, rule: int) -> Iterator[tuple[Any, ...]]:
+        """One rule's findings, in the order they came."""
+        if rule in self._spills:
             for batch in self._spills[rule]:
                 yield from batch
 
@@ -265,6 +277,8 @@ class RowSet:
     columns: Sequence[str]
     kind: str = ""
     batches: Callable[[], Iterable[Sequence[Sequence[Any]]]] | None = None
+    # An incremental run's: beside each batch, each row's pick (``exports.companions.KindRows.picks``).
+    picks: Callable[[], Iterable[Sequence[int]]] | None = None
 
     def each_batch(self) -> Iterable[Sequence[Sequence[Any]]]:
         return self.batches() if self.batches is not None else (self.rows,)
@@ -452,22 +466,31 @@ def _serial_shown(rows: QualityRows, sizes: list[int]) -> Shown:
     return rows.text("Serial number")
 
 
-def _dated(column: str, flag: Callable[[date], bool]) -> Callable[[QualityRows], tuple[Positions, Shown]]:
-    def check(rows: QualityRows) -> tuple[Positions, Shown]:
+# A dated rule flags the rows whose day in its column is within bounds: ``(first, last)`` days as ordinals, either
+# ``None`` for no bound; the bounds come from the run's day and the rule's threshold (``quality.kept`` evaluates the
+# kept days of an incremental run's unchanged rows against them).
+Bounds = tuple[int | None, int | None]
+
+
+def _dated(column: str, bounds: Callable[[date, RuleSetting], Bounds]) -> Check:
+    def check(rows: QualityRows, setting: RuleSetting) -> tuple[Positions, Shown]:
+        first, last = bounds(rows.today, setting)
+        if last is not None and last < 1:  # before the first day there is
+            return [], []
+        low = date.fromordinal(first) if first is not None else date.min
+        high = date.fromordinal(last) if last is not None else date.max
         days = rows.dates(column)
-        positions = [position for position in compress(range(rows.size), days) if flag(days[position][0])]  # type: ignore[index]
+        positions = [position for position in compress(range(rows.size), days) if low <= days[position][0] <= high]  # type: ignore[index]
         return positions, [days[position][1] for position in positions]  # type: ignore[index]
 
     return check
 
 
-def _warranty_expired(rows: QualityRows, setting: RuleSetting) -> tuple[Positions, Shown]:
-    today = rows.today
-    return _dated(WARRANTY_COLUMN, lambda day: day < today)(rows)
+def _expired_bounds(today: date, setting: RuleSetting) -> Bounds:
+    return None, today.toordinal() - 1  # before today
 
 
-def _warranty_expiring(rows: QualityRows, setting: RuleSetting) -> tuple[Positions, Shown]:
-    today = rows.today
+def _expiring_bounds(today: date, setting: RuleSetting) -> Bounds:
     days = setting.threshold if setting.threshold is not None else 90
     try:
         last = today + timedelta(days=days)
@@ -476,7 +499,7 @@ def _warranty_expiring(rows: QualityRows, setting: RuleSetting) -> tuple[Positio
 
         pd.Timestamp(today) + pd.Timedelta(days=days)
         last = date.max
-    return _dated(WARRANTY_COLUMN, lambda day: today <= day <= last)(rows)
+    return today.toordinal(), last.toordinal()
 
 
 def _years_before(day: date, years: int) -> date:
@@ -485,10 +508,14 @@ def _years_before(day: date, years: int) -> date:
     return date(year, day.month, min(day.day, monthrange(year, day.month)[1]))
 
 
-def _hardware_old(rows: QualityRows, setting: RuleSetting) -> tuple[Positions, Shown]:
+def _old_bounds(today: date, setting: RuleSetting) -> Bounds:
     years = setting.threshold if setting.threshold is not None else 5
-    limit = _years_before(rows.today, years)
-    return _dated(BUY_DATE_COLUMN, lambda day: day < limit)(rows)
+    return None, _years_before(today, years).toordinal() - 1  # bought before the limit
+
+
+_warranty_expired = _dated(WARRANTY_COLUMN, _expired_bounds)
+_warranty_expiring = _dated(WARRANTY_COLUMN, _expiring_bounds)
+_hardware_old = _dated(BUY_DATE_COLUMN, _old_bounds)
 
 
 def _unreadable_dates(rows: QualityRows, setting: RuleSetting) -> tuple[Positions, Shown]:
@@ -539,6 +566,12 @@ BUILTIN_RULES: tuple[Rule, ...] = (
 )  # fmt: skip
 BUILTIN_RULE_IDS: tuple[str, ...] = tuple(rule.id for rule in BUILTIN_RULES)
 DATED_RULE_IDS = frozenset(("warranty_expired", "warranty_expiring", "hardware_old"))  # they compare with today
+# The dated rules' checks, with the column each reads and its bounds (``_dated``).
+DATED_CHECKS: dict[Check, tuple[str, Callable[[date, RuleSetting], Bounds]]] = {
+    _warranty_expired: (WARRANTY_COLUMN, _expired_bounds),
+    _warranty_expiring: (WARRANTY_COLUMN, _expiring_bounds),
+    _hardware_old: (BUY_DATE_COLUMN, _old_bounds),
+}
 
 
 def allowed_values_rule(column: str, severity: str = SEVERITY_WARNING) -> Rule:

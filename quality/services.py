@@ -19,6 +19,7 @@ from exports.column_sets import column_set_current
 from exports.columns import ColumnSet
 from exports.companions import Companion, CompanionPlan
 from exports.models import ExportArtifact, ExportRun
+from quality.kept import KEPT
 from quality.models import QualityAllowedValues, QualityRequiredColumn, QualityRuleCount, QualityRuleSetting
 from quality.report import QUALITY_CSV, report_sheets, report_write
 from quality.rules import (
@@ -145,4 +146,5 @@ QUALITY_COMPANION = Companion(
     record=quality_companion_record,
     reuse=quality_summary_of,
     artifacts={QUALITY_CSV: ExportArtifact.Kind.QUALITY},
+    kept=(KEPT,),
 )

@@ -386,7 +386,8 @@ def test_incremental_runs_keep_only_the_newest_runs_row_spools(netbox):
     first_folder = files_of(first)["netbox_devices_export.csv"].parent
     second_folder = files_of(second)["netbox_devices_export.csv"].parent
     assert not list(first_folder.glob(".*.rows")) and not (first_folder / ".rows.json").exists()
-    assert sorted(path.name for path in second_folder.glob(".*.rows")) == [".device.rows", ".vm.rows", ".workbook.rows"]
+    kept = [".device.rows", ".quality.rows", ".vm.rows", ".workbook.rows"]  # the data-quality report's too
+    assert sorted(path.name for path in second_folder.glob(".*.rows")) == kept
 
 
 @pytest.mark.parametrize(

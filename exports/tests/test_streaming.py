@@ -182,7 +182,7 @@ def test_a_full_run_leaves_only_its_row_spools_behind(netbox):
     folder = files_of(run)[DEVICES_CSV].parent
     hidden = (path.name for path in folder.iterdir() if path.name.startswith("."))
     spools = sorted(name for name in hidden if not name.startswith(".cmdb"))  # the CMDB table's lock aside
-    assert spools == [".device.rows", ".rows.json", ".vm.rows", ".workbook.rows"]
+    assert spools == [".device.rows", ".quality.rows", ".rows.json", ".vm.rows", ".workbook.rows"]  # + the report's
 
 
 def test_a_listing_that_changes_under_the_stream_is_streamed_again(netbox, settings, monkeypatch):
