@@ -503,18 +503,20 @@ def encode_column(
 
 def _encode(
     label: str, cells: pa.Array, kind: str | None, previous: PreviousColumn | None
-) -> tuple[pa.DictionaryArray, bool]:
-    """``encode_column``, and whether the previous column's query data was reused."""
+) -> tuple[pa.DictionaryArray, bool, tuple[bytes, bytes] | None]:
+    """``encode_column``, whether the previous column's query data was reused, and the presence bit sets of the
+    folded values when they came from the previous ones (``_presence_reusing``)."""
     encoded = cells.dictionary_encode()
     kind = kind or column_kind(label)
     if previous is not None:
         reused = _encode_reusing(label, encoded, kind, previous)
         if reused is not None:
-            return reused, True
+            return reused[0], True, reused[1]
     column = _Column(label, encoded.dictionary, kind)
     folded = column.folded()
     numbers = column.numbers() if column.kind == NUMBER else None
-    return _dictionary_array(encoded, folded, column.ranks(folded, numbers), column.flags(folded), numbers), False
+    array = _dictionary_array(encoded, folded, column.ranks(folded, numbers), column.flags(folded), numbers)
+    return array, False, None
 
 
 def _dictionary_array(
@@ -553,6 +555,7 @@ class PreviousColumn:
     ranks: np.ndarray
     flags: np.ndarray
     numbers: np.ndarray | None
+    bits: tuple[bytes, bytes] | None = None  # the presence bit sets of its folded values (``presence``)
 
 
 class PreviousTable:
@@ -629,6 +632,11 @@ class PreviousTable:
         if dictionary.null_count or column.null_count:
             return None
         values = dictionary.field("value")
+        metadata = self.batch.schema.field(index).metadata or {}
+        present, pairs = metadata.get(b"bytes"), metadata.get(b"pairs")
+        bits = (present, pairs) if present is not None and pairs is not None else None
+        if bits is not None and (len(bits[0]) != 32 or len(bits[1]) != 8192):
+            bits = None
         return PreviousColumn(
             kind=kind,
             values=values,
@@ -636,6 +644,7 @@ class PreviousTable:
             ranks=_numbers(dictionary.field("rank"), np.int32),
             flags=_numbers(dictionary.field("flags"), np.uint8),
             numbers=_numbers(dictionary.field("number"), np.float64) if kind == NUMBER else None,
+            bits=bits,
         )
 
     def release(self) -> None:
@@ -644,7 +653,7 @@ class PreviousTable:
 
 def _encode_reusing(
     label: str, encoded: pa.DictionaryArray, kind: str, previous: PreviousColumn
-) -> pa.DictionaryArray | None:
+) -> tuple[pa.DictionaryArray, tuple[bytes, bytes] | None] | None:
     """``encode_column`` of a column whose previous table holds most of its values; ``None`` when it cannot be
     exactly what the build from scratch writes (it then runs).
 
@@ -687,7 +696,47 @@ def _encode_reusing(
     ranks = _ranks_merged(label, kind, values, folded, numbers, where, previous)
     if ranks is None:
         return None
-    return _dictionary_array(encoded, folded, ranks, flags, numbers)
+    bits = None
+    if previous.bits is not None:
+        gone = np.ones(len(previous.values), dtype=bool)
+        gone[where[kept]] = False
+        bits = _presence_reusing(previous.bits, previous.folded.take(np.flatnonzero(gone)), fresh_folded, folded)
+    return _dictionary_array(encoded, folded, ranks, flags, numbers), bits
+
+
+def _presence_reusing(
+    bits: tuple[bytes, bytes], gone: pa.StringArray, fresh: pa.StringArray, folded: pa.StringArray
+) -> tuple[bytes, bytes] | None:
+    """``presence(folded)`` from the previous values' (``bits``), the folded values no longer there (``gone``) and
+    those new (``fresh``): a byte or pair is present when the new values have it, or the previous ones did and the
+    values gone did not; one that only values gone and kept ones may have had is looked for in ``folded`` (the first
+    hit inside one value decides). ``None`` when too many hits straddle two values (then count them all)."""
+    fresh_present, fresh_pairs = (np.unpackbits(np.frombuffer(bit, dtype=np.uint8)) for bit in presence(fresh))
+    gone_present, gone_pairs = (np.unpackbits(np.frombuffer(bit, dtype=np.uint8)) for bit in presence(gone))
+    present = np.unpackbits(np.frombuffer(bits[0], dtype=np.uint8)) | fresh_present
+    pairs = np.unpackbits(np.frombuffer(bits[1], dtype=np.uint8)) | fresh_pairs
+    doubtful_bytes = np.flatnonzero(gone_present & ~fresh_present)
+    doubtful_pairs = np.flatnonzero(gone_pairs & ~fresh_pairs)
+    if len(doubtful_bytes) or len(doubtful_pairs):
+        offsets, data = _string_buffers(folded)
+        text = data.tobytes()
+        for byte in doubtful_bytes.tolist():
+            present[byte] = text.find(bytes((byte,))) >= 0
+        starts = offsets[1:-1]
+        for pair in doubtful_pairs.tolist():
+            pattern, position, tries = bytes((pair >> 8, pair & 255)), -1, 0
+            while True:
+                position = text.find(pattern, position + 1)
+                if position < 0:
+                    break
+                at = int(np.searchsorted(starts, position + 1))
+                if at == len(starts) or starts[at] != position + 1:
+                    break  # inside one value
+                tries += 1
+                if tries > 64:
+                    return None
+            pairs[pair] = position >= 0
+    return np.packbits(present).tobytes(), np.packbits(pairs).tobytes()
 
 
 def _ranks_merged(
@@ -962,13 +1011,13 @@ def _spill_columns(
             encoded = chunked.dictionary_encode().combine_chunks()
             del chunked
             earlier = previous.column(label) if previous is not None else None
-            array, reused = _encode(label, encoded, column_kind(label, kinds), earlier)
+            array, reused, bits = _encode(label, encoded, column_kind(label, kinds), earlier)
             del encoded, earlier
             if previous is not None:
                 previous.release()
             if reused:
                 from_previous.append(label)
-            field = _field(index, array)
+            field = _field(index, array, bits)
             start = sink.tell()
             with pa.ipc.new_stream(sink, pa.schema([field])) as writer:
                 writer.write_batch(pa.record_batch([array], schema=pa.schema([field])))
@@ -1062,13 +1111,14 @@ def table_write(
             sink.close()
 
 
-def _field(index: int, array: pa.DictionaryArray) -> pa.Field:
-    """The file's field of an encoded column: ``c<index>``, with the presence bit sets of its folded values."""
+def _field(index: int, array: pa.DictionaryArray, bits: tuple[bytes, bytes] | None = None) -> pa.Field:
+    """The file's field of an encoded column: ``c<index>``, with the presence bit sets of its folded values (``bits``
+    when they are known already)."""
     import pyarrow as pa
 
     value_type = array.type.value_type
     names = [value_type.field(i).name for i in range(value_type.num_fields)]
-    present, pairs = presence(array.dictionary.field("folded" if "folded" in names else "value"))
+    present, pairs = bits or presence(array.dictionary.field("folded" if "folded" in names else "value"))
     return pa.field(f"c{index}", array.type, nullable=False, metadata={b"bytes": present, b"pairs": pairs})
 
 
