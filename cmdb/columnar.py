@@ -42,7 +42,7 @@ import numpy as np
 
 from cmdb.query import DATE, NUMBER, column_kind, column_kinds
 from enreach.forked import release_freed_memory
-from exports.columns import ColumnSet
+from exports.columns import TYPE_COLUMN, ColumnSet
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -556,6 +556,10 @@ class PreviousColumn:
     flags: np.ndarray
     numbers: np.ndarray | None
     bits: tuple[bytes, bytes] | None = None  # the presence bit sets of its folded values (``presence``)
+    codes: np.ndarray | None = None  # each previous row's code
+    rows: np.ndarray | None = (
+        None  # each new row's previous row holding the same object, or -1 (``PreviousTable.rows``)
+    )
 
 
 class PreviousTable:
@@ -645,7 +649,46 @@ class PreviousTable:
             flags=_numbers(dictionary.field("flags"), np.uint8),
             numbers=_numbers(dictionary.field("number"), np.float64) if kind == NUMBER else None,
             bits=bits,
+            codes=self.codes(label),
         )
+
+    def codes(self, label: str) -> np.ndarray | None:
+        """Each row's code into the dictionary of the column ``label`` (a view over the mapping)."""
+        index = self.index.get(label)
+        if index is None or self.batch is None:
+            return None
+        indices = self.batch.column(index).indices
+        return _numbers(indices, {1: np.int8, 2: np.int16, 4: np.int32}[indices.type.bit_width // 8])
+
+    def rows(self, batches: Sequence[pa.RecordBatch], labels: Sequence[str], keys: Sequence[str]) -> np.ndarray | None:
+        """Each new row's row in this table holding the same object (the same cells in the columns ``keys``: the
+        type and the id), or -1; ``None`` when a key column is missing. A guess, which ``_encode_reusing`` checks
+        value by value."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        new_keys = np.zeros(sum(batch.num_rows for batch in batches), dtype=np.int64)
+        old_keys: np.ndarray | None = None
+        for label in keys:
+            column, codes = self.column(label), self.codes(label)
+            if label not in labels or column is None or codes is None or len(column.values) >= 1 << 30:
+                return None
+            index = list(labels).index(label)
+            cells = pa.chunked_array([batch.column(index) for batch in batches], type=pa.string())
+            found = _np(pc.index_in(cells, value_set=column.values).fill_null(-1)).astype(np.int64)
+            del cells
+            width = len(column.values) + 1
+            new_keys = np.where((new_keys >= 0) & (found >= 0), new_keys * width + found, -1)
+            old = codes.astype(np.int64)
+            old_keys = old if old_keys is None else old_keys * width + old
+        if old_keys is None:
+            return None
+        order = np.argsort(old_keys, kind="stable")
+        ordered = old_keys[order]
+        at = np.minimum(np.searchsorted(ordered, new_keys), max(len(ordered) - 1, 0))
+        if not len(ordered):
+            return np.full(len(new_keys), -1, dtype=np.int64)
+        return np.where((new_keys >= 0) & (ordered[at] == new_keys), order[at], -1)
 
     def release(self) -> None:
         self.mapping.madvise(mmap.MADV_DONTNEED)
@@ -665,13 +708,12 @@ def _encode_reusing(
     equal, ordered by their codes) make it give up, unless they are between kept values whose codes keep their order.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if previous.kind != kind:
         return None
     values = encoded.dictionary
     size = len(values)
-    where = _np(pc.index_in(values, value_set=previous.values).fill_null(-1)).astype(np.int64)
+    where = _previous_codes(encoded, previous)
     fresh = np.flatnonzero(where < 0)
     kept = np.flatnonzero(where >= 0)
     if len(fresh) * (len(kept).bit_length() + 1) > len(kept) + 64:
@@ -702,6 +744,36 @@ def _encode_reusing(
         gone[where[kept]] = False
         bits = _presence_reusing(previous.bits, previous.folded.take(np.flatnonzero(gone)), fresh_folded, folded)
     return _dictionary_array(encoded, folded, ranks, flags, numbers), bits
+
+
+# From how many distinct values a column's are found in the previous dictionary through the rows holding the same
+# objects rather than by hashing the previous dictionary (``_previous_codes``).
+_BY_ROWS_FROM = 1 << 12
+
+
+def _previous_codes(encoded: pa.DictionaryArray, previous: PreviousColumn) -> np.ndarray:
+    """Each value's code in the previous dictionary, or -1 (a value not found there is then new to the build; a
+    value missed that the previous dictionary has is computed again, which gives the same data).
+
+    Few values: ``index_in``. Many (names, addresses, serials, dates): the previous dictionary is not hashed; each
+    value is compared with the one the previous row of the same object held (a row holding the value, its
+    previous row from ``previous.rows``, that row's previous code), which it equals but where the object changed.
+    """
+    import pyarrow.compute as pc
+
+    values = encoded.dictionary
+    rows, codes = previous.rows, previous.codes
+    if rows is None or codes is None or len(values) < _BY_ROWS_FROM or len(rows) != len(encoded):
+        return _np(pc.index_in(values, value_set=previous.values).fill_null(-1)).astype(np.int64)  # type: ignore[no-any-return]
+    holder = np.empty(len(values), dtype=np.int64)
+    holder[_np(encoded.indices)] = np.arange(len(encoded), dtype=np.int64)  # a row holding each value (any)
+    before = rows[holder]
+    held = np.flatnonzero(before >= 0)
+    candidates = codes[before[held]].astype(np.int64)
+    same = _np(pc.equal(values.take(held), previous.values.take(candidates))).astype(bool)
+    where = np.full(len(values), -1, dtype=np.int64)
+    where[held[same]] = candidates[same]
+    return where
 
 
 def _presence_reusing(
@@ -908,7 +980,10 @@ def csv_write(
         rows = _spill_cells(path, options, cells_path)
         _release_freed()
         with PreviousTable.open(previous) as earlier:
-            fields, spans, from_previous = _spill_columns(cells_path, encoded_path, header, kinds, earlier)
+            sources = ColumnSet.from_dict(column_set or {}).contract_sources()
+            ids = [label for label, name in sources.items() if name == "ID"]
+            keys = [TYPE_COLUMN, ids[0]] if ids else []
+            fields, spans, from_previous = _spill_columns(cells_path, encoded_path, header, kinds, earlier, keys)
         cells_path.unlink()
         schema = _schema(header, fields, rows, source_sha256=source_sha256, column_set=column_set)
         with _mapped(encoded_path) as mapping:
@@ -992,10 +1067,16 @@ def _spill_cells(path: str | Path, options: dict[str, Any], spill: Path) -> int:
 
 
 def _spill_columns(
-    cells: Path, spill: Path, labels: Sequence[str], kinds: dict[str, str], previous: PreviousTable | None = None
+    cells: Path,
+    spill: Path,
+    labels: Sequence[str],
+    kinds: dict[str, str],
+    previous: PreviousTable | None = None,
+    keys: Sequence[str] = (),
 ) -> tuple[list[pa.Field], list[tuple[int, int]], list[str]]:
     """Pass 2 of ``csv_write``: each column of the cells' file encoded alone (from ``previous``'s column of the same
-    label where it can be) and appended to ``spill`` as an Arrow stream; each column's field, where its stream lies
+    label where it can be; ``keys``: the labels of the columns that tell an object, the type and the id, to find each
+    row's previous row by) and appended to ``spill`` as an Arrow stream; each column's field, where its stream lies
     in ``spill``, and the labels of the columns built from ``previous``."""
     import pyarrow as pa
 
@@ -1006,11 +1087,14 @@ def _spill_columns(
         reader = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(mapping)))
         batches = [reader.get_batch(index) for index in range(reader.num_record_batches)]
         del reader
+        rows = previous.rows(batches, labels, keys) if previous is not None and keys else None
         for index, label in enumerate(labels):
             chunked = pa.chunked_array([batch.column(index) for batch in batches], type=pa.string())
             encoded = chunked.dictionary_encode().combine_chunks()
             del chunked
             earlier = previous.column(label) if previous is not None else None
+            if earlier is not None and rows is not None:
+                earlier = dataclasses.replace(earlier, rows=rows)
             array, reused, bits = _encode(label, encoded, column_kind(label, kinds), earlier)
             del encoded, earlier
             if previous is not None:
