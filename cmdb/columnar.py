@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import gc
 import itertools
 import json
 import math
@@ -1046,7 +1045,8 @@ def _mapped(path: Path) -> Iterator[mmap.mmap]:
     try:
         yield mapping
     finally:
-        gc.collect()
+        # No gc.collect() here: in a child forked from a large process a collection walks (and copies) every object
+        # the parent had. A mapping still held by an Arrow buffer is closed by the collector in its own time.
         with contextlib.suppress(BufferError):
             mapping.close()
 
