@@ -782,10 +782,14 @@ def _presence_reusing(
     those new (``fresh``): a byte or pair is present when the new values have it, or the previous ones did and the
     values gone did not; one that only values gone and kept ones may have had is looked for in ``folded`` (the first
     hit inside one value decides). ``None`` when too many hits straddle two values (then count them all)."""
-    fresh_present, fresh_pairs = (np.unpackbits(np.frombuffer(bit, dtype=np.uint8)) for bit in presence(fresh))
-    gone_present, gone_pairs = (np.unpackbits(np.frombuffer(bit, dtype=np.uint8)) for bit in presence(gone))
-    present = np.unpackbits(np.frombuffer(bits[0], dtype=np.uint8)) | fresh_present
-    pairs = np.unpackbits(np.frombuffer(bits[1], dtype=np.uint8)) | fresh_pairs
+
+    def unpacked(bit_set: bytes) -> np.ndarray:
+        return np.unpackbits(np.frombuffer(bit_set, dtype=np.uint8)).astype(bool)
+
+    fresh_present, fresh_pairs = (unpacked(bit_set) for bit_set in presence(fresh))
+    gone_present, gone_pairs = (unpacked(bit_set) for bit_set in presence(gone))
+    present = unpacked(bits[0]) | fresh_present
+    pairs = unpacked(bits[1]) | fresh_pairs
     doubtful_bytes = np.flatnonzero(gone_present & ~fresh_present)
     doubtful_pairs = np.flatnonzero(gone_pairs & ~fresh_pairs)
     if len(doubtful_bytes) or len(doubtful_pairs):
