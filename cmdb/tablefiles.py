@@ -10,6 +10,10 @@ before there was such a step (or whose file is missing or of an older format): w
 moved over the target with ``os.replace``. So two processes asking at once build it once, and a reader sees a whole
 file or none. A file made from another CSV (its recorded SHA-256 differs) or by another format version is rebuilt.
 
+After a run, the build is handed the newest other run's file (``cmdb.services``): each column takes the query data
+of the distinct values that file holds and computes only the new ones' (``cmdb.columnar.csv_write``), the same bytes
+as a build from scratch in about two thirds of its time (the CSV's parse and the encoding of every cell remain).
+
 The build runs in a forked child (``enreach.forked``): the CSV, pyarrow's kernels and their memory (one column's
 encoding at a time, ``csv_write``: about 200 MB at 500,000 rows) stay in the child, and the web or queue worker that
 asked keeps only the mapping. A caller may wait a bounded time (``wait``): past it ``TableBuilding`` is raised while
