@@ -19,8 +19,8 @@ everything a query needs per distinct value, computed once when the file is writ
 
 The schema's metadata (``enreach.cmdb``) records the format version and the SHA-256 of the CSV it was made from, so
 a reader can tell an outdated file from a current one. A build may take the query data of the values an earlier file
-holds (``csv_write(previous=...)``, ``_encode_reusing``) and writes the same bytes. Measured against a DuckDB database file holding the same
-columns in ``bench/cmdb_storage_bench.py``; the README quotes the figures.
+holds (``csv_write(previous=...)``, ``_encode_reusing``) and writes the same bytes. Measured against a DuckDB database
+file holding the same columns in ``bench/cmdb_storage_bench.py``; the README quotes the figures.
 """
 
 from __future__ import annotations
