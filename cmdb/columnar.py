@@ -687,8 +687,8 @@ class PreviousTable:
         ordered = old_keys[order]
         at = np.minimum(np.searchsorted(ordered, new_keys), max(len(ordered) - 1, 0))
         if not len(ordered):
-            return np.full(len(new_keys), -1, dtype=np.int64)
-        return np.where((new_keys >= 0) & (ordered[at] == new_keys), order[at], -1)
+            return np.full(len(new_keys), -1, dtype=np.int32)
+        return np.where((new_keys >= 0) & (ordered[at] == new_keys), order[at], -1).astype(np.int32)
 
     def release(self) -> None:
         self.mapping.madvise(mmap.MADV_DONTNEED)
@@ -708,6 +708,7 @@ def _encode_reusing(
     equal, ordered by their codes) make it give up, unless they are between kept values whose codes keep their order.
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     if previous.kind != kind:
         return None
@@ -722,10 +723,15 @@ def _encode_reusing(
     fresh_folded = column.folded()
     fresh_numbers = column.numbers() if kind == NUMBER else None
     fresh_flags = column.flags(fresh_folded)
-    # Every value's folded text: the previous one's, or the new one's (after the previous dictionary's end).
-    source = where.copy()
-    source[fresh] = len(previous.folded) + np.arange(len(fresh))
-    folded = pa.concat_arrays([previous.folded, fresh_folded]).take(pa.array(source))
+    # Every value's folded text: the previous one's, or the new one's (after the previous dictionary's end); the
+    # values themselves when none folds to other text (the previous file then has no folded field).
+    if previous.folded is previous.values and pc.all(pc.equal(fresh_folded, column.values)).as_py():
+        folded = values
+    else:
+        source = where.copy()
+        source[fresh] = len(previous.folded) + np.arange(len(fresh))
+        folded = pa.concat_arrays([previous.folded, fresh_folded]).take(pa.array(source))
+        del source
     flags = np.empty(size, dtype=np.uint8)
     flags[kept] = previous.flags[where[kept]]
     flags[fresh] = fresh_flags
@@ -749,6 +755,7 @@ def _encode_reusing(
 # From how many distinct values a column's are found in the previous dictionary through the rows holding the same
 # objects rather than by hashing the previous dictionary (``_previous_codes``).
 _BY_ROWS_FROM = 1 << 12
+_COMPARED_AT_ONCE = 1 << 16
 
 
 def _previous_codes(encoded: pa.DictionaryArray, previous: PreviousColumn) -> np.ndarray:
@@ -765,14 +772,18 @@ def _previous_codes(encoded: pa.DictionaryArray, previous: PreviousColumn) -> np
     rows, codes = previous.rows, previous.codes
     if rows is None or codes is None or len(values) < _BY_ROWS_FROM or len(rows) != len(encoded):
         return _np(pc.index_in(values, value_set=previous.values).fill_null(-1)).astype(np.int64)  # type: ignore[no-any-return]
-    holder = np.empty(len(values), dtype=np.int64)
-    holder[_np(encoded.indices)] = np.arange(len(encoded), dtype=np.int64)  # a row holding each value (any)
+    holder = np.empty(len(values), dtype=np.int32)
+    holder[_np(encoded.indices)] = np.arange(len(encoded), dtype=np.int32)  # a row holding each value (any)
     before = rows[holder]
-    held = np.flatnonzero(before >= 0)
-    candidates = codes[before[held]].astype(np.int64)
-    same = _np(pc.equal(values.take(held), previous.values.take(candidates))).astype(bool)
+    del holder
+    held = np.flatnonzero(before >= 0).astype(np.int32)
+    candidates = codes[before[held]].astype(np.int32)
+    del before
     where = np.full(len(values), -1, dtype=np.int64)
-    where[held[same]] = candidates[same]
+    for start in range(0, len(held), _COMPARED_AT_ONCE):  # a slice at a time: the values taken stay small
+        mine, theirs = held[start : start + _COMPARED_AT_ONCE], candidates[start : start + _COMPARED_AT_ONCE]
+        same = _np(pc.equal(values.take(mine), previous.values.take(theirs))).astype(bool)
+        where[mine[same]] = theirs[same]
     return where
 
 
@@ -1093,6 +1104,8 @@ def _spill_columns(
         batches = [reader.get_batch(index) for index in range(reader.num_record_batches)]
         del reader
         rows = previous.rows(batches, labels, keys) if previous is not None and keys else None
+        if previous is not None:
+            previous.release()
         for index, label in enumerate(labels):
             chunked = pa.chunked_array([batch.column(index) for batch in batches], type=pa.string())
             encoded = chunked.dictionary_encode().combine_chunks()
