@@ -9,6 +9,7 @@ dropped (an export may lose a column), wrong types are an error.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from django.db import transaction
@@ -18,11 +19,11 @@ from accounts.services import profile_update
 from cmdb.models import CmdbNamedView
 from cmdb.query import DATASETS, column_key
 from cmdb.selectors import cmdb_named_view_can_edit
-from cmdb.tablefiles import table_open
+from cmdb.tablefiles import table_open, table_path
 from exports.column_sets import column_set_current
 from exports.columns import DEVICE_COLUMNS, MERGED_COLUMNS, VM_COLUMNS
 from exports.constants import MERGED_CSV
-from exports.models import ExportRun
+from exports.models import ExportArtifact, ExportRun
 from exports.selectors import artifact_path
 
 PREFERENCE_KEY = "cmdb"
@@ -37,12 +38,31 @@ def cmdb_table_build(*, run: ExportRun) -> str | None:
     artifact = run.artifacts.filter(name=MERGED_CSV).first()
     if artifact is None:
         return None
+    previous = _previous_table(run)
     started = time.perf_counter()
-    table, built = table_open(artifact_path(artifact), artifact.sha256, column_set=run.columns or None)
+    table, built = table_open(
+        artifact_path(artifact), artifact.sha256, column_set=run.columns or None, previous=previous
+    )
     elapsed = time.perf_counter() - started
     if not built:
         return f"CMDB table: already written ({table.size:,} rows)."
-    return f"CMDB table: {table.size:,} rows written in {elapsed:.1f} s."
+    source = f", from run {previous.parent.name}'s table where it could" if previous is not None else ""
+    return f"CMDB table: {table.size:,} rows written in {elapsed:.1f} s{source}."
+
+
+def _previous_table(run: ExportRun) -> Path | None:
+    """The table file of the newest other successful run that has one (the previous run's, after an export): what
+    the build takes the distinct values' query data from (``cmdb.columnar.csv_write``)."""
+    earlier = (
+        ExportArtifact.objects.filter(name=MERGED_CSV, run__status=ExportRun.Status.SUCCEEDED)
+        .exclude(run=run)
+        .order_by("-run__finished", "-run__id")
+    )
+    for artifact in earlier[:3]:
+        path = table_path(artifact_path(artifact))
+        if path.is_file():
+            return path
+    return None
 
 
 DENSITIES = ("comfortable", "compact")

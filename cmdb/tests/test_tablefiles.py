@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import multiprocessing
 import os
 import random
@@ -25,6 +26,8 @@ from cmdb.table import CmdbTable
 from cmdb.tests import workers
 from devtools.cmdbdata import merged_csv_scale
 from exports import selectors as export_selectors
+from exports.models import ExportRun
+from exports.services import export_run_execute, export_run_request
 
 # Cells the generated export does not have: case folding, whitespace, the search separator, numbers written as
 # text, dates of every precision, address lists, line breaks, NUL, long digit runs.
@@ -306,7 +309,7 @@ def test_a_run_that_reused_the_previous_files_links_the_previous_table(merged_cs
 
 
 def test_a_table_that_cannot_be_written_is_built_in_memory(merged_csv: Path, monkeypatch, caplog):
-    def read_only(csv_path: Path, sha256: str, column_set: object = None) -> bool:
+    def read_only(csv_path: Path, sha256: str, column_set: object = None, previous: object = None) -> bool:
         raise PermissionError(13, "Permission denied", str(csv_path.parent / tablefiles.LOCK_FILE))
 
     monkeypatch.setattr(tablefiles, "table_build", read_only)  # root may write anywhere: refuse as a read-only disk
@@ -347,3 +350,224 @@ def test_the_after_run_service_writes_a_runs_table_once(export):
     path.unlink()  # gone (or from an older format): written again
     assert cmdb_table_build(run=export).startswith("CMDB table: 100 rows written in ")
     assert path.is_file()
+
+
+# --- a table built from the previous run's -----------------------------------------------------------------------
+
+
+def _rewritten(source: Path, target: Path, edit: Any) -> Path:
+    """``source`` (a merged CSV) with its rows as ``edit(column, rows)`` leaves them, written as the export writes."""
+    with source.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = list(reader)
+    rows = edit({label: index for index, label in enumerate(header)}, rows)
+    with target.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return target
+
+
+def _both_ways(source: Path, previous: Path, folder: Path, column_set: Any = None) -> tuple[bytes, list[str]]:
+    """The table of ``source`` built from scratch and from ``previous``: the same bytes (returned), and the labels
+    of the columns built from ``previous``."""
+    scratch, reusing = folder / "scratch.arrow", folder / "reusing.arrow"
+    csv_write(source, scratch, source_sha256="s", column_set=column_set)
+    reused = csv_write(source, reusing, source_sha256="s", column_set=column_set, previous=previous)
+    assert reusing.read_bytes() == scratch.read_bytes()
+    whole = folder / "whole.arrow"
+    table_write(whole, *csv_read(source), source_sha256="s", column_set=column_set)
+    assert whole.read_bytes() == scratch.read_bytes()
+    return scratch.read_bytes(), reused
+
+
+def _an_incremental_runs_edits(column: dict[str, int], rows: list[list[str]]) -> list[list[str]]:
+    """What a run with a few objects changed, added and deleted does to the merged CSV, with new values that sort
+    between the previous ones (natural order, numbers, dates), non-ASCII and odd cells, and cells emptied."""
+    rng = random.Random(11)
+    names = sorted({row[column["Name"]] for row in rows})
+    for number, index in enumerate(rng.sample(range(len(rows)), 90)):
+        row = rows[index]
+        row[column["Last updated"]] = f"2026-12-07T10:{number % 60:02d}:00Z"
+        change = number % 9
+        if change == 0:
+            row[column["Name"]] = rng.choice(names) + "a"  # right after an existing name
+        elif change == 1:
+            row[column["Name"]] = f"fra1-srv{rng.randrange(1, 300):03d}5"  # a digit run between existing ones
+        elif change == 2:
+            row[column["Memory (MB)"]] = str(rng.randrange(1, 70000) + 0.5)  # a number between existing ones
+        elif change == 3:
+            row[column["Site"]] = ""  # emptied
+            row[column["Serial number"]] = ""
+        elif change == 4:
+            row[column["Comments"]] = rng.choice(["Zürich 2", "ΣΊΣΥΦΟΣ-3", "x\x00z", "b" + "7" * 30, " lead"])
+        elif change == 5:
+            row[column["Created"]] = f"2025-0{rng.randrange(1, 10)}-15T12:00:00Z"
+        elif change == 6:
+            row[column["Memory (MB)"]] = "lots"  # text in a number column
+        elif change == 7:
+            row[column["Status"]] = "Staged"
+        else:
+            row[column["IP Address"]] = f"10.2.{rng.randrange(256)}.{rng.randrange(256)}/24"
+    for index in sorted(rng.sample(range(len(rows)), 40), reverse=True):
+        del rows[index]  # deleted objects (some the only holders of their values)
+    for number in range(25):
+        row = list(rng.choice(rows))
+        row[column["ID"]] = str(900_000 + number)
+        row[column["Name"]] = f"added-{number}"
+        rows.insert(rng.randrange(len(rows)), row)
+    rows.insert(0, rows.pop())  # first appearances move: the dictionaries' order changes
+    return rows
+
+
+def test_a_table_built_from_the_previous_runs_table_is_the_bytes_of_one_built_from_scratch(
+    merged_csv: Path, tmp_path: Path
+):
+    previous = tmp_path / "previous.arrow"
+    assert csv_write(merged_csv, previous) == []
+    changed = _rewritten(merged_csv, tmp_path / "changed.csv", _an_incremental_runs_edits)
+    data, reused = _both_ways(changed, previous, tmp_path)
+    # Built from the previous table: every column but those with many new values.
+    assert {"Name", "Last updated", "ID", "IP Address", "Comments", "Created", "Site", "Status"} <= set(reused)
+    assert {"Memory (MB)", "Console ports"} <= set(reused)  # numbers, with ties ("1" and "1.0") in their order
+    assert len(reused) >= len(csv_read(changed)[0]) - 3
+    # And the table answers as the old in-memory one does.
+    table = CmdbTable.of(table_read(data))
+    old = OldTable.from_csv(changed)
+    for label in ("Name", "Memory (MB)", "Created", "Comments", "Site"):
+        for direction in ("", "-"):
+            query = Query(ordering=(direction + label,))
+            assert table.select(query).tolist() == old.select(query).tolist(), query
+
+
+def test_random_edits_build_the_same_bytes_from_the_previous_table(merged_csv: Path, tmp_path: Path):
+    # Previous and next CSVs of random edits of random rows (values of other rows and columns, new text, emptied
+    # cells), deletions and additions: each next table, built from the one before, is the bytes of a scratch build.
+    with merged_csv.open(newline="", encoding="utf-8-sig") as handle:
+        pool = [cell for row in list(csv.reader(handle))[1:400] for cell in row]
+    previous = tmp_path / "previous.arrow"
+    csv_write(merged_csv, previous)
+    source = merged_csv
+    for step in range(4):
+        rng = random.Random(step)
+
+        def edit(column: dict[str, int], rows: list[list[str]], rng: random.Random = rng) -> list[list[str]]:
+            for index in rng.sample(range(len(rows)), 30):
+                label = rng.choice(list(column))
+                rows[index][column[label]] = rng.choice([rng.choice(pool), "", f"new {rng.random()}", "007", "7.0"])
+            for index in sorted(rng.sample(range(len(rows)), 10), reverse=True):
+                del rows[index]
+            for _ in range(10):
+                rows.insert(rng.randrange(len(rows)), list(rng.choice(rows)))
+            return rows
+
+        source = _rewritten(source, tmp_path / f"step{step}.csv", edit)
+        folder = tmp_path / f"built{step}"
+        folder.mkdir()
+        _, reused = _both_ways(source, previous, folder)
+        assert len(reused) > 40
+        previous = folder / "scratch.arrow"
+
+
+def test_ties_in_a_columns_order_build_that_column_from_scratch(merged_csv: Path, tmp_path: Path):
+    # Values equal in their sort keys are ordered by their codes (first appearance in the CSV). A new value tied
+    # with a kept one (a date differing only in case: folded alike; "0.0" beside "0"), or kept ones whose first
+    # appearances swapped ("1.0" and "1" in Memory (MB)): those columns are built from scratch.
+    previous = tmp_path / "previous.arrow"
+    csv_write(_rewritten(merged_csv, tmp_path / "before.csv", lambda column, rows: rows[:-1]), previous)
+
+    def ties(column: dict[str, int], rows: list[list[str]]) -> list[list[str]]:
+        created = next(row[column["Created"]] for row in rows if "T" in row[column["Created"]])
+        rows[5][column["Created"]] = created.lower()
+        assert "0" in {row[column["Console ports"]] for row in rows}
+        rows[7][column["Console ports"]] = "0.0"
+        rows[8][column["Last updated"]] = "2026-12-07T10:00:00Z"
+        memory = [row[column["Memory (MB)"]] for row in rows]
+        second = max(memory.index("1"), memory.index("1.0"))
+        rows.insert(0, rows.pop(second))
+        return rows
+
+    _, reused = _both_ways(_rewritten(merged_csv, tmp_path / "ties.csv", ties), previous, tmp_path)
+    assert not {"Created", "Console ports", "Memory (MB)"} & set(reused)
+    assert "Last updated" in reused and "Name" in reused and "ID" in reused
+
+
+def test_a_column_whose_kind_changed_is_built_from_scratch(merged_csv: Path, tmp_path: Path):
+    from exports.columns import ColumnSet
+
+    previous = tmp_path / "previous.arrow"
+    csv_write(merged_csv, previous)
+    column_set = ColumnSet().as_dict()
+    for dataset in column_set.values():
+        for column in dataset:
+            if column["header"] == "Comments":
+                column.update(source="cf:comments_count", type="integer")  # text before, a number now
+    _, reused = _both_ways(merged_csv, previous, tmp_path, column_set=column_set)
+    assert "Comments" not in reused and "Name" in reused
+    assert len(reused) == len(csv_read(merged_csv)[0]) - 1
+
+
+def test_a_previous_table_of_another_format_or_unreadable_is_not_used(merged_csv: Path, tmp_path: Path):
+    import pyarrow as pa
+
+    previous = tmp_path / "previous.arrow"
+    csv_write(merged_csv, previous)
+    with pa.ipc.open_file(pa.memory_map(str(previous))) as reader:
+        schema, batch = reader.schema, reader.get_batch(0)
+    metadata = json.loads(schema.metadata[b"enreach.cmdb"])
+    older = tmp_path / "older.arrow"
+    with pa.ipc.new_file(
+        str(older), schema.with_metadata({b"enreach.cmdb": json.dumps({**metadata, "version": 0})})
+    ) as writer:
+        writer.write_batch(batch)
+    del batch
+    # A column of another layout (no flags): that column alone from scratch.
+    index = metadata["labels"].index("Status")
+    layout = tmp_path / "layout.arrow"
+    with pa.ipc.open_file(pa.memory_map(str(previous))) as reader:
+        batch = reader.get_batch(0)
+        column = batch.column(index)
+        dictionary = column.dictionary
+        names = [dictionary.type.field(i).name for i in range(dictionary.type.num_fields)]
+        struct = pa.StructArray.from_arrays(
+            [dictionary.field(name) for name in names if name != "flags"], [name for name in names if name != "flags"]
+        )
+        arrays = list(batch.columns)
+        arrays[index] = pa.DictionaryArray.from_arrays(column.indices, struct)
+        fields = [field if i != index else pa.field(field.name, arrays[index].type) for i, field in enumerate(schema)]
+        with pa.ipc.new_file(str(layout), pa.schema(fields, metadata=schema.metadata)) as writer:
+            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata)))
+        del batch, column, dictionary, struct, arrays
+    garbage = tmp_path / "garbage.arrow"
+    garbage.write_bytes(b"not an arrow file")
+    for earlier, expected in ((older, 0), (garbage, 0), (tmp_path / "missing.arrow", 0), (layout, 65)):
+        folder = tmp_path / earlier.stem
+        folder.mkdir()
+        _, reused = _both_ways(merged_csv, earlier, folder)
+        assert len(reused) == expected and "Status" not in reused, earlier
+
+
+def test_the_after_run_step_builds_from_the_previous_runs_table(export, netbox):
+    from cmdb.services import cmdb_table_build
+
+    device = netbox.devices[3]
+    netbox.update_device(device["id"], serial="SERIAL-CHANGED-25")
+    run, _ = export_run_request(trigger=ExportRun.Trigger.COMMAND)
+    run = export_run_execute(run=run)
+    assert (run.status, run.mode) == ("succeeded", "incremental"), run.error
+    step = next(record for record in run.after_run if record["step"] == "cmdb-table")
+    previous_folder = export_selectors.artifact_path(export.artifacts.get(name="netbox_merged_export.csv")).parent
+    assert step["outcome"] == "succeeded" and f"from run {previous_folder.name}'s table" in step["note"], step
+    artifact = run.artifacts.get(name="netbox_merged_export.csv")
+    path = tablefiles.table_path(export_selectors.artifact_path(artifact))
+    scratch = path.parent / "scratch.arrow"
+    csv_write(
+        export_selectors.artifact_path(artifact), scratch, source_sha256=artifact.sha256, column_set=run.columns or None
+    )
+    expected = scratch.read_bytes()
+    scratch.unlink()
+    assert path.read_bytes() == expected
+    path.unlink()  # built again (as for a lazily built run): from the newest other run's table, the same bytes
+    assert cmdb_table_build(run=run).startswith("CMDB table: 100 rows written in ")
+    assert path.read_bytes() == expected
