@@ -37,7 +37,15 @@ from exports.changes import RecordsDelta
 from exports.column_sets import column_set_for_run
 from exports.companions import Companion, CompanionPlan, CompanionWrite, KindRows
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
-from exports.csvfiles import csv_records, csv_records_of, write_csv
+from exports.csvfiles import (
+    CsvIndexed,
+    csv_index_path,
+    csv_index_remove,
+    csv_indexed,
+    csv_records,
+    csv_records_of,
+    write_csv,
+)
 from exports.errors import ExportError
 from exports.fetch import RECORD_BATCH, ROWS_META, Fetched, KindSource, PreviousRows
 from exports.models import ExportArtifact, ExportRun
@@ -148,6 +156,7 @@ class _Streamed:
     # previous run's CSV and this one (``_rows_reused``); None when every record may.
     delta: RecordsDelta | None = None
     previous: Path | None = None  # the previous run's folder, whose rows were reused
+    made: RowSpool | None = None  # the rows made now (not reused), in order: the merged CSV makes only their records
 
 
 def _stream_kind(
@@ -165,6 +174,7 @@ def _stream_kind(
     kind_columns = _kind_columns(source.kind, column_set)
     spool = RowSpool(folder / f".{source.kind}.rows")
     merged = RowSpool(folder / f".{source.kind}.merged")  # where each row's previous merged record is, when reused
+    made = RowSpool(folder / f".{source.kind}.made")  # beside it, the rows made now
     merged_from = (
         _previous_merged(source.previous_rows, source.kind, excel_safe) if source.previous_rows is not None else None
     )
@@ -172,6 +182,7 @@ def _stream_kind(
         meter = ColumnMeter(len(kind_columns))
         spool.reset()
         merged.reset()
+        made.reset()
         source.reset()
         walking = first_walk if walk == 1 else source.batches()
         delta = RecordsDelta()
@@ -186,6 +197,8 @@ def _stream_kind(
                 for batch, items, picks in reused:
                     spool.add(batch)
                     merged.add(picks)
+                    if merged_from is not None:
+                        made.add([row for row, pick in zip(batch, picks, strict=True) if pick < 0])
                     meter.add(batch)
                     yield from items
                 return
@@ -196,7 +209,12 @@ def _stream_kind(
 
         try:
             info = write_csv(
-                folder / name, kind_columns, rows(), excel_safe=excel_safe, raw=source.previous_rows is not None
+                folder / name,
+                kind_columns,
+                rows(),
+                excel_safe=excel_safe,
+                raw=source.previous_rows is not None,
+                index=True,
             )
         except ListingChanged as exc:
             if walk == 2:
@@ -205,6 +223,7 @@ def _stream_kind(
             continue
         spool.close()
         merged.close()
+        made.close()
         return _Streamed(
             info,
             spool,
@@ -213,6 +232,7 @@ def _stream_kind(
             merged_from,
             delta if delta.new is not None and source.previous_rows is not None else None,
             source.previous_rows.spool.parent if source.previous_rows is not None else None,
+            made=made,
         )
     raise AssertionError("unreachable")
 
@@ -267,10 +287,16 @@ def _rows_reused(
     except (OSError, ValueError):
         meta = {}
     records: Iterator[bytes] | None = None
+    # The previous CSV's index (``csv_indexed``) lets each run of reused records be copied as one range of bytes;
+    # without one, the records are read one by one.
+    indexed: CsvIndexed | None = None
     if meta.get("excel_safe") == excel_safe and (folder / name).is_file():
-        records = csv_records(folder / name)
-        next(records, None)  # the header
-    position, total, passed = 0, 0, 0
+        indexed = csv_indexed(folder / name)
+        if indexed is None:
+            records = csv_records(folder / name)
+            next(records, None)  # the header
+    position, total, passed, number = 0, 0, 0, 0
+    first = stop = 0  # the run of reused records not yet in ``items`` (with the index)
     out: list[Any] = []
     items: list[Any] = []
     picks: list[int] = []
@@ -279,24 +305,42 @@ def _rows_reused(
             record = next(records, None) if records is not None else None
             netbox_id = row[at]
             while position < len(fresh) and fresh[position][at] < netbox_id:
+                if stop > first and indexed is not None:
+                    items.append(indexed.span(first, stop))
+                    first = stop
                 out.append(fresh[position])
                 items.append(fresh[position])
                 picks.append(-1)
                 position += 1
             if netbox_id in current and netbox_id not in fresh_ids:
                 out.append(row)
-                items.append(row if record is None else record)
+                if indexed is None:
+                    items.append(row if record is None else record)
+                elif stop != number:
+                    if stop > first:
+                        items.append(indexed.span(first, stop))
+                    first, stop = number, number + 1
+                else:
+                    stop += 1
                 picks.append(passed if merged else -1)
                 passed = 0
             else:
                 passed += 1
                 if delta is not None and record is not None:
                     delta.old.append(record)  # deleted, or made anew below
+                elif delta is not None and indexed is not None and number < indexed.rows:
+                    delta.old.append(indexed.read(number, number + 1))
+            number += 1
         if len(out) >= RECORD_BATCH:
+            if stop > first and indexed is not None:
+                items.append(indexed.span(first, stop))
+                first = stop
             total += len(out)
             yield out, items, picks
             out, items, picks = [], [], []
-    if records is not None and next(records, None) is not None:
+    if stop > first and indexed is not None:
+        items.append(indexed.span(first, stop))
+    if (records is not None and next(records, None) is not None) or (indexed is not None and indexed.rows != number):
         raise ExportError("The previous run's rows and CSV differ; run the export with --force.")
     out.extend(fresh[position:])
     items.extend(fresh[position:])
@@ -306,7 +350,7 @@ def _rows_reused(
         yield out, items, picks
     if total != len(current):
         raise ExportError("The previous run's rows are incomplete; run the export with --force.")
-    if delta is not None and records is not None:
+    if delta is not None and (records is not None or indexed is not None):
         delta.new = csv_records_of(fresh, excel_safe=excel_safe)
 
 
@@ -372,7 +416,7 @@ def _stream_kind_forked(
                 yield from batch
 
         try:
-            info = write_csv(folder / name, kind_columns, rows(), excel_safe=excel_safe)
+            info = write_csv(folder / name, kind_columns, rows(), excel_safe=excel_safe, index=True)
         except ListingChanged as exc:
             if walk == 2:
                 raise
@@ -510,6 +554,7 @@ def files_streaming(fetched: Fetched, folder: Path, recorder: RunRecorder, plan:
         for kind in _KINDS:
             RowSpool(folder / f".{kind}.keys").remove()
             RowSpool(folder / f".{kind}.merged").remove()
+            RowSpool(folder / f".{kind}.made").remove()
 
 
 def _rows_remove(folder: Path) -> None:
@@ -520,6 +565,8 @@ def _rows_remove(folder: Path) -> None:
         RowSpool(folder / f".{kind}.rows").remove()
     with contextlib.suppress(FileNotFoundError):
         (folder / ROWS_XML).unlink()
+    for name in (DEVICES_CSV, VMS_CSV, MERGED_CSV):
+        csv_index_remove(folder / name)
 
 
 @contextlib.contextmanager
@@ -620,6 +667,7 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
             _merged_items(kinds, column_set),
             excel_safe=excel_safe,
             raw=any(kind_streamed.merged is not None for kind_streamed in kinds.values()),
+            index=True,
         )
         for outcome in done.values():
             files.update(outcome.files)
@@ -658,6 +706,10 @@ def _merged_items(kinds: dict[str, _Streamed], column_set: columns.ColumnSet) ->
             yield from merged(kind_streamed.spool.batches())
             continue
         path, start = kind_streamed.merged_from
+        if kind_streamed.made is not None and (indexed := csv_indexed(path)) is not None:
+            # Closed once the spans that read it are written.
+            yield from _merged_copied(kind_streamed.merged, kind_streamed.made, indexed, start - 1, merged)
+            continue
         previous = islice(csv_records(path), start, None)
         # The spool and the picks were added a batch of the same rows at a time.
         for batch, picks in zip(kind_streamed.spool.batches(), kind_streamed.merged.batches(), strict=True):
@@ -672,6 +724,37 @@ def _merged_items(kinds: dict[str, _Streamed], column_set: columns.ColumnSet) ->
             made = merged([[row for row, record in zip(batch, records, strict=True) if record is None]])
             for record in records:
                 yield next(made) if record is None else record
+
+
+def _merged_copied(
+    picks: RowSpool,
+    made: RowSpool,
+    indexed: CsvIndexed,
+    position: int,
+    merged: Callable[[Iterable[Any]], Iterator[Any]],
+) -> Iterator[Any]:
+    """``_merged_items`` of a kind from the previous merged CSV's index: each run of records the previous merged CSV
+    holds as they are, from its record ``position`` on, is copied as one range of bytes (``CsvSpan``); the rows made
+    now (``made``, in order) are made into merged rows. Neither the kind's spool nor the copied records are read."""
+    rows = merged(made.batches())
+    first = stop = position
+    for batch in picks.batches():
+        for pick in batch:
+            if pick < 0:
+                if stop > first:
+                    yield indexed.span(first, stop)
+                first = stop
+                yield next(rows)
+                continue
+            if pick:  # the records of rows dropped since
+                if stop > first:
+                    yield indexed.span(first, stop)
+                first = stop = stop + pick
+            stop += 1
+    if stop > first:
+        yield indexed.span(first, stop)
+    if stop > indexed.rows or next(rows, None) is not None:
+        raise ExportError("The previous run's rows and merged CSV differ; run the export with --force.")
 
 
 def _companion_write(companion: Companion, plan: CompanionPlan, rows: dict[str, KindRows], folder: Path) -> Any:
@@ -699,7 +782,8 @@ def files_reuse(previous: ExportRun, folder: Path) -> dict[str, FileInfo]:
         raise ExportError("The previous run's files are incomplete; run the export with --force.")
     # The previous run's row spools too, for the next incremental run (same rows: nothing changed).
     previous_folder = Path(settings.DATA_DIR) / "runs" / f"{previous.pk:06d}"
-    for name in (*(f".{kind}.rows" for kind in _KINDS), ROWS_META, ROWS_XML):
+    indexes = (csv_index_path(Path(name)).name for name in (DEVICES_CSV, VMS_CSV, MERGED_CSV))
+    for name in (*(f".{kind}.rows" for kind in _KINDS), ROWS_META, ROWS_XML, *indexes):
         if (previous_folder / name).is_file():
             _link(previous_folder / name, folder / name)
     return files

@@ -176,13 +176,14 @@ def test_an_incremental_run_makes_the_rows_xml_it_cannot_read_again(netbox, sett
 
 
 def test_a_full_run_leaves_only_its_row_spools_behind(netbox):
-    # The row spools and the workbook's rows' XML stay for the next incremental run (exports.files._rows_reused,
-    # exports.workbook.RowsXml); nothing else of the stream.
+    # The row spools, the workbook's rows' XML and the CSVs' indexes stay for the next incremental run
+    # (exports.files._rows_reused, exports.workbook.RowsXml, exports.csvfiles.csv_indexed); nothing else of the stream.
     run = run_export(force=True)
     folder = files_of(run)[DEVICES_CSV].parent
     hidden = (path.name for path in folder.iterdir() if path.name.startswith("."))
     spools = sorted(name for name in hidden if not name.startswith(".cmdb"))  # the CMDB table's lock aside
-    assert spools == [".device.rows", ".rows.json", ".vm.rows", ".workbook.rows"]
+    indexes = [".netbox_devices_export.csv.index", ".netbox_merged_export.csv.index", ".netbox_vms_export.csv.index"]
+    assert spools == [".device.rows", *indexes, ".rows.json", ".vm.rows", ".workbook.rows"]
 
 
 def test_a_listing_that_changes_under_the_stream_is_streamed_again(netbox, settings, monkeypatch):
