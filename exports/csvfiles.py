@@ -5,6 +5,9 @@ quotes or line breaks quoted, line breaks inside a field kept as they are). Valu
 an empty field, numbers as ``str()`` (shortest round-trip form). ``excel_safe=True`` is for people who double-click
 the CSV into Excel: a string starting with ``=``, ``+``, ``-`` or ``@`` gets a leading apostrophe, and the file starts
 with a UTF-8 BOM, without which Excel decodes the file in the local code page and mangles non-ASCII names.
+
+``write_csv(index=True)`` keeps where each record starts beside the CSV (``.<name>.index``): the next incremental
+run copies the runs of records it reuses as ranges of bytes (``CsvSpan``) instead of finding them line by line.
 """
 
 from __future__ import annotations
@@ -86,7 +89,8 @@ class CsvIndexed:
         self.path = path
         self.offsets = offsets  # where each record starts, then the file's end
         self.rows = len(offsets) - 1
-        self._fd: int | None = os.open(path, os.O_RDONLY)
+        self._fd: int | None = None
+        self._fd = os.open(path, os.O_RDONLY)
 
     def __del__(self) -> None:
         self.close()

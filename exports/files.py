@@ -269,8 +269,9 @@ def _rows_reused(
     objects deleted since are dropped. Only the fresh records go through the transform.
 
     Each batch comes with what the kind's CSV gets for its rows: a reused row's record copied from the previous run's
-    CSV (``bytes``, the same record in the same order as its spool) when that CSV was written with the same
-    ``excel_safe``, else the row to format; and, with ``merged``, where each row's record is in the previous merged
+    CSV when that CSV was written with the same ``excel_safe`` (each run of reused records as one range of bytes,
+    ``CsvSpan``, where the CSV's index is there; else each record, ``bytes``, the same record in the same order as its
+    spool), else the row to format; and, with ``merged``, where each row's record is in the previous merged
     CSV (``_previous_merged``), which the merged CSV copies in turn (``_merged_items``): how many of that CSV's
     records to pass over before it (those of rows dropped since), or ``-1`` for a row made now.
 
