@@ -178,8 +178,10 @@ def _stream_kind(
     merged_from = (
         _previous_merged(source.previous_rows, source.kind, excel_safe) if source.previous_rows is not None else None
     )
+    previous_meter = _previous_meter(source.previous_rows, source.kind, len(kind_columns))
     for walk in (1, 2):
         meter = ColumnMeter(len(kind_columns))
+        dropped = ColumnMeter(len(kind_columns))
         spool.reset()
         merged.reset()
         made.reset()
@@ -188,18 +190,25 @@ def _stream_kind(
         delta = RecordsDelta()
 
         def rows(
-            meter: ColumnMeter = meter, walking: Iterator[Sequence[Any]] = walking, delta: RecordsDelta = delta
+            meter: ColumnMeter = meter,
+            walking: Iterator[Sequence[Any]] = walking,
+            delta: RecordsDelta = delta,
+            dropped: ColumnMeter = dropped,
         ) -> Iterator[Any]:
             if source.previous_rows is not None:
                 reused = _rows_reused(
                     source.previous_rows, source.kind, lookups, column_set, excel_safe, delta, merged_from is not None
                 )
-                for batch, items, picks in reused:
+                for batch, items, picks, made_rows, dropped_rows in reused:
                     spool.add(batch)
                     merged.add(picks)
                     if merged_from is not None:
-                        made.add([row for row, pick in zip(batch, picks, strict=True) if pick < 0])
-                    meter.add(batch)
+                        made.add(made_rows)
+                    if previous_meter is None:
+                        meter.add(batch)
+                    else:  # the reused rows' sizes are the previous run's: only the rows made and dropped measured
+                        meter.add(made_rows)
+                        dropped.add(dropped_rows)
                     yield from items
                 return
             for batch in _made(source, walking, lookups, column_set):
@@ -224,6 +233,15 @@ def _stream_kind(
         spool.close()
         merged.close()
         made.close()
+        if previous_meter is not None and source.previous_rows is not None:
+            left = previous_meter.without(dropped)
+            if left is None:  # every row as long as a longest one dropped: the rows are measured again
+                meter = ColumnMeter(len(kind_columns))
+                for batch in spool.batches():
+                    meter.add(batch)
+            else:
+                left.merge(meter)
+                meter = left
         return _Streamed(
             info,
             spool,
@@ -263,7 +281,7 @@ def _rows_reused(
     excel_safe: bool,
     delta: RecordsDelta | None = None,
     merged: bool = False,
-) -> Iterator[tuple[list[Any], list[Any], list[int]]]:
+) -> Iterator[tuple[list[Any], list[Any], list[int], list[Any], list[Any]]]:
     """A kind's rows in id order, ``RECORD_BATCH`` at a time: the previous run's row of every object NetBox did not
     touch (read back from its spool), and a row made now for each record fetched anew (changed or added). Rows of
     objects deleted since are dropped. Only the fresh records go through the transform.
@@ -276,7 +294,10 @@ def _rows_reused(
     records to pass over before it (those of rows dropped since), or ``-1`` for a row made now.
 
     When the CSV's records are copied, ``delta`` gets the previous records of the objects made anew or deleted and
-    the records made now (``delta.new``, set once the walk is done): what the changes compare (``changes``)."""
+    the records made now (``delta.new``, set once the walk is done): what the changes compare (``changes``).
+
+    Each batch also comes with its rows made now and the previous rows it dropped (deleted, or made anew): what the
+    column meter measures when it takes the previous run's sizes for the rest (``_previous_meter``)."""
     name, rows_of = _KINDS[kind]
     at = _id_position(kind, column_set)
     fresh = rows_of(sorted(previous.fresh, key=lambda record: record.id), lookups, column_set)
@@ -301,6 +322,8 @@ def _rows_reused(
     out: list[Any] = []
     items: list[Any] = []
     picks: list[int] = []
+    made: list[Any] = []
+    dropped: list[Any] = []
     for batch in RowSpool(previous.spool).batches():
         for row in batch:
             record = next(records, None) if records is not None else None
@@ -311,6 +334,7 @@ def _rows_reused(
                     first = stop
                 out.append(fresh[position])
                 items.append(fresh[position])
+                made.append(fresh[position])
                 picks.append(-1)
                 position += 1
             if netbox_id in current and netbox_id not in fresh_ids:
@@ -327,6 +351,7 @@ def _rows_reused(
                 passed = 0
             else:
                 passed += 1
+                dropped.append(row)
                 if delta is not None and record is not None:
                     delta.old.append(record)  # deleted, or made anew below
                 elif delta is not None and indexed is not None and number < indexed.rows:
@@ -337,22 +362,36 @@ def _rows_reused(
                 items.append(indexed.span(first, stop))
                 first = stop
             total += len(out)
-            yield out, items, picks
-            out, items, picks = [], [], []
+            yield out, items, picks, made, dropped
+            out, items, picks, made, dropped = [], [], [], [], []
     if stop > first and indexed is not None:
         items.append(indexed.span(first, stop))
     if (records is not None and next(records, None) is not None) or (indexed is not None and indexed.rows != number):
         raise ExportError("The previous run's rows and CSV differ; run the export with --force.")
     out.extend(fresh[position:])
     items.extend(fresh[position:])
+    made.extend(fresh[position:])
     picks.extend([-1] * (len(fresh) - position))
     total += len(out)
-    if out:
-        yield out, items, picks
+    if out or dropped:
+        yield out, items, picks, made, dropped
     if total != len(current):
         raise ExportError("The previous run's rows are incomplete; run the export with --force.")
     if delta is not None and (records is not None or indexed is not None):
         delta.new = csv_records_of(fresh, excel_safe=excel_safe)
+
+
+def _previous_meter(previous: PreviousRows | None, kind: str, width: int) -> ColumnMeter | None:
+    """What the previous run's column meter measured of its rows of ``kind`` (kept in its ``.rows.json``), or
+    ``None`` when it is not there (the reused rows are then measured again)."""
+    if previous is None:
+        return None
+    try:
+        meta = json.loads((previous.spool.parent / ROWS_META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    meters = meta.get("meters") if isinstance(meta, dict) else None
+    return ColumnMeter.of_state(meters.get(kind), width) if isinstance(meters, dict) else None
 
 
 def _previous_merged(previous: PreviousRows, kind: str, excel_safe: bool) -> tuple[Path, int] | None:
@@ -543,6 +582,9 @@ def files_streaming(fetched: Fetched, folder: Path, recorder: RunRecorder, plan:
             "key": fetched.rows_key,
             "contacts": fetched.contacts_digest,
             "excel_safe": plan.excel_safe,  # the CSVs' records, which the next run may copy
+            # What the column meter measured (the longest lines and values and how many rows have them): the next
+            # incremental run measures only the rows it makes and drops.
+            "meters": {kind: each.meter.state() for kind, each in streamed.items()},
             **{kind: each.spool.rows for kind, each in streamed.items()},
         }
         (folder / ROWS_META).write_text(json.dumps(rows_meta), encoding="utf-8")

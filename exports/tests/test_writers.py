@@ -906,6 +906,49 @@ def test_column_meter_measures_what_the_pass_over_all_rows_measures(workbook_row
     assert (sized.widths, sized.longest) == (plan.widths, plan.longest)
 
 
+def _meter_of(rows: list[Any], width: int, batch: int = 7) -> xlsx_cells.ColumnMeter:
+    meter = xlsx_cells.ColumnMeter(width)
+    for start in range(0, len(rows), batch):
+        meter.add(rows[start : start + batch])
+    return meter
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_column_meter_without_dropped_rows_measures_what_the_rows_left_measure(seed: int) -> None:
+    # An incremental run takes the previous run's sizes for the rows it reuses: the previous meter without the rows
+    # dropped, with the rows made now, is the meter of the new rows (sizes and counts), or None when only measuring
+    # the rows left can tell (every longest one dropped).
+    import random
+
+    chance = random.Random(seed)
+    pool = ["", "a", "bb", "ccc", "line\nbreak here", "x" * 9, 7, 12345, 1.5, True, None, "=1", "dd\n" + "e" * 12]
+    rows = [tuple(chance.choice(pool) for _ in range(5)) for _ in range(60)]
+    previous = _meter_of(rows, 5)
+    plan = xlsx_cells.plan_columns([f"c{n}" for n in range(5)], rows, [xlsx_cells.AUTO] * 5)
+    assert previous.values == plan.longest
+    kept_at = sorted(chance.sample(range(60), 50))
+    dropped = [row for at, row in enumerate(rows) if at not in kept_at]
+    made = [tuple(chance.choice(pool) for _ in range(5)) for _ in range(4)]
+    expected = _meter_of([rows[at] for at in kept_at] + made, 5)
+    left = previous.without(_meter_of(dropped, 5, batch=3))
+    if left is None:  # some column's every longest row dropped
+        kept = _meter_of([rows[at] for at in kept_at], 5)
+        assert any(
+            kept_size < size for kept_size, size in zip(kept.lines + kept.values, previous.lines + previous.values)
+        )
+        return
+    left.merge(_meter_of(made, 5, batch=2))
+    assert left.state() == expected.state()
+    assert xlsx_cells.ColumnMeter.of_state(json.loads(json.dumps(left.state())), 5).state() == expected.state()
+
+
+def test_column_meter_cannot_tell_the_sizes_left_once_every_longest_row_is_dropped() -> None:
+    previous = _meter_of([("long one",), ("short",), ("long two",)], 1)
+    assert previous.without(_meter_of([("long one",)], 1)).state() == _meter_of([("short",), ("long two",)], 1).state()
+    assert previous.without(_meter_of([("long one",), ("long two",)], 1)) is None
+    assert xlsx_cells.ColumnMeter.of_state({"lines": [1]}, 1) is None
+
+
 def test_streamed_workbook_is_the_inline_workbook_and_has_the_cells_of_the_shared_strings_one(
     tmp_path: Path, workbook_rows: list[Row]
 ) -> None:
