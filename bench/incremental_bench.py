@@ -124,6 +124,7 @@ def _spy_summary(path: Path, top: int = 25) -> str:
     """Where the main thread spent its samples (py-spy raw: ``frames;... count``): by function, own and total."""
     own: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
+    steps: collections.Counter[str] = collections.Counter()
     samples = 0
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -137,7 +138,16 @@ def _spy_summary(path: Path, top: int = 25) -> str:
             own[names[-1]] += count
         for name in set(names):
             total[name] += count
-    lines = [f"main thread: {samples} samples (200/s)", "  own:"]
+        # The files' steps in the run's process (the workbook's child is not sampled): the stream, and the write
+        # step but its companions (the data-quality report).
+        functions = {name.split(" ")[0] for name in names}
+        if "files_streaming" in functions:
+            steps["stream"] += count
+        if "files_writing" in functions and "_companion_write" not in functions:
+            steps["write without companions"] += count
+    lines = [f"main thread: {samples} samples (200/s)"]
+    lines += [f"  {step}: {steps[step] / 200:.2f} s" for step in ("stream", "write without companions")]
+    lines.append("  own:")
     lines += [f"    {count / 200:7.2f} s  {name}" for name, count in own.most_common(top)]
     lines.append("  total:")
     lines += [f"    {count / 200:7.2f} s  {name}" for name, count in total.most_common(top * 2)]

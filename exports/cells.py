@@ -182,13 +182,29 @@ class ColumnMeter:
     """What ``plan_columns`` measures for the widths, gathered a batch of rows at a time: per column (header
     excluded), the longest line and the longest value in characters (``lines`` and ``values``; the sizes of
     ``exports.workbook.ColumnSizes``). Rows that pass once (a streamed export) are measured as they pass, and the
-    workbook written later gets the widths and sheet sizes a pass over all the rows would give."""
+    workbook written later gets the widths and sheet sizes a pass over all the rows would give.
 
-    __slots__ = ("lines", "values")
+    Beside each longest line and value, how many rows have one that long (``line_counts``, ``value_counts``; 0 when
+    the longest is 0): what lets an incremental run take the previous run's sizes for the rows it reuses without
+    measuring them again (``without``)."""
+
+    __slots__ = ("line_counts", "lines", "value_counts", "values")
 
     def __init__(self, width: int) -> None:
         self.lines = [0] * width
         self.values = [0] * width
+        self.line_counts = [0] * width
+        self.value_counts = [0] * width
+
+    def _count(self, index: int, line: int, line_count: int, value: int, value_count: int) -> None:
+        for sizes, counts, size, count in (
+            (self.lines, self.line_counts, line, line_count),
+            (self.values, self.value_counts, value, value_count),
+        ):
+            if size > sizes[index]:
+                sizes[index], counts[index] = size, count
+            elif size == sizes[index] and size:
+                counts[index] += count
 
     def add(self, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
@@ -198,25 +214,83 @@ class ColumnMeter:
             distinct = set(values)
             if all(value.__class__ is str for value in distinct):
                 longest_text = max(map(len, distinct))
-                # A line is never longer than its value: nothing to measure unless a value is longer than before.
-                if longest_text > lines[index] or longest_text > longest[index]:
+                # A line is never longer than its value: nothing to count unless a value is as long as before.
+                if longest_text and (longest_text >= lines[index] or longest_text >= longest[index]):
+                    value_count = list(map(len, values)).count(longest_text)
                     joined = "\n".join(distinct)
-                    multi_line = joined.count("\n") > len(distinct) - 1
-                    line = max(map(len, joined.split("\n"))) if multi_line else longest_text
-                    lines[index] = max(lines[index], line)
-                    longest[index] = max(longest[index], longest_text)
+                    if joined.count("\n") > len(distinct) - 1:  # multi-line values: each one's longest line
+                        line_of = {value: max(map(len, value.split("\n"))) for value in distinct}
+                        line = max(line_of.values())
+                        line_count = list(map(line_of.__getitem__, values)).count(line)
+                    else:
+                        line, line_count = longest_text, value_count
+                    self._count(index, line, line_count, longest_text, value_count)
                 continue
-            # As plan_columns: a set merges 1, 1.0 and True, which print differently; text and other values apart.
-            types = set(map(type, values))
-            pool = distinct if types <= {str, int} else values
-            texts = [value for value in pool if type(value) is str and value] if str in types else []
-            others = [value for value in pool if type(value) is not str and value is not None]
-            joined = "\n".join(texts)
-            longest_text = max(map(len, texts), default=0)
-            line = max(map(len, joined.split("\n"))) if "\n" in joined else longest_text
-            longest_other = max(map(len, map(str, others)), default=0)
-            lines[index] = max(lines[index], line, longest_other)
-            longest[index] = max(longest[index], longest_text, longest_other)
+            types = set(map(type, distinct))
+            if types == {type(None)}:
+                continue
+            if str not in types and type(None) not in types:  # numbers (and bools): as they print
+                value_sizes = list(map(len, map(str, values)))
+                value = max(value_sizes)
+                count = value_sizes.count(value)
+                self._count(index, value, count, value, count)
+                continue
+            # As plan_columns: a set merges 1, 1.0 and True, which print differently; each row measured apart.
+            line_sizes = []
+            value_sizes = []
+            for value in values:
+                if value.__class__ is str:
+                    value_sizes.append(len(value))
+                    line_sizes.append(max(map(len, value.split("\n"))) if "\n" in value else len(value))
+                elif value is None:
+                    value_sizes.append(0)
+                    line_sizes.append(0)
+                else:
+                    size = len(str(value))
+                    value_sizes.append(size)
+                    line_sizes.append(size)
+            line, value = max(line_sizes), max(value_sizes)
+            self._count(index, line, line_sizes.count(line), value, value_sizes.count(value))
+
+    def merge(self, other: ColumnMeter) -> None:
+        """Measure ``other``'s rows too (as if they had been added here)."""
+        for index in range(len(self.lines)):
+            self._count(index, other.lines[index], other.line_counts[index], 0, 0)
+            self._count(index, 0, 0, other.values[index], other.value_counts[index])
+
+    def without(self, dropped: ColumnMeter) -> ColumnMeter | None:
+        """These rows' sizes without the ``dropped`` rows (some of them, measured apart), or ``None`` where that
+        cannot be known without measuring the rows left: every row as long as a longest one dropped."""
+        left = ColumnMeter(len(self.lines))
+        for sizes, counts, left_sizes, left_counts, dropped_sizes, dropped_counts in (
+            (self.lines, self.line_counts, left.lines, left.line_counts, dropped.lines, dropped.line_counts),
+            (self.values, self.value_counts, left.values, left.value_counts, dropped.values, dropped.value_counts),
+        ):
+            for index, (size, count) in enumerate(zip(sizes, counts, strict=True)):
+                if dropped_sizes[index] > size:
+                    return None  # not rows of these
+                if size and dropped_sizes[index] == size:
+                    count -= dropped_counts[index]
+                    if count <= 0:
+                        return None
+                left_sizes[index], left_counts[index] = size, count
+        return left
+
+    def state(self) -> dict[str, list[int]]:
+        return {name: list(getattr(self, name)) for name in self.__slots__}
+
+    @classmethod
+    def of_state(cls, state: Any, width: int) -> ColumnMeter | None:
+        """A meter from its ``state()``; ``None`` unless it is one, of ``width`` columns."""
+        meter = cls(width)
+        if not isinstance(state, dict):
+            return None
+        for name in cls.__slots__:
+            sizes = state.get(name)
+            if not isinstance(sizes, list) or len(sizes) != width or not all(type(size) is int for size in sizes):
+                return None
+            setattr(meter, name, list(sizes))
+        return meter
 
 
 def column_widths(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, cap: int = MAX_COLUMN_WIDTH) -> list[int]:

@@ -37,7 +37,15 @@ from exports.changes import RecordsDelta
 from exports.column_sets import column_set_for_run
 from exports.companions import Companion, CompanionPlan, CompanionWrite, KindRows
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
-from exports.csvfiles import csv_records, csv_records_of, write_csv
+from exports.csvfiles import (
+    CsvIndexed,
+    csv_index_path,
+    csv_index_remove,
+    csv_indexed,
+    csv_records,
+    csv_records_of,
+    write_csv,
+)
 from exports.errors import ExportError
 from exports.fetch import RECORD_BATCH, ROWS_META, Fetched, KindSource, PreviousRows
 from exports.models import ExportArtifact, ExportRun
@@ -148,6 +156,7 @@ class _Streamed:
     # previous run's CSV and this one (``_rows_reused``); None when every record may.
     delta: RecordsDelta | None = None
     previous: Path | None = None  # the previous run's folder, whose rows were reused
+    made: RowSpool | None = None  # the rows made now (not reused), in order: the merged CSV makes only their records
 
 
 def _stream_kind(
@@ -165,28 +174,41 @@ def _stream_kind(
     kind_columns = _kind_columns(source.kind, column_set)
     spool = RowSpool(folder / f".{source.kind}.rows")
     merged = RowSpool(folder / f".{source.kind}.merged")  # where each row's previous merged record is, when reused
+    made = RowSpool(folder / f".{source.kind}.made")  # beside it, the rows made now
     merged_from = (
         _previous_merged(source.previous_rows, source.kind, excel_safe) if source.previous_rows is not None else None
     )
+    previous_meter = _previous_meter(source.previous_rows, source.kind, len(kind_columns))
     for walk in (1, 2):
         meter = ColumnMeter(len(kind_columns))
+        dropped = ColumnMeter(len(kind_columns))
         spool.reset()
         merged.reset()
+        made.reset()
         source.reset()
         walking = first_walk if walk == 1 else source.batches()
         delta = RecordsDelta()
 
         def rows(
-            meter: ColumnMeter = meter, walking: Iterator[Sequence[Any]] = walking, delta: RecordsDelta = delta
+            meter: ColumnMeter = meter,
+            walking: Iterator[Sequence[Any]] = walking,
+            delta: RecordsDelta = delta,
+            dropped: ColumnMeter = dropped,
         ) -> Iterator[Any]:
             if source.previous_rows is not None:
                 reused = _rows_reused(
                     source.previous_rows, source.kind, lookups, column_set, excel_safe, delta, merged_from is not None
                 )
-                for batch, items, picks in reused:
+                for batch, items, picks, made_rows, dropped_rows in reused:
                     spool.add(batch)
                     merged.add(picks)
-                    meter.add(batch)
+                    if merged_from is not None:
+                        made.add(made_rows)
+                    if previous_meter is None:
+                        meter.add(batch)
+                    else:  # the reused rows' sizes are the previous run's: only the rows made and dropped measured
+                        meter.add(made_rows)
+                        dropped.add(dropped_rows)
                     yield from items
                 return
             for batch in _made(source, walking, lookups, column_set):
@@ -196,7 +218,12 @@ def _stream_kind(
 
         try:
             info = write_csv(
-                folder / name, kind_columns, rows(), excel_safe=excel_safe, raw=source.previous_rows is not None
+                folder / name,
+                kind_columns,
+                rows(),
+                excel_safe=excel_safe,
+                raw=source.previous_rows is not None,
+                index=True,
             )
         except ListingChanged as exc:
             if walk == 2:
@@ -205,6 +232,16 @@ def _stream_kind(
             continue
         spool.close()
         merged.close()
+        made.close()
+        if previous_meter is not None and source.previous_rows is not None:
+            left = previous_meter.without(dropped)
+            if left is None:  # every row as long as a longest one dropped: the rows are measured again
+                meter = ColumnMeter(len(kind_columns))
+                for batch in spool.batches():
+                    meter.add(batch)
+            else:
+                left.merge(meter)
+                meter = left
         return _Streamed(
             info,
             spool,
@@ -213,6 +250,7 @@ def _stream_kind(
             merged_from,
             delta if delta.new is not None and source.previous_rows is not None else None,
             source.previous_rows.spool.parent if source.previous_rows is not None else None,
+            made=made,
         )
     raise AssertionError("unreachable")
 
@@ -243,19 +281,23 @@ def _rows_reused(
     excel_safe: bool,
     delta: RecordsDelta | None = None,
     merged: bool = False,
-) -> Iterator[tuple[list[Any], list[Any], list[int]]]:
+) -> Iterator[tuple[list[Any], list[Any], list[int], list[Any], list[Any]]]:
     """A kind's rows in id order, ``RECORD_BATCH`` at a time: the previous run's row of every object NetBox did not
     touch (read back from its spool), and a row made now for each record fetched anew (changed or added). Rows of
     objects deleted since are dropped. Only the fresh records go through the transform.
 
     Each batch comes with what the kind's CSV gets for its rows: a reused row's record copied from the previous run's
-    CSV (``bytes``, the same record in the same order as its spool) when that CSV was written with the same
-    ``excel_safe``, else the row to format; and, with ``merged``, where each row's record is in the previous merged
+    CSV when that CSV was written with the same ``excel_safe`` (each run of reused records as one range of bytes,
+    ``CsvSpan``, where the CSV's index is there; else each record, ``bytes``, the same record in the same order as its
+    spool), else the row to format; and, with ``merged``, where each row's record is in the previous merged
     CSV (``_previous_merged``), which the merged CSV copies in turn (``_merged_items``): how many of that CSV's
     records to pass over before it (those of rows dropped since), or ``-1`` for a row made now.
 
     When the CSV's records are copied, ``delta`` gets the previous records of the objects made anew or deleted and
-    the records made now (``delta.new``, set once the walk is done): what the changes compare (``changes``)."""
+    the records made now (``delta.new``, set once the walk is done): what the changes compare (``changes``).
+
+    Each batch also comes with its rows made now and the previous rows it dropped (deleted, or made anew): what the
+    column meter measures when it takes the previous run's sizes for the rest (``_previous_meter``)."""
     name, rows_of = _KINDS[kind]
     at = _id_position(kind, column_set)
     fresh = rows_of(sorted(previous.fresh, key=lambda record: record.id), lookups, column_set)
@@ -267,47 +309,89 @@ def _rows_reused(
     except (OSError, ValueError):
         meta = {}
     records: Iterator[bytes] | None = None
+    # The previous CSV's index (``csv_indexed``) lets each run of reused records be copied as one range of bytes;
+    # without one, the records are read one by one.
+    indexed: CsvIndexed | None = None
     if meta.get("excel_safe") == excel_safe and (folder / name).is_file():
-        records = csv_records(folder / name)
-        next(records, None)  # the header
-    position, total, passed = 0, 0, 0
+        indexed = csv_indexed(folder / name)
+        if indexed is None:
+            records = csv_records(folder / name)
+            next(records, None)  # the header
+    position, total, passed, number = 0, 0, 0, 0
+    first = stop = 0  # the run of reused records not yet in ``items`` (with the index)
     out: list[Any] = []
     items: list[Any] = []
     picks: list[int] = []
+    made: list[Any] = []
+    dropped: list[Any] = []
     for batch in RowSpool(previous.spool).batches():
         for row in batch:
             record = next(records, None) if records is not None else None
             netbox_id = row[at]
             while position < len(fresh) and fresh[position][at] < netbox_id:
+                if stop > first and indexed is not None:
+                    items.append(indexed.span(first, stop))
+                    first = stop
                 out.append(fresh[position])
                 items.append(fresh[position])
+                made.append(fresh[position])
                 picks.append(-1)
                 position += 1
             if netbox_id in current and netbox_id not in fresh_ids:
                 out.append(row)
-                items.append(row if record is None else record)
+                if indexed is None:
+                    items.append(row if record is None else record)
+                elif stop != number:
+                    if stop > first:
+                        items.append(indexed.span(first, stop))
+                    first, stop = number, number + 1
+                else:
+                    stop += 1
                 picks.append(passed if merged else -1)
                 passed = 0
             else:
                 passed += 1
+                dropped.append(row)
                 if delta is not None and record is not None:
                     delta.old.append(record)  # deleted, or made anew below
+                elif delta is not None and indexed is not None and number < indexed.rows:
+                    delta.old.append(indexed.read(number, number + 1))
+            number += 1
         if len(out) >= RECORD_BATCH:
+            if stop > first and indexed is not None:
+                items.append(indexed.span(first, stop))
+                first = stop
             total += len(out)
-            yield out, items, picks
-            out, items, picks = [], [], []
-    if records is not None and next(records, None) is not None:
+            yield out, items, picks, made, dropped
+            out, items, picks, made, dropped = [], [], [], [], []
+    if stop > first and indexed is not None:
+        items.append(indexed.span(first, stop))
+    if (records is not None and next(records, None) is not None) or (indexed is not None and indexed.rows != number):
         raise ExportError("The previous run's rows and CSV differ; run the export with --force.")
     out.extend(fresh[position:])
     items.extend(fresh[position:])
+    made.extend(fresh[position:])
     picks.extend([-1] * (len(fresh) - position))
     total += len(out)
-    if out:
-        yield out, items, picks
+    if out or dropped:
+        yield out, items, picks, made, dropped
     if total != len(current):
         raise ExportError("The previous run's rows are incomplete; run the export with --force.")
-    if delta is not None and records is not None:
+    if delta is not None and (records is not None or indexed is not None):
         delta.new = csv_records_of(fresh, excel_safe=excel_safe)
+
+
+def _previous_meter(previous: PreviousRows | None, kind: str, width: int) -> ColumnMeter | None:
+    """What the previous run's column meter measured of its rows of ``kind`` (kept in its ``.rows.json``), or
+    ``None`` when it is not there (the reused rows are then measured again)."""
+    if previous is None:
+        return None
+    try:
+        meta = json.loads((previous.spool.parent / ROWS_META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    meters = meta.get("meters") if isinstance(meta, dict) else None
+    return ColumnMeter.of_state(meters.get(kind), width) if isinstance(meters, dict) else None
 
 
 def _previous_merged(previous: PreviousRows, kind: str, excel_safe: bool) -> tuple[Path, int] | None:
@@ -372,7 +456,7 @@ def _stream_kind_forked(
                 yield from batch
 
         try:
-            info = write_csv(folder / name, kind_columns, rows(), excel_safe=excel_safe)
+            info = write_csv(folder / name, kind_columns, rows(), excel_safe=excel_safe, index=True)
         except ListingChanged as exc:
             if walk == 2:
                 raise
@@ -498,6 +582,9 @@ def files_streaming(fetched: Fetched, folder: Path, recorder: RunRecorder, plan:
             "key": fetched.rows_key,
             "contacts": fetched.contacts_digest,
             "excel_safe": plan.excel_safe,  # the CSVs' records, which the next run may copy
+            # What the column meter measured (the longest lines and values and how many rows have them): the next
+            # incremental run measures only the rows it makes and drops.
+            "meters": {kind: each.meter.state() for kind, each in streamed.items()},
             **{kind: each.spool.rows for kind, each in streamed.items()},
         }
         (folder / ROWS_META).write_text(json.dumps(rows_meta), encoding="utf-8")
@@ -510,6 +597,7 @@ def files_streaming(fetched: Fetched, folder: Path, recorder: RunRecorder, plan:
         for kind in _KINDS:
             RowSpool(folder / f".{kind}.keys").remove()
             RowSpool(folder / f".{kind}.merged").remove()
+            RowSpool(folder / f".{kind}.made").remove()
 
 
 def _rows_remove(folder: Path) -> None:
@@ -521,6 +609,8 @@ def _rows_remove(folder: Path) -> None:
     for name in (ROWS_XML, *companions.kept_files()):
         with contextlib.suppress(FileNotFoundError):
             (folder / name).unlink()
+    for name in (DEVICES_CSV, VMS_CSV, MERGED_CSV):
+        csv_index_remove(folder / name)
 
 
 @contextlib.contextmanager
@@ -628,6 +718,7 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
             _merged_items(kinds, column_set),
             excel_safe=excel_safe,
             raw=any(kind_streamed.merged is not None for kind_streamed in kinds.values()),
+            index=True,
         )
         for outcome in done.values():
             files.update(outcome.files)
@@ -666,6 +757,10 @@ def _merged_items(kinds: dict[str, _Streamed], column_set: columns.ColumnSet) ->
             yield from merged(kind_streamed.spool.batches())
             continue
         path, start = kind_streamed.merged_from
+        if kind_streamed.made is not None and (indexed := csv_indexed(path)) is not None:
+            # Closed once the spans that read it are written.
+            yield from _merged_copied(kind_streamed.merged, kind_streamed.made, indexed, start - 1, merged)
+            continue
         previous = islice(csv_records(path), start, None)
         # The spool and the picks were added a batch of the same rows at a time.
         for batch, picks in zip(kind_streamed.spool.batches(), kind_streamed.merged.batches(), strict=True):
@@ -680,6 +775,37 @@ def _merged_items(kinds: dict[str, _Streamed], column_set: columns.ColumnSet) ->
             made = merged([[row for row, record in zip(batch, records, strict=True) if record is None]])
             for record in records:
                 yield next(made) if record is None else record
+
+
+def _merged_copied(
+    picks: RowSpool,
+    made: RowSpool,
+    indexed: CsvIndexed,
+    position: int,
+    merged: Callable[[Iterable[Any]], Iterator[Any]],
+) -> Iterator[Any]:
+    """``_merged_items`` of a kind from the previous merged CSV's index: each run of records the previous merged CSV
+    holds as they are, from its record ``position`` on, is copied as one range of bytes (``CsvSpan``); the rows made
+    now (``made``, in order) are made into merged rows. Neither the kind's spool nor the copied records are read."""
+    rows = merged(made.batches())
+    first = stop = position
+    for batch in picks.batches():
+        for pick in batch:
+            if pick < 0:
+                if stop > first:
+                    yield indexed.span(first, stop)
+                first = stop
+                yield next(rows)
+                continue
+            if pick:  # the records of rows dropped since
+                if stop > first:
+                    yield indexed.span(first, stop)
+                first = stop = stop + pick
+            stop += 1
+    if stop > first:
+        yield indexed.span(first, stop)
+    if stop > indexed.rows or next(rows, None) is not None:
+        raise ExportError("The previous run's rows and merged CSV differ; run the export with --force.")
 
 
 def _companion_write(companion: Companion, plan: CompanionPlan, rows: dict[str, KindRows], folder: Path) -> Any:
@@ -707,7 +833,8 @@ def files_reuse(previous: ExportRun, folder: Path) -> dict[str, FileInfo]:
         raise ExportError("The previous run's files are incomplete; run the export with --force.")
     # The previous run's row spools too, for the next incremental run (same rows: nothing changed).
     previous_folder = Path(settings.DATA_DIR) / "runs" / f"{previous.pk:06d}"
-    for name in (*(f".{kind}.rows" for kind in _KINDS), ROWS_META, ROWS_XML, *companions.kept_files()):
+    indexes = (csv_index_path(Path(name)).name for name in (DEVICES_CSV, VMS_CSV, MERGED_CSV))
+    for name in (*(f".{kind}.rows" for kind in _KINDS), ROWS_META, ROWS_XML, *indexes, *companions.kept_files()):
         if (previous_folder / name).is_file():
             _link(previous_folder / name, folder / name)
     return files

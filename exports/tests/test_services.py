@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from enreach.forked import FORK_AVAILABLE
-from exports import columns, fetch, files, selectors
+from exports import columns, csvfiles, fetch, files, selectors
 from exports.files import export_files_prune
 from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
 from exports.schedule import SCHEDULE_NAME, export_schedule_sync
@@ -337,27 +337,51 @@ def test_incremental_runs_reuse_rows_across_a_run_that_reused_the_files(netbox):
     assert_same_as_a_full_export(run)
 
 
+CSV_INDEXES = (".netbox_devices_export.csv.index", ".netbox_vms_export.csv.index", ".netbox_merged_export.csv.index")
+
+
+@pytest.mark.parametrize("indexes", ["kept", "missing", "damaged"])
 @pytest.mark.parametrize(("before", "after"), [(True, True), (False, True), (True, False)])
-def test_reused_rows_copy_the_previous_records_only_when_written_alike(netbox, settings, monkeypatch, before, after):
+def test_reused_rows_copy_the_previous_records_only_when_written_alike(
+    netbox, settings, monkeypatch, before, after, indexes
+):
     # EXPORT_CSV_EXCEL_SAFE changes the records (a BOM, a quote before a formula), not the rows.
     settings.EXPORT_CSV_EXCEL_SAFE = before
     netbox.update_device(netbox.devices[5]["id"], name="=HYPERLINK(1)", description='-minus, "quoted"\nlines')
-    run_export()
+    first = run_export()
+    folder = files_of(first)["netbox_devices_export.csv"].parent
+    for name in CSV_INDEXES:  # each CSV's index: where its records start (exports.csvfiles.csv_indexed)
+        if indexes == "missing":
+            (folder / name).unlink()
+        elif indexes == "damaged":
+            data = (folder / name).read_bytes()
+            (folder / name).write_bytes(data[:-16] + bytes(8) + data[-8:])
     settings.EXPORT_CSV_EXCEL_SAFE = after
     copied: list[str] = []
-    records = files.csv_records
+    spans: list[str] = []
+    records, span = files.csv_records, csvfiles.CsvIndexed.span
     monkeypatch.setattr(files, "csv_records", lambda path: copied.append(path.name) or records(path))
+    monkeypatch.setattr(csvfiles.CsvIndexed, "span", lambda self, *a: spans.append(self.path.name) or span(self, *a))
+    netbox.update_device(netbox.devices[0]["id"], serial="CHANGED-FIRST")
     netbox.update_device(netbox.devices[7]["id"], serial="CHANGED-006")
     netbox.delete_vm(netbox.vms[2]["id"])
+    netbox.delete_vm(netbox.vms[-1]["id"])
     netbox.add_device(name="zz-added")
     run = run_export()
     assert run.status == "succeeded", run.error
     assert run.mode == "incremental" and REUSED_ROWS in run.log
-    if before == after:  # each kind's records are copied from its CSV, then from its part of the merged CSV
-        merged = "netbox_merged_export.csv"
-        assert copied == ["netbox_devices_export.csv", "netbox_vms_export.csv", merged, merged]
-    else:
+    merged = "netbox_merged_export.csv"
+    if before != after:
+        assert copied == spans == []
+    elif indexes == "kept":  # each run of reused records copied as one range of bytes, none read record by record
         assert copied == []
+        assert sorted(set(spans)) == ["netbox_devices_export.csv", "netbox_merged_export.csv", "netbox_vms_export.csv"]
+        # Runs of records between the changes: devices 1-6, 8-, VMs 0-1, 3-, in both CSVs (and a run per batch).
+        assert len(spans) < 12
+    else:  # each kind's records are copied from its CSV, then from its part of the merged CSV
+        assert copied == ["netbox_devices_export.csv", "netbox_vms_export.csv", merged, merged] and spans == []
+    # The run wrote its own indexes, which the next run reads.
+    assert all((files_of(run)[merged].parent / name).is_file() for name in CSV_INDEXES)
     assert_same_as_a_full_export(run)
 
 

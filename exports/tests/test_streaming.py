@@ -7,6 +7,7 @@ SHA-256 of the CSVs that the export on main wrote before the change, for this te
 
 import csv
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from exports import columns, files, render, selectors, transform, workbook
+from exports import cells, columns, files, render, selectors, transform, workbook
 from exports.constants import DEVICES_CSV, MERGED_CSV, VMS_CSV, WORKBOOK
 from exports.csvfiles import write_csv
 from exports.models import ExportRun
@@ -175,14 +176,45 @@ def test_an_incremental_run_makes_the_rows_xml_it_cannot_read_again(netbox, sett
     assert sha256(files_of(again)[WORKBOOK]) == sha256(files_of(incremental)[WORKBOOK])
 
 
+@pytest.mark.parametrize("meters", ["kept", "missing"])
+def test_an_incremental_run_sizes_the_workbook_as_a_full_run_when_its_longest_values_go(netbox, meters, monkeypatch):
+    # The incremental run takes the previous run's column sizes for the rows it reuses (``.rows.json``'s meters) and
+    # measures only the rows it makes and drops: the longest description and serial dropped, one lengthened.
+    netbox.update_device(
+        netbox.devices[4]["id"], description="the longest description of them all, by far", serial="S" * 30
+    )
+    netbox.update_vm(netbox.vms[6]["id"], description="a long description, " * 3)
+    full = run_export(force=True)
+    folder = files_of(full)[DEVICES_CSV].parent
+    meta = json.loads((folder / ".rows.json").read_text(encoding="utf-8"))
+    assert set(meta["meters"]) == {"device", "vm"}
+    if meters == "missing":  # kept by a run before they were
+        del meta["meters"]
+        (folder / ".rows.json").write_text(json.dumps(meta), encoding="utf-8")
+    netbox.update_device(netbox.devices[4]["id"], description="short", serial="S1")
+    netbox.delete_vm(netbox.vms[7]["id"])
+    netbox.update_device(netbox.devices[9]["id"], name="a much longer name than any other device has")
+    without, outcomes = cells.ColumnMeter.without, []
+    monkeypatch.setattr(cells.ColumnMeter, "without", lambda self, d: outcomes.append(without(self, d)) or outcomes[-1])
+    incremental = run_export()
+    assert (incremental.status, incremental.mode) == ("succeeded", "incremental"), incremental.error
+    # The devices' longest description went: their rows measured again; the VMs' sizes taken from the previous run.
+    assert [outcome is not None for outcome in outcomes] == ([False, True] if meters == "kept" else [])
+    again = run_export(force=True)
+    assert sha256(files_of(again)[WORKBOOK]) == sha256(files_of(incremental)[WORKBOOK])
+    assert sheet_of(files_of(incremental)[WORKBOOK])[1] != sheet_of(files_of(full)[WORKBOOK])[1]  # widths moved
+
+
 def test_a_full_run_leaves_only_its_row_spools_behind(netbox):
-    # The row spools and the workbook's rows' XML stay for the next incremental run (exports.files._rows_reused,
-    # exports.workbook.RowsXml); nothing else of the stream.
+    # The row spools, the workbook's rows' XML and the CSVs' indexes stay for the next incremental run
+    # (exports.files._rows_reused, exports.workbook.RowsXml, exports.csvfiles.csv_indexed); nothing else of the stream.
     run = run_export(force=True)
     folder = files_of(run)[DEVICES_CSV].parent
     hidden = (path.name for path in folder.iterdir() if path.name.startswith("."))
     spools = sorted(name for name in hidden if not name.startswith(".cmdb"))  # the CMDB table's lock aside
-    assert spools == [".device.rows", ".quality.rows", ".rows.json", ".vm.rows", ".workbook.rows"]  # + the report's
+    indexes = [".netbox_devices_export.csv.index", ".netbox_merged_export.csv.index", ".netbox_vms_export.csv.index"]
+    # + the report's kept results
+    assert spools == [".device.rows", *indexes, ".quality.rows", ".rows.json", ".vm.rows", ".workbook.rows"]
 
 
 def test_a_listing_that_changes_under_the_stream_is_streamed_again(netbox, settings, monkeypatch):

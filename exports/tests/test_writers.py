@@ -33,7 +33,7 @@ from exports import transform, workbook
 from exports.atomic import FileInfo
 from exports.cells import EXCEL_MAX_TEXT, column_widths
 from exports.columns import MERGED_COLUMNS, NUMERIC_COLUMNS, TEXT_COLUMNS, WORKBOOK_COLUMNS, workbook_column_order
-from exports.csvfiles import write_csv
+from exports.csvfiles import csv_index_path, csv_indexed, csv_records, write_csv
 from exports.render import Row
 from exports.workbook import ColumnSizes, ExtraSheet, read_workbook_order, write_workbook
 from integrations.netbox import records
@@ -221,6 +221,104 @@ def test_csv_failure_mid_write_leaves_the_previous_file_and_no_temp_file(tmp_pat
     assert path.read_bytes() == before
     assert _temp_files(tmp_path) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["netbox_merged_export.csv"]
+
+
+def _spans_of(previous: Any, kept: Sequence[int]) -> list[Any]:
+    """The previous CSV's records ``kept`` (positions, ascending) as runs of records (``CsvSpan``)."""
+    spans, first, stop = [], -1, -1
+    for position in kept:
+        if position != stop:
+            if stop > first:
+                spans.append(previous.span(first, stop))
+            first = position
+        stop = position + 1
+    if stop > first:
+        spans.append(previous.span(first, stop))
+    return spans
+
+
+CSV_EDITS = {
+    "nothing": ((), {}),
+    "first dropped, one added first": ((0,), {0: ["new-first"]}),
+    "last dropped, added last": ((39,), {40: ["new-last", "newer"]}),
+    "middle changed and dropped": ((7, 8, 20), {7: ["changed-7"], 21: ["added-21"]}),
+    "every other dropped": (tuple(range(0, 40, 2)), {}),
+    "all dropped": (tuple(range(40)), {3: ["only"]}),
+}
+
+
+@pytest.mark.parametrize("excel_safe", [False, True])
+@pytest.mark.parametrize("edit", CSV_EDITS)
+def test_csv_runs_of_copied_records_give_the_bytes_and_index_of_rows_written_anew(
+    tmp_path: Path, excel_safe: bool, edit: str
+) -> None:
+    # Records with commas, quotes, line breaks (\n and \r\n), non-ASCII text and numbers: their byte ranges copied
+    # from the previous CSV's index equal the records written anew, with rows dropped and added anywhere.
+    columns = ["name", "note", "count"]
+    rows = [
+        [f"host-{n}", ["", 'a, "b"', "line\nbreak", "crlf\r\nx", "caf\u00e9 \u2603", "=1+1"][n % 6], n * 1.5]
+        for n in range(40)
+    ]
+    write_csv(tmp_path / "old.csv", columns, rows, excel_safe=excel_safe, index=True)
+    previous = csv_indexed(tmp_path / "old.csv")
+    assert previous is not None and previous.rows == 40
+    dropped, added = CSV_EDITS[edit]
+    expected: list[Any] = []
+    items: list[Any] = []
+    kept: list[int] = []
+    for position in range(41):
+        for value in added.get(position, []):
+            items.extend(_spans_of(previous, kept))
+            kept = []
+            new_row = [value, 'new, "row"', position]
+            expected.append(new_row)
+            items.append(new_row)
+        if position < 40 and position not in dropped:
+            expected.append(rows[position])
+            kept.append(position)
+    items.extend(_spans_of(previous, kept))
+    anew = write_csv(tmp_path / "anew.csv", columns, expected, excel_safe=excel_safe, index=True)
+    copied = write_csv(tmp_path / "copied.csv", columns, items, excel_safe=excel_safe, raw=True, index=True)
+    assert (tmp_path / "copied.csv").read_bytes() == (tmp_path / "anew.csv").read_bytes()
+    assert (
+        (copied.sha256, copied.size, copied.rows)
+        == (anew.sha256, anew.size, anew.rows)
+        == (anew.sha256, anew.size, len(expected))
+    )
+    index_of = {name: csv_indexed(tmp_path / name) for name in ("anew.csv", "copied.csv")}
+    assert index_of["anew.csv"] is not None and index_of["copied.csv"] is not None
+    assert index_of["copied.csv"].offsets == index_of["anew.csv"].offsets
+    # Each record the index finds is the record csv_records reads.
+    records = list(csv_records(tmp_path / "copied.csv"))[1:]
+    assert [index_of["copied.csv"].read(n, n + 1) for n in range(len(records))] == records
+
+
+@pytest.mark.parametrize("damage", ["missing", "cut short", "garbled", "another csv", "csv touched", "foreign"])
+def test_a_csv_index_serves_only_the_file_it_was_written_with(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "rows.csv"
+    rows = [[f"host-{n}", "x" * (n % 7)] for n in range(100)]
+    write_csv(path, ["name", "pad"], rows, index=True)
+    assert csv_indexed(path) is not None
+    index = csv_index_path(path)
+    data = index.read_bytes()
+    if damage == "missing":
+        index.unlink()
+    elif damage == "cut short":
+        index.write_bytes(data[: len(data) - 8])
+    elif damage == "garbled":
+        index.write_bytes(data[:-20] + bytes(8) + data[-12:])
+    elif damage == "another csv":  # the same size, other records: written without an index, which goes
+        write_csv(path, ["name", "pad"], [[f"host-{n}", "x" * ((n + 3) % 7)] for n in range(100)])
+        assert not index.exists()
+        index.write_bytes(data)
+    elif damage == "csv touched":
+        stat = path.stat()
+        import os
+
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    else:
+        index.write_bytes(data.replace(b"enreach csv index 1", b"enreach csv index 0"))
+    assert csv_indexed(path) is None
 
 
 def test_csv_failure_on_first_write_creates_no_target(tmp_path: Path) -> None:
@@ -806,6 +904,49 @@ def test_column_meter_measures_what_the_pass_over_all_rows_measures(workbook_row
     plan = xlsx_cells.plan_columns(WORKBOOK_COLUMNS, awkward, kinds)
     sized = workbook._sized_plan(WORKBOOK_COLUMNS, _measured(WORKBOOK_COLUMNS, awkward))
     assert (sized.widths, sized.longest) == (plan.widths, plan.longest)
+
+
+def _meter_of(rows: list[Any], width: int, batch: int = 7) -> xlsx_cells.ColumnMeter:
+    meter = xlsx_cells.ColumnMeter(width)
+    for start in range(0, len(rows), batch):
+        meter.add(rows[start : start + batch])
+    return meter
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_column_meter_without_dropped_rows_measures_what_the_rows_left_measure(seed: int) -> None:
+    # An incremental run takes the previous run's sizes for the rows it reuses: the previous meter without the rows
+    # dropped, with the rows made now, is the meter of the new rows (sizes and counts), or None when only measuring
+    # the rows left can tell (every longest one dropped).
+    import random
+
+    chance = random.Random(seed)
+    pool = ["", "a", "bb", "ccc", "line\nbreak here", "x" * 9, 7, 12345, 1.5, True, None, "=1", "dd\n" + "e" * 12]
+    rows = [tuple(chance.choice(pool) for _ in range(5)) for _ in range(60)]
+    previous = _meter_of(rows, 5)
+    plan = xlsx_cells.plan_columns([f"c{n}" for n in range(5)], rows, [xlsx_cells.AUTO] * 5)
+    assert previous.values == plan.longest
+    kept_at = sorted(chance.sample(range(60), 50))
+    dropped = [row for at, row in enumerate(rows) if at not in kept_at]
+    made = [tuple(chance.choice(pool) for _ in range(5)) for _ in range(4)]
+    expected = _meter_of([rows[at] for at in kept_at] + made, 5)
+    left = previous.without(_meter_of(dropped, 5, batch=3))
+    if left is None:  # some column's every longest row dropped
+        kept = _meter_of([rows[at] for at in kept_at], 5)
+        assert any(
+            kept_size < size for kept_size, size in zip(kept.lines + kept.values, previous.lines + previous.values)
+        )
+        return
+    left.merge(_meter_of(made, 5, batch=2))
+    assert left.state() == expected.state()
+    assert xlsx_cells.ColumnMeter.of_state(json.loads(json.dumps(left.state())), 5).state() == expected.state()
+
+
+def test_column_meter_cannot_tell_the_sizes_left_once_every_longest_row_is_dropped() -> None:
+    previous = _meter_of([("long one",), ("short",), ("long two",)], 1)
+    assert previous.without(_meter_of([("long one",)], 1)).state() == _meter_of([("short",), ("long two",)], 1).state()
+    assert previous.without(_meter_of([("long one",), ("long two",)], 1)) is None
+    assert xlsx_cells.ColumnMeter.of_state({"lines": [1]}, 1) is None
 
 
 def test_streamed_workbook_is_the_inline_workbook_and_has_the_cells_of_the_shared_strings_one(
