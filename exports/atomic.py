@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 # Export files are readable by the service's group (a backup or web server user), never by everyone.
 FILE_MODE = 0o640
@@ -44,6 +44,35 @@ def atomic_path(path: Path) -> Iterator[Path]:
             temp.unlink()
         raise
     _fsync_directory(path.parent)
+
+
+class PendingFile:
+    """A file written a piece at a time to a hidden temp file beside ``path`` (``.<name>.tmp``) and moved into place
+    by ``commit``, or removed by ``discard``: for a file whose writing spans its owner's work, where
+    ``atomic_path``'s block does not fit (the workbook's kept rows, the quality report's kept results)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.temp = path.with_name(f".{path.name}.tmp")
+        self._out: IO[bytes] | None = open(self.temp, "wb")  # noqa: SIM115  # closed by commit or discard
+
+    def write(self, data: bytes) -> None:
+        assert self._out is not None, "written after commit or discard"
+        self._out.write(data)
+
+    def commit(self) -> None:
+        assert self._out is not None, "committed twice or after discard"
+        self._out.close()
+        self._out = None
+        os.chmod(self.temp, FILE_MODE)
+        os.replace(self.temp, self.path)
+
+    def discard(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        with suppress(FileNotFoundError):
+            self.temp.unlink()
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -27,7 +27,7 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 from openpyxl.writer.theme import theme_xml
 
-from exports.atomic import FILE_MODE, FileInfo, atomic_path, check_widths, hash_file
+from exports.atomic import FileInfo, PendingFile, atomic_path, check_widths, hash_file
 from exports.cells import (
     AUTO,
     DATE,
@@ -548,35 +548,18 @@ def _rows_xml_read(path: Path | None, key: bytes) -> Generator[tuple[int, bytes]
             yield from zip(keys, rows, strict=True)
 
 
-class _RowsXmlWriter:
+class _RowsXmlWriter(PendingFile):
     """This workbook's rows' XML, written to a temp file beside ``path`` and put in place by ``commit``."""
 
     def __init__(self, path: Path, key: bytes) -> None:
-        self.path = path
-        self.temp = path.with_name(f".{path.name}.tmp")
-        self._out: IO[bytes] | None = open(self.temp, "wb")  # noqa: SIM115  # closed by commit or discard
-        self._out.write(_ROWS_XML_MAGIC + key + b"\n")
+        super().__init__(path)
+        self.write(_ROWS_XML_MAGIC + key + b"\n")
 
     def add(self, keys: list[int], rows: list[bytes]) -> None:
-        assert self._out is not None
         compressor = isal_zlib.compressobj(_ROWS_XML_LEVEL, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS)
         data = compressor.compress(marshal.dumps((keys, rows))) + compressor.flush()
-        self._out.write(_ROWS_XML_LENGTH.pack(len(data), isal_zlib.crc32(data)))
-        self._out.write(data)
-
-    def commit(self) -> None:
-        assert self._out is not None
-        self._out.close()
-        self._out = None
-        os.chmod(self.temp, FILE_MODE)
-        os.replace(self.temp, self.path)
-
-    def discard(self) -> None:
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-        with contextlib.suppress(FileNotFoundError):
-            self.temp.unlink()
+        self.write(_ROWS_XML_LENGTH.pack(len(data), isal_zlib.crc32(data)))
+        self.write(data)
 
 
 class _RowsXmlMaker:

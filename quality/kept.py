@@ -20,11 +20,9 @@ Memory: the ids of the previous run's rows and where each is now (16 bytes a row
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import marshal
-import os
 import struct
 import zlib
 from collections.abc import Iterator, Sequence
@@ -34,7 +32,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from exports.atomic import FILE_MODE, FileInfo
+from exports.atomic import FileInfo, PendingFile
 from exports.csvfiles import write_csv
 from quality import rules
 from quality.rules import (
@@ -95,35 +93,21 @@ def _check_name(check: Any) -> str:
 # --- the file -------------------------------------------------------------------------------------------------
 
 
-class _KeptWriter:
+class _KeptWriter(PendingFile):
     """A run's kept results, written to a temp file beside ``path`` and put in place by ``commit``."""
 
     def __init__(self, path: Path, key: bytes) -> None:
-        self.path = path
-        self.temp = path.with_name(f".{path.name}.tmp")
-        self._out: IO[bytes] | None = open(self.temp, "wb")  # noqa: SIM115  # closed by commit or discard
-        self._out.write(_MAGIC + key + b"\n")
+        super().__init__(path)
+        self.write(_MAGIC + key + b"\n")
 
     def add(self, value: Any) -> None:
-        assert self._out is not None
         data = marshal.dumps(value)
-        self._out.write(_RECORD.pack(len(data), zlib.crc32(data)))
-        self._out.write(data)
+        self.write(_RECORD.pack(len(data), zlib.crc32(data)))
+        self.write(data)
 
     def commit(self) -> None:
-        assert self._out is not None
         self.add(("done",))
-        self._out.close()
-        self._out = None
-        os.chmod(self.temp, FILE_MODE)
-        os.replace(self.temp, self.path)
-
-    def discard(self) -> None:
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-        with contextlib.suppress(FileNotFoundError):
-            self.temp.unlink()
+        super().commit()
 
 
 class _KeptReader:
