@@ -25,7 +25,7 @@ from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any
 
-from exports.atomic import FILE_MODE, FileInfo, atomic_path, check_widths
+from exports.atomic import FileInfo, atomic_path, check_widths
 
 # OWASP's list of characters that start a formula in a spreadsheet (tab and carriage return too).
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -155,13 +155,9 @@ def _index_save(path: Path, offsets: array[int]) -> None:
         offsets.byteswap()
     data = offsets.tobytes()
     meta = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "rows": len(offsets) - 1, "crc": zlib.crc32(data)}
-    index = csv_index_path(path)
-    temp = index.with_name(f"{index.name}.tmp")
-    with open(temp, "wb") as out:
+    with atomic_path(csv_index_path(path)) as temp, open(temp, "xb") as out:
         out.write(_INDEX_MAGIC + json.dumps(meta).encode() + b"\n")
         out.write(data)
-    os.chmod(temp, FILE_MODE)
-    os.replace(temp, index)
 
 
 def csv_indexed(path: Path) -> CsvIndexed | None:
