@@ -624,7 +624,6 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
     error stops the child.
     """
     excel_safe, workbook_columns, column_set = plan.excel_safe, plan.workbook_columns, plan.column_set
-    device_columns, vm_columns = column_set.device_columns, column_set.vm_columns
     kinds = streamed.kinds
     total = streamed.rows
     sizes = _workbook_sizes(kinds, workbook_columns, column_set)
@@ -649,21 +648,31 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
                 sheets += companion_plan.sheets(messages.get(companion.name), folder)
         return sheets
 
-    def keyed(kind: str, rank: int) -> tuple[Iterator[list[Any]], Iterator[tuple[list[int], list[bool]]]]:
-        """A kind's row batches, and beside them each row's key in the workbook's kept XML (``RowsXml``): its kind
-        and id; a row reused from the previous run (it has a place in the previous merged CSV: ``_rows_reused``) is
-        the row the previous run's workbook wrote."""
+    def keyed(kind: str, rank: int) -> tuple[Iterator[Sequence[Any]], Iterator[tuple[list[int], list[int]]]]:
+        """A kind's row batches in the workbook's columns, and beside them each row's key in the workbook's kept XML
+        (``RowsXml``: its kind and id) and its pick in the previous merged CSV (``_rows_reused``), the workbook's too.
+        In an incremental run only the rows made now are read (``.made``) and converted: a reused row's batch is read
+        from the spool only if the previous run's XML of the row is wanting."""
         kind_streamed = kinds[kind]
-        rows, keyed_rows = itertools.tee(kind_streamed.spool.batches())
+        kind_columns, type_value = _kind_columns(kind, column_set), _TYPE_VALUES[kind]
         at = _id_position(kind, column_set)
-        reused = kind_streamed.merged.batches() if kind_streamed.merged is not None else None
 
-        def keys() -> Iterator[tuple[list[int], list[bool]]]:
-            for batch in keyed_rows:
-                picks = next(reused) if reused is not None else [-1] * len(batch)
-                yield [rank | row[at] for row in batch], [pick >= 0 for pick in picks]
+        def converted(batches: Iterable[Sequence[Any]]) -> Iterator[list[Any]]:
+            return transform.kind_rows_as(batches, kind_columns, type_value, workbook_columns, column_set)
 
-        return rows, keys()
+        if kind_streamed.merged is None or kind_streamed.made is None:  # every row made
+            rows, keyed_rows = itertools.tee(kind_streamed.spool.batches())
+            keys = (([rank | row[at] for row in batch], [-1] * len(batch)) for batch in keyed_rows)
+            return converted(rows), keys
+        made_rows, made_keyed = itertools.tee(chain.from_iterable(kind_streamed.made.batches()))
+        made_keys = (rank | row[at] for row in made_keyed)
+        made = chain.from_iterable(converted(iter(lambda: list(islice(made_rows, RECORD_BATCH)), [])))
+        # The spool and the picks were added a batch of the same rows at a time.
+        picked = zip(kind_streamed.merged.batches(), kind_streamed.spool.batches_later(), strict=True)
+        for_rows, for_keys = itertools.tee(picked)
+        batches = (_PickedRows(picks, made, read, converted, rank, at) for picks, read in for_rows)
+        keys = (([next(made_keys) if pick < 0 else rank for pick in picks], picks) for picks, _ in for_keys)
+        return batches, keys
 
     def workbook_file() -> dict[str, FileInfo]:
         device_rows, device_keys = keyed("device", 0)
@@ -672,16 +681,12 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
         book = write_workbook_streamed(
             folder / WORKBOOK,
             workbook_columns,
-            chain(
-                transform.kind_rows_as(
-                    device_rows, device_columns, columns.DEVICE_TYPE_VALUE, workbook_columns, column_set
-                ),
-                transform.kind_rows_as(vm_rows, vm_columns, columns.VM_TYPE_VALUE, workbook_columns, column_set),
-            ),
+            chain(device_rows, vm_rows),
             rows_xml=RowsXml(
                 folder / ROWS_XML,
                 previous / ROWS_XML if previous is not None else None,
                 chain(device_keys, vm_keys),
+                picked=True,
             ),
             rows=total,
             sizes=sizes,
@@ -738,6 +743,55 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
             return written_files
 
         yield Writing(files=written, companions=done)
+
+
+_TYPE_VALUES = {"device": columns.DEVICE_TYPE_VALUE, "vm": columns.VM_TYPE_VALUE}
+
+
+class _PickedRows(Sequence[Any]):
+    """A batch of an incremental run's workbook rows as the workbook reads it (``RowsXml.picked``): a row made now
+    (pick ``-1``) is the next of ``made`` (taken as the batch is, in order); a reused row is read, with its whole
+    batch, from the spool (``read``, then ``convert``) only when asked for, as is its key (``rank`` and its id,
+    at ``at`` in the spool's rows)."""
+
+    __slots__ = ("_at", "_convert", "_made", "_picks", "_rank", "_read", "_rows", "_spooled")
+
+    def __init__(
+        self,
+        picks: list[int],
+        made: Iterator[Any],
+        read: Callable[[], list[Any]],
+        convert: Callable[[Iterable[Sequence[Any]]], Iterator[list[Any]]],
+        rank: int,
+        at: int,
+    ) -> None:
+        self._picks = picks
+        self._made = {index: next(made) for index, pick in enumerate(picks) if pick < 0}
+        self._read, self._convert, self._rank, self._at = read, convert, rank, at
+        self._spooled: list[Any] | None = None
+        self._rows: list[Any] | None = None
+
+    def __len__(self) -> int:
+        return len(self._picks)
+
+    def __getitem__(self, index: Any) -> Any:
+        if not isinstance(index, int):
+            raise TypeError("A batch of picked rows is read a row at a time")
+        if index in self._made:
+            return self._made[index]
+        if self._rows is None:
+            self._rows = next(self._convert([self._batch()]))
+        return self._rows[index]
+
+    def key(self, index: int) -> int:
+        return self._rank | self._batch()[index][self._at]
+
+    def _batch(self) -> list[Any]:
+        if self._spooled is None:
+            self._spooled = self._read()
+            if len(self._spooled) != len(self._picks):
+                raise ExportError("The run's rows and their picks differ; run the export with --force.")
+        return self._spooled
 
 
 def _merged_items(kinds: dict[str, _Streamed], column_set: columns.ColumnSet) -> Iterator[Any]:

@@ -11,13 +11,21 @@ in its transaction (``exports.snapshots.snapshots_save``). No Django.
 from __future__ import annotations
 
 import contextlib
+import functools
 import marshal
+import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 _LENGTH = struct.Struct("<Q")  # each batch's marshalled size, ahead of it
+
+
+def _read_batch(path: Path, offset: int, size: int) -> list[Any]:
+    with open(path, "rb") as source:
+        source.seek(offset)
+        return marshal.loads(source.read(size))  # type: ignore[no-any-return]  # noqa: S302  # this run's own file
 
 
 class RowSpool:
@@ -65,6 +73,19 @@ class RowSpool:
             while header := source.read(_LENGTH.size):
                 (size,) = _LENGTH.unpack(header)
                 yield marshal.loads(source.read(size))  # noqa: S302  # this run's own file
+
+    def batches_later(self) -> Iterator[Callable[[], list[Any]]]:
+        """``batches()`` as functions that read their batch when called: a batch no one needs is passed over
+        unread (the file is read only for the batches' sizes)."""
+        if self._out is not None:
+            self._out.flush()
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as source:
+            while header := source.read(_LENGTH.size):
+                (size,) = _LENGTH.unpack(header)
+                yield functools.partial(_read_batch, self.path, source.tell(), size)
+                source.seek(size, os.SEEK_CUR)
 
     def remove(self) -> None:
         self.close()

@@ -230,21 +230,14 @@ def _xml_extra_sheet(extra: ExtraSheet, string_index: Callable[[str], str], *, i
     first = 1
     rows = iter(extra.rows)
     while batch := [(*row, *padding[len(row) :]) for row in islice(rows, XML_BATCH_ROWS)]:
-        if first + len(batch) - 1 > size or len(batch[0]) != width or any(len(row) != width for row in batch):
+        if first + len(batch) - 1 > size or set(map(len, batch)) != {width}:
             raise ValueError(f"Sheet {extra.name!r} has more rows or columns than its shape {(size, width)}")
         numbers = list(map(str, range(first, first + len(batch))))
         first += len(batch)
         parts: list[Iterable[str]] = [[f'<row r="{number}">' for number in numbers]]
         for letter, values in zip(letters, zip(*batch, strict=True), strict=True):
             if inline:
-                parts.append(
-                    [
-                        _xml_inline_cell(letter, number, excel_text(value) if isinstance(value, str) else value)
-                        if value != ""
-                        else ""
-                        for number, value in zip(numbers, values, strict=True)
-                    ]
-                )
+                parts.append(_xml_inline_extra_column(letter, numbers, values))
             elif all(value.__class__ is str for value in values):
                 texts = [string_index(excel_text(value)) if value else "" for value in values]
                 parts.append(
@@ -268,6 +261,31 @@ def _xml_extra_sheet(extra: ExtraSheet, string_index: Callable[[str], str], *, i
         '</sheetData><pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
         "</worksheet>"
     )
+
+
+def _xml_inline_extra_column(letter: str, numbers: Sequence[str], values: Sequence[Any]) -> list[str]:
+    """A column of an extra sheet's batch as inline cells (``""`` for no cell): a column of short text without a
+    character XML cannot carry is escaped as one string (joined on ``_SPLIT``) and split, a column of ints is one
+    f-string a cell; other columns go cell by cell. The same cells whichever way."""
+    types = set(map(type, values))
+    if types == {str}:
+        joined = _SPLIT.join(values)
+        if (
+            max(map(len, values)) <= EXCEL_MAX_TEXT // 2
+            and joined.count(_SPLIT) == len(values) - 1
+            and not _ILLEGAL_BUT_SPLIT.search(joined)
+        ):
+            head = f'<c r="{letter}'
+            return [
+                f'{head}{number}" t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>' if text else ""
+                for number, text in zip(numbers, escape_text(joined).split(_SPLIT), strict=True)
+            ]
+    elif types == {int}:
+        return [f'<c r="{letter}{number}"><v>{value!r}</v></c>' for number, value in zip(numbers, values, strict=True)]
+    return [
+        _xml_inline_cell(letter, number, excel_text(value) if isinstance(value, str) else value) if value != "" else ""
+        for number, value in zip(numbers, values, strict=True)
+    ]
 
 
 def save_xml(
@@ -507,12 +525,20 @@ class RowsXml:
     ascending over the whole workbook) and whether the row is the very row the previous run wrote under that key
     (``True``: its XML is taken from ``previous`` when that was written with the same columns, typing and code).
 
+    ``picked``: ``keys`` gives instead each row's key and its pick, as ``exports.files`` keeps them for the merged
+    CSV: ``-1`` for a row made now (its key is its own), else how many of the previous file's rows to pass over
+    before the row's (its key is then only a lower bound: the rows below it are passed over first, the previous
+    run's rows of another kind). Only the rows made now, and the reused rows whose XML ``previous`` does not hold,
+    are read from their batch (``rows[index]``, and ``rows.key(index)`` the key of a reused one): a batch may make
+    its rows on demand.
+
     A row's XML is kept without its number (``_ROW``), so a reused row may land anywhere: an incremental run makes
     only its new and changed rows' XML, and writes the same bytes as a full run."""
 
     path: Path
     previous: Path | None
-    keys: Iterable[tuple[Sequence[int], Sequence[bool]]]
+    keys: Iterable[tuple[Sequence[int], Sequence[bool]]] | Iterable[tuple[Sequence[int], Sequence[int]]]
+    picked: bool = False
 
 
 def _rows_xml_key(columns: Sequence[str], kinds: Sequence[str]) -> bytes:
@@ -569,35 +595,82 @@ class _RowsXmlMaker:
     def __init__(self, rows_xml: RowsXml, columns: Sequence[str], kinds: Sequence[str], plan: ColumnPlan) -> None:
         key = _rows_xml_key(columns, kinds)
         self.letters = [get_column_letter(index) for index in range(1, len(columns) + 1)]
+        self.width = len(columns)
         self.kinds = kinds
         self.short = [longest <= EXCEL_MAX_TEXT // 2 for longest in plan.longest]
-        self.keys = chain.from_iterable(zip(keys, reused, strict=True) for keys, reused in rows_xml.keys)
+        self.picked = rows_xml.picked
+        self.keys: Iterator[tuple[int, Any]] = chain.from_iterable(
+            zip(keys, reused, strict=True) for keys, reused in rows_xml.keys
+        )
         self.previous = _rows_xml_read(rows_xml.previous, key)
         self.previous_key: float = -1
         self.previous_xml = b""
+        self.last_key: float = -1
+        self.rows = 0
         self.writer = _RowsXmlWriter(rows_xml.path, key)
+
+    def _picked(self, bound: int, pick: int) -> tuple[float, bytes]:
+        """The previous row after passing over those keyed below ``bound`` and ``pick`` more: (key, XML), or
+        (``inf``, b"") past the previous file's end."""
+        previous = self.previous
+        while self.previous_key < bound:
+            self.previous_key, self.previous_xml = next(previous, (math.inf, b""))
+        for _ in range(pick):
+            self.previous_key, self.previous_xml = next(previous, (math.inf, b""))
+        taken = self.previous_key, self.previous_xml
+        self.previous_key, self.previous_xml = next(previous, (math.inf, b""))
+        return taken
 
     def batch(self, rows: Sequence[Sequence[Any]]) -> list[bytes]:
         """The XML of ``rows`` (the next rows of the workbook), ``_ROW`` where each row's number goes."""
-        pairs = list(islice(self.keys, len(rows)))
-        if len(pairs) != len(rows):
+        count = len(rows)
+        pairs = list(islice(self.keys, count))
+        if len(pairs) != count:
             raise ValueError("Fewer row keys than rows")
         xml: list[bytes] = []
+        keys: list[int] = []
         missing: list[int] = []
-        for index, (key, reused) in enumerate(pairs):
-            if reused:
-                while self.previous_key < key:
-                    self.previous_key, self.previous_xml = next(self.previous, (math.inf, b""))
-                if self.previous_key == key:
-                    xml.append(self.previous_xml)
-                    continue
-            missing.append(index)
-            xml.append(b"")
+        if self.picked:
+            last = self.last_key
+            for index, (key, pick) in enumerate(pairs):
+                if pick >= 0:
+                    taken, row_xml = self._picked(key, pick)
+                    if taken != math.inf:
+                        if taken <= last:
+                            raise ValueError("The previous run's rows XML is out of step with its rows")
+                        last = taken
+                        keys.append(int(taken))
+                        xml.append(row_xml)
+                        continue
+                    key = rows.key(index)  # type: ignore[attr-defined]  # a PickedBatch: the row is made
+                if key <= last:
+                    raise ValueError("The previous run's rows XML is out of step with its rows")
+                last = key
+                keys.append(key)
+                missing.append(index)
+                xml.append(b"")
+            self.last_key = last
+        else:
+            for index, (key, reused) in enumerate(pairs):
+                keys.append(key)
+                if reused:
+                    while self.previous_key < key:
+                        self.previous_key, self.previous_xml = next(self.previous, (math.inf, b""))
+                    if self.previous_key == key:
+                        xml.append(self.previous_xml)
+                        continue
+                missing.append(index)
+                xml.append(b"")
         if missing:
-            made = _xml_data_rows([rows[index] for index in missing], self.letters, self.kinds, self.short)
+            made_rows = [rows[index] for index in missing]
+            if set(map(len, made_rows)) - {self.width}:
+                for index in missing:
+                    check_widths([rows[index]], self.width, self.rows + index + 1)
+            made = _xml_data_rows(made_rows, self.letters, self.kinds, self.short)
             for index, row in zip(missing, made, strict=True):
                 xml[index] = row.encode()
-        self.writer.add([key for key, _ in pairs], xml)
+        self.rows += count
+        self.writer.add(keys, xml)
         return xml
 
     def close(self, *, keep: bool) -> None:
@@ -608,26 +681,38 @@ class _RowsXmlMaker:
             self.writer.discard()
 
 
-# The rows ``_RowsXmlMaker`` looks up and makes at a time: an incremental run's few changed rows are made a group of
-# columns per 1,000 rows rather than per 250; the writes stay a batch of 250 rows each (``_XML_INLINE_BATCH_ROWS``).
+# The rows ``_RowsXmlMaker`` looks up and makes at a time (but ``RowsXml.picked``'s, a batch of the spool each): an
+# incremental run's few changed rows are made a group of columns per 1,000 rows rather than per 250; the writes stay
+# a batch of 250 rows each (``_XML_INLINE_BATCH_ROWS``).
 _XML_MADE_ROWS = 1000
 
 
-def _xml_rows_made(header: Sequence[str], rows: Iterable[Sequence[Any]], maker: _RowsXmlMaker) -> Iterator[bytes]:
-    """``_xml_inline_rows`` through ``maker``: the header row, then each batch's rows numbered, as bytes; the same
-    pieces as ``_xml_inline_rows``, since how the sheet is cut into writes shapes its deflated bytes."""
-    yield ('<row r="1">' + "".join(map(_xml_inline_cell, maker.letters, repeat("1"), header)) + "</row>").encode()
+def _xml_rows_kept(batches: Iterable[Sequence[Sequence[Any]]], maker: _RowsXmlMaker) -> Iterator[bytes]:
+    """Each data row's XML through ``maker`` (``_ROW`` where its number goes), a batch of ``batches`` at a time
+    (``RowsXml.picked``: a batch's rows are read only where ``maker`` makes them), else ``_XML_MADE_ROWS`` rows at a
+    time."""
+    if maker.picked:
+        for batch in batches:
+            if len(batch):
+                yield from maker.batch(batch)
+        return
+    iterator = chain.from_iterable(batches)
+    while batch := list(islice(iterator, _XML_MADE_ROWS)):
+        yield from maker.batch(batch)
+
+
+def _xml_rows_numbered(header: Sequence[str], rows: Iterable[bytes], letters: Sequence[str]) -> Iterator[bytes]:
+    """A sheet's rows from their XML (``_xml_rows_kept``): the header row, then the rows numbered from 2, as bytes;
+    the same pieces as ``_xml_inline_rows`` (a batch of ``_XML_INLINE_BATCH_ROWS`` rows each), since how the sheet
+    is cut into writes shapes its deflated bytes."""
+    yield ('<row r="1">' + "".join(map(_xml_inline_cell, letters, repeat("1"), header)) + "</row>").encode()
     iterator = iter(rows)
     first = 2
     placeholder = _ROW.encode()
-    while batch := list(islice(iterator, _XML_MADE_ROWS)):
-        check_widths(batch, len(header), first - 1)
-        xml = maker.batch(batch)
-        for start in range(0, len(xml), _XML_INLINE_BATCH_ROWS):
-            piece = xml[start : start + _XML_INLINE_BATCH_ROWS]
-            numbers = map(b"%d".__mod__, range(first + start, first + start + len(piece)))
-            yield b"".join(map(bytes.replace, piece, repeat(placeholder), numbers))
-        first += len(batch)
+    while piece := list(islice(iterator, _XML_INLINE_BATCH_ROWS)):
+        numbers = map(b"%d".__mod__, range(first, first + len(piece)))
+        yield b"".join(map(bytes.replace, piece, repeat(placeholder), numbers))
+        first += len(piece)
 
 
 def write_workbook_streamed(
@@ -703,9 +788,10 @@ def write_workbook_streamed(
     extras: Sequence[ExtraSheet] = () if callable(extra_sheets) else extra_sheets
     before = [] if later is not None else parts(extras)
     row_bound = 30 + sum(_XML_INLINE_MARKUP + 5 * max(length, XML_NUMBER_CHARS) for length in plan.longest)
-    source = chain.from_iterable(batches)
     written = 0
     maker = _RowsXmlMaker(rows_xml, columns, kinds, plan) if rows_xml is not None else None
+    # The data rows, or (with ``rows_xml``) their XML.
+    source: Iterator[Any] = chain.from_iterable(batches) if maker is None else _xml_rows_kept(batches, maker)
     with atomic_path(target) as temp, contextlib.ExitStack() as cleanup:
         if maker is not None:
             cleanup.callback(maker.close, keep=False)  # the kept XML is committed below once the workbook is written
@@ -724,7 +810,7 @@ def write_workbook_streamed(
                     else:
                         # The same writes as the other branch (each batch one), so the same deflated bytes.
                         for chunk in chain(
-                            (head.encode(),), _xml_rows_made(header, part, maker), (SHEET_TAIL.encode(),)
+                            (head.encode(),), _xml_rows_numbered(header, part, maker.letters), (SHEET_TAIL.encode(),)
                         ):
                             stream.write(chunk)
                 if part.count != count_here:
