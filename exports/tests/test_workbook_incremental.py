@@ -4,6 +4,7 @@ run's kept XML, and the workbook is byte for byte what a full run of the same st
 import hashlib
 from pathlib import Path
 
+import openpyxl
 import pytest
 
 from exports import selectors, spool, transform, workbook
@@ -130,3 +131,25 @@ def test_an_extra_sheets_column_is_the_cells_written_one_by_one(values):
         for number, value in zip(numbers, values, strict=True)
     ]
     assert workbook._xml_inline_extra_column("C", numbers, values) == one_by_one
+
+
+def test_an_incremental_workbook_with_other_quality_findings_is_a_full_runs(netbox, settings):
+    # Findings come and go (a serial emptied, another duplicated): the "Data quality" sheet changes, and the
+    # incremental workbook is still byte for byte a full run's of the same state.
+    settings.EXPORT_PARALLEL_WRITE = True
+    full = run_export(force=True)
+    assert full.status == "succeeded", full.error
+    ids = sorted(device["id"] for device in netbox.devices)
+    netbox.update_device(ids[2], serial="", last_updated="2026-12-03T00:00:01.000000Z")
+    netbox.update_device(ids[-1], serial="DUPLICATE-1", last_updated="2026-12-03T00:00:02.000000Z")
+    netbox.update_device(ids[len(ids) // 2], serial="DUPLICATE-1", last_updated="2026-12-03T00:00:03.000000Z")
+    incremental = run_export()
+    assert (incremental.status, incremental.mode) == ("succeeded", "incremental"), incremental.error
+    sheets = [openpyxl.load_workbook(workbook_of(run), read_only=True) for run in (full, incremental)]
+    quality = [[row for row in book["Data quality"].iter_rows(values_only=True)] for book in sheets]
+    for book in sheets:
+        book.close()
+    assert quality[0] != quality[1]
+    assert any("DUPLICATE-1" in map(str, row) for row in quality[1])
+    again = run_export(force=True)
+    assert sha256(workbook_of(again)) == sha256(workbook_of(incremental))
