@@ -249,13 +249,15 @@ def _stream_kind(
                 meter.add(batch)
         elif previous_meter is not None and source.previous_rows is not None:
             left = previous_meter.without(dropped)
-            if left is None:  # every row as long as a longest one dropped: the rows are measured again
-                meter = ColumnMeter(len(kind_columns))
+            if left is None:
+                # In some columns every row as long as a longest one dropped: those columns (only) measured again,
+                # over every row (the rows made now included).
+                left, again = previous_meter.without_measuring(dropped)
+                meter.forget(again)
                 for batch in spool.batches():
-                    meter.add(batch)
-            else:
-                left.merge(meter)
-                meter = left
+                    left.add(batch, again)
+            left.merge(meter)
+            meter = left
         return _Streamed(
             info,
             spool,

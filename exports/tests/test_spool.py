@@ -2,12 +2,14 @@
 into the next run's spool, which an incremental run does instead of reading and writing each reused row."""
 
 import hashlib
+import json
 import marshal
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from exports import cells, columns
 from exports import spool as spool_module
 from exports.constants import DEVICES_CSV
 from exports.models import ExportRun
@@ -118,3 +120,31 @@ def test_an_incremental_run_copies_the_rows_it_reuses_without_reading_them(netbo
     assert _digests(second) == _digests(again)
     assert spooled == {kind: _spool_rows(again, kind) for kind in ("device", "vm")}
     assert len(spooled["device"]) == len(netbox.devices) and len(spooled["vm"]) == len(netbox.vms)
+
+
+@pytest.mark.django_db
+def test_an_incremental_run_measures_again_only_the_columns_whose_longest_value_went(netbox, monkeypatch):
+    netbox.update_device(netbox.devices[4]["id"], serial="S" * 30)  # the one longest serial
+    _run(force=True)
+    netbox.delete_device(netbox.devices[4]["id"])
+    measured: list[int] = []
+    add = cells.ColumnMeter.add
+
+    def counted(self, rows, only=None):
+        measured.append(len(rows) * (len(rows[0]) if only is None else len(only)) if rows else 0)
+        return add(self, rows, only)
+
+    monkeypatch.setattr(cells.ColumnMeter, "add", counted)
+    incremental = _run()
+    monkeypatch.undo()
+    assert incremental.mode == "incremental"
+    # The row dropped (the device deleted), then the devices left in the few columns whose longest value it held
+    # (its serial, and its name and id where no other is as long), not in every column of the row.
+    width = len(columns.DEVICE_COLUMNS)
+    assert measured[1] == width and sum(measured) <= width + 5 * len(netbox.devices), measured
+    folder = artifact_path(incremental.artifacts.get(name=DEVICES_CSV)).parent
+    meters = json.loads((folder / ".rows.json").read_text(encoding="utf-8"))["meters"]
+    again = _run(force=True)
+    folder = artifact_path(again.artifacts.get(name=DEVICES_CSV)).parent
+    assert meters == json.loads((folder / ".rows.json").read_text(encoding="utf-8"))["meters"]
+    assert _digests(incremental) == _digests(again)
