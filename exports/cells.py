@@ -206,11 +206,17 @@ class ColumnMeter:
             elif size == sizes[index] and size:
                 counts[index] += count
 
-    def add(self, rows: Sequence[Sequence[Any]]) -> None:
+    def add(self, rows: Sequence[Sequence[Any]], only: Sequence[int] | None = None) -> None:
+        """Measure ``rows`` (only the columns ``only`` when given)."""
         if not rows:
             return
         lines, longest = self.lines, self.values
-        for index, values in enumerate(zip(*rows, strict=True)):
+        columns: Iterable[tuple[int, Sequence[Any]]] = (
+            enumerate(zip(*rows, strict=True))
+            if only is None
+            else ((index, [row[index] for row in rows]) for index in only)
+        )
+        for index, values in columns:
             distinct = set(values)
             if all(value.__class__ is str for value in distinct):
                 longest_text = max(map(len, distinct))
@@ -275,6 +281,35 @@ class ColumnMeter:
                         return None
                 left_sizes[index], left_counts[index] = size, count
         return left
+
+    def without_measuring(self, dropped: ColumnMeter) -> tuple[ColumnMeter, list[int]]:
+        """``without`` where it can be known, column by column: these rows' sizes without the ``dropped`` rows, and the
+        columns whose sizes cannot be known without measuring the rows left (left at 0 in the meter returned)."""
+        left = ColumnMeter(len(self.lines))
+        unknown = []
+        for index in range(len(self.lines)):
+            known = []
+            for size, count, dropped_size, dropped_count in (
+                (self.lines[index], self.line_counts[index], dropped.lines[index], dropped.line_counts[index]),
+                (self.values[index], self.value_counts[index], dropped.values[index], dropped.value_counts[index]),
+            ):
+                if dropped_size > size:
+                    break
+                if size and dropped_size == size:
+                    count -= dropped_count
+                    if count <= 0:
+                        break
+                known.append((size, count))
+            if len(known) < 2:
+                unknown.append(index)
+                continue
+            (left.lines[index], left.line_counts[index]), (left.values[index], left.value_counts[index]) = known
+        return left, unknown
+
+    def forget(self, columns: Iterable[int]) -> None:
+        """Sizes of ``columns`` back to nothing measured."""
+        for index in columns:
+            self.lines[index] = self.values[index] = self.line_counts[index] = self.value_counts[index] = 0
 
     def state(self) -> dict[str, list[int]]:
         return {name: list(getattr(self, name)) for name in self.__slots__}

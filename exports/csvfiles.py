@@ -315,8 +315,11 @@ def _write_mixed(
                 stop = min(item.stop, start + _SPAN_RECORDS)
                 flush(source.read(start, stop))
             if offsets is not None:
+                import numpy as np  # the run's offsets shifted at once, not one by one
+
                 shift = offsets[-1] - source.offsets[item.first]
-                offsets.extend(offset + shift for offset in source.offsets[item.first + 1 : item.stop + 1])
+                moved = np.frombuffer(source.offsets, np.int64)[item.first + 1 : item.stop + 1] + shift
+                offsets.frombytes(moved.tobytes())
             number += item.rows
         else:
             check_widths([item], width, number)

@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import json
 import logging
+import marshal
 import os
 import shutil
 import time
@@ -51,7 +52,7 @@ from exports.fetch import RECORD_BATCH, ROWS_META, Fetched, KindSource, Previous
 from exports.models import ExportArtifact, ExportRun
 from exports.recorder import RunRecorder
 from exports.snapshots import snapshot_row
-from exports.spool import RowSpool
+from exports.spool import SPOOL_INDEX_SUFFIX, RowSpool, spool_row
 from exports.workbook import (
     ROWS_XML,
     ColumnSizes,
@@ -172,7 +173,8 @@ def _stream_kind(
     walk is walked once more from the start (the CSV, spool, diff and snapshots of the first walk discarded)."""
     name, _ = _KINDS[source.kind]
     kind_columns = _kind_columns(source.kind, column_set)
-    spool = RowSpool(folder / f".{source.kind}.rows")
+    # Indexed by each row's id: the next incremental run copies the rows it reuses as bytes (``_rows_reused_copied``).
+    spool = RowSpool(folder / f".{source.kind}.rows", key=_id_position(source.kind, column_set))
     merged = RowSpool(folder / f".{source.kind}.merged")  # where each row's previous merged record is, when reused
     made = RowSpool(folder / f".{source.kind}.made")  # beside it, the rows made now
     merged_from = (
@@ -188,24 +190,32 @@ def _stream_kind(
         source.reset()
         walking = first_walk if walk == 1 else source.batches()
         delta = RecordsDelta()
+        unmeasured: list[bool] = []  # batches that came as bytes, not measured as they passed
 
         def rows(
             meter: ColumnMeter = meter,
             walking: Iterator[Sequence[Any]] = walking,
             delta: RecordsDelta = delta,
             dropped: ColumnMeter = dropped,
+            unmeasured: list[bool] = unmeasured,
         ) -> Iterator[Any]:
             if source.previous_rows is not None:
                 reused = _rows_reused(
                     source.previous_rows, source.kind, lookups, column_set, excel_safe, delta, merged_from is not None
                 )
-                for batch, items, picks, made_rows, dropped_rows in reused:
-                    spool.add(batch)
+                for batch, items, picks, made_rows, dropped_rows, encoded in reused:
+                    if encoded is not None:
+                        spool.add_encoded(encoded.parts, encoded.keys, encoded.lengths)
+                    elif batch is not None:
+                        spool.add(batch)
                     merged.add(picks)
                     if merged_from is not None:
                         made.add(made_rows)
                     if previous_meter is None:
-                        meter.add(batch)
+                        if batch is None:
+                            unmeasured.append(True)
+                        else:
+                            meter.add(batch)
                     else:  # the reused rows' sizes are the previous run's: only the rows made and dropped measured
                         meter.add(made_rows)
                         dropped.add(dropped_rows)
@@ -233,15 +243,21 @@ def _stream_kind(
         spool.close()
         merged.close()
         made.close()
-        if previous_meter is not None and source.previous_rows is not None:
+        if unmeasured:
+            meter = ColumnMeter(len(kind_columns))
+            for batch in spool.batches():
+                meter.add(batch)
+        elif previous_meter is not None and source.previous_rows is not None:
             left = previous_meter.without(dropped)
-            if left is None:  # every row as long as a longest one dropped: the rows are measured again
-                meter = ColumnMeter(len(kind_columns))
+            if left is None:
+                # In some columns every row as long as a longest one dropped: those columns (only) measured again,
+                # over every row (the rows made now included).
+                left, again = previous_meter.without_measuring(dropped)
+                meter.forget(again)
                 for batch in spool.batches():
-                    meter.add(batch)
-            else:
-                left.merge(meter)
-                meter = left
+                    left.add(batch, again)
+            left.merge(meter)
+            meter = left
         return _Streamed(
             info,
             spool,
@@ -281,7 +297,7 @@ def _rows_reused(
     excel_safe: bool,
     delta: RecordsDelta | None = None,
     merged: bool = False,
-) -> Iterator[tuple[list[Any], list[Any], list[int], list[Any], list[Any]]]:
+) -> Iterator[tuple[list[Any] | None, list[Any], list[int], list[Any], list[Any], _Encoded | None]]:
     """A kind's rows in id order, ``RECORD_BATCH`` at a time: the previous run's row of every object NetBox did not
     touch (read back from its spool), and a row made now for each record fetched anew (changed or added). Rows of
     objects deleted since are dropped. Only the fresh records go through the transform.
@@ -297,7 +313,11 @@ def _rows_reused(
     the records made now (``delta.new``, set once the walk is done): what the changes compare (``changes``).
 
     Each batch also comes with its rows made now and the previous rows it dropped (deleted, or made anew): what the
-    column meter measures when it takes the previous run's sizes for the rest (``_previous_meter``)."""
+    column meter measures when it takes the previous run's sizes for the rest (``_previous_meter``).
+
+    Where the previous spool has its index (``RowSpool.index``) and the CSV's records are copied by ranges, nothing is
+    read or written row by row (``_rows_reused_copied``): the batches come as bytes for the spool (``_Encoded``),
+    without their rows (``None``)."""
     name, rows_of = _KINDS[kind]
     at = _id_position(kind, column_set)
     fresh = rows_of(sorted(previous.fresh, key=lambda record: record.id), lookups, column_set)
@@ -317,6 +337,13 @@ def _rows_reused(
         if indexed is None:
             records = csv_records(folder / name)
             next(records, None)  # the header
+    if indexed is not None and isinstance(meta.get(kind), int):
+        index = _previous_index(previous.spool, meta[kind])
+        if index is not None:
+            if indexed.rows != len(index):
+                raise ExportError("The previous run's rows and CSV differ; run the export with --force.")
+            yield from _rows_reused_copied(previous, index, fresh, at, indexed, excel_safe, delta, merged)
+            return
     position, total, passed, number = 0, 0, 0, 0
     first = stop = 0  # the run of reused records not yet in ``items`` (with the index)
     out: list[Any] = []
@@ -362,7 +389,7 @@ def _rows_reused(
                 items.append(indexed.span(first, stop))
                 first = stop
             total += len(out)
-            yield out, items, picks, made, dropped
+            yield out, items, picks, made, dropped, None
             out, items, picks, made, dropped = [], [], [], [], []
     if stop > first and indexed is not None:
         items.append(indexed.span(first, stop))
@@ -374,10 +401,123 @@ def _rows_reused(
     picks.extend([-1] * (len(fresh) - position))
     total += len(out)
     if out or dropped:
-        yield out, items, picks, made, dropped
+        yield out, items, picks, made, dropped, None
     if total != len(current):
         raise ExportError("The previous run's rows are incomplete; run the export with --force.")
     if delta is not None and (records is not None or indexed is not None):
+        delta.new = csv_records_of(fresh, excel_safe=excel_safe)
+
+
+def _previous_index(spool: Path, rows: int) -> Any:
+    """The previous spool's index (``RowSpool.index``) when its rows are in strictly increasing id order (as
+    ``_rows_reused`` walks them), else ``None``."""
+    import numpy as np
+
+    index = RowSpool(spool).index(rows)
+    if index is None or (rows > 1 and not (np.diff(index[:, 0]) > 0).all()):
+        return None
+    return index
+
+
+@dataclass
+class _Encoded:
+    """A batch of rows as an indexed spool's bytes (``RowSpool.add_encoded``): runs of the previous spool's rows
+    copied as they are, and the rows made now encoded."""
+
+    parts: list[bytes]
+    keys: Any  # numpy arrays: each row's id and size
+    lengths: Any
+
+
+def _rows_reused_copied(
+    previous: PreviousRows,
+    index: Any,
+    fresh: list[Any],
+    at: int,
+    indexed: CsvIndexed,
+    excel_safe: bool,
+    delta: RecordsDelta | None,
+    merged: bool,
+) -> Iterator[tuple[None, list[Any], list[int], list[Any], list[Any], _Encoded]]:
+    """``_rows_reused`` from the previous spool's index (``RowSpool.index``): which rows are kept, where the rows made
+    now go and what each batch holds are worked out on the index's arrays, and each run of kept rows is copied as one
+    range of the spool's bytes (and one ``CsvSpan`` of the CSV), neither read row by row. Only the rows dropped are
+    read (for the column meter); the batches come without their rows (``None``) but with their bytes."""
+    import numpy as np
+
+    keys, starts, ends = index[:, 0], index[:, 1], index[:, 2]
+    current = np.fromiter(previous.current, np.int64, len(previous.current))
+    fresh_keys = np.fromiter((row[at] for row in fresh), np.int64, len(fresh))
+    kept_mask = np.isin(keys, current) & ~np.isin(keys, np.fromiter((r.id for r in previous.fresh), np.int64))
+    kept = np.flatnonzero(kept_mask)
+    total = len(kept) + len(fresh)
+    if total != len(previous.current):
+        raise ExportError("The previous run's rows are incomplete; run the export with --force.")
+    # A row made now goes before the first previous row of a greater id (``_rows_reused``'s walk).
+    before = np.searchsorted(keys, fresh_keys, side="right")
+    kept_at = np.arange(len(kept)) + np.searchsorted(before, kept, side="right")
+    fresh_at = np.arange(len(fresh)) + np.searchsorted(kept, before, side="left")
+    source = np.empty(total, np.int64)  # each row's previous row, or -1 - its place in ``fresh``
+    source[kept_at] = kept
+    source[fresh_at] = -1 - np.arange(len(fresh))
+    # How many previous rows were dropped since the kept row before: what the merged CSV passes over.
+    passed = np.diff(kept, prepend=-1) - 1
+    picks_all = np.full(total, -1, np.int64)
+    if merged:
+        picks_all[kept_at] = passed
+    lengths_all = np.empty(total, np.int64)
+    lengths_all[kept_at] = ends[kept] - starts[kept]
+    keys_all = np.empty(total, np.int64)
+    keys_all[kept_at] = keys[kept]
+    keys_all[fresh_at] = fresh_keys
+    encoded_fresh = [marshal.dumps(row, 2) for row in fresh]  # as ``RowSpool`` encodes an indexed spool's rows
+    lengths_all[fresh_at] = np.fromiter(map(len, encoded_fresh), np.int64, len(fresh))
+    dropped_rows = np.flatnonzero(~kept_mask)
+    with open(previous.spool, "rb") as spool_file:
+        spans = zip(starts[dropped_rows].tolist(), ends[dropped_rows].tolist(), strict=True)
+        dropped = [spool_row(os.pread(spool_file.fileno(), end - start, start)) for start, end in spans]
+        if delta is not None:
+            delta.old.extend(indexed.read(number, number + 1) for number in dropped_rows.tolist())
+        # Where a run of rows copied as they are breaks: a row made now, a row dropped before it; the spool's bytes
+        # also break between the previous spool's batches.
+        follows = np.zeros(total, bool)
+        follows[1:] = (source[1:] >= 0) & (source[:-1] >= 0) & (source[1:] == source[:-1] + 1)
+        contiguous = follows.copy()
+        contiguous[1:] &= starts[np.maximum(source[1:], 0)] == ends[np.maximum(source[:-1], 0)]
+        sent_dropped = False
+        for first in range(0, total, RECORD_BATCH):
+            stop = min(first + RECORD_BATCH, total)
+            items: list[Any] = []
+            parts: list[bytes] = []
+            made: list[Any] = []
+            span_breaks = np.flatnonzero(~follows[first + 1 : stop]) + first + 1
+            byte_breaks = np.flatnonzero(~contiguous[first + 1 : stop]) + first + 1
+            for begin, end in itertools.pairwise([first, *span_breaks.tolist(), stop]):
+                origin = int(source[begin])
+                if origin < 0:
+                    made.append(fresh[-1 - origin])
+                    items.append(fresh[-1 - origin])
+                else:
+                    items.append(indexed.span(origin, origin + end - begin))
+            for begin, end in itertools.pairwise([first, *byte_breaks.tolist(), stop]):
+                origin = int(source[begin])
+                if origin < 0:
+                    parts.append(encoded_fresh[-1 - origin])
+                else:
+                    start, finish = int(starts[origin]), int(ends[origin + end - begin - 1])
+                    parts.append(os.pread(spool_file.fileno(), finish - start, start))
+            yield (
+                None,
+                items,
+                picks_all[first:stop].tolist(),
+                made,
+                [] if sent_dropped else dropped,
+                _Encoded(parts, keys_all[first:stop], lengths_all[first:stop]),
+            )
+            sent_dropped = True
+        if not total and dropped:
+            yield None, [], [], [], dropped, _Encoded([], keys_all, lengths_all)
+    if delta is not None:
         delta.new = csv_records_of(fresh, excel_safe=excel_safe)
 
 
@@ -436,7 +576,7 @@ def _stream_kind_forked(
     assert source.forked_batches is not None and source.forked_counts is not None
     name, rows_of = _KINDS[source.kind]
     kind_columns = _kind_columns(source.kind, column_set)
-    spool = RowSpool(folder / f".{source.kind}.rows")
+    spool = RowSpool(folder / f".{source.kind}.rows", key=_id_position(source.kind, column_set))
     keys = RowSpool(folder / f".{source.kind}.keys")
     stage = RowSpool(folder / f".{source.kind}.snapshots")
     logs: list[str] = []
@@ -888,7 +1028,8 @@ def files_reuse(previous: ExportRun, folder: Path) -> dict[str, FileInfo]:
     # The previous run's row spools too, for the next incremental run (same rows: nothing changed).
     previous_folder = Path(settings.DATA_DIR) / "runs" / f"{previous.pk:06d}"
     indexes = (csv_index_path(Path(name)).name for name in (DEVICES_CSV, VMS_CSV, MERGED_CSV))
-    for name in (*(f".{kind}.rows" for kind in _KINDS), ROWS_META, ROWS_XML, *indexes, *companions.kept_files()):
+    spools = (f".{kind}.rows{suffix}" for kind in _KINDS for suffix in ("", SPOOL_INDEX_SUFFIX))
+    for name in (*spools, ROWS_META, ROWS_XML, *indexes, *companions.kept_files()):
         if (previous_folder / name).is_file():
             _link(previous_folder / name, folder / name)
     return files
