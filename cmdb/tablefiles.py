@@ -171,8 +171,10 @@ def allocate_returnably() -> bool:
     resident until the next ``malloc_trim``: the child held each column's temporaries all at once (185-220 MB
     private at 500,000 rows; 146-152 MB with this, ``bench/cmdb_incremental_bench.py``). With pyarrow on the
     system allocator and glibc's mmap threshold fixed at 256 KiB, each large array is a mapping of its own, unmapped
-    when freed: the peak is what one step holds. For the build child only, which ends with the build: the cost is
-    a page fault per page of each large array, which a long-lived process need not pay."""
+    when freed: the peak is what one step holds. For the build child only, which ends with the build. The cost is
+    CPU: a page fault per page of each large array, instead of pages reused: at 500,000 rows from the previous table
+    2.8 -> 3.4-4.2 CPU seconds, at 250,000 1.35 -> 1.7 (``bench/cmdb_incremental_bench.py``, main and this in turn);
+    a threshold of 1 or 4 MiB, or mimalloc kept for pyarrow, saved neither the memory nor much of the time."""
     import pyarrow as pa
 
     if not sys.platform.startswith("linux"):
