@@ -15,7 +15,8 @@ of the distinct values that file holds and computes only the new ones' (``cmdb.c
 as a build from scratch in about two thirds of its time (the CSV's parse and the encoding of every cell remain).
 
 The build runs in a forked child (``enreach.forked``): the CSV, pyarrow's kernels and their memory (one column's
-encoding at a time, ``csv_write``: about 200 MB at 500,000 rows) stay in the child, and the web or queue worker that
+encoding at a time, ``csv_write``, each large array handed back to the system as soon as it is freed,
+``allocate_returnably``: about 145 MB private at 500,000 rows) stay in the child, and the web or queue worker that
 asked keeps only the mapping. A caller may wait a bounded time (``wait``): past it ``TableBuilding`` is raised while
 the build goes on in a thread of the process, so a web request answers "being prepared" instead of running into the
 server's timeout. When the folder cannot be written, the table is built in this process's memory instead (and a
@@ -25,6 +26,7 @@ warning logged).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import functools
 import importlib.abc
@@ -154,12 +156,50 @@ class _PandasRefused(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r} (not in the CMDB table's build)", name=name)
 
 
+# glibc's mallopt parameters (<malloc.h>), and what the build child sets them to: each allocation from 256 KiB up gets
+# pages of its own, handed back when it is freed; the heap's free top is trimmed from 1 MiB.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+CHILD_MMAP_THRESHOLD, CHILD_TRIM_THRESHOLD = 256 << 10, 1 << 20
+
+
+def allocate_returnably() -> bool:
+    """Make this process hand back the memory of each large array as soon as it is freed; whether it could.
+
+    A column's encoding makes and drops a dozen arrays of a few MB each (at 500,000 rows). pyarrow's own allocator
+    (mimalloc) keeps what they freed until ``release_unused()``, and glibc's, which numpy uses, serves them from its
+    heap once one of their size was freed (its mmap threshold grows with what it saw), so the freed pages stay
+    resident until the next ``malloc_trim``: the child held each column's temporaries all at once (185-220 MB
+    private at 500,000 rows; 146-152 MB with this, ``bench/cmdb_incremental_bench.py``). With pyarrow on the
+    system allocator and glibc's mmap threshold fixed at 256 KiB, each large array is a mapping of its own, unmapped
+    when freed: the peak is what one step holds. For the build child only, which ends with the build. The cost is
+    CPU: a page fault per page of each large array, instead of pages reused: at 500,000 rows from the previous table
+    2.8 -> 3.4-4.2 CPU seconds, at 250,000 1.35 -> 1.7 (``bench/cmdb_incremental_bench.py``, main and this in turn);
+    a threshold of 1 or 4 MiB, or mimalloc kept for pyarrow, saved neither the memory nor much of the time."""
+    import pyarrow as pa
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        if not (
+            libc.mallopt(M_MMAP_THRESHOLD, CHILD_MMAP_THRESHOLD)
+            and libc.mallopt(M_TRIM_THRESHOLD, CHILD_TRIM_THRESHOLD)
+        ):
+            return False
+    except (OSError, AttributeError):  # not glibc
+        return False
+    pa.set_memory_pool(pa.system_memory_pool())
+    return True
+
+
 def table_build_child(
     csv_path: Path, sha256: str, column_set: dict[str, Any] | None = None, previous: Path | None = None
 ) -> bool:
-    """``table_build`` in a forked child, which ends with it: pandas stays out unless the parent had it."""
+    """``table_build`` in a forked child, which ends with it: pandas stays out unless the parent had it, and large
+    arrays are handed back to the system as soon as they are freed (``allocate_returnably``)."""
     if "pandas" not in sys.modules:
         sys.meta_path.insert(0, _PandasRefused())
+    allocate_returnably()
     return table_build(csv_path, sha256, column_set, previous)
 
 
