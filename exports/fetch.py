@@ -848,8 +848,9 @@ def _current_state(client: NetboxClient, endpoint: Kind, stored: dict[int, str])
     if not stored:
         return client.fetch_last_updated(endpoint)
     # NetBox writes UTC as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``: the first 19 characters sort like the times they
-    # name, to the second, and the slack covers the fraction dropped.
-    newest_text = max(last_updated[:19] for last_updated in stored.values())
+    # name, to the second, and the slack covers the fraction dropped. (The newest text's first 19 characters are
+    # the newest of the first 19 characters, without a slice of every text.)
+    newest_text = max(stored.values())[:19]
     if not newest_text:  # no stored object has a time: nothing to compare against
         return client.fetch_last_updated(endpoint)
     newest = _parse_netbox_time(newest_text + "Z")
@@ -880,7 +881,7 @@ def _deletions_found(
     RANGE_LISTED)`` counts and ``deleted`` one-page listings instead of every page of the listing. ``None`` when
     NetBox's counts do not add up (objects added or deleted meanwhile): the caller lists everything."""
     ids = sorted(known)
-    current = dict(known)
+    current = known  # the caller's own merge of the stored and updated objects: changed in place, not copied
     pending = [(0, len(ids), deleted)]  # (start, stop) in ``ids``, and how many of them are gone
     while pending:
         start, stop, missing = pending.pop()
