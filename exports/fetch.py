@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from django.conf import settings
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from enreach.forked import FORK_AVAILABLE, forked
@@ -603,17 +605,27 @@ RENAMED_SHARE = 0.25
 @dataclass(frozen=True)
 class StoredContacts:
     """The stored contacts' snapshot as ``_fetch_contacts`` compares it: the listings' state, and the object of
-    every assignment (as stored: ``{"<assignment id>": object id}`` per assignment listing, read when needed)."""
+    every assignment as the JSON text stored (``{"<listing>": {"<assignment id>": object id}}``), decoded only when
+    some assignments changed: a dict of every assignment in the run's process, even freed, kept its heap."""
 
     state: dict[str, dict[int, str]]
-    assignments: dict[str, dict[str, int]]
+    assignments_json: str
 
     @classmethod
     def read(cls, pk: int) -> StoredContacts:
         """The stored snapshot's (``pk``) state and assignments."""
-        stored_state, assignments = ContactSnapshot.objects.values_list("state", "assignments").get(pk=pk)
+        stored_state, assignments_json = (
+            ContactSnapshot.objects.filter(pk=pk).values_list("state", Cast("assignments", TextField())).get()
+        )
         state = {listing: {int(i): stamp for i, stamp in ids.items()} for listing, ids in stored_state.items()}
-        return cls(state, assignments if isinstance(assignments, dict) else {})
+        return cls(state, assignments_json or "{}")
+
+    def assignments(self) -> dict[str, Any]:
+        try:
+            decoded = json.loads(self.assignments_json)
+        except ValueError:
+            return {}
+        return decoded if isinstance(decoded, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -726,12 +738,14 @@ def _contacts_patched(
         return None
     cells: dict[tuple[str, int], str | None] = {}
     objects: dict[str, dict[int, int]] = {}
+    assignments_stored = stored.assignments()
     for listing, object_type in ASSIGNMENT_LISTINGS.items():
         now, before = state[listing], stored.state[listing]
-        stored_objects = stored.assignments.get(listing)
+        stored_objects = assignments_stored.pop(listing, None)
         if not isinstance(stored_objects, dict) or len(stored_objects) != len(before):
             return None
         of = {int(i): object_id for i, object_id in stored_objects.items()}
+        del stored_objects
         if of.keys() != before.keys():
             return None
         changed = [i for i, stamp in now.items() if before.get(i) != stamp]
