@@ -57,6 +57,7 @@ POSTGRES_MODULES = (
     "exports/tests/test_changes.py",
     "exports/tests/test_column_sets.py",
     "exports/tests/test_commands.py",
+    "exports/tests/test_contacts_incremental.py",
     "exports/tests/test_companions.py",
     "exports/tests/test_dashboard.py",
     "exports/tests/test_limits.py",

@@ -426,6 +426,23 @@ class FakeNetbox:
             assignments.changed()
             return assignment_id
 
+    def update_contact_assignment(
+        self, assignment_id: int, *, object_id: int | None = None, priority: str | None = None
+    ) -> dict[str, Any]:
+        """Move an assignment to another object of its type, or give it another priority (``"secondary"``), as an
+        edit in NetBox does: the assignment's ``last_updated`` moves, the objects' do not."""
+        fields: dict[str, Any] = {}
+        with self._lock:
+            assignment = self._collection("contact_assignments").objects[assignment_id]
+            if object_id is not None:
+                holder = "devices" if assignment["object_type"] == "dcim.device" else "vms"
+                target = self._collection(holder).objects[object_id]
+                fields["object_id"] = object_id
+                fields["object"] = {key: target.get(key) for key in assignment["object"]}
+            if priority is not None:
+                fields["priority"] = {"value": priority, "label": priority.capitalize()}
+        return self._update("contact_assignments", assignment_id, fields)
+
     def delete_contact_assignment(self, assignment_id: int) -> None:
         """Remove a contact assignment."""
         with self._lock:
@@ -918,6 +935,19 @@ class FakeNetbox:
         object_ids = (
             numbers("object_id", query.get("object_id", [])) if collection.model == "ContactAssignment" else None
         )
+        # NetBox's contact_id and role_id: model choice filters, several values ORed; an id that names no contact
+        # (role) is a 400, as for any model choice.
+        referenced: dict[str, set[int]] = {}
+        if collection.model == "ContactAssignment":
+            for name, holder in (("contact_id", "contacts"), ("role_id", "contact_roles")):
+                values = numbers(name, query.get(name, []))
+                known = self._collections[holder].objects
+                for number in sorted(values or ()):
+                    if number not in known:
+                        errors[name] = [f"Select a valid choice. {number} is not one of the available choices."]
+                        break
+                if values:
+                    referenced[name[: -len("_id")]] = values
         if errors:
             raise _FilterError(errors)
 
@@ -940,6 +970,8 @@ class FakeNetbox:
                 ids = [i for i in ids if objects[i]["object_type"] == object_type.lower()]
             if object_ids:
                 ids = [i for i in ids if objects[i]["object_id"] in object_ids]
+            for key, values in referenced.items():
+                ids = [i for i in ids if (objects[i].get(key) or {}).get("id") in values]
         return ids
 
     def _list(

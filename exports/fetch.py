@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from django.conf import settings
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from enreach.forked import FORK_AVAILABLE, forked
@@ -46,13 +48,14 @@ from exports.snapshots import (
     snapshots_values,
 )
 from exports.spool import RowSpool
-from integrations.exceptions import NetboxAuthError
-from integrations.netbox.client import Kind, NetboxClient
+from integrations.exceptions import NetboxAuthError, NetboxError, NetboxUnavailable
+from integrations.netbox.client import AssignmentFilter, Kind, NetboxClient
 from integrations.netbox.factory import netbox_client
 from integrations.netbox.records import (
     DEVICE_OBJECT_TYPE,
     SNAPSHOT_SCHEMA,
     VM_OBJECT_TYPE,
+    ContactAssignmentRecord,
     VirtualMachineRecord,
     device_from_dict,
     virtual_machine_from_dict,
@@ -277,14 +280,13 @@ class PendingContactSnapshot:
     state: bytes  # marshalled
     rendered: bytes  # marshalled
     digest: str
+    assignments: bytes = marshal.dumps({})  # marshalled: the object of every assignment, per assignment listing
 
     @classmethod
-    def of(
-        cls, state: dict[str, dict[int, str]] | bytes, rendered: dict[tuple[str, int], str]
-    ) -> PendingContactSnapshot:
-        """From the listings' state (or its marshal, from the child that listed them) and the rendered cells."""
-        state_bytes = state if isinstance(state, bytes) else marshal.dumps(state)
-        return cls(state_bytes, marshal.dumps(rendered), _digest(sorted(rendered.items())))
+    def of(cls, listed: ContactsListed, rendered: dict[tuple[str, int], str]) -> PendingContactSnapshot:
+        """From what the contacts' listing learned (``ContactsListed``: its state and assignments marshalled by the
+        child that listed them) and every object's rendered cell."""
+        return cls(listed.state, marshal.dumps(rendered), _digest(sorted(rendered.items())), listed.assignments)
 
     def build(self) -> ContactSnapshot:
         state = marshal.loads(self.state)  # noqa: S302  # this run's own bytes
@@ -292,6 +294,7 @@ class PendingContactSnapshot:
         return ContactSnapshot(
             state=state,
             contacts={f"{object_type}:{object_id}": text for (object_type, object_id), text in rendered.items()},
+            assignments=marshal.loads(self.assignments),  # noqa: S302
             digest=self.digest,
         )
 
@@ -362,8 +365,10 @@ def _fetch_with(
         recorder.log(f"NetBox changed from {previous.netbox_url} to {run.netbox_url}: a full export.")
     recorder.log(f"{run.mode.capitalize()} export from {run.netbox_url}")
 
-    snapshot = ContactSnapshot.objects.first() if incremental else None
-    stored_contacts = _contact_state(snapshot) if snapshot is not None else None
+    # The stored cells stay here (the previous run's rows were made with them); the listings' state and the
+    # assignments' objects serve the contacts' listing only, which has them to itself.
+    snapshot = ContactSnapshot.objects.defer("state", "assignments").first() if incremental else None
+    stored_contacts = StoredContacts.read(snapshot.pk) if snapshot is not None else None
     # The small bulk listings behind the lookups (sites, tenants, contacts) run while the devices and VMs are
     # counted or (incremental) listed; each in a copy of this context, so its spans and log lines carry the run.
     # The client keeps the requests in flight to NETBOX_WORKERS.
@@ -380,6 +385,7 @@ def _fetch_with(
         tenants = pool.submit(contextvars.copy_context().run, client.fetch_tenants)
         if not callable(contacts):
             contacts = pool.submit(contextvars.copy_context().run, _fetch_contacts, client, stored_contacts).result
+        del stored_contacts
         with recorder.step("fetch"):
             if incremental:
                 # Both kinds asked of NetBox at once, each as soon as its stored state is read (the VMs' is read
@@ -398,19 +404,26 @@ def _fetch_with(
             else:  # the records themselves stream from NetBox as the files are written (``exports.files``)
                 recorder.progress(devices_total=client.count("devices"), vms_total=client.count("virtual_machines"))
         with recorder.step("lookups"):
-            contact_state, rendered = contacts()
+            listed = contacts()
             site_records, tenant_records = sites.result(), tenants.result()
     run.netbox_requests = client.request_count
-    stored_snapshot = snapshot  # the contacts the previous run's rows were made with (incremental)
+    stored_digest = snapshot.digest if snapshot is not None else None  # the contacts the previous rows were made with
     contact_pending: PendingContactSnapshot | None = None
-    if rendered is None:  # the contact listings did not change: neither did the contacts
+    touched: set[tuple[str, int]] = set()  # the objects whose Contacts cell is not the stored one (incremental)
+    if listed is None:  # the contact listings did not change: neither did the contacts
         assert snapshot is not None
         rendered = _contacts_of(snapshot)
         contacts_digest = snapshot.digest
     else:
-        contact_pending = PendingContactSnapshot.of(contact_state, rendered)
+        rendered, touched = listed.applied(_contacts_of(snapshot) if snapshot is not None else None)
+        if not listed.complete:
+            recorder.log(
+                f"Contacts: the assignments of {len(listed.cells)} objects read again, {len(touched)} Contacts "
+                "cells changed."
+            )
+        contact_pending = PendingContactSnapshot.of(listed, rendered)
         contacts_digest = contact_pending.digest
-    del contact_state, snapshot
+    del listed, snapshot
     lookups = transform.Lookups.from_records(sites=site_records, tenants=tenant_records, contacts=rendered)
     # The contacts enter the digest through their own, computed once when they were rendered.
     other_lookups = _digest(
@@ -509,14 +522,10 @@ def _fetch_with(
     # them (same lookups, column set, schema and code): neither their snapshots nor their transform are needed.
     # Objects whose Contacts cell changed though NetBox did not touch them are made again from their snapshots.
     previous_folder = (
-        previous_rows_usable(previous, fetched.rows_key, stored_snapshot.digest)
-        if stored_snapshot is not None
-        else None
+        previous_rows_usable(previous, fetched.rows_key, stored_digest) if stored_digest is not None else None
     )
     remake: dict[str, list[Record]] = {kind: [] for kind in increments}
-    if previous_folder is not None and stored_snapshot is not None and contact_pending is not None:
-        old_contacts = _contacts_of(stored_snapshot)
-        touched = {key for key in old_contacts.keys() | rendered.keys() if old_contacts.get(key) != rendered.get(key)}
+    if previous_folder is not None and contact_pending is not None:
         for kind, object_type in (("device", DEVICE_OBJECT_TYPE), ("vm", VM_OBJECT_TYPE)):
             current, changed_records = increments[kind]
             fresh_ids = {record.id for record in changed_records}
@@ -584,27 +593,110 @@ def _merged(
 
 
 CONTACT_LISTINGS: tuple[Kind, ...] = ("contacts", "contact_roles", "device_contacts", "vm_contacts")
+# The assignment listings and the type of the objects they assign contacts to.
+ASSIGNMENT_LISTINGS: dict[str, str] = {"device_contacts": DEVICE_OBJECT_TYPE, "vm_contacts": VM_OBJECT_TYPE}
+RENAMES_FOLLOWED = 100  # more contacts and roles changed than this: every assignment is listed again
+# Assignments of renamed contacts or roles beyond this share of a listing: the listing is read again in full. Their
+# objects' assignments are read as well (a cell holds every contact of its object), a batch of objects a request:
+# past about a quarter of the listing, that is more objects served and more requests than the whole listing.
+RENAMED_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class StoredContacts:
+    """The stored contacts' snapshot as ``_fetch_contacts`` compares it: the listings' state, and the object of
+    every assignment as the JSON text stored (``{"<listing>": {"<assignment id>": object id}}``), decoded only when
+    some assignments changed: a dict of every assignment in the run's process, even freed, kept its heap."""
+
+    state: dict[str, dict[int, str]]
+    assignments_json: str
+
+    @classmethod
+    def read(cls, pk: int) -> StoredContacts:
+        """The stored snapshot's (``pk``) state and assignments."""
+        stored_state, assignments_json = (
+            ContactSnapshot.objects.filter(pk=pk).values_list("state", Cast("assignments", TextField())).get()
+        )
+        state = {listing: {int(i): stamp for i, stamp in ids.items()} for listing, ids in stored_state.items()}
+        return cls(state, assignments_json or "{}")
+
+    def assignments(self) -> dict[str, Any]:
+        try:
+            decoded = json.loads(self.assignments_json)
+        except ValueError:
+            return {}
+        return decoded if isinstance(decoded, dict) else {}
+
+
+@dataclass(frozen=True)
+class ContactsListed:
+    """What ``_fetch_contacts`` learned when the contact listings changed: their state and every assignment's
+    object (marshalled: they serve the save only), and the Contacts cells, every object's when the assignments
+    were listed in full (``complete``), else only those of the objects whose assignments, contacts or roles
+    changed (``None``: the object has none now)."""
+
+    state: bytes
+    assignments: bytes
+    cells: dict[tuple[str, int], str | None]
+    complete: bool
+
+    def applied(
+        self, stored: dict[tuple[str, int], str] | None
+    ) -> tuple[dict[tuple[str, int], str], set[tuple[str, int]]]:
+        """Every object's cell (``stored``, the previous run's, updated in place unless the cells are complete), and
+        the objects whose cell is not the stored one (none without ``stored``: a full run)."""
+        if self.complete:
+            cells: dict[tuple[str, int], str] = self.cells  # type: ignore[assignment]  # complete: no None
+            if stored is None:
+                return cells, set()
+            return cells, {key for key in stored.keys() | cells.keys() if stored.get(key) != cells.get(key)}
+        if stored is None:
+            raise ValueError("the cells of some objects only, without the stored cells they update")
+        touched = set()
+        for key, cell in self.cells.items():
+            if stored.get(key) == cell:
+                continue
+            touched.add(key)
+            if cell is None:
+                del stored[key]
+            else:
+                stored[key] = cell
+        return stored, touched
 
 
 def _fetch_contacts(
-    client: NetboxClient, stored: dict[str, dict[int, str]] | None, warn: Callable[[str], None] = logger.warning
-) -> tuple[dict[str, dict[int, str]], dict[tuple[str, int], str] | None]:
-    """The ``id -> last_updated`` state of the contact listings, and the Contacts cells unless that state is the
-    stored one (``None``: the stored cells still hold).
+    client: NetboxClient, stored: StoredContacts | None, warn: Callable[[str], None] = logger.warning
+) -> ContactsListed | None:
+    """The contacts' listings now and the Contacts cells they change; ``None`` when their ``id -> last_updated``
+    state is the stored one (the stored cells still hold).
 
     NetBox bumps neither a device's ``last_updated`` when its contacts change nor an assignment's when its contact
-    or role is renamed, so the four listings' states decide. Contacts and roles are read before the assignments:
-    a rename in between shows as a change next time instead of being lost.
+    or role is renamed, so the four listings' states decide. When some assignments, contacts or roles changed, only
+    the assignments of the objects they concern are read again (``_contacts_patched``); when that does not add up,
+    every assignment is. Contacts and roles are read before the assignments: a rename in between shows as a change
+    next time instead of being lost.
     """
-    if stored is not None and set(stored) == set(CONTACT_LISTINGS):
+    if stored is not None and set(stored.state) == set(CONTACT_LISTINGS):
         with ThreadPoolExecutor(max_workers=len(CONTACT_LISTINGS), thread_name_prefix="contacts") as pool:
             futures = {
-                listing: pool.submit(contextvars.copy_context().run, _current_state, client, listing, stored[listing])
+                listing: pool.submit(
+                    contextvars.copy_context().run, _current_state, client, listing, stored.state[listing]
+                )
                 for listing in CONTACT_LISTINGS
             }
             state: dict[str, dict[int, str]] = {listing: future.result() for listing, future in futures.items()}
-        if state == stored:
-            return state, None
+        if state == stored.state:
+            return None
+        try:
+            patched = _contacts_patched(client, stored, state)
+        except (NetboxUnavailable, NetboxAuthError):
+            raise
+        except NetboxError as exc:  # a filter this NetBox does not take, an answer that is not a page: list all
+            warn(f"Contact assignments listed in full: {exc}")
+            patched = None
+        if patched is not None:
+            return patched
+        state = {listing: state[listing] for listing in ("contacts", "contact_roles")}
     else:
         try:
             state = {"contacts": client.fetch_last_updated("contacts")}
@@ -618,49 +710,105 @@ def _fetch_contacts(
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="assignments") as both:
         listed = {
             listing: both.submit(contextvars.copy_context().run, client.fetch_contact_assignments, object_type)
-            for listing, object_type in (("device_contacts", DEVICE_OBJECT_TYPE), ("vm_contacts", VM_OBJECT_TYPE))
+            for listing, object_type in ASSIGNMENT_LISTINGS.items()
         }
         assignments = {listing: done.result() for listing, done in listed.items()}
+    objects: dict[str, dict[int, int]] = {}
     for listing, records in assignments.items():
         state[listing] = {record.id: record.last_updated for record in records}
-    return state, render.contacts_by_object([*assignments["device_contacts"], *assignments["vm_contacts"]])
+        objects[listing] = {record.id: record.object_id for record in records}
+    cells = render.contacts_by_object([*assignments["device_contacts"], *assignments["vm_contacts"]])
+    return ContactsListed(marshal.dumps(state), marshal.dumps(objects), cells, complete=True)  # type: ignore[arg-type]
+
+
+def _contacts_patched(
+    client: NetboxClient, stored: StoredContacts, state: dict[str, dict[int, str]]
+) -> ContactsListed | None:
+    """The Contacts cells of the objects whose assignments were added, changed or deleted since ``stored``, or
+    that name a contact or role that changed, rendered again from every assignment those objects have now (read by
+    ``object_id``); ``None`` when listing every assignment is cheaper or safer: too many renames, no stored object
+    of an assignment, or what NetBox answers does not add up to the listings' ``state`` (something changed
+    meanwhile)."""
+    filters: tuple[tuple[AssignmentFilter, str], ...] = (("contact_id", "contacts"), ("role_id", "contact_roles"))
+    renamed = {
+        name: sorted(i for i, stamp in state[listing].items() if stored.state[listing].get(i, stamp) != stamp)
+        for name, listing in filters
+    }
+    if sum(map(len, renamed.values())) > RENAMES_FOLLOWED:
+        return None
+    cells: dict[tuple[str, int], str | None] = {}
+    objects: dict[str, dict[int, int]] = {}
+    assignments_stored = stored.assignments()
+    for listing, object_type in ASSIGNMENT_LISTINGS.items():
+        now, before = state[listing], stored.state[listing]
+        stored_objects = assignments_stored.pop(listing, None)
+        if not isinstance(stored_objects, dict) or len(stored_objects) != len(before):
+            return None
+        of = {int(i): object_id for i, object_id in stored_objects.items()}
+        del stored_objects
+        if of.keys() != before.keys():
+            return None
+        changed = [i for i, stamp in now.items() if before.get(i) != stamp]
+        affected = {of[i] for i in changed if i in of}  # an assignment may move to another object: its old one
+        for gone in [i for i in before if i not in now]:
+            affected.add(of.pop(gone))
+        for assignment in client.fetch_contact_assignments_by(object_type, "id", changed):
+            of[assignment.id] = assignment.object_id
+            affected.add(assignment.object_id)
+        for name, ids in renamed.items():
+            if not ids:
+                continue
+            where = [(name, i) for i in ids]
+            if client.count_contact_assignments(object_type, where=where) > RENAMED_SHARE * len(now):
+                return None
+            affected.update(a.object_id for a in client.fetch_contact_assignments(object_type, where=where))
+        if of.keys() != now.keys():  # an assignment changed but not fetched: deleted meanwhile
+            return None
+        assignments = client.fetch_contact_assignments_by(object_type, "object_id", affected)
+        expected = {i for i, object_id in of.items() if object_id in affected}
+        if {a.id for a in assignments} != expected or any(
+            now[a.id] != a.last_updated or of[a.id] != a.object_id or a.object_type != object_type for a in assignments
+        ):
+            return None
+        by_object: dict[int, list[ContactAssignmentRecord]] = {object_id: [] for object_id in affected}
+        for assignment in assignments:
+            by_object[assignment.object_id].append(assignment)
+        for object_id, group in by_object.items():
+            cells[(object_type, object_id)] = render.render_contacts(group) if group else None
+        objects[listing] = of
+    return ContactsListed(marshal.dumps(state), marshal.dumps(objects), cells, complete=False)
 
 
 @contextlib.contextmanager
 def _contacts_fetching(
-    client: NetboxClient, stored: dict[str, dict[int, str]] | None
-) -> Iterator[Callable[[], tuple[dict[str, dict[int, str]] | bytes, dict[tuple[str, int], str] | None]] | None]:
+    client: NetboxClient, stored: StoredContacts | None
+) -> Iterator[Callable[[], ContactsListed | None] | None]:
     """``_fetch_contacts`` started in a forked child (with a client of its own), where the export may fork: yields
     the function that waits for its outcome, or ``None`` where it may not (the caller runs it in a thread). The
     listings' pages and records (every contact assignment: more than one per object) come and go in the child; only
-    the state (marshalled) and the rendered cells come back, instead of the run's process keeping the heap they
-    took."""
+    the state and the assignments' objects (marshalled) and the rendered cells come back, instead of the run's
+    process keeping the heap they took."""
     if not (settings.EXPORT_PARALLEL_WRITE and FORK_AVAILABLE):
         yield None
         return
 
-    def apart() -> tuple[bytes, dict[tuple[str, int], str] | None, Any, list[str]]:
+    def apart() -> tuple[ContactsListed | None, Any, list[str]]:
         own, warnings = client.forked_copy(), list[str]()
         try:
-            state, rendered = _fetch_contacts(own, stored, warnings.append)
-            return marshal.dumps(state), rendered, own.counts(), warnings
+            return _fetch_contacts(own, stored, warnings.append), own.counts(), warnings
         finally:
             own.close()
 
     with forked(apart) as result:
 
-        def outcome() -> tuple[bytes, dict[tuple[str, int], str] | None]:
-            state, rendered, counts, warnings = result()
+        def outcome() -> ContactsListed | None:
+            listed, counts, warnings = result()
             client.absorb(counts)
             for warning in warnings:  # logged here, where the run's log context and handlers are
                 logger.warning(warning)
-            return state, rendered
+            return listed
 
         yield outcome
-
-
-def _contact_state(snapshot: ContactSnapshot) -> dict[str, dict[int, str]]:
-    return {listing: {int(i): stamp for i, stamp in ids.items()} for listing, ids in snapshot.state.items()}
 
 
 def _contacts_of(snapshot: ContactSnapshot) -> dict[tuple[str, int], str]:
@@ -714,8 +862,9 @@ def _current_state(client: NetboxClient, endpoint: Kind, stored: dict[int, str])
     if not stored:
         return client.fetch_last_updated(endpoint)
     # NetBox writes UTC as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``: the first 19 characters sort like the times they
-    # name, to the second, and the slack covers the fraction dropped.
-    newest_text = max(last_updated[:19] for last_updated in stored.values())
+    # name, to the second, and the slack covers the fraction dropped. (The newest text's first 19 characters are
+    # the newest of the first 19 characters, without a slice of every text.)
+    newest_text = max(stored.values())[:19]
     if not newest_text:  # no stored object has a time: nothing to compare against
         return client.fetch_last_updated(endpoint)
     newest = _parse_netbox_time(newest_text + "Z")
@@ -746,7 +895,7 @@ def _deletions_found(
     RANGE_LISTED)`` counts and ``deleted`` one-page listings instead of every page of the listing. ``None`` when
     NetBox's counts do not add up (objects added or deleted meanwhile): the caller lists everything."""
     ids = sorted(known)
-    current = dict(known)
+    current = known  # the caller's own merge of the stored and updated objects: changed in place, not copied
     pending = [(0, len(ids), deleted)]  # (start, stop) in ``ids``, and how many of them are gone
     while pending:
         start, stop, missing = pending.pop()

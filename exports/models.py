@@ -192,11 +192,15 @@ class ContactSnapshot(models.Model):
 
     ``contacts`` holds the rendered Contacts cell per ``"<object type>:<object id>"``; ``state`` the
     ``id -> last_updated`` of the NetBox listings it came from (device and VM contact assignments, contacts,
-    contact roles): while those are the same, the contacts are too.
+    contact roles): while those are the same, the contacts are too. ``assignments`` holds the object of every
+    assignment (``{"device_contacts": {"<assignment id>": <device id>}, "vm_contacts": …}``): when only some
+    assignments changed, the cells of their objects are rendered again (a deleted assignment's object is known only
+    from here), not every cell.
     """
 
     state = models.JSONField()
     contacts = models.JSONField()
+    assignments = models.JSONField(default=dict, blank=True, help_text="The object id of every contact assignment.")
     digest = models.CharField(max_length=64, help_text="SHA-256 of the rendered contacts.")
     updated = models.DateTimeField(auto_now=True)
 

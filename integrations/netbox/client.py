@@ -65,12 +65,15 @@ ENDPOINTS: dict[str, str] = {
     "devices": "dcim/devices/",
     "virtual_machines": "virtualization/virtual-machines/",
 }
+ASSIGNMENTS = "tenancy/contact-assignments/"
+# NetBox's filters of contact assignments by the contact or role they name (each takes several values, ORed).
+AssignmentFilter = Literal["contact_id", "role_id"]
 # The listings whose ``id -> last_updated`` state incremental exports compare: path and filters.
 LISTINGS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "devices": (ENDPOINTS["devices"], (("exclude", "config_context"),)),
     "virtual_machines": (ENDPOINTS["virtual_machines"], (("exclude", "config_context"),)),
-    "device_contacts": ("tenancy/contact-assignments/", (("object_type", DEVICE_OBJECT_TYPE),)),
-    "vm_contacts": ("tenancy/contact-assignments/", (("object_type", VM_OBJECT_TYPE),)),
+    "device_contacts": (ASSIGNMENTS, (("object_type", DEVICE_OBJECT_TYPE),)),
+    "vm_contacts": (ASSIGNMENTS, (("object_type", VM_OBJECT_TYPE),)),
     "contacts": ("tenancy/contacts/", ()),
     "contact_roles": ("tenancy/contact-roles/", ()),
 }
@@ -299,14 +302,32 @@ class NetboxClient(NetboxTransport):
         return self._walk("tenancy/tenants/", [("ordering", "id")], tenant_from_api, record_id, progress)
 
     def fetch_contact_assignments(
-        self, object_type: str, progress: ProgressCallback | None = None
+        self,
+        object_type: str,
+        progress: ProgressCallback | None = None,
+        *,
+        where: Iterable[tuple[AssignmentFilter, int]] = (),
     ) -> list[ContactAssignmentRecord]:
-        """Every contact assignment for ``dcim.device`` or ``virtualization.virtualmachine`` objects."""
-        if object_type not in (DEVICE_OBJECT_TYPE, VM_OBJECT_TYPE):
-            raise ValueError(f"object_type must be {DEVICE_OBJECT_TYPE!r} or {VM_OBJECT_TYPE!r}, got {object_type!r}")
-        # Only what the Contacts column needs: a third of the bytes of a full assignment.
-        params = [("object_type", object_type), ("ordering", "id"), ("fields", CONTACT_FIELDS)]
-        return self._walk("tenancy/contact-assignments/", params, contact_assignment_from_api, record_id, progress)
+        """Every contact assignment for ``dcim.device`` or ``virtualization.virtualmachine`` objects, in id order;
+        ``where``: only those of these contacts or roles (``("contact_id", 7)``; values of one filter are ORed,
+        NetBox ANDs different filters)."""
+        params = [*_assignment_params(object_type), *((name, str(value)) for name, value in where)]
+        return self._walk(ASSIGNMENTS, params, contact_assignment_from_api, record_id, progress)
+
+    def count_contact_assignments(self, object_type: str, *, where: Iterable[tuple[AssignmentFilter, int]] = ()) -> int:
+        """How many assignments ``fetch_contact_assignments`` would list (one ``limit=1`` request)."""
+        object_filter = _assignment_params(object_type)[:1]
+        params = [("limit", "1"), *object_filter, ("fields", "id"), *((name, str(value)) for name, value in where)]
+        return self._count_of(self._get(ASSIGNMENTS, params), ASSIGNMENTS)
+
+    def fetch_contact_assignments_by(
+        self, object_type: str, field: Literal["id", "object_id"], values: Iterable[int]
+    ) -> list[ContactAssignmentRecord]:
+        """The assignments for ``object_type`` objects with these ids (``field="id"``) or of these objects
+        (``field="object_id"``: every assignment each object has), in id order; the values in batches short
+        enough for a request line, like ``fetch_devices_by_id``."""
+        params = _assignment_params(object_type)
+        return self._fetch_by_id(ASSIGNMENTS, values, contact_assignment_from_api, None, field=field, params=params)
 
     # -- change detection --------------------------------------------------------------------------------------
 
@@ -339,6 +360,13 @@ class NetboxClient(NetboxTransport):
 
 
 _BULK_PARAMS: list[tuple[str, str]] = [("ordering", "id"), ("exclude", "config_context")]
+
+
+def _assignment_params(object_type: str) -> tuple[tuple[str, str], ...]:
+    if object_type not in (DEVICE_OBJECT_TYPE, VM_OBJECT_TYPE):
+        raise ValueError(f"object_type must be {DEVICE_OBJECT_TYPE!r} or {VM_OBJECT_TYPE!r}, got {object_type!r}")
+    # Only what the Contacts column needs: a third of the bytes of a full assignment.
+    return (("object_type", object_type), ("ordering", "id"), ("fields", CONTACT_FIELDS))
 
 
 def _id_range(ids: tuple[int, int] | None) -> list[tuple[str, str]]:

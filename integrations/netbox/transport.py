@@ -49,6 +49,10 @@ ID_BATCH_SIZE = 200
 MAX_QUERY_CHARS = 3000
 
 
+# A by-id batch's listing: in id order (offset paging is stable only so), without NetBox's costly config context.
+_BY_ID_PARAMS: tuple[tuple[str, str], ...] = (("ordering", "id"), ("exclude", "config_context"))
+
+
 class ListingChanged(NetboxInconsistentData):
     """A streamed listing changed while it was read (its count moved, or ids went missing): what was handed out
     is not the listing, and the caller reads it again from the start (``NetboxTransport._stream``)."""
@@ -71,13 +75,14 @@ def _error_message(response: requests.Response) -> str:
     return str(body)
 
 
-def _id_batches(ids: Sequence[int]) -> list[list[int]]:
-    """Split ids into batches of at most ID_BATCH_SIZE whose ``id=…&`` query stays under MAX_QUERY_CHARS."""
+def _id_batches(ids: Sequence[int], field: str = "id") -> list[list[int]]:
+    """Split ids into batches of at most ID_BATCH_SIZE whose ``id=…&`` (``field=…&``) query stays under
+    MAX_QUERY_CHARS."""
     batches: list[list[int]] = []
     batch: list[int] = []
     chars = 0
     for object_id in ids:
-        cost = len(str(object_id)) + 4  # "id=" and "&"
+        cost = len(str(object_id)) + len(field) + 2  # "id=" and "&"
         if batch and (len(batch) >= ID_BATCH_SIZE or chars + cost > MAX_QUERY_CHARS):
             batches.append(batch)
             batch, chars = [], 0
@@ -334,14 +339,21 @@ class NetboxTransport:
         ids: Iterable[int],
         parse: Callable[[dict[str, Any]], T],
         progress: ProgressCallback | None,
+        *,
+        field: str = "id",
+        params: Sequence[tuple[str, str]] = _BY_ID_PARAMS,
     ) -> list[T]:
-        batches = _id_batches(sorted({int(i) for i in ids}))
+        """The objects whose ``field`` (``id``, or a filter such as a contact assignment's ``object_id``) is one of
+        ``ids``, in id order: the ids in batches short enough for a request line, each batch a listing with
+        ``params``."""
+        batches = _id_batches(sorted({int(i) for i in ids}), field)
         if not batches:
             return []
         found: list[T] = []
         with ThreadPoolExecutor(max_workers=min(self.workers, len(batches)), thread_name_prefix="netbox") as pool:
             futures = [
-                pool.submit(contextvars.copy_context().run, self._fetch_batch, path, batch, parse) for batch in batches
+                pool.submit(contextvars.copy_context().run, self._fetch_batch, path, batch, parse, field, params)
+                for batch in batches
             ]
             try:
                 for future in as_completed(futures):
@@ -355,12 +367,18 @@ class NetboxTransport:
         found.sort(key=record_id)
         return found
 
-    def _fetch_batch(self, path: str, batch: list[int], parse: Callable[[dict[str, Any]], T]) -> list[T]:
-        params = [("limit", str(self.page_size)), ("ordering", "id"), ("exclude", "config_context")]
-        params += [("id", str(object_id)) for object_id in batch]
+    def _fetch_batch(
+        self,
+        path: str,
+        batch: list[int],
+        parse: Callable[[dict[str, Any]], T],
+        field: str = "id",
+        params: Sequence[tuple[str, str]] = _BY_ID_PARAMS,
+    ) -> list[T]:
+        query = [("limit", str(self.page_size)), *params, *((field, str(object_id)) for object_id in batch)]
         items: list[T] = []
         while True:
-            count, page_items = self._page(path, [*params, ("offset", str(len(items)))] if items else params, parse)
+            count, page_items = self._page(path, [*query, ("offset", str(len(items)))] if items else query, parse)
             items += page_items
             if not page_items or len(items) >= count:
                 return items

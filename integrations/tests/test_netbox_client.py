@@ -119,6 +119,39 @@ def test_fetch_sites_tenants_and_contact_assignments(fake_netbox: FakeNetbox, ma
         client.fetch_contact_assignments("dcim.site")
 
 
+def test_contact_assignments_by_id_object_contact_and_role(fake_netbox: FakeNetbox, make_client: MakeClient) -> None:
+    client = make_client(page_size=1000)
+    served = [a for a in fake_netbox.contact_assignments if a["object_type"] == VM_OBJECT_TYPE]
+    objects = sorted({a["object_id"] for a in served})[:3]
+    contact = served[0]["contact"]["id"]
+    roles = sorted({a["role"]["id"] for a in served})[:2]
+    fake_netbox.reset_log()
+
+    by_id = client.fetch_contact_assignments_by(VM_OBJECT_TYPE, "id", [served[2]["id"], served[0]["id"], 10**6])
+    by_object = client.fetch_contact_assignments_by(VM_OBJECT_TYPE, "object_id", objects)
+    by_contact = client.fetch_contact_assignments(VM_OBJECT_TYPE, where=[("contact_id", contact)])
+    by_role = client.fetch_contact_assignments(VM_OBJECT_TYPE, where=[("role_id", i) for i in roles])
+    counted = client.count_contact_assignments(VM_OBJECT_TYPE, where=[("contact_id", contact)])
+
+    assert [a.id for a in by_id] == [served[0]["id"], served[2]["id"]]
+    assert [a.id for a in by_object] == [a["id"] for a in served if a["object_id"] in objects]
+    assert [a.id for a in by_contact] == [a["id"] for a in served if a["contact"]["id"] == contact]
+    assert counted == len(by_contact)
+    assert [a.id for a in by_role] == [a["id"] for a in served if a["role"]["id"] in roles]
+    for request in fake_netbox.requests:
+        assert request.path == "/api/tenancy/contact-assignments/"
+        assert request.query["object_type"] == [VM_OBJECT_TYPE]
+    requests = fake_netbox.requests
+    assert requests[0].query["id"] == [str(served[0]["id"]), str(served[2]["id"]), str(10**6)]
+    assert requests[1].query["object_id"] == [str(i) for i in objects]
+    assert requests[2].query["contact_id"] == [str(contact)]
+    with pytest.raises(ValueError):
+        client.fetch_contact_assignments_by("dcim.site", "id", [1])
+    # NetBox answers an id that names no contact (a model choice filter) with a 400; so does the fake.
+    with pytest.raises(NetboxError, match="contact_id: Select a valid choice"):
+        client.fetch_contact_assignments(VM_OBJECT_TYPE, where=[("contact_id", 10**6)])
+
+
 def test_status_goes_through_pynetbox_on_our_session_and_count_is_one_request(
     fake_netbox: FakeNetbox, make_client: MakeClient
 ) -> None:
