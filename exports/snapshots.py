@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import connection, transaction
 
@@ -90,10 +90,16 @@ def snapshots_stored(
         after = page[-1][0]
 
 
+class ContactsSaving(Protocol):
+    """The contacts' snapshot a run saves (``exports.fetch.PendingContactSnapshot``)."""
+
+    def save(self) -> None: ...
+
+
 def snapshots_save(
     writes: dict[str, list[Record]],
     deletes: dict[str, list[int]],
-    contact_snapshot: ContactSnapshot | None,
+    contact_snapshot: ContactsSaving | None,
     staged: Iterable[RowSpool] = (),
 ) -> None:
     """Store what the next incremental run compares against: device and VM snapshots (``writes``, and those a full
@@ -105,8 +111,22 @@ def snapshots_save(
         for start in range(0, len(ids), SNAPSHOT_BATCH):
             NetboxSnapshot.objects.filter(kind=kind, netbox_id__in=ids[start : start + SNAPSHOT_BATCH]).delete()
     if contact_snapshot is not None:
-        ContactSnapshot.objects.all().delete()
         contact_snapshot.save()
+
+
+_CONTACT_JSON_FIELDS = ("state", "contacts", "assignments")
+
+
+def contact_snapshot_field_write(pk: int, field: str, text: str) -> None:
+    """Write the JSON text ``text`` into a ``ContactSnapshot``'s JSON field as it is: no dict of it made here."""
+    table = connection.ops.quote_name(ContactSnapshot._meta.db_table)
+    if field not in _CONTACT_JSON_FIELDS:
+        raise ValueError(f"field must be one of {_CONTACT_JSON_FIELDS}, got {field!r}")
+    column = connection.ops.quote_name(field)  # each of them is its own column
+    value = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    with connection.cursor() as cursor:
+        # The table and column names come from the model; the value and the key are parameters.
+        cursor.execute(f"UPDATE {table} SET {column} = {value} WHERE id = %s", [text, pk])  # noqa: S608
 
 
 def snapshot_encode(record: Record) -> tuple[str, str]:

@@ -199,3 +199,22 @@ def test_stored_objects_that_do_not_add_up_list_every_assignment(netbox):
     run = incremental_run(netbox)
     assert len(full_listings(netbox)) == 2
     assert_same_as_a_full_export(run)
+
+
+def test_a_full_run_stores_every_assignment_its_object_and_time_and_every_cell(netbox):
+    """The save writes each field's JSON text as it is (``PendingContactSnapshot.save``): what is read back is
+    NetBox's assignments, their objects and times, and the cells the devices CSV holds."""
+    run = run_export(force=True)
+    assert run.status == "succeeded", run.error
+    snapshot = ContactSnapshot.objects.get()
+    listings = {"device_contacts": "dcim.device", "vm_contacts": "virtualization.virtualmachine"}
+    for listing, object_type in listings.items():
+        mine = [a for a in netbox.contact_assignments if a["object_type"] == object_type]
+        assert mine
+        assert snapshot.state[listing] == {str(a["id"]): a["last_updated"] for a in mine}
+        assert snapshot.assignments[listing] == {str(a["id"]): a["object_id"] for a in mine}
+    assert set(snapshot.state) == {"contacts", "contact_roles", *listings}
+    devices = {a["object_id"] for a in netbox.contact_assignments if a["object_type"] == "dcim.device"}
+    assert {key for key in snapshot.contacts if key.startswith("dcim.device:")} == {f"dcim.device:{i}" for i in devices}
+    for device_id in sorted(devices)[:5]:
+        assert snapshot.contacts[f"dcim.device:{device_id}"] == contacts_of(run, device_id)
