@@ -62,6 +62,7 @@ from integrations.netbox.records import (
     device_from_dict,
     virtual_machine_from_dict,
 )
+from integrations.netbox.transport import ListingChanged
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -730,16 +731,52 @@ def _fetch_contacts(
     # Both listings at once: a full run's stream waits for them (the client keeps NETBOX_WORKERS requests in flight).
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="assignments") as both:
         listed = {
-            listing: both.submit(contextvars.copy_context().run, client.fetch_contact_assignments, object_type)
+            listing: both.submit(contextvars.copy_context().run, _assignments_folded, client, object_type, warn)
             for listing, object_type in ASSIGNMENT_LISTINGS.items()
         }
-        assignments = {listing: done.result() for listing, done in listed.items()}
-    objects: dict[str, dict[int, int]] = {}
-    for listing, records in assignments.items():
-        state[listing] = {record.id: record.last_updated for record in records}
-        objects[listing] = {record.id: record.object_id for record in records}
-    cells = render.contacts_by_object([*assignments["device_contacts"], *assignments["vm_contacts"]])
-    return ContactsListed(_json_bytes(state), _json_bytes(objects), cells, complete=True)  # type: ignore[arg-type]
+        folded = {listing: done.result() for listing, done in listed.items()}
+    state_texts = {listing: json.dumps(stamps) for listing, stamps in state.items()}
+    del state
+    for listing, (stamps_text, _, _) in folded.items():
+        state_texts[listing] = stamps_text
+    objects_texts = {listing: objects_text for listing, (_, objects_text, _) in folded.items()}
+    cells = render.ContactsFolder.cells([folder for _, _, folder in folded.values()])
+    del folded
+    state_json, objects_json = _json_object(state_texts), _json_object(objects_texts)
+    return ContactsListed(state_json, objects_json, cells, complete=True)  # type: ignore[arg-type]
+
+
+def _assignments_folded(
+    client: NetboxClient, object_type: str, warn: Callable[[str], None]
+) -> tuple[str, str, render.ContactsFolder]:
+    """One assignment listing read a page at a time, each page folded as it comes: the JSON text of its ``id ->
+    last_updated`` and of its ``id -> object id`` (``_json_bytes``'s text of each dict) and its objects' contact
+    entries (``render.ContactsFolder``), instead of every record held at once. A listing that changed during the
+    walk is read again once, as ``NetboxTransport._walk`` does; twice, ``ListingChanged`` is raised."""
+    for walk in (1, 2):
+        stamps: list[str] = []
+        objects: list[str] = []
+        folder = render.ContactsFolder()
+        try:
+            for page in client.stream_contact_assignments(object_type):
+                if not page:
+                    continue
+                stamps.append(json.dumps({record.id: record.last_updated for record in page})[1:-1])
+                objects.append(json.dumps({record.id: record.object_id for record in page})[1:-1])
+                for record in page:
+                    folder.add(record)
+        except ListingChanged as exc:
+            if walk == 2:
+                raise
+            warn(f"Contact assignments of {object_type} changed while they were read ({exc}); reading them again")
+            continue
+        return "{" + ", ".join(stamps) + "}", "{" + ", ".join(objects) + "}", folder
+    raise AssertionError("unreachable")
+
+
+def _json_object(texts: dict[str, str]) -> bytes:
+    """``_json_bytes`` of a dict whose values are already JSON text (``texts``: key -> the value's text)."""
+    return ("{" + ", ".join(f"{json.dumps(key)}: {text}" for key, text in texts.items()) + "}").encode()
 
 
 def _contacts_patched(

@@ -63,22 +63,68 @@ def contacts_by_object(assignments: Iterable[ContactAssignmentRecord]) -> dict[t
     return rendered
 
 
+# A contact assignment as the Contacts cell needs it: its priority, contact and role.
+ContactEntry = tuple[str, str, str]
+
+
+class ContactsFolder:
+    """The Contacts cells of one listing's assignments, folded a page at a time (``add``) instead of from every
+    record at once: per object only a tuple of shared entries is kept (an object's assignments, in the order they
+    came), each distinct entry and each distinct tuple once; ``cells`` renders each distinct tuple once. The cells
+    are ``contacts_by_object``'s for the same assignments, in the same order."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, dict[int, tuple[ContactEntry, ...]]] = {}  # object type -> object id -> entries
+        self._shared: dict[Any, Any] = {}
+
+    def add(self, assignment: ContactAssignmentRecord) -> None:
+        shared = self._shared
+        of_type = self.groups.get(assignment.object_type)
+        if of_type is None:
+            of_type = self.groups[shared.setdefault(assignment.object_type, assignment.object_type)] = {}
+        entry = (assignment.priority, assignment.contact, assignment.role)
+        entry = shared.setdefault(entry, entry)
+        group = (*of_type.get(assignment.object_id, ()), entry)
+        of_type[assignment.object_id] = shared.setdefault(group, group)
+
+    @staticmethod
+    def cells(folders: Iterable[ContactsFolder]) -> dict[tuple[str, int], str]:
+        """Every object's cell by ``(object type, object id)``, the folders' objects in turn (each folder emptied
+        as it is rendered), each distinct set of entries rendered once and its cell shared."""
+        rendered: dict[tuple[ContactEntry, ...], str] = {}
+        cells = {}
+        for folder in folders:
+            groups, folder.groups = folder.groups, {}
+            for object_type, of_type in groups.items():
+                for object_id, group in of_type.items():
+                    cell = rendered.get(group)
+                    if cell is None:
+                        cell = rendered[group] = _render_entries(group)
+                    cells[(object_type, object_id)] = cell
+        return cells
+
+
+def _render_entries(entries: Iterable[ContactEntry]) -> str:
+    """``render_contacts`` of assignments given as ``(priority, contact, role)``."""
+
+    def rank(entry: ContactEntry) -> tuple[int, str, str]:
+        priority = entry[0].lower()
+        level = _PRIORITY_RANK.get(priority, _UNKNOWN_PRIORITY_RANK) if priority else _NO_PRIORITY_RANK
+        return (level, entry[1], entry[2])
+
+    seen: dict[str, None] = {}
+    for _, contact, role in sorted(entries, key=rank):
+        if not contact:
+            continue
+        seen.setdefault(f"{contact} ({role})" if role else contact, None)
+    return ", ".join(seen)
+
+
 def render_contacts(assignments: Iterable[ContactAssignmentRecord]) -> str:
     """Contacts as ``"Name (Role), Name"``: by priority (primary, secondary, tertiary, inactive, none), then name,
     then role; each rendered entry once."""
 
-    def rank(assignment: ContactAssignmentRecord) -> tuple[int, str, str]:
-        priority = assignment.priority.lower()
-        level = _PRIORITY_RANK.get(priority, _UNKNOWN_PRIORITY_RANK) if priority else _NO_PRIORITY_RANK
-        return (level, assignment.contact, assignment.role)
-
-    seen: dict[str, None] = {}
-    for assignment in sorted(assignments, key=rank):
-        if not assignment.contact:
-            continue
-        entry = f"{assignment.contact} ({assignment.role})" if assignment.role else assignment.contact
-        seen.setdefault(entry, None)
-    return ", ".join(seen)
+    return _render_entries((assignment.priority, assignment.contact, assignment.role) for assignment in assignments)
 
 
 def render_tags(tags: Iterable[str]) -> str:

@@ -314,6 +314,15 @@ class NetboxClient(NetboxTransport):
         params = [*_assignment_params(object_type), *((name, str(value)) for name, value in where)]
         return self._walk(ASSIGNMENTS, params, contact_assignment_from_api, record_id, progress)
 
+    def stream_contact_assignments(
+        self, object_type: str, progress: ProgressCallback | None = None
+    ) -> Iterator[list[ContactAssignmentRecord]]:
+        """Every contact assignment for ``object_type`` objects, a page at a time in id order (as
+        ``stream_devices``: ``ListingChanged`` after the last page when the listing changed under the walk)."""
+        return self._stream(
+            ASSIGNMENTS, _assignment_params(object_type), contact_assignment_from_api, record_id, progress
+        )
+
     def count_contact_assignments(self, object_type: str, *, where: Iterable[tuple[AssignmentFilter, int]] = ()) -> int:
         """How many assignments ``fetch_contact_assignments`` would list (one ``limit=1`` request)."""
         object_filter = _assignment_params(object_type)[:1]
