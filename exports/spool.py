@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import marshal
-import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
@@ -149,18 +148,17 @@ class RowSpool:
 
     def batches(self) -> Iterator[list[Any]]:
         """The batches in the order they were added (none if nothing was)."""
-        if self._out is not None:
-            self._out.flush()
-        if not self.path.exists():
-            return
-        with open(self.path, "rb") as source:
-            while header := source.read(_LENGTH.size):
-                (size,) = _LENGTH.unpack(header)
-                yield marshal.loads(source.read(size))  # noqa: S302  # this run's own file
+        for source, size in self._frames():
+            yield marshal.loads(source.read(size))  # noqa: S302  # this run's own file
 
     def batches_later(self) -> Iterator[Callable[[], list[Any]]]:
         """``batches()`` as functions that read their batch when called: a batch no one needs is passed over
         unread (the file is read only for the batches' sizes)."""
+        for source, size in self._frames():
+            yield functools.partial(_read_batch, self.path, source.tell(), size)
+
+    def _frames(self) -> Iterator[tuple[IO[bytes], int]]:
+        """Each batch's size, the file at the batch's first byte: the caller reads the batch or not."""
         if self._out is not None:
             self._out.flush()
         if not self.path.exists():
@@ -168,8 +166,9 @@ class RowSpool:
         with open(self.path, "rb") as source:
             while header := source.read(_LENGTH.size):
                 (size,) = _LENGTH.unpack(header)
-                yield functools.partial(_read_batch, self.path, source.tell(), size)
-                source.seek(size, os.SEEK_CUR)
+                start = source.tell()
+                yield source, size
+                source.seek(start + size)
 
     def index(self, rows: int) -> Any:
         """The spool's index as a numpy array of ``rows`` rows (each row's id, start and end in the file, in the
