@@ -14,8 +14,8 @@ from exports import spool as spool_module
 from exports.constants import DEVICES_CSV
 from exports.models import ExportRun
 from exports.selectors import artifact_path
-from exports.services import export_run_execute, export_run_request
 from exports.spool import RowSpool
+from exports.tests.test_changes import run_export
 
 ROWS = [
     (3, "a", None, 2.5, "é" * 3, 10**20, True),
@@ -70,14 +70,6 @@ def test_a_spool_of_rows_without_integer_ids_has_no_index(tmp_path):
     assert spool.index(3) is None and not spool.index_path.exists()
 
 
-def _run(**kwargs) -> ExportRun:
-    run, created = export_run_request(trigger=ExportRun.Trigger.COMMAND, **kwargs)
-    assert created
-    run = export_run_execute(run=run)
-    assert run.status == "succeeded", run.error
-    return run
-
-
 def _digests(run: ExportRun) -> dict[str, str]:
     return {a.name: hashlib.sha256(artifact_path(a).read_bytes()).hexdigest() for a in run.artifacts.all()}
 
@@ -89,7 +81,7 @@ def _spool_rows(run: ExportRun, kind: str) -> list[tuple]:
 
 @pytest.mark.django_db
 def test_an_incremental_run_copies_the_rows_it_reuses_without_reading_them(netbox, monkeypatch):
-    full = _run(force=True)
+    full = run_export(force=True)
     previous = artifact_path(full.artifacts.get(name=DEVICES_CSV)).parent
     stamps = iter(f"2026-12-01T00:00:0{second}.000000Z" for second in range(10))
     netbox.update_device(netbox.devices[3]["id"], description="edited", last_updated=next(stamps))
@@ -106,17 +98,17 @@ def test_an_incremental_run_copies_the_rows_it_reuses_without_reading_them(netbo
         return batches(self)
 
     monkeypatch.setattr(spool_module.RowSpool, "batches", counted)
-    incremental = _run()
+    incremental = run_export()
     assert incremental.mode == "incremental"
     assert previous / ".device.rows" not in read and previous / ".vm.rows" not in read
     monkeypatch.undo()
     # Twice over: the second incremental run copies from the spool the first one copied into.
     netbox.update_device(netbox.devices[5]["id"], description="edited again", last_updated=next(stamps))
     netbox.delete_vm(netbox.vms[4]["id"])
-    second = _run()
+    second = run_export()
     assert second.mode == "incremental"
     spooled = {kind: _spool_rows(second, kind) for kind in ("device", "vm")}  # only the newest run keeps its spools
-    again = _run(force=True)
+    again = run_export(force=True)
     assert _digests(second) == _digests(again)
     assert spooled == {kind: _spool_rows(again, kind) for kind in ("device", "vm")}
     assert len(spooled["device"]) == len(netbox.devices) and len(spooled["vm"]) == len(netbox.vms)
@@ -125,7 +117,7 @@ def test_an_incremental_run_copies_the_rows_it_reuses_without_reading_them(netbo
 @pytest.mark.django_db
 def test_an_incremental_run_measures_again_only_the_columns_whose_longest_value_went(netbox, monkeypatch):
     netbox.update_device(netbox.devices[4]["id"], serial="S" * 30)  # the one longest serial
-    _run(force=True)
+    run_export(force=True)
     netbox.delete_device(netbox.devices[4]["id"])
     measured: list[int] = []
     add = cells.ColumnMeter.add
@@ -135,7 +127,7 @@ def test_an_incremental_run_measures_again_only_the_columns_whose_longest_value_
         return add(self, rows, only)
 
     monkeypatch.setattr(cells.ColumnMeter, "add", counted)
-    incremental = _run()
+    incremental = run_export()
     monkeypatch.undo()
     assert incremental.mode == "incremental"
     # The row dropped (the device deleted), then the devices left in the few columns whose longest value it held
@@ -144,7 +136,7 @@ def test_an_incremental_run_measures_again_only_the_columns_whose_longest_value_
     assert measured[1] == width and sum(measured) <= width + 5 * len(netbox.devices), measured
     folder = artifact_path(incremental.artifacts.get(name=DEVICES_CSV)).parent
     meters = json.loads((folder / ".rows.json").read_text(encoding="utf-8"))["meters"]
-    again = _run(force=True)
+    again = run_export(force=True)
     folder = artifact_path(again.artifacts.get(name=DEVICES_CSV)).parent
     assert meters == json.loads((folder / ".rows.json").read_text(encoding="utf-8"))["meters"]
     assert _digests(incremental) == _digests(again)

@@ -63,6 +63,18 @@ def test_an_incremental_workbook_converts_only_the_rows_made_now(netbox, setting
             converted.append(len(batch))
             yield batch
 
+    read_later = _spool_reads_counted(monkeypatch)
+    monkeypatch.setattr(transform, "kind_rows_as", counted)
+    incremental = run_export()
+    assert (incremental.status, incremental.mode) == ("succeeded", "incremental"), incremental.error
+    assert sum(converted) == made and read_later == []
+    monkeypatch.undo()  # and a full run of the same state writes the same workbook
+    again = run_export(force=True)
+    assert sha256(workbook_of(again)) == sha256(workbook_of(incremental))
+
+
+def _spool_reads_counted(monkeypatch) -> list[int]:
+    """The sizes of the spool batches read later (``RowSpool.batches_later``), as they are read."""
     read_later: list[int] = []
     read_batch = spool._read_batch
 
@@ -71,14 +83,8 @@ def test_an_incremental_workbook_converts_only_the_rows_made_now(netbox, setting
         read_later.append(len(batch))
         return batch
 
-    monkeypatch.setattr(transform, "kind_rows_as", counted)
     monkeypatch.setattr(spool, "_read_batch", read)
-    incremental = run_export()
-    assert (incremental.status, incremental.mode) == ("succeeded", "incremental"), incremental.error
-    assert sum(converted) == made and read_later == []
-    monkeypatch.undo()  # and a full run of the same state writes the same workbook
-    again = run_export(force=True)
-    assert sha256(workbook_of(again)) == sha256(workbook_of(incremental))
+    return read_later
 
 
 @pytest.mark.parametrize("damage", ["missing", "cut short"])
@@ -92,15 +98,7 @@ def test_an_incremental_workbook_reads_the_rows_whose_kept_xml_is_wanting(netbox
     else:
         kept.write_bytes(kept.read_bytes()[: kept.stat().st_size * 2 // 3])
     _edit_at(netbox, "middle")
-    read_later: list[int] = []
-    read_batch = spool._read_batch
-
-    def read(*args):
-        batch = read_batch(*args)
-        read_later.append(len(batch))
-        return batch
-
-    monkeypatch.setattr(spool, "_read_batch", read)
+    read_later = _spool_reads_counted(monkeypatch)
     incremental = run_export()
     assert (incremental.status, incremental.mode) == ("succeeded", "incremental"), incremental.error
     assert read_later, "no reused row's batch was read"
