@@ -129,7 +129,7 @@ def _spy_summary(path: Path, top: int = 25) -> str:
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         frames = stack.split(";")
-        if not frames or ("MainThread" not in frames[0] and "main" not in frames[0].lower()):
+        if any(frame.startswith("_bootstrap (") for frame in frames):  # a thread started by ``threading``
             continue
         count = int(count_text)
         samples += count
