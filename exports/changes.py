@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connection
 
 from exports.csvfiles import csv_records
 from exports.models import ExportArtifact, ExportChange, ExportRun
@@ -259,21 +262,30 @@ def changes_compute(
 
 
 def changes_save(*, run: ExportRun, changes: Iterable[ObjectChange]) -> int:
-    """Store a run's changes; returns how many."""
-    items = [
-        ExportChange(
-            run=run,
-            kind=item.kind,
-            change=item.change,
-            netbox_id=item.netbox_id,
-            name=item.name[:255],
-            columns=", ".join(item.fields),
-            fields=item.fields,
-        )
-        for item in changes
-    ]
-    ExportChange.objects.bulk_create(items, batch_size=SAVE_BATCH)
-    return len(items)
+    """Store a run's changes; returns how many.
+
+    Plain ``INSERT``s, ``SAVE_BATCH`` rows per ``executemany``, each row's JSON encoded once (as ``JSONField``
+    encodes it): ``bulk_create`` built a model instance per change and took about as long as saving the changed
+    objects' snapshots (0.7 s of an incremental run's save at 250,000 objects, 1 % changed)."""
+    table = connection.ops.quote_name(ExportChange._meta.db_table)
+    fields = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    # The table name comes from the model; every value is a parameter.
+    columns = ", ".join(
+        connection.ops.quote_name(column)
+        for column in ("run_id", "kind", "change", "netbox_id", "name", "columns", "fields")
+    )
+    sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, {fields})"  # noqa: S608
+    count = 0
+    items = iter(changes)
+    with connection.cursor() as cursor:
+        while batch := [
+            (run.pk, item.kind, item.change, item.netbox_id, item.name[:255], ", ".join(item.fields),
+             json.dumps(item.fields))
+            for item in itertools.islice(items, SAVE_BATCH)
+        ]:  # fmt: skip
+            cursor.executemany(sql, batch)
+            count += len(batch)
+    return count
 
 
 def export_changes_prune() -> int:

@@ -42,10 +42,11 @@ from exports.models import ContactSnapshot, ExportRun, NetboxSnapshot
 from exports.recorder import RunRecorder
 from exports.snapshots import (
     Record,
+    SnapshotRow,
     contact_snapshot_field_write,
-    snapshot_encode,
     snapshot_row,
     snapshots_outdated,
+    snapshots_state,
     snapshots_stored,
     snapshots_values,
 )
@@ -228,7 +229,7 @@ class Fetched:
     contacts_digest: str = ""  # the digest of the contacts the run's rows hold (``ContactSnapshot.digest``)
     reuse: bool = False  # nothing changed: the previous run's files serve
     sources: dict[str, KindSource] = field(default_factory=dict)  # "device", "vm"
-    snapshot_writes: dict[str, list[Record]] = field(default_factory=dict)  # an incremental run's few to write
+    snapshot_writes: dict[str, list[SnapshotRow]] = field(default_factory=dict)  # an incremental run's few, encoded
     snapshot_deletes: dict[str, list[int]] = field(default_factory=dict)
     contact_pending: PendingContactSnapshot | None = None  # to save when the contacts were listed anew
     counts: dict[str, int] = field(default_factory=dict)
@@ -415,9 +416,7 @@ def _fetch_with(
                 with ThreadPoolExecutor(max_workers=2, thread_name_prefix="increments") as kinds:
                     asked = {}
                     for kind in NetboxSnapshot.Kind.values:  # kind -> netbox_id -> last_updated
-                        stored[kind] = dict(
-                            NetboxSnapshot.objects.filter(kind=kind).values_list("netbox_id", "last_updated")
-                        )
+                        stored[kind] = snapshots_state(kind)
                         asked[kind] = kinds.submit(
                             contextvars.copy_context().run, _fetch_incremental, client, recorder, kind, stored[kind]
                         )
@@ -505,7 +504,8 @@ def _fetch_with(
         removed = [i for i in previous_state if i not in current]
         # A record NetBox touched without changing what we keep needs no write.
         digests = _after_netbox(partial(snapshots_values, kind, "digest", [r.id for r in changed_records]), run)
-        writes = [r for r in changed_records if digests.get(r.id) != snapshot_encode(r)[1]]
+        rows = [snapshot_row(kind, record) for record in changed_records]  # encoded once: compared, then saved
+        writes = [row for row in rows if digests.get(row[1]) != row[4]]
         fetched.snapshot_writes[kind] = writes
         fetched.snapshot_deletes[kind] = removed
         label = "devices" if kind == "device" else "vms"

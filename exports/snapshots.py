@@ -11,6 +11,7 @@ contacts' snapshot, and reading stored ones back (values by id; every stored one
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,6 +33,7 @@ SNAPSHOT_BATCH = 1000
 STORED_PAGE = 2000  # stored snapshots read per query when they are walked in id order
 
 Record = DeviceRecord | VirtualMachineRecord
+SnapshotRow = tuple[str, int, str, str, str, str]  # kind, id, name, last updated, digest, JSON (``snapshot_row``)
 
 _RECORD_OF_KIND: dict[str, type] = {
     NetboxSnapshot.Kind.DEVICE: DeviceRecord,
@@ -67,6 +69,23 @@ def snapshots_values(kind: str, column: str, ids: Sequence[int]) -> dict[int, st
     return values
 
 
+def snapshots_state(kind: str) -> dict[int, str]:
+    """``netbox_id -> last_updated`` of every stored snapshot of a kind: what an incremental run compares NetBox's
+    listing with. Read from the ``exports_snapshot_state`` index alone (it covers the query: SQLite and PostgreSQL
+    need not visit each row beside its JSON) through the database's own cursor, without a model or a converter
+    per row: at 250,000 snapshots the ORM's read of the rows took 0.55-1.05 s of a 1.8 s fetch."""
+    with connection.cursor() as cursor:
+        cursor.execute(snapshots_state_sql(), [kind])
+        return dict(cursor.fetchall())
+
+
+def snapshots_state_sql() -> str:
+    """``snapshots_state``'s query, the kind its one parameter."""
+    table = connection.ops.quote_name(NetboxSnapshot._meta.db_table)
+    # The table name comes from the model; the kind is a parameter.
+    return f"SELECT netbox_id, last_updated FROM {table} WHERE kind = %s"  # noqa: S608
+
+
 def snapshots_stored(
     kind: str, fields: Sequence[str], *, read: Callable[[Callable[[], list[Any]]], list[Any]] | None = None
 ) -> Iterator[tuple[Any, ...]]:
@@ -97,16 +116,15 @@ class ContactsSaving(Protocol):
 
 
 def snapshots_save(
-    writes: dict[str, list[Record]],
+    writes: Mapping[str, Sequence[SnapshotRow]],
     deletes: dict[str, list[int]],
     contact_snapshot: ContactsSaving | None,
     staged: Iterable[RowSpool] = (),
 ) -> None:
-    """Store what the next incremental run compares against: device and VM snapshots (``writes``, and those a full
-    run encoded into ``staged`` spools as its records passed), and the contacts."""
-    snapshots_upsert(writes)
-    for spool in staged:
-        snapshots_upsert_rows(spool.batches())
+    """Store what the next incremental run compares against: device and VM snapshots (``writes``, an incremental
+    run's few encoded when they were compared with the stored ones, and those a full run encoded into ``staged``
+    spools as its records passed), and the contacts. One upsert for all of them (on PostgreSQL one ``COPY``)."""
+    snapshots_upsert_rows(itertools.chain(writes.values(), *(spool.batches() for spool in staged)))
     for kind, ids in deletes.items():
         for start in range(0, len(ids), SNAPSHOT_BATCH):
             NetboxSnapshot.objects.filter(kind=kind, netbox_id__in=ids[start : start + SNAPSHOT_BATCH]).delete()
@@ -135,7 +153,7 @@ def snapshot_encode(record: Record) -> tuple[str, str]:
     return text, hashlib.sha256(text.encode()).hexdigest()
 
 
-def snapshot_row(kind: str, record: Record) -> tuple[str, int, str, str, str, str]:
+def snapshot_row(kind: str, record: Record) -> SnapshotRow:
     """A record's snapshot as ``snapshots_upsert_rows`` stores it: kind, id, name, last updated, digest, JSON."""
     text, digest = snapshot_encode(record)
     return (kind, record.id, record.name[:255], record.last_updated, digest, text)
@@ -194,24 +212,3 @@ def _upsert_copied(batches: Iterable[Sequence[tuple[Any, ...]]]) -> None:
             "digest = excluded.digest, data = excluded.data"
         )
         cursor.execute("TRUNCATE exports_snapshot_stage")
-
-
-def snapshots_upsert(writes: dict[str, list[Record]]) -> None:
-    """Insert or replace the snapshots of these records, ``SNAPSHOT_BATCH`` rows per ``INSERT … ON CONFLICT``.
-
-    Plain SQL (the same on SQLite and PostgreSQL) with each record's JSON encoded once, batch by batch so only one
-    batch of JSON is held at a time: ``bulk_create`` built a model instance and encoded the JSON again for each of
-    50,000 rows, which took longer than writing all the files.
-    """
-    sql = _upsert_sql()
-    with connection.cursor() as cursor:
-        for kind, records in writes.items():
-            for start in range(0, len(records), SNAPSHOT_BATCH):
-                cursor.executemany(
-                    sql,
-                    [
-                        (kind, record.id, record.name[:255], record.last_updated, digest, text)
-                        for record in records[start : start + SNAPSHOT_BATCH]
-                        for text, digest in [snapshot_encode(record)]
-                    ],
-                )
