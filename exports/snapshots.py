@@ -71,9 +71,11 @@ def snapshots_values(kind: str, column: str, ids: Sequence[int]) -> dict[int, st
 
 def snapshots_state(kind: str) -> dict[int, str]:
     """``netbox_id -> last_updated`` of every stored snapshot of a kind: what an incremental run compares NetBox's
-    listing with. Read from the ``exports_snapshot_state`` index alone (it covers the query: SQLite and PostgreSQL
-    need not visit each row beside its JSON) through the database's own cursor, without a model or a converter
-    per row: at 250,000 snapshots the ORM's read of the rows took 0.55-1.05 s of a 1.8 s fetch."""
+    listing with. Read from the ``exports_snapshot_state`` index alone (it covers the query, so no row is visited
+    beside its JSON: on PostgreSQL an index-only scan once autovacuum has marked the table's pages visible) through
+    the database's own cursor, without a model or a converter per row. At 250,000 snapshots the ORM's read of the
+    rows took 0.55-1.05 s of a 1.8 s fetch on SQLite; PostgreSQL read them in a 0.7-1.1 s sequential scan, the
+    index in 0.08 s."""
     with connection.cursor() as cursor:
         cursor.execute(snapshots_state_sql(), [kind])
         return dict(cursor.fetchall())
