@@ -42,10 +42,10 @@ from datetime import date
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from exports.atomic import FileInfo, PendingFile
-from exports.csvfiles import write_csv
+from exports.csvfiles import CsvSpan, write_csv
 from exports.spool import spool_row
 from quality import rules
 from quality.rules import (
@@ -512,8 +512,10 @@ class _Report:
                 self.failed(number, exc)
                 continue
             if positions:
-                if number not in self.dated:
-                    payload = _records(payload)
+                if number not in self.dated:  # the records one after the other, and where each ends
+                    records = _records(payload)
+                    payload = b"".join(records)
+                    extra = np.cumsum(np.fromiter(map(len, records), dtype=np.int64, count=len(records))).tobytes()
                 self._spill(number).add((where[positions].tobytes(), payload, extra))
         if keyed is not None and compared:
             spilled = len(keyed.offsets)
@@ -698,9 +700,10 @@ class _Report:
             for where, payload, extra in self._merged(number):
                 if self.keep:
                     writer.add(("part", number, where.tobytes(), payload, extra))
-                if bounds is None:
-                    count += len(payload)
-                    yield from payload
+                if bounds is None:  # the part's records, copied as one run
+                    count += len(where)
+                    if len(where):
+                        yield CsvSpan(cast(Any, _Records(payload, extra)), 0, len(where))
                     continue
                 ordinals = np.frombuffer(extra, dtype=np.int64)
                 flagged = np.ones(len(ordinals), dtype=bool)
@@ -715,7 +718,7 @@ class _Report:
                 writer.add(("end", number))
             self.counts[number] = count
 
-    def _merged(self, number: int) -> Iterator[tuple[np.ndarray, list[Any], bytes]]:
+    def _merged(self, number: int) -> Iterator[tuple[np.ndarray, Any, bytes]]:
         """A one-row or dated rule's parts in the order of the rows: the previous run's of the rows kept (where they
         are now) merged with the new rows'."""
         import numpy as np
@@ -726,7 +729,7 @@ class _Report:
             yield from new
             return
         assert self.cur_of_prev is not None
-        pending: list[tuple[np.ndarray, list[Any], bytes]] = []
+        pending: list[tuple[np.ndarray, Any, bytes]] = []
         for part in self._previous_parts(number):
             last = int(part[0][-1]) if len(part[0]) else -1
             # The new rows' parts before this part's last row join it.
@@ -749,7 +752,7 @@ class _Report:
         yield from pending
         yield from new
 
-    def _previous_parts(self, number: int) -> Iterator[tuple[np.ndarray, list[Any], bytes]]:
+    def _previous_parts(self, number: int) -> Iterator[tuple[np.ndarray, Any, bytes]]:
         """The previous run's parts of a rule, only the rows kept, where they are now."""
         import numpy as np
 
@@ -798,28 +801,21 @@ def _batch_rows(row_set: RowSet, positions: np.ndarray) -> list[Any]:
 
 
 def _slice(
-    part: tuple[np.ndarray, list[Any], bytes], start: int | np.ndarray, stop: int | None = None
-) -> tuple[np.ndarray, list[Any], bytes]:
-    """The rows ``start:stop`` of a part (or those at the positions ``start``)."""
+    part: tuple[np.ndarray, Any, bytes], start: int | np.ndarray, stop: int | None = None
+) -> tuple[np.ndarray, Any, bytes]:
+    """The rows ``start:stop`` of a part (or those at the positions ``start``, in order)."""
     import numpy as np
 
-    where, payload, extra = part
-    ordinals = np.frombuffer(extra, dtype=np.int64) if extra else None
+    where = part[0]
     if stop is not None:
         assert isinstance(start, int)
-        picked = payload[start:stop]
-        return where[start:stop], picked, ordinals[start:stop].tobytes() if ordinals is not None else b""
-    positions = start.tolist()  # type: ignore[union-attr]
-    return (
-        where[start],
-        [payload[position] for position in positions],
-        ordinals[start].tobytes() if ordinals is not None else b"",
-    )
+        picked = np.arange(start, stop, dtype=np.int64)
+    else:
+        picked = start  # type: ignore[assignment]
+    return (where[picked], *_pick((part,), picked))
 
 
-def _join(
-    part: tuple[np.ndarray, list[Any], bytes], other: tuple[np.ndarray, list[Any], bytes]
-) -> tuple[np.ndarray, list[Any], bytes]:
+def _join(part: tuple[np.ndarray, Any, bytes], other: tuple[np.ndarray, Any, bytes]) -> tuple[np.ndarray, Any, bytes]:
     """Two parts as one, in the order of their rows."""
     import numpy as np
 
@@ -827,12 +823,55 @@ def _join(
         return part
     where = np.concatenate([part[0], other[0]])
     order = np.argsort(where, kind="stable")
-    payload = part[1] + other[1]
-    extra = b""
-    if part[2] or other[2]:
-        ordinals = np.concatenate([np.frombuffer(part[2], dtype=np.int64), np.frombuffer(other[2], dtype=np.int64)])
-        extra = ordinals[order].tobytes()
-    return where[order], [payload[position] for position in order.tolist()], extra
+    return (where[order], *_pick((part, other), order))
+
+
+def _pick(parts: tuple[tuple[np.ndarray, Any, bytes], ...], order: np.ndarray) -> tuple[Any, bytes]:
+    """The payload and extra of the rows at ``order`` of ``parts`` one after the other: a dated rule's findings
+    and days, or a one-row rule's records (one ``bytes``, copied a run of adjacent records at a time) and their
+    ends."""
+    import numpy as np
+
+    if not isinstance(parts[0][1], bytes):  # a dated rule's: findings, and each row's day (or none)
+        payload = [finding for part in parts for finding in part[1]]
+        picked = [payload[position] for position in order.tolist()]
+        if not any(part[2] for part in parts):
+            return picked, b""
+        days = np.concatenate([np.frombuffer(part[2], dtype=np.int64) for part in parts])
+        return picked, days[order].tobytes()
+    data = b"".join(part[1] for part in parts) if len(parts) > 1 else parts[0][1]
+    ends, base = [], 0
+    for part in parts:
+        part_ends = np.frombuffer(part[2], dtype=np.int64)
+        ends.append(part_ends + base)
+        base += len(part[1])
+    every_end = np.concatenate(ends) if len(ends) > 1 else ends[0]
+    every_start = np.concatenate([np.zeros(1, dtype=np.int64), every_end[:-1]])
+    starts, stops = every_start[order], every_end[order]
+    if not len(order):
+        return b"", b""
+    breaks = np.flatnonzero(starts[1:] != stops[:-1]) + 1  # where the next record is not the one after
+    firsts = np.concatenate([np.zeros(1, dtype=np.int64), breaks])
+    lasts = np.concatenate([breaks, np.array([len(order)], dtype=np.int64)]) - 1
+    runs = zip(starts[firsts].tolist(), stops[lasts].tolist(), strict=True)
+    return b"".join([data[first:last] for first, last in runs]), np.cumsum(stops - starts).tobytes()
+
+
+class _Records:
+    """A part's records one after the other, each ending at ``ends`` (int64 bytes): the source of a ``CsvSpan``
+    that ``write_csv`` copies as it is (its ``read``, as ``CsvIndexed.read``)."""
+
+    __slots__ = ("data", "ends")
+
+    def __init__(self, data: bytes, ends: bytes) -> None:
+        import numpy as np
+
+        self.data = data
+        self.ends = np.frombuffer(ends, dtype=np.int64)
+
+    def read(self, first: int, stop: int) -> bytes:
+        start = int(self.ends[first - 1]) if first else 0
+        return self.data[start : int(self.ends[stop - 1])] if stop > first else b""
 
 
 class _ListSink:
