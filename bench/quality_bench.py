@@ -60,8 +60,9 @@ def child(folder: Path, times: int, out: Path | None = None, previous: Path | No
 
     rows = {
         "device": KindRows("device", DEVICE_COLUMNS, batches("device"), folder / "devices.csv", previous,
-                           picks("device")),
-        "vm": KindRows("vm", VM_COLUMNS, batches("vm"), folder / "vms.csv", previous, picks("vm")),
+                           picks("device"), folder / ".device.rows" if times == 1 else None),
+        "vm": KindRows("vm", VM_COLUMNS, batches("vm"), folder / "vms.csv", previous, picks("vm"),
+                       folder / ".vm.rows" if times == 1 else None),
     }  # fmt: skip
     before_rss = _rss_mb()
     started, cpu = time.perf_counter(), time.process_time()
@@ -130,7 +131,8 @@ def _changed(previous: Path, target: Path, percent: float, seed: int = 1) -> int
     fresh = 0
     for kind, columns in (("device", DEVICE_COLUMNS), ("vm", VM_COLUMNS)):
         at = {name: columns.index(name) for name in ("ID", "Serial number", "Contacts", "IP Address", "Name")}
-        rows_out, picks_out = RowSpool(target / f".{kind}.rows"), RowSpool(target / f".{kind}.merged")
+        # Indexed by id, as the export's spools are: the report reads only the new rows.
+        rows_out, picks_out = RowSpool(target / f".{kind}.rows", key=at["ID"]), RowSpool(target / f".{kind}.merged")
         rows: list[Any] = []
         picks: list[int] = []
         passed, top, last = 0, 0, None

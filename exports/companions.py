@@ -62,6 +62,9 @@ class KindRows:
     # None: any row may be new.
     previous: Path | None = None
     picks: Callable[[], Iterator[Sequence[int]]] | None = None
+    # The kind's rows spooled (``exports.spool.RowSpool``), indexed by id when its ``index`` says so: a companion
+    # may read single rows, or the rows' ids, without reading every batch. None: read the batches.
+    spool: Path | None = None
 
 
 RunRows = Mapping[str, KindRows]  # "device" and "vm"

@@ -849,6 +849,7 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
                 folder / _KINDS[kind][0],
                 kind_streamed.previous if kind_streamed.merged is not None else None,
                 kind_streamed.merged.batches if kind_streamed.merged is not None else None,
+                kind_streamed.spool.path,
             )
             for kind, kind_streamed in kinds.items()
         }

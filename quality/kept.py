@@ -10,12 +10,22 @@ file that is not used, and the report checks every row (the fallback every run h
 
 An incremental run knows which of its rows are the previous run's, unchanged (``RowSet.picks``, from the export's
 ``KindRows.picks``): the one-row rules see only the other rows, and each rule's findings are the previous run's
-findings of the rows kept (their records copied) merged, in the order of the rows, with the new rows' findings. The
-comparing rules (``SameKey``: duplicates) still read every row's key (they compare the new rows with all the
-others). The findings CSV is byte for byte what a full check of the same rows writes; a rule that raises in an
-incremental run makes the report check every row again, as a full run would record it.
+findings of the rows kept (their records copied) merged, in the order of the rows, with the new rows' findings.
+When the rows' spool is indexed (``RowSet.spool``: each row's id and bytes), the new rows are read alone from it and
+the others not at all (their ids are the index's); without an index every batch is read and the new rows picked.
 
-Memory: the ids of the previous run's rows and where each is now (16 bytes a row); findings pass a part at a time.
+The comparing rules (``SameKey``: duplicates) keep each row's key as a 64-bit hash that is the same in every process
+(``rules.key_hashes``), and the rows whose hash another row shares (the candidates) with the columns their findings
+show. An incremental run hashes only its new rows, finds the hashes shared among all the rows' (numpy), and reads
+the keys of the candidates only: a new row's from its chunk, a kept candidate's from the kept file, and a kept row
+that shares a hash with a new row only now from its spool (or its batches read again). Rows sharing a hash are then
+compared by their keys, as in a full check (a collision flags nothing).
+
+The findings CSV is byte for byte what a full check of the same rows writes; a rule that raises in an incremental
+run makes the report check every row again, as a full run would record it.
+
+Memory: the ids of the previous run's rows and where each is now (16 bytes a row), each comparing rule's hashes (9
+bytes a row) and its candidates' columns; findings pass a part at a time.
 """
 
 from __future__ import annotations
@@ -23,17 +33,20 @@ from __future__ import annotations
 import csv
 import hashlib
 import marshal
+import os
 import struct
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import date
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from exports.atomic import FileInfo, PendingFile
-from exports.csvfiles import write_csv
+from exports.csvfiles import CsvSpan, write_csv
+from exports.spool import spool_row
 from quality import rules
 from quality.rules import (
     CHUNK_ROWS,
@@ -53,6 +66,7 @@ from quality.rules import (
     SameKey,
     _column,
     _Keyed,
+    _picker,
     _Spill,
     describe,
 )
@@ -238,6 +252,10 @@ class _Report:
         }
         self.bounds: dict[int, rules.Bounds] = {}
         self.checked = 0
+        self.keyed_at: list[np.ndarray] = []  # where the rows of each chunk the comparing rules saw are
+        self.previous_keyed: dict[int, tuple[Any, ...]] = {}  # the previous run's keys, per comparing rule
+        self.spools: dict[int, tuple[Path, np.ndarray]] = {}  # per row set: its spool and the spool's index
+        self.starts: list[int] = []  # where each row set's rows start among all the rows
 
     def failed(self, number: int, exc: Exception) -> None:
         if self.previous is not None:
@@ -264,13 +282,7 @@ class _Report:
             self._walk(keyed, writer)
             # The comparing rules' findings, spilled (they need every row's key first).
             if keyed.rules:
-
-                def failed(number: int, exc: Exception) -> None:
-                    samekey.drop(number)
-                    self.failed(number, exc)
-
-                for number, count in keyed.findings(samekey, self.config.today, self.errors, failed):
-                    self.counts[number] = count
+                self._same_key(keyed, samekey, writer)
             info = write_csv(self.path, FINDING_COLUMNS, self._findings(samekey, writer), raw=True)
             if self.keep:
                 writer.commit()
@@ -301,55 +313,111 @@ class _Report:
         if len(self.previous_ids) != sum(counts):
             raise KeptUnusable("ids missing")
         self.cur_of_prev = np.full(len(self.previous_ids), -1, dtype=np.int64)
+        for number, (rule, _) in enumerate(self.enabled):
+            if not isinstance(rule.check, SameKey):
+                continue
+            value = self.previous.next("keys")
+            if len(value) != 7 or value[1] != number:
+                raise KeptUnusable("the comparing rules' keys are out of order")
+            _, _, hashes, filled, positions, kinds, columns = value
+            hashes = np.frombuffer(hashes, dtype=np.int64)
+            filled = np.frombuffer(filled, dtype=bool)
+            positions = np.frombuffer(positions, dtype=np.int64)
+            if not len(hashes) == len(filled) == len(self.previous_ids) or len(kinds) != len(positions):
+                raise KeptUnusable("keys missing")
+            self.previous_keyed[number] = (hashes, filled, positions, kinds, columns)
 
     def _walk(self, keyed: _Keyed, writer: _KeptWriter) -> None:
-        """Every row once: the comparing rules see each; the one-row rules the new ones (every row in a full check).
-        The rows' ids go to the kept file."""
+        """Every row once in a full check (the one-row and the comparing rules see each); in an incremental run the
+        new rows (read alone from the spool when it is indexed), the others' ids and where they were. The rows' ids
+        go to the kept file."""
         today, dates = self.config.today, DateReader()
-        size = CHUNK_ROWS
         wanted = [column for rule, _ in self.enabled for column in rule.columns]
-        indexes = [{name: position for position, name in enumerate(row_set.columns)} for row_set in self.row_sets]
-        present = [name for name in dict.fromkeys((NAME, ID, SITE, *wanted)) if any(name in i for i in indexes)]
-        fresh = _Chunks(present, today, dates, size)
-        compared = None
-        if self.previous is not None and keyed.rules:
-            compared = _Chunks([name for name in present if name in keyed.columns], today, dates, size)
+        self.indexes = [{name: position for position, name in enumerate(rs.columns)} for rs in self.row_sets]
+        present = [name for name in dict.fromkeys((NAME, ID, SITE, *wanted)) if any(name in i for i in self.indexes)]
+        self.keyed_names = [name for name in present if name in keyed.columns]
+        fresh = _Chunks(present, today, dates, CHUNK_ROWS)
         ids: list[bytes] = []
         counts: list[int] = []
         cur = 0
-        for number, (row_set, index) in enumerate(zip(self.row_sets, indexes, strict=True)):
-            picks = iter(row_set.picks()) if self.previous is not None and row_set.picks is not None else None
-            offset = sum(self.previous_counts[:number]) if picks is not None else 0
-            passed = 0  # the previous run's rows of this set gone by
+        for number, (row_set, index) in enumerate(zip(self.row_sets, self.indexes, strict=True)):
             start = cur
+            self.starts.append(start)
+            if self.previous is not None:
+                cur = self._incremental_set(row_set, index, number, cur, fresh, keyed, ids)
+                counts.append(cur - start)
+                continue
             for batch in row_set.each_batch():
                 if not len(batch):
                     continue
-                at = range(cur, cur + len(batch))
                 batch_ids = self._ids(batch, index)
                 if batch_ids is not None:
                     ids.append(batch_ids.tobytes())
-                if picks is None:
-                    for chunk in fresh.add(batch, at, index, row_set.kind):
-                        self._chunk(*chunk, keyed, keyed.rules)
-                else:
-                    passed = self._reused(batch, batch_ids, next(picks, None), offset, passed, cur, fresh, index,
-                                          row_set.kind, number)  # fmt: skip
-                    if compared is not None:
-                        for compared_rows, _ in compared.add(batch, at, index, row_set.kind):
-                            self._compared(compared_rows, keyed)
+                for chunk in fresh.add(batch, range(cur, cur + len(batch)), index, row_set.kind):
+                    self._chunk(*chunk, keyed, keyed.rules)
                 cur += len(batch)
-            if picks is not None and next(picks, None) is not None:
-                raise KeptUnusable("more picks than rows")
             counts.append(cur - start)
         for chunk in fresh.last():
-            self._chunk(*chunk, keyed, keyed.rules if compared is None else {})
-        if compared is not None:
-            for compared_rows, _ in compared.last():
-                self._compared(compared_rows, keyed)
+            self._chunk(*chunk, keyed, keyed.rules)
+        self.total = cur
         if self.keep:
             writer.add(("rows", counts))
             writer.add(("ids", b"".join(ids)))
+
+    def _incremental_set(
+        self,
+        row_set: RowSet,
+        index: dict[str, int],
+        number: int,
+        cur: int,
+        fresh: _Chunks,
+        keyed: _Keyed,
+        ids: list[bytes],
+    ) -> int:
+        """An incremental run's row set: its new rows to the rules, where its other rows were in the previous run
+        (their ids checked), its ids to ``ids``. Returns where the next set's rows start."""
+        import numpy as np
+
+        from exports.spool import RowSpool
+
+        assert self.cur_of_prev is not None and row_set.picks is not None
+        offset = sum(self.previous_counts[:number])
+        each = [np.asarray(picks, dtype=np.int64) for picks in row_set.picks()]
+        pick = np.concatenate(each) if each else np.zeros(0, dtype=np.int64)
+        entries = RowSpool(row_set.spool).index(len(pick)) if row_set.spool is not None else None
+        if entries is None:  # no index to read single rows by: every batch read, the new rows checked
+            picks = iter(each)
+            passed = 0
+            for batch in row_set.each_batch():
+                if not len(batch):
+                    continue
+                batch_ids = self._ids(batch, index)
+                passed = self._reused(batch, batch_ids, next(picks, None), offset, passed, cur, fresh, index,
+                                      row_set.kind, number, keyed)  # fmt: skip
+                ids.append(batch_ids.tobytes())  # type: ignore[union-attr]  # numbers (or it raised)
+                cur += len(batch)
+            if next(picks, None) is not None:
+                raise KeptUnusable("more picks than rows")
+            return cur
+        self.spools[number] = (row_set.spool, entries)  # type: ignore[assignment]  # not None: it has an index
+        reused = pick >= 0
+        steps = np.where(reused, pick + 1, 0)
+        previous_at = np.cumsum(steps) - 1
+        if int(steps.sum()) > self.previous_counts[number]:
+            raise KeptUnusable("more rows reused than the previous run had")
+        where = offset + previous_at[reused]
+        set_ids = np.ascontiguousarray(entries[:, 0])
+        if not np.array_equal(self.previous_ids[where], set_ids[reused]):
+            raise KeptUnusable("the previous run's rows are others")
+        self.cur_of_prev[where] = np.flatnonzero(reused) + cur
+        ids.append(set_ids.tobytes())
+        new = np.flatnonzero(~reused)
+        for first in range(0, len(new), CHUNK_ROWS):
+            part = new[first : first + CHUNK_ROWS]
+            rows = _spool_rows(row_set.spool, entries, part)  # type: ignore[arg-type]  # not None
+            for chunk in fresh.add(rows, (part + cur).tolist(), index, row_set.kind):
+                self._chunk(*chunk, keyed, keyed.rules)
+        return cur + len(pick)
 
     def _ids(self, batch: Sequence[Sequence[Any]], index: dict[str, int]) -> np.ndarray | None:
         import numpy as np
@@ -372,7 +440,7 @@ class _Report:
         self,
         batch: Sequence[Sequence[Any]],
         ids: np.ndarray | None,
-        picks: Sequence[int] | None,
+        picks: Sequence[int] | np.ndarray | None,
         offset: int,
         passed: int,
         cur: int,
@@ -380,6 +448,7 @@ class _Report:
         index: dict[str, int],
         kind: str,
         number: int,
+        keyed: _Keyed,
     ) -> int:
         """An incremental run's batch: where its unchanged rows were in the previous run (their ids checked), its
         new rows to the one-row rules. Returns how many of the set's previous rows are gone by."""
@@ -403,7 +472,7 @@ class _Report:
         if len(new):
             rows = [batch[position] for position in new.tolist()]
             for chunk in fresh.add(rows, (new + cur).tolist(), index, kind):
-                self._chunk(*chunk, None, {})
+                self._chunk(*chunk, keyed, keyed.rules)
         return passed
 
     def _compared(self, rows: QualityRows, keyed: _Keyed) -> None:
@@ -443,11 +512,173 @@ class _Report:
                 self.failed(number, exc)
                 continue
             if positions:
-                if number not in self.dated:
-                    payload = _records(payload)
+                if number not in self.dated:  # the records one after the other, and where each ends
+                    records = _records(payload)
+                    payload = b"".join(records)
+                    extra = np.cumsum(np.fromiter(map(len, records), dtype=np.int64, count=len(records))).tobytes()
                 self._spill(number).add((where[positions].tobytes(), payload, extra))
         if keyed is not None and compared:
+            spilled = len(keyed.offsets)
             self._compared(rows, keyed)
+            if len(keyed.offsets) > spilled:
+                self.keyed_at.append(where)
+
+    def _same_key(self, keyed: _Keyed, samekey: FindingSpools, writer: _KeptWriter) -> None:
+        """The comparing rules' findings: every row's key hash (the new rows' hashed now, the others' kept), the rows
+        whose hash another row shares compared by their keys, those sharing a key flagged. What each rule kept (every
+        row's hash, the rows sharing one with their columns) goes to the kept file for the next run."""
+        import numpy as np
+
+        if not keyed.stable:  # Python's hashes: not kept
+            if self.previous is not None:
+                raise KeptUnusable("keys that are not text")
+            self.keep = False
+        at = np.concatenate(self.keyed_at) if self.keyed_at else np.zeros(0, dtype=np.int64)
+        if self.previous is not None:
+            assert self.cur_of_prev is not None
+            kept = np.flatnonzero(self.cur_of_prev >= 0)
+            self.prev_of_cur = np.full(self.total, -1, dtype=np.int64)
+            self.prev_of_cur[self.cur_of_prev[kept]] = kept
+            if (self.prev_of_cur[at] >= 0).any() or len(kept) + len(at) != self.total:
+                raise KeptUnusable("rows both kept and new, or neither")
+        elif not np.array_equal(at, np.arange(self.total)):
+            self.keep = False  # a rule failed before every row was seen
+        dates = DateReader()
+        for number, rule in keyed.rules.items():
+            if number in self.errors:
+                continue
+            assert isinstance(rule.check, SameKey)
+            try:
+                chunks = keyed.hashes.pop(number)
+                hashes = np.concatenate([chunk for chunk, _ in chunks]) if chunks else np.zeros(0, dtype=np.int64)
+                filled = np.concatenate([chunk for _, chunk in chunks]) if chunks else np.zeros(0, dtype=bool)
+                if self.previous is not None:
+                    hashes, filled = self._all_keys(number, at, hashes, filled)
+                values, times = np.unique(hashes[filled], return_counts=True)
+                candidates = rules._among(hashes, filled, values[times > 1])
+                del values, times
+                rows = self._candidate_rows(candidates, at, keyed, dates)
+                keys = rule.check.key(rows)
+                sizes = Counter(keys)
+                flagged = [position for position, key in enumerate(keys) if sizes[key] > 1]
+                if flagged:
+                    shared_rows = rows.take(flagged)
+                    shown = rule.check.shown(shared_rows, [sizes[keys[position]] for position in flagged])
+                    samekey.add(number, shared_rows.findings(rule, list(range(len(flagged))), shown))
+                self.counts[number] = len(flagged)
+                if self.keep:
+                    writer.add(("keys", number, hashes.tobytes(), filled.tobytes(), candidates.tobytes(), rows.kinds,
+                                rows.columns))  # fmt: skip
+            except KeptUnusable:
+                raise
+            except Exception as exc:  # a broken rule is reported, and the others still run
+                samekey.drop(number)
+                self.failed(number, exc)
+
+    def _all_keys(
+        self, number: int, at: np.ndarray, hashes: np.ndarray, filled: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every row's key hash and whether its key is not empty: the new rows' (at ``at``) and the kept ones'."""
+        import numpy as np
+
+        assert self.cur_of_prev is not None
+        previous_hashes, previous_filled = self.previous_keyed[number][:2]
+        kept = self.cur_of_prev >= 0
+        every = np.zeros(self.total, dtype=np.int64)
+        every_filled = np.zeros(self.total, dtype=bool)
+        every[self.cur_of_prev[kept]] = previous_hashes[kept]
+        every_filled[self.cur_of_prev[kept]] = previous_filled[kept]
+        every[at] = hashes
+        every_filled[at] = filled
+        return every, every_filled
+
+    def _candidate_rows(self, candidates: np.ndarray, at: np.ndarray, keyed: _Keyed, dates: DateReader) -> QualityRows:
+        """The rows at ``candidates`` (positions among all the rows, in order) with the columns the comparing rules
+        read: the rows seen in this run read back from their chunks' spill, the others from the previous run's kept
+        candidates or, when they were not one, from their spool."""
+        import numpy as np
+
+        count = len(candidates)
+        kinds: list[Any] = [""] * count
+        columns: dict[str, list[Any]] = {name: [""] * count for name in self.keyed_names}
+
+        def fill(targets: np.ndarray, source_kinds: list[Any], source: dict[str, list[Any]], picks: Any) -> None:
+            if not len(targets):
+                return
+            pairs = list(zip(targets.tolist(), picks.tolist(), strict=True))
+            for target, pick in pairs:
+                kinds[target] = source_kinds[pick]
+            for name, values in columns.items():
+                if name not in source:
+                    raise KeptUnusable(f"the kept candidates lack {name}")
+                from_values = source[name]
+                for target, pick in pairs:
+                    values[target] = from_values[pick]
+
+        found = np.zeros(count, dtype=bool)
+        if len(at) and count:
+            assert keyed.spill is not None
+            sizes = np.fromiter(map(len, self.keyed_at), dtype=np.int64, count=len(self.keyed_at))
+            ends = np.cumsum(sizes)
+            seen = np.minimum(np.searchsorted(at, candidates), len(at) - 1)
+            found = at[seen] == candidates
+            chunk_of = np.searchsorted(ends, seen, side="right")
+            for chunk in np.unique(chunk_of[found]).tolist():
+                targets = np.flatnonzero(found & (chunk_of == chunk))
+                chunk_kinds, chunk_columns = keyed.spill.read(keyed.offsets[chunk])
+                fill(targets, chunk_kinds, chunk_columns, seen[targets] - (ends[chunk] - sizes[chunk]))
+        if self.previous is not None and not found.all():
+            merged = self._previous_candidates()
+            previous = self.prev_of_cur[candidates]
+            if len(merged[0]):
+                at_previous = np.minimum(np.searchsorted(merged[0], previous), len(merged[0]) - 1)
+                hit = ~found & (previous >= 0) & (merged[0][at_previous] == previous)
+                fill(np.flatnonzero(hit), merged[1], merged[2], at_previous[hit])
+                found |= hit
+            rest = np.flatnonzero(~found)
+            if len(rest):
+                self._spool_candidates(rest, candidates[rest], dates, fill)
+        elif not found.all():
+            raise RuntimeError("candidate rows missing")
+        return QualityRows(columns, kinds, self.config.today, dates)
+
+    def _previous_candidates(self) -> tuple[np.ndarray, list[Any], dict[str, list[Any]]]:
+        """The rows the previous run kept for its comparing rules (positions in its rows, kinds, columns), of every
+        rule at once (a row may be a candidate of one rule and not of another)."""
+        import numpy as np
+
+        if not hasattr(self, "_previous_merged"):
+            parts = [(value[2], value[3], value[4]) for value in self.previous_keyed.values()]
+            if len(parts) == 1:
+                self._previous_merged = parts[0]
+            else:
+                positions = np.concatenate([part[0] for part in parts])
+                order = np.unique(positions, return_index=True)[1]  # each row once, in order
+                kinds = [kind for part in parts for kind in part[1]]
+                names = set.intersection(*(set(part[2]) for part in parts))
+                columns = {name: [value for part in parts for value in part[2][name]] for name in names}
+                pick = _picker(order.tolist())
+                self._previous_merged = (positions[order], pick(kinds), {n: pick(v) for n, v in columns.items()})
+        return self._previous_merged
+
+    def _spool_candidates(self, targets: np.ndarray, positions: np.ndarray, dates: DateReader, fill: Any) -> None:
+        """Candidate rows neither new nor kept as candidates (a kept row now sharing a key with a new one): read
+        alone from their row set's spool, or, without its index, picked from its batches read again."""
+        import numpy as np
+
+        sets = np.searchsorted(np.asarray(self.starts, dtype=np.int64), positions, side="right") - 1
+        for number in np.unique(sets).tolist():
+            mine = np.flatnonzero(sets == number)
+            wanted = positions[mine] - self.starts[number]
+            if number in self.spools:
+                path, entries = self.spools[number]
+                rows = _spool_rows(path, entries, wanted)
+            else:
+                rows = _batch_rows(self.row_sets[number], wanted)
+            chunks = _Chunks(self.keyed_names, self.config.today, dates, len(rows) + 1)
+            row_set = self.row_sets[number]
+            (values, _), *_ = [*chunks.add(rows, range(len(rows)), self.indexes[number], row_set.kind), *chunks.last()]
+            fill(targets[mine], values.kinds, values.columns, np.arange(len(rows)))
 
     def _spill(self, number: int) -> _Spill:
         if number not in self.spills:
@@ -469,9 +700,10 @@ class _Report:
             for where, payload, extra in self._merged(number):
                 if self.keep:
                     writer.add(("part", number, where.tobytes(), payload, extra))
-                if bounds is None:
-                    count += len(payload)
-                    yield from payload
+                if bounds is None:  # the part's records, copied as one run
+                    count += len(where)
+                    if len(where):
+                        yield CsvSpan(cast(Any, _Records(payload, extra)), 0, len(where))
                     continue
                 ordinals = np.frombuffer(extra, dtype=np.int64)
                 flagged = np.ones(len(ordinals), dtype=bool)
@@ -486,7 +718,7 @@ class _Report:
                 writer.add(("end", number))
             self.counts[number] = count
 
-    def _merged(self, number: int) -> Iterator[tuple[np.ndarray, list[Any], bytes]]:
+    def _merged(self, number: int) -> Iterator[tuple[np.ndarray, Any, bytes]]:
         """A one-row or dated rule's parts in the order of the rows: the previous run's of the rows kept (where they
         are now) merged with the new rows'."""
         import numpy as np
@@ -497,7 +729,7 @@ class _Report:
             yield from new
             return
         assert self.cur_of_prev is not None
-        pending: list[tuple[np.ndarray, list[Any], bytes]] = []
+        pending: list[tuple[np.ndarray, Any, bytes]] = []
         for part in self._previous_parts(number):
             last = int(part[0][-1]) if len(part[0]) else -1
             # The new rows' parts before this part's last row join it.
@@ -520,7 +752,7 @@ class _Report:
         yield from pending
         yield from new
 
-    def _previous_parts(self, number: int) -> Iterator[tuple[np.ndarray, list[Any], bytes]]:
+    def _previous_parts(self, number: int) -> Iterator[tuple[np.ndarray, Any, bytes]]:
         """The previous run's parts of a rule, only the rows kept, where they are now."""
         import numpy as np
 
@@ -540,29 +772,50 @@ class _Report:
                 yield _slice((now, payload, extra), kept)
 
 
+def _spool_rows(path: Path, entries: np.ndarray, positions: np.ndarray) -> list[Any]:
+    """The rows at ``positions`` of an indexed spool (``entries``: its index), each read alone."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return [spool_row(os.pread(fd, end - start, start)) for start, end in entries[positions, 1:].tolist()]
+    finally:
+        os.close(fd)
+
+
+def _batch_rows(row_set: RowSet, positions: np.ndarray) -> list[Any]:
+    """The rows at ``positions`` (in order) of a row set's batches, read again."""
+    rows: list[Any] = []
+    wanted = iter(positions.tolist())
+    position = next(wanted, None)
+    first = 0
+    for batch in row_set.each_batch():
+        stop = first + len(batch)
+        while position is not None and position < stop:
+            rows.append(batch[position - first])
+            position = next(wanted, None)
+        if position is None:
+            break
+        first = stop
+    if len(rows) != len(positions):
+        raise KeptUnusable("rows missing")
+    return rows
+
+
 def _slice(
-    part: tuple[np.ndarray, list[Any], bytes], start: int | np.ndarray, stop: int | None = None
-) -> tuple[np.ndarray, list[Any], bytes]:
-    """The rows ``start:stop`` of a part (or those at the positions ``start``)."""
+    part: tuple[np.ndarray, Any, bytes], start: int | np.ndarray, stop: int | None = None
+) -> tuple[np.ndarray, Any, bytes]:
+    """The rows ``start:stop`` of a part (or those at the positions ``start``, in order)."""
     import numpy as np
 
-    where, payload, extra = part
-    ordinals = np.frombuffer(extra, dtype=np.int64) if extra else None
+    where = part[0]
     if stop is not None:
         assert isinstance(start, int)
-        picked = payload[start:stop]
-        return where[start:stop], picked, ordinals[start:stop].tobytes() if ordinals is not None else b""
-    positions = start.tolist()  # type: ignore[union-attr]
-    return (
-        where[start],
-        [payload[position] for position in positions],
-        ordinals[start].tobytes() if ordinals is not None else b"",
-    )
+        picked = np.arange(start, stop, dtype=np.int64)
+    else:
+        picked = start  # type: ignore[assignment]
+    return (where[picked], *_pick((part,), picked))
 
 
-def _join(
-    part: tuple[np.ndarray, list[Any], bytes], other: tuple[np.ndarray, list[Any], bytes]
-) -> tuple[np.ndarray, list[Any], bytes]:
+def _join(part: tuple[np.ndarray, Any, bytes], other: tuple[np.ndarray, Any, bytes]) -> tuple[np.ndarray, Any, bytes]:
     """Two parts as one, in the order of their rows."""
     import numpy as np
 
@@ -570,12 +823,55 @@ def _join(
         return part
     where = np.concatenate([part[0], other[0]])
     order = np.argsort(where, kind="stable")
-    payload = part[1] + other[1]
-    extra = b""
-    if part[2] or other[2]:
-        ordinals = np.concatenate([np.frombuffer(part[2], dtype=np.int64), np.frombuffer(other[2], dtype=np.int64)])
-        extra = ordinals[order].tobytes()
-    return where[order], [payload[position] for position in order.tolist()], extra
+    return (where[order], *_pick((part, other), order))
+
+
+def _pick(parts: tuple[tuple[np.ndarray, Any, bytes], ...], order: np.ndarray) -> tuple[Any, bytes]:
+    """The payload and extra of the rows at ``order`` of ``parts`` one after the other: a dated rule's findings
+    and days, or a one-row rule's records (one ``bytes``, copied a run of adjacent records at a time) and their
+    ends."""
+    import numpy as np
+
+    if not isinstance(parts[0][1], bytes):  # a dated rule's: findings, and each row's day (or none)
+        payload = [finding for part in parts for finding in part[1]]
+        picked = [payload[position] for position in order.tolist()]
+        if not any(part[2] for part in parts):
+            return picked, b""
+        days = np.concatenate([np.frombuffer(part[2], dtype=np.int64) for part in parts])
+        return picked, days[order].tobytes()
+    data = b"".join(part[1] for part in parts) if len(parts) > 1 else parts[0][1]
+    ends, base = [], 0
+    for part in parts:
+        part_ends = np.frombuffer(part[2], dtype=np.int64)
+        ends.append(part_ends + base)
+        base += len(part[1])
+    every_end = np.concatenate(ends) if len(ends) > 1 else ends[0]
+    every_start = np.concatenate([np.zeros(1, dtype=np.int64), every_end[:-1]])
+    starts, stops = every_start[order], every_end[order]
+    if not len(order):
+        return b"", b""
+    breaks = np.flatnonzero(starts[1:] != stops[:-1]) + 1  # where the next record is not the one after
+    firsts = np.concatenate([np.zeros(1, dtype=np.int64), breaks])
+    lasts = np.concatenate([breaks, np.array([len(order)], dtype=np.int64)]) - 1
+    runs = zip(starts[firsts].tolist(), stops[lasts].tolist(), strict=True)
+    return b"".join([data[first:last] for first, last in runs]), np.cumsum(stops - starts).tobytes()
+
+
+class _Records:
+    """A part's records one after the other, each ending at ``ends`` (int64 bytes): the source of a ``CsvSpan``
+    that ``write_csv`` copies as it is (its ``read``, as ``CsvIndexed.read``)."""
+
+    __slots__ = ("data", "ends")
+
+    def __init__(self, data: bytes, ends: bytes) -> None:
+        import numpy as np
+
+        self.data = data
+        self.ends = np.frombuffer(ends, dtype=np.int64)
+
+    def read(self, first: int, stop: int) -> bytes:
+        start = int(self.ends[first - 1]) if first else 0
+        return self.data[start : int(self.ends[stop - 1])] if stop > first else b""
 
 
 class _ListSink:

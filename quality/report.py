@@ -110,7 +110,14 @@ def report_write(
     renames = renames or {}
     kinds = [rows[kind] for kind in (KIND_DEVICE, KIND_VM) if kind in rows]
     row_sets = [
-        RowSet((), tuple(renames.get(c, c) for c in each.columns), each.kind, batches=each.batches, picks=each.picks)
+        RowSet(
+            (),
+            tuple(renames.get(c, c) for c in each.columns),
+            each.kind,
+            batches=each.batches,
+            picks=each.picks,
+            spool=each.spool,
+        )
         for each in kinds
     ]
     previous = {each.previous for each in kinds}

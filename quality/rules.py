@@ -9,8 +9,9 @@ The rows are read once, batch by batch, into chunks of ``CHUNK_ROWS`` rows (``Qu
 need, as stripped text, plus ``Name``, ``ID`` and ``Site`` for the findings); a chunk is dropped once every rule has
 seen it, so memory does not grow with the inventory. A rule looks at one row at a time (``Check``: the positions of
 the chunk's rows it flags and the value to show), or compares rows with each other (``SameKey``: rows sharing a
-non-empty key). A ``SameKey`` rule keeps 9 bytes a row while the chunks pass (each key's hash, and whether it is
-empty) and the few columns its findings need, spilled to an anonymous file; once every row has passed, the rows
+non-empty key). A ``SameKey`` rule keeps 9 bytes a row while the chunks pass (each key's hash, ``key_hashes``: the
+same in every process, so that ``quality.kept`` can keep it for the next run; and whether it is empty) and the few
+columns its findings need, spilled to an anonymous file; once every row has passed, the rows
 whose hash another row shares are read back from the spill and their exact keys counted, then flagged: exact, with
 memory for the duplicated keys only. Findings go to a ``FindingSink`` as they come, per rule (``quality.report``
 spills them to disk), and come out rule by rule, and within a rule in the order of the rows. A rule that raises is
@@ -279,6 +280,9 @@ class RowSet:
     batches: Callable[[], Iterable[Sequence[Sequence[Any]]]] | None = None
     # An incremental run's: beside each batch, each row's pick (``exports.companions.KindRows.picks``).
     picks: Callable[[], Iterable[Sequence[int]]] | None = None
+    # The rows' spool (``exports.companions.KindRows.spool``): with its index, an incremental run reads only the rows
+    # made anew, and the ids of the others, from it (``quality.kept``).
+    spool: Path | None = None
 
     def each_batch(self) -> Iterable[Sequence[Sequence[Any]]]:
         return self.batches() if self.batches is not None else (self.rows,)
@@ -718,12 +722,19 @@ class _Keyed:
         self.columns = {ID, NAME, SITE, *(column for rule in self.rules.values() for column in rule.columns)}
         self.spill = _Spill(folder) if self.rules else None
         self.offsets: list[int] = []
+        self.stable = True  # every hash is ``key_hashes``' (the same in every process): they may be kept
 
     def add(self, number: int, keys: list[str]) -> None:
         import numpy as np
 
         size = len(keys)
-        hashes = np.fromiter(map(_key_hash, keys), dtype=np.int64, count=size)
+        if _key_hash is None:
+            try:
+                self.hashes[number].append(key_hashes(keys))
+                return
+            except TypeError:  # keys that are not all text: Python's hash, which differs between processes
+                self.stable = False
+        hashes = np.fromiter(map(_key_hash or hash, keys), dtype=np.int64, count=size)
         self.hashes[number].append((hashes, np.fromiter(map(bool, keys), dtype=bool, count=size)))
 
     def keep(self, rows: QualityRows, errors: Mapping[int, str]) -> None:
@@ -788,7 +799,53 @@ def _among(hashes: np.ndarray, filled: np.ndarray, shared: np.ndarray) -> np.nda
     return np.flatnonzero(filled & (shared[at] == hashes))
 
 
-_key_hash: Callable[[str], int] = hash  # equal keys, equal hashes; the few rows sharing a hash are then compared
+# None: keys are hashed by ``key_hashes``. A test sets a function of one key here to make keys collide on purpose.
+_key_hash: Callable[[str], int] | None = None
+
+# ``key_hashes``: a polynomial over the keys' code points modulo 2**64 (``_HASH_BASE`` odd, so its powers have
+# inverses), each key's sum taken from running sums over all the keys' code points at once, then mixed
+# (splitmix64's finaliser) with the key's length.
+_HASH_BASE = 0x100000001B3
+_HASH_POWERS: list[np.ndarray] = []  # the base's powers and their inverses, as many as the longest text yet
+
+
+def _hash_powers(count: int) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    if not _HASH_POWERS or len(_HASH_POWERS[0]) < count:
+        size = max(count, 2 * len(_HASH_POWERS[0]) if _HASH_POWERS else 1 << 16)
+        powers = []
+        for base in (_HASH_BASE, pow(_HASH_BASE, -1, 1 << 64)):
+            factors = np.full(size, base, dtype=np.uint64)
+            factors[0] = 1
+            powers.append(np.cumprod(factors, dtype=np.uint64))  # modulo 2**64: unsigned numpy products wrap
+        _HASH_POWERS[:] = powers
+    return _HASH_POWERS[0], _HASH_POWERS[1]
+
+
+def key_hashes(keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each key's 64-bit hash (``int64``), the same in every process and every run (unlike Python's ``hash``: an
+    incremental run compares its new rows' hashes with those a previous run kept), and whether it is not empty.
+    Equal keys have equal hashes; rows sharing a hash are then compared by their keys. Raises ``TypeError`` when a
+    key is not text."""
+    import numpy as np
+
+    size = len(keys)
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=size)
+    codes = np.frombuffer("".join(keys).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    total = len(codes)
+    powers, inverses = _hash_powers(total + 1)
+    sums = np.concatenate([np.zeros(1, dtype=np.uint64), np.cumsum(codes * powers[:total], dtype=np.uint64)])
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    hashes = (sums[ends] - sums[starts]) * inverses[starts]
+    hashes += lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    hashes ^= hashes >> np.uint64(30)
+    hashes *= np.uint64(0xBF58476D1CE4E5B9)
+    hashes ^= hashes >> np.uint64(27)
+    hashes *= np.uint64(0x94D049BB133111EB)
+    hashes ^= hashes >> np.uint64(31)
+    return hashes.view(np.int64), lengths > 0
 
 
 def describe(exc: BaseException) -> str:

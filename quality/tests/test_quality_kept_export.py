@@ -3,6 +3,7 @@ export's picks: ``exports.companions.KindRows.picks``), and writes and records w
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -66,3 +67,40 @@ def test_a_run_that_reuses_the_files_keeps_the_results_for_the_next(crafted, net
     full = run_export(force=True)
     assert path_of(third, "data_quality.csv").read_bytes() == path_of(full, "data_quality.csv").read_bytes()
     assert first.pk < second.pk
+
+
+@pytest.fixture
+def batch_reads(monkeypatch) -> list[int]:
+    """How many times each report read its rows' batches (the real ``kept_file_write``, its row sets' batches
+    counted as they are called)."""
+    seen: list[int] = []
+    real = quality_report.kept_file_write
+
+    def watched(row_sets, config, path, *, previous=None):  # type: ignore[no-untyped-def]
+        reads = [0]
+
+        def counted(batches):  # type: ignore[no-untyped-def]
+            def each():  # type: ignore[no-untyped-def]
+                reads[0] += 1
+                return batches()
+
+            return each
+
+        row_sets = [replace(row_set, batches=counted(row_set.batches)) for row_set in row_sets]
+        info, report = real(row_sets, config, path, previous=previous)
+        seen.append(reads[0])
+        return info, report
+
+    monkeypatch.setattr(quality_report, "kept_file_write", watched)
+    return seen
+
+
+def test_an_incremental_export_reads_only_the_new_rows_from_the_indexed_spools(crafted, netbox, batch_reads):
+    """With the spool's index (``KindRows.spool``) the report reads the rows made anew alone, and no batch."""
+    run_export()
+    assert batch_reads[-1] == 2  # a full check reads each kind's batches once
+    netbox.update_device(netbox.devices[20]["id"], serial="DUP-1")
+    later = run_export()
+    assert later.mode == ExportRun.Mode.INCREMENTAL and batch_reads[-1] == 0
+    full = run_export(force=True)
+    assert path_of(later, "data_quality.csv").read_bytes() == path_of(full, "data_quality.csv").read_bytes()
