@@ -42,7 +42,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
-from cmdb.columnar import TableFileError, csv_read, csv_write, table_buffer, table_read
+from cmdb.columnar import TableFileError, csv_read, csv_write, csv_write_mapped, table_buffer, table_read
 from cmdb.table import CmdbTable
 from enreach.forked import FORK_AVAILABLE, forked
 
@@ -125,12 +125,18 @@ def table_build(
                 os.link(reuse, temp)
             else:
                 started = time.perf_counter()
-                reused = csv_write(csv_path, temp, source_sha256=sha256, column_set=column_set, previous=previous)
+                options: dict[str, Any] = {"source_sha256": sha256, "column_set": column_set, "previous": previous}
+                reused = csv_write_mapped(csv_path, temp, **options)
+                how = "its copied rows taken from"
+                if reused is None:
+                    reused = csv_write(csv_path, temp, **options)
+                    how = "every row parsed, values' query data from"
                 if previous is not None:
                     logger.info(
-                        "CMDB table of %s: %d columns built from %s in %.1f s",
+                        "CMDB table of %s: %d columns built, %s %s, in %.1f s",
                         folder.name,
                         len(reused),
+                        how,
                         previous,
                         time.perf_counter() - started,
                     )
