@@ -19,7 +19,9 @@ everything a query needs per distinct value, computed once when the file is writ
 
 The schema's metadata (``enreach.cmdb``) records the format version and the SHA-256 of the CSV it was made from, so
 a reader can tell an outdated file from a current one. A build may take the query data of the values an earlier file
-holds (``csv_write(previous=...)``, ``_encode_reusing``) and writes the same bytes. Measured against a DuckDB database
+holds (``csv_write(previous=...)``, ``_encode_reusing``) and writes the same bytes; one that knows which rows are
+the earlier file's copied rows (``csv_write_mapped``, by the merged CSV's row map) takes them from it by their place and
+parses only the others. Measured against a DuckDB database
 file holding the same columns in ``bench/cmdb_storage_bench.py``; the README quotes the figures.
 """
 
@@ -1076,7 +1078,6 @@ def csv_write_mapped(
     exact), and the file written as ``csv_write`` writes it.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from exports.csvfiles import CsvIndexError, csv_indexed
     from exports.rowmap import row_map_read
@@ -1090,16 +1091,15 @@ def csv_write_mapped(
         return None
     if source_sha256 and mapped.sha256 != source_sha256:
         return None
-    rows = mapped.rows.astype(np.int64)
-    copied = np.flatnonzero(rows >= 0)
-    made = np.flatnonzero(rows < 0)
-    sources = rows[copied]
-    if not len(copied) or len(made) > MAPPED_MADE_AT_MOST * len(rows):
+    rows = len(mapped.rows)
+    copied = np.flatnonzero(mapped.rows >= 0).astype(np.int32)
+    made = np.flatnonzero(mapped.rows < 0).astype(np.int32)
+    sources = mapped.rows[copied]
+    previous_rows = mapped.previous_rows
+    del mapped
+    if not len(copied) or len(made) > MAPPED_MADE_AT_MOST * rows:
         return None
-    if sources[-1] >= mapped.previous_rows or not bool(np.all(np.diff(sources) > 0)):
-        return None
-    indexed = csv_indexed(path)
-    if indexed is None or indexed.rows != len(rows):
+    if sources[-1] >= previous_rows or not bool(np.all(np.diff(sources) > 0)):
         return None
     kinds = column_kinds(ColumnSet.from_dict(column_set or {}))
     encoded_path = target.with_name(f"{target.stem}.coded{target.suffix}")
@@ -1109,45 +1109,38 @@ def csv_write_mapped(
             if (
                 earlier is None
                 or earlier.labels != header
-                or earlier.size != mapped.previous_rows
-                or earlier.metadata.get("rows") != mapped.previous_rows
+                or earlier.size != previous_rows
+                or earlier.metadata.get("rows") != previous_rows
                 or (earlier.metadata.get("columns") or {}) != (column_set or {})
             ):
                 return None
             columns = [earlier.column(label) for label in header]
             if any(column is None or column.codes is None for column in columns):
                 return None
+            indexed = csv_indexed(path)
+            if indexed is None:
+                return None
             try:
+                if indexed.rows != rows:
+                    return None
                 cells = _records_parsed(indexed, made, options)
-                if cells.num_rows != len(made) or not _copied_rows_match(indexed, copied, sources, options, columns):
+                if cells.num_rows != len(made):
+                    return None
+                if not _copied_rows_match(indexed, copied, sources, options, columns, earlier.release):
                     return None
             except (CsvIndexError, pa.ArrowInvalid):
                 return None
+            finally:
+                indexed.close()  # and its offsets freed: every record needed is read
+                del indexed
             fields: list[pa.Field] = []
             spans: list[tuple[int, int]] = []
             with pa.OSFile(str(encoded_path), "wb") as sink:
                 for index, (label, column) in enumerate(zip(header, columns, strict=True)):
                     assert column is not None and column.codes is not None
-                    size = len(column.values)
-                    fresh = cells.column(index).combine_chunks().dictionary_encode()
-                    found = _np(pc.index_in(fresh.dictionary, value_set=column.values).fill_null(-1)).astype(np.int64)
-                    new = np.flatnonzero(found < 0)
-                    found[new] = size + np.arange(len(new))
-                    ids = np.empty(len(rows), dtype=np.int64)
-                    ids[copied] = column.codes[sources]
-                    ids[made] = found[_np(fresh.indices)] if len(made) else found[:0]
-                    order = pa.array(ids).dictionary_encode()
-                    del ids, found
-                    distinct = _np(order.dictionary)
-                    values = column.values
-                    if len(new):
-                        values = pa.concat_arrays([values, fresh.dictionary.take(pa.array(new))])
-                    encoded = pa.DictionaryArray.from_arrays(order.indices, values.take(pa.array(distinct)))
-                    del values, order, fresh
-                    kind = column_kind(label, kinds)
-                    where = np.where(distinct < size, distinct, -1)
-                    array, reused, bits = _encode_dictionary(label, encoded, kind, column, where)
-                    del encoded, where, distinct
+                    encoded, where = _mapped_encoding(column, cells.column(index), copied, sources, made)
+                    array, reused, bits = _encode_dictionary(label, encoded, column_kind(label, kinds), column, where)
+                    del encoded, where
                     if reused:
                         from_previous.append(label)
                     field = _field(index, array, bits)
@@ -1160,13 +1153,58 @@ def csv_write_mapped(
                     earlier.release()
                     _release_freed()
             del columns, cells
-        schema = _schema(header, fields, len(rows), source_sha256=source_sha256, column_set=column_set)
+        schema = _schema(header, fields, rows, source_sha256=source_sha256, column_set=column_set)
         _write_spilled(target, encoded_path, spans, schema)
     finally:
-        indexed.close()
         with contextlib.suppress(FileNotFoundError):
             encoded_path.unlink()
     return from_previous
+
+
+def _mapped_encoding(
+    previous: PreviousColumn, cells: pa.ChunkedArray, copied: np.ndarray, sources: np.ndarray, made: np.ndarray
+) -> tuple[pa.DictionaryArray, np.ndarray]:
+    """A column of ``csv_write_mapped`` as the cells' ``dictionary_encode`` would give it, from the previous column's
+    codes of the rows ``copied`` (from the previous rows ``sources``) and the ``cells`` of the rows ``made``; and each
+    value's code in the previous dictionary, or -1.
+
+    Each row's value as an id: its previous code, or (a value the previous dictionary lacks) one past its end. The
+    values in order of first appearance are the ids by their first row (``np.minimum.at``), which numbers them. The
+    previous dictionary is not hashed (a large one costs more memory than the whole column): its values are looked up
+    among the few the rows made now hold."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    assert previous.codes is not None
+    size = len(previous.values)
+    fresh = cells.combine_chunks().dictionary_encode()
+    found = np.full(len(fresh.dictionary), -1, dtype=np.int32)
+    if len(fresh.dictionary):
+        at = _np(pc.index_in(previous.values, value_set=fresh.dictionary).fill_null(-1)).astype(np.int32)
+        hits = np.flatnonzero(at >= 0)
+        found[at[hits]] = hits
+        del at, hits
+    new = np.flatnonzero(found < 0)
+    found[new] = size + np.arange(len(new), dtype=np.int32)
+    count = len(copied) + len(made)
+    ids = np.empty(count, dtype=np.int32)
+    ids[copied] = previous.codes[sources]
+    ids[made] = found[_np(fresh.indices)]
+    first = np.full(size + len(new), count, dtype=np.int32)
+    np.minimum.at(first, ids, np.arange(count, dtype=np.int32))
+    present = np.flatnonzero(first < count)
+    distinct = present[np.argsort(first[present])]
+    del first, present
+    numbers = np.empty(size + len(new), dtype=np.int32)
+    numbers[distinct] = np.arange(len(distinct), dtype=np.int32)
+    codes = pa.array(numbers[ids])
+    del ids, numbers
+    values = previous.values
+    if len(new):
+        values = pa.concat_arrays([values, fresh.dictionary.take(pa.array(new))])
+    dictionary = values.take(pa.array(distinct))
+    del values, fresh
+    return pa.DictionaryArray.from_arrays(codes, dictionary), np.where(distinct < size, distinct, -1)
 
 
 def _records_parsed(indexed: Any, numbers: np.ndarray, options: dict[str, Any]) -> pa.Table:
@@ -1184,18 +1222,24 @@ def _records_parsed(indexed: Any, numbers: np.ndarray, options: dict[str, Any]) 
     data = b"".join(indexed.read(first, stop) for first, stop in zip(firsts, stops, strict=True))
     return pacsv.read_csv(
         pa.BufferReader(data),
-        read_options=pacsv.ReadOptions(column_names=names),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
         parse_options=options["parse_options"],
         convert_options=options["convert_options"],
     )
 
 
 def _copied_rows_match(
-    indexed: Any, copied: np.ndarray, sources: np.ndarray, options: dict[str, Any], columns: Sequence[Any]
+    indexed: Any,
+    copied: np.ndarray,
+    sources: np.ndarray,
+    options: dict[str, Any],
+    columns: Sequence[Any],
+    release: Any,
 ) -> bool:
     """Whether the rows the map says were copied hold the previous table's cells, looked at where a map gone wrong
     shows: the first and last row of each run of rows copied from consecutive previous rows (at most
-    ``_CHECKED_ROWS`` of them, spread over the runs), every column."""
+    ``_CHECKED_ROWS`` of them, spread over the runs), every column. ``release`` drops the previous table's pages read
+    (a column at a time: the rows are spread over the whole file)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -1209,7 +1253,9 @@ def _copied_rows_match(
         return False
     for index, column in enumerate(columns):
         codes = pa.array(column.codes[sources[checked]].astype(np.int64))
-        if not pc.all(pc.equal(cells.column(index), column.values.take(codes))).as_py():
+        same = pc.all(pc.equal(cells.column(index), column.values.take(codes))).as_py()
+        release()
+        if not same:
             return False
     return True
 

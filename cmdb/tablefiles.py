@@ -12,7 +12,12 @@ file or none. A file made from another CSV (its recorded SHA-256 differs) or by 
 
 After a run, the build is handed the newest other run's file (``cmdb.services``): each column takes the query data
 of the distinct values that file holds and computes only the new ones' (``cmdb.columnar.csv_write``), the same bytes
-as a build from scratch in about two thirds of its time (the CSV's parse and the encoding of every cell remain).
+as a build from scratch in about two thirds of its time (the CSV's parse and the encoding of every cell remain). When
+that file is the table of the run whose records an incremental run copied, the merged CSV's row map
+(``exports.rowmap``) says which rows are those copies: the build takes their codes from the previous file by their
+place and parses only the records made now (``cmdb.columnar.csv_write_mapped``), the same bytes again in about half
+the time and memory of ``csv_write``'s (``bench/cmdb_incremental_bench.py``); a map that is missing or does not add
+up leaves the build to ``csv_write``.
 
 The build runs in a forked child (``enreach.forked``): the CSV, pyarrow's kernels and their memory (one column's
 encoding at a time, ``csv_write``, each large array handed back to the system as soon as it is freed,
