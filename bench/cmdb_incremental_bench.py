@@ -1,4 +1,4 @@
-"""The CMDB table's build in an incremental run: from scratch against from the previous run's table.
+"""The CMDB table's build in an incremental run: from scratch, from the previous run's table, and by the row map.
 
 Usage::
 
@@ -8,12 +8,14 @@ A merged CSV of ``--rows`` rows (40 % devices, 60 % VMs; ``devtools.cmdbdata`` s
 of the fake NetBox, ``--template`` or one made here) is the previous run's; its table file is built once. The next
 run's CSV is that one with ``--changed`` of its rows changed as an incremental export changes them (a new *Last
 updated*; one in three a new description, one in five another status, one in ten a renamed object, one in ten another
-memory size), a tenth of that deleted and as many added. Then, alternately ``--repeat`` times, the next run's table
-is built from scratch and from the previous run's table, each in a child forked from this process as the after-run
-step forks it (``cmdb.tablefiles.table_build_child``); the CSVs are made in a child of their own, so this process
+memory size), a tenth of that deleted and as many added, written with its index and row map as the export writes
+them. Then, alternately ``--repeat`` times, the next run's table is built from scratch, from the previous run's table
+without the row map (``csv_write``: every row parsed) and with it (``csv_write_mapped``: the copied rows taken from the
+previous table), each in a child forked from this process as the after-run step forks it
+(``cmdb.tablefiles.table_build_child``); the CSVs are made in a child of their own, so this process
 holds no more than what it imported, as a run's process holds no freed heap after trimming it. Printed: each build's
 seconds, the child's peak private memory (``Private_Clean + Private_Dirty`` of ``smaps_rollup``, sampled every
-20 ms) and peak RSS, the ratio of the medians, the load average, and whether both builds wrote the same bytes.
+20 ms) and peak RSS, the ratios of the medians, the load average, and whether the builds wrote the same bytes.
 """
 
 from __future__ import annotations
@@ -46,7 +48,11 @@ def _private_mb(pid: int) -> float:
 
 
 def _changed(source: Path, target: Path, share: float, seed: int = 25) -> int:
-    """``source`` with ``share`` of its rows changed, a tenth of that deleted and as many added; rows changed."""
+    """``source`` with ``share`` of its rows changed, a tenth of that deleted and as many added, written as the export
+    writes it (with its index and row map); rows changed."""
+    from exports.csvfiles import write_csv
+    from exports.rowmap import row_map_write
+
     rng = random.Random(seed)
     with source.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
@@ -54,8 +60,10 @@ def _changed(source: Path, target: Path, share: float, seed: int = 25) -> int:
         rows = list(reader)
     column = {label: index for index, label in enumerate(header)}
     count = max(1, int(len(rows) * share))
+    origins = list(range(len(rows)))  # each row's row in ``source``, or -1: the row map an incremental run writes
     for number, index in enumerate(rng.sample(range(len(rows)), count)):
         row = rows[index]
+        origins[index] = -1
         row[column["Last updated"]] = f"2026-12-07T{number // 3600 % 24:02d}:{number // 60 % 60:02d}:{number % 60:02d}Z"
         if number % 3 == 0:
             row[column["Description"]] = f"changed in run 2 ({number})"
@@ -67,15 +75,15 @@ def _changed(source: Path, target: Path, share: float, seed: int = 25) -> int:
             row[column["Memory (MB)"]] = str(rng.randrange(1, 1 << 20))
     removed = set(rng.sample(range(len(rows)), max(1, count // 10)))
     kept = [row for index, row in enumerate(rows) if index not in removed]
+    origins = [origin for index, origin in enumerate(origins) if index not in removed]
     for number in range(max(1, count // 10)):
         row = list(rng.choice(kept))
         row[column["ID"]] = str(10_000_000 + number)
         row[column["Name"]] = f"added-{number:06d}"
         kept.append(row)
-    with target.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(kept)
+        origins.append(-1)
+    info = write_csv(target, header, kept, index=True)
+    row_map_write(target, origins, sha256=info.sha256, previous=source.parent.name, previous_rows=len(rows))
     return count
 
 
@@ -145,19 +153,29 @@ def main() -> None:
         import pyarrow  # noqa: F401  # imported before the children fork, as the run's process has it
 
         from cmdb import tablefiles
+        from exports.rowmap import row_map_path
 
         seconds, _, peak, _ = _build(previous_csv, None)
         previous = tablefiles.table_path(previous_csv)
         print(f"{args.rows:,} rows, {changed:,} changed; the previous run's table: {seconds:.2f} s, {peak:.0f} MB")
         load = os.getloadavg()
-        results: dict[str, list[tuple[float, float, float, float]]] = {"scratch": [], "previous": []}
+        modes = (("scratch", None), ("previous", previous), ("mapped", previous))
+        results: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name, _ in modes}
         files: dict[str, bytes] = {}
+        row_map, hidden = row_map_path(next_csv), row_map_path(next_csv).with_suffix(".hidden")
         for _ in range(args.repeat):
-            for name, source in (("scratch", None), ("previous", previous)):
-                results[name].append(_build(next_csv, source))
+            for name, source in modes:
+                if name != "mapped":  # without the row map: every row parsed (``csv_write``)
+                    row_map.rename(hidden)
+                try:
+                    results[name].append(_build(next_csv, source))
+                finally:
+                    if hidden.exists():
+                        hidden.rename(row_map)
                 files[name] = hashlib.sha256(tablefiles.table_path(next_csv).read_bytes()).digest()
         load_after = os.getloadavg()
-        for name, label in (("scratch", "from scratch"), ("previous", "from the previous table")):
+        labels = (("scratch", "from scratch"), ("previous", "from the previous table"), ("mapped", "by the row map"))
+        for name, label in labels:
             runs = results[name]
             times = ", ".join(f"{seconds:.2f}" for seconds, _, _, _ in runs)
             print(
@@ -165,15 +183,14 @@ def main() -> None:
                 f"{statistics.median(run[1] for run in runs):.2f} CPU s; child peak "
                 f"{max(run[2] for run in runs):.0f} MB private, {max(run[3] for run in runs):.0f} MB RSS"
             )
-        ratios = [
-            statistics.median(run[field] for run in results["previous"])
-            / statistics.median(run[field] for run in results["scratch"])
-            for field in (0, 1)
-        ]
-        print(
-            f"ratio (medians): {ratios[0]:.2f} wall, {ratios[1]:.2f} CPU; "
-            f"same bytes: {files['scratch'] == files['previous']}"
-        )
+        for name, base in (("previous", "scratch"), ("mapped", "previous")):
+            ratios = [
+                statistics.median(run[field] for run in results[name])
+                / statistics.median(run[field] for run in results[base])
+                for field in (0, 1)
+            ]
+            print(f"{name} / {base} (medians): {ratios[0]:.2f} wall, {ratios[1]:.2f} CPU")
+        print(f"same bytes: {files['scratch'] == files['previous'] == files['mapped']}")
         print(f"load average: {load[0]:.1f} before, {load_after[0]:.1f} after")
 
 

@@ -19,7 +19,9 @@ everything a query needs per distinct value, computed once when the file is writ
 
 The schema's metadata (``enreach.cmdb``) records the format version and the SHA-256 of the CSV it was made from, so
 a reader can tell an outdated file from a current one. A build may take the query data of the values an earlier file
-holds (``csv_write(previous=...)``, ``_encode_reusing``) and writes the same bytes. Measured against a DuckDB database
+holds (``csv_write(previous=...)``, ``_encode_reusing``) and writes the same bytes; one that knows which rows are
+the earlier file's copied rows (``csv_write_mapped``, by the merged CSV's row map) takes them from it by their place and
+parses only the others. Measured against a DuckDB database
 file holding the same columns in ``bench/cmdb_storage_bench.py``; the README quotes the figures.
 """
 
@@ -506,10 +508,17 @@ def _encode(
 ) -> tuple[pa.DictionaryArray, bool, tuple[bytes, bytes] | None]:
     """``encode_column``, whether the previous column's query data was reused, and the presence bit sets of the
     folded values when they came from the previous ones (``_presence_reusing``)."""
-    encoded = cells.dictionary_encode()
-    kind = kind or column_kind(label)
+    return _encode_dictionary(label, cells.dictionary_encode(), kind or column_kind(label), previous)
+
+
+def _encode_dictionary(
+    label: str, encoded: pa.DictionaryArray, kind: str, previous: PreviousColumn | None, where: np.ndarray | None = None
+) -> tuple[pa.DictionaryArray, bool, tuple[bytes, bytes] | None]:
+    """``_encode`` of a column's cells already dictionary-encoded (``encoded``: its distinct values in order of first
+    appearance, as ``dictionary_encode`` gives them); ``where``: each value's code in ``previous``'s dictionary or
+    -1, when it is known (else it is found, ``_previous_codes``)."""
     if previous is not None:
-        reused = _encode_reusing(label, encoded, kind, previous)
+        reused = _encode_reusing(label, encoded, kind, previous, where)
         if reused is not None:
             return reused[0], True, reused[1]
     column = _Column(label, encoded.dictionary, kind)
@@ -571,8 +580,16 @@ class PreviousTable:
     unreadable or of another format version.
     """
 
-    def __init__(self, mapping: mmap.mmap, batch: pa.RecordBatch, labels: list[str], kinds: dict[str, str]) -> None:
+    def __init__(
+        self,
+        mapping: mmap.mmap,
+        batch: pa.RecordBatch,
+        labels: list[str],
+        kinds: dict[str, str],
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         self.mapping, self.kinds = mapping, kinds
+        self.labels, self.metadata, self.size = labels, metadata or {}, batch.num_rows
         self.batch: pa.RecordBatch | None = batch
         self.index = {label: index for index, label in enumerate(labels)}
 
@@ -602,7 +619,7 @@ class PreviousTable:
                     batch = reader.get_batch(0)
                     if batch.num_columns == len(labels):
                         kinds = column_kinds(ColumnSet.from_dict(metadata.get("columns") or {}))
-                        table = cls(mapping, batch, labels, kinds)
+                        table = cls(mapping, batch, labels, kinds, metadata)
                     del batch
                 del reader
             except (OSError, ValueError, TypeError, KeyError, AttributeError, pa.ArrowException):
@@ -695,7 +712,7 @@ class PreviousTable:
 
 
 def _encode_reusing(
-    label: str, encoded: pa.DictionaryArray, kind: str, previous: PreviousColumn
+    label: str, encoded: pa.DictionaryArray, kind: str, previous: PreviousColumn, where: np.ndarray | None = None
 ) -> tuple[pa.DictionaryArray, tuple[bytes, bytes] | None] | None:
     """``encode_column`` of a column whose previous table holds most of its values; ``None`` when it cannot be
     exactly what the build from scratch writes (it then runs).
@@ -714,7 +731,8 @@ def _encode_reusing(
         return None
     values = encoded.dictionary
     size = len(values)
-    where = _previous_codes(encoded, previous)
+    if where is None:
+        where = _previous_codes(encoded, previous)
     fresh = np.flatnonzero(where < 0)
     kept = np.flatnonzero(where >= 0)
     if len(fresh) * (len(kept).bit_length() + 1) > len(kept) + 64:
@@ -980,8 +998,6 @@ def csv_write(
     codes), then a few MB of mapped pages; pyarrow's writer never sees more than one column until the last pass,
     which reads every column from the mapping.
     """
-    import pyarrow as pa
-
     header, options = _csv_options(path)
     if block_size:
         options["read_options"].block_size = block_size
@@ -1001,24 +1017,247 @@ def csv_write(
             fields, spans, from_previous = _spill_columns(cells_path, encoded_path, header, kinds, earlier, keys)
         cells_path.unlink()
         schema = _schema(header, fields, rows, source_sha256=source_sha256, column_set=column_set)
-        with _mapped(encoded_path) as mapping:
-            buffer = pa.py_buffer(mapping)
-            arrays = [
-                pa.ipc.open_stream(pa.BufferReader(buffer.slice(start, length))).read_next_batch().column(0)
-                for start, length in spans
-            ]
-            batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
-            del arrays, buffer
-            with open(target, "wb") as handle:
-                sink = pa.PythonFile(_DroppingSink(handle, mapping), mode="w")
-                with pa.ipc.new_file(sink, schema) as writer:
-                    writer.write_batch(batch)
-                del batch
+        _write_spilled(target, encoded_path, spans, schema)
     finally:
         for spill in (cells_path, encoded_path):
             with contextlib.suppress(FileNotFoundError):
                 spill.unlink()
     return from_previous
+
+
+def _write_spilled(target: Path, spill: Path, spans: list[tuple[int, int]], schema: pa.Schema) -> None:
+    """The last pass of ``csv_write``: the table file written from the columns' streams in ``spill`` (at ``spans``),
+    read in place from its mapping, dropping the pages written."""
+    import pyarrow as pa
+
+    with _mapped(spill) as mapping:
+        buffer = pa.py_buffer(mapping)
+        arrays = [
+            pa.ipc.open_stream(pa.BufferReader(buffer.slice(start, length))).read_next_batch().column(0)
+            for start, length in spans
+        ]
+        batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+        del arrays, buffer
+        with open(target, "wb") as handle:
+            sink = pa.PythonFile(_DroppingSink(handle, mapping), mode="w")
+            with pa.ipc.new_file(sink, schema) as writer:
+                writer.write_batch(batch)
+            del batch
+
+
+# Up to what share of rows made now ``csv_write_mapped`` builds; past it ``csv_write`` is about as quick, and the cells
+# of the rows made now would be held all at once.
+MAPPED_MADE_AT_MOST = 0.25
+# How many copied rows (the first and last of runs of them) are compared with the previous table before it is trusted.
+_CHECKED_ROWS = 512
+
+
+def csv_write_mapped(
+    path: str | Path,
+    target: str | Path,
+    *,
+    source_sha256: str = "",
+    column_set: dict[str, Any] | None = None,
+    previous: str | Path | None = None,
+) -> list[str] | None:
+    """``csv_write(previous=...)`` of an incremental run's merged CSV that knows which of its records are copies of
+    the previous merged CSV's, and which: its row map (``exports.rowmap``, beside it). Those rows are taken from
+    ``previous`` (the table file of that merged CSV) by their place, and only the records made now are read (their
+    bytes, through the CSV's index) and parsed: the same bytes as ``csv_write``; the labels of the columns whose
+    query data came from ``previous``. ``None``, with nothing written, when it cannot be sure of that: no map or no
+    index, a map of another CSV or of another previous run, a previous table that is not that run's table of the same
+    columns, more than ``MAPPED_MADE_AT_MOST`` of the rows made now, copied rows whose cells are not the previous
+    table's (a sample, ``_copied_rows_match``). The caller then builds with ``csv_write``.
+
+    Each column alone, as ``csv_write``'s second pass: every row's value as an id, a copied row's its code in the
+    previous dictionary (a gather) and a row made now's its code there or one after its end (its parsed cell looked up
+    in the previous values, ``index_in``); ``dictionary_encode`` of the ids gives the values in order of first
+    appearance and every row's code, as the cells' ``dictionary_encode`` would, and each value's code in the previous
+    dictionary. The query data is then taken or computed as ``csv_write`` does (``_encode_reusing``: the new values'
+    folded text, flags and numbers, their ranks merged among the kept ones'; or the whole column when that cannot be
+    exact), and the file written as ``csv_write`` writes it.
+    """
+    import pyarrow as pa
+
+    from exports.csvfiles import CsvIndexError, csv_indexed
+    from exports.rowmap import row_map_read
+
+    if previous is None:
+        return None
+    path, target = Path(path), Path(target)
+    header, options = _csv_options(path)
+    mapped = row_map_read(path)
+    if not header or mapped is None or mapped.previous != Path(previous).parent.name:
+        return None
+    if source_sha256 and mapped.sha256 != source_sha256:
+        return None
+    rows = len(mapped.rows)
+    copied = np.flatnonzero(mapped.rows >= 0).astype(np.int32)
+    made = np.flatnonzero(mapped.rows < 0).astype(np.int32)
+    sources = mapped.rows[copied]
+    previous_rows = mapped.previous_rows
+    del mapped
+    if not len(copied) or len(made) > MAPPED_MADE_AT_MOST * rows:
+        return None
+    if sources[-1] >= previous_rows or not bool(np.all(np.diff(sources) > 0)):
+        return None
+    kinds = column_kinds(ColumnSet.from_dict(column_set or {}))
+    encoded_path = target.with_name(f"{target.stem}.coded{target.suffix}")
+    from_previous: list[str] = []
+    try:
+        with PreviousTable.open(previous) as earlier:
+            if (
+                earlier is None
+                or earlier.labels != header
+                or earlier.size != previous_rows
+                or earlier.metadata.get("rows") != previous_rows
+                or (earlier.metadata.get("columns") or {}) != (column_set or {})
+            ):
+                return None
+            columns = [earlier.column(label) for label in header]
+            if any(column is None or column.codes is None for column in columns):
+                return None
+            indexed = csv_indexed(path)
+            if indexed is None:
+                return None
+            try:
+                if indexed.rows != rows:
+                    return None
+                cells = _records_parsed(indexed, made, options)
+                if cells.num_rows != len(made):
+                    return None
+                if not _copied_rows_match(indexed, copied, sources, options, columns, earlier.release):
+                    return None
+            except (CsvIndexError, pa.ArrowInvalid):
+                return None
+            finally:
+                indexed.close()  # and its offsets freed: every record needed is read
+                del indexed
+            fields: list[pa.Field] = []
+            spans: list[tuple[int, int]] = []
+            with pa.OSFile(str(encoded_path), "wb") as sink:
+                for index, (label, column) in enumerate(zip(header, columns, strict=True)):
+                    assert column is not None and column.codes is not None
+                    encoded, where = _mapped_encoding(column, cells.column(index), copied, sources, made)
+                    array, reused, bits = _encode_dictionary(label, encoded, column_kind(label, kinds), column, where)
+                    del encoded, where
+                    if reused:
+                        from_previous.append(label)
+                    field = _field(index, array, bits)
+                    start = sink.tell()
+                    with pa.ipc.new_stream(sink, pa.schema([field])) as writer:
+                        writer.write_batch(pa.record_batch([array], schema=pa.schema([field])))
+                    del array
+                    fields.append(field)
+                    spans.append((start, sink.tell() - start))
+                    earlier.release()
+                    _release_freed()
+            del columns, cells
+        schema = _schema(header, fields, rows, source_sha256=source_sha256, column_set=column_set)
+        _write_spilled(target, encoded_path, spans, schema)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            encoded_path.unlink()
+    return from_previous
+
+
+def _mapped_encoding(
+    previous: PreviousColumn, cells: pa.ChunkedArray, copied: np.ndarray, sources: np.ndarray, made: np.ndarray
+) -> tuple[pa.DictionaryArray, np.ndarray]:
+    """A column of ``csv_write_mapped`` as the cells' ``dictionary_encode`` would give it, from the previous column's
+    codes of the rows ``copied`` (from the previous rows ``sources``) and the ``cells`` of the rows ``made``; and each
+    value's code in the previous dictionary, or -1.
+
+    Each row's value as an id: its previous code, or (a value the previous dictionary lacks) one past its end. The
+    values in order of first appearance are the ids by their first row (``np.minimum.at``), which numbers them. The
+    previous dictionary is not hashed (a large one costs more memory than the whole column): its values are looked up
+    among the few the rows made now hold."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    assert previous.codes is not None
+    size = len(previous.values)
+    fresh = cells.combine_chunks().dictionary_encode()
+    found = np.full(len(fresh.dictionary), -1, dtype=np.int32)
+    if len(fresh.dictionary):
+        at = _np(pc.index_in(previous.values, value_set=fresh.dictionary).fill_null(-1)).astype(np.int32)
+        hits = np.flatnonzero(at >= 0)
+        found[at[hits]] = hits
+        del at, hits
+    new = np.flatnonzero(found < 0)
+    found[new] = size + np.arange(len(new), dtype=np.int32)
+    count = len(copied) + len(made)
+    ids = np.empty(count, dtype=np.int32)
+    ids[copied] = previous.codes[sources]
+    ids[made] = found[_np(fresh.indices)]
+    first = np.full(size + len(new), count, dtype=np.int32)
+    np.minimum.at(first, ids, np.arange(count, dtype=np.int32))
+    present = np.flatnonzero(first < count)
+    distinct = present[np.argsort(first[present])]
+    del first, present
+    numbers = np.empty(size + len(new), dtype=np.int32)
+    numbers[distinct] = np.arange(len(distinct), dtype=np.int32)
+    codes = pa.array(numbers[ids])
+    del ids, numbers
+    values = previous.values
+    if len(new):
+        values = pa.concat_arrays([values, fresh.dictionary.take(pa.array(new))])
+    dictionary = values.take(pa.array(distinct))
+    del values, fresh
+    return pa.DictionaryArray.from_arrays(codes, dictionary), np.where(distinct < size, distinct, -1)
+
+
+def _records_parsed(indexed: Any, numbers: np.ndarray, options: dict[str, Any]) -> pa.Table:
+    """The cells of the records ``numbers`` (ascending) of an indexed CSV, read (each run of them as one range of
+    bytes) and parsed as ``csv_write`` parses the whole CSV."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = options["read_options"].column_names
+    if not len(numbers):
+        return pa.table({name: pa.array([], type=pa.string()) for name in names})
+    breaks = np.flatnonzero(np.diff(numbers) != 1) + 1
+    firsts = numbers[np.concatenate([[0], breaks])].tolist()
+    stops = (numbers[np.concatenate([breaks - 1, [len(numbers) - 1]])] + 1).tolist()
+    data = b"".join(indexed.read(first, stop) for first, stop in zip(firsts, stops, strict=True))
+    return pacsv.read_csv(
+        pa.BufferReader(data),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+        parse_options=options["parse_options"],
+        convert_options=options["convert_options"],
+    )
+
+
+def _copied_rows_match(
+    indexed: Any,
+    copied: np.ndarray,
+    sources: np.ndarray,
+    options: dict[str, Any],
+    columns: Sequence[Any],
+    release: Any,
+) -> bool:
+    """Whether the rows the map says were copied hold the previous table's cells, looked at where a map gone wrong
+    shows: the first and last row of each run of rows copied from consecutive previous rows (at most
+    ``_CHECKED_ROWS`` of them, spread over the runs), every column. ``release`` drops the previous table's pages read
+    (a column at a time: the rows are spread over the whole file)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    starts = np.flatnonzero((np.diff(copied, prepend=-2) != 1) | (np.diff(sources, prepend=-2) != 1))
+    ends = np.append(starts[1:] - 1, len(copied) - 1)
+    checked = np.unique(np.concatenate([starts, ends]))
+    if len(checked) > _CHECKED_ROWS:
+        checked = np.unique(checked[np.linspace(0, len(checked) - 1, _CHECKED_ROWS).astype(np.int64)])
+    cells = _records_parsed(indexed, copied[checked], options)
+    if cells.num_rows != len(checked):
+        return False
+    for index, column in enumerate(columns):
+        codes = pa.array(column.codes[sources[checked]].astype(np.int64))
+        same = pc.all(pc.equal(cells.column(index), column.values.take(codes))).as_py()
+        release()
+        if not same:
+            return False
+    return True
 
 
 # Bytes written from a mapping between two ``MADV_DONTNEED`` of it (how much of it stays resident at most).

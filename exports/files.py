@@ -31,7 +31,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from enreach.forked import FORK_AVAILABLE, ChildProcessFailed, Mailbox, forked, release_freed_memory
-from exports import columns, companions, transform
+from exports import columns, companions, rowmap, transform
 from exports.atomic import FILE_MODE, FileInfo
 from exports.cells import ColumnMeter
 from exports.changes import RecordsDelta
@@ -751,6 +751,8 @@ def _rows_remove(folder: Path) -> None:
             (folder / name).unlink()
     for name in (DEVICES_CSV, VMS_CSV, MERGED_CSV):
         csv_index_remove(folder / name)
+    with contextlib.suppress(FileNotFoundError):
+        rowmap.row_map_path(folder / MERGED_CSV).unlink()
 
 
 @contextlib.contextmanager
@@ -866,6 +868,7 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
             raw=any(kind_streamed.merged is not None for kind_streamed in kinds.values()),
             index=True,
         )
+        _row_map_save(kinds, files[MERGED_CSV])
         for outcome in done.values():
             files.update(outcome.files)
         planned = [name for _, companion_plan in plan.companions for name in companion_plan.artifacts]
@@ -970,6 +973,40 @@ def _merged_items(kinds: dict[str, _Streamed], column_set: columns.ColumnSet) ->
             made = merged([[row for row, record in zip(batch, records, strict=True) if record is None]])
             for record in records:
                 yield next(made) if record is None else record
+
+
+def _row_map_save(kinds: dict[str, _Streamed], merged: FileInfo) -> None:
+    """Beside the merged CSV, where each of its records is in the previous run's (``exports.rowmap``), from each
+    kind's picks: what the CMDB table's build takes the previous table's rows by. None when no record was copied; a
+    map that cannot be made or written costs only that build's speed."""
+    import numpy as np
+
+    try:
+        parts, previous = [], None
+        for kind in ("device", "vm"):
+            each = kinds[kind]
+            if each.merged is None or each.merged_from is None:
+                parts.append(np.full(each.spool.rows, -1, np.int64))
+                continue
+            path, start = each.merged_from
+            previous = path.parent
+            picks = np.fromiter(chain.from_iterable(each.merged.batches()), np.int64)
+            rows = rowmap.picked_rows(picks, start - 1)
+            meta = json.loads((previous / ROWS_META).read_text(encoding="utf-8"))
+            if len(rows) != each.spool.rows or (len(rows) and rows.max() >= start - 1 + meta[kind]):
+                return  # a record past the kind's (made, not copied): no map
+            parts.append(rows)
+        if previous is not None:
+            meta = json.loads((previous / ROWS_META).read_text(encoding="utf-8"))
+            rowmap.row_map_write(
+                merged.path,
+                np.concatenate(parts),
+                sha256=merged.sha256,
+                previous=previous.name,
+                previous_rows=meta["device"] + meta["vm"],
+            )
+    except (OSError, ValueError, KeyError, TypeError):
+        logger.warning("no row map beside %s", merged.path, exc_info=True)
 
 
 def _merged_copied(

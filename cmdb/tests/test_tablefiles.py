@@ -20,12 +20,13 @@ import pytest
 
 from bench.cmdb_inmemory import CmdbTable as OldTable
 from cmdb import tablefiles
-from cmdb.columnar import TableFileError, csv_read, csv_write, table_read, table_write
+from cmdb.columnar import TableFileError, csv_read, csv_write, csv_write_mapped, table_read, table_write
 from cmdb.query import DATASETS, OPERATORS, Filter, Query, QueryError, column_kind
 from cmdb.table import CmdbTable
 from cmdb.tests import workers
 from devtools.cmdbdata import merged_csv_scale
 from exports import selectors as export_selectors
+from exports.columns import TYPE_COLUMN, VM_TYPE_VALUE, ColumnSet
 from exports.models import ExportRun
 from exports.services import export_run_execute, export_run_request
 
@@ -614,3 +615,225 @@ def test_the_after_run_step_builds_from_the_previous_runs_table(export, netbox):
     path.unlink()  # built again (as for a lazily built run): from the newest other run's table, the same bytes
     assert cmdb_table_build(run=run).startswith("CMDB table: 100 rows written in ")
     assert path.read_bytes() == expected
+
+
+# --- a table built from the previous run's, by the merged CSV's row map ------------------------------------------
+
+Tracked = list[tuple[int, list[str]]]  # each next row: the previous row it copies (or -1, made now) and its cells
+
+
+def _next_run(merged_csv: Path, tmp_path: Path, edit: Any) -> tuple[Path, Path, str]:
+    """The previous run's folder (its merged CSV and table file) and the next run's merged CSV, written as the export
+    writes it (with its index) from the previous rows as ``edit(column, tracked)`` leaves them, with its row map: the
+    previous table, the next CSV and its SHA-256."""
+    from exports.csvfiles import write_csv
+    from exports.rowmap import row_map_write
+
+    with merged_csv.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = list(reader)
+    before, after = tmp_path / "runs" / "000010", tmp_path / "runs" / "000011"
+    before.mkdir(parents=True)
+    after.mkdir()
+    previous_csv = before / merged_csv.name
+    write_csv(previous_csv, header, rows, index=True)
+    previous = tablefiles.table_path(previous_csv)
+    csv_write(previous_csv, previous, source_sha256=_sha256(previous_csv))
+    tracked = edit({label: index for index, label in enumerate(header)}, [(n, list(row)) for n, row in enumerate(rows)])
+    source = after / merged_csv.name
+    info = write_csv(source, header, [cells for _, cells in tracked], index=True)
+    origins = [origin for origin, _ in tracked]
+    row_map_write(source, origins, sha256=info.sha256, previous=before.name, previous_rows=len(rows))
+    return previous, source, info.sha256
+
+
+def _mapped_and_scratch(previous: Path, source: Path, sha256: str) -> tuple[list[str] | None, bytes]:
+    """The table of ``source`` built by its row map from ``previous`` (the labels built from it, or ``None`` when it
+    would not) and from scratch: the same bytes when built (returned)."""
+    scratch, mapped = source.parent / "scratch.arrow", source.parent / "mapped.arrow"
+    mapped.unlink(missing_ok=True)
+    csv_write(source, scratch, source_sha256=sha256)
+    reused = csv_write_mapped(source, mapped, source_sha256=sha256, previous=previous)
+    if reused is None:
+        assert not mapped.exists()
+        assert not list(source.parent.glob("mapped.*")), "a spill left behind"
+    else:
+        assert mapped.read_bytes() == scratch.read_bytes()
+    return reused, scratch.read_bytes()
+
+
+def _made(tracked: tuple[int, list[str]], column: dict[str, int], cells: dict[str, str]) -> tuple[int, list[str]]:
+    """A row made now from ``tracked``'s cells, ``cells`` (label -> cell) changed."""
+    row = list(tracked[1])
+    for label, value in cells.items():
+        row[column[label]] = value
+    return -1, row
+
+
+def test_changes_at_the_start_middle_and_end_build_the_bytes_of_a_scratch_build(merged_csv: Path, tmp_path: Path):
+    def edit(column: dict[str, int], rows: Tracked) -> Tracked:
+        for index in (0, 1, len(rows) // 2, len(rows) - 2, len(rows) - 1):
+            cells = {"Last updated": f"2026-12-08T00:0{index % 10}:00Z", "Serial number": ""}
+            rows[index] = _made(rows[index], column, cells)
+        rows[7] = _made(rows[7], column, {"Name": "fra1-srv0015"})  # a digit run between existing names: ranks merged
+        return rows
+
+    reused, data = _mapped_and_scratch(*_next_run(merged_csv, tmp_path, edit))
+    assert reused is not None and {"Name", "Last updated", "ID", "Site"} <= set(reused)
+    assert table_read(data).size == 3060
+
+
+def test_additions_deletions_and_values_new_and_gone_build_the_bytes_of_a_scratch_build(
+    merged_csv: Path, tmp_path: Path
+):
+    gone: list[str] = []
+
+    def edit(column: dict[str, int], rows: Tracked) -> Tracked:
+        rng = random.Random(5)
+        # Every row of one status deleted: the value is gone from the dictionary; a status never seen appears.
+        statuses = [row[column["Status"]] for _, row in rows]
+        gone.append(min(set(statuses), key=statuses.count))
+        rows = [each for each in rows if each[1][column["Status"]] != gone[0]]
+        for index in sorted(rng.sample(range(len(rows)), 30), reverse=True):
+            del rows[index]
+        for number in range(20):
+            added = _made(rng.choice(rows), column, {"ID": str(800_000 + number), "Name": f"added-{number:02d}"})
+            rows.insert(rng.randrange(len(rows)), added)
+        rows[3] = _made(rows[3], column, {"Status": "Decommissioning-25"})
+        rows.insert(0, _made(rows[-1], column, {"ID": "799999", "Memory (MB)": "12.5"}))  # first appearances move
+        return rows
+
+    reused, data = _mapped_and_scratch(*_next_run(merged_csv, tmp_path, edit))
+    assert reused is not None and "Status" in reused
+    table = table_read(data)
+    status = next(column for column in table.columns if column.label == "Status")
+    values = status.values.take(np.arange(len(status.values)))
+    assert "Decommissioning-25" in values and gone[0] not in values
+
+
+def test_a_kind_gaining_rows_shifts_the_next_kinds_rows_and_builds_the_same_bytes(merged_csv: Path, tmp_path: Path):
+    def edit(column: dict[str, int], rows: Tracked) -> Tracked:
+        types = [row[column[TYPE_COLUMN]] for _, row in rows]
+        first_vm = types.index(VM_TYPE_VALUE)
+        added = [_made(rows[n], column, {"ID": str(700_000 + n), "Name": f"new-device-{n}"}) for n in range(40)]
+        return rows[:first_vm] + added + rows[first_vm:]
+
+    reused, _ = _mapped_and_scratch(*_next_run(merged_csv, tmp_path, edit))
+    assert reused is not None
+
+
+def test_random_edits_by_the_row_map_build_the_bytes_of_a_scratch_build(merged_csv: Path, tmp_path: Path):
+    with merged_csv.open(newline="", encoding="utf-8-sig") as handle:
+        pool = [cell for row in list(csv.reader(handle))[1:400] for cell in row]
+    for step in range(3):
+        rng = random.Random(100 + step)
+
+        def edit(column: dict[str, int], rows: Tracked, rng: random.Random = rng) -> Tracked:
+            for index in rng.sample(range(len(rows)), 40):
+                label = rng.choice(list(column))
+                value = rng.choice([rng.choice(pool), "", f"new {rng.random()}", "007", "7.0", "Zürich", "x\x00y"])
+                rows[index] = _made(rows[index], column, {label: value})
+            for index in sorted(rng.sample(range(len(rows)), 15), reverse=True):
+                del rows[index]
+            for _ in range(15):
+                rows.insert(rng.randrange(len(rows)), (-1, list(rng.choice(rows)[1])))
+            return rows
+
+        folder = tmp_path / f"step{step}"
+        folder.mkdir()
+        reused, _ = _mapped_and_scratch(*_next_run(merged_csv, folder, edit))
+        assert reused is not None and len(reused) > 40
+
+
+def test_a_missing_damaged_or_wrong_row_map_falls_back_to_the_build_from_scratch(merged_csv: Path, tmp_path: Path):
+    from exports.rowmap import row_map_path, row_map_read, row_map_write
+
+    def edit(column: dict[str, int], rows: Tracked) -> Tracked:
+        rows[10] = _made(rows[10], column, {"Name": "changed-10"})
+        del rows[20]
+        return rows
+
+    previous, source, sha256 = _next_run(merged_csv, tmp_path, edit)
+    reused, expected = _mapped_and_scratch(previous, source, sha256)
+    assert reused is not None
+    mapped = row_map_read(source)
+    assert mapped is not None
+    origins = mapped.rows.tolist()
+
+    def written(rows: list[int], **meta: Any) -> None:
+        row_map_write(source, rows, **{"sha256": sha256, "previous": "000010", "previous_rows": 3060, **meta})
+
+    shifted = [origin + 1 if 100 <= origin < 3000 else origin for origin in origins]  # off by one in the middle
+    cases: list[tuple[str, Any]] = [
+        ("shifted", lambda: written(shifted)),
+        ("another CSV", lambda: written(origins, sha256="0" * 64)),
+        ("another previous run", lambda: written(origins, previous="000009")),
+        ("another previous row count", lambda: written(origins, previous_rows=3061)),
+        ("a row short", lambda: written(origins[:-1])),
+        ("every row made", lambda: written([-1] * len(origins))),
+        ("damaged", lambda: row_map_path(source).write_bytes(row_map_path(source).read_bytes()[:-3] + b"\x00")),
+        ("missing", lambda: row_map_path(source).unlink()),
+    ]
+    for name, damage in cases:
+        written(origins)
+        damage()
+        reused, data = _mapped_and_scratch(previous, source, sha256)
+        assert reused is None and data == expected, name
+        # The build the after-run step runs falls back to ``csv_write`` and writes the same file.
+        tablefiles.table_path(source).unlink(missing_ok=True)
+        assert tablefiles.table_build(source, sha256, previous=previous)
+        assert tablefiles.table_path(source).read_bytes() == expected, name
+    # Without the CSV's index (a run no longer the newest), or with a previous table of other columns, neither.
+    written(origins)
+    index = source.with_name(f".{source.name}.index")
+    saved = index.read_bytes()
+    index.unlink()
+    assert _mapped_and_scratch(previous, source, sha256)[0] is None
+    index.write_bytes(saved)
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns))
+    assert _mapped_and_scratch(previous, source, sha256)[0] is not None
+    column_set = ColumnSet().as_dict()
+    for dataset in column_set.values():
+        for column in dataset:
+            if column["header"] == "Comments":
+                column.update(source="cf:comments_count", type="integer")
+    other = tmp_path / "other.arrow"
+    assert csv_write_mapped(source, other, source_sha256=sha256, previous=previous, column_set=column_set) is None
+
+
+def test_an_incremental_runs_table_takes_its_copied_rows_from_the_previous_table_by_the_row_map(
+    export, netbox, tmp_path: Path
+):
+    from exports.rowmap import row_map_path, row_map_read
+
+    before = export_selectors.artifact_path(export.artifacts.get(name="netbox_merged_export.csv"))
+    assert not row_map_path(before).exists()  # a full run copies no record
+    netbox.update_device(netbox.devices[3]["id"], serial="SERIAL-CHANGED-25")
+    netbox.delete_device(netbox.devices[7]["id"])
+    netbox.add_device(name="zz-added-25")  # the devices gain a row: the VMs' records move
+    netbox.add_device(name="zz-added-26")
+    netbox.update_vm(netbox.vms[0]["id"], name="vm-renamed-25")
+    run, _ = export_run_request(trigger=ExportRun.Trigger.COMMAND)
+    run = export_run_execute(run=run)
+    assert (run.status, run.mode) == ("succeeded", "incremental"), run.error
+    artifact = run.artifacts.get(name="netbox_merged_export.csv")
+    source = export_selectors.artifact_path(artifact)
+    mapped = row_map_read(source)
+    assert mapped is not None
+    assert (mapped.sha256, mapped.previous, mapped.previous_rows) == (artifact.sha256, before.parent.name, 100)
+    # What the map says: each copied record is the previous CSV's record it names.
+    with before.open(newline="", encoding="utf-8-sig") as old, source.open(newline="", encoding="utf-8-sig") as new:
+        old_rows, new_rows = list(csv.reader(old))[1:], list(csv.reader(new))[1:]
+    assert len(new_rows) == len(mapped.rows) == 101
+    assert [n for n, origin in enumerate(mapped.rows.tolist()) if origin < 0] == [3, 39, 40, 41]
+    assert all(new_rows[n] == old_rows[origin] for n, origin in enumerate(mapped.rows.tolist()) if origin >= 0)
+    # The after-run step's table is the bytes of a build by the map, and of one from scratch.
+    table = tablefiles.table_path(source).read_bytes()
+    scratch, by_map = tmp_path / "scratch.arrow", tmp_path / "mapped.arrow"
+    csv_write(source, scratch, source_sha256=artifact.sha256, column_set=run.columns or None)
+    previous = tablefiles.table_path(before)
+    reused = csv_write_mapped(source, by_map, source_sha256=artifact.sha256, column_set=run.columns or None,
+                              previous=previous)  # fmt: skip
+    assert reused is not None and "Name" in reused
+    assert table == scratch.read_bytes() == by_map.read_bytes()
