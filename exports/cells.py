@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import sys
+import zipfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -376,6 +377,35 @@ def prepared_rows(
 ISAL_LEVELS = (0, 1, 2, 3)
 
 
+# zipfile's writer of a member (``ZipFile.open(..., "w")``), which its type stubs leave out.
+_ZIP_WRITE_FILE: Any = zipfile._ZipWriteFile  # type: ignore[attr-defined]
+
+
+class _IsalCrcWriteFile(_ZIP_WRITE_FILE):
+    """A zip member's writer (``zipfile``'s own) whose CRC-32 is ISA-L's: the same value as zlib's, at several times
+    its speed: the 540 MB of sheets of a workbook of 250,000 rows take zlib's 0.14 s of CPU and ISA-L's 0.04 s."""
+
+    _crc: int
+    _file_size: int
+    _compress_size: int
+
+    def write(self, data: Any) -> int:
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        if isinstance(data, (bytes, bytearray)):
+            nbytes = len(data)
+        else:
+            data = memoryview(data)
+            nbytes = data.nbytes
+        self._file_size += nbytes
+        self._crc = isal_zlib.crc32(data, self._crc)
+        if self._compressor:
+            data = self._compressor.compress(data)
+            self._compress_size += len(data)
+        self._fileobj.write(data)
+        return nbytes
+
+
 class PinnedZipFile(ZipFile):
     """A zip whose members all carry the same date, so the archive's bytes depend on its content alone."""
 
@@ -407,6 +437,8 @@ class PinnedZipFile(ZipFile):
             if level in ISAL_LEVELS:
                 # Swapped before anything is written through the stream.
                 stream._compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS)  # type: ignore[attr-defined]
+            if type(stream) is _ZIP_WRITE_FILE:
+                stream.__class__ = _IsalCrcWriteFile  # the same member writer, its CRC-32 computed by ISA-L
         return stream
 
     def writestr(self, zinfo_or_arcname: str | ZipInfo, data: Any, *args: Any, **kwargs: Any) -> None:

@@ -816,7 +816,9 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
         keys = (([next(made_keys) if pick < 0 else rank for pick in picks], picks) for picks, _ in for_keys)
         return batches, keys
 
-    def workbook_file() -> dict[str, FileInfo]:
+    def workbook_file() -> tuple[dict[str, FileInfo], float]:
+        """The workbook, and the seconds the child took to write it (``run.timings["workbook"]``)."""
+        started = time.perf_counter()
         device_rows, device_keys = keyed("device", 0)
         vm_rows, vm_keys = keyed("vm", 1 << 48)  # after every device's
         previous = next((each.previous for each in kinds.values() if each.previous is not None), None)
@@ -838,7 +840,7 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
             date_columns=column_set.date_columns(),
             datetime_columns=column_set.datetime_columns(),
         )
-        return {WORKBOOK: book}
+        return {WORKBOOK: book}, time.perf_counter() - started
 
     release_freed_memory()  # the stream's pages and records are gone: not copied into the child
     with mailbox or contextlib.nullcontext(), forked(workbook_file, enabled=settings.EXPORT_PARALLEL_WRITE) as result:
@@ -877,10 +879,15 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
         order = [*ARTIFACT_KINDS, *planned]
 
         def written() -> dict[str, FileInfo]:
+            waited = time.perf_counter()
             try:
-                files.update(result())
+                book, seconds = result()
             except ChildProcessFailed as exc:
                 raise ExportError(f"The process writing the workbook {exc}.") from None
+            files.update(book)
+            # The child's own time, and how long the run waited for it (the part of it on the run's critical path).
+            recorder.run.timings["workbook"] = round(seconds, 3)
+            recorder.run.timings["workbook_wait"] = round(time.perf_counter() - waited, 3)
             written_files = {name: files[name] for name in order if name in files}
             # A companion that failed writes one file less than planned: the run is complete all the same.
             recorder.progress(files_written=len(written_files), files_total=len(written_files))

@@ -151,3 +151,14 @@ def test_an_incremental_workbook_with_other_quality_findings_is_a_full_runs(netb
     assert any("DUPLICATE-1" in map(str, row) for row in quality[1])
     again = run_export(force=True)
     assert sha256(workbook_of(again)) == sha256(workbook_of(incremental))
+
+
+def test_a_run_records_the_seconds_of_the_workbooks_child_and_of_waiting_for_it(netbox):
+    # The workbook is written by a forked child beside the run's other work: its own seconds, and the seconds the
+    # run waited for it at the end of the save step (its share of the run's critical path), are kept on the run.
+    assert run_export(force=True).status == "succeeded"
+    _edit_at(netbox, "middle")
+    incremental = ExportRun.objects.get(pk=run_export().pk)
+    assert (incremental.status, incremental.mode) == ("succeeded", "incremental"), incremental.error
+    assert incremental.timings["workbook"] > 0
+    assert 0 <= incremental.timings["workbook_wait"] <= incremental.timings["save"]

@@ -1092,6 +1092,75 @@ def test_streamed_workbook_reuses_the_previous_rows_xml_and_writes_the_same_byte
     assert len(made) == len(changed)
 
 
+class _Picked(list):
+    """A batch of picked rows (``RowsXml.picked``) as ``exports.files`` hands them over: rows, and each row's key."""
+
+    def __init__(self, rows: Sequence[Row], keys: Sequence[int]) -> None:
+        super().__init__(rows)
+        self.keys = list(keys)
+
+    def key(self, index: int) -> int:
+        return self.keys[index]
+
+
+def test_streamed_workbook_picks_the_previous_rows_xml_across_kinds_batches_and_its_end(
+    tmp_path: Path, workbook_rows: list[Row], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Picked rows (an incremental run's): the previous run kept devices 1-20 and VMs 1-15. Now device 20 is gone
+    # (passed over when the VMs begin), device 5 changed, device 21 and VM 21 are new, and VMs 16-20 are picked
+    # although the previous file ends before them (they are made, keyed from their batch). Batches cut elsewhere than
+    # the previous run's, one spanning both kinds, over three sheets: the bytes and the kept XML are a full run's.
+    vm = 1 << 48
+    row_of = {key: tuple(workbook_rows[index % len(workbook_rows)]) for index, key in
+              enumerate([*range(1, 22), *(vm | n for n in range(1, 22))])}  # fmt: skip
+    row_of[5] = tuple("edited" if value == row_of[5][0] else value for value in row_of[5])
+    sizes = _measured(WORKBOOK_COLUMNS, list(row_of.values()))
+    monkeypatch.setattr(workbook, "EXCEL_MAX_ROWS", 21)  # 20 data rows a sheet
+
+    def write(name: str, keys: list[int], picks: list[int], cuts: list[int], previous: Path | None) -> Path:
+        rows = [row_of[key] for key in keys]
+        given = [rank if pick >= 0 else key for key, pick in zip(keys, picks, strict=True)
+                 for rank in [key & vm]]  # fmt: skip
+        spans = list(zip([0, *cuts], [*cuts, len(keys)], strict=True))
+        rows_xml = workbook.RowsXml(
+            tmp_path / f"{name}.rows", previous, [(given[a:b], picks[a:b]) for a, b in spans], picked=True
+        )
+        batches = [_Picked(rows[a:b], keys[a:b]) for a, b in spans]
+        return workbook.write_workbook_streamed(
+            tmp_path / f"{name}.xlsx", WORKBOOK_COLUMNS, batches, rows=len(rows), sizes=sizes, rows_xml=rows_xml
+        ).path
+
+    made: list[Sequence[Any]] = []
+    data_rows = workbook._xml_data_rows
+
+    def counted(batch: Sequence[Sequence[Any]], *args: Any) -> list[str]:
+        made.extend(batch)
+        return data_rows(batch, *args)
+
+    monkeypatch.setattr(workbook, "_xml_data_rows", counted)
+    first_keys = [*range(1, 21), *(vm | n for n in range(1, 16))]
+    write("first", first_keys, [-1] * len(first_keys), [25], None)
+    keys = [*range(1, 20), 21, *(vm | n for n in range(1, 22))]
+    picks = [0] * len(keys)
+    picks[keys.index(5)] = picks[keys.index(21)] = picks[keys.index(vm | 21)] = -1
+    picks[keys.index(6)] = 1  # device 5's previous row is passed over
+    made.clear()
+    second = write("second", keys, picks, [7, 19, 33], tmp_path / "first.rows")
+    assert made == [row_of[key] for key in (5, 21, *(vm | n for n in range(16, 22)))]
+    full = write("full", keys, [-1] * len(keys), [30], None)
+    assert second.read_bytes() == full.read_bytes()
+    kinds = xlsx_cells.column_kinds(WORKBOOK_COLUMNS, NUMERIC_COLUMNS, TEXT_COLUMNS)
+    key = workbook._rows_xml_key(WORKBOOK_COLUMNS, kinds)
+    kept = list(workbook._rows_xml_read(tmp_path / "second.rows", key))
+    assert kept == list(workbook._rows_xml_read(tmp_path / "full.rows", key)) and [k for k, _ in kept] == keys
+    assert [sheet.max_row for sheet in load_workbook(second).worksheets] == [21, 21, 2]
+
+    # A previous file whose rows do not match the picks (their keys do not ascend) is refused.
+    with pytest.raises(ValueError, match="out of step"):
+        write("wrong", [3, 4], [-1, 0], [], tmp_path / "second.rows")  # the row picked is device 1's
+    assert not (tmp_path / "wrong.rows").exists() and not (tmp_path / "wrong.xlsx").exists()
+
+
 def test_streamed_workbook_keeps_no_rows_xml_when_it_fails(tmp_path: Path, workbook_rows: list[Row]) -> None:
     sizes = _measured(WORKBOOK_COLUMNS, workbook_rows)
     rows_xml = workbook.RowsXml(
