@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from enreach.forked import release_freed_memory
+from enreach.forked import heap_bounded, release_freed_memory
 from enreach.logs import log_context
 from enreach.outage import database_retry
 from enreach.tracing import span
@@ -123,6 +123,7 @@ def export_run_execute(*, run: ExportRun, on_progress: ProgressCallback | None =
     run.refresh_from_db()
     if not claimed:
         return run
+    heap_bounded()  # the pages and rows a run streams through its threads do not stay resident after it
     with (
         log_context(run_id=run.pk),
         span("export.run", **{"export.run_id": run.pk, "export.trigger": run.trigger}),
