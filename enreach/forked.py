@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import pickle
 import signal
@@ -30,6 +31,7 @@ T = TypeVar("T")
 
 FORK_AVAILABLE = hasattr(os, "fork") and sys.platform != "darwin"
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # <malloc.h>
 
 
 class ChildProcessFailed(RuntimeError):
@@ -142,6 +144,26 @@ def release_freed_memory() -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None).malloc_trim(0)
+
+
+@functools.cache
+def heap_bounded(mmap_threshold: int = 1 << 20, arenas: int = 2) -> bool:
+    """Keep this process's C heap close to what it holds (glibc's ``mallopt``), once per process; whether it could.
+
+    For a process that streams much through threads, as an export run does: each response body and page of rows is
+    allocated and freed in turn, some in the threads that fetch them. By default glibc serves a block of several MB
+    from its heap once one of that size was freed (its mmap threshold follows the largest freed, up to 32 MB), and
+    gives each thread an arena of its own (up to eight per core): the freed pages stay resident between runs of
+    ``malloc_trim``, in as many places. With the threshold fixed at ``mmap_threshold`` a block that large is a
+    mapping of its own, unmapped when freed, and the threads share ``arenas`` arenas. Measured on a full export
+    (``bench/export_bench.py --sizes 250000,500000 --full-only``, the same run with and without): the peak
+    361 -> 325 MB at 250,000 objects, 419 -> 387 MB at 500,000."""
+    if not sys.platform.startswith("linux"):
+        return False
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(libc.mallopt(M_ARENA_MAX, arenas))
+    return False
 
 
 def _die_with_parent(parent: int) -> None:

@@ -6,6 +6,8 @@ import contextlib
 import errno
 import os
 import select
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -213,3 +215,38 @@ def test_a_mailbox_closes_its_pipe() -> None:
             mailbox.send(1)
             result()
     assert pipes() == before
+
+
+_HEAP_SCRIPT = """
+import ctypes, sys
+from enreach.forked import heap_bounded
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+bounded = heap_bounded() if sys.argv[1] == "bounded" else None
+big = bytes(16 << 20)  # mapped on its own (above the default threshold); freeing it raises glibc's threshold
+del big
+before = libc.mallinfo2().hblkhd
+block = bytes(2 << 20)
+print(bounded, libc.mallinfo2().hblkhd - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+@pytest.mark.parametrize(("mode", "expected"), [("default", ("None", False)), ("bounded", ("True", True))])
+def test_a_bounded_heap_maps_large_blocks_on_their_own(mode: str, expected: tuple[str, bool]) -> None:
+    # By default a 2 MiB block, asked after a 16 MiB one was freed, comes from the heap (glibc's threshold followed
+    # the freed block up): its pages would stay resident once it is freed. Bounded, it is a mapping of its own.
+    done = subprocess.run(
+        [sys.executable, "-c", _HEAP_SCRIPT, mode],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    bounded, mapped = done.stdout.split()
+    assert (bounded, int(mapped) >= 2 << 20) == expected

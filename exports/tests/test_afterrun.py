@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from exports import afterrun
@@ -81,6 +82,23 @@ def test_a_run_with_a_failing_step_records_it_and_still_succeeds(netbox, registr
     merged = run.artifacts.get(name="netbox_merged_export.csv")
     assert (Path(settings.DATA_DIR) / merged.path).with_name("cmdb_table.arrow").stat().st_size > 0
     assert "After the run: broken failed" in run.log and "the receiver is down" in run.log
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_steps_start_after_the_runs_connection_is_closed(netbox, registry):
+    # What the database driver keeps of the run's bulk writes goes with that connection (about 15 MB at 250,000
+    # objects on SQLite, 40 MB at 500,000) before a step forks a child; the steps' queries open another.
+    seen = []
+    afterrun.register("first", lambda run: seen.append(connection.connection), order=1)
+    run, _ = export_run_request(trigger="command", publish=False)
+    writing = connection.connection
+    assert writing is not None
+
+    run = export_run_execute(run=run)
+
+    assert run.status == "succeeded", run.error
+    assert len(seen) == 1 and seen[0] is not writing
+    assert ExportRun.objects.get(pk=run.pk).after_run[0]["step"] == "first"
 
 
 def test_a_failed_run_announces_itself_to_the_steps_for_failures(netbox, registry):
