@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -879,3 +880,29 @@ def test_an_incremental_runs_table_takes_its_copied_rows_from_the_previous_table
                               previous=previous)  # fmt: skip
     assert reused is not None and "Name" in reused
     assert table == scratch.read_bytes() == by_map.read_bytes()
+
+
+def test_the_presence_bit_sets_are_the_same_a_chunk_of_bytes_at_a_time(monkeypatch: pytest.MonkeyPatch):
+    from cmdb import columnar
+
+    rng = random.Random(27)
+    alphabet = ["a", "b", "Z", "0", "\x00", "\x1e", "é", "中", " "]
+    values = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 7))) for _ in range(400)]
+    array = pa.array(values, type=pa.string())
+
+    def expected(cells: list[str]) -> tuple[set[int], set[int]]:
+        data = [cell.encode() for cell in cells]
+        return {byte for cell in data for byte in cell}, {
+            a << 8 | b for cell in data for a, b in itertools.pairwise(cell)
+        }
+
+    def bits(packed: tuple[bytes, bytes]) -> tuple[set[int], set[int]]:
+        return tuple(  # type: ignore[return-value]
+            set(np.flatnonzero(np.unpackbits(np.frombuffer(bit_set, dtype=np.uint8))).tolist()) for bit_set in packed
+        )
+
+    for chunk in (1, 2, 3, 5, 64, 1 << 20):  # pairs across a chunk's end are found, across a value's end are not
+        monkeypatch.setattr(columnar, "_PRESENCE_CHUNK", chunk)
+        for cells in (values, values[1:200], ["", "ab", ""], []):
+            part = array.slice(1, 199) if cells is not values and len(cells) == 199 else pa.array(cells, pa.string())
+            assert bits(columnar.presence(part)) == expected(cells), chunk
