@@ -60,6 +60,8 @@ DATE_BOUND = re.compile(r"\d{4}(?:-\d\d(?:-\d\d(?:T\d\d(?::\d\d(?::\d\d)?)?)?)?)
 # Values keyed at once by the numpy natural-order keying: its temporaries are a few int64 arrays of their bytes and
 # digit runs (about 150 MB for 65,536 IP addresses; a twentieth of that here, at the same speed).
 _KEY_CHUNK = 1 << 12
+# Bytes of a column's values whose pairs ``presence`` finds at once (its temporaries: about 12 bytes for each).
+_PRESENCE_CHUNK = 1 << 20
 NUMBER_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -382,17 +384,26 @@ class _Column:
 
 def presence(folded: pa.StringArray) -> tuple[bytes, bytes]:
     """The bytes and the pairs of neighbouring bytes (within one value) that occur in ``folded``, as packed bit sets
-    of 256 and 65,536 bits: what ``Strings.may_contain`` reads."""
+    of 256 and 65,536 bits: what ``Strings.may_contain`` reads.
+
+    ``_PRESENCE_CHUNK`` bytes at a time: a byte or a pair as an index is widened to ``intp``, eight bytes for each
+    byte of the values (60 MB for the names at 500,000 rows, the build's peak) when they are taken at once."""
     offsets, data = _string_buffers(folded)
     present = np.zeros(256, dtype=bool)
-    present[data] = True
     pairs = np.zeros(1 << 16, dtype=bool)
-    if len(data) > 1:
-        codes = data[:-1].astype(np.uint16) << 8 | data[1:]
+    count = len(data) - 1  # pairs of neighbouring bytes, each at its first byte
+    starts = offsets[1:-1]
+    ends = starts[(starts > 0) & (starts <= count)] - 1  # the pairs across two values: from a value's last byte
+    for start in range(0, len(data), _PRESENCE_CHUNK):
+        present[np.flatnonzero(np.bincount(data[start : start + _PRESENCE_CHUNK], minlength=256))] = True
+        stop = min(start + _PRESENCE_CHUNK, count)
+        if stop <= start:
+            continue
+        codes = data[start:stop].astype(np.uint16) << 8 | data[start + 1 : stop + 1]
         inside = np.ones(len(codes), dtype=bool)
-        starts = offsets[1:-1]
-        inside[starts[(starts > 0) & (starts <= len(codes))] - 1] = False  # a pair across two values
+        inside[ends[np.searchsorted(ends, start) : np.searchsorted(ends, stop)] - start] = False
         pairs[codes[inside]] = True
+        del codes, inside
     return np.packbits(present).tobytes(), np.packbits(pairs).tobytes()
 
 
@@ -569,6 +580,7 @@ class PreviousColumn:
     rows: np.ndarray | None = (
         None  # each new row's previous row holding the same object, or -1 (``PreviousTable.rows``)
     )
+    dictionary: pa.StructArray | None = None  # the whole dictionary (values and query data) as the file holds it
 
 
 class PreviousTable:
@@ -667,6 +679,7 @@ class PreviousTable:
             numbers=_numbers(dictionary.field("number"), np.float64) if kind == NUMBER else None,
             bits=bits,
             codes=self.codes(label),
+            dictionary=dictionary,
         )
 
     def codes(self, label: str) -> np.ndarray | None:
@@ -1138,9 +1151,16 @@ def csv_write_mapped(
             with pa.OSFile(str(encoded_path), "wb") as sink:
                 for index, (label, column) in enumerate(zip(header, columns, strict=True)):
                     assert column is not None and column.codes is not None
-                    encoded, where = _mapped_encoding(column, cells.column(index), copied, sources, made)
-                    array, reused, bits = _encode_dictionary(label, encoded, column_kind(label, kinds), column, where)
-                    del encoded, where
+                    ids, fresh, new = _mapped_ids(column, cells.column(index), copied, sources, made)
+                    array = _mapped_unchanged(column, ids) if not len(new) else None
+                    if array is not None:  # the previous dictionary as it is: its query data and bit sets too
+                        reused, bits = True, column.bits
+                    else:
+                        encoded, where = _mapped_encoding(column, ids, fresh, new)
+                        kind = column_kind(label, kinds)
+                        array, reused, bits = _encode_dictionary(label, encoded, kind, column, where)
+                        del encoded, where
+                    del ids, fresh, new
                     if reused:
                         from_previous.append(label)
                     field = _field(index, array, bits)
@@ -1161,18 +1181,17 @@ def csv_write_mapped(
     return from_previous
 
 
-def _mapped_encoding(
+def _mapped_ids(
     previous: PreviousColumn, cells: pa.ChunkedArray, copied: np.ndarray, sources: np.ndarray, made: np.ndarray
-) -> tuple[pa.DictionaryArray, np.ndarray]:
-    """A column of ``csv_write_mapped`` as the cells' ``dictionary_encode`` would give it, from the previous column's
-    codes of the rows ``copied`` (from the previous rows ``sources``) and the ``cells`` of the rows ``made``; and each
-    value's code in the previous dictionary, or -1.
+) -> tuple[np.ndarray, pa.StringArray, np.ndarray]:
+    """Each row's value of a column of ``csv_write_mapped`` as an id, from the previous column's codes of the rows
+    ``copied`` (from the previous rows ``sources``) and the ``cells`` of the rows ``made``: its previous code, or (a
+    value the previous dictionary lacks) one past its end; with the distinct cells of the rows made and which of them
+    the previous dictionary lacks (in id order). The ids are of the previous codes' type when none is new (they then
+    fit it), else ``int32``.
 
-    Each row's value as an id: its previous code, or (a value the previous dictionary lacks) one past its end. The
-    values in order of first appearance are the ids by their first row (``np.minimum.at``), which numbers them. The
-    previous dictionary is not hashed (a large one costs more memory than the whole column): its values are looked up
-    among the few the rows made now hold."""
-    import pyarrow as pa
+    The previous dictionary is not hashed (a large one costs more memory than the whole column): its values are looked
+    up among the few the rows made now hold."""
     import pyarrow.compute as pc
 
     assert previous.codes is not None
@@ -1186,10 +1205,47 @@ def _mapped_encoding(
         del at, hits
     new = np.flatnonzero(found < 0)
     found[new] = size + np.arange(len(new), dtype=np.int32)
-    count = len(copied) + len(made)
-    ids = np.empty(count, dtype=np.int32)
+    ids = np.empty(len(copied) + len(made), dtype=np.int32 if len(new) else previous.codes.dtype)
     ids[copied] = previous.codes[sources]
     ids[made] = found[_np(fresh.indices)]
+    return ids, fresh.dictionary, new
+
+
+def _mapped_unchanged(previous: PreviousColumn, ids: np.ndarray) -> pa.DictionaryArray | None:
+    """The column of ``csv_write_mapped`` when its values are the previous dictionary's, all of them and first seen in
+    the same order (``ids``: ``_mapped_ids``, none new): the previous dictionary as the file holds it with ``ids`` as
+    the codes, which is what the cells' ``dictionary_encode`` and the query data of those values give; else ``None``.
+
+    Ids first seen in ascending order, none skipped: their running maximum starts at 0, ends at the last id and steps
+    up as many times, each step then by one. Ordering the values by their first row would sort them (most columns,
+    when 1 % of rows change)."""
+    import pyarrow as pa
+
+    size = len(previous.values)
+    if previous.dictionary is None or previous.codes is None or not len(ids) or ids[0] != 0:
+        return None
+    index_type = np.int8 if size <= 127 else np.int16 if size <= 32767 else np.int32
+    if previous.codes.dtype != index_type or ids.dtype != index_type:
+        return None
+    seen = np.maximum.accumulate(ids)
+    if seen[-1] != size - 1 or np.count_nonzero(seen[1:] != seen[:-1]) != size - 1:
+        return None
+    del seen
+    return pa.DictionaryArray.from_arrays(pa.array(ids), previous.dictionary, safe=False)
+
+
+def _mapped_encoding(
+    previous: PreviousColumn, ids: np.ndarray, fresh: pa.StringArray, new: np.ndarray
+) -> tuple[pa.DictionaryArray, np.ndarray]:
+    """A column of ``csv_write_mapped`` as the cells' ``dictionary_encode`` would give it, from each row's value as an
+    id and the distinct cells of the rows made now (``_mapped_ids``); and each value's code in the previous
+    dictionary, or -1.
+
+    The values in order of first appearance are the ids by their first row (``np.minimum.at``), which numbers them."""
+    import pyarrow as pa
+
+    size = len(previous.values)
+    count = len(ids)
     first = np.full(size + len(new), count, dtype=np.int32)
     np.minimum.at(first, ids, np.arange(count, dtype=np.int32))
     present = np.flatnonzero(first < count)
@@ -1198,12 +1254,12 @@ def _mapped_encoding(
     numbers = np.empty(size + len(new), dtype=np.int32)
     numbers[distinct] = np.arange(len(distinct), dtype=np.int32)
     codes = pa.array(numbers[ids])
-    del ids, numbers
+    del numbers
     values = previous.values
     if len(new):
-        values = pa.concat_arrays([values, fresh.dictionary.take(pa.array(new))])
+        values = pa.concat_arrays([values, fresh.take(pa.array(new))])
     dictionary = values.take(pa.array(distinct))
-    del values, fresh
+    del values
     return pa.DictionaryArray.from_arrays(codes, dictionary), np.where(distinct < size, distinct, -1)
 
 

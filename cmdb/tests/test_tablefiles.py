@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from bench.cmdb_inmemory import CmdbTable as OldTable
@@ -746,6 +748,47 @@ def test_random_edits_by_the_row_map_build_the_bytes_of_a_scratch_build(merged_c
         assert reused is not None and len(reused) > 40
 
 
+def test_columns_whose_values_keep_their_order_take_the_previous_dictionary_as_the_file_holds_it(
+    merged_csv: Path, tmp_path: Path
+):
+    from cmdb.columnar import PreviousTable, _mapped_ids, _mapped_unchanged
+
+    def edit(column: dict[str, int], rows: Tracked) -> Tracked:
+        statuses = [row[column["Status"]] for _, row in rows]
+        order = list(dict.fromkeys(statuses))
+        # The first row of the status seen first deleted while it has a later row past the second status's first:
+        # no value new or gone, but the first appearances reorder (that column is encoded again).
+        later = next(n for n, status in enumerate(statuses) if status == order[0] and n > statuses.index(order[1]))
+        kept = [each for n, each in enumerate(rows) if statuses[n] != order[0] or n >= later]
+        kept[5] = _made(kept[5], column, {"Description": "changed-25"})
+        return kept
+
+    previous, source, sha256 = _next_run(merged_csv, tmp_path, edit)
+    reused, _ = _mapped_and_scratch(previous, source, sha256)
+    assert reused is not None and {"Status", "Site", "Description"} <= set(reused)
+
+    # A column whose values all stay, first seen in the same order: its dictionary is the previous file's, in place.
+    with PreviousTable.open(previous) as earlier:
+        assert earlier is not None
+        site = earlier.column("Site")
+        assert site is not None and site.codes is not None and site.dictionary is not None
+        size = len(site.codes)
+        copied = np.arange(size, dtype=np.int32)
+        cells = pa.chunked_array([pa.array([], type=pa.string())])
+        ids, _, new = _mapped_ids(site, cells, copied, copied, np.zeros(0, dtype=np.int32))
+        assert not len(new) and ids.dtype == site.codes.dtype
+        array = _mapped_unchanged(site, ids)
+        assert array is not None and array.dictionary.equals(site.dictionary)
+        mapping = earlier.mapping
+        start = pa.py_buffer(mapping).address
+        value_bytes = array.dictionary.field("value").buffers()[2]
+        assert start <= value_bytes.address < start + len(mapping)  # not copied, nor recomputed
+        # Ids first seen out of order, or a value missing, are not the previous dictionary's order.
+        assert _mapped_unchanged(site, ids[::-1].copy()) is None
+        assert _mapped_unchanged(site, np.zeros_like(ids)) is None or len(site.values) == 1
+        del array, value_bytes
+
+
 def test_a_missing_damaged_or_wrong_row_map_falls_back_to_the_build_from_scratch(merged_csv: Path, tmp_path: Path):
     from exports.rowmap import row_map_path, row_map_read, row_map_write
 
@@ -837,3 +880,29 @@ def test_an_incremental_runs_table_takes_its_copied_rows_from_the_previous_table
                               previous=previous)  # fmt: skip
     assert reused is not None and "Name" in reused
     assert table == scratch.read_bytes() == by_map.read_bytes()
+
+
+def test_the_presence_bit_sets_are_the_same_a_chunk_of_bytes_at_a_time(monkeypatch: pytest.MonkeyPatch):
+    from cmdb import columnar
+
+    rng = random.Random(27)
+    alphabet = ["a", "b", "Z", "0", "\x00", "\x1e", "é", "中", " "]
+    values = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 7))) for _ in range(400)]
+    array = pa.array(values, type=pa.string())
+
+    def expected(cells: list[str]) -> tuple[set[int], set[int]]:
+        data = [cell.encode() for cell in cells]
+        return {byte for cell in data for byte in cell}, {
+            a << 8 | b for cell in data for a, b in itertools.pairwise(cell)
+        }
+
+    def bits(packed: tuple[bytes, bytes]) -> tuple[set[int], set[int]]:
+        return tuple(  # type: ignore[return-value]
+            set(np.flatnonzero(np.unpackbits(np.frombuffer(bit_set, dtype=np.uint8))).tolist()) for bit_set in packed
+        )
+
+    for chunk in (1, 2, 3, 5, 64, 1 << 20):  # pairs across a chunk's end are found, across a value's end are not
+        monkeypatch.setattr(columnar, "_PRESENCE_CHUNK", chunk)
+        for cells in (values, values[1:200], ["", "ab", ""], []):
+            part = array.slice(1, 199) if cells is not values and len(cells) == 199 else pa.array(cells, pa.string())
+            assert bits(columnar.presence(part)) == expected(cells), chunk
