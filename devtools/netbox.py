@@ -14,6 +14,7 @@ Standard library only, so it runs anywhere the project runs::
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import functools
 import json
@@ -126,28 +127,74 @@ class _Collection:
     # and filtering every object again for each page made a walk quadratic (NetBox's database uses its indexes).
     _filtered: dict[tuple[tuple[str, tuple[str, ...]], ...], list[int]] = field(default_factory=dict)
     _has_name: bool | None = None
+    # What NetBox's database answers from its indexes: the ids in id order (id lists and ranges by bisection), the
+    # objects in last_updated order (``last_updated__gte``), assignments by object (``object_id``), and each
+    # ordering's positions (the filtered few put in the listing's order without a pass over every object). Built
+    # when first asked (or at start, ``index``) and, as a database's writes keep its indexes, kept up to date object by
+    # object on a change (``_reindex``), with the values each was sorted by.
+    _sorted_ids: list[int] | None = None
+    _by_updated: tuple[list[str], list[int]] | None = None
+    _stamps: dict[int, str] = field(default_factory=dict)
+    _by_object: dict[int, list[int]] | None = None
+    _object_of: dict[int, int] = field(default_factory=dict)
+    _default_keys: dict[int, Any] = field(default_factory=dict)
+    _positions: dict[tuple[str, ...], dict[int, int]] = field(default_factory=dict)
 
     def changed(self, object_id: int | None = None) -> None:
-        self._orderings.clear()
         self._filtered.clear()
+        self._positions.clear()
         self._has_name = None
         if object_id is None:
             self._json.clear()
-        else:
-            self._json.pop(object_id, None)
+            self._orderings.clear()
+            self._sorted_ids = self._by_updated = self._by_object = None
+            return
+        self._json.pop(object_id, None)
+        for key in [key for key in self._orderings if key != ()]:  # the default ordering is kept up to date
+            del self._orderings[key]
+        self._reindex(object_id)
+
+    def _reindex(self, i: int) -> None:
+        """Move object ``i`` (changed, added or deleted) to its place in every index built so far."""
+        objects = self.objects
+        # Updated in place: the lists handed out (``_filtered``, ``_positions``) were dropped with the change.
+        if self._sorted_ids is not None:
+            ids = self._sorted_ids
+            at = bisect.bisect_left(ids, i)
+            had = at < len(ids) and ids[at] == i
+            if had and i not in objects:
+                del ids[at]
+            elif not had and i in objects:
+                ids.insert(at, i)
+        if self._by_updated is not None:
+            stamps, ids = self._by_updated
+            _replace(stamps, ids, i, self._stamps, objects[i]["last_updated"] if i in objects else None)
+        if self._by_object is not None:
+            old = self._object_of.pop(i, None)
+            if old is not None:
+                self._by_object[old] = [j for j in self._by_object[old] if j != i]
+            if i in objects:
+                self._object_of[i] = objects[i]["object_id"]
+                self._by_object.setdefault(self._object_of[i], []).append(i)
+        if () in self._orderings:
+            keys = self._default_keys
+            new = self.default_ordering(objects[i]) if i in objects else None
+            if not (i in keys and new == keys[i]):
+                _replace_ordered(self._orderings[()], i, keys, new)
 
     def ordered_ids(self, ordering: list[str]) -> list[int]:
         """Ids in the requested order; unknown ordering fields are ignored, as DRF's OrderingFilter does."""
-        if self._has_name is None:
-            self._has_name = any("name" in obj for obj in self.objects.values())
-        valid = [f for f in ordering if f.lstrip("-") == "id" or (f.lstrip("-") == "name" and self._has_name)]
-        key = tuple(valid)
+        key = self._ordering_key(ordering)
+        if key == ("id",):
+            return self.sorted_ids()
         cached = self._orderings.get(key)
         if cached is not None:
             return cached
+        valid = list(key)
         ids = sorted(self.objects)
         if not valid:
-            ids.sort(key=lambda i: self.default_ordering(self.objects[i]))
+            self._default_keys = {i: self.default_ordering(obj) for i, obj in self.objects.items()}
+            ids.sort(key=self._default_keys.__getitem__)
         else:
             # Stable sorts from the last field to the first give a multi-field order; ties stay in id order.
             for name in reversed(valid):
@@ -158,6 +205,61 @@ class _Collection:
                 )
         self._orderings[key] = ids
         return ids
+
+    def index(self) -> None:
+        """Build the indexes now, as a database has them before its first query."""
+        self.sorted_ids()
+        self.ordered_ids([])
+        if all(isinstance(obj.get("last_updated"), str) for obj in self.objects.values()):
+            self.updated_since("")
+        if self.model == "ContactAssignment":
+            self.by_object()
+
+    def _ordering_key(self, ordering: list[str]) -> tuple[str, ...]:
+        if self._has_name is None:
+            self._has_name = any("name" in obj for obj in self.objects.values())
+        return tuple(f for f in ordering if f.lstrip("-") == "id" or (f.lstrip("-") == "name" and self._has_name))
+
+    def in_order(self, ordering: list[str], ids: Iterable[int]) -> list[int]:
+        """``ids`` (of existing objects) in the order ``ordered_ids(ordering)`` gives them."""
+        key = self._ordering_key(ordering)
+        if key == ("id",):
+            return sorted(ids)
+        positions = self._positions.get(key)
+        if positions is None:
+            positions = self._positions[key] = {i: n for n, i in enumerate(self.ordered_ids(ordering))}
+        return sorted(ids, key=positions.__getitem__)
+
+    def sorted_ids(self) -> list[int]:
+        if self._sorted_ids is None:
+            self._sorted_ids = sorted(self.objects)
+        return self._sorted_ids
+
+    def id_range(self, low: int | None, high: int | None) -> list[int]:
+        """The ids ``low <= id < high`` in id order (``None``: unbounded)."""
+        ids = self.sorted_ids()
+        start = 0 if low is None else bisect.bisect_left(ids, low)
+        stop = len(ids) if high is None else bisect.bisect_left(ids, high)
+        return ids[start:stop]
+
+    def by_object(self) -> dict[int, list[int]]:
+        """Contact assignments: their ids by ``object_id``."""
+        if self._by_object is None:
+            self._by_object = {}
+            self._object_of = {object_id: obj["object_id"] for object_id, obj in self.objects.items()}
+            for object_id, holder in self._object_of.items():
+                self._by_object.setdefault(holder, []).append(object_id)
+        return self._by_object
+
+    def updated_since(self, since: str) -> list[int]:
+        """The ids of the objects whose ``last_updated`` is ``since`` or later (as text: NetBox's fixed format
+        sorts like the times it names)."""
+        if self._by_updated is None:
+            self._stamps = {object_id: obj["last_updated"] for object_id, obj in self.objects.items()}
+            pairs = sorted((stamp, object_id) for object_id, stamp in self._stamps.items())
+            self._by_updated = ([stamp for stamp, _ in pairs], [object_id for _, object_id in pairs])
+        stamps, ids = self._by_updated
+        return ids[bisect.bisect_left(stamps, since) :]
 
     def filtered(self, key: tuple[tuple[str, tuple[str, ...]], ...], compute: Callable[[], list[int]]) -> list[int]:
         cached = self._filtered.get(key)
@@ -172,6 +274,36 @@ class _Collection:
         if cached is None:
             cached = self._json[object_id] = _dumps(self.objects[object_id])
         return cached
+
+
+def _replace(stamps: list[str], ids: list[int], object_id: int, known: dict[int, str], stamp: str | None) -> None:
+    """Move ``object_id`` in the parallel lists sorted by ``(stamp, id)`` from its ``known`` stamp to ``stamp``
+    (``None``: remove it)."""
+    old = known.pop(object_id, None)
+    if old is not None:
+        at = bisect.bisect_left(stamps, old)
+        while ids[at] != object_id:
+            at += 1
+        del stamps[at], ids[at]
+    if stamp is not None:
+        at = bisect.bisect_left(stamps, stamp)
+        while at < len(stamps) and stamps[at] == stamp and ids[at] < object_id:
+            at += 1
+        stamps.insert(at, stamp)
+        ids.insert(at, object_id)
+        known[object_id] = stamp
+
+
+def _replace_ordered(ids: list[int], object_id: int, keys: dict[int, Any], key: Any) -> None:
+    """Move ``object_id`` in ``ids`` (sorted by ``(keys[id], id)``) to its new ``key`` (``None``: remove it)."""
+    if object_id in keys:
+        at = bisect.bisect_left(ids, (keys[object_id], object_id), key=lambda i: (keys[i], i))
+        del ids[at]
+        del keys[object_id]
+    if key is not None:
+        at = bisect.bisect_left(ids, (key, object_id), key=lambda i: (keys[i], i))
+        ids.insert(at, object_id)
+        keys[object_id] = key
 
 
 class _FilterError(Exception):
@@ -423,7 +555,7 @@ class FakeNetbox:
             }
             assignment["created"] = assignment["last_updated"] = self._tick()
             assignments.objects[assignment_id] = assignment
-            assignments.changed()
+            assignments.changed(assignment_id)
             return assignment_id
 
     def update_contact_assignment(
@@ -448,7 +580,7 @@ class FakeNetbox:
         with self._lock:
             assignments = self._collection("contact_assignments")
             del assignments.objects[assignment_id]
-            assignments.changed()
+            assignments.changed(assignment_id)
 
     def delete_device(self, device_id: int) -> None:
         """Delete a device and, as NetBox cascades, its contact assignments."""
@@ -629,7 +761,7 @@ class FakeNetbox:
             ]
             for i in doomed:
                 del assignments.objects[i]
-            assignments.changed()
+                assignments.changed(i)
 
     def _build(self) -> None:
         builder = _Builder(self._url, random.Random(self.seed))
@@ -709,6 +841,8 @@ class FakeNetbox:
             collection = self._collections[name]
             for object_id in collection.objects:
                 collection.json_of(object_id)
+        for collection in self._collections.values():
+            collection.index()
         self._next_ids = {name: max(c.objects, default=0) + 1 for name, c in self._collections.items()}
         self._clock = max(
             (o["last_updated"] for c in self._collections.values() for o in c.objects.values()), default=""
@@ -901,7 +1035,7 @@ class FakeNetbox:
         if options.config_context and not options.brief:
             self._count("config_context_renders", rendered)
 
-    def _filter(self, collection: _Collection, ids: list[int], query: dict[str, list[str]]) -> list[int]:
+    def _filter(self, collection: _Collection, ordering: list[str], query: dict[str, list[str]]) -> list[int]:
         errors: dict[str, list[str]] = {}
         objects = collection.objects
 
@@ -951,25 +1085,46 @@ class FakeNetbox:
         if errors:
             raise _FilterError(errors)
 
+        # The lookups a database answers from an index narrow the objects first (``candidates``; ``None``: every
+        # object), and only the few left are put in the listing's order and tested for the rest.
+        found: list[set[int]] = []
         if "id" in query and id_values:
-            ids = [i for i in ids if i in id_values]
+            found.append(id_values & objects.keys())
         if "id__in" in query and id_in:
-            ids = [i for i in ids if i in id_in]
+            found.append(id_in & objects.keys())
+        # Ids are whole numbers: the bounds make one half-open range [low, high) (``None``: unbounded).
+        low: int | None = None
+        high: int | None = None
         for lookup, values in bounds.items():
             for bound in values or ():
-                test = {"gt": bound.__lt__, "gte": bound.__le__, "lt": bound.__gt__, "lte": bound.__ge__}[lookup]
-                ids = [i for i in ids if test(i)]
+                if lookup in ("gt", "gte"):
+                    start = bound + 1 if lookup == "gt" else bound
+                    low = start if low is None else max(low, start)
+                else:
+                    stop = bound + 1 if lookup == "lte" else bound
+                    high = stop if high is None else min(high, stop)
+        bounded = low is not None or high is not None
+        if since is not None:
+            found.append(set(collection.updated_since(since)))
+        if collection.model == "ContactAssignment" and object_ids:
+            by_object = collection.by_object()
+            found.append({i for object_id in object_ids for i in by_object.get(object_id, ())})
+        candidates = set.intersection(*found) if found else None
+        if candidates is None and not bounded:
+            ids = collection.ordered_ids(ordering)
+        elif candidates is None:
+            ids = collection.in_order(ordering, collection.id_range(low, high))
+        else:
+            ids = collection.in_order(ordering, candidates)
+        if bounded and candidates is not None:
+            ids = [i for i in ids if (low is None or low <= i) and (high is None or i < high)]
         if statuses and collection.statuses is not None:
             wanted = set(statuses)
             ids = [i for i in ids if (objects[i].get("status") or {}).get("value") in wanted]
-        if since is not None:
-            ids = [i for i in ids if objects[i]["last_updated"] >= since]
         if collection.model == "ContactAssignment":
             object_type = query.get("object_type", [""])[-1]
             if object_type:
                 ids = [i for i in ids if objects[i]["object_type"] == object_type.lower()]
-            if object_ids:
-                ids = [i for i in ids if objects[i]["object_id"] in object_ids]
             for key, values in referenced.items():
                 ids = [i for i in ids if (objects[i].get(key) or {}).get("id") in values]
         return ids
@@ -986,7 +1141,7 @@ class FakeNetbox:
             try:
                 ids = collection.filtered(
                     (("ordering", tuple(ordering)), *asked),
-                    lambda: self._filter(collection, collection.ordered_ids(ordering), query),
+                    lambda: self._filter(collection, ordering, query),
                 )
             except _FilterError as exc:
                 return 400, _dumps(exc.errors), {}

@@ -395,7 +395,7 @@ def _fetch_with(
     # The small bulk listings behind the lookups (sites, tenants, contacts) run while the devices and VMs are
     # counted or (incremental) listed; each in a copy of this context, so its spans and log lines carry the run.
     # The client keeps the requests in flight to NETBOX_WORKERS.
-    increments: dict[str, tuple[dict[int, str], list[Record]]] = {}
+    increments: dict[str, tuple[dict[int, str], list[Record], list[int]]] = {}
     stored: dict[str, dict[int, str]] = {}
     with contextlib.ExitStack() as lookups_done:
         # The contacts' child forks first, from this thread, before the pool's threads send requests: a child
@@ -497,11 +497,15 @@ def _fetch_with(
         return fetched
 
     unchanged = True
-    for kind, (current, changed_records) in increments.items():
+    for kind, (current, changed_records, wanted) in increments.items():
         previous_state = stored[kind]
-        added = [i for i in current if i not in previous_state]
-        changed = [i for i in current if i in previous_state and previous_state[i] != current[i]]
-        removed = [i for i in previous_state if i not in current]
+        # Only the objects asked for again can be new or changed (the others' last_updated is the stored one), and
+        # deletions follow from the counts: no pass over every object unless some were deleted.
+        added = [i for i in wanted if i in current and i not in previous_state]
+        changed = [i for i in wanted if i in current and i in previous_state and previous_state[i] != current[i]]
+        removed = (
+            sorted(previous_state.keys() - current.keys()) if len(previous_state) + len(added) != len(current) else []
+        )
         # A record NetBox touched without changing what we keep needs no write.
         digests = _after_netbox(partial(snapshots_values, kind, "digest", [r.id for r in changed_records]), run)
         rows = [snapshot_row(kind, record) for record in changed_records]  # encoded once: compared, then saved
@@ -549,7 +553,7 @@ def _fetch_with(
     remake: dict[str, list[Record]] = {kind: [] for kind in increments}
     if previous_folder is not None and contact_pending is not None:
         for kind, object_type in (("device", DEVICE_OBJECT_TYPE), ("vm", VM_OBJECT_TYPE)):
-            current, changed_records = increments[kind]
+            current, changed_records, _ = increments[kind]
             fresh_ids = {record.id for record in changed_records}
             ids = sorted(i for t, i in touched if t == object_type and i in current and i not in fresh_ids)
             stored_data = _after_netbox(partial(snapshots_values, kind, "data", ids), run)
@@ -561,7 +565,7 @@ def _fetch_with(
             ]
     if previous_folder is not None:
         recorder.log("The rows of the objects NetBox did not touch are the previous run's.")
-    for kind, (current, changed_records) in increments.items():
+    for kind, (current, changed_records, _) in increments.items():
         fetched.sources[kind] = KindSource(
             kind,
             lambda kind=kind, current=current, fresh=changed_records: _merged(  # type: ignore[misc]
@@ -888,8 +892,9 @@ def _contacts_of(snapshot: ContactSnapshot) -> dict[tuple[str, int], str]:
 
 def _fetch_incremental(
     client: NetboxClient, recorder: RunRecorder, kind: str, stored: dict[int, str]
-) -> tuple[dict[int, str], list[Record]]:
-    """The current ``id -> last_updated`` of every object, and full records for those that are new or changed."""
+) -> tuple[dict[int, str], list[Record], list[int]]:
+    """The current ``id -> last_updated`` of every object, full records for those that are new or changed, and the
+    ids asked for (every object whose ``last_updated`` is not the stored one)."""
     device = kind == NetboxSnapshot.Kind.DEVICE
     endpoint: Literal["devices", "virtual_machines"] = "devices" if device else "virtual_machines"
     current = _current_state(client, endpoint, stored)
@@ -912,7 +917,7 @@ def _fetch_incremental(
         recorder.progress(devices_fetched=len(records), persist=False)
     else:
         recorder.progress(vms_fetched=len(records), persist=False)
-    return current, records
+    return current, records, wanted
 
 
 def _current_state(client: NetboxClient, endpoint: Kind, stored: dict[int, str]) -> dict[int, str]:
