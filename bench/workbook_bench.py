@@ -11,6 +11,7 @@ once and cached in the temp folder. Each measurement runs in its own subprocess 
   shifts up a number), reusing the full run's rows' XML; its bytes are checked against a full write of the same rows.
 
 ``--base`` runs ``plain`` in another checkout (say, main) too, alternately with this one's, for before/after ratios.
+Each line gives the process's peak memory (maximum RSS, the rows it holds included).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import pickle
+import resource
 import subprocess
 import sys
 import tempfile
@@ -79,6 +81,7 @@ def measure(mode: str, count: int, changed: float, folder: Path) -> dict[str, An
     )
     result = {"mode": mode, "rows": len(rows), "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
     result |= {"size_mb": info.size / 1e6, "sha256": info.sha256, "load": os.getloadavg()[0]}
+    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the rows held included
     if mode == "incremental":
         check = workbook.write_workbook_streamed(
             folder / "check.xlsx", WORKBOOK_COLUMNS, [rows], rows=len(rows), sizes=sizes
@@ -126,7 +129,8 @@ def main() -> None:
                 )
                 print(
                     f"[{number + 1}] {label:<12} {result['rows']:>9,} rows  {result['wall']:6.2f} s wall  "
-                    f"{result['cpu']:6.2f} s CPU  {result['size_mb']:6.1f} MB  load {result['load']:.1f}{same}",
+                    f"{result['cpu']:6.2f} s CPU  {result['size_mb']:6.1f} MB  peak {result['peak_mb']:6.0f} MB  "
+                    f"load {result['load']:.1f}{same}",
                     flush=True,
                 )
 

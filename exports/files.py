@@ -778,12 +778,15 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
         (companion, companion_plan) for companion, companion_plan in plan.companions if companion_plan.sheets
     ]
     mailbox = Mailbox() if with_sheets else None
+    mailbox_wait = [0.0]  # the seconds the child waited for the companions' messages
 
     def companion_sheets() -> list[ExtraSheet]:
         """The companions' sheets, from their messages: ready by the time the data sheets are written, or nearly."""
         sheets: list[ExtraSheet] = []
         if mailbox is not None:
+            waiting = time.perf_counter()
             messages = mailbox.receive()
+            mailbox_wait[0] = time.perf_counter() - waiting
             assert isinstance(messages, dict)
             for companion, companion_plan in with_sheets:
                 assert companion_plan.sheets is not None
@@ -816,8 +819,9 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
         keys = (([next(made_keys) if pick < 0 else rank for pick in picks], picks) for picks, _ in for_keys)
         return batches, keys
 
-    def workbook_file() -> tuple[dict[str, FileInfo], float]:
-        """The workbook, and the seconds the child took to write it (``run.timings["workbook"]``)."""
+    def workbook_file() -> tuple[dict[str, FileInfo], float, float]:
+        """The workbook, the seconds the child took to write it (``run.timings["workbook"]``) and those it waited
+        for the companions' messages among them (``"workbook_companions_wait"``)."""
         started = time.perf_counter()
         device_rows, device_keys = keyed("device", 0)
         vm_rows, vm_keys = keyed("vm", 1 << 48)  # after every device's
@@ -840,7 +844,7 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
             date_columns=column_set.date_columns(),
             datetime_columns=column_set.datetime_columns(),
         )
-        return {WORKBOOK: book}, time.perf_counter() - started
+        return {WORKBOOK: book}, time.perf_counter() - started, mailbox_wait[0]
 
     release_freed_memory()  # the stream's pages and records are gone: not copied into the child
     with mailbox or contextlib.nullcontext(), forked(workbook_file, enabled=settings.EXPORT_PARALLEL_WRITE) as result:
@@ -881,12 +885,13 @@ def files_writing(streamed: Streamed, folder: Path, recorder: RunRecorder, plan:
         def written() -> dict[str, FileInfo]:
             waited = time.perf_counter()
             try:
-                book, seconds = result()
+                book, seconds, companions_wait = result()
             except ChildProcessFailed as exc:
                 raise ExportError(f"The process writing the workbook {exc}.") from None
             files.update(book)
             # The child's own time, and how long the run waited for it (the part of it on the run's critical path).
             recorder.run.timings["workbook"] = round(seconds, 3)
+            recorder.run.timings["workbook_companions_wait"] = round(companions_wait, 3)
             recorder.run.timings["workbook_wait"] = round(time.perf_counter() - waited, 3)
             written_files = {name: files[name] for name in order if name in files}
             # A companion that failed writes one file less than planned: the run is complete all the same.

@@ -733,7 +733,7 @@ class _RowsXmlMaker:
                 xml[index] = row.encode()
         self.rows += count
         if self.behind is not None:
-            self.behind.submit(self.writer.add, keys, xml)
+            self.behind.submit(self.writer.add, keys, xml, size=sum(map(len, xml)))
         else:
             self.writer.add(keys, xml)
         return xml
@@ -916,7 +916,7 @@ def write_workbook_streamed(
                         rows_here = _xml_rows_numbered(header, pieces, count_here, letters, numbered)
                         chunks = chain((head.encode(),), rows_here, (SHEET_TAIL.encode(),))
                     for chunk in chunks:
-                        behind.submit(stream.write, chunk)
+                        behind.submit(stream.write, chunk, size=len(chunk))
                 here = part.count if pieces is None else numbered[0]
                 if here != count_here:
                     raise ValueError(f"{written + here:,} rows to write, not the {rows:,} announced")
@@ -933,8 +933,14 @@ def write_workbook_streamed(
             for number, extra in enumerate(extras, len(counts) + 1):
                 size, width = extra.dimensions()
                 bound = 1000 + size * (30 + width * (_XML_INLINE_MARKUP + 5 * XML_NUMBER_CHARS))
-                with archive.open(archive.member(f"xl/worksheets/sheet{number}.xml", bound), "w") as stream:
-                    _write_encoded(stream, _xml_extra_sheet(extra, str, inline=True))
+                with (
+                    archive.open(archive.member(f"xl/worksheets/sheet{number}.xml", bound), "w") as stream,
+                    behind.settled(),
+                ):
+                    # Deflated beside the Python that makes the next rows, as the data sheets are; the same writes.
+                    for text in _xml_extra_sheet(extra, str, inline=True):
+                        chunk = text.encode()
+                        behind.submit(stream.write, chunk, size=len(chunk))
             for name, text in after:
                 archive.writestr(name, text)
         behind.close()  # the kept rows' XML is written
@@ -945,8 +951,10 @@ def write_workbook_streamed(
     return FileInfo(path=target, size=size, sha256=sha256, rows=written)
 
 
-# The writes ``_WritesBehind`` holds at most (a batch of rows each, under half a MB): memory stays flat.
-_BEHIND = 8
+# The bytes ``_WritesBehind`` holds at most beside the oldest write (about two pieces of a sheet, 250 rows each; a
+# batch of kept rows' XML, larger, waits alone): eight writes of any size held the writing child's peak 14 MB higher
+# at 500,000 rows.
+_BEHIND_BYTES = 1 << 20
 
 
 class _WritesBehind:
@@ -954,28 +962,36 @@ class _WritesBehind:
     the interpreter lock while it deflates) runs beside the Python that makes the next rows, on a second core when
     there is one. The thread's bytes are the same as written in place: one thread, the same calls in the same order.
     ``settled()`` surrounds the writes to one stream: they are all done when it ends (their error raised), or, when
-    the block raised, the rest dropped before the stream closes."""
+    the block raised, the rest dropped before the stream closes. ``submit`` waits while the writes not done hold more
+    than ``_BEHIND_BYTES`` (``size``: the bytes a write holds) but for the oldest: memory stays flat."""
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="workbook-writes")
-        self._pending: deque[Future[Any]] = deque()
+        self._pending: deque[tuple[Future[Any], int]] = deque()
+        self._held = 0
 
-    def submit(self, call: Callable[..., Any], *args: Any) -> None:
-        self._pending.append(self._pool.submit(call, *args))
-        while len(self._pending) > _BEHIND:
-            self._pending.popleft().result()
+    def submit(self, call: Callable[..., Any], *args: Any, size: int) -> None:
+        self._pending.append((self._pool.submit(call, *args), size))
+        self._held += size
+        while len(self._pending) > 1 and self._held - self._pending[0][1] > _BEHIND_BYTES:
+            future, done = self._pending.popleft()
+            self._held -= done
+            future.result()
 
     def wait(self) -> None:
         while self._pending:
-            self._pending.popleft().result()
+            future, done = self._pending.popleft()
+            self._held -= done
+            future.result()
 
     def _drop(self) -> None:
-        for future in self._pending:
+        for future, _ in self._pending:
             future.cancel()
-        for future in self._pending:
+        for future, _ in self._pending:
             with contextlib.suppress(BaseException):
                 future.exception()
         self._pending.clear()
+        self._held = 0
 
     @contextlib.contextmanager
     def settled(self) -> Iterator[None]:

@@ -2,6 +2,7 @@
 run's kept XML, and the workbook is byte for byte what a full run of the same state writes."""
 
 import hashlib
+import threading
 from pathlib import Path
 
 import openpyxl
@@ -161,4 +162,35 @@ def test_a_run_records_the_seconds_of_the_workbooks_child_and_of_waiting_for_it(
     incremental = ExportRun.objects.get(pk=run_export().pk)
     assert (incremental.status, incremental.mode) == ("succeeded", "incremental"), incremental.error
     assert incremental.timings["workbook"] > 0
+    # Of the child's seconds, those it waited for the data-quality report's message (the companions' sheets).
+    assert 0 <= incremental.timings["workbook_companions_wait"] < incremental.timings["workbook"]
     assert 0 <= incremental.timings["workbook_wait"] <= incremental.timings["save"]
+
+
+def test_the_writes_behind_the_workbook_hold_a_bounded_number_of_bytes():
+    # Writes of 400 KB (a sheet's piece of 250 rows): two wait beside the one being written, a third waits for it;
+    # so the writing child's memory does not grow with how far the writing thread falls behind.
+    gate = threading.Event()
+    written: list[int] = []
+    behind = workbook._WritesBehind()
+
+    def write(data: bytes) -> None:
+        gate.wait()
+        written.append(len(data))
+
+    piece = b"x" * 400_000
+    submitted: list[int] = []
+
+    def submit_all() -> None:
+        for _ in range(5):
+            behind.submit(write, piece, size=len(piece))
+            submitted.append(1)
+
+    submitter = threading.Thread(target=submit_all)
+    submitter.start()
+    submitter.join(timeout=1)
+    assert submitter.is_alive() and len(submitted) == 3 and not written  # the fourth waits for the first written
+    gate.set()
+    submitter.join(timeout=10)
+    behind.close()
+    assert len(submitted) == 5 and written == [400_000] * 5
