@@ -329,12 +329,15 @@ class _Report:
         import numpy as np
 
         assert self.previous is not None
-        head = self.previous.next("rows")
-        counts = head[1]
+        ids: list[bytes] = []
+        while (value := self.previous.next_any())[0] == "ids" and len(value) == 2:
+            ids.append(value[1])
+        counts = value[1] if value[0] == "rows" and len(value) == 2 else None
         if not isinstance(counts, list) or len(counts) != len(self.row_sets):
             raise KeptUnusable("other row sets")
         self.previous_counts: list[int] = counts
-        self.previous_ids = np.frombuffer(self.previous.next("ids")[1], dtype=np.int64)
+        self.previous_ids = np.frombuffer(b"".join(ids), dtype=np.int64)
+        del ids
         if len(self.previous_ids) != sum(counts):
             raise KeptUnusable("ids missing")
         self.cur_of_prev = np.full(len(self.previous_ids), -1, dtype=np.int64)
@@ -364,7 +367,7 @@ class _Report:
         present = [name for name in dict.fromkeys((NAME, ID, SITE, *wanted)) if any(name in i for i in self.indexes)]
         self.keyed_names = [name for name in present if name in keyed.columns]
         fresh = _Chunks(present, today, dates, CHUNK_ROWS)
-        ids: list[bytes] = []
+        ids = _IdParts(self, writer)
         counts: list[int] = []
         cur = 0
         for number, (row_set, index) in enumerate(zip(self.row_sets, self.indexes, strict=True)):
@@ -379,7 +382,7 @@ class _Report:
                     continue
                 batch_ids = self._ids(batch, index)
                 if batch_ids is not None:
-                    ids.append(batch_ids.tobytes())
+                    ids.append(batch_ids)
                 for chunk in fresh.add(batch, range(cur, cur + len(batch)), index, row_set.kind):
                     self._chunk(*chunk, keyed, keyed.rules)
                 cur += len(batch)
@@ -389,7 +392,6 @@ class _Report:
         self.total = cur
         if self.keep:
             writer.add(("rows", counts))
-            writer.add(("ids", b"".join(ids)))
 
     def _incremental_set(
         self,
@@ -399,7 +401,7 @@ class _Report:
         cur: int,
         fresh: _Chunks,
         keyed: _Keyed,
-        ids: list[bytes],
+        ids: _IdParts,
     ) -> int:
         """An incremental run's row set: its new rows to the rules, where its other rows were in the previous run
         (their ids checked), its ids to ``ids``. Returns where the next set's rows start."""
@@ -421,7 +423,7 @@ class _Report:
                 batch_ids = self._ids(batch, index)
                 passed = self._reused(batch, batch_ids, next(picks, None), offset, passed, cur, fresh, index,
                                       row_set.kind, number, keyed)  # fmt: skip
-                ids.append(batch_ids.tobytes())  # type: ignore[union-attr]  # numbers (or it raised)
+                ids.append(batch_ids)  # type: ignore[arg-type]  # numbers (or it raised)
                 cur += len(batch)
             if next(picks, None) is not None:
                 raise KeptUnusable("more picks than rows")
@@ -437,7 +439,7 @@ class _Report:
         if not np.array_equal(self.previous_ids[where], set_ids[reused]):
             raise KeptUnusable("the previous run's rows are others")
         self.cur_of_prev[where] = np.flatnonzero(reused) + cur
-        ids.append(set_ids.tobytes())
+        ids.append(set_ids)
         new = np.flatnonzero(~reused)
         for first in range(0, len(new), CHUNK_ROWS):
             part = new[first : first + CHUNK_ROWS]
@@ -579,13 +581,15 @@ class _Report:
                 chunks = keyed.hashes.pop(number)
                 hashes = np.concatenate([chunk for chunk, _ in chunks]) if chunks else np.zeros(0, dtype=np.int64)
                 filled = np.concatenate([chunk for _, chunk in chunks]) if chunks else np.zeros(0, dtype=bool)
+                del chunks
                 if self.previous is not None:
                     hashes, filled = self._all_keys(number, at, hashes, filled)
                 values, times = np.unique(hashes[filled], return_counts=True)
                 candidates = rules._among(hashes, filled, values[times > 1])
                 del values, times
                 if self.keep:
-                    writer.add(("keys", number, hashes.tobytes(), filled.tobytes(), candidates.tobytes(), BLOCK_ROWS))
+                    writer.add(("keys", number, hashes.data, filled.data, candidates.data,
+                                BLOCK_ROWS))  # fmt: skip
                 del hashes, filled
                 self.counts[number] = self._compare(number, rule, candidates, at, keyed, dates, samekey, writer)
             except KeptUnusable:
@@ -823,6 +827,19 @@ class _Report:
                 yield now, payload, extra
             else:
                 yield _slice((now, payload, extra), kept)
+
+
+class _IdParts:
+    """The rows' ids to the kept file as they come, a part a batch (ahead of the ``rows`` part): never all held."""
+
+    __slots__ = ("report", "writer")
+
+    def __init__(self, report: _Report, writer: _KeptWriter) -> None:
+        self.report, self.writer = report, writer
+
+    def append(self, ids: np.ndarray) -> None:
+        if self.report.keep:
+            self.writer.add(("ids", ids.data))
 
 
 def _spool_rows(path: Path, entries: np.ndarray, positions: np.ndarray) -> list[Any]:
