@@ -584,9 +584,7 @@ class _Report:
                 del chunks
                 if self.previous is not None:
                     hashes, filled = self._all_keys(number, at, hashes, filled)
-                values, times = np.unique(hashes[filled], return_counts=True)
-                candidates = rules._among(hashes, filled, values[times > 1])
-                del values, times
+                candidates = rules._among(hashes, filled, _shared_hashes(hashes[filled]))
                 if self.keep:
                     writer.add(("keys", number, hashes.data, filled.data, candidates.data,
                                 BLOCK_ROWS))  # fmt: skip
@@ -827,6 +825,15 @@ class _Report:
                 yield now, payload, extra
             else:
                 yield _slice((now, payload, extra), kept)
+
+
+def _shared_hashes(hashes: np.ndarray) -> np.ndarray:
+    """The hashes (sorted, each once) that occur more than once in ``hashes`` (a copy, sorted in place): what
+    ``numpy.unique(..., return_counts=True)`` tells, without its copies and arrays of a row each."""
+    import numpy as np
+
+    hashes.sort()
+    return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
 
 
 class _IdParts:
