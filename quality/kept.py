@@ -25,7 +25,9 @@ The findings CSV is byte for byte what a full check of the same rows writes; a r
 run makes the report check every row again, as a full run would record it.
 
 Memory: the ids of the previous run's rows and where each is now (16 bytes a row), each comparing rule's hashes (9
-bytes a row) and its candidates' columns; findings pass a part at a time.
+bytes a row) and its candidates' positions, and the counts of the candidates' keys. The candidates' columns pass a
+block (``BLOCK_ROWS``) at a time: kept in the file as blocks, read back one block when needed; findings pass a part
+at a time.
 """
 
 from __future__ import annotations
@@ -66,7 +68,6 @@ from quality.rules import (
     SameKey,
     _column,
     _Keyed,
-    _picker,
     _Spill,
     describe,
 )
@@ -79,6 +80,8 @@ _MAGIC = b"enreach quality rows 1\n"
 _RECORD = struct.Struct("<QI")  # each part's size and CRC-32, ahead of its marshalled bytes
 _CODE = (Path(rules.__file__), Path(__file__), Path(write_csv.__code__.co_filename))
 _KIND_OF_TYPE = {"devices": rules.KIND_DEVICE, "vms": rules.KIND_VM}
+# A comparing rule's candidate rows gathered, kept and compared a block at a time: never all in memory.
+BLOCK_ROWS = CHUNK_ROWS
 
 
 class KeptUnusable(Exception):
@@ -156,6 +159,25 @@ class _KeptReader:
         if not isinstance(value, tuple) or not value:
             raise KeptUnusable("an unexpected part")
         return value
+
+    def skip(self) -> int:
+        """Where the next part is; the reader goes past it (read later by ``read_at``, its CRC checked then)."""
+        try:
+            offset = self._in.tell()
+            size, _ = _RECORD.unpack(self._in.read(_RECORD.size))
+            self._in.seek(size, os.SEEK_CUR)
+        except (OSError, struct.error) as exc:
+            raise KeptUnusable(f"an unreadable part: {exc}") from None
+        return offset
+
+    def read_at(self, offset: int) -> tuple[Any, ...]:
+        """The part at ``offset`` (``skip``'s), the reader staying where it was."""
+        here = self._in.tell()
+        try:
+            self._in.seek(offset)
+            return self.next_any()
+        finally:
+            self._in.seek(here)
 
     def close(self) -> None:
         self._in.close()
@@ -253,7 +275,10 @@ class _Report:
         self.bounds: dict[int, rules.Bounds] = {}
         self.checked = 0
         self.keyed_at: list[np.ndarray] = []  # where the rows of each chunk the comparing rules saw are
-        self.previous_keyed: dict[int, tuple[Any, ...]] = {}  # the previous run's keys, per comparing rule
+        # The previous run's keys per comparing rule: hashes, filled, its candidates' positions, the candidates a
+        # block holds and where each block's part is in the kept file.
+        self.previous_keyed: dict[int, tuple[Any, ...]] = {}
+        self.previous_block: tuple[int, int, Any] | None = None  # the last block read: rule, block, (kinds, columns)
         self.spools: dict[int, tuple[Path, np.ndarray]] = {}  # per row set: its spool and the spool's index
         self.starts: list[int] = []  # where each row set's rows start among all the rows
 
@@ -304,12 +329,15 @@ class _Report:
         import numpy as np
 
         assert self.previous is not None
-        head = self.previous.next("rows")
-        counts = head[1]
+        ids: list[bytes] = []
+        while (value := self.previous.next_any())[0] == "ids" and len(value) == 2:
+            ids.append(value[1])
+        counts = value[1] if value[0] == "rows" and len(value) == 2 else None
         if not isinstance(counts, list) or len(counts) != len(self.row_sets):
             raise KeptUnusable("other row sets")
         self.previous_counts: list[int] = counts
-        self.previous_ids = np.frombuffer(self.previous.next("ids")[1], dtype=np.int64)
+        self.previous_ids = np.frombuffer(b"".join(ids), dtype=np.int64)
+        del ids
         if len(self.previous_ids) != sum(counts):
             raise KeptUnusable("ids missing")
         self.cur_of_prev = np.full(len(self.previous_ids), -1, dtype=np.int64)
@@ -317,15 +345,17 @@ class _Report:
             if not isinstance(rule.check, SameKey):
                 continue
             value = self.previous.next("keys")
-            if len(value) != 7 or value[1] != number:
+            if len(value) != 6 or value[1] != number or not isinstance(value[5], int) or value[5] < 1:
                 raise KeptUnusable("the comparing rules' keys are out of order")
-            _, _, hashes, filled, positions, kinds, columns = value
+            _, _, hashes, filled, positions, block = value
             hashes = np.frombuffer(hashes, dtype=np.int64)
             filled = np.frombuffer(filled, dtype=bool)
             positions = np.frombuffer(positions, dtype=np.int64)
-            if not len(hashes) == len(filled) == len(self.previous_ids) or len(kinds) != len(positions):
+            if not len(hashes) == len(filled) == len(self.previous_ids):
                 raise KeptUnusable("keys missing")
-            self.previous_keyed[number] = (hashes, filled, positions, kinds, columns)
+            # The candidates' columns stay in the file, a block at a time read when a candidate of this run needs it.
+            offsets = [self.previous.skip() for _ in range(0, len(positions), block)]
+            self.previous_keyed[number] = (hashes, filled, positions, block, offsets)
 
     def _walk(self, keyed: _Keyed, writer: _KeptWriter) -> None:
         """Every row once in a full check (the one-row and the comparing rules see each); in an incremental run the
@@ -337,7 +367,7 @@ class _Report:
         present = [name for name in dict.fromkeys((NAME, ID, SITE, *wanted)) if any(name in i for i in self.indexes)]
         self.keyed_names = [name for name in present if name in keyed.columns]
         fresh = _Chunks(present, today, dates, CHUNK_ROWS)
-        ids: list[bytes] = []
+        ids = _IdParts(self, writer)
         counts: list[int] = []
         cur = 0
         for number, (row_set, index) in enumerate(zip(self.row_sets, self.indexes, strict=True)):
@@ -352,7 +382,7 @@ class _Report:
                     continue
                 batch_ids = self._ids(batch, index)
                 if batch_ids is not None:
-                    ids.append(batch_ids.tobytes())
+                    ids.append(batch_ids)
                 for chunk in fresh.add(batch, range(cur, cur + len(batch)), index, row_set.kind):
                     self._chunk(*chunk, keyed, keyed.rules)
                 cur += len(batch)
@@ -362,7 +392,6 @@ class _Report:
         self.total = cur
         if self.keep:
             writer.add(("rows", counts))
-            writer.add(("ids", b"".join(ids)))
 
     def _incremental_set(
         self,
@@ -372,7 +401,7 @@ class _Report:
         cur: int,
         fresh: _Chunks,
         keyed: _Keyed,
-        ids: list[bytes],
+        ids: _IdParts,
     ) -> int:
         """An incremental run's row set: its new rows to the rules, where its other rows were in the previous run
         (their ids checked), its ids to ``ids``. Returns where the next set's rows start."""
@@ -394,7 +423,7 @@ class _Report:
                 batch_ids = self._ids(batch, index)
                 passed = self._reused(batch, batch_ids, next(picks, None), offset, passed, cur, fresh, index,
                                       row_set.kind, number, keyed)  # fmt: skip
-                ids.append(batch_ids.tobytes())  # type: ignore[union-attr]  # numbers (or it raised)
+                ids.append(batch_ids)  # type: ignore[arg-type]  # numbers (or it raised)
                 cur += len(batch)
             if next(picks, None) is not None:
                 raise KeptUnusable("more picks than rows")
@@ -410,7 +439,7 @@ class _Report:
         if not np.array_equal(self.previous_ids[where], set_ids[reused]):
             raise KeptUnusable("the previous run's rows are others")
         self.cur_of_prev[where] = np.flatnonzero(reused) + cur
-        ids.append(set_ids.tobytes())
+        ids.append(set_ids)
         new = np.flatnonzero(~reused)
         for first in range(0, len(new), CHUNK_ROWS):
             part = new[first : first + CHUNK_ROWS]
@@ -552,23 +581,15 @@ class _Report:
                 chunks = keyed.hashes.pop(number)
                 hashes = np.concatenate([chunk for chunk, _ in chunks]) if chunks else np.zeros(0, dtype=np.int64)
                 filled = np.concatenate([chunk for _, chunk in chunks]) if chunks else np.zeros(0, dtype=bool)
+                del chunks
                 if self.previous is not None:
                     hashes, filled = self._all_keys(number, at, hashes, filled)
-                values, times = np.unique(hashes[filled], return_counts=True)
-                candidates = rules._among(hashes, filled, values[times > 1])
-                del values, times
-                rows = self._candidate_rows(candidates, at, keyed, dates)
-                keys = rule.check.key(rows)
-                sizes = Counter(keys)
-                flagged = [position for position, key in enumerate(keys) if sizes[key] > 1]
-                if flagged:
-                    shared_rows = rows.take(flagged)
-                    shown = rule.check.shown(shared_rows, [sizes[keys[position]] for position in flagged])
-                    samekey.add(number, shared_rows.findings(rule, list(range(len(flagged))), shown))
-                self.counts[number] = len(flagged)
+                candidates = rules._among(hashes, filled, _shared_hashes(hashes[filled]))
                 if self.keep:
-                    writer.add(("keys", number, hashes.tobytes(), filled.tobytes(), candidates.tobytes(), rows.kinds,
-                                rows.columns))  # fmt: skip
+                    writer.add(("keys", number, hashes.data, filled.data, candidates.data,
+                                BLOCK_ROWS))  # fmt: skip
+                del hashes, filled
+                self.counts[number] = self._compare(number, rule, candidates, at, keyed, dates, samekey, writer)
             except KeptUnusable:
                 raise
             except Exception as exc:  # a broken rule is reported, and the others still run
@@ -591,6 +612,44 @@ class _Report:
         every[at] = hashes
         every_filled[at] = filled
         return every, every_filled
+
+    def _compare(
+        self,
+        number: int,
+        rule: Any,
+        candidates: np.ndarray,
+        at: np.ndarray,
+        keyed: _Keyed,
+        dates: DateReader,
+        samekey: FindingSpools,
+        writer: _KeptWriter,
+    ) -> int:
+        """A comparing rule's candidates compared by their keys, a block of ``BLOCK_ROWS`` at a time: each block's
+        rows gathered once (kept for the next run and spilled), their keys counted, then read back from the spill
+        and those sharing a key flagged. Only the keys' counts are held. Returns how many rows are flagged."""
+        sizes: Counter[str] = Counter()
+        blocks = _Spill(self.path.parent)
+        try:
+            for first in range(0, len(candidates), BLOCK_ROWS):
+                rows = self._candidate_rows(candidates[first : first + BLOCK_ROWS], at, keyed, dates)
+                sizes.update(rule.check.key(rows))
+                if self.keep:
+                    writer.add(("block", number, rows.kinds, rows.columns))
+                blocks.add((rows.kinds, rows.columns))
+                del rows
+            count = 0
+            for kinds, columns in blocks:
+                rows = QualityRows(columns, kinds, self.config.today, dates)
+                keys = rule.check.key(rows)
+                flagged = [position for position, key in enumerate(keys) if sizes[key] > 1]
+                if flagged:
+                    shared_rows = rows.take(flagged)
+                    shown = rule.check.shown(shared_rows, [sizes[keys[position]] for position in flagged])
+                    samekey.add(number, shared_rows.findings(rule, list(range(len(flagged))), shown))
+                    count += len(flagged)
+            return count
+        finally:
+            blocks.close()
 
     def _candidate_rows(self, candidates: np.ndarray, at: np.ndarray, keyed: _Keyed, dates: DateReader) -> QualityRows:
         """The rows at ``candidates`` (positions among all the rows, in order) with the columns the comparing rules
@@ -628,12 +687,16 @@ class _Report:
                 chunk_kinds, chunk_columns = keyed.spill.read(keyed.offsets[chunk])
                 fill(targets, chunk_kinds, chunk_columns, seen[targets] - (ends[chunk] - sizes[chunk]))
         if self.previous is not None and not found.all():
-            merged = self._previous_candidates()
             previous = self.prev_of_cur[candidates]
-            if len(merged[0]):
-                at_previous = np.minimum(np.searchsorted(merged[0], previous), len(merged[0]) - 1)
-                hit = ~found & (previous >= 0) & (merged[0][at_previous] == previous)
-                fill(np.flatnonzero(hit), merged[1], merged[2], at_previous[hit])
+            for number, (_, _, positions, block, _) in self.previous_keyed.items():
+                if found.all() or not len(positions):
+                    continue
+                at_previous = np.minimum(np.searchsorted(positions, previous), len(positions) - 1)
+                hit = ~found & (previous >= 0) & (positions[at_previous] == previous)
+                blocks = at_previous // block
+                for each in np.unique(blocks[hit]).tolist():
+                    targets = np.flatnonzero(hit & (blocks == each))
+                    fill(targets, *self._previous_block(number, each), at_previous[targets] - each * block)
                 found |= hit
             rest = np.flatnonzero(~found)
             if len(rest):
@@ -642,24 +705,16 @@ class _Report:
             raise RuntimeError("candidate rows missing")
         return QualityRows(columns, kinds, self.config.today, dates)
 
-    def _previous_candidates(self) -> tuple[np.ndarray, list[Any], dict[str, list[Any]]]:
-        """The rows the previous run kept for its comparing rules (positions in its rows, kinds, columns), of every
-        rule at once (a row may be a candidate of one rule and not of another)."""
-        import numpy as np
-
-        if not hasattr(self, "_previous_merged"):
-            parts = [(value[2], value[3], value[4]) for value in self.previous_keyed.values()]
-            if len(parts) == 1:
-                self._previous_merged = parts[0]
-            else:
-                positions = np.concatenate([part[0] for part in parts])
-                order = np.unique(positions, return_index=True)[1]  # each row once, in order
-                kinds = [kind for part in parts for kind in part[1]]
-                names = set.intersection(*(set(part[2]) for part in parts))
-                columns = {name: [value for part in parts for value in part[2][name]] for name in names}
-                pick = _picker(order.tolist())
-                self._previous_merged = (positions[order], pick(kinds), {n: pick(v) for n, v in columns.items()})
-        return self._previous_merged
+    def _previous_block(self, number: int, block: int) -> tuple[list[Any], dict[str, list[Any]]]:
+        """The kinds and columns of a block of the previous run's candidates of a comparing rule, read from the kept
+        file (the last block read is held: the candidates come in the order of the rows)."""
+        if self.previous_block is None or self.previous_block[:2] != (number, block):
+            assert self.previous is not None
+            value = self.previous.read_at(self.previous_keyed[number][4][block])
+            if len(value) != 4 or value[:2] != ("block", number):
+                raise KeptUnusable("the comparing rules' candidates are out of order")
+            self.previous_block = (number, block, (value[2], value[3]))
+        return self.previous_block[2]
 
     def _spool_candidates(self, targets: np.ndarray, positions: np.ndarray, dates: DateReader, fill: Any) -> None:
         """Candidate rows neither new nor kept as candidates (a kept row now sharing a key with a new one): read
@@ -770,6 +825,28 @@ class _Report:
                 yield now, payload, extra
             else:
                 yield _slice((now, payload, extra), kept)
+
+
+def _shared_hashes(hashes: np.ndarray) -> np.ndarray:
+    """The hashes (sorted, each once) that occur more than once in ``hashes`` (a copy, sorted in place): what
+    ``numpy.unique(..., return_counts=True)`` tells, without its copies and arrays of a row each."""
+    import numpy as np
+
+    hashes.sort()
+    return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+
+
+class _IdParts:
+    """The rows' ids to the kept file as they come, a part a batch (ahead of the ``rows`` part): never all held."""
+
+    __slots__ = ("report", "writer")
+
+    def __init__(self, report: _Report, writer: _KeptWriter) -> None:
+        self.report, self.writer = report, writer
+
+    def append(self, ids: np.ndarray) -> None:
+        if self.report.keep:
+            self.writer.add(("ids", ids.data))
 
 
 def _spool_rows(path: Path, entries: np.ndarray, positions: np.ndarray) -> list[Any]:

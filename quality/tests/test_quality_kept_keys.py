@@ -170,3 +170,19 @@ def test_key_hashes_are_the_same_in_every_process():
     assert filled.tolist() == [False, *[True] * 6]
     assert len(set(hashes.tolist())) == len(keys)
     assert quality.key_hashes(["web"])[0][0] == hashes[1]  # a key's hash does not depend on its neighbours
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_candidates_kept_and_compared_in_blocks_give_a_full_checks_file(tmp_path, before, case, monkeypatch):
+    """The comparing rules' candidate rows pass a block at a time (never all in memory): small blocks, whose edges
+    fall inside duplicate groups, in the full run that keeps them and in the incremental run that reads them back."""
+    after = case(before)
+    expected, summary = full(tmp_path, after, quality_config_build(today=TODAY, **CONFIG), "full2")
+    monkeypatch.setattr(quality_kept, "BLOCK_ROWS", 7)
+    first, _, _ = run(tmp_path, "run1", before)
+    assert first == full(tmp_path, before, quality_config_build(today=TODAY, **CONFIG), "full1")[0]
+    kept_file = (tmp_path / "run1" / quality_kept.KEPT).read_bytes()
+    assert kept_file.count(b"block") > 2 * 2  # both rules' candidates, each in several blocks
+    data, report, reads = run(tmp_path, "run2", after, before, "run1")
+    assert 0 < report.checked < 200
+    assert data == expected and report.results == summary.results and reads == {}
