@@ -1163,13 +1163,10 @@ def csv_write_mapped(
                     del ids, fresh, new
                     if reused:
                         from_previous.append(label)
-                    field = _field(index, array, bits)
-                    start = sink.tell()
-                    with pa.ipc.new_stream(sink, pa.schema([field])) as writer:
-                        writer.write_batch(pa.record_batch([array], schema=pa.schema([field])))
+                    field, span = _column_spilled(sink, index, array, bits)
                     del array
                     fields.append(field)
-                    spans.append((start, sink.tell() - start))
+                    spans.append(span)
                     earlier.release()
                     _release_freed()
             del columns, cells
@@ -1414,17 +1411,28 @@ def _spill_columns(
                 previous.release()
             if reused:
                 from_previous.append(label)
-            field = _field(index, array, bits)
-            start = sink.tell()
-            with pa.ipc.new_stream(sink, pa.schema([field])) as writer:
-                writer.write_batch(pa.record_batch([array], schema=pa.schema([field])))
+            field, span = _column_spilled(sink, index, array, bits)
             del array
             fields.append(field)
-            spans.append((start, sink.tell() - start))
+            spans.append(span)
             mapping.madvise(mmap.MADV_DONTNEED)
             _release_freed()
         del batches
     return fields, spans, from_previous
+
+
+def _column_spilled(
+    sink: Any, index: int, array: pa.DictionaryArray, bits: tuple[bytes, bytes] | None
+) -> tuple[pa.Field, tuple[int, int]]:
+    """Append one encoded column to a spill file as an Arrow stream of its own: its field, and where the stream is
+    (start, length) for the last pass to read it in place."""
+    import pyarrow as pa
+
+    field = _field(index, array, bits)
+    start = sink.tell()
+    with pa.ipc.new_stream(sink, pa.schema([field])) as writer:
+        writer.write_batch(pa.record_batch([array], schema=pa.schema([field])))
+    return field, (start, sink.tell() - start)
 
 
 def _release_freed() -> None:

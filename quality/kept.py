@@ -639,14 +639,10 @@ class _Report:
                 del rows
             count = 0
             for kinds, columns in blocks:
-                rows = QualityRows(columns, kinds, self.config.today, dates)
-                keys = rule.check.key(rows)
-                flagged = [position for position, key in enumerate(keys) if sizes[key] > 1]
-                if flagged:
-                    shared_rows = rows.take(flagged)
-                    shown = rule.check.shown(shared_rows, [sizes[keys[position]] for position in flagged])
-                    samekey.add(number, shared_rows.findings(rule, list(range(len(flagged))), shown))
-                    count += len(flagged)
+                findings = rules.shared_key_findings(rule, QualityRows(columns, kinds, self.config.today, dates), sizes)
+                if findings:
+                    samekey.add(number, findings)
+                    count += len(findings)
             return count
         finally:
             blocks.close()

@@ -711,6 +711,18 @@ def quality_evaluate(
     return QualityReport(results=results, findings=sink.findings() if isinstance(sink, FindingList) else sink)
 
 
+def shared_key_findings(rule: Rule, rows: QualityRows, sizes: Mapping[str, int]) -> list[tuple[Any, ...]]:
+    """A comparing rule's (``SameKey``) findings among ``rows``: those whose key ``sizes`` counts more than once."""
+    assert isinstance(rule.check, SameKey)
+    keys = rule.check.key(rows)
+    flagged = [position for position, key in enumerate(keys) if sizes[key] > 1]
+    if not flagged:
+        return []
+    shared_rows = rows.take(flagged)
+    shown = rule.check.shown(shared_rows, [sizes[keys[position]] for position in flagged])
+    return shared_rows.findings(rule, list(range(len(flagged))), shown)
+
+
 class _Keyed:
     """The comparing rules' (``SameKey``) part of a report: while the chunks pass, each row's key hash and whether
     it is empty (numpy arrays, 9 bytes a row and rule), and the chunk's columns their findings need, spilled; then
@@ -764,13 +776,10 @@ class _Keyed:
                 sizes = Counter(key for rows in self._read(candidates, today, dates) for key in rule.check.key(rows))
                 count = 0
                 for rows in self._read(candidates, today, dates):
-                    keys = rule.check.key(rows)
-                    flagged = [position for position, key in enumerate(keys) if sizes[key] > 1]
-                    if flagged:
-                        shared_rows = rows.take(flagged)
-                        shown = rule.check.shown(shared_rows, [sizes[keys[position]] for position in flagged])
-                        sink.add(number, shared_rows.findings(rule, list(range(len(flagged))), shown))
-                        count += len(flagged)
+                    findings = shared_key_findings(rule, rows, sizes)
+                    if findings:
+                        sink.add(number, findings)
+                        count += len(findings)
                 yield number, count
             except Exception as exc:  # a broken rule is reported, and the others still run
                 failed(number, exc)

@@ -1029,6 +1029,19 @@ def test_rows_beyond_a_sheet_continue_on_sheets_of_the_same_shape(
     assert [row for name in names[:3] for row in sheets[name][1:]] == [_as_csv_text(row) for row in rows]
 
 
+def _rows_made(monkeypatch: pytest.MonkeyPatch) -> list[Sequence[Any]]:
+    """The rows the workbook converts to XML (``_xml_data_rows``), gathered as it writes them."""
+    made: list[Sequence[Any]] = []
+    data_rows = workbook._xml_data_rows
+
+    def counted(batch: Sequence[Sequence[Any]], *args: Any) -> list[str]:
+        made.extend(batch)
+        return data_rows(batch, *args)
+
+    monkeypatch.setattr(workbook, "_xml_data_rows", counted)
+    return made
+
+
 def test_streamed_workbook_reuses_the_previous_rows_xml_and_writes_the_same_bytes(
     tmp_path: Path, workbook_rows: list[Row], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1047,14 +1060,7 @@ def test_streamed_workbook_reuses_the_previous_rows_xml_and_writes_the_same_byte
             tmp_path / f"{name}.xlsx", WORKBOOK_COLUMNS, batches, rows=len(rows), sizes=sizes, rows_xml=rows_xml
         ).path
 
-    made: list[Sequence[Any]] = []
-    data_rows = workbook._xml_data_rows
-
-    def counted(batch: Sequence[Sequence[Any]], *args: Any) -> list[str]:
-        made.extend(batch)
-        return data_rows(batch, *args)
-
-    monkeypatch.setattr(workbook, "_xml_data_rows", counted)
+    made = _rows_made(monkeypatch)
     first = write("first", rows, keys, [False] * len(rows), None)
     assert len(made) == len(rows) and (tmp_path / "first.rows").is_file()
     plain = workbook.write_workbook_streamed(
@@ -1130,14 +1136,7 @@ def test_streamed_workbook_picks_the_previous_rows_xml_across_kinds_batches_and_
             tmp_path / f"{name}.xlsx", WORKBOOK_COLUMNS, batches, rows=len(rows), sizes=sizes, rows_xml=rows_xml
         ).path
 
-    made: list[Sequence[Any]] = []
-    data_rows = workbook._xml_data_rows
-
-    def counted(batch: Sequence[Sequence[Any]], *args: Any) -> list[str]:
-        made.extend(batch)
-        return data_rows(batch, *args)
-
-    monkeypatch.setattr(workbook, "_xml_data_rows", counted)
+    made = _rows_made(monkeypatch)
     first_keys = [*range(1, 21), *(vm | n for n in range(1, 16))]
     write("first", first_keys, [-1] * len(first_keys), [25], None)
     keys = [*range(1, 20), 21, *(vm | n for n in range(1, 22))]
